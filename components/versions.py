@@ -1,0 +1,17 @@
+"""Every external version the platform deploys, in one place: an upgrade is one reviewed change.
+
+Helm charts are referenced by repository URL, chart name and exact version; container images by
+tag and digest where upstream publishes one.
+"""
+
+from typing import NamedTuple
+
+
+class Chart(NamedTuple):
+    repo: str
+    chart: str
+    version: str
+
+
+# Kubernetes minor version the rendered manifests are validated against and clusters run.
+KUBERNETES_VERSION = "1.33"

@@ -1,0 +1,196 @@
+"""Run Pulumi programs with no engine and no cloud: every registration is recorded.
+
+`pulumi.runtime.Mocks` alone only sees a resource's type, name and inputs. The plan and the
+tests also need the parent, `protect`, `retainOnDelete`, dependencies and which inputs are
+secret, so the monitor below keeps the whole registration request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc
+
+SECRET_MASK = "[secret]"
+
+
+@dataclass
+class Recorded:
+    """One resource as the engine would receive it."""
+
+    type: str
+    name: str
+    urn: str
+    parent: str | None
+    inputs: dict[str, Any]
+    custom: bool
+    protect: bool = False
+    retain_on_delete: bool = False
+    depends_on: list[str] = field(default_factory=list)
+    provider: str | None = None
+    secret_inputs: set[str] = field(default_factory=set)
+
+    @property
+    def parent_name(self) -> str | None:
+        return self.parent.rsplit("::", 1)[-1] if self.parent else None
+
+    @property
+    def parent_type(self) -> str | None:
+        if not self.parent:
+            return None
+        return self.parent.split("::")[2].split("$")[-1]
+
+
+def _fake_outputs(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """Plausible provider-computed outputs, so programs that read them keep going."""
+    digest = hashlib.sha1(f"{typ}/{name}".encode()).hexdigest()[:12]
+    out: dict[str, Any] = {}
+    if typ.startswith("aws:"):
+        resource = typ.split("/")[-1].split(":")[0]
+        out["arn"] = f"arn:aws:{resource}:us-east-1:123456789012:{name}"
+        out.setdefault("id", f"{name}-{digest}")
+    if typ == "aws:s3/bucketV2:BucketV2" or typ == "aws:s3/bucket:Bucket":
+        bucket = inputs.get("bucket") or f"{name}-{digest}"
+        out.update(bucket=bucket, arn=f"arn:aws:s3:::{bucket}")
+    if typ == "aws:eks/cluster:Cluster":
+        out.update(
+            endpoint=f"https://{digest}.gr7.us-east-1.eks.amazonaws.com",
+            certificateAuthority={"data": "LS0tLS1CRUdJTi1DRVJUSUZJQ0FURS0tLS0t"},
+            identities=[
+                {"oidcs": [{"issuer": f"https://oidc.eks.us-east-1.amazonaws.com/id/{digest}"}]}
+            ],
+        )
+    if typ.startswith("gcp:"):
+        out.setdefault("selfLink", f"https://www.googleapis.com/compute/v1/{name}")
+    if typ == "gcp:container/cluster:Cluster":
+        out.update(
+            endpoint="10.0.0.2",
+            masterAuth={"clusterCaCertificate": "LS0tLS1CRUdJTi1DRVJUSUZJQ0FURS0tLS0t"},
+        )
+    if typ == "gcp:serviceaccount/account:Account":
+        account_id = inputs.get("accountId", name)
+        out["email"] = f"{account_id}@project.iam.gserviceaccount.com"
+    if typ == "random:index/randomPassword:RandomPassword":
+        out["result"] = "mock-" + digest
+    return out
+
+
+_CALL_RESULTS: dict[str, dict[str, Any]] = {
+    "aws:index/getAvailabilityZones:getAvailabilityZones": {
+        "names": ["us-east-1a", "us-east-1b", "us-east-1c"],
+        "zoneIds": ["use1-az1", "use1-az2", "use1-az4"],
+    },
+    "aws:index/getCallerIdentity:getCallerIdentity": {
+        "accountId": "123456789012",
+        "arn": "arn:aws:iam::123456789012:user/mock",
+        "userId": "mock",
+    },
+    "aws:index/getPartition:getPartition": {"partition": "aws", "dnsSuffix": "amazonaws.com"},
+    "aws:index/getRegion:getRegion": {"name": "us-east-1", "region": "us-east-1"},
+    "gcp:compute/getZones:getZones": {"names": ["europe-west4-a", "europe-west4-b"]},
+}
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    """Mocks that echo inputs back as outputs, with provider-computed fields filled in."""
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        outputs = dict(args.inputs)
+        outputs.update(_fake_outputs(args.typ, args.name, args.inputs))
+        return f"{args.name}-id", outputs
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        if args.token == "aws:iam/getPolicyDocument:getPolicyDocument":
+            return {"json": json.dumps({"Version": "2012-10-17", **args.args})}
+        return _CALL_RESULTS.get(args.token, {})
+
+
+def _unwrap_secrets(value: Any, path: str, secret_paths: set[str]) -> Any:
+    if isinstance(value, dict):
+        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+            secret_paths.add(path)
+            return _unwrap_secrets(value.get("value"), path, set())
+        return {k: _unwrap_secrets(v, f"{path}.{k}" if path else k, secret_paths) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unwrap_secrets(v, f"{path}[{i}]", secret_paths) for i, v in enumerate(value)]
+    return value
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """A MockMonitor that also records parent, options and secret inputs of every resource."""
+
+    def __init__(self, mocks: pulumi.runtime.Mocks | None = None):
+        super().__init__(mocks or RecordingMocks())
+        self.recorded: list[Recorded] = []
+
+    def RegisterResource(self, request):
+        response = super().RegisterResource(request)
+        if request.type == "pulumi:pulumi:Stack":
+            return response
+        raw = rpc.deserialize_properties(request.object, keep_internal=True)
+        secret_paths: set[str] = set()
+        inputs = _unwrap_secrets(raw, "", secret_paths)
+        self.recorded.append(
+            Recorded(
+                type=request.type,
+                name=request.name,
+                urn=response.urn,
+                parent=request.parent or None,
+                inputs=inputs,
+                custom=bool(request.custom),
+                protect=bool(request.protect),
+                retain_on_delete=bool(request.retainOnDelete),
+                depends_on=list(request.dependencies),
+                provider=request.provider or None,
+                secret_inputs=secret_paths,
+            )
+        )
+        return response
+
+    def of_type(self, typ: str) -> list[Recorded]:
+        return [r for r in self.recorded if r.type == typ]
+
+    def named(self, name: str) -> Recorded:
+        matches = [r for r in self.recorded if r.name == name]
+        if len(matches) != 1:
+            known = ", ".join(sorted(r.name for r in self.recorded))
+            raise KeyError(f"expected one resource named {name!r}, found {len(matches)}; have: {known}")
+        return matches[0]
+
+
+def install(
+    project: str = "mlops", stack: str = "test", preview: bool = True
+) -> RecordingMonitor:
+    """Point the Pulumi runtime at a fresh recording monitor and return it."""
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    monitor = RecordingMonitor()
+    pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=preview, monitor=monitor)
+    return monitor
+
+
+def run(
+    program,
+    *,
+    project: str = "mlops",
+    stack: str = "test",
+    config: dict[str, str] | None = None,
+    secret_keys: list[str] | None = None,
+) -> RecordingMonitor:
+    """Run `program()` as `pulumi preview` would, under mocks, and return what it registered.
+
+    `config` maps full keys (`mlops:cloud`) to strings, as the engine passes them; an exception
+    raised by the program propagates.
+    """
+    from pulumi.runtime.stack import run_pulumi_func
+    from pulumi.runtime.sync_await import _sync_await
+
+    monitor = install(project=project, stack=stack)
+    pulumi.runtime.set_all_config(config or {}, secret_keys or [])
+    _sync_await(run_pulumi_func(program))
+    return monitor
