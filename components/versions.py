@@ -14,4 +14,4 @@ class Chart(NamedTuple):
 
 
 # Kubernetes minor version the rendered manifests are validated against and clusters run.
-KUBERNETES_VERSION = "1.33"
+KUBERNETES_VERSION = "1.35"
