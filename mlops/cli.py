@@ -1,7 +1,7 @@
 """`mlops` command line: one subcommand per module, each with `add_arguments` and `main`.
 
-Subcommand modules keep heavy imports (pulumi, mlflow, kfp, sklearn) inside `main`, so that
-`mlops --help` and argument errors stay instant.
+Only the chosen subcommand's module is imported, and those modules keep heavy imports (pulumi,
+mlflow, kfp, sklearn) inside `main`, so `mlops --help` and argument errors stay instant.
 """
 
 from __future__ import annotations
@@ -18,19 +18,23 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser, with the full arguments of `command` (the others only listed)."""
     parser = argparse.ArgumentParser(prog="mlops", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module_name, help_text) in SUBCOMMANDS.items():
-        module = importlib.import_module(module_name)
         sub_parser = sub.add_parser(name, help=help_text, description=help_text)
-        module.add_arguments(sub_parser)
-        sub_parser.set_defaults(_main=module.main)
+        if name == command:
+            module = importlib.import_module(module_name)
+            module.add_arguments(sub_parser)
+            sub_parser.set_defaults(_main=module.main)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    args = build_parser(command).parse_args(argv)
     return int(args._main(args) or 0)
 
 

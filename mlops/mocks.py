@@ -35,6 +35,7 @@ class Recorded:
     depends_on: list[str] = field(default_factory=list)
     provider: str | None = None
     secret_inputs: set[str] = field(default_factory=set)
+    masked_inputs: dict[str, Any] = field(default_factory=dict)
 
     @property
     def parent_name(self) -> str | None:
@@ -111,14 +112,19 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return _CALL_RESULTS.get(args.token, {})
 
 
-def _unwrap_secrets(value: Any, path: str, secret_paths: set[str]) -> Any:
+def _unwrap_secrets(value: Any, path: str, secret_paths: set[str], mask: bool = False) -> Any:
+    """Plain value of a serialized input; records the paths of secrets (masked if `mask`)."""
     if isinstance(value, dict):
         if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
             secret_paths.add(path)
-            return _unwrap_secrets(value.get("value"), path, set())
-        return {k: _unwrap_secrets(v, f"{path}.{k}" if path else k, secret_paths) for k, v in value.items()}
+            return SECRET_MASK if mask else _unwrap_secrets(value.get("value"), path, set())
+        return {
+            k: _unwrap_secrets(v, f"{path}.{k}" if path else k, secret_paths, mask)
+            for k, v in value.items()
+            if not k.startswith("__")  # engine-internal bookkeeping such as __defaults
+        }
     if isinstance(value, list):
-        return [_unwrap_secrets(v, f"{path}[{i}]", secret_paths) for i, v in enumerate(value)]
+        return [_unwrap_secrets(v, f"{path}[{i}]", secret_paths, mask) for i, v in enumerate(value)]
     return value
 
 
@@ -136,6 +142,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         raw = rpc.deserialize_properties(request.object, keep_internal=True)
         secret_paths: set[str] = set()
         inputs = _unwrap_secrets(raw, "", secret_paths)
+        masked = _unwrap_secrets(raw, "", set(), mask=True)
         self.recorded.append(
             Recorded(
                 type=request.type,
@@ -149,6 +156,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 depends_on=list(request.dependencies),
                 provider=request.provider or None,
                 secret_inputs=secret_paths,
+                masked_inputs=masked,
             )
         )
         return response
@@ -160,17 +168,19 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         matches = [r for r in self.recorded if r.name == name]
         if len(matches) != 1:
             known = ", ".join(sorted(r.name for r in self.recorded))
-            raise KeyError(f"expected one resource named {name!r}, found {len(matches)}; have: {known}")
+            raise KeyError(
+                f"expected one resource named {name!r}, found {len(matches)}; have: {known}"
+            )
         return matches[0]
 
 
-def install(
-    project: str = "mlops", stack: str = "test", preview: bool = True
-) -> RecordingMonitor:
+def install(project: str = "mlops", stack: str = "test", preview: bool = True) -> RecordingMonitor:
     """Point the Pulumi runtime at a fresh recording monitor and return it."""
     asyncio.set_event_loop(asyncio.new_event_loop())
     monitor = RecordingMonitor()
-    pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=preview, monitor=monitor)
+    pulumi.runtime.set_mocks(
+        monitor.mocks, project=project, stack=stack, preview=preview, monitor=monitor
+    )
     return monitor
 
 

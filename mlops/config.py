@@ -1,0 +1,187 @@
+"""The one root model of a stack's configuration, and the two ways it is loaded.
+
+A stack file (`stacks/Pulumi.<stack>.yaml`) holds, under `config:`, keys in the project's
+namespace (`mlops:cloud`, `mlops:storage`, ...) beside provider keys (`aws:region`). Every
+`mlops:` key is a field of `PlatformConfig`; an unknown one is an error. The program validates
+the config once, before any resource is registered, and an invalid config is reported as one
+error listing every bad field with its dotted path and the stack file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, ValidationError
+
+from components.base import StrictModel
+from components.cloud import Cloud
+
+NAMESPACE = "mlops"
+SECRET_PLACEHOLDER = "[secret]"
+
+
+class PlatformConfig(StrictModel):
+    """Everything that differs between environments. Defaults are the secure choice."""
+
+    cloud: Cloud = Field(
+        description="Where the platform runs: aws, gcp or an existing local cluster."
+    )
+    protect_stateful: bool = Field(
+        default=False,
+        description="Protect stateful resources (buckets, databases, Kafka) from deletion and "
+        "retain them if removed from the program. On in production.",
+    )
+
+
+class ConfigError(Exception):
+    """Invalid stack configuration: every problem, each with its dotted path, and the file."""
+
+    def __init__(self, source: str, problems: Iterable[tuple[str, str]]):
+        self.source = source
+        self.problems = list(problems)
+        lines = [f"invalid stack config in {source}:"]
+        lines += [f"  - {path}: {message}" for path, message in self.problems]
+        super().__init__("\n".join(lines))
+
+
+def _dotted(loc: tuple[Any, ...], data: Any) -> str:
+    """`('cloud', 'aws', 'region')` -> `cloud.region`: drop discriminator tags pydantic inserts."""
+    parts: list[str] = []
+    node = data
+    for item in loc:
+        if isinstance(node, Mapping) and item not in node and node.get("type") == item:
+            continue  # the tag of a discriminated union, not a key the user wrote
+        parts.append(f"[{item}]" if isinstance(item, int) else str(item))
+        node = node.get(item) if isinstance(node, Mapping) else None
+    return ".".join(parts).replace(".[", "[")
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown field"
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
+def validate(values: Mapping[str, Any], source: str) -> PlatformConfig:
+    """Validate the `mlops:` keys of a flat config map (full key -> decoded value)."""
+    ours = {
+        key.split(":", 1)[1]: value
+        for key, value in values.items()
+        if key.split(":", 1)[0] == NAMESPACE
+    }
+    try:
+        return PlatformConfig.model_validate(ours)
+    except ValidationError as exc:
+        problems = [
+            (f"{NAMESPACE}:{_dotted(err['loc'], ours)}", _message(err)) for err in exc.errors()
+        ]
+        raise ConfigError(source, problems) from None
+
+
+class StackFile(StrictModel):
+    """A stack file as read from disk: its config values and which of them are secret."""
+
+    path: str
+    values: dict[str, Any]
+    secret_keys: frozenset[str]
+
+    def engine_config(self) -> dict[str, str]:
+        """The config map as the Pulumi engine hands it to the program: objects as JSON."""
+        return {key: _engine_string(value) for key, value in self.values.items()}
+
+
+def _engine_string(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def read_stack_file(path: str | Path) -> StackFile:
+    """Read a stack file. Secure values become a placeholder; their keys are listed as secret."""
+    path = Path(path)
+    source = str(path)
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(source, [("<file>", "stack file not found")]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(source, [("<file>", f"not valid YAML: {exc}")]) from None
+    if not isinstance(document, dict):
+        raise ConfigError(source, [("<file>", "expected a mapping with a `config:` key")])
+    unknown = sorted(
+        set(document) - {"config", "secretsprovider", "encryptedkey", "encryptionsalt"}
+    )
+    if unknown:
+        raise ConfigError(
+            source, [(key, "unknown top-level key in a stack file") for key in unknown]
+        )
+    raw = document.get("config") or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(source, [("config", "expected a mapping of config keys")])
+    values: dict[str, Any] = {}
+    secret_keys: set[str] = set()
+    for key, value in raw.items():
+        if ":" not in str(key):
+            key = f"{NAMESPACE}:{key}"  # Pulumi prefixes bare keys with the project name
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            secret_keys.add(key)
+            value = SECRET_PLACEHOLDER
+        values[key] = value
+    return StackFile(path=source, values=values, secret_keys=frozenset(secret_keys))
+
+
+def load_stack_file(path: str | Path) -> PlatformConfig:
+    stack_file = read_stack_file(path)
+    return validate(stack_file.values, stack_file.path)
+
+
+def _decode(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def from_pulumi_runtime() -> PlatformConfig:
+    """Validate the config the engine handed to this program (`pulumi up` / `preview`)."""
+    import pulumi
+    from pulumi.runtime import config as runtime_config
+
+    values = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    source = f"stacks/Pulumi.{pulumi.get_stack()}.yaml"
+    return validate({key: _decode(value) for key, value in values.items()}, source)
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema of a stack file, for editor completion (`stacks/stack.schema.json`)."""
+    model_schema = PlatformConfig.model_json_schema(ref_template="#/$defs/{model}")
+    defs = model_schema.pop("$defs", {})
+    properties = {
+        f"{NAMESPACE}:{field}": schema for field, schema in model_schema["properties"].items()
+    }
+    required = [f"{NAMESPACE}:{field}" for field in model_schema.get("required", [])]
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "mlops-platform stack file",
+        "type": "object",
+        "properties": {
+            "config": {
+                "type": "object",
+                "properties": properties,
+                "required": required,
+                # other namespaces (aws:, gcp:, kubernetes:) belong to the providers
+                "patternProperties": {f"^(?!{NAMESPACE}:)[^:]+:.+$": {}},
+                "additionalProperties": False,
+            },
+            "secretsprovider": {"type": "string"},
+            "encryptedkey": {"type": "string"},
+            "encryptionsalt": {"type": "string"},
+        },
+        "required": ["config"],
+        "additionalProperties": False,
+        "$defs": defs,
+    }

@@ -1,0 +1,251 @@
+"""`mlops plan`: what `pulumi up` would register for a stack, with no CLI, cloud or cluster.
+
+The real program (`mlops.program.main`) runs under recording mocks with the stack file's config
+handed over exactly as the engine would (structured values as JSON, secure values as secrets).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+STACK_TYPE = "pulumi:pulumi:Stack"
+# Resources that are not Kubernetes objects even though their token starts with `kubernetes:`.
+NOT_MANIFESTS = ("kubernetes:helm.sh/", "kubernetes:yaml:", "kubernetes:kustomize:")
+
+
+def project_root(start: Path | None = None) -> Path:
+    """The folder holding Pulumi.yaml: the working directory or a parent, else this checkout."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "Pulumi.yaml").is_file():
+            return folder
+    return Path(__file__).resolve().parents[1]
+
+
+def stack_file_path(stack: str, root: Path | None = None) -> Path:
+    import yaml
+
+    root = root or project_root()
+    project = yaml.safe_load((root / "Pulumi.yaml").read_text())
+    return root / project.get("stackConfigDir", ".") / f"Pulumi.{stack}.yaml"
+
+
+@dataclass
+class PlannedResource:
+    type: str
+    name: str
+    parent: str | None
+    component: str
+    inputs: dict[str, Any]
+    protect: bool = False
+    retain_on_delete: bool = False
+    depends_on: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "name": self.name,
+            "parent": self.parent,
+            "component": self.component,
+            "protect": self.protect,
+            "retainOnDelete": self.retain_on_delete,
+            "dependsOn": self.depends_on,
+            "inputs": self.inputs,
+        }
+
+
+@dataclass
+class Plan:
+    stack: str
+    stack_file: str
+    resources: list[PlannedResource]
+
+    @property
+    def counts_by_type(self) -> dict[str, int]:
+        return dict(sorted(Counter(r.type for r in self.resources).items()))
+
+    @property
+    def counts_by_component(self) -> dict[str, int]:
+        return dict(Counter(r.component for r in self.resources))
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "stack": self.stack,
+            "stackFile": self.stack_file,
+            "total": len(self.resources),
+            "countsByComponent": self.counts_by_component,
+            "countsByType": self.counts_by_type,
+            "resources": [r.as_json() for r in self.resources],
+        }
+
+
+def _name_of(urn: str) -> str:
+    return urn.rsplit("::", 1)[-1]
+
+
+def _type_of(urn: str) -> str:
+    return urn.split("::")[2].split("$")[-1]
+
+
+def build_plan(stack: str, stack_file_path: Path) -> Plan:
+    """Validate the stack file, run the program under mocks, and collect what it registered.
+
+    Raises `config.ConfigError` before anything runs when the config is invalid.
+    """
+    from mlops import config, mocks, program
+
+    stack_file = config.read_stack_file(stack_file_path)
+    config.validate(stack_file.values, stack_file.path)
+    monitor = mocks.run(
+        program.main,
+        project="mlops",
+        stack=stack,
+        config=stack_file.engine_config(),
+        secret_keys=sorted(stack_file.secret_keys),
+    )
+    by_urn = {r.urn: r for r in monitor.recorded}
+
+    def top_component(record: mocks.Recorded) -> str:
+        top = record
+        while top.parent in by_urn:
+            top = by_urn[top.parent]
+        if top is record and record.custom:
+            return "(stack)"
+        return f"{top.type} {top.name}"
+
+    resources = [
+        PlannedResource(
+            type=r.type,
+            name=r.name,
+            parent=None if not r.parent or _type_of(r.parent) == STACK_TYPE else _name_of(r.parent),
+            component=top_component(r),
+            inputs=r.masked_inputs,
+            protect=r.protect,
+            retain_on_delete=r.retain_on_delete,
+            depends_on=[_name_of(d) for d in r.depends_on],
+        )
+        for r in monitor.recorded
+    ]
+    return Plan(stack=stack, stack_file=str(stack_file_path), resources=resources)
+
+
+def _summary(inputs: dict[str, Any], width: int = 90) -> str:
+    text = json.dumps(inputs, sort_keys=True, separators=(",", ":"))
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _groups(plan: Plan) -> dict[str, list[PlannedResource]]:
+    groups: dict[str, list[PlannedResource]] = {}
+    for resource in plan.resources:
+        groups.setdefault(resource.component, []).append(resource)
+    return groups
+
+
+def render_table(plan: Plan) -> str:
+    lines = [f"Stack {plan.stack} ({plan.stack_file}): {len(plan.resources)} resources"]
+    for component, resources in _groups(plan).items():
+        lines.append("")
+        lines.append(f"{component}  [{len(resources)}]")
+        for r in resources:
+            flags = " protected" if r.protect else ""
+            lines.append(f"  {r.type:<55} {r.name:<40} parent={r.parent or '-'}{flags}")
+            lines.append(f"      {_summary(r.inputs)}")
+    lines.append("")
+    lines.append("Counts by type:")
+    lines += [f"  {count:>4}  {typ}" for typ, count in plan.counts_by_type.items()]
+    return "\n".join(lines)
+
+
+def render_markdown(plan: Plan) -> str:
+    lines = [
+        f"# Plan for stack `{plan.stack}`",
+        "",
+        f"{len(plan.resources)} resources from `{plan.stack_file}`.",
+    ]
+    for component, resources in _groups(plan).items():
+        lines += ["", f"## `{component}` ({len(resources)})", ""]
+        lines += ["| type | name | parent | key inputs |", "|---|---|---|---|"]
+        for r in resources:
+            summary = _summary(r.inputs, 120).replace("|", "\\|")
+            lines.append(f"| `{r.type}` | `{r.name}` | {r.parent or '-'} | `{summary}` |")
+    lines += ["", "## Counts by type", "", "| type | count |", "|---|---|"]
+    lines += [f"| `{typ}` | {count} |" for typ, count in plan.counts_by_type.items()]
+    return "\n".join(lines)
+
+
+def kubernetes_objects(plan: Plan) -> list[dict[str, Any]]:
+    """Every Kubernetes object the stack creates directly, as the API server would receive it."""
+    objects = []
+    for r in plan.resources:
+        if not r.type.startswith("kubernetes:") or r.type.startswith(NOT_MANIFESTS):
+            continue
+        obj = dict(r.inputs)
+        if "apiVersion" not in obj or "kind" not in obj:
+            continue
+        metadata = dict(obj.get("metadata") or {})
+        # The provider auto-names objects without a name (name plus a random suffix).
+        metadata.setdefault("name", r.name)
+        obj["metadata"] = metadata
+        objects.append(obj)
+    return objects
+
+
+def write_manifests(plan: Plan, directory: Path) -> list[Path]:
+    import yaml
+
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for index, obj in enumerate(kubernetes_objects(plan)):
+        meta = obj["metadata"]
+        stem = "-".join(filter(None, [obj["kind"].lower(), meta.get("namespace"), meta["name"]]))
+        path = directory / f"{index:03d}-{stem}.yaml"
+        path.write_text(yaml.safe_dump(obj, sort_keys=False))
+        written.append(path)
+    return written
+
+
+RENDERERS = {
+    "table": render_table,
+    "markdown": render_markdown,
+    "json": lambda plan: json.dumps(plan.as_json(), indent=2, sort_keys=False),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stack", required=True, help="stack name, e.g. local, dev, prod")
+    parser.add_argument(
+        "--stack-file",
+        type=Path,
+        help="plan this stack file instead of stacks/Pulumi.<stack>.yaml",
+    )
+    parser.add_argument("--format", choices=sorted(RENDERERS), default="table")
+    parser.add_argument(
+        "--render-manifests",
+        type=Path,
+        metavar="DIR",
+        help="write every Kubernetes object the stack creates directly as YAML into DIR",
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    from mlops.config import ConfigError
+
+    path = args.stack_file or stack_file_path(args.stack)
+    try:
+        plan = build_plan(args.stack, path)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(RENDERERS[args.format](plan))
+    if args.render_manifests:
+        written = write_manifests(plan, args.render_manifests)
+        print(
+            f"wrote {len(written)} Kubernetes manifests to {args.render_manifests}", file=sys.stderr
+        )
+    return 0
