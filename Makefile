@@ -1,10 +1,16 @@
 # Every target creates or refreshes the locked virtual environment itself (uv, from uv.lock).
-UV ?= uv
+# uv is taken from PATH, or installed once into .tools/ when the machine has none.
+UV_VERSION := 0.13.8
+UV := $(or $(shell command -v uv 2>/dev/null),.tools/bin/uv)
 RUN = $(UV) run --locked
 
-.PHONY: venv test demo plan lint format bench
+.PHONY: venv test demo plan lint format schema bench-plan
 
-venv:
+.tools/bin/uv:
+	python3 -m venv .tools
+	.tools/bin/pip install --quiet uv==$(UV_VERSION)
+
+venv: $(filter .tools/bin/uv,$(UV))
 	$(UV) sync --locked
 
 test: venv
@@ -24,3 +30,9 @@ lint: venv
 format: venv
 	$(RUN) ruff format .
 	$(RUN) ruff check --fix .
+
+schema: venv
+	$(RUN) mlops schema
+
+bench-plan: venv
+	$(RUN) python bench/plan/run.py

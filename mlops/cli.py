@@ -15,6 +15,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "plan": ("mlops.plan", "show every resource `pulumi up` would register, offline"),
     "demo": ("kfp_pipelines.demo", "train, serve, detect drift and retrain on one machine"),
     "serve": ("serving_images.model_server.cli", "serve one MLflow model over HTTP"),
+    "schema": ("mlops.schema", "write the JSON Schema of stack files (stacks/stack.schema.json)"),
 }
 
 
