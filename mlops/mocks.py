@@ -67,6 +67,9 @@ def _fake_outputs(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]
                 {"oidcs": [{"issuer": f"https://oidc.eks.us-east-1.amazonaws.com/id/{digest}"}]}
             ],
         )
+    if typ == "aws:eks/nodeGroup:NodeGroup":
+        # the Auto Scaling group EKS creates for a managed node group (autoscaler tags go there)
+        out["resources"] = [{"autoscalingGroups": [{"name": f"eks-{name}-{digest}"}]}]
     if typ.startswith("gcp:"):
         out.setdefault("selfLink", f"https://www.googleapis.com/compute/v1/{name}")
     if typ == "gcp:container/cluster:Cluster":
