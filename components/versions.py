@@ -22,3 +22,6 @@ NVIDIA_DEVICE_PLUGIN = Chart(
     chart="nvidia-device-plugin",
     version="0.20.0",
 )
+
+# MinIO (local object storage), the official chart; 5.4.0 ships MinIO RELEASE.2024-12-18T13-15-44Z.
+MINIO = Chart(repo="https://charts.min.io/", chart="minio", version="5.4.0")
