@@ -1,0 +1,20 @@
+"""Shared test settings."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Upstream CRDs for custom-resource validation: a setting (CI points it at ../shared/crds);
+# a checkout with shared/ beside it works without setting anything.
+os.environ.setdefault("MLOPS_CRDS_DIR", str(REPO.parent / "shared" / "crds"))
+
+
+@pytest.fixture
+def crds_dir() -> Path:
+    folder = Path(os.environ["MLOPS_CRDS_DIR"])
+    if not folder.is_dir():
+        pytest.fail(f"MLOPS_CRDS_DIR={folder} is not a folder of upstream CRDs")
+    return folder
