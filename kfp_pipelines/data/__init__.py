@@ -1,0 +1,1 @@
+"""Synthetic data for the pipelines: the e-commerce churn generator (`churn`)."""

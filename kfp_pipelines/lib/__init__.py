@@ -1,0 +1,1 @@
+"""Pure helpers shared by the pipeline components and the model server (`drift`)."""
