@@ -59,6 +59,8 @@ def _fake_outputs(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]
     if typ == "aws:s3/bucketV2:BucketV2" or typ == "aws:s3/bucket:Bucket":
         bucket = inputs.get("bucket") or f"{name}-{digest}"
         out.update(bucket=bucket, arn=f"arn:aws:s3:::{bucket}")
+    if typ == "aws:kms/key:Key":
+        out.update(keyId=digest, arn=f"arn:aws:kms:us-east-1:123456789012:key/{digest}")
     if typ == "aws:eks/cluster:Cluster":
         out.update(
             endpoint=f"https://{digest}.gr7.us-east-1.eks.amazonaws.com",
@@ -80,6 +82,7 @@ def _fake_outputs(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]
     if typ == "gcp:serviceaccount/account:Account":
         account_id = inputs.get("accountId", name)
         out["email"] = f"{account_id}@project.iam.gserviceaccount.com"
+        out["name"] = f"projects/project/serviceAccounts/{out['email']}"
     if typ == "random:index/randomPassword:RandomPassword":
         out["result"] = "mock-" + digest
     return out

@@ -1,0 +1,13 @@
+"""Object storage: a map of buckets on S3, GCS or MinIO."""
+
+from components.storage.model import BucketConfig, LifecycleConfig, MinioConfig, StorageConfig
+from components.storage.resources import ObjectStore, ObjectStoreArgs
+
+__all__ = [
+    "BucketConfig",
+    "LifecycleConfig",
+    "MinioConfig",
+    "ObjectStore",
+    "ObjectStoreArgs",
+    "StorageConfig",
+]
