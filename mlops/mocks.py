@@ -69,6 +69,8 @@ def _fake_outputs(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]
                 {"oidcs": [{"issuer": f"https://oidc.eks.us-east-1.amazonaws.com/id/{digest}"}]}
             ],
         )
+    if typ == "aws:ec2/launchTemplate:LaunchTemplate":
+        out.update(latestVersion=1, defaultVersion=1)
     if typ == "aws:eks/nodeGroup:NodeGroup":
         # the Auto Scaling group EKS creates for a managed node group (autoscaler tags go there)
         out["resources"] = [{"autoscalingGroups": [{"name": f"eks-{name}-{digest}"}]}]

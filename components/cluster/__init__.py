@@ -1,0 +1,25 @@
+"""Network and Kubernetes cluster: EKS (AWS), GKE (GCP) or an existing local context."""
+
+from components.cluster.component import KubernetesCluster, KubernetesClusterArgs
+from components.cluster.model import (
+    GPU_TAINT,
+    POOL_LABEL,
+    ClusterConfig,
+    NetworkConfig,
+    SystemPoolConfig,
+    Taint,
+)
+from components.cluster.wiring import EksNodeWiring, GkeNodeWiring
+
+__all__ = [
+    "GPU_TAINT",
+    "POOL_LABEL",
+    "ClusterConfig",
+    "EksNodeWiring",
+    "GkeNodeWiring",
+    "KubernetesCluster",
+    "KubernetesClusterArgs",
+    "NetworkConfig",
+    "SystemPoolConfig",
+    "Taint",
+]

@@ -1,0 +1,59 @@
+"""`KubernetesCluster`: network, cluster, system pool and the Kubernetes provider."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from components.cloud import Cloud
+from components.cluster import aws, gcp, local
+from components.cluster.model import ClusterConfig
+from components.cluster.wiring import EksNodeWiring, GkeNodeWiring
+
+# The cloud picks the implementation; every one returns the same ClusterParts.
+_IMPLEMENTATIONS = {"aws": aws.build, "gcp": gcp.build, "local": local.build}
+
+
+@dataclass(frozen=True)
+class KubernetesClusterArgs:
+    cloud: Cloud
+    config: ClusterConfig
+    # protect + retain the cluster and its secrets key (and EKS/GKE deletion protection)
+    protect: bool = False
+
+
+class KubernetesCluster(pulumi.ComponentResource):
+    """The cluster every in-cluster component deploys to, through `provider`.
+
+    Outputs: `provider`, `kubeconfig` (secret; None locally), `cluster_name`, `endpoint`
+    (None locally), `oidc_provider_arn` + `oidc_issuer` (AWS, else None), `workload_pool` (GCP,
+    else None). `node_wiring` is what `GpuNodePools` attaches node pools to.
+    """
+
+    node_wiring: EksNodeWiring | GkeNodeWiring | None
+
+    def __init__(
+        self, name: str, args: KubernetesClusterArgs, opts: pulumi.ResourceOptions | None = None
+    ):
+        super().__init__("mlops:cluster:KubernetesCluster", name, None, opts)
+        build = _IMPLEMENTATIONS[args.cloud.type]
+        parts = build(name, args.cloud, args.config, args.protect, self)
+        self.provider = parts.provider
+        self.kubeconfig = parts.kubeconfig
+        self.cluster_name = parts.cluster_name
+        self.endpoint = parts.endpoint
+        self.oidc_provider_arn = parts.oidc_provider_arn
+        self.oidc_issuer = parts.oidc_issuer
+        self.workload_pool = parts.workload_pool
+        self.node_wiring = parts.node_wiring
+        self.register_outputs(
+            {
+                "kubeconfig": self.kubeconfig,
+                "cluster_name": self.cluster_name,
+                "endpoint": self.endpoint,
+                "oidc_provider_arn": self.oidc_provider_arn,
+                "oidc_issuer": self.oidc_issuer,
+                "workload_pool": self.workload_pool,
+            }
+        )
