@@ -115,7 +115,8 @@ def test_prefix_too_long_for_one_bucket_names_that_bucket():
         ),
         (
             {"transition_to_cold_days": 90, "expiration_days": 30},
-            ": Value error, expiration_days (30) must be greater than the last transition (90 days)",
+            ": Value error, expiration_days (30) must be greater than the last transition "
+            "(90 days)",
         ),
         (
             {"noncurrent_version_expiration_days": -1},
