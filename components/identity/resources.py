@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import pulumi
 import pulumi_aws as aws
@@ -98,7 +98,12 @@ class WorkloadIdentity(pulumi.ComponentResource):
                 )
 
         super().__init__("mlops:identity:WorkloadIdentity", name, None, opts)
-        built = _BACKENDS[args.cloud.type](self, name, args, kubernetes)
+        # Children do not inherit the component's depends_on; the Kubernetes objects need it
+        # (typically the workload's Namespace, which the workload's own component creates).
+        k8s_opts = pulumi.ResourceOptions(
+            parent=self, provider=kubernetes, depends_on=_depends_on(opts)
+        )
+        built = _BACKENDS[args.cloud.type](self, name, args, k8s_opts)
 
         service_account = k8s.core.v1.ServiceAccount(
             f"{name}-service-account",
@@ -107,7 +112,7 @@ class WorkloadIdentity(pulumi.ComponentResource):
                 "namespace": config.namespace,
                 "annotations": built.annotations,
             },
-            opts=pulumi.ResourceOptions(parent=self, provider=kubernetes),
+            opts=k8s_opts,
         )
 
         self.namespace = config.namespace
@@ -127,8 +132,19 @@ class WorkloadIdentity(pulumi.ComponentResource):
         )
 
 
+def _depends_on(opts: pulumi.ResourceOptions | None) -> list[pulumi.Resource]:
+    if opts is None or opts.depends_on is None:
+        return []
+    if isinstance(opts.depends_on, pulumi.Resource):
+        return [opts.depends_on]
+    return list(opts.depends_on)  # type: ignore[arg-type]
+
+
 def _build_aws(
-    component: WorkloadIdentity, name: str, args: WorkloadIdentityArgs, kubernetes: Any
+    component: WorkloadIdentity,
+    name: str,
+    args: WorkloadIdentityArgs,
+    k8s_opts: pulumi.ResourceOptions,
 ) -> _Built:
     config = args.config
     cluster = args.cluster
@@ -162,7 +178,10 @@ def _build_aws(
 
 
 def _build_gcp(
-    component: WorkloadIdentity, name: str, args: WorkloadIdentityArgs, kubernetes: Any
+    component: WorkloadIdentity,
+    name: str,
+    args: WorkloadIdentityArgs,
+    k8s_opts: pulumi.ResourceOptions,
 ) -> _Built:
     config = args.config
     cloud = args.cloud
@@ -204,7 +223,10 @@ def _build_gcp(
 
 
 def _build_local(
-    component: WorkloadIdentity, name: str, args: WorkloadIdentityArgs, kubernetes: Any
+    component: WorkloadIdentity,
+    name: str,
+    args: WorkloadIdentityArgs,
+    k8s_opts: pulumi.ResourceOptions,
 ) -> _Built:
     config = args.config
     storage = args.storage
@@ -220,7 +242,7 @@ def _build_local(
             "AWS_SECRET_ACCESS_KEY": storage.minio_secret_key(name),
             "AWS_ENDPOINT_URL": storage.endpoint,
         },
-        opts=pulumi.ResourceOptions(parent=component, provider=kubernetes),
+        opts=k8s_opts,
     )
     return _Built(annotations={}, credentials_secret_name=secret_name)
 

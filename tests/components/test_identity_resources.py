@@ -305,3 +305,58 @@ def test_explicit_kubernetes_provider_wins_over_the_clusters():
     assert monitor.named("trainer-service-account").provider.endswith(
         "::explicit-k8s::explicit-k8s-id"
     )
+
+
+def test_kubernetes_objects_wait_for_what_the_caller_depends_on():
+    def program():
+        provider = k8s.Provider("k8s", kubeconfig="{}")
+        namespace = k8s.core.v1.Namespace(
+            "ml", metadata={"name": "ml"}, opts=pulumi.ResourceOptions(provider=provider)
+        )
+        store = ObjectStore(
+            "storage",
+            ObjectStoreArgs(
+                cloud=LOCAL, config=STORAGE, kubernetes=provider, identities={"trainer": TRAINER}
+            ),
+        )
+        WorkloadIdentity(
+            "trainer",
+            WorkloadIdentityArgs(cloud=LOCAL, config=TRAINER, storage=store, kubernetes=provider),
+            opts=pulumi.ResourceOptions(depends_on=[namespace]),
+        )
+
+    monitor = mocks.run(program)
+    namespace = monitor.named("ml").urn
+    assert namespace in monitor.named("trainer-service-account").depends_on
+    assert namespace in monitor.named("trainer-s3-credentials").depends_on
+
+
+def test_wires_to_the_real_cluster_component_on_aws():
+    from components.cluster import KubernetesCluster, KubernetesClusterArgs
+    from components.cluster.model import ClusterConfig
+
+    def program():
+        cluster = KubernetesCluster(
+            "cluster", KubernetesClusterArgs(cloud=AWS, config=ClusterConfig())
+        )
+        store = ObjectStore("storage", ObjectStoreArgs(cloud=AWS, config=STORAGE))
+        WorkloadIdentity(
+            "trainer",
+            WorkloadIdentityArgs(cloud=AWS, config=TRAINER, storage=store, cluster=cluster),
+        )
+
+    monitor = mocks.run(program)
+    trust = json.loads(monitor.named("trainer-role").inputs["assumeRolePolicy"])["Statement"][0]
+    oidc = monitor.of_type("aws:iam/openIdConnectProvider:OpenIdConnectProvider")
+    assert len(oidc) == 1
+    # The mocks give every AWS resource the ARN arn:aws:<type>:us-east-1:123456789012:<name>.
+    assert trust["Principal"] == {
+        "Federated": f"arn:aws:openIdConnectProvider:us-east-1:123456789012:{oidc[0].name}"
+    }
+    condition = trust["Condition"]["StringEquals"]
+    issuer_keys = sorted(condition)
+    assert issuer_keys[0].startswith("oidc.eks.us-east-1.amazonaws.com/id/")
+    assert issuer_keys[0].endswith(":aud") and issuer_keys[1].endswith(":sub")
+    assert condition[issuer_keys[1]] == "system:serviceaccount:ml:trainer"
+    ksa = monitor.named("trainer-service-account")
+    assert ksa.provider.split("::")[-1] == "cluster-k8s-id"
