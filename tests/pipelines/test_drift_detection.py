@@ -1,0 +1,265 @@
+"""Drift detection: PSI by hand, the reference profile contract, verdicts and bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from pydantic import ValidationError
+
+from kfp_pipelines.data import churn
+from kfp_pipelines.lib import drift
+from kfp_pipelines.lib.drift import detect_drift, reference_profile
+
+
+@pytest.fixture(scope="module")
+def history() -> pd.DataFrame:
+    """Two years of clean data: 2023 is the reference, 2024 holds current windows."""
+    return churn.generate(120_000, seed=31, days=731)
+
+
+@pytest.fixture(scope="module")
+def drifted_history() -> pd.DataFrame:
+    scenario = churn.DriftScenario(kind="sudden", magnitude=0.5, start_day=365)
+    return churn.generate(120_000, seed=31, days=731, drift=scenario)
+
+
+def _window(frame: pd.DataFrame, start: str, days: int = 21) -> pd.DataFrame:
+    begin = pd.Timestamp(start)
+    stamp = frame[churn.TIMESTAMP]
+    return frame[(stamp >= begin) & (stamp < begin + pd.Timedelta(days=days))]
+
+
+def _reference(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame[frame[churn.TIMESTAMP] < pd.Timestamp("2024-01-01")]
+
+
+@pytest.mark.parametrize(
+    ("reference", "current", "expected"),
+    [
+        ([0.25, 0.25, 0.5], [0.5, 0.25, 0.25], 0.5 * math.log(2)),
+        ([0.5, 0.3, 0.2], [0.3, 0.3, 0.4], 0.2 * math.log(2) - 0.2 * math.log(0.6)),
+        ([0.4, 0.6], [0.4, 0.6], 0.0),
+        # an empty bucket is floored at 1e-4 instead of making PSI infinite
+        ([0.5, 0.5], [1.0, 0.0], 0.5 * math.log(2) + (1e-4 - 0.5) * math.log(1e-4 / 0.5)),
+    ],
+)
+def test_psi_matches_hand_computation(reference, current, expected) -> None:
+    assert drift.psi(reference, current) == pytest.approx(expected, rel=1e-12)
+
+
+def test_psi_needs_matching_buckets() -> None:
+    with pytest.raises(ValueError, match="PSI needs the same buckets on both sides, got 2 and 3"):
+        drift.psi([0.5, 0.5], [0.2, 0.3, 0.5])
+
+
+def test_reference_profile_exact_format() -> None:
+    frame = pd.DataFrame(
+        {
+            "x": np.arange(10, dtype=np.int64),
+            "mostly_zero": [0] * 8 + [1, 2],
+            "colour": ["red"] * 6 + ["blue"] * 4,
+        }
+    )
+    profile = reference_profile(frame, bins=4)
+    assert profile == {
+        "version": 1,
+        "features": {
+            "x": {"kind": "numeric", "edges": [2.25, 4.5, 6.75], "fractions": [0.3, 0.2, 0.2, 0.3]},
+            # quantiles 0, 0, 0 collapse to one edge; x == edge falls in the upper bucket
+            "mostly_zero": {"kind": "numeric", "edges": [0.0], "fractions": [0.0, 1.0]},
+            "colour": {
+                "kind": "categorical",
+                "fractions": {"red": 0.6, "blue": 0.4, "__other__": 0.0},
+            },
+        },
+    }
+    assert json.loads(json.dumps(profile)) == profile
+
+
+def test_reference_profile_of_churn_data_is_complete(history: pd.DataFrame) -> None:
+    profile = reference_profile(_reference(history))
+    assert list(profile["features"]) == churn.FEATURE_NAMES
+    for name, spec in profile["features"].items():
+        if spec["kind"] == "numeric":
+            assert spec["edges"] == sorted(set(spec["edges"])), name
+            assert len(spec["fractions"]) == len(spec["edges"]) + 1, name
+            assert sum(spec["fractions"]) == pytest.approx(1.0), name
+        else:
+            assert set(spec["fractions"]) == {
+                *churn.FEATURE_SPECS[name].categories,
+                "__other__",
+            }, name
+            assert sum(spec["fractions"].values()) == pytest.approx(1.0), name
+
+
+def test_profile_psi_counts_unseen_categories_as_other() -> None:
+    profile = reference_profile(pd.DataFrame({"c": ["a"] * 5 + ["b"] * 5}))
+    current = pd.DataFrame({"c": ["a"] * 5 + ["b"] * 3 + ["z"] * 2})
+    expected = (0.3 - 0.5) * math.log(0.3 / 0.5) + (0.2 - 1e-4) * math.log(0.2 / 1e-4)
+    assert drift.profile_psi(profile, current) == {"c": pytest.approx(expected, rel=1e-12)}
+
+
+def test_numeric_psi_in_detect_drift_matches_hand_computation() -> None:
+    reference = pd.DataFrame({"x": np.arange(100, dtype=np.float64)})
+    current = pd.DataFrame({"x": np.repeat(np.arange(50, dtype=np.float64), 2)})
+    report = detect_drift(reference, current)
+    # 10 decile buckets of 0.1; current fills the lower five with 0.2 and leaves five empty
+    expected = 5 * 0.1 * math.log(2) + 5 * (1e-4 - 0.1) * math.log(1e-4 / 0.1)
+    result = report.features["x"]
+    assert result.psi == pytest.approx(expected, rel=1e-12)
+    assert result.statistic == pytest.approx(0.5)
+    assert result.test == "ks"
+    assert result.drifted is True
+    assert drift.profile_psi(reference_profile(reference), current)["x"] == pytest.approx(
+        expected, rel=1e-12
+    )
+
+
+def test_no_false_alarm_on_clean_windows_across_the_year(history: pd.DataFrame) -> None:
+    reference = _reference(history)
+    for start in ("2024-01-05", "2024-04-10", "2024-06-20", "2024-11-20", "2024-12-10"):
+        report = detect_drift(reference, _window(history, start))
+        assert report.drifted is False, (start, report.drifted_features)
+        assert report.seasonal_reference is True
+
+
+def test_seasonality_would_alarm_without_the_same_season_reference(history: pd.DataFrame) -> None:
+    reference = _reference(history)
+    current = _window(history, "2024-11-20")
+    naive = detect_drift(reference, current, season_days=None)
+    assert naive.seasonal_reference is False
+    assert naive.reference_rows == len(reference)
+    assert "promo_emails_30d" in naive.drifted_features
+    seasonal = detect_drift(reference, current)
+    assert seasonal.drifted_features == []
+    assert seasonal.reference_rows < len(reference) / 3
+
+
+def test_sudden_drift_flags_exactly_the_drifted_features(
+    history: pd.DataFrame, drifted_history: pd.DataFrame
+) -> None:
+    report = detect_drift(_reference(history), _window(drifted_history, "2024-03-01"))
+    assert report.drifted is True
+    assert sorted(report.drifted_features) == sorted(churn.DEFAULT_DRIFT_FEATURES)
+    assert report.n_drifted == 6
+    assert report.share_drifted == pytest.approx(6 / 47)
+    assert report.features["payment_method"].test == "chi2"
+
+
+def test_overall_verdict_thresholds_are_parameters(
+    history: pd.DataFrame, drifted_history: pd.DataFrame
+) -> None:
+    reference, current = _reference(history), _window(drifted_history, "2024-03-01")
+    assert detect_drift(reference, current, min_drifted_features=6).drifted is True
+    assert detect_drift(reference, current, min_drifted_features=7).drifted is False
+    assert detect_drift(reference, current, drift_share=0.2).drifted is False
+    assert detect_drift(reference, current, psi_threshold=1000.0).n_drifted == 0
+
+
+def test_large_windows_do_not_flag_trivial_shifts() -> None:
+    rng = np.random.default_rng(0)
+    reference = pd.DataFrame({"x": rng.normal(0, 1, 200_000)})
+    current = pd.DataFrame({"x": rng.normal(0.05, 1, 200_000)})
+    report = detect_drift(reference, current)
+    result = report.features["x"]
+    # significant (huge samples) but tiny: PSI ~ 0.0025, far under 0.2
+    assert result.pvalue < 1e-20
+    assert result.psi < 0.01
+    assert result.drifted is False
+    assert report.drifted is False
+
+
+def test_small_windows_need_a_significant_test() -> None:
+    reference = pd.DataFrame({"c": ["a"] * 3 + ["b"] * 3})
+    current = pd.DataFrame({"c": ["a"] * 2 + ["b"] * 1})
+    report = detect_drift(reference, current, psi_threshold=0.01)
+    assert report.features["c"].psi > 0.01
+    assert report.features["c"].pvalue > 0.5
+    assert report.drifted is False
+
+
+def test_report_to_dict_is_json(history: pd.DataFrame) -> None:
+    reference = _reference(history)
+    report = detect_drift(reference, _window(history, "2024-05-01"), features=["age", "gender"])
+    data = json.loads(json.dumps(report.to_dict()))
+    assert set(data) == {
+        "drifted",
+        "n_drifted",
+        "share_drifted",
+        "drifted_features",
+        "features",
+        "reference_rows",
+        "current_rows",
+        "seasonal_reference",
+        "config",
+    }
+    assert set(data["features"]) == {"age", "gender"}
+    assert set(data["features"]["age"]) == {"kind", "test", "psi", "statistic", "pvalue", "drifted"}
+    assert data["config"]["psi_threshold"] == 0.2
+
+
+def test_short_reference_is_used_whole(history: pd.DataFrame) -> None:
+    reference = _window(history, "2023-03-01", days=90)
+    report = detect_drift(reference, _window(history, "2024-03-01"), features=["age"])
+    assert report.seasonal_reference is False
+    assert report.reference_rows == len(reference)
+
+
+def test_missing_columns_in_current_are_named(history: pd.DataFrame) -> None:
+    reference = _reference(history)
+    current = _window(history, "2024-05-01").drop(columns=["age", "country"])
+    with pytest.raises(ValueError) as excinfo:
+        detect_drift(reference, current)
+    assert str(excinfo.value) == "current is missing column(s): age, country"
+
+
+@pytest.mark.parametrize(
+    ("reference", "current", "kwargs", "message"),
+    [
+        (
+            pd.DataFrame({"a": [1.0]}),
+            pd.DataFrame({"a": [1.0]}),
+            {"features": ["b"]},
+            "reference is missing column(s): b",
+        ),
+        (pd.DataFrame({"a": [1.0]}), pd.DataFrame({"a": []}), {}, "current has no rows"),
+        (
+            pd.DataFrame({"a": [1.0, 2.0]}),
+            pd.DataFrame({"a": ["x", "y"]}),
+            {},
+            "feature 'a' is numeric in reference but categorical in current",
+        ),
+        (
+            pd.DataFrame({"a": [1.0, 2.0]}),
+            pd.DataFrame({"a": [np.nan, np.nan]}),
+            {},
+            "current column 'a' has no non-missing values",
+        ),
+        ([1, 2], pd.DataFrame({"a": [1.0]}), {}, "reference must be a pandas DataFrame, got list"),
+    ],
+)
+def test_bad_input_is_a_clear_value_error(reference, current, kwargs, message) -> None:
+    with pytest.raises(ValueError) as excinfo:
+        detect_drift(reference, current, **kwargs)
+    assert str(excinfo.value) == message
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"psi_threshold": 0}, "psi_threshold"),
+        ({"pvalue_threshold": 1.5}, "pvalue_threshold"),
+        ({"bins": 1}, "bins"),
+        ({"drift_share": 2}, "drift_share"),
+        ({"season_days": 400}, "season_days"),
+    ],
+)
+def test_bad_thresholds_name_the_parameter(kwargs: dict, field: str) -> None:
+    frame = pd.DataFrame({"a": [1.0, 2.0]})
+    with pytest.raises(ValidationError) as excinfo:
+        detect_drift(frame, frame, **kwargs)
+    assert excinfo.value.errors()[0]["loc"] == (field,)
