@@ -16,7 +16,7 @@ class Chart(NamedTuple):
 # Kubernetes minor version the rendered manifests are validated against and clusters run.
 KUBERNETES_VERSION = "1.35"
 
-# NVIDIA device plugin: advertises `nvidia.com/gpu` on EKS and local GPU nodes (GKE installs its own).
+# NVIDIA device plugin: advertises `nvidia.com/gpu` on EKS and local GPU nodes (GKE has its own).
 NVIDIA_DEVICE_PLUGIN = Chart(
     repo="https://nvidia.github.io/k8s-device-plugin",
     chart="nvidia-device-plugin",

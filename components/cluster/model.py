@@ -69,13 +69,12 @@ def check_labels(labels: Mapping[str, str]) -> None:
             raise ValueError(f"label {POOL_LABEL!r} is set from the pool key and cannot be given")
 
 
-def _network(value: str, field_name: str) -> ipaddress.IPv4Network:
+def _network(value: str, field_name: str | None = None) -> ipaddress.IPv4Network:
     try:
         return ipaddress.IPv4Network(value)
     except ValueError as exc:
-        raise ValueError(
-            f"{field_name}: {value!r} is not an IPv4 network in CIDR form ({exc})"
-        ) from None
+        where = f"{field_name}: " if field_name else ""
+        raise ValueError(f"{where}{value!r} is not an IPv4 network in CIDR form ({exc})") from None
 
 
 class Taint(StrictModel):
@@ -228,10 +227,10 @@ class ClusterConfig(StrictModel):
     @classmethod
     def _api_cidrs(cls, values: list[str]) -> list[str]:
         for value in values:
-            network = _network(value, "api_allowed_cidrs")
+            network = _network(value)
             if network.prefixlen == 0:
                 raise ValueError(
-                    f"api_allowed_cidrs: {value} would open the API server to the internet; "
+                    f"{value} would open the API server to the internet; "
                     "list the operators' networks instead"
                 )
         return values
@@ -240,7 +239,7 @@ class ClusterConfig(StrictModel):
     @classmethod
     def _log_types(cls, values: list[str]) -> list[str]:
         if len(set(values)) != len(values):
-            raise ValueError("control_plane_log_types: each log type may be listed once")
+            raise ValueError("each log type may be listed once")
         return values
 
     @field_validator("control_plane_log_retention_days")
@@ -248,7 +247,7 @@ class ClusterConfig(StrictModel):
     def _retention(cls, value: int) -> int:
         if value not in LOG_RETENTION_DAYS:
             raise ValueError(
-                f"control_plane_log_retention_days: {value} is not a CloudWatch retention "
+                f"{value} is not a CloudWatch retention "
                 f"period; use one of {', '.join(map(str, LOG_RETENTION_DAYS))}"
             )
         return value
@@ -258,7 +257,7 @@ class ClusterConfig(StrictModel):
     def _admin_roles(cls, values: list[str]) -> list[str]:
         for value in values:
             if not re.match(r"^arn:aws[-a-z]*:iam::\d{12}:role/.+$", value):
-                raise ValueError(f"admin_role_arns: {value!r} is not an IAM role ARN")
+                raise ValueError(f"{value!r} is not an IAM role ARN")
         return values
 
 

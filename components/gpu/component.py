@@ -12,6 +12,7 @@ from components.cloud import Cloud
 from components.cluster import KubernetesCluster
 from components.cluster.aws import create_node_group
 from components.cluster.gcp import create_node_pool
+from components.cluster.model import select_zones
 from components.cluster.wiring import EksNodeWiring, GkeNodeWiring
 from components.gpu.model import (
     DEVICE_PLUGIN_NAMESPACE,
@@ -75,7 +76,18 @@ class GpuNodePools(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: GpuNodePoolsArgs, opts: pulumi.ResourceOptions | None = None
     ):
-        problems = pool_problems(args.pools, args.cloud.type)
+        problems = pool_problems(args.pools, args.cloud)
+        wiring = args.cluster.node_wiring
+        if isinstance(wiring, EksNodeWiring):
+            # the cluster's zones are known only now: check before registering anything
+            checked = {path.split(".")[1] for path, _ in problems}
+            for key, pool in args.pools.items():
+                if key in checked:
+                    continue
+                try:
+                    select_zones(gpu_pool_spec(key, pool), list(wiring.subnet_ids_by_zone), "")
+                except ValueError as exc:
+                    problems.append((f"gpu_pools.{key}.zones", str(exc).removeprefix(": ")))
         if problems:
             raise ValueError(
                 "invalid GPU pools: "

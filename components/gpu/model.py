@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, model_validator
 
 from components.base import StrictModel
+from components.cloud import AwsCloud, GcpCloud, LocalCloud
 from components.cluster.model import GPU_TAINT, POOL_LABEL, NodePoolSpec, Taint, check_labels
 
 # Set on every GPU node; also what the device plugin chart's own affinity looks for.
@@ -95,17 +96,28 @@ GpuPools = Annotated[dict[str, GpuPoolConfig], AfterValidator(_check_pool_keys)]
 """The root config's `gpu_pools` type: a map keyed by pool name, keys checked."""
 
 
-def pool_problems(pools: Mapping[str, GpuPoolConfig], cloud: str) -> list[tuple[str, str]]:
+def pool_problems(
+    pools: Mapping[str, GpuPoolConfig], cloud: AwsCloud | GcpCloud | LocalCloud
+) -> list[tuple[str, str]]:
     """Cross-checks with the cloud, as (field path, message): empty when the pools fit it."""
     problems = []
     for key, pool in pools.items():
-        if cloud == "gcp" and not pool.accelerator:
+        if cloud.type == "gcp" and not pool.accelerator:
             problems.append(
                 (
                     f"gpu_pools.{key}.accelerator",
                     "required on GCP (e.g. nvidia-l4, nvidia-tesla-t4)",
                 )
             )
+        if cloud.type != "local":
+            # zone names: the region and a letter, us-east-1a on AWS, europe-west4-a on GCP
+            separator = "-" if cloud.type == "gcp" else ""
+            pattern = re.compile(rf"{re.escape(cloud.region)}{separator}[a-z]")
+            foreign = [zone for zone in pool.zones if not pattern.fullmatch(zone)]
+            if foreign:
+                problems.append(
+                    (f"gpu_pools.{key}.zones", f"{', '.join(foreign)} not in region {cloud.region}")
+                )
     return problems
 
 

@@ -1,0 +1,427 @@
+"""Cluster and network, pure layer: validation, subnet plan, node-pool values, kubeconfigs."""
+
+import pytest
+from pydantic import ValidationError
+
+from components.cluster import model
+from components.cluster.model import (
+    ClusterConfig,
+    NetworkConfig,
+    NodePoolSpec,
+    SystemPoolConfig,
+    Taint,
+)
+from components.versions import KUBERNETES_VERSION
+
+
+def _error(cls, data) -> str:
+    with pytest.raises(ValidationError) as info:
+        cls.model_validate(data)
+    errors = info.value.errors()
+    assert len(errors) == 1, errors
+    return ".".join(str(p) for p in errors[0]["loc"]) + ": " + errors[0]["msg"]
+
+
+# --- config ----------------------------------------------------------------------------------
+
+
+def test_defaults_are_private_encrypted_and_logged():
+    config = ClusterConfig()
+    assert config.name == "mlops"
+    assert config.kubernetes_version == KUBERNETES_VERSION
+    assert config.api_allowed_cidrs == []  # private endpoint only
+    assert config.control_plane_log_types == [
+        "api",
+        "audit",
+        "authenticator",
+        "controllerManager",
+        "scheduler",
+    ]
+    assert config.control_plane_log_retention_days == 90
+    assert config.release_channel == "REGULAR"
+    assert config.network == NetworkConfig(
+        vpc_cidr="10.0.0.0/16",
+        availability_zones=3,
+        nat_gateway_per_zone=True,
+        pods_cidr="10.64.0.0/14",
+        services_cidr="10.68.0.0/20",
+        control_plane_cidr="172.16.0.0/28",
+    )
+    assert config.system_pool.min_size == 2
+    assert config.system_pool.max_size == 4
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            {"api_allowed_cidrs": ["0.0.0.0/0"]},
+            "api_allowed_cidrs: Value error, 0.0.0.0/0 would open the API "
+            "server to the internet; list the operators' networks instead",
+        ),
+        (
+            {"api_allowed_cidrs": ["203.0.113.7/24"]},
+            "api_allowed_cidrs: Value error, '203.0.113.7/24' is not an IPv4 "
+            "network in CIDR form (203.0.113.7/24 has host bits set)",
+        ),
+        (
+            {"name": "Mlops_Prod"},
+            "name: Value error, name 'Mlops_Prod' must start with a letter and hold only "
+            "lowercase letters, digits and '-'",
+        ),
+        (
+            {"kubernetes_version": "1.35.2"},
+            "kubernetes_version: String should match pattern '^1\\.\\d+$'",
+        ),
+        (
+            {"control_plane_log_types": ["api", "api"]},
+            "control_plane_log_types: Value error, each log type may be listed once",
+        ),
+        (
+            {"control_plane_log_types": ["kubelet"]},
+            "control_plane_log_types.0: Input should be 'api', 'audit', 'authenticator', "
+            "'controllerManager' or 'scheduler'",
+        ),
+        (
+            {"control_plane_log_retention_days": 100},
+            "control_plane_log_retention_days: Value error, 100 is not a CloudWatch retention "
+            "period; use one of 1, 3, 5, 7, 14, 30, 60, 90, 120, "
+            "150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653",
+        ),
+        (
+            {"admin_role_arns": ["arn:aws:iam::123456789012:user/alice"]},
+            "admin_role_arns: Value error, "
+            "'arn:aws:iam::123456789012:user/alice' is not an IAM role ARN",
+        ),
+        (
+            {"release_channel": "UNSPECIFIED"},
+            "release_channel: Input should be 'RAPID', 'REGULAR', 'STABLE' or 'EXTENDED'",
+        ),
+        (
+            {"network": {"availability_zones": 1}},
+            "network.availability_zones: Input should be greater than or equal to 2",
+        ),
+        (
+            {"network": {"pods_cidr": "10.0.128.0/17"}},
+            "network: Value error, vpc_cidr 10.0.0.0/16 overlaps pods_cidr 10.0.128.0/17",
+        ),
+        (
+            {"network": {"control_plane_cidr": "172.16.0.0/24"}},
+            "network: Value error, control_plane_cidr: 172.16.0.0/24 must be a /28",
+        ),
+        (
+            {"network": {"vpc_cidr": "10.0.0.0/24", "availability_zones": 3}},
+            "network: Value error, vpc_cidr: 10.0.0.0/24 is too small for 3 zones; use a /22 or "
+            "larger",
+        ),
+        (
+            {"network": {"vpc_cidr": "10.0.0.0/33"}},
+            "network: Value error, vpc_cidr: '10.0.0.0/33' is not an IPv4 network in CIDR form "
+            "('33' is not a valid netmask)",
+        ),
+        (
+            {"system_pool": {"min_size": 5, "max_size": 3}},
+            "system_pool: Value error, min_size (5) must be <= max_size (3)",
+        ),
+        (
+            {"system_pool": {"min_size": 0}},
+            "system_pool.min_size: Input should be greater than or equal to 1",
+        ),
+        (
+            {"system_pool": {"labels": {"mlops.dev/node-pool": "other"}}},
+            "system_pool: Value error, label 'mlops.dev/node-pool' is set from the pool key and "
+            "cannot be given",
+        ),
+        (
+            {"system_pool": {"labels": {"team": "ml platform"}}},
+            "system_pool: Value error, label 'team': value 'ml platform' must be at most 63 "
+            "alphanumerics, '-', '_' or '.'",
+        ),
+        (
+            {"system_pool": {"labels": {"Bad_Prefix/x": "1"}}},
+            "system_pool: Value error, label key 'Bad_Prefix/x': prefix must be a DNS subdomain",
+        ),
+        ({"region": "us-east-1"}, "region: Extra inputs are not permitted"),
+    ],
+)
+def test_invalid_cluster_config_names_the_field(data, message):
+    assert _error(ClusterConfig, data) == message
+
+
+def test_taint_validation():
+    assert _error(Taint, {"key": "nvidia.com/gpu", "effect": "Evict"}) == (
+        "effect: Input should be 'NoSchedule', 'PreferNoSchedule' or 'NoExecute'"
+    )
+    assert _error(Taint, {"key": "a b"}) == (
+        ": Value error, taint key 'a b': name must be 1-63 alphanumerics, '-', '_' or '.'"
+    )
+
+
+def test_config_is_frozen():
+    config = ClusterConfig()
+    with pytest.raises(ValidationError):
+        config.name = "other"
+
+
+# --- subnet plan -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("vpc", "zones", "private", "public"),
+    [
+        (
+            "10.0.0.0/16",
+            ["a", "b", "c"],
+            ["10.0.0.0/18", "10.0.64.0/18", "10.0.128.0/18"],
+            ["10.0.192.0/22", "10.0.196.0/22", "10.0.200.0/22"],
+        ),
+        (
+            "10.0.0.0/16",
+            ["a", "b"],
+            ["10.0.0.0/18", "10.0.64.0/18"],
+            ["10.0.192.0/22", "10.0.196.0/22"],
+        ),
+        (
+            "10.8.0.0/16",
+            ["a", "b", "c", "d"],
+            ["10.8.0.0/19", "10.8.32.0/19", "10.8.64.0/19", "10.8.96.0/19"],
+            ["10.8.224.0/23", "10.8.226.0/23", "10.8.228.0/23", "10.8.230.0/23"],
+        ),
+        (
+            "10.0.0.0/22",
+            ["a", "b"],
+            ["10.0.0.0/24", "10.0.1.0/24"],
+            ["10.0.3.0/28", "10.0.3.16/28"],
+        ),
+    ],
+)
+def test_subnet_plan(vpc, zones, private, public):
+    plan = model.subnet_plan(vpc, zones)
+    assert [p.zone for p in plan] == zones
+    assert [p.private_cidr for p in plan] == private
+    assert [p.public_cidr for p in plan] == public
+
+
+# --- node pools ----------------------------------------------------------------------------------
+
+GPU = NodePoolSpec(
+    key="a100",
+    instance_type="p4d.24xlarge",
+    min_size=0,
+    max_size=2,
+    disk_size_gib=200,
+    spot=True,
+    labels={"mlops.dev/node-pool": "a100", "team": "research"},
+    taints=(Taint(key="nvidia.com/gpu", value="present"),),
+    ami_type="AL2023_x86_64_NVIDIA",
+)
+
+
+def test_system_pool_spec_per_cloud():
+    config = SystemPoolConfig(labels={"tier": "platform"})
+    aws = model.system_pool_spec(config, "aws")
+    gcp = model.system_pool_spec(config, "gcp")
+    assert aws == NodePoolSpec(
+        key="system",
+        instance_type="m6i.large",
+        min_size=2,
+        max_size=4,
+        disk_size_gib=50,
+        labels={"tier": "platform", "mlops.dev/node-pool": "system"},
+    )
+    assert gcp.instance_type == "e2-standard-4"
+    assert aws.ami_type == "AL2023_x86_64_STANDARD"
+    assert aws.taints == ()
+
+
+def test_eks_node_group_inputs():
+    assert model.eks_node_group_inputs("mlops-prod", GPU) == {
+        "ami_type": "AL2023_x86_64_NVIDIA",
+        "capacity_type": "SPOT",
+        "instance_types": ["p4d.24xlarge"],
+        "scaling_config": {"min_size": 0, "desired_size": 0, "max_size": 2},
+        "labels": {"mlops.dev/node-pool": "a100", "team": "research"},
+        "taints": [{"key": "nvidia.com/gpu", "value": "present", "effect": "NO_SCHEDULE"}],
+        "update_config": {"max_unavailable_percentage": 33},
+    }
+
+
+def test_on_demand_and_effects_map_to_the_api_enums():
+    spec = NodePoolSpec(
+        key="x",
+        instance_type="m6i.large",
+        min_size=1,
+        max_size=1,
+        disk_size_gib=20,
+        taints=(
+            Taint(key="a", effect="PreferNoSchedule"),
+            Taint(key="b", value="v", effect="NoExecute"),
+        ),
+    )
+    inputs = model.eks_node_group_inputs("c", spec)
+    assert inputs["capacity_type"] == "ON_DEMAND"
+    assert inputs["taints"] == [
+        {"key": "a", "value": "", "effect": "PREFER_NO_SCHEDULE"},
+        {"key": "b", "value": "v", "effect": "NO_EXECUTE"},
+    ]
+    assert model.gke_node_pool_inputs(spec)["node_config"]["taints"] == inputs["taints"]
+
+
+def test_autoscaler_tags_let_a_pool_scale_from_zero():
+    assert model.autoscaler_tags("mlops-prod", GPU) == {
+        "k8s.io/cluster-autoscaler/enabled": "true",
+        "k8s.io/cluster-autoscaler/mlops-prod": "owned",
+        "k8s.io/cluster-autoscaler/node-template/label/mlops.dev/node-pool": "a100",
+        "k8s.io/cluster-autoscaler/node-template/label/team": "research",
+        "k8s.io/cluster-autoscaler/node-template/taint/nvidia.com/gpu": "present:NoSchedule",
+    }
+
+
+def test_launch_template_requires_imdsv2_and_encrypts_the_root_volume():
+    assert model.launch_template_inputs(GPU) == {
+        "metadata_options": {
+            "http_endpoint": "enabled",
+            "http_tokens": "required",
+            "http_put_response_hop_limit": 1,
+        },
+        "block_device_mappings": [
+            {
+                "device_name": "/dev/xvda",
+                "ebs": {
+                    "volume_size": 200,
+                    "volume_type": "gp3",
+                    "encrypted": "true",
+                    "delete_on_termination": "true",
+                },
+            }
+        ],
+    }
+
+
+def test_select_zones():
+    available = ["us-east-1a", "us-east-1b", "us-east-1c"]
+    assert model.select_zones(GPU, available, "gpu_pools.a100") == available
+    pinned = NodePoolSpec(**{**GPU.__dict__, "zones": ("us-east-1b",)})
+    assert model.select_zones(pinned, available, "gpu_pools.a100.zones") == ["us-east-1b"]
+    wrong = NodePoolSpec(**{**GPU.__dict__, "zones": ("us-west-2a", "us-east-1a")})
+    with pytest.raises(ValueError) as info:
+        model.select_zones(wrong, available, "gpu_pools.a100.zones")
+    assert str(info.value) == (
+        "gpu_pools.a100.zones: us-west-2a not among the cluster's zones "
+        "(us-east-1a, us-east-1b, us-east-1c)"
+    )
+
+
+def test_gke_node_pool_inputs_with_accelerators():
+    spec = NodePoolSpec(
+        **{
+            **GPU.__dict__,
+            "instance_type": "g2-standard-8",
+            "accelerator": "nvidia-l4",
+            "accelerator_count": 1,
+            "gpu_driver_version": "LATEST",
+            "zones": ("europe-west4-a",),
+        }
+    )
+    assert model.gke_node_pool_inputs(spec) == {
+        "initial_node_count": 0,
+        "autoscaling": {
+            "total_min_node_count": 0,
+            "total_max_node_count": 2,
+            "location_policy": "ANY",
+        },
+        "management": {"auto_repair": True, "auto_upgrade": True},
+        "node_locations": ["europe-west4-a"],
+        "node_config": {
+            "machine_type": "g2-standard-8",
+            "spot": True,
+            "disk_size_gb": 200,
+            "disk_type": "pd-balanced",
+            "image_type": "COS_CONTAINERD",
+            "labels": {"mlops.dev/node-pool": "a100", "team": "research"},
+            "taints": [{"key": "nvidia.com/gpu", "value": "present", "effect": "NO_SCHEDULE"}],
+            "oauth_scopes": ["https://www.googleapis.com/auth/cloud-platform"],
+            "workload_metadata_config": {"mode": "GKE_METADATA"},
+            "shielded_instance_config": {
+                "enable_secure_boot": True,
+                "enable_integrity_monitoring": True,
+            },
+            "metadata": {"disable-legacy-endpoints": "true"},
+            "guest_accelerators": [
+                {
+                    "type": "nvidia-l4",
+                    "count": 1,
+                    "gpu_driver_installation_config": {"gpu_driver_version": "LATEST"},
+                }
+            ],
+        },
+    }
+
+
+def test_gke_cpu_pool_has_no_accelerators_and_starts_with_a_node():
+    inputs = model.gke_node_pool_inputs(model.system_pool_spec(SystemPoolConfig(), "gcp"))
+    assert "guest_accelerators" not in inputs["node_config"]
+    assert "node_locations" not in inputs
+    assert inputs["initial_node_count"] == 1
+    assert inputs["autoscaling"]["location_policy"] == "BALANCED"
+
+
+# --- kubeconfigs -------------------------------------------------------------------------------
+
+
+def test_eks_kubeconfig_uses_short_lived_tokens():
+    config = model.eks_kubeconfig("mlops", "https://x.eks.amazonaws.com", "Q0E=", "eu-west-1")
+    assert config["clusters"] == [
+        {
+            "name": "mlops",
+            "cluster": {
+                "server": "https://x.eks.amazonaws.com",
+                "certificate-authority-data": "Q0E=",
+            },
+        }
+    ]
+    assert config["current-context"] == "mlops"
+    assert config["contexts"] == [
+        {"name": "mlops", "context": {"cluster": "mlops", "user": "mlops"}}
+    ]
+    assert config["users"] == [
+        {
+            "name": "mlops",
+            "user": {
+                "exec": {
+                    "apiVersion": "client.authentication.k8s.io/v1beta1",
+                    "command": "aws",
+                    "args": [
+                        "--region",
+                        "eu-west-1",
+                        "eks",
+                        "get-token",
+                        "--cluster-name",
+                        "mlops",
+                        "--output",
+                        "json",
+                    ],
+                    "interactiveMode": "Never",
+                }
+            },
+        }
+    ]
+
+
+def test_gke_kubeconfig_uses_the_auth_plugin():
+    config = model.gke_kubeconfig("mlops", "10.0.0.2", "Q0E=")
+    assert config["clusters"][0]["cluster"] == {
+        "server": "https://10.0.0.2",
+        "certificate-authority-data": "Q0E=",
+    }
+    assert config["users"][0]["user"]["exec"] == {
+        "apiVersion": "client.authentication.k8s.io/v1beta1",
+        "command": "gke-gcloud-auth-plugin",
+        "provideClusterInfo": True,
+        "interactiveMode": "Never",
+        "installHint": "gcloud components install gke-gcloud-auth-plugin",
+    }
+
+
+def test_workload_pool():
+    assert model.workload_pool("acme-ml") == "acme-ml.svc.id.goog"

@@ -1,0 +1,453 @@
+"""KubernetesCluster under mocks: what each cloud registers, wired how, and what it outputs."""
+
+import json
+
+import pulumi
+import pytest
+
+from components.cloud import AwsCloud, GcpCloud, LocalCloud
+from components.cluster import ClusterConfig, KubernetesCluster, KubernetesClusterArgs
+from mlops import mocks
+
+AWS = AwsCloud(type="aws", region="us-east-1", tags={"owner": "ml-platform"})
+GCP = GcpCloud(type="gcp", project="acme-ml", region="europe-west4", labels={"env": "prod"})
+LOCAL = LocalCloud(type="local", kube_context="k3d-mlops", distribution="k3d")
+# the ARN the mocks give the secrets key, so the test sees exactly that key wired in
+KEY_ARN = mocks._fake_outputs("aws:kms/key:Key", "core-secrets-key", {})["arn"]
+OUTPUTS = (
+    "kubeconfig",
+    "cluster_name",
+    "endpoint",
+    "oidc_provider_arn",
+    "oidc_issuer",
+    "workload_pool",
+)
+
+
+def _run(cloud, config: ClusterConfig, protect: bool = False):
+    resolved: dict = {}
+
+    def program():
+        cluster = KubernetesCluster(
+            "core", KubernetesClusterArgs(cloud=cloud, config=config, protect=protect)
+        )
+        resolved["cluster"] = cluster
+        for name in OUTPUTS:
+            value = getattr(cluster, name)
+            if value is None:
+                resolved[name] = None
+            else:
+                value.apply(lambda v, name=name: resolved.__setitem__(name, v))
+
+    monitor = mocks.run(program)
+    return monitor, resolved
+
+
+def _children(monitor):
+    return sorted(
+        (r.type, r.name)
+        for r in monitor.recorded
+        if r.parent_type == "mlops:cluster:KubernetesCluster"
+    )
+
+
+# --- AWS -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def aws_prod():
+    return _run(
+        AWS,
+        ClusterConfig(
+            name="mlops-prod",
+            api_allowed_cidrs=["203.0.113.0/24"],
+            admin_role_arns=["arn:aws:iam::123456789012:role/platform-admins"],
+        ),
+        protect=True,
+    )
+
+
+@pytest.fixture(scope="module")
+def aws_dev():
+    return _run(
+        AWS,
+        ClusterConfig.model_validate(
+            {
+                "name": "mlops-dev",
+                "network": {"availability_zones": 2, "nat_gateway_per_zone": False},
+            }
+        ),
+    )
+
+
+def test_aws_children(aws_prod):
+    monitor, _ = aws_prod
+    zones = ["us-east-1a", "us-east-1b", "us-east-1c"]
+    expected = [
+        ("aws:cloudwatch/logGroup:LogGroup", "core-control-plane-logs"),
+        ("aws:ec2/defaultSecurityGroup:DefaultSecurityGroup", "core-default-sg"),
+        ("aws:ec2/internetGateway:InternetGateway", "core-igw"),
+        ("aws:ec2/launchTemplate:LaunchTemplate", "core-system-lt"),
+        ("aws:ec2/routeTable:RouteTable", "core-public"),
+        ("aws:ec2/vpc:Vpc", "core-vpc"),
+        ("aws:eks/accessEntry:AccessEntry", "core-admin-platform-admins"),
+        ("aws:eks/accessPolicyAssociation:AccessPolicyAssociation", "core-admin-platform-admins"),
+        ("aws:eks/cluster:Cluster", "core-eks"),
+        ("aws:eks/nodeGroup:NodeGroup", "core-system"),
+        ("aws:iam/openIdConnectProvider:OpenIdConnectProvider", "core-oidc"),
+        ("aws:iam/role:Role", "core-cluster-role"),
+        ("aws:iam/role:Role", "core-node-role"),
+        (
+            "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+            "core-cluster-amazoneksclusterpolicy",
+        ),
+        (
+            "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+            "core-node-amazonec2containerregistrypullonly",
+        ),
+        ("aws:iam/rolePolicyAttachment:RolePolicyAttachment", "core-node-amazoneks-cni-policy"),
+        (
+            "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+            "core-node-amazoneksworkernodepolicy",
+        ),
+        ("aws:kms/key:Key", "core-secrets-key"),
+        ("aws:autoscaling/tag:Tag", "core-system-asg-enabled"),
+        ("aws:autoscaling/tag:Tag", "core-system-asg-mlops-prod"),
+        ("aws:autoscaling/tag:Tag", "core-system-asg-node-template-label-mlops-dev-node-pool"),
+        ("pulumi:providers:kubernetes", "core-k8s"),
+    ]
+    for zone in zones:
+        expected += [
+            ("aws:ec2/eip:Eip", f"core-nat-{zone}"),
+            ("aws:ec2/natGateway:NatGateway", f"core-nat-{zone}"),
+            ("aws:ec2/routeTable:RouteTable", f"core-private-{zone}"),
+            ("aws:ec2/routeTableAssociation:RouteTableAssociation", f"core-private-{zone}"),
+            ("aws:ec2/routeTableAssociation:RouteTableAssociation", f"core-public-{zone}"),
+            ("aws:ec2/subnet:Subnet", f"core-private-{zone}"),
+            ("aws:ec2/subnet:Subnet", f"core-public-{zone}"),
+        ]
+    assert _children(monitor) == sorted(expected)
+    component = monitor.named("core")
+    assert component.type == "mlops:cluster:KubernetesCluster"
+
+
+def test_aws_subnets_follow_the_plan_and_are_tagged_for_load_balancers(aws_prod):
+    monitor, _ = aws_prod
+    private = _named(monitor, "aws:ec2/subnet:Subnet", "core-private-us-east-1b")
+    assert private.inputs["cidrBlock"] == "10.0.64.0/18"
+    assert private.inputs["availabilityZone"] == "us-east-1b"
+    assert private.inputs["mapPublicIpOnLaunch"] is False
+    assert private.inputs["tags"]["kubernetes.io/role/internal-elb"] == "1"
+    public = [
+        r for r in monitor.of_type("aws:ec2/subnet:Subnet") if r.name == "core-public-us-east-1b"
+    ]
+    assert public[0].inputs["cidrBlock"] == "10.0.196.0/22"
+    assert public[0].inputs["tags"]["kubernetes.io/role/elb"] == "1"
+    assert monitor.named("core-vpc").inputs["cidrBlock"] == "10.0.0.0/16"
+    assert monitor.named("core-default-sg").inputs.get("ingress", []) == []
+
+
+def _named(monitor, typ, name):
+    matches = [r for r in monitor.of_type(typ) if r.name == name]
+    assert len(matches) == 1, (typ, name, matches)
+    return matches[0]
+
+
+def test_aws_private_routes_go_through_the_zone_nat(aws_prod):
+    monitor, _ = aws_prod
+    route_table = _named(monitor, "aws:ec2/routeTable:RouteTable", "core-private-us-east-1c")
+    assert route_table.inputs["routes"] == [
+        {"cidrBlock": "0.0.0.0/0", "natGatewayId": "core-nat-us-east-1c-id"}
+    ]
+    nat = _named(monitor, "aws:ec2/natGateway:NatGateway", "core-nat-us-east-1c")
+    assert nat.inputs["subnetId"] == "core-public-us-east-1c-id"
+
+
+def test_aws_single_nat_gateway_for_development(aws_dev):
+    monitor, _ = aws_dev
+    assert [r.name for r in monitor.of_type("aws:ec2/natGateway:NatGateway")] == [
+        "core-nat-us-east-1a"
+    ]
+    for zone in ("us-east-1a", "us-east-1b"):
+        route_table = _named(monitor, "aws:ec2/routeTable:RouteTable", f"core-private-{zone}")
+        assert route_table.inputs["routes"][0]["natGatewayId"] == "core-nat-us-east-1a-id"
+    assert len(monitor.of_type("aws:ec2/subnet:Subnet")) == 4
+
+
+def test_eks_cluster_is_encrypted_logged_and_restricted(aws_prod):
+    monitor, _ = aws_prod
+    key = monitor.named("core-secrets-key")
+    assert key.inputs["enableKeyRotation"] is True
+    assert key.inputs["deletionWindowInDays"] == 30
+    assert (key.protect, key.retain_on_delete) == (True, True)
+    cluster = monitor.named("core-eks")
+    inputs = cluster.inputs
+    assert inputs["name"] == "mlops-prod"
+    assert inputs["version"] == ClusterConfig().kubernetes_version
+    assert inputs["encryptionConfig"] == {
+        "provider": {"keyArn": KEY_ARN},
+        "resources": ["secrets"],
+    }
+    assert inputs["enabledClusterLogTypes"] == [
+        "api",
+        "audit",
+        "authenticator",
+        "controllerManager",
+        "scheduler",
+    ]
+    assert inputs["vpcConfig"] == {
+        "subnetIds": [f"core-private-us-east-1{z}-id" for z in "abc"],
+        "endpointPrivateAccess": True,
+        "endpointPublicAccess": True,
+        "publicAccessCidrs": ["203.0.113.0/24"],
+    }
+    assert inputs["accessConfig"] == {
+        "authenticationMode": "API",
+        "bootstrapClusterCreatorAdminPermissions": True,
+    }
+    assert inputs["deletionProtection"] is True
+    assert inputs["roleArn"] == "arn:aws:role:us-east-1:123456789012:core-cluster-role"
+    assert inputs["tags"] == {"owner": "ml-platform"}
+    assert cluster.protect is True
+    assert monitor.named("core-control-plane-logs").urn in cluster.depends_on
+    logs = monitor.named("core-control-plane-logs")
+    assert logs.inputs["name"] == "/aws/eks/mlops-prod/cluster"
+    assert logs.inputs["retentionInDays"] == 90
+    assert logs.retain_on_delete is True
+
+
+def test_eks_endpoint_is_private_by_default(aws_dev):
+    monitor, _ = aws_dev
+    cluster = monitor.named("core-eks")
+    assert cluster.inputs["vpcConfig"]["endpointPublicAccess"] is False
+    assert "publicAccessCidrs" not in cluster.inputs["vpcConfig"]
+    assert cluster.inputs["deletionProtection"] is False
+    assert cluster.protect is False
+    assert monitor.named("core-secrets-key").protect is False
+
+
+def test_eks_oidc_provider_for_irsa(aws_prod):
+    monitor, resolved = aws_prod
+    oidc = monitor.named("core-oidc")
+    issuer = resolved["oidc_issuer"]
+    assert issuer.startswith("https://oidc.eks.us-east-1.amazonaws.com/id/")
+    assert oidc.inputs["url"] == issuer
+    assert oidc.inputs["clientIdLists"] == ["sts.amazonaws.com"]
+    assert "thumbprintLists" not in oidc.inputs
+    assert resolved["oidc_provider_arn"] == (
+        "arn:aws:openIdConnectProvider:us-east-1:123456789012:core-oidc"
+    )
+
+
+def test_eks_admin_access_entry(aws_prod):
+    monitor, _ = aws_prod
+    association = _named(
+        monitor,
+        "aws:eks/accessPolicyAssociation:AccessPolicyAssociation",
+        "core-admin-platform-admins",
+    )
+    assert association.inputs["policyArn"] == (
+        "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+    )
+    assert association.inputs["principalArn"] == "arn:aws:iam::123456789012:role/platform-admins"
+    assert association.inputs["accessScope"] == {"type": "cluster"}
+
+
+def test_eks_system_node_group(aws_prod):
+    monitor, _ = aws_prod
+    group = monitor.named("core-system")
+    inputs = group.inputs
+    assert inputs["amiType"] == "AL2023_x86_64_STANDARD"
+    assert inputs["capacityType"] == "ON_DEMAND"
+    assert inputs["instanceTypes"] == ["m6i.large"]
+    assert inputs["scalingConfig"] == {"minSize": 2, "desiredSize": 2, "maxSize": 4}
+    assert inputs["labels"] == {"mlops.dev/node-pool": "system"}
+    assert inputs.get("taints", []) == []
+    assert inputs["clusterName"] == "mlops-prod"
+    assert inputs["nodeRoleArn"] == "arn:aws:role:us-east-1:123456789012:core-node-role"
+    assert inputs["launchTemplate"] == {"id": "core-system-lt-id", "version": "1"}
+    template = monitor.named("core-system-lt")
+    assert template.inputs["metadataOptions"]["httpTokens"] == "required"
+    for dependency in ("core-node-amazoneksworkernodepolicy", "core-private-us-east-1a"):
+        assert any(urn.endswith(f"::{dependency}") for urn in group.depends_on), dependency
+    tag = _named(monitor, "aws:autoscaling/tag:Tag", "core-system-asg-mlops-prod")
+    assert tag.inputs["tag"] == {
+        "key": "k8s.io/cluster-autoscaler/mlops-prod",
+        "value": "owned",
+        "propagateAtLaunch": False,
+    }
+    assert tag.inputs["autoscalingGroupName"].startswith("eks-core-system-")
+
+
+def test_eks_outputs_and_kubeconfig(aws_prod):
+    monitor, resolved = aws_prod
+    assert resolved["cluster_name"] == "mlops-prod"
+    assert resolved["endpoint"].endswith(".gr7.us-east-1.eks.amazonaws.com")
+    assert resolved["workload_pool"] is None
+    kubeconfig = json.loads(resolved["kubeconfig"])
+    assert kubeconfig["clusters"][0]["cluster"]["server"] == resolved["endpoint"]
+    assert kubeconfig["users"][0]["user"]["exec"]["command"] == "aws"
+    assert kubeconfig["users"][0]["user"]["exec"]["args"][:2] == ["--region", "us-east-1"]
+    provider = monitor.named("core-k8s")
+    assert provider.secret_inputs == {"kubeconfig"}
+    assert json.loads(provider.inputs["kubeconfig"]) == kubeconfig
+    assert any(urn.endswith("::core-system") for urn in provider.depends_on)
+    assert isinstance(resolved["cluster"].provider, pulumi.ProviderResource)
+
+
+def test_too_few_zones_in_the_region_is_an_error():
+    with pytest.raises(Exception) as info:
+        _run(AWS, ClusterConfig.model_validate({"network": {"availability_zones": 4}}))
+    assert "cluster.network.availability_zones: 4 wanted, the region has 3 " in str(info.value)
+
+
+# --- GCP -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def gcp_prod():
+    return _run(
+        GCP,
+        ClusterConfig(
+            name="mlops-prod", api_allowed_cidrs=["203.0.113.0/24"], release_channel="STABLE"
+        ),
+        protect=True,
+    )
+
+
+def test_gcp_children(gcp_prod):
+    monitor, _ = gcp_prod
+    assert _children(monitor) == sorted(
+        [
+            ("gcp:compute/network:Network", "core-network"),
+            ("gcp:compute/router:Router", "core-router"),
+            ("gcp:compute/routerNat:RouterNat", "core-nat"),
+            ("gcp:compute/subnetwork:Subnetwork", "core-nodes"),
+            ("gcp:container/cluster:Cluster", "core-gke"),
+            ("gcp:container/nodePool:NodePool", "core-system"),
+            ("gcp:projects/iAMMember:IAMMember", "core-nodes-artifactregistry.reader"),
+            ("gcp:projects/iAMMember:IAMMember", "core-nodes-container.defaultNodeServiceAccount"),
+            ("gcp:serviceaccount/account:Account", "core-nodes-sa"),
+            ("pulumi:providers:kubernetes", "core-k8s"),
+        ]
+    )
+
+
+def test_gcp_network(gcp_prod):
+    monitor, _ = gcp_prod
+    assert monitor.named("core-network").inputs["autoCreateSubnetworks"] is False
+    subnetwork = monitor.named("core-nodes").inputs
+    assert subnetwork["ipCidrRange"] == "10.0.0.0/16"
+    assert subnetwork["privateIpGoogleAccess"] is True
+    assert subnetwork["secondaryIpRanges"] == [
+        {"rangeName": "pods", "ipCidrRange": "10.64.0.0/14"},
+        {"rangeName": "services", "ipCidrRange": "10.68.0.0/20"},
+    ]
+    nat = monitor.named("core-nat").inputs
+    assert nat["sourceSubnetworkIpRangesToNat"] == "ALL_SUBNETWORKS_ALL_IP_RANGES"
+    assert nat["region"] == "europe-west4"
+    assert monitor.named("core-router").inputs["network"] == "core-network-id"
+
+
+def test_gke_cluster_is_private_with_workload_identity(gcp_prod):
+    monitor, _ = gcp_prod
+    cluster = monitor.named("core-gke")
+    inputs = cluster.inputs
+    assert inputs["name"] == "mlops-prod"
+    assert inputs["location"] == "europe-west4"
+    assert inputs["removeDefaultNodePool"] is True
+    assert inputs["privateClusterConfig"] == {
+        "enablePrivateNodes": True,
+        "enablePrivateEndpoint": False,
+        "masterIpv4CidrBlock": "172.16.0.0/28",
+    }
+    assert inputs["masterAuthorizedNetworksConfig"] == {
+        "cidrBlocks": [{"cidrBlock": "203.0.113.0/24", "displayName": "operators-0"}]
+    }
+    assert inputs["workloadIdentityConfig"] == {"workloadPool": "acme-ml.svc.id.goog"}
+    assert inputs["enableShieldedNodes"] is True
+    assert inputs["releaseChannel"] == {"channel": "STABLE"}
+    assert inputs["ipAllocationPolicy"] == {
+        "clusterSecondaryRangeName": "pods",
+        "servicesSecondaryRangeName": "services",
+    }
+    assert inputs["binaryAuthorization"] == {"evaluationMode": "DISABLED"}
+    assert inputs["deletionProtection"] is True
+    assert inputs["resourceLabels"] == {"env": "prod"}
+    assert (
+        inputs["nodeConfig"]["serviceAccount"] == "mlops-prod-nodes@project.iam.gserviceaccount.com"
+    )
+    assert inputs["nodeConfig"]["workloadMetadataConfig"] == {"mode": "GKE_METADATA"}
+    assert cluster.protect is True
+
+
+def test_gke_private_endpoint_without_operator_networks():
+    monitor, _ = _run(GCP, ClusterConfig(binary_authorization=True))
+    inputs = monitor.named("core-gke").inputs
+    assert inputs["privateClusterConfig"]["enablePrivateEndpoint"] is True
+    assert inputs["masterAuthorizedNetworksConfig"] == {"cidrBlocks": []}
+    assert inputs["binaryAuthorization"] == {"evaluationMode": "PROJECT_SINGLETON_POLICY_ENFORCE"}
+    assert inputs["deletionProtection"] is False
+
+
+def test_gke_node_service_account_is_least_privilege(gcp_prod):
+    monitor, _ = gcp_prod
+    members = monitor.of_type("gcp:projects/iAMMember:IAMMember")
+    assert sorted(m.inputs["role"] for m in members) == [
+        "roles/artifactregistry.reader",
+        "roles/container.defaultNodeServiceAccount",
+    ]
+    assert {m.inputs["member"] for m in members} == {
+        "serviceAccount:mlops-prod-nodes@project.iam.gserviceaccount.com"
+    }
+
+
+def test_gke_system_pool(gcp_prod):
+    monitor, _ = gcp_prod
+    pool = monitor.named("core-system").inputs
+    assert pool["name"] == "system"
+    assert pool["cluster"] == "core-gke-id"
+    assert pool["autoscaling"] == {
+        "totalMinNodeCount": 2,
+        "totalMaxNodeCount": 4,
+        "locationPolicy": "BALANCED",
+    }
+    assert pool["nodeConfig"]["machineType"] == "e2-standard-4"
+    assert pool["nodeConfig"]["shieldedInstanceConfig"] == {
+        "enableSecureBoot": True,
+        "enableIntegrityMonitoring": True,
+    }
+    assert "guestAccelerators" not in pool["nodeConfig"]
+
+
+def test_gke_outputs(gcp_prod):
+    monitor, resolved = gcp_prod
+    assert resolved["workload_pool"] == "acme-ml.svc.id.goog"
+    assert resolved["oidc_provider_arn"] is None
+    assert resolved["oidc_issuer"] is None
+    assert resolved["cluster_name"] == "mlops-prod"
+    kubeconfig = json.loads(resolved["kubeconfig"])
+    assert kubeconfig["clusters"][0]["cluster"]["server"] == "https://10.0.0.2"
+    assert kubeconfig["users"][0]["user"]["exec"]["command"] == "gke-gcloud-auth-plugin"
+    assert monitor.named("core-k8s").secret_inputs == {"kubeconfig"}
+
+
+# --- local -----------------------------------------------------------------------------------
+
+
+def test_local_creates_only_the_provider():
+    monitor, resolved = _run(LOCAL, ClusterConfig())
+    assert [(r.type, r.name) for r in monitor.recorded] == [
+        ("mlops:cluster:KubernetesCluster", "core"),
+        ("pulumi:providers:kubernetes", "core-k8s"),
+    ]
+    provider = monitor.named("core-k8s")
+    assert provider.inputs["context"] == "k3d-mlops"
+    assert "kubeconfig" not in provider.inputs
+    assert provider.parent_name == "core"
+    assert resolved["cluster_name"] == "k3d-mlops"
+    assert resolved["kubeconfig"] is None
+    assert resolved["endpoint"] is None
+    assert resolved["oidc_provider_arn"] is None
+    assert resolved["workload_pool"] is None
+    assert resolved["cluster"].node_wiring is None

@@ -1,0 +1,267 @@
+"""GpuNodePools under mocks: node groups / node pools per cloud and the device plugin release."""
+
+import pytest
+
+from components.cloud import AwsCloud, GcpCloud, LocalCloud
+from components.cluster import ClusterConfig, KubernetesCluster, KubernetesClusterArgs
+from components.gpu import GpuNodePools, GpuNodePoolsArgs, GpuPoolConfig
+from components.versions import NVIDIA_DEVICE_PLUGIN
+from mlops import mocks
+
+AWS = AwsCloud(type="aws", region="us-east-1", tags={"owner": "ml-platform"})
+GCP = GcpCloud(type="gcp", project="acme-ml", region="europe-west4")
+LOCAL = LocalCloud(type="local")
+
+AWS_POOLS = {
+    "a10g": GpuPoolConfig(
+        instance_type="g5.2xlarge",
+        spot=True,
+        max_size=3,
+        zones=["us-east-1b"],
+        labels={"team": "cv"},
+    ),
+    "h100": GpuPoolConfig(instance_type="p5.48xlarge", min_size=1, max_size=2),
+}
+GCP_POOLS = {
+    "l4": GpuPoolConfig(
+        instance_type="g2-standard-8",
+        accelerator="nvidia-l4",
+        spot=True,
+        max_size=4,
+        zones=["europe-west4-a", "europe-west4-b"],
+    ),
+}
+
+
+def _run(cloud, pools):
+    resolved: dict = {}
+
+    def program():
+        cluster = KubernetesCluster(
+            "core",
+            KubernetesClusterArgs(cloud=cloud, config=ClusterConfig(name="mlops-prod")),
+        )
+        gpus = GpuNodePools(
+            "gpu",
+            GpuNodePoolsArgs(
+                cloud=cloud, pools=pools, cluster=cluster, kubernetes=cluster.provider
+            ),
+        )
+        resolved["gpus"] = gpus
+        for key, pool_id in gpus.node_pools.items():
+            pool_id.apply(
+                lambda v, key=key: resolved.setdefault("node_pools", {}).__setitem__(key, v)
+            )
+
+    return mocks.run(program), resolved
+
+
+def _children(monitor):
+    return sorted(
+        (r.type, r.name) for r in monitor.recorded if r.parent_type == "mlops:gpu:GpuNodePools"
+    )
+
+
+def _named(monitor, typ, name):
+    matches = [r for r in monitor.of_type(typ) if r.name == name]
+    assert len(matches) == 1, (typ, name, matches)
+    return matches[0]
+
+
+@pytest.fixture(scope="module")
+def aws_run():
+    return _run(AWS, AWS_POOLS)
+
+
+def test_aws_children(aws_run):
+    monitor, resolved = aws_run
+    tags = [
+        "enabled",
+        "mlops-prod",
+        "node-template-label-mlops-dev-node-pool",
+        "node-template-label-nvidia-com-gpu-present",
+        "node-template-taint-nvidia-com-gpu",
+    ]
+    expected = [("kubernetes:helm.sh/v3:Release", "gpu-device-plugin")]
+    for key in ("a10g", "h100"):
+        expected += [
+            ("aws:eks/nodeGroup:NodeGroup", f"gpu-{key}"),
+            ("aws:ec2/launchTemplate:LaunchTemplate", f"gpu-{key}-lt"),
+        ]
+        expected += [("aws:autoscaling/tag:Tag", f"gpu-{key}-asg-{tag}") for tag in tags]
+    expected.append(("aws:autoscaling/tag:Tag", "gpu-a10g-asg-node-template-label-team"))
+    assert _children(monitor) == sorted(expected)
+    assert monitor.named("gpu").type == "mlops:gpu:GpuNodePools"
+    assert resolved["node_pools"] == {"a10g": "gpu-a10g-id", "h100": "gpu-h100-id"}
+
+
+def test_eks_gpu_node_group(aws_run):
+    monitor, _ = aws_run
+    group = _named(monitor, "aws:eks/nodeGroup:NodeGroup", "gpu-a10g")
+    inputs = group.inputs
+    assert inputs["amiType"] == "AL2023_x86_64_NVIDIA"
+    assert inputs["capacityType"] == "SPOT"
+    assert inputs["instanceTypes"] == ["g5.2xlarge"]
+    assert inputs["scalingConfig"] == {"minSize": 0, "desiredSize": 0, "maxSize": 3}
+    assert inputs["taints"] == [
+        {"key": "nvidia.com/gpu", "value": "present", "effect": "NO_SCHEDULE"}
+    ]
+    assert inputs["labels"] == {
+        "mlops.dev/node-pool": "a10g",
+        "nvidia.com/gpu.present": "true",
+        "team": "cv",
+    }
+    assert inputs["subnetIds"] == ["core-private-us-east-1b-id"]
+    assert inputs["clusterName"] == "mlops-prod"
+    assert inputs["nodeRoleArn"] == "arn:aws:role:us-east-1:123456789012:core-node-role"
+    assert inputs["launchTemplate"] == {"id": "gpu-a10g-lt-id", "version": "1"}
+    assert inputs["tags"] == {"owner": "ml-platform"}
+    h100 = _named(monitor, "aws:eks/nodeGroup:NodeGroup", "gpu-h100").inputs
+    assert h100["capacityType"] == "ON_DEMAND"
+    assert h100["scalingConfig"] == {"minSize": 1, "desiredSize": 1, "maxSize": 2}
+    assert h100["subnetIds"] == [f"core-private-us-east-1{z}-id" for z in "abc"]
+    template = _named(monitor, "aws:ec2/launchTemplate:LaunchTemplate", "gpu-h100-lt")
+    assert template.inputs["blockDeviceMappings"][0]["ebs"]["volumeSize"] == 100
+
+
+def test_eks_gpu_pool_scales_from_zero(aws_run):
+    monitor, _ = aws_run
+    tags = {
+        r.inputs["tag"]["key"]: r.inputs["tag"]["value"]
+        for r in monitor.of_type("aws:autoscaling/tag:Tag")
+        if r.name.startswith("gpu-a10g-")
+    }
+    assert tags == {
+        "k8s.io/cluster-autoscaler/enabled": "true",
+        "k8s.io/cluster-autoscaler/mlops-prod": "owned",
+        "k8s.io/cluster-autoscaler/node-template/label/mlops.dev/node-pool": "a10g",
+        "k8s.io/cluster-autoscaler/node-template/label/nvidia.com/gpu.present": "true",
+        "k8s.io/cluster-autoscaler/node-template/label/team": "cv",
+        "k8s.io/cluster-autoscaler/node-template/taint/nvidia.com/gpu": "present:NoSchedule",
+    }
+    tag = _named(monitor, "aws:autoscaling/tag:Tag", "gpu-a10g-asg-enabled")
+    assert tag.inputs["autoscalingGroupName"].startswith("eks-gpu-a10g-")
+    assert any(urn.endswith("::gpu-a10g") for urn in tag.depends_on)
+
+
+def test_eks_device_plugin_release(aws_run):
+    monitor, _ = aws_run
+    release = monitor.named("gpu-device-plugin")
+    assert release.type == "kubernetes:helm.sh/v3:Release"
+    inputs = release.inputs
+    assert (inputs["chart"], inputs["version"], inputs["repositoryOpts"]) == (
+        "nvidia-device-plugin",
+        "0.20.0",
+        {"repo": "https://nvidia.github.io/k8s-device-plugin"},
+    )
+    assert NVIDIA_DEVICE_PLUGIN.version == "0.20.0"
+    assert inputs["name"] == "nvidia-device-plugin"
+    assert inputs["namespace"] == "kube-system"
+    assert inputs["values"]["tolerations"] == [
+        {"key": "nvidia.com/gpu", "operator": "Equal", "value": "present", "effect": "NoSchedule"}
+    ]
+    terms = inputs["values"]["affinity"]["nodeAffinity"][
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ]["nodeSelectorTerms"]
+    assert terms == [
+        {
+            "matchExpressions": [
+                {"key": "mlops.dev/node-pool", "operator": "In", "values": ["a10g", "h100"]}
+            ]
+        }
+    ]
+    assert release.provider.startswith(
+        "urn:pulumi:test::mlops::mlops:cluster:KubernetesCluster$pulumi:providers:kubernetes::core-k8s::"
+    )
+    assert release.parent_name == "gpu"
+
+
+def test_gke_gpu_node_pool_and_no_device_plugin():
+    monitor, resolved = _run(GCP, GCP_POOLS)
+    assert _children(monitor) == [("gcp:container/nodePool:NodePool", "gpu-l4")]
+    assert monitor.of_type("kubernetes:helm.sh/v3:Release") == []
+    pool = monitor.named("gpu-l4").inputs
+    assert pool["name"] == "l4"
+    assert pool["cluster"] == "core-gke-id"
+    assert pool["location"] == "europe-west4"
+    assert pool["nodeLocations"] == ["europe-west4-a", "europe-west4-b"]
+    assert pool["initialNodeCount"] == 0
+    assert pool["autoscaling"] == {
+        "totalMinNodeCount": 0,
+        "totalMaxNodeCount": 4,
+        "locationPolicy": "ANY",
+    }
+    config = pool["nodeConfig"]
+    assert config["guestAccelerators"] == [
+        {
+            "type": "nvidia-l4",
+            "count": 1,
+            "gpuDriverInstallationConfig": {"gpuDriverVersion": "DEFAULT"},
+        }
+    ]
+    assert config["spot"] is True
+    assert config["machineType"] == "g2-standard-8"
+    assert config["taints"] == [
+        {"key": "nvidia.com/gpu", "value": "present", "effect": "NO_SCHEDULE"}
+    ]
+    assert config["workloadMetadataConfig"] == {"mode": "GKE_METADATA"}
+    assert config["shieldedInstanceConfig"] == {
+        "enableSecureBoot": True,
+        "enableIntegrityMonitoring": True,
+    }
+    assert config["serviceAccount"] == "mlops-prod-nodes@project.iam.gserviceaccount.com"
+    assert resolved["node_pools"] == {"l4": "gpu-l4-id"}
+
+
+def test_gke_pool_without_accelerator_is_refused_before_anything_is_created():
+    pools = {"t4": GpuPoolConfig(instance_type="n1-standard-8")}
+    with pytest.raises(ValueError) as info:
+        _run(GCP, pools)
+    assert str(info.value) == (
+        "invalid GPU pools: gpu_pools.t4.accelerator: required on GCP (e.g. nvidia-l4, "
+        "nvidia-tesla-t4)"
+    )
+
+
+def test_local_deploys_only_the_device_plugin():
+    monitor, resolved = _run(LOCAL, {"rtx": GpuPoolConfig(instance_type="local")})
+    assert _children(monitor) == [("kubernetes:helm.sh/v3:Release", "gpu-device-plugin")]
+    values = monitor.named("gpu-device-plugin").inputs["values"]
+    assert values["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+        "nodeSelectorTerms"
+    ][0]["matchExpressions"][0]["values"] == ["rtx"]
+    assert "node_pools" not in resolved
+    assert resolved["gpus"].node_pools == {}
+
+
+def test_no_pools_no_device_plugin():
+    monitor, _ = _run(LOCAL, {})
+    assert _children(monitor) == []
+    assert monitor.of_type("kubernetes:helm.sh/v3:Release") == []
+
+
+def test_eks_pool_zone_outside_the_cluster_is_refused_before_any_pool_is_created():
+    pools = {
+        "a10g": GpuPoolConfig(instance_type="g5.xlarge", zones=["us-east-1f"]),
+        "l4": GpuPoolConfig(instance_type="g6.xlarge", zones=["us-west-2a"]),
+    }
+    recorded = []
+    original = mocks.RecordingMonitor.RegisterResource
+
+    def spy(self, request):
+        recorded.append(request.name)
+        return original(self, request)
+
+    mocks.RecordingMonitor.RegisterResource = spy
+    try:
+        with pytest.raises(ValueError) as info:
+            _run(AWS, pools)
+    finally:
+        mocks.RecordingMonitor.RegisterResource = original
+    assert str(info.value) == (
+        "invalid GPU pools: gpu_pools.l4.zones: us-west-2a not in region us-east-1; "
+        "gpu_pools.a10g.zones: us-east-1f not among the cluster's zones "
+        "(us-east-1a, us-east-1b, us-east-1c)"
+    )
+    assert "gpu" not in recorded
+    assert not [name for name in recorded if name.startswith("gpu-")]
