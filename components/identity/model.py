@@ -101,6 +101,16 @@ def check_buckets(identity: str, config: WorkloadIdentityConfig, known: Iterable
         )
 
 
+def check_workload_identities(
+    identities: Mapping[str, WorkloadIdentityConfig], bucket_keys: Iterable[str]
+) -> None:
+    """Every identity name and bucket reference is valid: for a root-config validator."""
+    bucket_keys = list(bucket_keys)
+    for identity, config in identities.items():
+        check_identity_name(identity)
+        check_buckets(identity, config, bucket_keys)
+
+
 # --- AWS (IRSA) -------------------------------------------------------------------------------
 
 

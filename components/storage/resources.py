@@ -17,11 +17,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.cloud import AwsCloud, Cloud, GcpCloud
-from components.identity.model import (
-    WorkloadIdentityConfig,
-    check_buckets,
-    check_identity_name,
-)
+from components.identity.model import WorkloadIdentityConfig, check_workload_identities
 from components.storage import model
 from components.versions import MINIO
 
@@ -76,9 +72,7 @@ class ObjectStore(pulumi.ComponentResource):
                 f"{prefix}-{model.LOG_BUCKET_KEY}", "storage.bucket_prefix (access-log bucket)"
             )
         model.check_kms_key(args.cloud.type, args.config.kms_key)
-        for identity, identity_config in args.identities.items():
-            check_identity_name(identity)
-            check_buckets(identity, identity_config, args.config.buckets)
+        check_workload_identities(args.identities, args.config.buckets)
         if args.cloud.type == "local" and args.kubernetes is None:
             raise ValueError(
                 "ObjectStoreArgs.kubernetes: a Kubernetes provider is required locally"

@@ -221,3 +221,20 @@ def test_minio_policy_and_secret_names():
         ],
     }
     assert model.credentials_secret_name("trainer") == "trainer-s3-credentials"
+
+
+def test_check_workload_identities_for_the_root_config():
+    good = {"trainer": _config(), "scorer": _config(buckets={"features": "read"})}
+    model.check_workload_identities(good, ["artifacts", "features"])
+    with pytest.raises(ValueError) as info:
+        model.check_workload_identities({"x": _config()}, ["artifacts"])
+    assert str(info.value) == (
+        "workload_identities.x: the identity name must be 3-40 lowercase letters, digits or "
+        "'-', starting and ending with a letter or digit"
+    )
+    with pytest.raises(ValueError) as info:
+        model.check_workload_identities(good, ["artifacts"])
+    assert str(info.value) == (
+        "workload_identities.scorer.buckets: unknown bucket(s) 'features'; storage.buckets has "
+        "'artifacts'"
+    )
