@@ -52,6 +52,23 @@ def assume_role_policy(service: str) -> str:
     )
 
 
+def secrets_key_policy(key_arn: str) -> str:
+    """What the cluster role needs to envelope-encrypt secrets with the key (the AWS managed
+    cluster policy grants no KMS access)."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ListGrants", "kms:DescribeKey"],
+                    "Resource": key_arn,
+                }
+            ],
+        }
+    )
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
 
@@ -98,6 +115,14 @@ def build(name: str, cloud: AwsCloud, config: ClusterConfig, protect: bool, pare
         )
         for policy in CLUSTER_POLICIES
     ]
+    cluster_attachments.append(
+        aws.iam.RolePolicy(
+            f"{name}-cluster-secrets-key",
+            role=cluster_role.id,
+            policy=secrets_key.arn.apply(secrets_key_policy),
+            opts=child,
+        )
+    )
     node_role = aws.iam.Role(
         f"{name}-node-role",
         assume_role_policy=assume_role_policy("ec2.amazonaws.com"),

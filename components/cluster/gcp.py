@@ -195,7 +195,8 @@ def create_node_pool(
     }
     return gcp.container.NodePool(
         name,
-        name=spec.key,
+        # a prefix, not a fixed name: a replaced pool is created before the old one goes
+        name_prefix=f"{spec.key}-",
         project=wiring.project,
         cluster=wiring.cluster_id,
         location=wiring.location,

@@ -199,8 +199,8 @@ class ClusterConfig(StrictModel):
     )
     oidc_thumbprints: list[str] = Field(
         default_factory=list,
-        description="AWS: SHA-1 thumbprints of the OIDC issuer's CA. Empty: IAM trusts the "
-        "EKS issuer through its own root CA store (no thumbprint needed since 2023).",
+        description="AWS: SHA-1 thumbprints of the OIDC issuer's CA. Empty: IAM verifies the "
+        "EKS issuer's certificate against its own trusted root CAs, so nothing is pinned.",
     )
     release_channel: Literal["RAPID", "REGULAR", "STABLE", "EXTENDED"] = Field(
         default="REGULAR", description="GCP: GKE release channel (automatic upgrades)."

@@ -110,6 +110,7 @@ def test_aws_children(aws_prod):
             "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
             "core-node-amazoneksworkernodepolicy",
         ),
+        ("aws:iam/rolePolicy:RolePolicy", "core-cluster-secrets-key"),
         ("aws:kms/key:Key", "core-secrets-key"),
         ("aws:autoscaling/tag:Tag", "core-system-asg-enabled"),
         ("aws:autoscaling/tag:Tag", "core-system-asg-mlops-prod"),
@@ -210,6 +211,16 @@ def test_eks_cluster_is_encrypted_logged_and_restricted(aws_prod):
     assert inputs["tags"] == {"owner": "ml-platform"}
     assert cluster.protect is True
     assert monitor.named("core-control-plane-logs").urn in cluster.depends_on
+    key_policy = monitor.named("core-cluster-secrets-key")
+    assert key_policy.urn in cluster.depends_on
+    assert key_policy.inputs["role"] == "core-cluster-role-id"
+    assert json.loads(key_policy.inputs["policy"])["Statement"] == [
+        {
+            "Effect": "Allow",
+            "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ListGrants", "kms:DescribeKey"],
+            "Resource": KEY_ARN,
+        }
+    ]
     logs = monitor.named("core-control-plane-logs")
     assert logs.inputs["name"] == "/aws/eks/mlops-prod/cluster"
     assert logs.inputs["retentionInDays"] == 90
@@ -405,7 +416,7 @@ def test_gke_node_service_account_is_least_privilege(gcp_prod):
 def test_gke_system_pool(gcp_prod):
     monitor, _ = gcp_prod
     pool = monitor.named("core-system").inputs
-    assert pool["name"] == "system"
+    assert pool["namePrefix"] == "system-"
     assert pool["cluster"] == "core-gke-id"
     assert pool["autoscaling"] == {
         "totalMinNodeCount": 2,

@@ -181,7 +181,7 @@ def test_gke_gpu_node_pool_and_no_device_plugin():
     assert _children(monitor) == [("gcp:container/nodePool:NodePool", "gpu-l4")]
     assert monitor.of_type("kubernetes:helm.sh/v3:Release") == []
     pool = monitor.named("gpu-l4").inputs
-    assert pool["name"] == "l4"
+    assert pool["namePrefix"] == "l4-"
     assert pool["cluster"] == "core-gke-id"
     assert pool["location"] == "europe-west4"
     assert pool["nodeLocations"] == ["europe-west4-a", "europe-west4-b"]
