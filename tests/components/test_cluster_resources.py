@@ -9,6 +9,9 @@ from components.cloud import AwsCloud, GcpCloud, LocalCloud
 from components.cluster import ClusterConfig, KubernetesCluster, KubernetesClusterArgs
 from mlops import mocks
 
+# maps whose keys the user chooses (labels, tags, Helm values): not provider property names
+USER_KEYED = {"tags", "labels", "resourceLabels", "metadata", "values"}
+
 AWS = AwsCloud(type="aws", region="us-east-1", tags={"owner": "ml-platform"})
 GCP = GcpCloud(type="gcp", project="acme-ml", region="europe-west4", labels={"env": "prod"})
 LOCAL = LocalCloud(type="local", kube_context="k3d-mlops", distribution="k3d")
@@ -41,6 +44,21 @@ def _run(cloud, config: ClusterConfig, protect: bool = False):
 
     monitor = mocks.run(program)
     return monitor, resolved
+
+
+def _untranslated_keys(value, path=""):
+    """Input keys the SDK did not map to a provider property name (a typo in a dict input)."""
+    found = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if "_" in key:
+                found.append(f"{path}.{key}")
+            if key not in USER_KEYED:
+                found += _untranslated_keys(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for item in value:
+            found += _untranslated_keys(item, f"{path}[]")
+    return found
 
 
 def _children(monitor):
@@ -462,3 +480,13 @@ def test_local_creates_only_the_provider():
     assert resolved["oidc_provider_arn"] is None
     assert resolved["workload_pool"] is None
     assert resolved["cluster"].node_wiring is None
+
+
+def test_every_input_key_is_a_provider_property_aws_prod(aws_prod):
+    monitor = aws_prod[0]
+    assert [(r.name, key) for r in monitor.recorded for key in _untranslated_keys(r.inputs)] == []
+
+
+def test_every_input_key_is_a_provider_property_gcp_prod(gcp_prod):
+    monitor = gcp_prod[0]
+    assert [(r.name, key) for r in monitor.recorded for key in _untranslated_keys(r.inputs)] == []

@@ -8,6 +8,9 @@ from components.gpu import GpuNodePools, GpuNodePoolsArgs, GpuPoolConfig
 from components.versions import NVIDIA_DEVICE_PLUGIN
 from mlops import mocks
 
+# maps whose keys the user chooses (labels, tags, Helm values): not provider property names
+USER_KEYED = {"tags", "labels", "resourceLabels", "metadata", "values"}
+
 AWS = AwsCloud(type="aws", region="us-east-1", tags={"owner": "ml-platform"})
 GCP = GcpCloud(type="gcp", project="acme-ml", region="europe-west4")
 LOCAL = LocalCloud(type="local")
@@ -54,6 +57,21 @@ def _run(cloud, pools):
             )
 
     return mocks.run(program), resolved
+
+
+def _untranslated_keys(value, path=""):
+    """Input keys the SDK did not map to a provider property name (a typo in a dict input)."""
+    found = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if "_" in key:
+                found.append(f"{path}.{key}")
+            if key not in USER_KEYED:
+                found += _untranslated_keys(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for item in value:
+            found += _untranslated_keys(item, f"{path}[]")
+    return found
 
 
 def _children(monitor):
@@ -265,3 +283,8 @@ def test_eks_pool_zone_outside_the_cluster_is_refused_before_any_pool_is_created
     )
     assert "gpu" not in recorded
     assert not [name for name in recorded if name.startswith("gpu-")]
+
+
+def test_every_input_key_is_a_provider_property_aws_run(aws_run):
+    monitor = aws_run[0]
+    assert [(r.name, key) for r in monitor.recorded for key in _untranslated_keys(r.inputs)] == []
