@@ -35,6 +35,7 @@ class Recorded:
     depends_on: list[str] = field(default_factory=list)
     provider: str | None = None
     secret_inputs: set[str] = field(default_factory=set)
+    ignore_changes: list[str] = field(default_factory=list)
     masked_inputs: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -165,6 +166,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 provider=request.provider or None,
                 secret_inputs=secret_paths,
                 masked_inputs=masked,
+                ignore_changes=list(request.ignoreChanges),
             )
         )
         return response

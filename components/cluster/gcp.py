@@ -136,6 +136,8 @@ def build(name: str, cloud: GcpCloud, config: ClusterConfig, protect: bool, pare
                 {"cidr_block": cidr, "display_name": f"operators-{i}"}
                 for i, cidr in enumerate(config.api_allowed_cidrs)
             ],
+            # not every address Google Cloud owns: only the listed networks
+            "gcp_public_cidrs_access_enabled": False,
         },
         workload_identity_config={"workload_pool": pool},
         enable_shielded_nodes=True,
@@ -149,7 +151,14 @@ def build(name: str, cloud: GcpCloud, config: ClusterConfig, protect: bool, pare
         },
         resource_labels=dict(cloud.labels),
         deletion_protection=protect,
-        opts=pulumi.ResourceOptions(parent=parent, protect=protect, depends_on=node_roles),
+        opts=pulumi.ResourceOptions(
+            parent=parent,
+            protect=protect,
+            depends_on=node_roles,
+            # both describe the default pool, deleted right after creation; GKE then reports
+            # another pool's settings, and a diff here would replace the whole cluster
+            ignore_changes=["nodeConfig", "initialNodeCount"],
+        ),
     )
 
     wiring = GkeNodeWiring(

@@ -295,6 +295,7 @@ def test_eks_system_node_group(aws_prod):
     assert inputs["clusterName"] == "mlops-prod"
     assert inputs["nodeRoleArn"] == "arn:aws:role:us-east-1:123456789012:core-node-role"
     assert inputs["launchTemplate"] == {"id": "core-system-lt-id", "version": "1"}
+    assert group.ignore_changes == ["scalingConfig.desiredSize"]
     template = monitor.named("core-system-lt")
     assert template.inputs["metadataOptions"]["httpTokens"] == "required"
     for dependency in ("core-node-amazoneksworkernodepolicy", "core-private-us-east-1a"):
@@ -391,7 +392,8 @@ def test_gke_cluster_is_private_with_workload_identity(gcp_prod):
         "masterIpv4CidrBlock": "172.16.0.0/28",
     }
     assert inputs["masterAuthorizedNetworksConfig"] == {
-        "cidrBlocks": [{"cidrBlock": "203.0.113.0/24", "displayName": "operators-0"}]
+        "cidrBlocks": [{"cidrBlock": "203.0.113.0/24", "displayName": "operators-0"}],
+        "gcpPublicCidrsAccessEnabled": False,
     }
     assert inputs["workloadIdentityConfig"] == {"workloadPool": "acme-ml.svc.id.goog"}
     assert inputs["enableShieldedNodes"] is True
@@ -402,6 +404,7 @@ def test_gke_cluster_is_private_with_workload_identity(gcp_prod):
     }
     assert inputs["binaryAuthorization"] == {"evaluationMode": "DISABLED"}
     assert inputs["deletionProtection"] is True
+    assert cluster.ignore_changes == ["nodeConfig", "initialNodeCount"]
     assert inputs["resourceLabels"] == {"env": "prod"}
     assert (
         inputs["nodeConfig"]["serviceAccount"] == "mlops-prod-nodes@project.iam.gserviceaccount.com"
@@ -414,7 +417,10 @@ def test_gke_private_endpoint_without_operator_networks():
     monitor, _ = _run(GCP, ClusterConfig(binary_authorization=True))
     inputs = monitor.named("core-gke").inputs
     assert inputs["privateClusterConfig"]["enablePrivateEndpoint"] is True
-    assert inputs["masterAuthorizedNetworksConfig"] == {"cidrBlocks": []}
+    assert inputs["masterAuthorizedNetworksConfig"] == {
+        "cidrBlocks": [],
+        "gcpPublicCidrsAccessEnabled": False,
+    }
     assert inputs["binaryAuthorization"] == {"evaluationMode": "PROJECT_SINGLETON_POLICY_ENFORCE"}
     assert inputs["deletionProtection"] is False
 
