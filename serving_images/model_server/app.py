@@ -1,0 +1,507 @@
+"""The ASGI application: Open Inference Protocol v2, MLflow `/invocations`, `/metrics`.
+
+Written against raw ASGI rather than a framework: the whole API is a handful of fixed paths,
+and per-request framework overhead (routing, request objects, middleware) was a measurable
+share of the single-row latency budget. Every client mistake becomes a 4xx JSON error that
+says what is wrong; only faults of the server itself become 5xx.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+
+from serving_images.model_server.batching import MicroBatcher, ModelRejectedInput
+from serving_images.model_server.drift import DriftWindow
+from serving_images.model_server.metrics import Metrics
+from serving_images.model_server.model import ModelLoadError, ServedModel, resolve
+from serving_images.model_server.prediction_log import FileSink, KafkaSink, PredictionLog, Sink
+from serving_images.model_server.schema import (
+    V2_DATATYPE_BY_KIND,
+    Column,
+    InputError,
+    InputSchema,
+    Rows,
+)
+from serving_images.model_server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+JSON = b"application/json"
+SERVER_NAME = "mlops-model-server"
+SERVER_VERSION = "0.1.0"
+
+
+class HTTPError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class ServerState:
+    """What the endpoints need to know about the model's lifecycle."""
+
+    def __init__(self) -> None:
+        self.model: ServedModel | None = None
+        self.batcher: MicroBatcher | None = None
+        self.prediction_log: PredictionLog | None = None
+        self.ready = False
+        self.draining = False
+        self.load_error: str | None = None
+
+
+def load_and_warm(settings: Settings) -> ServedModel:
+    """Resolve, download, load and warm up the model (blocking; runs off the event loop)."""
+    model = ServedModel(resolve(settings.model_uri, settings.model_name))
+    started = time.perf_counter()
+    model.warm_up()
+    log.info(
+        "model %s version %s loaded from %s, warmed up in %.0f ms",
+        model.name,
+        model.version,
+        model.resolved.uri,
+        (time.perf_counter() - started) * 1000,
+    )
+    return model
+
+
+def _limit_threads(n: int) -> Callable[[], None]:
+    def init() -> None:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=n)
+
+    return init
+
+
+class ModelServerApp:
+    def __init__(
+        self,
+        settings: Settings,
+        on_fatal: Callable[[str], None] | None = None,
+        loader: Callable[[Settings], ServedModel] = load_and_warm,
+    ) -> None:
+        self.settings = settings
+        self.state = ServerState()
+        self.metrics = Metrics()
+        self._on_fatal = on_fatal
+        self._loader = loader
+        self._load_task: asyncio.Task[None] | None = None
+        self._schemaless: dict[tuple[str, ...], InputSchema] = {}
+        self._routes_get: dict[str, Callable[[], Awaitable[tuple[int, Any]]]] = {
+            "/v2/health/live": self._live,
+            "/v2/health/ready": self._ready,
+            "/v2": self._server_metadata,
+            "/ping": self._ping,
+            "/health": self._ping,
+            "/version": self._version,
+        }
+
+    # -- ASGI entry ------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    self.startup()
+                except Exception as exc:
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    def startup(self) -> None:
+        """Start loading the model in the background; liveness answers meanwhile."""
+        self._load_task = asyncio.get_running_loop().create_task(self._load(), name="model-load")
+
+    async def _load(self) -> None:
+        try:
+            model = await asyncio.to_thread(self._loader, self.settings)
+        except Exception as exc:
+            message = str(exc) if isinstance(exc, ModelLoadError) else repr(exc)
+            log.error("model could not be loaded: %s", message)
+            self.state.load_error = message
+            if self._on_fatal is not None:
+                self._on_fatal(message)
+            return
+        self._install(model)
+
+    def _install(self, model: ServedModel) -> None:
+        s = self.settings
+        metrics = self.metrics
+        metrics.set_model(model.name, model.version)
+        window = None
+        if model.references:
+            window = DriftWindow(model.references, s.drift_window_rows)
+            metrics.drift.attach(window, model.name, model.version)
+        sink = self._make_sink()
+        self.state.prediction_log = PredictionLog(
+            sink,
+            model.name,
+            model.version,
+            s.prediction_queue_size,
+            on_drop=metrics.dropped,
+            on_written=metrics.written,
+            observe=(lambda batch: window.update(batch.columns)) if window is not None else None,
+        )
+        batcher = MicroBatcher(
+            model.predict,
+            max_rows=s.max_batch_rows,
+            wait_ms=s.batch_wait_ms,
+            on_batch=metrics.batch_rows_child.observe,
+            on_scores=metrics.scores.observe_many,
+            on_logged=self.state.prediction_log.submit,
+            thread_init=_limit_threads(s.inference_threads),
+        )
+        batcher.start()
+        self.state.model = model
+        self.state.batcher = batcher
+        self.state.ready = True
+        metrics.ready.set(1)
+
+    def _make_sink(self) -> Sink | None:
+        s = self.settings
+        if s.prediction_sink == "kafka":
+            return KafkaSink(
+                s.kafka_bootstrap_servers,
+                s.kafka_topic,
+                s.kafka_buffer_messages,
+                self.metrics.dropped,
+            )
+        if s.prediction_sink == "file":
+            return FileSink(s.prediction_file)
+        return None
+
+    def begin_drain(self) -> None:
+        """SIGTERM: report not-ready at once, so load balancers stop sending new requests."""
+        self.state.draining = True
+        self.metrics.ready.set(0)
+
+    async def shutdown(self) -> None:
+        self.begin_drain()
+        if self._load_task is not None and not self._load_task.done():
+            self._load_task.cancel()
+        if self.state.batcher is not None:
+            await self.state.batcher.stop()
+        if self.state.prediction_log is not None:
+            await asyncio.to_thread(self.state.prediction_log.close, self.settings.drain_seconds)
+
+    # -- HTTP ------------------------------------------------------------------------------
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        method: str = scope["method"]
+        started = time.perf_counter()
+        endpoint = "other"
+        try:
+            if path == "/invocations":
+                endpoint = "invocations"
+                _require(method, "POST")
+                body = await self._body(scope, receive)
+                status, payload = await self._invocations(scope, body)
+            elif path.startswith("/v2/models/"):
+                endpoint = _v2_endpoint(path)
+                status, payload = await self._v2_model(scope, receive, path, method)
+            elif path == "/metrics":
+                endpoint = "metrics"
+                _require(method, "GET")
+                await _send(send, 200, self.metrics.render(), b"text/plain; version=0.0.4")
+                self.metrics.count(endpoint, 200, None)
+                return
+            elif path in self._routes_get:
+                endpoint = "health"
+                _require(method, "GET")
+                status, payload = await self._routes_get[path]()
+            else:
+                raise HTTPError(404, f"no route {path!r}")
+        except HTTPError as exc:
+            status, payload = exc.status, {"error": exc.message}
+        except InputError as exc:
+            status, payload = exc.status, {"error": exc.message}
+        except ModelRejectedInput as exc:
+            status, payload = 422, {"error": str(exc)}
+        except Exception:
+            log.exception("unexpected error on %s %s", method, path)
+            status, payload = 500, {"error": "internal server error"}
+        if endpoint == "invocations" and status >= 400:
+            payload = {"error_code": _mlflow_error_code(status), "message": payload["error"]}
+        await _send(send, status, orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY), JSON)
+        timed = endpoint in ("invocations", "infer")
+        self.metrics.count(endpoint, status, time.perf_counter() - started if timed else None)
+
+    async def _body(self, scope: Scope, receive: Receive) -> bytes:
+        limit = self.settings.max_body_bytes
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    raise HTTPError(400, "invalid Content-Length header") from None
+                if declared > limit:
+                    raise HTTPError(
+                        413, f"request body of {declared} bytes exceeds the limit of {limit} bytes"
+                    )
+            elif name == b"content-type":
+                media = value.split(b";", 1)[0].strip().lower()
+                if media not in (b"application/json", b""):
+                    raise HTTPError(
+                        415,
+                        f"unsupported Content-Type {media.decode(errors='replace')!r}; "
+                        "send application/json",
+                    )
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise HTTPError(400, "client disconnected before sending the whole body")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise HTTPError(413, f"request body exceeds the limit of {limit} bytes")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def _serving_model(self) -> ServedModel:
+        model = self.state.model
+        if model is None or not self.state.ready:
+            raise HTTPError(503, "the model is not loaded yet")
+        return model
+
+    def _schema_for(self, model: ServedModel, names: list[str]) -> InputSchema:
+        if model.schema is not None:
+            return model.schema
+        # No signature: accept the client's columns as they come (pandas infers the types),
+        # one cached schema per column set so equal requests can still be batched.
+        key = tuple(names)
+        schema = self._schemaless.get(key)
+        if schema is None:
+            if len(self._schemaless) > 64:
+                self._schemaless.clear()
+            schema = self._schemaless[key] = InputSchema(
+                tuple(Column(n, "any", "any", required=False) for n in key)
+            )
+        return schema
+
+    async def _invocations(self, scope: Scope, body: bytes) -> tuple[int, Any]:
+        model = self._serving_model()
+        payload = _parse_json(body)
+        if model.schema is not None:
+            rows = model.schema.rows_from_invocations(payload)
+            schema = model.schema
+        else:
+            rows = _PermissiveSchema(()).rows_from_invocations(payload)
+            schema = self._schema_for(model, list(rows.columns))
+        self.metrics.request_rows_child.observe(rows.n_rows)
+        predictions, _ = await self._predict(schema, rows)
+        return 200, {"predictions": predictions}
+
+    async def _predict(self, schema: InputSchema, rows: Any) -> Any:
+        batcher = self.state.batcher
+        assert batcher is not None
+        return await batcher.predict(schema, rows)
+
+    async def _v2_model(
+        self, scope: Scope, receive: Receive, path: str, method: str
+    ) -> tuple[int, Any]:
+        parts = path[len("/v2/models/") :].split("/")
+        name = parts[0]
+        rest = parts[1:]
+        if len(rest) >= 2 and rest[0] == "versions":
+            version, rest = rest[1], rest[2:]
+        else:
+            version = None
+        model = self.state.model
+        expected = model.name if model is not None else (self.settings.model_name or None)
+        if expected is not None and name != expected:
+            raise HTTPError(404, f"unknown model {name!r}; this server serves {expected!r}")
+        if model is not None and version is not None and version != model.version:
+            raise HTTPError(
+                404,
+                f"model {name!r} has no version {version!r}; served version is {model.version!r}",
+            )
+        if rest == []:
+            _require(method, "GET")
+            return self._model_metadata(self._serving_model())
+        if rest == ["ready"]:
+            _require(method, "GET")
+            ready = self.state.ready and not self.state.draining
+            return (200 if ready else 503), {"name": name, "ready": ready}
+        if rest == ["infer"]:
+            _require(method, "POST")
+            body = await self._body(scope, receive)
+            return await self._infer(body)
+        raise HTTPError(404, f"no route {path!r}")
+
+    def _model_metadata(self, model: ServedModel) -> tuple[int, Any]:
+        inputs = []
+        if model.schema is not None:
+            inputs = [
+                {
+                    "name": c.name,
+                    "datatype": V2_DATATYPE_BY_KIND.get(c.kind, "BYTES"),
+                    "shape": [-1],
+                    "parameters": {"mlflow_type": c.mlflow_type, "required": c.required},
+                }
+                for c in model.schema.columns
+            ]
+        outputs = [{"name": "predictions", "datatype": "BYTES", "shape": [-1]}]
+        if model.binary_scores:
+            outputs.append({"name": "scores", "datatype": "FP64", "shape": [-1]})
+        return 200, {
+            "name": model.name,
+            "versions": [model.version],
+            "platform": model.platform,
+            "inputs": inputs,
+            "outputs": outputs,
+        }
+
+    async def _infer(self, body: bytes) -> tuple[int, Any]:
+        model = self._serving_model()
+        payload = _parse_json(body)
+        if model.schema is not None:
+            rows = model.schema.rows_from_v2(payload)
+            schema = model.schema
+        else:
+            rows = _PermissiveSchema(()).rows_from_v2(payload)
+            schema = self._schema_for(model, list(rows.columns))
+        self.metrics.request_rows_child.observe(rows.n_rows)
+        predictions, scores = await self._predict(schema, rows)
+        outputs = [_tensor("predictions", predictions)]
+        if scores is not None:
+            outputs.append(
+                {"name": "scores", "datatype": "FP64", "shape": [len(scores)], "data": scores}
+            )
+        response: dict[str, Any] = {
+            "model_name": model.name,
+            "model_version": model.version,
+            "outputs": outputs,
+        }
+        if isinstance(payload, dict) and isinstance(payload.get("id"), str):
+            response["id"] = payload["id"]
+        return 200, response
+
+    # -- health ----------------------------------------------------------------------------
+
+    async def _live(self) -> tuple[int, Any]:
+        return 200, {"live": True}
+
+    async def _ready(self) -> tuple[int, Any]:
+        ready = self.state.ready and not self.state.draining
+        return (200 if ready else 503), {"ready": ready}
+
+    async def _ping(self) -> tuple[int, Any]:
+        status, _ = await self._ready()
+        return status, {"status": "ok" if status == 200 else "unavailable"}
+
+    async def _version(self) -> tuple[int, Any]:
+        return 200, {"name": SERVER_NAME, "version": SERVER_VERSION}
+
+    async def _server_metadata(self) -> tuple[int, Any]:
+        return 200, {"name": SERVER_NAME, "version": SERVER_VERSION, "extensions": []}
+
+
+def _v2_endpoint(path: str) -> str:
+    if path.endswith("/infer"):
+        return "infer"
+    if path.endswith("/ready"):
+        return "health"
+    return "metadata"
+
+
+def _require(method: str, allowed: str) -> None:
+    if method != allowed:
+        raise HTTPError(405, f"method {method} not allowed; use {allowed}")
+
+
+def _mlflow_error_code(status: int) -> str:
+    return {
+        400: "BAD_REQUEST",
+        404: "RESOURCE_DOES_NOT_EXIST",
+        413: "BAD_REQUEST",
+        415: "BAD_REQUEST",
+        422: "INVALID_PARAMETER_VALUE",
+        503: "TEMPORARILY_UNAVAILABLE",
+    }.get(status, "INTERNAL_ERROR")
+
+
+def _parse_json(body: bytes) -> Any:
+    if not body:
+        raise InputError("request body is empty; send a JSON object", 400)
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        first_error = str(exc)
+    # orjson follows RFC 8259 strictly; the stdlib parser also accepts the NaN/Infinity
+    # tokens that Python and pandas clients emit, which the schema then judges per column.
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        raise InputError(f"malformed JSON: {first_error}", 400) from None
+
+
+class _PermissiveSchema(InputSchema):
+    """Parses the request formats of a model without a signature, checking no types."""
+
+    def validate(self, columns: Any, n_rows: int) -> Rows:
+        if n_rows == 0:
+            raise InputError("the request has no rows")
+        return Rows({k: list(v) for k, v in columns.items()}, n_rows)
+
+
+def _tensor(name: str, values: list[Any]) -> dict[str, Any]:
+    first = values[0] if values else None
+    if isinstance(first, bool):
+        datatype = "BOOL"
+    elif isinstance(first, int):
+        datatype = "INT64"
+    elif isinstance(first, float):
+        datatype = "FP64"
+    else:
+        datatype = "BYTES"
+    if first is not None and isinstance(first, list):
+        return {
+            "name": name,
+            "datatype": "FP64",
+            "shape": [len(values), len(first)],
+            "data": [v for row in values for v in row],
+        }
+    return {"name": name, "datatype": datatype, "shape": [len(values)], "data": values}
+
+
+async def _send(send: Send, status: int, body: bytes, content_type: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", content_type),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

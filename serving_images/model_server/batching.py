@@ -1,0 +1,185 @@
+"""Dynamic micro-batching: concurrent requests are merged into one model call.
+
+A sklearn pipeline costs about the same for 1 row as for 100 (DataFrame construction and
+per-step overhead dominate), so merging is what turns one core into thousands of rows per
+second. Requests that arrive while a predict call runs wait for the next call and are merged
+into it; with `wait_ms` = 0 nothing waits on purpose, so a lone request is never delayed.
+The model runs on one worker thread, keeping the event loop free to accept and parse requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from serving_images.model_server.prediction_log import LoggedBatch
+from serving_images.model_server.schema import InputSchema, Rows, to_arrays
+
+log = logging.getLogger(__name__)
+
+PredictFn = Callable[[dict[str, np.ndarray]], tuple[list[Any], np.ndarray | None]]
+
+
+class ModelRejectedInput(ValueError):
+    """The model itself raised on a request's rows (e.g. a category it cannot encode)."""
+
+
+@dataclass
+class Job:
+    schema: InputSchema
+    rows: Rows
+    future: asyncio.Future[tuple[list[Any], np.ndarray | None]]
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
+@dataclass
+class BatchResult:
+    outputs: list[tuple[list[Any], np.ndarray | None] | BaseException]
+    arrays: dict[str, np.ndarray] | None
+    predictions: list[Any] | None
+    scores: np.ndarray | None
+
+
+class MicroBatcher:
+    def __init__(
+        self,
+        predict: PredictFn,
+        max_rows: int,
+        wait_ms: float,
+        on_batch: Callable[[int], None],
+        on_scores: Callable[[np.ndarray], None],
+        on_logged: Callable[[LoggedBatch], None],
+        thread_init: Callable[[], None] | None = None,
+    ) -> None:
+        self._predict = predict
+        self.max_rows = max_rows
+        self.wait_s = wait_ms / 1000.0
+        self._on_batch = on_batch
+        self._on_scores = on_scores
+        self._on_logged = on_logged
+        self._pending: deque[Job] = deque()
+        self._wakeup: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="predict", initializer=thread_init
+        )
+
+    def start(self) -> None:
+        self._wakeup = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._worker(), name="micro-batcher")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for job in self._pending:
+            if not job.future.done():
+                job.future.set_exception(RuntimeError("server is shutting down"))
+        self._executor.shutdown(wait=True)
+
+    async def predict(self, schema: InputSchema, rows: Rows) -> tuple[list[Any], np.ndarray | None]:
+        assert self._wakeup is not None, "MicroBatcher.start() was not called"
+        job = Job(schema, rows, asyncio.get_running_loop().create_future())
+        self._pending.append(job)
+        self._wakeup.set()
+        return await job.future
+
+    def _take(self) -> list[Job]:
+        first = self._pending.popleft()
+        jobs, rows = [first], first.rows.n_rows
+        while self._pending:
+            nxt = self._pending[0]
+            if nxt.schema is not first.schema or rows + nxt.rows.n_rows > self.max_rows:
+                break
+            jobs.append(self._pending.popleft())
+            rows += nxt.rows.n_rows
+        return jobs
+
+    async def _worker(self) -> None:
+        assert self._wakeup is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._pending:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+            if self.wait_s > 0:
+                await asyncio.sleep(self.wait_s)
+            jobs = [j for j in self._take() if not j.future.cancelled()]
+            if not jobs:
+                continue
+            try:
+                result = await loop.run_in_executor(self._executor, self._run, jobs)
+            except Exception as exc:  # _run reports per job; this is a bug in _run itself
+                log.exception("micro-batch failed")
+                result = BatchResult([exc] * len(jobs), None, None, None)
+            for job, output in zip(jobs, result.outputs, strict=True):
+                if job.future.done():
+                    continue
+                if isinstance(output, BaseException):
+                    job.future.set_exception(output)
+                else:
+                    job.future.set_result(output)
+            if result.arrays is not None and result.predictions is not None:
+                self._on_logged(
+                    LoggedBatch(
+                        timestamp=time.time(),
+                        request_ids=[j.request_id for j in jobs],
+                        row_counts=[j.rows.n_rows for j in jobs],
+                        columns=result.arrays,
+                        predictions=result.predictions,
+                        scores=result.scores,
+                    )
+                )
+
+    def _run(self, jobs: list[Job]) -> BatchResult:
+        """Runs on the predict thread: one model call for all jobs, split back per job."""
+        arrays = to_arrays(jobs[0].schema, [j.rows for j in jobs])
+        try:
+            predictions, scores = self._predict(arrays)
+        except Exception as exc:
+            if len(jobs) == 1:
+                return BatchResult([_rejected(exc)], None, None, None)
+            # One bad request must not fail its neighbours: retry each on its own.
+            return BatchResult([self._run_one(j) for j in jobs], None, None, None)
+        self._on_batch(len(predictions))
+        if scores is not None:
+            self._on_scores(scores)
+        outputs: list[Any] = []
+        start = 0
+        for job in jobs:
+            end = start + job.rows.n_rows
+            outputs.append((predictions[start:end], None if scores is None else scores[start:end]))
+            start = end
+        return BatchResult(outputs, arrays, predictions, scores)
+
+    def _run_one(self, job: Job) -> tuple[list[Any], np.ndarray | None] | BaseException:
+        try:
+            predictions, scores = self._predict(to_arrays(job.schema, [job.rows]))
+        except Exception as exc:
+            return _rejected(exc)
+        self._on_batch(len(predictions))
+        if scores is not None:
+            self._on_scores(scores)
+        return predictions, scores
+
+
+def _rejected(exc: Exception) -> BaseException:
+    # The rows passed the signature checks, so a ValueError/TypeError from the model is about
+    # their values (sklearn raises ValueError for e.g. an unknown category with
+    # handle_unknown="error"); anything else is a server fault and stays a 500.
+    if isinstance(exc, ValueError | TypeError):
+        err = ModelRejectedInput(f"the model rejected the input: {exc}")
+        err.__cause__ = exc
+        return err
+    return exc

@@ -1,0 +1,236 @@
+"""Load one MLflow model (registry alias/version, run, or local path) and predict with it.
+
+What to run is decided from the model's own metadata (MLmodel), not from flags: the sklearn
+flavor is loaded natively when present (one `predict_proba` call gives both the labels and the
+churn score), any other flavor through pyfunc. The signature becomes the input schema and the
+`reference_profile` metadata entry, when present, the drift reference.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from serving_images.model_server.drift import FeatureReference, ProfileError, parse_profile
+from serving_images.model_server.schema import InputSchema, Rows, to_arrays
+
+log = logging.getLogger(__name__)
+
+_REGISTRY_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<ref>[^/]+))?/?$")
+
+
+class ModelLoadError(RuntimeError):
+    """The model cannot be resolved, downloaded or loaded; the message names the URI."""
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    uri: str
+    local_path: str
+    name: str
+    version: str
+
+
+def resolve(model_uri: str, served_name: str = "") -> ResolvedModel:
+    """Resolve `model_uri` to a local directory plus the name/version used in labels."""
+    match = _REGISTRY_URI.match(model_uri)
+    if match:
+        name = match["name"]
+        version = _registry_version(name, match["alias"], match["ref"], model_uri)
+        # Pin the download to the resolved version so a concurrent alias move cannot mix
+        # the metadata of one version with the weights of another.
+        local = _download(f"models:/{name}/{version}")
+        return ResolvedModel(model_uri, local, served_name or name, version)
+    if "://" in model_uri or model_uri.startswith(("runs:/", "models:/")):
+        local = _download(model_uri)
+        return ResolvedModel(model_uri, local, served_name or _basename(local), "1")
+    path = model_uri[len("file:") :] if model_uri.startswith("file:") else model_uri
+    if not os.path.isfile(os.path.join(path, "MLmodel")):
+        raise ModelLoadError(f"model path {path!r} has no MLmodel file")
+    return ResolvedModel(model_uri, path, served_name or _basename(path), "local")
+
+
+def _basename(path: str) -> str:
+    return os.path.basename(os.path.normpath(path)) or "model"
+
+
+def _registry_version(name: str, alias: str | None, ref: str | None, uri: str) -> str:
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient()
+    try:
+        if alias:
+            return str(client.get_model_version_by_alias(name, alias).version)
+        if ref is None or ref.lower() == "latest":
+            versions = client.search_model_versions(f"name='{name}'")
+            if not versions:
+                raise ModelLoadError(f"{uri}: registered model {name!r} has no versions")
+            return str(max(int(v.version) for v in versions))
+        if ref.isdigit():
+            return str(client.get_model_version(name, ref).version)
+        versions = client.get_latest_versions(name, stages=[ref])  # legacy stage name
+        if not versions:
+            raise ModelLoadError(f"{uri}: no version of {name!r} in stage {ref!r}")
+        return str(versions[0].version)
+    except MlflowException as exc:
+        raise ModelLoadError(f"{uri}: {exc.message}") from None
+
+
+def _download(uri: str) -> str:
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    # tempfile honours TMPDIR, which the image points at a writable volume.
+    target = tempfile.mkdtemp(prefix="mlops-serve-model-")
+    try:
+        return mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=target)
+    except MlflowException as exc:
+        raise ModelLoadError(f"{uri}: {exc.message}") from None
+    except OSError as exc:
+        raise ModelLoadError(f"{uri}: {exc}") from None
+
+
+class ServedModel:
+    """A loaded model: validated rows in, (predictions, scores) out."""
+
+    def __init__(self, resolved: ResolvedModel) -> None:
+        from mlflow.models import Model
+
+        self.resolved = resolved
+        self.name = resolved.name
+        self.version = resolved.version
+        try:
+            self.mlmodel = Model.load(resolved.local_path)
+        except Exception as exc:
+            raise ModelLoadError(f"{resolved.uri}: cannot read MLmodel: {exc}") from None
+        self.schema = InputSchema.from_signature(self.mlmodel.signature)
+        pyfunc_conf = self.mlmodel.flavors.get("python_function", {})
+        self.predict_fn = pyfunc_conf.get("predict_fn", "predict")
+        self.platform = "mlflow_sklearn" if "sklearn" in self.mlmodel.flavors else "mlflow_pyfunc"
+        self.references = self._references()
+        self._estimator: Any = None
+        self._pyfunc: Any = None
+        self._load()
+
+    def _references(self) -> dict[str, FeatureReference]:
+        profile = (self.mlmodel.metadata or {}).get("reference_profile")
+        if profile is None:
+            return {}
+        try:
+            references = parse_profile(profile)
+        except ProfileError as exc:
+            log.warning("model %s: drift metrics disabled: %s", self.name, exc)
+            return {}
+        if self.schema is not None:
+            unknown = set(references) - set(self.schema.names)
+            if unknown:
+                log.warning("reference_profile features not in the signature: %s", sorted(unknown))
+            references = {k: v for k, v in references.items() if k in self.schema.by_name}
+        return references
+
+    def _load(self) -> None:
+        try:
+            if "sklearn" in self.mlmodel.flavors:
+                import mlflow.sklearn
+
+                self._estimator = mlflow.sklearn.load_model(self.resolved.local_path)
+            else:
+                import mlflow.pyfunc
+
+                self._pyfunc = mlflow.pyfunc.load_model(self.resolved.local_path)
+        except Exception as exc:
+            raise ModelLoadError(f"{self.resolved.uri}: cannot load model: {exc}") from exc
+        estimator = self._estimator
+        self.classes = getattr(estimator, "classes_", None) if estimator is not None else None
+        self.binary_scores = (
+            estimator is not None
+            and hasattr(estimator, "predict_proba")
+            and self.classes is not None
+            and len(self.classes) == 2
+        )
+
+    def frame(self, arrays: dict[str, np.ndarray]) -> Any:
+        import pandas as pd
+
+        return pd.DataFrame(arrays, copy=False)
+
+    def predict(self, arrays: dict[str, np.ndarray]) -> tuple[list[Any], np.ndarray | None]:
+        """Predictions as pyfunc would return them, and the positive-class score if any."""
+        frame = self.frame(arrays)
+        if self._estimator is None:
+            output = self._pyfunc.predict(frame)
+            values = np.asarray(output)
+            scores = (
+                values.astype(np.float64)
+                if values.ndim == 1 and values.dtype.kind in "fiub"
+                else None
+            )
+            return values.tolist(), scores
+        estimator = self._estimator
+        if self.binary_scores:
+            proba = estimator.predict_proba(frame)
+            scores = proba[:, 1]
+            if self.predict_fn == "predict_proba":
+                return proba.tolist(), scores
+            # The label is the class with the highest probability, which is what sklearn
+            # classifiers' own `predict` returns; one call instead of two halves the latency.
+            labels = self.classes[(scores > proba[:, 0]).astype(np.intp)]
+            return labels.tolist(), scores
+        output = np.asarray(getattr(estimator, self.predict_fn)(frame))
+        scores = (
+            output.astype(np.float64) if output.ndim == 1 and output.dtype.kind in "fiub" else None
+        )
+        return output.tolist(), scores
+
+    def warmup_rows(self) -> list[Rows]:
+        """Rows to warm the model with: its saved input example, else one synthetic row."""
+        example = None
+        try:
+            example = self.mlmodel.load_input_example(self.resolved.local_path)
+        except Exception as exc:
+            log.warning("cannot load the input example: %s", exc)
+        if example is not None and self.schema is not None and hasattr(example, "to_dict"):
+            records = example.to_dict(orient="split")
+            return [
+                self.schema.rows_from_invocations(
+                    {
+                        "dataframe_split": {
+                            "columns": list(records["columns"]),
+                            "data": _plain(records["data"]),
+                        }
+                    }
+                )
+            ]
+        if self.schema is None:
+            return []
+        synthetic = {"float": 0.0, "int": 0, "str": "", "bool": False, "any": 0.0}
+        row = {c.name: [synthetic[c.kind]] for c in self.schema.columns}
+        return [self.schema.validate(row, 1)]
+
+    def warm_up(self, rounds: int = 3) -> None:
+        rows = self.warmup_rows()
+        if not rows or self.schema is None:
+            return
+        arrays = to_arrays(self.schema, rows)
+        for _ in range(rounds):
+            self.predict(arrays)
+
+
+def _plain(data: list[list[Any]]) -> list[list[Any]]:
+    # DataFrame.to_dict yields numpy scalars and float NaN; the schema checks plain types.
+    out = []
+    for row in data:
+        plain = []
+        for value in row:
+            if isinstance(value, np.generic):
+                value = value.item()
+            plain.append(value)
+        out.append(plain)
+    return out

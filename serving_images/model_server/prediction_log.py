@@ -1,0 +1,208 @@
+"""Asynchronous prediction logging: serving path -> bounded queue -> background thread -> sink.
+
+`PredictionLog.submit` never blocks and never raises: when the queue is full the batch is
+dropped and counted. The background thread also feeds the drift window, so that work stays
+off the request path too. The Kafka sink uses confluent-kafka's non-blocking `produce`; a
+full producer buffer or a failed delivery is counted as a drop, never surfaced to a client.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import orjson
+
+log = logging.getLogger(__name__)
+
+DropCounter = Callable[[str, int], None]
+
+
+@dataclass
+class LoggedBatch:
+    """One predict call: its requests' features (column arrays) and predictions."""
+
+    timestamp: float
+    request_ids: Sequence[str]
+    row_counts: Sequence[int]
+    columns: dict[str, np.ndarray]
+    predictions: list[Any]
+    scores: np.ndarray | None
+
+
+class Sink(Protocol):
+    def write(self, records: list[bytes], keys: list[bytes]) -> None: ...
+    def poll(self) -> None: ...
+    def close(self, timeout: float) -> None: ...
+
+
+class FileSink:
+    """Appends JSON lines to a local file (the default for a single-process or embedded run)."""
+
+    def __init__(self, path: str) -> None:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self.path = path
+        self._file = open(path, "ab")  # noqa: SIM115 - held open for the server's lifetime
+
+    def write(self, records: list[bytes], keys: list[bytes]) -> None:
+        self._file.write(b"\n".join(records) + b"\n")
+
+    def poll(self) -> None:
+        self._file.flush()
+
+    def close(self, timeout: float) -> None:
+        self._file.close()
+
+
+class KafkaSink:
+    """Produces one message per request to a topic; keys are request ids."""
+
+    def __init__(
+        self, bootstrap_servers: str, topic: str, buffer_messages: int, on_drop: DropCounter
+    ) -> None:
+        from confluent_kafka import Producer
+
+        self.topic = topic
+        self._on_drop = on_drop
+        self._producer = Producer(
+            {
+                "bootstrap.servers": bootstrap_servers,
+                "client.id": "mlops-model-server",
+                "linger.ms": 20,
+                "compression.type": "lz4",
+                "queue.buffering.max.messages": buffer_messages,
+                # A record that cannot be delivered within this time is dropped and counted.
+                "message.timeout.ms": 30_000,
+                "enable.idempotence": False,
+                "acks": "1",
+            }
+        )
+
+    def _delivered(self, err: Any, msg: Any) -> None:
+        if err is not None:
+            self._on_drop("kafka_delivery_failed", 1)
+
+    def write(self, records: list[bytes], keys: list[bytes]) -> None:
+        for i, (record, key) in enumerate(zip(records, keys, strict=True)):
+            try:
+                self._producer.produce(
+                    self.topic, value=record, key=key, on_delivery=self._delivered
+                )
+            except BufferError:
+                self._on_drop("kafka_buffer_full", len(records) - i)
+                return
+            except Exception as exc:  # e.g. KafkaException for a message over the size limit
+                log.warning("kafka produce failed: %s", exc)
+                self._on_drop("kafka_produce_failed", 1)
+        self._producer.poll(0)
+
+    def poll(self) -> None:
+        self._producer.poll(0)
+
+    def close(self, timeout: float) -> None:
+        remaining = self._producer.flush(timeout)
+        if remaining:
+            self._on_drop("kafka_undelivered_at_exit", remaining)
+
+
+class PredictionLog:
+    """Bounded queue + one background thread that updates drift and writes to the sink."""
+
+    _STOP = object()
+
+    def __init__(
+        self,
+        sink: Sink | None,
+        model_name: str,
+        model_version: str,
+        queue_size: int,
+        on_drop: DropCounter,
+        on_written: Callable[[int], None],
+        observe: Callable[[LoggedBatch], None] | None = None,
+    ) -> None:
+        self.sink = sink
+        self.model_name = model_name
+        self.model_version = model_version
+        self._on_drop = on_drop
+        self._on_written = on_written
+        self._observe = observe
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
+        self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
+        self._thread.start()
+
+    def submit(self, batch: LoggedBatch) -> None:
+        try:
+            self._queue.put_nowait(batch)
+        except queue.Full:
+            self._on_drop("queue_full", len(batch.request_ids))
+
+    def _run(self) -> None:
+        while True:
+            try:
+                item = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                if self.sink is not None:
+                    self._safe(self.sink.poll)
+                continue
+            if item is self._STOP:
+                return
+            if self._observe is not None:
+                self._safe(self._observe, item)
+            if self.sink is not None:
+                try:
+                    records, keys = self.encode(item)
+                    self.sink.write(records, keys)
+                    self._on_written(len(records))
+                except Exception:
+                    log.exception("prediction log sink failed; records dropped")
+                    self._on_drop("sink_error", len(item.request_ids))
+
+    @staticmethod
+    def _safe(fn: Callable[..., Any], *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception:
+            log.exception("prediction log background task failed")
+
+    def encode(self, batch: LoggedBatch) -> tuple[list[bytes], list[bytes]]:
+        """One JSON record per request: its features, predictions and scores."""
+        records, keys = [], []
+        start = 0
+        timestamp = batch.timestamp
+        for request_id, n in zip(batch.request_ids, batch.row_counts, strict=True):
+            end = start + n
+            record = {
+                "model": self.model_name,
+                "version": self.model_version,
+                "request_id": request_id,
+                "timestamp": timestamp,
+                "features": {
+                    name: values[start:end].tolist() for name, values in batch.columns.items()
+                },
+                "predictions": batch.predictions[start:end],
+                "scores": None if batch.scores is None else batch.scores[start:end].tolist(),
+            }
+            records.append(orjson.dumps(record))
+            keys.append(request_id.encode())
+            start = end
+        return records, keys
+
+    def close(self, timeout: float) -> None:
+        """Write what is queued (up to `timeout` seconds), then flush and close the sink."""
+        deadline = time.monotonic() + timeout
+        try:
+            self._queue.put(self._STOP, timeout=max(0.0, timeout))
+        except queue.Full:
+            log.warning("prediction log queue still full at exit")
+        self._thread.join(max(0.0, deadline - time.monotonic()))
+        if self._thread.is_alive():
+            self._on_drop("unwritten_at_exit", self._queue.qsize())
+        if self.sink is not None:
+            self.sink.close(max(0.1, deadline - time.monotonic()))

@@ -1,0 +1,268 @@
+"""Every setting of the model server, read through one typed registry of environment variables.
+
+Each entry names the variable, its type, its default and what it does; `Settings.from_env`
+is the only place that reads the environment, and the README table is checked against
+`REGISTRY` by a test, so the documentation cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any, Literal, get_args
+
+PredictionSink = Literal["file", "kafka", "none"]
+
+
+class SettingsError(ValueError):
+    """A variable holds a value that cannot be used; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    """One documented environment variable."""
+
+    name: str
+    field: str
+    type: type
+    default: Any
+    description: str
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+
+    def parse(self, raw: str) -> Any:
+        text = raw.strip()
+        try:
+            if self.type is bool:
+                value = _parse_bool(text)
+            elif self.type is int:
+                value = int(text)
+            elif self.type is float:
+                value = float(text)
+                if not math.isfinite(value):
+                    raise ValueError("not a finite number")
+            else:
+                value = text
+        except ValueError as exc:
+            raise SettingsError(
+                f"{self.name}={raw!r} is not a valid {self.type.__name__}: {exc}"
+            ) from None
+        self.check(value)
+        return value
+
+    def check(self, value: Any) -> None:
+        if self.choices and value not in self.choices:
+            raise SettingsError(f"{self.name}={value!r} must be one of {', '.join(self.choices)}")
+        if self.minimum is not None and value < self.minimum:
+            raise SettingsError(f"{self.name}={value!r} must be >= {self.minimum:g}")
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("expected true/false")
+
+
+PREFIX = "MLOPS_SERVE_"
+
+REGISTRY: tuple[EnvVar, ...] = (
+    EnvVar(
+        "MLOPS_SERVE_MODEL_URI",
+        "model_uri",
+        str,
+        "",
+        "MLflow model to serve: `models:/name@alias`, `models:/name/version`, `runs:/...` "
+        "or a local path. `--model-uri` overrides it.",
+    ),
+    EnvVar(
+        "MLOPS_SERVE_MODEL_NAME",
+        "model_name",
+        str,
+        "",
+        "Name the model is served under (`/v2/models/{name}`); empty = the registered name, "
+        "or the directory name for a local path.",
+    ),
+    EnvVar("MLOPS_SERVE_HOST", "host", str, "127.0.0.1", "Address to bind. `--host` overrides."),
+    EnvVar("MLOPS_SERVE_PORT", "port", int, 8080, "TCP port. `--port` overrides.", minimum=0),
+    EnvVar(
+        "MLOPS_SERVE_MAX_BODY_BYTES",
+        "max_body_bytes",
+        int,
+        4 * 1024 * 1024,
+        "Largest accepted request body; larger ones get 413.",
+        minimum=1,
+    ),
+    EnvVar(
+        "MLOPS_SERVE_MAX_BATCH_ROWS",
+        "max_batch_rows",
+        int,
+        512,
+        "Most rows merged into one predict call by the micro-batcher (a single larger request "
+        "still runs as one call).",
+        minimum=1,
+    ),
+    EnvVar(
+        "MLOPS_SERVE_BATCH_WAIT_MS",
+        "batch_wait_ms",
+        float,
+        0.0,
+        "Extra time to wait for more requests before a predict call. 0 batches only what "
+        "arrived while the previous call ran, which adds no latency at low load.",
+        minimum=0,
+    ),
+    EnvVar(
+        "MLOPS_SERVE_INFERENCE_THREADS",
+        "inference_threads",
+        int,
+        1,
+        "BLAS/OpenMP threads the model may use; 1 keeps single-row latency low on small nodes.",
+        minimum=1,
+    ),
+    EnvVar(
+        "MLOPS_SERVE_PREDICTION_SINK",
+        "prediction_sink",
+        str,
+        "file",
+        "Where request features and predictions are logged: `kafka`, `file` or `none`.",
+        choices=get_args(PredictionSink),
+    ),
+    EnvVar(
+        "MLOPS_SERVE_PREDICTION_FILE",
+        "prediction_file",
+        str,
+        "/tmp/mlops-serve/predictions.jsonl",
+        "JSON-lines file of the `file` sink (under /tmp so a read-only root filesystem works).",
+    ),
+    EnvVar(
+        "MLOPS_SERVE_PREDICTION_QUEUE_SIZE",
+        "prediction_queue_size",
+        int,
+        10_000,
+        "Bounded queue between the serving path and the sink; records beyond it are dropped "
+        "and counted, never waited for.",
+        minimum=1,
+    ),
+    EnvVar(
+        "MLOPS_SERVE_KAFKA_BOOTSTRAP_SERVERS",
+        "kafka_bootstrap_servers",
+        str,
+        "",
+        "Kafka bootstrap servers (`host:port,...`) of the `kafka` sink.",
+    ),
+    EnvVar(
+        "MLOPS_SERVE_KAFKA_TOPIC",
+        "kafka_topic",
+        str,
+        "predictions",
+        "Topic that prediction records are produced to.",
+    ),
+    EnvVar(
+        "MLOPS_SERVE_KAFKA_BUFFER_MESSAGES",
+        "kafka_buffer_messages",
+        int,
+        100_000,
+        "Messages the Kafka producer may hold in memory before new records are dropped.",
+        minimum=1,
+    ),
+    EnvVar(
+        "MLOPS_SERVE_DRIFT_WINDOW_ROWS",
+        "drift_window_rows",
+        int,
+        2_000,
+        "Recent rows over which per-feature PSI against the training reference is computed.",
+        minimum=1,
+    ),
+    EnvVar(
+        "MLOPS_SERVE_DRAIN_SECONDS",
+        "drain_seconds",
+        float,
+        30.0,
+        "On SIGTERM, how long in-flight requests and queued prediction records may take to "
+        "finish before the process exits.",
+        minimum=0,
+    ),
+    EnvVar(
+        "MLOPS_SERVE_LOG_LEVEL",
+        "log_level",
+        str,
+        "info",
+        "Log level of the server.",
+        choices=("debug", "info", "warning", "error"),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings; build with `Settings.from_env` (defaults come from `REGISTRY`)."""
+
+    model_uri: str
+    model_name: str
+    host: str
+    port: int
+    max_body_bytes: int
+    max_batch_rows: int
+    batch_wait_ms: float
+    inference_threads: int
+    prediction_sink: PredictionSink
+    prediction_file: str
+    prediction_queue_size: int
+    kafka_bootstrap_servers: str
+    kafka_topic: str
+    kafka_buffer_messages: int
+    drift_window_rows: int
+    drain_seconds: float
+    log_level: str
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read every registered variable; `overrides` (e.g. CLI flags) win over the env."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for var in REGISTRY:
+            if var.field in overrides and overrides[var.field] is not None:
+                value = overrides.pop(var.field)
+                var.check(value)
+                values[var.field] = value
+            elif var.name in env and env[var.name].strip() != "":
+                values[var.field] = var.parse(env[var.name])
+            else:
+                values[var.field] = var.default
+        unknown = {k for k, v in overrides.items() if v is not None}
+        if unknown:
+            raise SettingsError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        settings = cls(**values)
+        if settings.prediction_sink == "kafka" and not settings.kafka_bootstrap_servers:
+            raise SettingsError(
+                "MLOPS_SERVE_KAFKA_BOOTSTRAP_SERVERS must be set when "
+                "MLOPS_SERVE_PREDICTION_SINK=kafka"
+            )
+        return settings
+
+
+def _check_registry_matches_dataclass() -> None:
+    # A field without a variable (or the reverse) would silently never be configurable.
+    registry_fields = [v.field for v in REGISTRY]
+    dataclass_fields = [f.name for f in fields(Settings)]
+    if registry_fields != dataclass_fields:
+        raise RuntimeError(f"REGISTRY {registry_fields} != Settings {dataclass_fields}")
+
+
+_check_registry_matches_dataclass()
+
+
+def markdown_table(registry: tuple[EnvVar, ...] = REGISTRY) -> str:
+    """The settings table of the README, generated so both say the same thing."""
+    rows = ["| Variable | Type | Default | Description |", "| --- | --- | --- | --- |"]
+    for var in registry:
+        default = f"`{var.default}`" if var.default != "" else "(empty)"
+        description = var.description
+        if var.choices:
+            description += f" One of: {', '.join(f'`{c}`' for c in var.choices)}."
+        rows.append(f"| `{var.name}` | {var.type.__name__} | {default} | {description} |")
+    return "\n".join(rows)
