@@ -93,7 +93,7 @@ class GpuNodePools(pulumi.ComponentResource):
                 "invalid GPU pools: "
                 + "; ".join(f"{path}: {message}" for path, message in problems)
             )
-        super().__init__("mlops:gpu:GpuNodePools", name, None, opts)
+        super().__init__("mlops:gpu:NodePools", name, None, opts)
         create_pools, needs_device_plugin = _IMPLEMENTATIONS[args.cloud.type]
         pools = create_pools(name, args, self)
         self.node_pools: dict[str, pulumi.Output[str]] = {

@@ -76,7 +76,7 @@ def _untranslated_keys(value, path=""):
 
 def _children(monitor):
     return sorted(
-        (r.type, r.name) for r in monitor.recorded if r.parent_type == "mlops:gpu:GpuNodePools"
+        (r.type, r.name) for r in monitor.recorded if r.parent_type == "mlops:gpu:NodePools"
     )
 
 
@@ -109,7 +109,7 @@ def test_aws_children(aws_run):
         expected += [("aws:autoscaling/tag:Tag", f"gpu-{key}-asg-{tag}") for tag in tags]
     expected.append(("aws:autoscaling/tag:Tag", "gpu-a10g-asg-node-template-label-team"))
     assert _children(monitor) == sorted(expected)
-    assert monitor.named("gpu").type == "mlops:gpu:GpuNodePools"
+    assert monitor.named("gpu").type == "mlops:gpu:NodePools"
     assert resolved["node_pools"] == {"a10g": "gpu-a10g-id", "h100": "gpu-h100-id"}
 
 
