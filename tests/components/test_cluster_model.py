@@ -1,8 +1,13 @@
 """Cluster and network, pure layer: validation, subnet plan, node-pool values, kubeconfigs."""
 
-import pytest
-from pydantic import ValidationError
+import re
+from pathlib import Path
 
+import pytest
+import yaml
+from pydantic import TypeAdapter, ValidationError
+
+from components.cloud import Cloud
 from components.cluster import model
 from components.cluster.model import (
     ClusterConfig,
@@ -11,6 +16,7 @@ from components.cluster.model import (
     SystemPoolConfig,
     Taint,
 )
+from components.gpu.model import GpuPools
 from components.versions import KUBERNETES_VERSION
 
 
@@ -425,3 +431,20 @@ def test_gke_kubeconfig_uses_the_auth_plugin():
 
 def test_workload_pool():
     assert model.workload_pool("acme-ml") == "acme-ml.svc.id.goog"
+
+
+def test_readme_examples_validate():
+    root = Path(__file__).resolve().parents[2] / "components"
+    checked = []
+    for readme in (root / "cluster" / "README.md", root / "gpu" / "README.md"):
+        for block in re.findall(r"```yaml\n(.*?)```", readme.read_text(), re.S):
+            document = yaml.safe_load(block)
+            values = document.get("config", document)
+            if "mlops:cloud" in values:
+                TypeAdapter(Cloud).validate_python(values["mlops:cloud"])
+            if "mlops:cluster" in values:
+                ClusterConfig.model_validate(values["mlops:cluster"])
+            if "mlops:gpu_pools" in values:
+                TypeAdapter(GpuPools).validate_python(values["mlops:gpu_pools"])
+            checked += sorted(values)
+    assert checked == ["mlops:cloud", "mlops:cluster", "mlops:protect_stateful", "mlops:gpu_pools"]
