@@ -25,3 +25,11 @@ NVIDIA_DEVICE_PLUGIN = Chart(
 
 # MinIO (local object storage), the official chart; 5.4.0 ships MinIO RELEASE.2024-12-18T13-15-44Z.
 MINIO = Chart(repo="https://charts.min.io/", chart="minio", version="5.4.0")
+
+# Cluster autoscaler (EKS; GKE has its own). Its minor version must match the cluster's:
+# chart 9.59.0 ships app 1.35.0 for KUBERNETES_VERSION 1.35.
+CLUSTER_AUTOSCALER = Chart(
+    repo="https://kubernetes.github.io/autoscaler",
+    chart="cluster-autoscaler",
+    version="9.59.0",
+)

@@ -15,9 +15,13 @@ import pulumi_kubernetes as k8s
 
 from components.cloud import AwsCloud
 from components.cluster.model import (
+    AUTOSCALER_NAMESPACE,
+    AUTOSCALER_SERVICE_ACCOUNT,
     ClusterConfig,
     NodePoolSpec,
+    autoscaler_policy,
     autoscaler_tags,
+    autoscaler_values,
     eks_kubeconfig,
     eks_node_group_inputs,
     launch_template_inputs,
@@ -26,6 +30,8 @@ from components.cluster.model import (
     system_pool_spec,
 )
 from components.cluster.wiring import ClusterParts, EksNodeWiring
+from components.identity.model import irsa_trust_policy
+from components.versions import CLUSTER_AUTOSCALER
 
 CLUSTER_POLICIES = ("AmazonEKSClusterPolicy",)
 # Pull-only registry access (not ReadOnly): nodes never need to list or describe repositories.
@@ -219,6 +225,8 @@ def build(name: str, cloud: AwsCloud, config: ClusterConfig, protect: bool, pare
         # in-cluster components need somewhere to run: they wait for the system pool
         opts=pulumi.ResourceOptions(parent=parent, depends_on=[system_pool]),
     )
+    if config.autoscaler:
+        _cluster_autoscaler(name, config, cloud, oidc, issuer, provider, tags, parent)
     return ClusterParts(
         provider=provider,
         kubeconfig=kubeconfig,
@@ -227,6 +235,38 @@ def build(name: str, cloud: AwsCloud, config: ClusterConfig, protect: bool, pare
         oidc_provider_arn=oidc.arn,
         oidc_issuer=issuer,
         node_wiring=wiring,
+    )
+
+
+def _cluster_autoscaler(name, config, cloud, oidc, issuer, provider, tags, parent) -> None:
+    child = pulumi.ResourceOptions(parent=parent)
+    role = aws.iam.Role(
+        f"{name}-autoscaler",
+        assume_role_policy=pulumi.Output.all(oidc.arn, issuer).apply(
+            lambda values: json.dumps(
+                irsa_trust_policy(
+                    values[0], values[1], AUTOSCALER_NAMESPACE, AUTOSCALER_SERVICE_ACCOUNT
+                )
+            )
+        ),
+        tags=tags,
+        opts=child,
+    )
+    policy = aws.iam.RolePolicy(
+        f"{name}-autoscaler",
+        role=role.id,
+        policy=json.dumps(autoscaler_policy(config.name)),
+        opts=child,
+    )
+    k8s.helm.v3.Release(
+        f"{name}-autoscaler",
+        name="cluster-autoscaler",
+        namespace=AUTOSCALER_NAMESPACE,
+        chart=CLUSTER_AUTOSCALER.chart,
+        version=CLUSTER_AUTOSCALER.version,
+        repository_opts={"repo": CLUSTER_AUTOSCALER.repo},
+        values=autoscaler_values(config.name, cloud.region, role.arn),
+        opts=pulumi.ResourceOptions(parent=parent, provider=provider, depends_on=[policy]),
     )
 
 

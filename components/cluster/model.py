@@ -212,6 +212,11 @@ class ClusterConfig(StrictModel):
     system_pool: SystemPoolConfig = Field(
         default_factory=SystemPoolConfig, description="The system CPU pool."
     )
+    autoscaler: bool = Field(
+        default=True,
+        description="AWS: deploy the Kubernetes cluster autoscaler (IRSA role scoped to this "
+        "cluster's node groups), which is what scales pools, from zero too. GKE scales natively.",
+    )
 
     @field_validator("name")
     @classmethod
@@ -524,3 +529,71 @@ def gke_kubeconfig(cluster_name: str, endpoint: str, ca_data: str) -> dict[str, 
 
 def workload_pool(project: str) -> str:
     return f"{project}.svc.id.goog"
+
+
+# --- cluster autoscaler (EKS) -----------------------------------------------------------------
+
+AUTOSCALER_NAMESPACE = "kube-system"
+AUTOSCALER_SERVICE_ACCOUNT = "cluster-autoscaler"
+
+
+def autoscaler_policy(cluster_name: str) -> dict[str, Any]:
+    """Read anything it needs to plan; change only Auto Scaling groups tagged as this
+    cluster's (the tags `autoscaler_tags` puts on every node group's ASG)."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": [
+                    "autoscaling:DescribeAutoScalingGroups",
+                    "autoscaling:DescribeAutoScalingInstances",
+                    "autoscaling:DescribeLaunchConfigurations",
+                    "autoscaling:DescribeScalingActivities",
+                    "autoscaling:DescribeTags",
+                    "ec2:DescribeImages",
+                    "ec2:DescribeInstanceTypes",
+                    "ec2:DescribeLaunchTemplateVersions",
+                    "ec2:GetInstanceTypesFromInstanceRequirements",
+                    "eks:DescribeNodegroup",
+                ],
+                "Resource": "*",
+            },
+            {
+                "Effect": "Allow",
+                "Action": [
+                    "autoscaling:SetDesiredCapacity",
+                    "autoscaling:TerminateInstanceInAutoScalingGroup",
+                ],
+                "Resource": "*",
+                "Condition": {
+                    "StringEquals": {
+                        f"aws:ResourceTag/k8s.io/cluster-autoscaler/{cluster_name}": "owned",
+                        "aws:ResourceTag/k8s.io/cluster-autoscaler/enabled": "true",
+                    }
+                },
+            },
+        ],
+    }
+
+
+def autoscaler_values(cluster_name: str, region: str, role_arn: Any) -> dict[str, Any]:
+    """Helm values: auto-discovery by the tags on the node groups' ASGs, IRSA, on the system
+    pool. `role_arn` may be a Pulumi output."""
+    return {
+        "cloudProvider": "aws",
+        "awsRegion": region,
+        "autoDiscovery": {"clusterName": cluster_name},
+        "rbac": {
+            "serviceAccount": {
+                "name": AUTOSCALER_SERVICE_ACCOUNT,
+                "annotations": {"eks.amazonaws.com/role-arn": role_arn},
+            }
+        },
+        "extraArgs": {"balance-similar-node-groups": True, "expander": "least-waste"},
+        "nodeSelector": {POOL_LABEL: "system"},
+        "resources": {
+            "requests": {"cpu": "100m", "memory": "300Mi"},
+            "limits": {"memory": "600Mi"},
+        },
+    }

@@ -17,7 +17,7 @@ from components.cluster.model import (
     Taint,
 )
 from components.gpu.model import GpuPools
-from components.versions import KUBERNETES_VERSION
+from components.versions import CLUSTER_AUTOSCALER, KUBERNETES_VERSION
 
 
 def _error(cls, data) -> str:
@@ -45,6 +45,7 @@ def test_defaults_are_private_encrypted_and_logged():
     ]
     assert config.control_plane_log_retention_days == 90
     assert config.release_channel == "REGULAR"
+    assert config.autoscaler is True
     assert config.network == NetworkConfig(
         vpc_cidr="10.0.0.0/16",
         availability_zones=3,
@@ -448,3 +449,52 @@ def test_readme_examples_validate():
                 TypeAdapter(GpuPools).validate_python(values["mlops:gpu_pools"])
             checked += sorted(values)
     assert checked == ["mlops:cloud", "mlops:cluster", "mlops:protect_stateful", "mlops:gpu_pools"]
+
+
+def test_autoscaler_policy_writes_only_this_clusters_groups():
+    policy = model.autoscaler_policy("mlops-prod")
+    reads, writes = policy["Statement"]
+    assert reads["Resource"] == "*"
+    assert all(":Describe" in a or ":Get" in a for a in reads["Action"])
+    assert writes == {
+        "Effect": "Allow",
+        "Action": [
+            "autoscaling:SetDesiredCapacity",
+            "autoscaling:TerminateInstanceInAutoScalingGroup",
+        ],
+        "Resource": "*",
+        "Condition": {
+            "StringEquals": {
+                "aws:ResourceTag/k8s.io/cluster-autoscaler/mlops-prod": "owned",
+                "aws:ResourceTag/k8s.io/cluster-autoscaler/enabled": "true",
+            }
+        },
+    }
+
+
+def test_autoscaler_values():
+    assert model.autoscaler_values("mlops-prod", "eu-west-1", "arn:aws:iam::1:role/ca") == {
+        "cloudProvider": "aws",
+        "awsRegion": "eu-west-1",
+        "autoDiscovery": {"clusterName": "mlops-prod"},
+        "rbac": {
+            "serviceAccount": {
+                "name": "cluster-autoscaler",
+                "annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/ca"},
+            }
+        },
+        "extraArgs": {"balance-similar-node-groups": True, "expander": "least-waste"},
+        "nodeSelector": {"mlops.dev/node-pool": "system"},
+        "resources": {
+            "requests": {"cpu": "100m", "memory": "300Mi"},
+            "limits": {"memory": "600Mi"},
+        },
+    }
+
+
+# The autoscaler's minor version must equal the cluster's; bumping one without the other fails.
+AUTOSCALER_APP_MINOR = {"9.59.0": "1.35"}
+
+
+def test_autoscaler_chart_matches_the_kubernetes_minor():
+    assert AUTOSCALER_APP_MINOR[CLUSTER_AUTOSCALER.version] == KUBERNETES_VERSION

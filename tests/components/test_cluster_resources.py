@@ -93,6 +93,7 @@ def aws_dev():
             {
                 "name": "mlops-dev",
                 "network": {"availability_zones": 2, "nat_gateway_per_zone": False},
+                "autoscaler": False,
             }
         ),
     )
@@ -134,6 +135,9 @@ def test_aws_children(aws_prod):
         ("aws:autoscaling/tag:Tag", "core-system-asg-mlops-prod"),
         ("aws:autoscaling/tag:Tag", "core-system-asg-node-template-label-mlops-dev-node-pool"),
         ("pulumi:providers:kubernetes", "core-k8s"),
+        ("aws:iam/role:Role", "core-autoscaler"),
+        ("aws:iam/rolePolicy:RolePolicy", "core-autoscaler"),
+        ("kubernetes:helm.sh/v3:Release", "core-autoscaler"),
     ]
     for zone in zones:
         expected += [
@@ -323,6 +327,61 @@ def test_eks_outputs_and_kubeconfig(aws_prod):
     assert json.loads(provider.inputs["kubeconfig"]) == kubeconfig
     assert any(urn.endswith("::core-system") for urn in provider.depends_on)
     assert isinstance(resolved["cluster"].provider, pulumi.ProviderResource)
+
+
+def _role_arn(name):
+    return mocks._fake_outputs("aws:iam/role:Role", name, {})["arn"]
+
+
+def test_eks_cluster_autoscaler_with_irsa(aws_prod):
+    monitor, resolved = aws_prod
+    role = _named(monitor, "aws:iam/role:Role", "core-autoscaler")
+    issuer = resolved["oidc_issuer"].removeprefix("https://")
+    assert json.loads(role.inputs["assumeRolePolicy"])["Statement"] == [
+        {
+            "Effect": "Allow",
+            "Principal": {"Federated": resolved["oidc_provider_arn"]},
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {
+                "StringEquals": {
+                    f"{issuer}:sub": "system:serviceaccount:kube-system:cluster-autoscaler",
+                    f"{issuer}:aud": "sts.amazonaws.com",
+                }
+            },
+        }
+    ]
+    policy = _named(monitor, "aws:iam/rolePolicy:RolePolicy", "core-autoscaler")
+    assert policy.inputs["role"] == "core-autoscaler-id"
+    writes = json.loads(policy.inputs["policy"])["Statement"][1]
+    assert writes["Condition"]["StringEquals"] == {
+        "aws:ResourceTag/k8s.io/cluster-autoscaler/mlops-prod": "owned",
+        "aws:ResourceTag/k8s.io/cluster-autoscaler/enabled": "true",
+    }
+    release = _named(monitor, "kubernetes:helm.sh/v3:Release", "core-autoscaler")
+    inputs = release.inputs
+    assert (inputs["chart"], inputs["version"], inputs["repositoryOpts"]) == (
+        "cluster-autoscaler",
+        "9.59.0",
+        {"repo": "https://kubernetes.github.io/autoscaler"},
+    )
+    assert inputs["namespace"] == "kube-system"
+    assert inputs["values"]["autoDiscovery"] == {"clusterName": "mlops-prod"}
+    assert inputs["values"]["awsRegion"] == "us-east-1"
+    assert inputs["values"]["rbac"]["serviceAccount"] == {
+        "name": "cluster-autoscaler",
+        "annotations": {"eks.amazonaws.com/role-arn": _role_arn("core-autoscaler")},
+    }
+    assert release.provider.split("::")[-2] == "core-k8s"
+    assert policy.urn in release.depends_on
+
+
+def test_eks_without_autoscaler(aws_dev):
+    monitor, _ = aws_dev
+    assert monitor.of_type("kubernetes:helm.sh/v3:Release") == []
+    assert [r.name for r in monitor.of_type("aws:iam/role:Role")] == [
+        "core-cluster-role",
+        "core-node-role",
+    ]
 
 
 def test_too_few_zones_in_the_region_is_an_error():
