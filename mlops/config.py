@@ -19,6 +19,11 @@ from pydantic import Field, ValidationError
 
 from components.base import StrictModel
 from components.cloud import Cloud
+from components.cluster import ClusterConfig
+from components.gpu import GpuPoolConfig, pool_problems
+from components.identity import WorkloadIdentityConfig
+from components.identity.model import check_buckets, check_identity_name
+from components.storage import StorageConfig
 
 NAMESPACE = "mlops"
 SECRET_PLACEHOLDER = "[secret]"
@@ -35,6 +40,33 @@ class PlatformConfig(StrictModel):
         description="Protect stateful resources (buckets, databases, Kafka) from deletion and "
         "retain them if removed from the program. On in production.",
     )
+    cluster: ClusterConfig = Field(
+        default_factory=ClusterConfig, description="Network and Kubernetes cluster."
+    )
+    gpu_pools: dict[str, GpuPoolConfig] = Field(
+        default_factory=dict,
+        description="GPU node pools keyed by pool name (the key names the node group and label).",
+    )
+    storage: StorageConfig = Field(
+        default_factory=StorageConfig, description="Object storage: a map of buckets."
+    )
+    workload_identities: dict[str, WorkloadIdentityConfig] = Field(
+        default_factory=dict,
+        description="Kubernetes service accounts allowed to use named buckets without static "
+        "keys, keyed by identity name.",
+    )
+
+    def cross_field_problems(self) -> list[tuple[str, str]]:
+        """Checks that span components, as (dotted path, message)."""
+        problems = list(pool_problems(self.gpu_pools, self.cloud))
+        for identity, identity_config in self.workload_identities.items():
+            try:
+                check_identity_name(identity)
+                check_buckets(identity, identity_config, self.storage.buckets)
+            except ValueError as exc:  # the messages start with the dotted path
+                path, _, message = str(exc).partition(": ")
+                problems.append((path, message))
+        return problems
 
 
 class ConfigError(Exception):
@@ -74,12 +106,16 @@ def validate(values: Mapping[str, Any], source: str) -> PlatformConfig:
         if key.split(":", 1)[0] == NAMESPACE
     }
     try:
-        return PlatformConfig.model_validate(ours)
+        platform = PlatformConfig.model_validate(ours)
     except ValidationError as exc:
         problems = [
             (f"{NAMESPACE}:{_dotted(err['loc'], ours)}", _message(err)) for err in exc.errors()
         ]
         raise ConfigError(source, problems) from None
+    cross = platform.cross_field_problems()
+    if cross:
+        raise ConfigError(source, [(f"{NAMESPACE}:{path}", message) for path, message in cross])
+    return platform
 
 
 class StackFile(StrictModel):

@@ -14,10 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
+from pulumi.output import Unknown
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 
 SECRET_MASK = "[secret]"
+# What `pulumi preview` shows for a value only the provider will know.
+UNKNOWN_MASK = "(known after apply)"
 
 
 @dataclass
@@ -121,12 +124,22 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return _CALL_RESULTS.get(args.token, {})
 
 
+def _mask_leaves(value: Any) -> Any:
+    """Hide every value of a secret but keep its shape (a Secret's keys are not secret)."""
+    if isinstance(value, dict):
+        return {k: _mask_leaves(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask_leaves(v) for v in value]
+    return SECRET_MASK
+
+
 def _unwrap_secrets(value: Any, path: str, secret_paths: set[str], mask: bool = False) -> Any:
     """Plain value of a serialized input; records the paths of secrets (masked if `mask`)."""
     if isinstance(value, dict):
         if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
             secret_paths.add(path)
-            return SECRET_MASK if mask else _unwrap_secrets(value.get("value"), path, set())
+            inner = _unwrap_secrets(value.get("value"), path, set())
+            return _mask_leaves(inner) if mask else inner
         return {
             k: _unwrap_secrets(v, f"{path}.{k}" if path else k, secret_paths, mask)
             for k, v in value.items()
@@ -134,6 +147,8 @@ def _unwrap_secrets(value: Any, path: str, secret_paths: set[str], mask: bool = 
         }
     if isinstance(value, list):
         return [_unwrap_secrets(v, f"{path}[{i}]", secret_paths, mask) for i, v in enumerate(value)]
+    if isinstance(value, Unknown) or value == rpc.UNKNOWN:
+        return UNKNOWN_MASK
     return value
 
 

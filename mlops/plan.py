@@ -132,6 +132,10 @@ def build_plan(stack: str, stack_file_path: Path) -> Plan:
         )
         for r in monitor.recorded
     ]
+    # Registration order depends on output resolution; a plan must read the same every run.
+    resources.sort(
+        key=lambda r: (r.component != "(stack)", r.component, r.parent is not None, r.type, r.name)
+    )
     return Plan(stack=stack, stack_file=str(stack_file_path), resources=resources)
 
 

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 import pulumi
 
+from components.cluster import KubernetesCluster, KubernetesClusterArgs
+from components.gpu import GpuNodePools, GpuNodePoolsArgs
+from components.identity import WorkloadIdentity, WorkloadIdentityArgs
+from components.namespaces import WorkloadNamespaces, WorkloadNamespacesArgs
+from components.providers import cloud_provider
+from components.storage import ObjectStore, ObjectStoreArgs
 from mlops import config
+
+NAME = "mlops"
 
 
 def main() -> None:
@@ -23,4 +31,76 @@ def main() -> None:
 
 def compose(platform: config.PlatformConfig) -> None:
     """Create every component of the platform from validated config and export its outputs."""
-    pulumi.export("cloud", platform.cloud.type)
+    cloud = platform.cloud
+    provider = cloud_provider(NAME, cloud)
+    on_cloud = pulumi.ResourceOptions(providers=[provider] if provider else None)
+
+    cluster = KubernetesCluster(
+        NAME,
+        KubernetesClusterArgs(
+            cloud=cloud, config=platform.cluster, protect=platform.protect_stateful
+        ),
+        on_cloud,
+    )
+    GpuNodePools(
+        f"{NAME}-gpu",
+        GpuNodePoolsArgs(
+            cloud=cloud, pools=platform.gpu_pools, cluster=cluster, kubernetes=cluster.provider
+        ),
+        on_cloud,
+    )
+    store = ObjectStore(
+        NAME,
+        ObjectStoreArgs(
+            cloud=cloud,
+            config=platform.storage,
+            protect=platform.protect_stateful,
+            kubernetes=cluster.provider,
+            identities=platform.workload_identities,
+        ),
+        on_cloud,
+    )
+    namespaces = WorkloadNamespaces(
+        NAME,
+        WorkloadNamespacesArgs(
+            names=[identity.namespace for identity in platform.workload_identities.values()],
+            kubernetes=cluster.provider,
+        ),
+    )
+    identities = {
+        key: WorkloadIdentity(
+            key,
+            WorkloadIdentityArgs(
+                cloud=cloud,
+                config=identity,
+                storage=store,
+                cluster=cluster,
+                kubernetes=cluster.provider,
+            ),
+            pulumi.ResourceOptions.merge(
+                on_cloud,
+                pulumi.ResourceOptions(depends_on=[namespaces.by_name[identity.namespace]]),
+            ),
+        )
+        for key, identity in platform.workload_identities.items()
+    }
+
+    pulumi.export("cloud", cloud.type)
+    pulumi.export("cluster_name", cluster.cluster_name)
+    pulumi.export("cluster_endpoint", cluster.endpoint)
+    pulumi.export("kubeconfig", cluster.kubeconfig)
+    pulumi.export("bucket_uris", store.bucket_uris)
+    pulumi.export("storage_endpoint", store.endpoint)
+    pulumi.export(
+        "workload_identities",
+        {
+            key: {
+                "namespace": identity.namespace,
+                "service_account": identity.service_account_name,
+                "role_arn": identity.role_arn,
+                "gcp_service_account": identity.gcp_service_account_email,
+                "credentials_secret": identity.credentials_secret_name,
+            }
+            for key, identity in identities.items()
+        },
+    )
