@@ -131,3 +131,101 @@ def test_json_schema_rejects_unknown_project_keys_and_accepts_provider_keys():
     jsonschema.validate(good, schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"config": {**good["config"], "mlops:typo": 1}}, schema)
+
+
+AWS = {"mlops:cloud": {"type": "aws", "region": "us-east-1"}}
+GCP = {"mlops:cloud": {"type": "gcp", "project": "p", "region": "europe-west4"}}
+
+
+@pytest.mark.parametrize(
+    ("values", "problems"),
+    [
+        (
+            {
+                **AWS,
+                "mlops:gpu_pools": {
+                    "a10g": {"instance_type": "g5.xlarge", "min_size": 3, "max_size": 1}
+                },
+            },
+            [("mlops:gpu_pools.a10g", "min_size (3) must be <= max_size (1)")],
+        ),
+        (
+            {**GCP, "mlops:gpu_pools": {"l4": {"instance_type": "g2-standard-8"}}},
+            [
+                (
+                    "mlops:gpu_pools.l4.accelerator",
+                    "required on GCP (e.g. nvidia-l4, nvidia-tesla-t4)",
+                )
+            ],
+        ),
+        (
+            {
+                **LOCAL,
+                "mlops:workload_identities": {
+                    "mlflow": {
+                        "namespace": "mlflow",
+                        "service_account": "mlflow",
+                        "buckets": {"models": "read"},
+                    }
+                },
+            },
+            [
+                (
+                    "mlops:workload_identities.mlflow.buckets",
+                    "unknown bucket(s) 'models'; "
+                    "storage.buckets has 'artifacts', 'datasets', 'features'",
+                )
+            ],
+        ),
+        (
+            {
+                **LOCAL,
+                "mlops:workload_identities": {
+                    "mlflow": {
+                        "namespace": "mlflow",
+                        "service_account": "mlflow",
+                        "buckets": {"artifacts": "write"},
+                    }
+                },
+            },
+            [
+                (
+                    "mlops:workload_identities.mlflow.buckets.artifacts",
+                    "Input should be 'read' or 'read_write'",
+                )
+            ],
+        ),
+        (
+            {
+                **AWS,
+                "mlops:cluster": {
+                    "api_allowed_cidrs": ["0.0.0.0/0"],
+                    "system_pool": {"min_size": 0},
+                },
+            },
+            [
+                (
+                    "mlops:cluster.api_allowed_cidrs",
+                    "0.0.0.0/0 would open the API server to the internet; "
+                    "list the operators' networks instead",
+                ),
+                (
+                    "mlops:cluster.system_pool.min_size",
+                    "Input should be greater than or equal to 1",
+                ),
+            ],
+        ),
+    ],
+)
+def test_component_config_errors_carry_their_dotted_path(values, problems):
+    with pytest.raises(config.ConfigError) as caught:
+        config.validate(values, "stacks/Pulumi.x.yaml")
+    assert caught.value.problems == problems
+
+
+def test_defaults_are_the_secure_choice():
+    platform = config.validate(AWS, "f")
+    assert platform.protect_stateful is False  # production stacks turn it on explicitly
+    assert platform.cluster.api_allowed_cidrs == []  # private API endpoint
+    assert all(bucket.versioning for bucket in platform.storage.buckets.values())
+    assert platform.gpu_pools == {}
