@@ -247,7 +247,12 @@ class ModelServerApp:
             status, payload = 500, {"error": "internal server error"}
         if endpoint == "invocations" and status >= 400:
             payload = {"error_code": _mlflow_error_code(status), "message": payload["error"]}
-        await _send(send, status, orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY), JSON)
+        try:
+            body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
+        except TypeError:
+            log.exception("cannot serialise the response to %s %s", method, path)
+            status, body = 500, b'{"error": "internal server error"}'
+        await _send(send, status, body, JSON)
         timed = endpoint in ("invocations", "infer")
         self.metrics.count(endpoint, status, time.perf_counter() - started if timed else None)
 

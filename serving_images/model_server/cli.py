@@ -71,6 +71,7 @@ def serve(settings: object) -> int:
         log_level=settings.log_level,
         timeout_graceful_shutdown=settings.drain_seconds,
         server_header=False,
+        proxy_headers=False,
         date_header=False,
         backlog=4096,
     )

@@ -176,7 +176,7 @@ class ServedModel:
         estimator = self._estimator
         if self.binary_scores:
             proba = estimator.predict_proba(frame)
-            scores = proba[:, 1]
+            scores = np.ascontiguousarray(proba[:, 1])
             if self.predict_fn == "predict_proba":
                 return proba.tolist(), scores
             # The label is the class with the highest probability, which is what sklearn

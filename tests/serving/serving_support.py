@@ -1,0 +1,211 @@
+"""Helpers for the model-server tests: a churn-like model, `mlops serve` processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+COLUMNS = ["tenure", "orders", "spend", "plan"]
+PROFILE = {
+    "version": 1,
+    "features": {
+        "tenure": {
+            "kind": "numeric",
+            "edges": [25.0, 50.0, 75.0],
+            "fractions": [0.25, 0.25, 0.25, 0.25],
+        },
+        "plan": {
+            "kind": "categorical",
+            "fractions": {"basic": 0.5, "gold": 0.5, "__other__": 0.0},
+        },
+    },
+}
+
+
+def training_frame(n: int = 400, seed: int = 0) -> Any:
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    spend = rng.normal(50, 10, n)
+    spend[rng.random(n) < 0.1] = np.nan  # makes `spend` optional in the signature
+    return pd.DataFrame(
+        {
+            "tenure": rng.uniform(0, 100, n),
+            "orders": rng.integers(0, 20, n).astype("int64"),
+            "spend": spend,
+            "plan": rng.choice(["basic", "gold"], n),
+        }
+    )
+
+
+def build_churn_model(target: Path) -> dict[str, Any]:
+    """Fit + save a Pipeline with the training contract (signature, example, profile)."""
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    df = training_frame()
+    y = (df["tenure"] < 30).astype(int)
+    numeric = Pipeline([("impute", SimpleImputer()), ("scale", StandardScaler())])
+    pre = ColumnTransformer(
+        [
+            ("num", numeric, ["tenure", "orders", "spend"]),
+            # handle_unknown="error": an unseen plan makes the model itself raise.
+            ("cat", OneHotEncoder(handle_unknown="error"), ["plan"]),
+        ]
+    )
+    model = Pipeline([("pre", pre), ("clf", LogisticRegression())]).fit(df, y)
+    path = target / "churn"
+    mlflow.sklearn.save_model(
+        model,
+        str(path),
+        signature=infer_signature(df, model.predict_proba(df)[:, 1]),
+        input_example=df.head(3),
+        metadata={"reference_profile": PROFILE},
+        serialization_format="cloudpickle",
+        pip_requirements=["scikit-learn"],
+    )
+    return {"path": str(path), "model": model, "frame": df}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Response:
+    status: int
+    body: Any
+    raw: bytes
+
+
+@dataclass
+class ServerProcess:
+    url: str
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | str | dict[str, Any] | list[Any] | None = None,
+        content_type: str = "application/json",
+    ) -> Response:
+        data = None
+        if isinstance(body, dict | list):
+            data = json.dumps(body).encode()
+        elif isinstance(body, str):
+            data = body.encode()
+        else:
+            data = body
+        headers = {"Content-Type": content_type} if data is not None else {}
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                raw = r.read()
+                status = r.status
+        except urllib.error.HTTPError as err:
+            raw = err.read()
+            status = err.code
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            parsed = raw.decode()
+        return Response(status, parsed, raw)
+
+    def get(self, path: str) -> Response:
+        return self.request("GET", path)
+
+    def post(self, path: str, body: Any, content_type: str = "application/json") -> Response:
+        return self.request("POST", path, body, content_type)
+
+    def metrics(self) -> str:
+        return self.get("/metrics").body
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+
+def start_server(
+    model_uri: str, tmp_path: Path, env: dict[str, str] | None = None, wait: bool = True
+) -> ServerProcess:
+    port = free_port()
+    log_path = tmp_path / f"server-{port}.log"
+    full_env = {
+        **os.environ,
+        "MLOPS_SERVE_PREDICTION_FILE": str(tmp_path / "predictions.jsonl"),
+        "PYTHONPATH": os.pathsep.join([str(REPO), str(Path(__file__).parent)]),
+        **(env or {}),
+    }
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mlops.cli",
+                "serve",
+                "--model-uri",
+                model_uri,
+                "--port",
+                str(port),
+            ],
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
+    server = ServerProcess(f"http://127.0.0.1:{port}", proc, log_path)
+    if wait:
+        wait_ready(server)
+    return server
+
+
+def wait_ready(server: ServerProcess, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise AssertionError(f"server exited {server.proc.returncode}:\n{server.log()}")
+        try:
+            if server.get("/v2/health/ready").status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"server not ready after {timeout}s:\n{server.log()}")
+
+
+def stop_server(server: ServerProcess) -> int:
+    if server.proc.poll() is None:
+        server.proc.send_signal(signal.SIGTERM)
+        try:
+            return server.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.proc.kill()
+            server.proc.wait()
+            raise
+    return server.proc.returncode
+
+
+def split_payload(frame: Any) -> dict[str, Any]:
+    data = json.loads(frame.to_json(orient="split", index=False, double_precision=15))
+    return {"dataframe_split": {"columns": data["columns"], "data": data["data"]}}
