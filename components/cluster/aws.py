@@ -378,6 +378,12 @@ def create_node_group(
         description=f"EKS node group {spec.key}: IMDSv2 only, encrypted root volume",
         update_default_version=True,
         tags=dict(wiring.tags),
+        # instances and volumes carry the stack's tags too (cost allocation, ownership)
+        tag_specifications=[
+            {"resource_type": kind, "tags": dict(wiring.tags)} for kind in ("instance", "volume")
+        ]
+        if wiring.tags
+        else None,
         **launch_template_inputs(spec),
         opts=child,
     )

@@ -140,6 +140,10 @@ def test_eks_gpu_node_group(aws_run):
     assert h100["subnetIds"] == [f"core-private-us-east-1{z}-id" for z in "abc"]
     template = _named(monitor, "aws:ec2/launchTemplate:LaunchTemplate", "gpu-h100-lt")
     assert template.inputs["blockDeviceMappings"][0]["ebs"]["volumeSize"] == 100
+    assert template.inputs["tagSpecifications"] == [
+        {"resourceType": "instance", "tags": {"owner": "ml-platform"}},
+        {"resourceType": "volume", "tags": {"owner": "ml-platform"}},
+    ]
 
 
 def test_eks_gpu_pool_scales_from_zero(aws_run):
