@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from serving_images.model_server.drift import FeatureReference, ProfileError, parse_profile
+from serving_images.model_server.fastpath import NeedsPipeline
 from serving_images.model_server.schema import InputSchema, Rows, to_arrays
 
 log = logging.getLogger(__name__)
@@ -155,17 +156,33 @@ class ServedModel:
             and self.classes is not None
             and len(self.classes) == 2
         )
+        self._fast: Any = None
+        if self.binary_scores and self.schema is not None:
+            from serving_images.model_server.fastpath import compile_predict_proba
+
+            self._fast = compile_predict_proba(estimator)
 
     def frame(self, arrays: dict[str, np.ndarray]) -> Any:
         import pandas as pd
 
         return pd.DataFrame(arrays, copy=False)
 
+    @property
+    def fast_path(self) -> bool:
+        return self._fast is not None
+
+    def _predict_proba(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        if self._fast is not None:
+            try:
+                return self._fast(arrays)
+            except NeedsPipeline:
+                pass
+        return self._estimator.predict_proba(self.frame(arrays))
+
     def predict(self, arrays: dict[str, np.ndarray]) -> tuple[list[Any], np.ndarray | None]:
         """Predictions as pyfunc would return them, and the positive-class score if any."""
-        frame = self.frame(arrays)
         if self._estimator is None:
-            output = self._pyfunc.predict(frame)
+            output = self._pyfunc.predict(self.frame(arrays))
             values = np.asarray(output)
             scores = (
                 values.astype(np.float64)
@@ -175,7 +192,7 @@ class ServedModel:
             return values.tolist(), scores
         estimator = self._estimator
         if self.binary_scores:
-            proba = estimator.predict_proba(frame)
+            proba = self._predict_proba(arrays)
             scores = np.ascontiguousarray(proba[:, 1])
             if self.predict_fn == "predict_proba":
                 return proba.tolist(), scores
@@ -183,7 +200,7 @@ class ServedModel:
             # classifiers' own `predict` returns; one call instead of two halves the latency.
             labels = self.classes[(scores > proba[:, 0]).astype(np.intp)]
             return labels.tolist(), scores
-        output = np.asarray(getattr(estimator, self.predict_fn)(frame))
+        output = np.asarray(getattr(estimator, self.predict_fn)(self.frame(arrays)))
         scores = (
             output.astype(np.float64) if output.ndim == 1 and output.dtype.kind in "fiub" else None
         )
@@ -218,9 +235,46 @@ class ServedModel:
         rows = self.warmup_rows()
         if not rows or self.schema is None:
             return
+        if self._fast is not None:
+            self._verify_fast_path(rows)
         arrays = to_arrays(self.schema, rows)
         for _ in range(rounds):
             self.predict(arrays)
+
+    def _verify_fast_path(self, rows: list[Rows]) -> None:
+        """Keep the numpy fast path only if it answers like the pipeline (see fastpath.py)."""
+        assert self.schema is not None
+        cases = [rows[0]]
+        # Edge cases: unseen categories, and missing values where the signature allows them.
+        unseen = {
+            c.name: ["__unseen__"] * rows[0].n_rows if c.kind == "str" else rows[0].columns[c.name]
+            for c in self.schema.columns
+        }
+        cases.append(Rows(unseen, rows[0].n_rows))
+        missing = {
+            c.name: [None] * rows[0].n_rows if not c.required else rows[0].columns[c.name]
+            for c in self.schema.columns
+        }
+        cases.append(Rows(missing, rows[0].n_rows))
+        for case in cases:
+            arrays = to_arrays(self.schema, [case])
+            try:
+                expected = self._estimator.predict_proba(self.frame(arrays))
+            except Exception:
+                continue  # the pipeline rejects this case; nothing to compare
+            try:
+                got = self._fast(arrays)
+            except NeedsPipeline:
+                continue
+            except Exception as exc:
+                log.warning("numpy fast path disabled: %r", exc)
+                self._fast = None
+                return
+            if got.shape != expected.shape or not np.allclose(got, expected, rtol=0, atol=1e-9):
+                log.warning("numpy fast path disabled: its answers differ from the pipeline's")
+                self._fast = None
+                return
+        log.info("model %s: numpy fast path verified against the pipeline", self.name)
 
 
 def _plain(data: list[list[Any]]) -> list[list[Any]]:
