@@ -80,15 +80,19 @@ class GpuPoolConfig(StrictModel):
         return self
 
 
+def pool_key_problem(key: str) -> str | None:
+    if key in RESERVED_POOL_KEYS:
+        return "the name is reserved for the system pool"
+    if not _POOL_KEY.match(key):
+        return "a pool name is 1-24 lowercase letters, digits or '-', starting with a letter"
+    return None
+
+
 def _check_pool_keys(pools: dict[str, GpuPoolConfig]) -> dict[str, GpuPoolConfig]:
     for key in pools:
-        if key in RESERVED_POOL_KEYS:
-            raise ValueError(f"gpu_pools.{key}: the name is reserved for the system pool")
-        if not _POOL_KEY.match(key):
-            raise ValueError(
-                f"gpu_pools.{key}: a pool name is 1-24 lowercase letters, digits or '-', "
-                "starting with a letter"
-            )
+        problem = pool_key_problem(key)
+        if problem:
+            raise ValueError(f"gpu_pools.{key}: {problem}")
     return pools
 
 
@@ -99,9 +103,13 @@ GpuPools = Annotated[dict[str, GpuPoolConfig], AfterValidator(_check_pool_keys)]
 def pool_problems(
     pools: Mapping[str, GpuPoolConfig], cloud: AwsCloud | GcpCloud | LocalCloud
 ) -> list[tuple[str, str]]:
-    """Cross-checks with the cloud, as (field path, message): empty when the pools fit it."""
+    """Pool names, and checks that need the cloud, as (field path, message): empty when the
+    pools fit. For a root-config validator; the component runs it too."""
     problems = []
     for key, pool in pools.items():
+        key_problem = pool_key_problem(key)
+        if key_problem:
+            problems.append((f"gpu_pools.{key}", key_problem))
         if cloud.type == "gcp" and not pool.accelerator:
             problems.append(
                 (

@@ -107,6 +107,21 @@ def test_pool_keys(key, message):
     assert list(POOLS.validate_python({"l4-spot": {"instance_type": "g6.xlarge"}})) == ["l4-spot"]
 
 
+def test_pool_problems_include_bad_pool_names():
+    pools = {
+        "system": GpuPoolConfig(instance_type="g6.xlarge"),
+        "A100": GpuPoolConfig(instance_type="p4d.24xlarge"),
+        "ok": GpuPoolConfig(instance_type="g6.xlarge"),
+    }
+    assert model.pool_problems(pools, AWS) == [
+        ("gpu_pools.system", "the name is reserved for the system pool"),
+        (
+            "gpu_pools.A100",
+            "a pool name is 1-24 lowercase letters, digits or '-', starting with a letter",
+        ),
+    ]
+
+
 def test_gcp_needs_an_accelerator_per_pool():
     pools = {
         "l4": GpuPoolConfig(instance_type="g2-standard-8", accelerator="nvidia-l4"),

@@ -292,3 +292,11 @@ def test_eks_pool_zone_outside_the_cluster_is_refused_before_any_pool_is_created
 def test_every_input_key_is_a_provider_property_aws_run(aws_run):
     monitor = aws_run[0]
     assert [(r.name, key) for r in monitor.recorded for key in _untranslated_keys(r.inputs)] == []
+
+
+def test_a_pool_named_system_is_refused():
+    with pytest.raises(ValueError) as info:
+        _run(AWS, {"system": GpuPoolConfig(instance_type="g6.xlarge")})
+    assert str(info.value) == (
+        "invalid GPU pools: gpu_pools.system: the name is reserved for the system pool"
+    )
