@@ -207,23 +207,38 @@ def _day_of_year(series: pd.Series) -> np.ndarray:
     return pd.to_datetime(series).dt.day_of_year.to_numpy() - 1
 
 
-def _seasonal_mask(reference: pd.DataFrame, current: pd.DataFrame, config: DriftConfig):
-    """Rows of `reference` in the same season as `current`, or None when not applicable."""
-    if config.season_days is None or config.timestamp not in reference.columns:
+def seasonal_reference_mask(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    *,
+    season_days: int | None = 7,
+    timestamp: str = DEFAULT_TIMESTAMP,
+    min_reference_rows: int = 1000,
+) -> np.ndarray | None:
+    """Boolean mask of the `reference` rows in the same season as `current` (module doc).
+
+    None when the narrowing does not apply: no timestamp on either side, `season_days` None, a
+    reference spanning less than a year, a current window covering the whole year, or fewer than
+    `min_reference_rows` matching rows.
+    """
+    if season_days is None or timestamp not in reference.columns:
         return None
-    if config.timestamp not in current.columns:
+    if timestamp not in current.columns:
         return None
-    ref_time = pd.to_datetime(reference[config.timestamp])
+    ref_time = pd.to_datetime(reference[timestamp])
     if (ref_time.max() - ref_time.min()) < pd.Timedelta(days=364):
         return None
     allowed = np.zeros(366, dtype=bool)
     days = np.arange(366)
-    for doy in np.unique(_day_of_year(current[config.timestamp])):
+    for doy in np.unique(_day_of_year(current[timestamp])):
         distance = np.abs(days - doy)
-        allowed |= np.minimum(distance, 366 - distance) <= config.season_days
+        allowed |= np.minimum(distance, 366 - distance) <= season_days
     if allowed.all():
         return None
-    return allowed[_day_of_year(reference[config.timestamp])]
+    mask = allowed[_day_of_year(reference[timestamp])]
+    if int(mask.sum()) < min_reference_rows:
+        return None
+    return mask
 
 
 def _numeric_drift(ref: pd.Series, cur: pd.Series, config: DriftConfig) -> FeatureDrift:
@@ -336,8 +351,14 @@ def detect_drift(
                 f"feature {name!r} is {ref_kind} in reference but {cur_kind} in current"
             )
 
-    mask = _seasonal_mask(reference, current, config)
-    seasonal = mask is not None and int(mask.sum()) >= config.min_reference_rows
+    mask = seasonal_reference_mask(
+        reference,
+        current,
+        season_days=config.season_days,
+        timestamp=config.timestamp,
+        min_reference_rows=config.min_reference_rows,
+    )
+    seasonal = mask is not None
     base = reference.loc[mask] if seasonal else reference
 
     results: dict[str, FeatureDrift] = {}
@@ -393,4 +414,5 @@ __all__ = [
     "profile_psi",
     "psi",
     "reference_profile",
+    "seasonal_reference_mask",
 ]
