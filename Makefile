@@ -10,8 +10,10 @@ RUN = $(UV) run --locked
 	python3 -m venv .tools
 	.tools/bin/pip install --quiet uv==$(UV_VERSION)
 
+# Bytecode is compiled at install time: imports of the large provider SDKs (pulumi-aws,
+# pulumi-gcp) then cost a fraction, also where PYTHONDONTWRITEBYTECODE is set.
 venv: $(filter .tools/bin/uv,$(UV))
-	$(UV) sync --locked
+	$(UV) sync --locked --compile-bytecode
 
 test: venv
 	$(RUN) ruff check .
