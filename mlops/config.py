@@ -20,7 +20,7 @@ from pydantic import Field, ValidationError
 from components.base import StrictModel
 from components.cloud import Cloud
 from components.cluster import ClusterConfig
-from components.gpu import GpuPoolConfig, pool_problems
+from components.gpu import GpuPools, pool_problems
 from components.identity import WorkloadIdentityConfig
 from components.identity.model import check_buckets, check_identity_name
 from components.storage import StorageConfig
@@ -43,7 +43,7 @@ class PlatformConfig(StrictModel):
     cluster: ClusterConfig = Field(
         default_factory=ClusterConfig, description="Network and Kubernetes cluster."
     )
-    gpu_pools: dict[str, GpuPoolConfig] = Field(
+    gpu_pools: GpuPools = Field(
         default_factory=dict,
         description="GPU node pools keyed by pool name (the key names the node group and label).",
     )
@@ -98,6 +98,14 @@ def _message(error: Mapping[str, Any]) -> str:
     return str(error["msg"]).removeprefix("Value error, ")
 
 
+def _problem(path: str, message: str) -> tuple[str, str]:
+    """A validator that knows a deeper path says so first (`gpu_pools.x: ...`): keep that one."""
+    head, sep, rest = message.partition(": ")
+    if sep and " " not in head and head.startswith(path):
+        path, message = head, rest
+    return f"{NAMESPACE}:{path}", message
+
+
 def validate(values: Mapping[str, Any], source: str) -> PlatformConfig:
     """Validate the `mlops:` keys of a flat config map (full key -> decoded value)."""
     ours = {
@@ -108,9 +116,7 @@ def validate(values: Mapping[str, Any], source: str) -> PlatformConfig:
     try:
         platform = PlatformConfig.model_validate(ours)
     except ValidationError as exc:
-        problems = [
-            (f"{NAMESPACE}:{_dotted(err['loc'], ours)}", _message(err)) for err in exc.errors()
-        ]
+        problems = [_problem(_dotted(err["loc"], ours), _message(err)) for err in exc.errors()]
         raise ConfigError(source, problems) from None
     cross = platform.cross_field_problems()
     if cross:

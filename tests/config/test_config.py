@@ -150,6 +150,10 @@ GCP = {"mlops:cloud": {"type": "gcp", "project": "p", "region": "europe-west4"}}
             [("mlops:gpu_pools.a10g", "min_size (3) must be <= max_size (1)")],
         ),
         (
+            {**AWS, "mlops:gpu_pools": {"system": {"instance_type": "g5.xlarge"}}},
+            [("mlops:gpu_pools.system", "the name is reserved for the system pool")],
+        ),
+        (
             {**GCP, "mlops:gpu_pools": {"l4": {"instance_type": "g2-standard-8"}}},
             [
                 (
