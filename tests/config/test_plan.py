@@ -122,3 +122,21 @@ def test_secret_config_values_never_appear_in_any_output(tmp_path, capsys):
     assert code == 2
     assert "mlops:ops_token: unknown field" in err
     assert "c2VjcmV0LXZhbHVl" not in err
+
+
+@pytest.mark.parametrize(
+    ("stack", "bucket_type", "protected"),
+    [
+        ("prod", "aws:s3/bucket:Bucket", True),
+        ("staging", "aws:s3/bucket:Bucket", True),
+        ("dev", "aws:s3/bucket:Bucket", False),
+        ("prod-gcp", "gcp:storage/bucket:Bucket", True),
+    ],
+)
+def test_stateful_resources_protected_and_retained_from_config(stack, bucket_type, protected):
+    result = plan.build_plan(stack, plan.stack_file_path(stack))
+    buckets = [r for r in result.resources if r.type == bucket_type]
+    # artifacts, datasets, features (+ the access-log bucket on AWS)
+    assert len(buckets) >= 3
+    for bucket in buckets:
+        assert (bucket.protect, bucket.retain_on_delete) == (protected, protected), bucket.name
