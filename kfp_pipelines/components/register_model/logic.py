@@ -1,0 +1,179 @@
+"""Registration: an MLflow model version with signature, metrics, lineage tags and a model card."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from kfp_pipelines.components.common import (
+    CHALLENGER_ALIAS,
+    EXPERIMENT_NAME,
+    REGISTERED_MODEL_NAME,
+)
+
+# MLflow saves sklearn models with skops (no arbitrary code on load) and refuses types it does
+# not trust by default. These are the ones a HistGradientBoosting Pipeline needs, reviewed here
+# rather than trusting whatever the file contains; an upgrade that needs more fails loudly.
+SKOPS_TRUSTED_TYPES = [
+    "functools.partial",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.utils.validation.check_array",
+]
+
+
+def lineage_tags(
+    dataset_sha256: str, code_version: str, params: dict[str, Any], pipeline: str
+) -> dict[str, str]:
+    """Tags set on the model version: enough to rebuild it from the same data and code."""
+    return {
+        "dataset_sha256": dataset_sha256,
+        "code_version": code_version,
+        "params": json.dumps(params, sort_keys=True, default=str),
+        "pipeline": pipeline,
+    }
+
+
+def flat_metrics(evaluation: dict[str, Any]) -> dict[str, float]:
+    """MLflow run metrics: golden overall, champion overall and every segment metric."""
+    out: dict[str, float] = {}
+    candidate = evaluation["candidate"]
+    for name in ("roc_auc", "pr_auc", "f1"):
+        if candidate["overall"][name] is not None:
+            out[f"golden_{name}"] = candidate["overall"][name]
+        champion = evaluation.get("champion")
+        if champion and champion["overall"][name] is not None:
+            out[f"champion_golden_{name}"] = champion["overall"][name]
+    for feature, values in candidate["segments"].items():
+        for value, scores in values.items():
+            for name in ("roc_auc", "pr_auc", "f1"):
+                if scores[name] is not None:
+                    out[f"segment/{feature}/{value}/{name}"] = scores[name]
+    return out
+
+
+def _fmt(value: Any) -> str:
+    return "n/a" if value is None else (f"{value:.4f}" if isinstance(value, float) else str(value))
+
+
+def model_card(
+    *,
+    version: str | None,
+    evaluation: dict[str, Any],
+    training: dict[str, Any],
+    tags: dict[str, str],
+    alias: str | None,
+) -> str:
+    """The model card (Markdown): what the model is, how good, on what data, from which code."""
+    candidate = evaluation["candidate"]
+    champion = evaluation.get("champion")
+    lines = [
+        f"# Model card: {REGISTERED_MODEL_NAME} version {version or '(unregistered)'}",
+        "",
+        "Predicts the probability that a customer churns within 90 days from 47 raw features "
+        "(sklearn Pipeline: ordinal encoding + HistGradientBoostingClassifier, "
+        "class_weight=balanced). Input: a DataFrame with the feature columns; "
+        "output: churn probability.",
+        "",
+        f"- alias: {alias or 'none (not promoted)'}",
+        f"- decision: {evaluation['reason']}",
+        "",
+        "## Golden-set metrics",
+        "",
+        "| metric | candidate | champion |",
+        "|---|---|---|",
+    ]
+    for name in ("roc_auc", "pr_auc", "f1"):
+        old = champion["overall"][name] if champion else None
+        lines.append(f"| {name} | {_fmt(candidate['overall'][name])} | {_fmt(old)} |")
+    lines += [
+        "",
+        f"Golden set: {candidate['overall']['rows']} rows, "
+        f"positive rate {_fmt(candidate['overall']['positive_rate'])}.",
+        "",
+        "## Segments",
+        "",
+        "| segment | rows | positive rate | roc_auc | pr_auc | f1 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for feature, values in candidate["segments"].items():
+        for value, s in values.items():
+            lines.append(
+                f"| {feature}={value} | {s['rows']} | {_fmt(s['positive_rate'])} | "
+                f"{_fmt(s['roc_auc'])} | {_fmt(s['pr_auc'])} | {_fmt(s['f1'])} |"
+            )
+    lines += [
+        "",
+        "## Training",
+        "",
+        f"- rows: {training['train_rows']} (search on {training['search_rows']})",
+        f"- parameters: `{json.dumps(training['params'], sort_keys=True)}`",
+        f"- boosting iterations: {training['n_iter']}",
+        "",
+        "## Lineage",
+        "",
+    ]
+    lines += [f"- {key}: `{value}`" for key, value in tags.items() if key != "params"]
+    return "\n".join(lines) + "\n"
+
+
+def register(
+    *,
+    tracking_uri: str,
+    model_dir: str,
+    evaluation: dict[str, Any],
+    dataset_sha256: str,
+    pipeline: str,
+) -> tuple[str, str]:
+    """Log and register the model; alias `challenger` only when evaluation allowed promotion.
+
+    Returns (version, model card). A rejected candidate is still registered (tagged
+    `promotion=rejected`), so the registry keeps the record of why it was not promoted.
+    """
+    import mlflow
+    import mlflow.sklearn
+    import pandas as pd
+    from mlflow.models import infer_signature
+
+    from kfp_pipelines.components.common import code_version, connect_mlflow
+    from kfp_pipelines.components.train_model.logic import SAMPLE_FILE, load
+
+    client = connect_mlflow(tracking_uri)
+    model, training = load(model_dir)
+    sample = pd.read_parquet(f"{model_dir}/{SAMPLE_FILE}")
+    proba = model.predict_proba(sample)[:, 1]
+    tags = lineage_tags(dataset_sha256, code_version(), training["params"], pipeline)
+    promote = bool(evaluation["promote"])
+    alias = CHALLENGER_ALIAS if promote else None
+
+    mlflow.set_experiment(EXPERIMENT_NAME)
+    with mlflow.start_run(run_name=f"{pipeline}-{dataset_sha256[:12]}") as run:
+        mlflow.set_tags(tags)
+        mlflow.log_params({k: str(v) for k, v in training["params"].items()})
+        mlflow.log_metrics(flat_metrics(evaluation))
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=infer_signature(sample, proba),
+            input_example=sample.head(5),
+            metadata={"reference_profile": training["reference_profile"]},
+            registered_model_name=REGISTERED_MODEL_NAME,
+            skops_trusted_types=SKOPS_TRUSTED_TYPES,
+        )
+        version = str(info.registered_model_version)
+        card = model_card(
+            version=version, evaluation=evaluation, training=training, tags=tags, alias=alias
+        )
+        mlflow.log_text(card, "model_card.md")
+        mlflow.log_dict(evaluation, "evaluation.json")
+        run_id = run.info.run_id
+    for key, value in {**tags, "training_run_id": run_id}.items():
+        client.set_model_version_tag(REGISTERED_MODEL_NAME, version, key, value)
+    client.set_model_version_tag(
+        REGISTERED_MODEL_NAME, version, "promotion", "challenger" if promote else "rejected"
+    )
+    client.set_model_version_tag(
+        REGISTERED_MODEL_NAME, version, "promotion_reason", evaluation["reason"]
+    )
+    if promote:
+        client.set_registered_model_alias(REGISTERED_MODEL_NAME, CHALLENGER_ALIAS, version)
+    return version, card

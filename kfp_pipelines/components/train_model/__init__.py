@@ -1,0 +1,1 @@
+"""`train_model`: a small hyperparameter search and a refit, imbalance-aware."""

@@ -1,0 +1,88 @@
+"""`drift_pipeline`: check a recent window for drift and, when found, retrain on it.
+
+kfp 2.16.1's local runner cannot evaluate `dsl.If` conditions (it always takes the branch as
+false, see kfp_pipelines/README.md), and the demo runs the same pipeline as the cluster. So the
+retraining steps are always scheduled and receive the drift decision as `enabled`: without
+drift they write placeholders and finish in a second.
+"""
+
+from kfp import dsl
+from kfp.dsl import Dataset
+
+from kfp_pipelines.components.check_drift.component import check_drift
+from kfp_pipelines.components.evaluate_model.component import evaluate_model
+from kfp_pipelines.components.register_model.component import register_model
+from kfp_pipelines.components.split_data.component import split_data
+from kfp_pipelines.components.train_model.component import train_model
+from kfp_pipelines.components.validate_data.component import validate_data
+
+
+@dsl.pipeline(
+    name="churn-drift",
+    description="Check a recent window of churn data for drift against the champion's training "
+    "data and, when drift is found, retrain, evaluate and register a new challenger.",
+)
+def drift_pipeline(
+    data_uri: str,
+    reference_uri: str,
+    tracking_uri: str,
+    psi_threshold: float = 0.2,
+    pvalue_threshold: float = 0.01,
+    min_drifted_features: int = 1,
+    season_days: int = 45,
+    golden_fraction: float = 0.2,
+    search_iterations: int = 4,
+    search_rows: int = 50000,
+    max_iter: int = 200,
+    primary_metric: str = "roc_auc",
+    tolerance: float = 0.01,
+    seed: int = 0,
+) -> str:
+    """Returns the new model version, or "" when no drift was found (nothing retrained).
+
+    `data_uri` is the recent, labelled window (Parquet); `reference_uri` the data the champion
+    was trained on. On drift the model is retrained on the recent window.
+    """
+    data = dsl.importer(artifact_uri=data_uri, artifact_class=Dataset, reimport=False)
+    reference = dsl.importer(artifact_uri=reference_uri, artifact_class=Dataset, reimport=False)
+    validated = validate_data(dataset=data.output)
+    drift = check_drift(
+        reference=reference.output,
+        current=data.output,
+        psi_threshold=psi_threshold,
+        pvalue_threshold=pvalue_threshold,
+        min_drifted_features=min_drifted_features,
+        season_days=season_days,
+    )
+    drift.after(validated)
+    drifted = drift.outputs["Output"]
+    split = split_data(
+        dataset=data.output, golden_fraction=golden_fraction, seed=seed, enabled=drifted
+    )
+    trained = train_model(
+        train=split.outputs["train"],
+        search_iterations=search_iterations,
+        search_rows=search_rows,
+        max_iter=max_iter,
+        seed=seed,
+        enabled=drifted,
+    )
+    evaluated = evaluate_model(
+        model=trained.outputs["model"],
+        golden=split.outputs["golden"],
+        tracking_uri=tracking_uri,
+        primary_metric=primary_metric,
+        tolerance=tolerance,
+        enabled=drifted,
+    )
+    registered = register_model(
+        model=trained.outputs["model"],
+        evaluation=evaluated.outputs["evaluation"],
+        tracking_uri=tracking_uri,
+        dataset_sha256=validated.outputs["Output"],
+        pipeline="drift",
+        enabled=drifted,
+    )
+    for task in (drift, evaluated, registered):
+        task.set_caching_options(False)
+    return registered.outputs["Output"]
