@@ -19,6 +19,14 @@ from evidently import DataDefinition, Dataset, Report
 from evidently.presets import DataDriftPreset
 
 
+def _drifted(metric: dict) -> bool:
+    """Evidently's per-column rule: p-value methods drift below, distances at/above threshold."""
+    config = metric["config"]
+    if "p_value" in config["method"]:
+        return metric["value"] < config["threshold"]
+    return metric["value"] >= config["threshold"]
+
+
 def main(manifest_path: str, out_path: str) -> int:
     manifest = json.loads(Path(manifest_path).read_text())
     numeric, categorical = manifest["numeric"], manifest["categorical"]
@@ -38,9 +46,10 @@ def main(manifest_path: str, out_path: str) -> int:
                 reference_data=Dataset.from_pandas(reference, data_definition=definition),
             )
             elapsed = time.perf_counter() - started
+            metrics = snapshot.dict()["metrics"]
             counts = next(
                 metric["value"]
-                for metric in snapshot.dict()["metrics"]
+                for metric in metrics
                 if metric["metric_name"].startswith("DriftedColumnsCount")
             )
             results.append(
@@ -48,6 +57,12 @@ def main(manifest_path: str, out_path: str) -> int:
                     "key": window["key"],
                     "drifted_columns": int(counts["count"]),
                     "share": float(counts["share"]),
+                    "columns": [
+                        metric["config"]["column"]
+                        for metric in metrics
+                        if metric["config"].get("type") == "evidently:metric_v2:ValueDrift"
+                        and _drifted(metric)
+                    ],
                     "seconds": elapsed,
                 }
             )

@@ -245,6 +245,7 @@ def main() -> int:
             window["evidently_preset"] = result["share"] >= 0.5
             window["evidently_any_column"] = result["drifted_columns"] >= 1
             window["evidently_seconds"] = result["seconds"]
+            window["evidently_drifted_features"] = result["columns"]
         evidently_note = (
             "evidently 0.7.23 from a throwaway venv (bench/.work/evidently-venv, pandas 2.3.3): "
             "evidently 0.7.23 resolves with our lock but fails to import with pandas 3.1.1"
@@ -266,6 +267,15 @@ def main() -> int:
         }
         for detector in detectors:
             entry[detector] = summarise(group, detector, scenario.start_day if scenario else None)
+        for source in ("ours", "evidently"):
+            key = f"{source}_drifted_features"
+            counts: dict[str, int] = {}
+            for window in group:
+                for feature in window.get(key, []):
+                    counts[feature] = counts.get(feature, 0) + 1
+            entry[f"{source}_flagged_feature_windows"] = dict(
+                sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+            )
         scenarios_out[name] = entry
 
     def seconds(key: str) -> dict:
@@ -414,6 +424,14 @@ def render_markdown(result: dict, detectors: list[str]) -> str:
                 f"| {_fmt(s['detection_rate'])} | {_fmt(s['partial_detection_rate'])} "
                 f"| {_fmt(s['detection_delay_days'])} |"
             )
+    lines += ["", "## Features flagged (number of windows), clean windows included", ""]
+    for name, entry in result["scenarios"].items():
+        for source in ("ours", "evidently"):
+            flagged = entry.get(f"{source}_flagged_feature_windows") or {}
+            if source == "evidently" and "evidently" not in result["timing_seconds_per_window"]:
+                continue
+            top = ", ".join(f"{k} {v}" for k, v in list(flagged.items())[:8]) or "none"
+            lines.append(f"- {name}, {source}: {top}")
     lines += [
         "",
         "Definitions: a window is clean before the drift starts (and everywhere in no_drift and "
