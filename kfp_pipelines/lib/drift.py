@@ -232,7 +232,9 @@ def seasonal_reference_mask(
     days = np.arange(366)
     for doy in np.unique(_day_of_year(current[timestamp])):
         distance = np.abs(days - doy)
-        allowed |= np.minimum(distance, 366 - distance) <= season_days
+        # Distance around a 365-day circle, so 31 December is one day from 1 January (leap-year
+        # days are at most one day off, well inside any useful `season_days`).
+        allowed |= np.minimum(distance, 365 - distance) <= season_days
     if allowed.all():
         return None
     mask = allowed[_day_of_year(reference[timestamp])]

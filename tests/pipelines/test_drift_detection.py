@@ -263,3 +263,29 @@ def test_bad_thresholds_name_the_parameter(kwargs: dict, field: str) -> None:
     with pytest.raises(ValidationError) as excinfo:
         detect_drift(frame, frame, **kwargs)
     assert excinfo.value.errors()[0]["loc"] == (field,)
+
+
+def test_seasonal_reference_mask_keeps_the_same_calendar_days() -> None:
+    stamps = pd.date_range("2023-01-01", "2023-12-31", freq="D")
+    reference = pd.DataFrame({"snapshot_date": stamps, "x": np.arange(len(stamps))})
+    current = pd.DataFrame({"snapshot_date": pd.to_datetime(["2024-04-09"]), "x": [0]})
+    mask = drift.seasonal_reference_mask(reference, current, season_days=3, min_reference_rows=1)
+    # 2024-04-09 is day 100 of a leap year (0-based 99): days 96..102 of 2023 are kept
+    assert reference.loc[mask, "snapshot_date"].dt.strftime("%m-%d").tolist() == [
+        "04-07",
+        "04-08",
+        "04-09",
+        "04-10",
+        "04-11",
+        "04-12",
+        "04-13",
+    ]
+    # the window wraps around the new year
+    current = pd.DataFrame({"snapshot_date": pd.to_datetime(["2024-01-01"]), "x": [0]})
+    mask = drift.seasonal_reference_mask(reference, current, season_days=1, min_reference_rows=1)
+    assert reference.loc[mask, "snapshot_date"].dt.strftime("%m-%d").tolist() == [
+        "01-01",
+        "01-02",
+        "12-31",
+    ]
+    assert drift.seasonal_reference_mask(reference, current, season_days=1) is None
