@@ -1,0 +1,1 @@
+"""CrossGuard policies for the mlops platform (see policies/README.md)."""
