@@ -301,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
             ("single_row", single, args.concurrency, 0),
             ("batch_100", batches, args.batch_concurrency, 0),
             # wrk has no rate option; each connection pauses after every response instead.
-            ("single_row_500rps", single, 20, 1000 * 20 // TARGET_RATE - 2),
+            ("single_row_500rps", single, 20, 1000 * 20 // TARGET_RATE - 3),
         ]
         for scenario, bodies, connections, delay in scenarios:
             for name, (_command, port, _ready) in servers.items():
@@ -337,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
             "target": f"< {TARGET_P99_MS} ms at {TARGET_RATE} req/s",
             "measured": rate["p99_ms"],
             "achieved_rps": rate["throughput_rps"],
-            "met": rate["p99_ms"] < TARGET_P99_MS and rate["throughput_rps"] >= 0.95 * TARGET_RATE,
+            "met": rate["p99_ms"] < TARGET_P99_MS and rate["throughput_rps"] >= 0.98 * TARGET_RATE,
         },
         "throughput_rps": {
             "target": f">= {TARGET_THROUGHPUT} req/s (seed 004, Table 4)",

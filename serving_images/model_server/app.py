@@ -98,6 +98,7 @@ class ModelServerApp:
         self._on_fatal = on_fatal
         self._loader = loader
         self._load_task: asyncio.Task[None] | None = None
+        self._drain_started: float | None = None
         self._schemaless: dict[tuple[str, ...], InputSchema] = {}
         self._routes_get: dict[str, Callable[[], Awaitable[tuple[int, Any]]]] = {
             "/v2/health/live": self._live,
@@ -196,6 +197,8 @@ class ModelServerApp:
 
     def begin_drain(self) -> None:
         """SIGTERM: report not-ready at once, so load balancers stop sending new requests."""
+        if self._drain_started is None:
+            self._drain_started = time.monotonic()
         self.state.draining = True
         self.metrics.ready.set(0)
 
@@ -206,7 +209,12 @@ class ModelServerApp:
         if self.state.batcher is not None:
             await self.state.batcher.stop()
         if self.state.prediction_log is not None:
-            await asyncio.to_thread(self.state.prediction_log.close, self.settings.drain_seconds)
+            # One budget for the whole drain: what in-flight requests used is not left for
+            # flushing queued prediction records.
+            assert self._drain_started is not None
+            elapsed = time.monotonic() - self._drain_started
+            remaining = max(1.0, self.settings.drain_seconds - elapsed)
+            await asyncio.to_thread(self.state.prediction_log.close, remaining)
 
     # -- HTTP ------------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 
 
@@ -76,6 +77,10 @@ def serve(settings: object) -> int:
         backlog=4096,
     )
     server = DrainingServer(config)
+    # uvicorn re-raises a captured SIGTERM after its graceful shutdown, restoring the handler
+    # that was there before; a no-op one lets a drained server exit 0 instead of by signal.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda _sig, _frame: None)
     server.run()
     if failure:
         print(f"mlops serve: model could not be loaded: {failure[0]}", file=sys.stderr)

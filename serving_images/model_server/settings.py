@@ -181,9 +181,9 @@ REGISTRY: tuple[EnvVar, ...] = (
         "MLOPS_SERVE_DRAIN_SECONDS",
         "drain_seconds",
         float,
-        30.0,
-        "On SIGTERM, how long in-flight requests and queued prediction records may take to "
-        "finish before the process exits.",
+        20.0,
+        "On SIGTERM, how long in-flight requests and then queued prediction records may take "
+        "to finish before the process exits (keep below the pod's termination grace period).",
         minimum=0,
     ),
     EnvVar(

@@ -209,3 +209,52 @@ def stop_server(server: ServerProcess) -> int:
 def split_payload(frame: Any) -> dict[str, Any]:
     data = json.loads(frame.to_json(orient="split", index=False, double_precision=15))
     return {"dataframe_split": {"columns": data["columns"], "data": data["data"]}}
+
+
+class SlowModel:
+    """pyfunc model whose predict sleeps `sleep` seconds: an in-flight request on demand."""
+
+    def predict(self, context: Any, model_input: Any, params: Any = None) -> Any:
+        time.sleep(float(model_input["sleep"].iloc[0]))
+        return np.ones(len(model_input))
+
+
+def build_slow_model(target: Path) -> str:
+    import mlflow.pyfunc
+    import pandas as pd
+    from mlflow.models import infer_signature
+
+    python_model = type("SlowPyfunc", (SlowModel, mlflow.pyfunc.PythonModel), {})()
+    path = target / "slow"
+    example = pd.DataFrame({"sleep": [0.0]})
+    mlflow.pyfunc.save_model(
+        str(path),
+        python_model=python_model,
+        signature=infer_signature(example, np.ones(1)),
+        pip_requirements=["mlflow"],
+    )
+    return str(path)
+
+
+def register_churn(model_path: str, tracking_dir: Path) -> str:
+    """Register the saved model as churn@champion in a SQLite tracking store; returns its URI."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tracking_dir / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    try:
+        version = mlflow.register_model(model_path, "churn")
+        MlflowClient().set_registered_model_alias("churn", "champion", version.version)
+    finally:
+        mlflow.set_tracking_uri(None)
+    return uri
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    for line in text.splitlines():
+        if line.startswith((name + "{", name + " ")) and all(
+            f'{k}="{v}"' in line for k, v in labels.items()
+        ):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{name} {labels} not in metrics")

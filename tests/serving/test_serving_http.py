@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from serving_support import COLUMNS, ServerProcess, split_payload
+from serving_support import COLUMNS, ServerProcess, metric, split_payload
 
 
 def as_columns(frame: Any) -> dict[str, list[Any]]:
@@ -261,15 +261,6 @@ def test_concurrent_requests_are_batched_and_answered_individually(
     with ThreadPoolExecutor(16) as pool:
         answers = list(pool.map(one, range(64)))
     assert answers == [[label] for label in labels]
-
-
-def metric(text: str, name: str, **labels: str) -> float:
-    for line in text.splitlines():
-        if line.startswith((name + "{", name + " ")) and all(
-            f'{k}="{v}"' in line for k, v in labels.items()
-        ):
-            return float(line.rsplit(" ", 1)[1])
-    raise AssertionError(f"{name} {labels} not in metrics")
 
 
 def test_metrics(server: ServerProcess, churn_model: dict[str, Any]) -> None:
