@@ -323,7 +323,7 @@ def run_pipeline(
     except RuntimeError as error:
         failed = re.search(r"Inner task failed: '?([\w-]+)", _ANSI.sub("", str(error)))
         step = failed[1] if failed else "a step"
-        detail = f": {progress.errors[0]}" if progress.errors else ""
+        detail = f": {' '.join(progress.errors)}" if progress.errors else ""
         raise DemoError(
             f"{name} pipeline failed at {step}{detail} (full log: {log_path})"
         ) from None

@@ -1,0 +1,98 @@
+"""check_drift component: wraps kfp_pipelines.lib.drift and renders the per-feature report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from kfp.dsl import Artifact, Dataset, Markdown, Metrics
+
+from kfp_pipelines.components.check_drift.component import check_drift
+from kfp_pipelines.components.check_drift.logic import report_markdown
+from kfp_pipelines.data import churn
+
+
+def run(reference: Path, current: Path, tmp_path: Path, **params) -> tuple[bool, dict, str, dict]:
+    report = Markdown(name="report", uri=str(tmp_path / "report.md"))
+    scores = Metrics(name="scores", uri=str(tmp_path / "scores"))
+    details = Artifact(name="details", uri=str(tmp_path / "details.json"))
+    drifted = check_drift.python_func(
+        reference=Dataset(name="r", uri=str(reference)),
+        current=Dataset(name="c", uri=str(current)),
+        report=report,
+        drift_scores=scores,
+        details=details,
+        **params,
+    )
+    summary = json.loads((tmp_path / "details.json").read_text())
+    return drifted, summary, (tmp_path / "report.md").read_text(), scores.metadata
+
+
+@pytest.fixture(scope="module")
+def windows(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("windows")
+    reference = churn.generate(20000, seed=1, start="2023-01-01", days=1095)
+    calm = churn.generate(5000, seed=2, start="2026-01-01", days=90)
+    drifted = churn.generate(
+        5000,
+        seed=2,
+        start="2026-01-01",
+        days=90,
+        drift=churn.DriftScenario(kind="sudden", magnitude=1.0, start_day=0),
+    )
+    return {
+        name: churn.write_parquet(frame, folder / f"{name}.parquet")
+        for name, frame in {"reference": reference, "calm": calm, "drifted": drifted}.items()
+    }
+
+
+def test_drifted_window_is_flagged_on_the_injected_features(windows, tmp_path) -> None:
+    drifted, summary, report, scores = run(windows["reference"], windows["drifted"], tmp_path)
+    assert drifted is True
+    assert sorted(summary["drifted_features"]) == sorted(churn.DEFAULT_DRIFT_FEATURES)
+    assert summary["seasonal_reference"] is True
+    assert report.startswith("# Drift FOUND\n")
+    assert f"- drifted features (6): {', '.join(summary['drifted_features'])}" not in report
+    assert len(scores) == 47
+    assert scores["psi_tenure_days"] == round(summary["features"]["tenure_days"]["psi"], 5)
+
+
+def test_calm_window_of_another_season_is_not_drift(windows, tmp_path) -> None:
+    drifted, summary, report, _ = run(windows["reference"], windows["calm"], tmp_path)
+    assert drifted is False
+    assert summary["drifted_features"] == []
+    assert "- drifted features (0): none" in report
+
+
+def test_thresholds_are_passed_through(windows, tmp_path) -> None:
+    drifted, summary, _, _ = run(
+        windows["reference"], windows["drifted"], tmp_path, psi_threshold=50.0, season_days=-1
+    )
+    assert drifted is False
+    assert summary["config"]["psi_threshold"] == 50.0
+    assert summary["config"]["season_days"] is None
+    assert summary["seasonal_reference"] is False
+
+
+def test_report_orders_drifted_features_first_then_by_psi() -> None:
+    def feature(psi: float, drifted: bool) -> dict:
+        return {"test": "ks", "psi": psi, "statistic": 0.1, "pvalue": 0.001, "drifted": drifted}
+
+    summary = {
+        "drifted": True,
+        "features": {"a": feature(0.9, False), "b": feature(0.3, True), "c": feature(0.5, True)},
+        "reference_rows": 10,
+        "current_rows": 5,
+        "seasonal_reference": False,
+        "config": {"psi_threshold": 0.2, "pvalue_threshold": 0.01, "min_drifted_features": 1},
+    }
+    text = report_markdown(summary, "ref.parquet", "cur.parquet")
+    rows = [
+        line.split(" | ")[0]
+        for line in text.splitlines()
+        if line.startswith("| ") and "---" not in line
+    ]
+    assert rows == ["| feature", "| c", "| b", "| a"]
+    assert "- drifted features (2): c, b" in text
+    assert "- reference: `ref.parquet` (10 rows, whole reference window)" in text

@@ -1,0 +1,77 @@
+"""The committed pipeline YAML matches the sources, and the pipelines stay runnable locally."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from kfp_pipelines.components.image import BASE_IMAGE
+from kfp_pipelines.pipelines import compile as compile_module
+
+PIPELINES = sorted(compile_module.TARGETS)
+
+
+@pytest.mark.parametrize("name", PIPELINES)
+def test_committed_yaml_matches_the_source(name: str) -> None:
+    committed = compile_module.TARGETS[name].read_text()
+    assert compile_module.compile_to_text(name) == committed, (
+        f"{compile_module.TARGETS[name].name} is stale: run "
+        "`uv run python -m kfp_pipelines.pipelines.compile` and commit the result"
+    )
+
+
+def test_check_mode_reports_a_stale_file(monkeypatch, tmp_path, capsys) -> None:
+    stale = tmp_path / "training_pipeline.yaml"
+    stale.write_text("# edited by hand\n")
+    monkeypatch.setitem(compile_module.TARGETS, "training_pipeline", stale)
+    assert compile_module.main(["--check"]) == 1
+    assert "stale compiled pipelines: training_pipeline.yaml" in capsys.readouterr().err
+    assert stale.read_text() == "# edited by hand\n"
+
+
+def spec(name: str) -> dict:
+    return yaml.safe_load(compile_module.TARGETS[name].read_text())
+
+
+@pytest.mark.parametrize("name", PIPELINES)
+def test_no_control_flow_the_local_runner_cannot_run(name: str) -> None:
+    tasks = spec(name)["root"]["dag"]["tasks"]
+    assert not [t for t, task in tasks.items() if "triggerPolicy" in task]
+    assert not [t for t, task in tasks.items() if "parameterIterator" in task]
+
+
+@pytest.mark.parametrize("name", PIPELINES)
+def test_every_step_runs_the_pinned_platform_image_without_pip(name: str) -> None:
+    executors = spec(name)["deploymentSpec"]["executors"]
+    containers = {
+        key: value["container"] for key, value in executors.items() if "container" in value
+    }
+    assert containers
+    assert {c["image"] for c in containers.values()} == {BASE_IMAGE}
+    assert not any("pip install" in " ".join(c["command"]) for c in containers.values())
+    assert ":" in BASE_IMAGE and not BASE_IMAGE.endswith(":latest")
+
+
+def test_training_pipeline_shape() -> None:
+    compiled = spec("training_pipeline")
+    tasks = compiled["root"]["dag"]["tasks"]
+    assert sorted(tasks) == [
+        "evaluate-model",
+        "importer",
+        "register-model",
+        "split-data",
+        "train-model",
+        "validate-data",
+    ]
+    assert tasks["split-data"]["dependentTasks"] == ["importer", "validate-data"]
+    assert tasks["register-model"]["cachingOptions"] == {}
+    assert set(compiled["root"]["inputDefinitions"]["parameters"]) >= {"data_uri", "tracking_uri"}
+
+
+def test_drift_pipeline_gates_retraining_on_the_drift_decision() -> None:
+    tasks = spec("drift_pipeline")["root"]["dag"]["tasks"]
+    for step in ("split-data", "train-model", "evaluate-model", "register-model"):
+        enabled = tasks[step]["inputs"]["parameters"]["enabled"]
+        assert enabled == {
+            "taskOutputParameter": {"outputParameterKey": "Output", "producerTask": "check-drift"}
+        }, step
