@@ -4,7 +4,7 @@ UV_VERSION := 0.13.8
 UV := $(or $(shell command -v uv 2>/dev/null),.tools/bin/uv)
 RUN = $(UV) run --locked
 
-.PHONY: venv test demo plan lint format schema bench-plan
+.PHONY: venv test demo plan lint format schema bench-plan test-policies
 
 .tools/bin/uv:
 	python3 -m venv .tools
@@ -38,3 +38,9 @@ schema: venv
 
 bench-plan: venv
 	$(RUN) python bench/plan/run.py
+
+# The policy pack is its own uv project (pulumi-policy pins protobuf 5.29; kfp here needs 6.x):
+# its own lock, its own .venv under policies/.
+test-policies: $(filter .tools/bin/uv,$(UV))
+	$(UV) --directory policies sync --locked --quiet
+	$(UV) --directory policies run --locked pytest
