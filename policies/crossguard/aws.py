@@ -20,7 +20,7 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UnknownValueError
 
-from crossguard.props import Settings, as_list, as_mapping, get, show, subject
+from crossguard.props import COMPUTED, Settings, as_list, as_mapping, get, known, show, subject
 
 BUCKET = "aws:s3/bucket:Bucket"
 # pulumi-aws 7 keeps the V2 tokens as deprecated aliases; a program may use either.
@@ -87,19 +87,11 @@ S3_SETTINGS = Settings(
 )
 
 
-def _known(read: Any, default: Any = None) -> Any:
-    """`read()`, or `default` when the value is only known after apply."""
-    try:
-        return read()
-    except UnknownValueError:
-        return default
-
-
 def _bucket_names(bucket: PolicyResource) -> set[str]:
     """The values another resource's `bucket` input may carry for this bucket (name or id)."""
     names = {bucket.name}
     for key in ("bucket", "id"):
-        value = _known(lambda key=key: get(bucket.props, key))
+        value = known(lambda key=key: get(bucket.props, key))
         if isinstance(value, str) and value:
             names.add(value)
     return names
@@ -115,7 +107,7 @@ def _targets(resource: PolicyResource, prop: str, buckets: list[PolicyResource])
     urns = [d.urn for d in resource.property_dependencies.get(prop, []) if d.urn in by_urn]
     if urns:
         return urns
-    value = _known(lambda: get(resource.props, prop))
+    value = known(lambda: get(resource.props, prop))
     if not isinstance(value, str):
         return []
     return [b.urn for b in buckets if value in _bucket_names(b)]
@@ -191,7 +183,7 @@ def denies_insecure_transport(statement: Any, bucket_name: str | None) -> bool:
 
 def _tls_only(bucket: PolicyResource, policies: list[PolicyResource]) -> bool | None:
     """Whether some policy of the bucket denies insecure transport; None when not yet known."""
-    name = _known(lambda: get(bucket.props, "bucket"))
+    name = known(lambda: get(bucket.props, "bucket"))
     name = name if isinstance(name, str) and name else None
     documents = []
     for holder in [bucket, *policies]:
@@ -226,7 +218,7 @@ def validate_s3_bucket_companions(args: StackValidationArgs, report: ReportViola
         if bucket.urn not in encryption:
             report(f"{who}: no BucketServerSideEncryptionConfiguration targets it", bucket.urn)
         for config_resource in encryption.get(bucket.urn, []):
-            for algorithm in _known(lambda r=config_resource: _sse_algorithms(r), []):
+            for algorithm in known(lambda r=config_resource: _sse_algorithms(r), []):
                 if algorithm not in allowed:
                     report(
                         f"{who}: {subject(config_resource.resource_type, config_resource.name)} "
@@ -239,7 +231,7 @@ def validate_s3_bucket_companions(args: StackValidationArgs, report: ReportViola
             report(f"{who}: no BucketPublicAccessBlock targets it", bucket.urn)
 
         needs_versioning = not is_log_target or version_log_targets
-        enabled = _known(lambda b=bucket: _versioning_enabled(b, versioning.get(b.urn, [])), True)
+        enabled = known(lambda b=bucket: _versioning_enabled(b, versioning.get(b.urn, [])), True)
         if needs_versioning and not enabled:
             report(
                 f"{who}: versioning is not enabled (no BucketVersioning with "
@@ -362,8 +354,8 @@ def validate_eks_secrets_encryption(args: ResourceValidationArgs, report: Report
     encryption = get(args.props, "encryptionConfig")
     if "secrets" not in as_list(get(encryption, "resources")):
         report(f'{who}: encryptionConfig.resources must contain "secrets"')
-    key = get(encryption, "provider", "keyArn")
-    if not isinstance(key, str) or not key:
+    key = known(lambda: get(encryption, "provider", "keyArn"), COMPUTED)
+    if key is not COMPUTED and (not isinstance(key, str) or not key):
         report(f"{who}: encryptionConfig.provider.keyArn must name a KMS key, got {show(key)}")
 
 

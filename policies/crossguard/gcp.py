@@ -9,7 +9,7 @@ from pulumi_policy import (
     ResourceValidationPolicy,
 )
 
-from crossguard.props import as_list, get, show, subject
+from crossguard.props import COMPUTED, as_list, get, known, show, subject
 
 GCS_BUCKET = "gcp:storage/bucket:Bucket"
 GKE_CLUSTER = "gcp:container/cluster:Cluster"
@@ -53,8 +53,8 @@ def validate_gke_cluster(args: ResourceValidationArgs, report: ReportViolation) 
             f"{who}: privateClusterConfig.enablePrivateNodes must be true, got "
             f"{show(private_nodes)}"
         )
-    pool = get(props, "workloadIdentityConfig", "workloadPool")
-    if not isinstance(pool, str) or not pool:
+    pool = known(lambda: get(props, "workloadIdentityConfig", "workloadPool"), COMPUTED)
+    if pool is not COMPUTED and (not isinstance(pool, str) or not pool):
         report(
             f"{who}: workloadIdentityConfig.workloadPool must be set (<project>.svc.id.goog), "
             f"got {show(pool)}"

@@ -1,18 +1,19 @@
 """Reading resource properties as the policy SDK hands them over.
 
 The SDK wraps properties in read-only `Mapping`/`Sequence` proxies that raise `UnknownValueError`
-on values only known after apply, so nothing here checks for `dict`/`list` and nothing swallows
-that error: a resource policy that meets an unknown value is reported by the SDK as "can't run
-during preview" and runs for real during `pulumi up`.
+on values only known after apply, so nothing here checks for `dict`/`list`. A resource policy that
+meets an unknown value is reported by the SDK as "can't run during preview" and runs for real
+during `pulumi up`; `known` catches the error only where a policy can decide without the value.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pulumi_policy import PolicyConfigSchema
+from pulumi_policy.proxy import UnknownValueError
 
 
 def get(props: Any, *path: str | int) -> Any:
@@ -26,6 +27,19 @@ def get(props: Any, *path: str | int) -> Any:
             return None
         value = value[step]
     return value
+
+
+def known(read: Callable[[], Any], default: Any = None) -> Any:
+    """`read()`, or `default` when what it reads is only known after apply."""
+    try:
+        return read()
+    except UnknownValueError:
+        return default
+
+
+# A value the engine will only know after apply, where the policy only needs to know it is set
+# (a KMS key ARN or a workload pool computed from another resource).
+COMPUTED = object()
 
 
 def is_list(value: Any) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from crossguard import aws
-from harness import DELETE, edited, entry, load_plan, resource_args, violations
+from harness import DELETE, PLAN_UNKNOWN, edited, entry, load_plan, resource_args, violations
 
 PROD = load_plan("prod")
 DEV = load_plan("dev")
@@ -215,3 +215,11 @@ def test_untaggable_types_are_skipped():
         "aws:eks/nodeGroup:NodeGroup",
         "aws:ec2/vpc:Vpc",
     } <= aws.TAGGABLE_TYPES
+
+
+def test_key_arn_computed_in_preview_counts_as_set():
+    # In a first preview the key ARN is another resource's output, unknown until apply.
+    assert (
+        check(aws.eks_secrets_encryption, CLUSTER, "encryptionConfig.provider.keyArn", PLAN_UNKNOWN)
+        == []
+    )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 from crossguard import gcp
-from harness import DELETE, edited, entry, load_plan, resource_args, violations
+from harness import DELETE, PLAN_UNKNOWN, edited, entry, load_plan, resource_args, violations
+from pulumi_policy.proxy import UnknownValueError
 
 PLAN = load_plan("prod-gcp")
 BUCKET = entry(PLAN, "mlops-artifacts", gcp.GCS_BUCKET)
@@ -118,3 +119,13 @@ def test_pool_without_accelerators_needs_no_taint():
     inputs = edited(GPU_POOL["inputs"], "nodeConfig.guestAccelerators", [])
     inputs = edited(inputs, "nodeConfig.taints", [])
     assert violations(gcp.gke_gpu_node_pool_taint, resource_args(PLAN, GPU_POOL, inputs)) == []
+
+
+def test_workload_pool_computed_in_preview_counts_as_set():
+    path = "workloadIdentityConfig.workloadPool"
+    assert check(gcp.gke_cluster_hardening, CLUSTER, path, PLAN_UNKNOWN) == []
+
+
+def test_unknown_value_a_policy_needs_defers_it_to_the_update():
+    with pytest.raises(UnknownValueError):
+        check(gcp.gcs_bucket_hardening, BUCKET, "publicAccessPrevention", PLAN_UNKNOWN)
