@@ -218,7 +218,9 @@ def validate_s3_bucket_companions(args: StackValidationArgs, report: ReportViola
         if bucket.urn not in encryption:
             report(f"{who}: no BucketServerSideEncryptionConfiguration targets it", bucket.urn)
         for config_resource in encryption.get(bucket.urn, []):
-            for algorithm in known(lambda r=config_resource: _sse_algorithms(r), []):
+            # no rule at all is reported like a rule without an algorithm
+            algorithms = known(lambda r=config_resource: _sse_algorithms(r) or [None], [])
+            for algorithm in algorithms:
                 if algorithm not in allowed:
                     report(
                         f"{who}: {subject(config_resource.resource_type, config_resource.name)} "

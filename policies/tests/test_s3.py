@@ -279,3 +279,12 @@ def test_versioning_status(status, shown):
         f"Enabled, got {shown}"
     ]
     assert violations(aws.s3_versioning_enabled, resource_args(PLAN, VERSIONING)) == []
+
+
+def test_encryption_configuration_without_rules():
+    empty = {**inputs("mlops-datasets-encryption"), "rules": []}
+    assert companions(replace={"mlops-datasets-encryption": empty}) == [
+        "Bucket 'mlops-datasets': BucketServerSideEncryptionConfiguration "
+        "'mlops-datasets-encryption' rules[].applyServerSideEncryptionByDefault.sseAlgorithm "
+        "must be aws:kms or aws:kms:dsse, got unset @ mlops-datasets"
+    ]

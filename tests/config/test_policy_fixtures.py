@@ -59,3 +59,11 @@ def test_taggable_types_match_the_installed_provider():
     shipped = (POLICIES / "crossguard" / "aws_taggable_types.txt").read_text()
     assert shipped == expected, "run: uv run python policies/tools/aws_taggable_types.py"
     assert "aws:s3/bucket:Bucket" in shipped.split()
+
+
+def test_main_environment_keeps_kfp_2_and_protobuf_6():
+    # The policy pack lives in its own environment precisely so that this one keeps these.
+    from importlib import metadata
+
+    assert metadata.version("kfp") == "2.16.1"
+    assert int(metadata.version("protobuf").split(".")[0]) >= 6
