@@ -47,7 +47,10 @@ def main() -> int:
     # Count resources once, outside the timed runs.
     plan = json.loads(subprocess.run(command, check=True, capture_output=True, cwd=ROOT).stdout)
     os.chdir(ROOT)
-    samples = [run_once(command + ["--render-manifests", str(RESULTS / ".manifests")]) for _ in range(args.runs)]
+    samples = [
+        run_once([*command, "--render-manifests", str(RESULTS / ".manifests")])
+        for _ in range(args.runs)
+    ]
     shutil.rmtree(RESULTS / ".manifests", ignore_errors=True)
     walls = [s[0] for s in samples]
     peaks = [s[1] for s in samples]
@@ -55,7 +58,9 @@ def main() -> int:
         "benchmark": "mlops plan (whole process)",
         "command": " ".join(["mlops", *command[1:], "--render-manifests", "DIR"]),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "machine": (
+            f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+        ),
         "resources": plan["total"],
         "runs": args.runs,
         "wall_seconds": {"median": statistics.median(walls), "max": max(walls), "all": walls},
