@@ -19,6 +19,7 @@ test: venv
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) pytest
+	$(MAKE) --no-print-directory test-policies
 
 demo: venv
 	$(RUN) mlops demo
