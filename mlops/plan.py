@@ -128,7 +128,7 @@ def build_plan(stack: str, stack_file_path: Path) -> Plan:
             inputs=r.masked_inputs,
             protect=r.protect,
             retain_on_delete=r.retain_on_delete,
-            depends_on=[_name_of(d) for d in r.depends_on],
+            depends_on=sorted(_name_of(d) for d in r.depends_on),
         )
         for r in monitor.recorded
     ]
