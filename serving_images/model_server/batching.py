@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 import uuid
@@ -27,6 +28,11 @@ from serving_images.model_server.schema import InputSchema, Rows, to_arrays
 
 log = logging.getLogger(__name__)
 
+# Request ids: a random per-process prefix plus a counter, unique without a uuid4 (and its
+# urandom call) per request.
+_ID_PREFIX = uuid.uuid4().hex[:16]
+_ID_COUNTER = itertools.count()
+
 PredictFn = Callable[[dict[str, np.ndarray]], tuple[list[Any], np.ndarray | None]]
 
 
@@ -39,7 +45,7 @@ class Job:
     schema: InputSchema
     rows: Rows
     future: asyncio.Future[tuple[list[Any], np.ndarray | None]]
-    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    request_id: str = field(default_factory=lambda: f"{_ID_PREFIX}{next(_ID_COUNTER):016x}")
 
 
 @dataclass

@@ -76,6 +76,10 @@ class InputSchema:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "by_name", {c.name: c for c in self.columns})
+        groups: dict[str, list[Column]] = {}
+        for column in self.columns:
+            groups.setdefault(column.kind, []).append(column)
+        object.__setattr__(self, "_groups", groups)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -203,11 +207,31 @@ class InputSchema:
         out: dict[str, list[Any]] = {}
         for column in self.columns:
             values = columns.get(column.name)
-            if values is None:
-                out[column.name] = [None] * n_rows
-            else:
-                out[column.name] = _check_values(column, values)
+            out[column.name] = [None] * n_rows if values is None else list(values)
+        # Fast path: one pass over all values of a kind proves the common case (every value
+        # well-typed and finite) with C-level set/sum calls; only a group that fails it is
+        # checked value by value, which also finds the column and row to report.
+        for kind, group in self._groups.items():  # type: ignore[attr-defined]
+            if kind == "any":
+                continue
+            values = [v for column in group for v in out[column.name]]
+            if _group_ok(kind, values):
+                continue
+            for column in group:
+                out[column.name] = _check_values(column, out[column.name])
         return Rows(out, n_rows)
+
+
+_FLOAT_TYPES = frozenset({float, int})
+_EXACT_TYPES = {"int": frozenset({int}), "str": frozenset({str}), "bool": frozenset({bool})}
+
+
+def _group_ok(kind: str, values: list[Any]) -> bool:
+    types = set(map(type, values))
+    if kind == "float":
+        # A finite sum proves every value finite (an overflowing sum just takes the slow path).
+        return types <= _FLOAT_TYPES and math.isfinite(sum(values))
+    return types <= _EXACT_TYPES[kind]
 
 
 def _check_values(column: Column, values: Sequence[Any]) -> list[Any]:

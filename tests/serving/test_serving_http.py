@@ -322,3 +322,21 @@ def test_prediction_log_file(server: ServerProcess, churn_model: dict[str, Any])
     assert np.allclose(wanted["scores"], scores)
     assert wanted["features"]["plan"] == frame["plan"].tolist()
     assert len(wanted["request_id"]) == 32
+
+
+def test_a_rejected_request_does_not_fail_its_batch_neighbours(
+    server: ServerProcess, churn_model: dict[str, Any]
+) -> None:
+    frame = churn_model["frame"].head(24)
+    labels, _ = expected(churn_model, frame)
+    bad = records(plan="platinum")
+
+    def one(i: int) -> Any:
+        if i % 4 == 3:
+            return server.post("/invocations", bad).status
+        return server.post("/invocations", split_payload(frame.iloc[i : i + 1])).body
+
+    with ThreadPoolExecutor(12) as pool:
+        answers = list(pool.map(one, range(24)))
+    for i, answer in enumerate(answers):
+        assert answer == (422 if i % 4 == 3 else {"predictions": [labels[i]]}), i
