@@ -175,6 +175,7 @@ class ModelServerApp:
             on_scores=metrics.scores.observe_many,
             on_logged=self.state.prediction_log.submit,
             thread_init=_limit_threads(s.inference_threads),
+            inline=model.fast_path,
         )
         batcher.start()
         self.state.model = model

@@ -66,7 +66,9 @@ class MicroBatcher:
         on_scores: Callable[[np.ndarray], None],
         on_logged: Callable[[LoggedBatch], None],
         thread_init: Callable[[], None] | None = None,
+        inline: bool = False,
     ) -> None:
+        self.inline = inline
         self._predict = predict
         self.max_rows = max_rows
         self.wait_s = wait_ms / 1000.0
@@ -76,11 +78,14 @@ class MicroBatcher:
         self._pending: deque[Job] = deque()
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
+        self._thread_init = thread_init
         self._executor = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="predict", initializer=thread_init
         )
 
     def start(self) -> None:
+        if self.inline and self._thread_init is not None:
+            self._thread_init()
         self._wakeup = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._worker(), name="micro-batcher")
 
@@ -125,7 +130,11 @@ class MicroBatcher:
             if not jobs:
                 continue
             try:
-                result = await loop.run_in_executor(self._executor, self._run, jobs)
+                if self.inline:
+                    result = self._run(jobs)
+                    await asyncio.sleep(0)  # let the loop read what arrived meanwhile
+                else:
+                    result = await loop.run_in_executor(self._executor, self._run, jobs)
             except Exception as exc:  # _run reports per job; this is a bug in _run itself
                 log.exception("micro-batch failed")
                 result = BatchResult([exc] * len(jobs), None, None, None)
