@@ -78,3 +78,14 @@ def test_demo_with_unreachable_mlflow_gives_one_line(tmp_path: Path) -> None:
 def test_demo_rejects_too_few_rows() -> None:
     result = mlops("demo", "--rows", "100", timeout=60)
     assert (result.returncode, result.stderr) == (2, "mlops demo: --rows must be at least 5000\n")
+
+
+def test_importing_the_demo_module_stays_light() -> None:
+    probe = (
+        "import sys, kfp_pipelines.demo; "
+        "print(sorted(m for m in ('kfp', 'mlflow', 'sklearn', 'pandas') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout == "[]\n"

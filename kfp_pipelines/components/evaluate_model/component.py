@@ -28,6 +28,7 @@ def evaluate_model(
     import json
 
     from kfp_pipelines.components.common import (
+        REGISTERED_MODEL_NAME,
         ComponentError,
         champion_version,
         connect_mlflow,
@@ -55,7 +56,9 @@ def evaluate_model(
     if current is not None:
         import mlflow.sklearn
 
-        champion_model = mlflow.sklearn.load_model(f"models:/churn/{current.version}")
+        champion_model = mlflow.sklearn.load_model(
+            f"models:/{REGISTERED_MODEL_NAME}/{current.version}"
+        )
         champion = evaluate(champion_model, golden_df, list(segment_features))
         champion_info = {"version": current.version, "run_id": current.run_id}
     promote, reason = decide(candidate, champion, primary_metric, tolerance)
