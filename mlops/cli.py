@@ -21,7 +21,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser, with the full arguments of `command` (the others only listed)."""
-    parser = argparse.ArgumentParser(prog="mlops", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="mlops",
+        description="mlops-platform: plan a stack offline, run the ML demo, serve a model.",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         sub_parser = sub.add_parser(name, help=help_text, description=help_text)
