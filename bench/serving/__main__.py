@@ -241,6 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=32, help="single-row connections")
     parser.add_argument("--batch-concurrency", type=int, default=4, help="100-row connections")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--rate-repeats", type=int, default=3, help="runs of the ~500 req/s scenario"
+    )
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
@@ -300,8 +303,9 @@ def main(argv: list[str] | None = None) -> int:
         scenarios = [
             ("single_row", single, args.concurrency, 0),
             ("batch_100", batches, args.batch_concurrency, 0),
-            # wrk has no rate option; each connection pauses after every response instead.
-            ("single_row_500rps", single, 20, 1000 * 20 // TARGET_RATE - 3),
+            # wrk has no rate option; each of 25 connections pauses 45 ms after every response
+            # (about 500 requests/s with wrk's timer overhead and a few ms of latency).
+            ("single_row_500rps", single, 25, 45),
         ]
         for scenario, bodies, connections, delay in scenarios:
             for name, (_command, port, _ready) in servers.items():
@@ -313,6 +317,20 @@ def main(argv: list[str] | None = None) -> int:
                     result["rows_per_s"] = round(result["throughput_rps"] * 100, 1)
                 results["scenarios"].setdefault(scenario, {})[name] = result
                 print(f"{scenario:18s} {name:13s} {json.dumps(result)}", flush=True)
+        # The p99 target is the most sensitive to other work on this shared machine, so the
+        # fixed-rate run is repeated and every repetition is recorded; the target is judged
+        # on their median.
+        port = servers["model_server"][1]
+        repeats = [results["scenarios"]["single_row_500rps"]["model_server"]]
+        for i in range(args.rate_repeats - 1):
+            repeats.append(
+                run_wrk(port, single, 25, args.duration, workdir, f"rate-repeat-{i}", 45)
+            )
+        results["rate_repeats"] = [
+            {k: r[k] for k in ("throughput_rps", "p50_ms", "p95_ms", "p99_ms", "errors")}
+            for r in repeats
+        ]
+        print("rate repeats", json.dumps(results["rate_repeats"]), flush=True)
     finally:
         for proc in procs.values():
             proc.terminate()
@@ -325,7 +343,9 @@ def main(argv: list[str] | None = None) -> int:
             results.setdefault("exit_codes", {})[name] = rc
 
     single_row = results["scenarios"]["single_row"]
-    rate = results["scenarios"]["single_row_500rps"]["model_server"]
+    p99s = sorted(r["p99_ms"] for r in results["rate_repeats"])
+    rates = sorted(r["throughput_rps"] for r in results["rate_repeats"])
+    rate = {"p99_ms": p99s[len(p99s) // 2], "throughput_rps": rates[len(rates) // 2]}
     speedup = single_row["model_server"]["throughput_rps"] / single_row["mlflow"]["throughput_rps"]
     results["targets"] = {
         "single_row_speedup_vs_mlflow": {
@@ -334,7 +354,8 @@ def main(argv: list[str] | None = None) -> int:
             "met": speedup >= TARGET_SPEEDUP,
         },
         "p99_at_500_rps_ms": {
-            "target": f"< {TARGET_P99_MS} ms at {TARGET_RATE} req/s",
+            "target": f"< {TARGET_P99_MS} ms at {TARGET_RATE} req/s (median of repeats)",
+            "repeats_p99_ms": p99s,
             "measured": rate["p99_ms"],
             "achieved_rps": rate["throughput_rps"],
             "met": rate["p99_ms"] < TARGET_P99_MS and rate["throughput_rps"] >= 0.98 * TARGET_RATE,
@@ -345,6 +366,7 @@ def main(argv: list[str] | None = None) -> int:
             "met": single_row["model_server"]["throughput_rps"] >= TARGET_THROUGHPUT,
         },
     }
+    info["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     results["machine"] = info
     results["started_at"] = started_at
     results["command"] = "uv run python -m bench.serving " + " ".join(argv or sys.argv[1:])
@@ -370,7 +392,8 @@ def render_markdown(r: dict[str, Any]) -> str:
         f"- Date: {r['started_at']}",
         f"- Command: `{r['command'].strip()}`",
         f"- Machine: {m['cpus']} CPUs ({m['cpu_model']}), Python {m['python']}, {m['platform']}; "
-        f"load average at start {m['load_average_at_start']} (shared with other work).",
+        f"load average at start {m['load_average_at_start']}, at end "
+        f"{m['load_average_at_end']} (2 cores shared with other engineers' jobs).",
         f"- Load generator: {m['load_generator']}, on the same machine, loopback.",
         f"- Model: `{r['model']['uri']}`, scikit-learn churn pipeline, {r['model']['features']} "
         f"features, trained on {r['model']['training_rows']} rows of {r['model']['data']}.",
@@ -388,13 +411,23 @@ def render_markdown(r: dict[str, Any]) -> str:
                 f"| {scenario} | {server} | {s['connections']} | {s['throughput_rps']:.0f} | "
                 f"{s['p50_ms']:.2f} | {s['p95_ms']:.2f} | {s['p99_ms']:.2f} | {s['errors']} |"
             )
+    lines += [
+        "",
+        "Repeats of `single_row_500rps` on this server (req/s, p50/p95/p99 ms): "
+        + "; ".join(
+            f"{x['throughput_rps']:.0f}, {x['p50_ms']:.2f}/{x['p95_ms']:.2f}/{x['p99_ms']:.2f}"
+            for x in r["rate_repeats"]
+        )
+        + ".",
+    ]
     lines += ["", "## Targets", "", "| Target | Measured | Met |", "| --- | --- | --- |"]
     for name, t in r["targets"].items():
         lines.append(f"| {name}: {t['target']} | {t['measured']} | {'yes' if t['met'] else 'no'} |")
     lines += [
         "",
-        "`single_row_500rps`: wrk has no rate limit, so each of 20 connections pauses after "
-        "every response; the achieved rate is the Requests/s column.",
+        "`single_row_500rps`: wrk has no rate limit, so each of 25 connections pauses 45 ms "
+        "after every response; the achieved rate is the Requests/s column. The machine was "
+        "shared with other running work (load average above), which shows mostly in the tails.",
         "",
     ]
     return "\n".join(lines)
