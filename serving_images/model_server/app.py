@@ -140,14 +140,15 @@ class ModelServerApp:
     async def _load(self) -> None:
         try:
             model = await asyncio.to_thread(self._loader, self.settings)
+            self._install(model)
         except Exception as exc:
+            # Includes a sink that cannot start (e.g. an unwritable prediction file): a server
+            # that would never become ready is better stopped, so the orchestrator sees it.
             message = str(exc) if isinstance(exc, ModelLoadError) else repr(exc)
-            log.error("model could not be loaded: %s", message)
+            log.error("start-up failed: %s", message)
             self.state.load_error = message
             if self._on_fatal is not None:
                 self._on_fatal(message)
-            return
-        self._install(model)
 
     def _install(self, model: ServedModel) -> None:
         s = self.settings

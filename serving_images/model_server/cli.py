@@ -86,6 +86,6 @@ def serve(settings: object) -> int:
         signal.signal(sig, lambda _sig, _frame: None)
     server.run()
     if failure:
-        print(f"mlops serve: model could not be loaded: {failure[0]}", file=sys.stderr)
+        print(f"mlops serve: start-up failed: {failure[0]}", file=sys.stderr)
         return 1
     return 0

@@ -174,7 +174,22 @@ def test_a_model_that_cannot_be_loaded_exits_1(registry_uri: str, tmp_path: Path
         "models:/churn@nonexistent", tmp_path, {"MLFLOW_TRACKING_URI": registry_uri}, wait=False
     )
     assert server.proc.wait(timeout=60) == 1
-    assert "mlops serve: model could not be loaded: models:/churn@nonexistent:" in server.log()
+    assert "mlops serve: start-up failed: models:/churn@nonexistent:" in server.log()
+
+
+def test_an_unwritable_prediction_file_stops_the_server(
+    churn_model: dict[str, Any], tmp_path: Path
+) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    server = start_server(
+        churn_model["path"],
+        tmp_path,
+        {"MLOPS_SERVE_PREDICTION_FILE": str(blocker / "predictions.jsonl")},
+        wait=False,
+    )
+    assert server.proc.wait(timeout=60) == 1
+    assert "mlops serve: start-up failed: FileExistsError(" in server.log()
 
 
 def test_ready_only_after_load(churn_model: dict[str, Any], tmp_path: Path) -> None:
