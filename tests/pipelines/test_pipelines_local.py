@@ -56,3 +56,40 @@ def test_unreachable_mlflow_stops_the_run_with_one_line(
         f"training pipeline failed at evaluate-model: MLflow tracking server at {uri} is "
         "unreachable: "
     )
+
+
+def test_drift_pipeline_without_drift_retrains_nothing(tmp_path: Path, capsys) -> None:
+    from kfp_pipelines.pipelines.drift import drift_pipeline
+
+    reference = churn.write_parquet(
+        churn.generate(20000, seed=1, start="2023-01-01", days=1095), tmp_path / "ref.parquet"
+    )
+    recent = churn.write_parquet(
+        churn.generate(5000, seed=2, start="2026-01-01", days=90), tmp_path / "recent.parquet"
+    )
+    # No drift means no training and no registry access: an unreachable MLflow must not matter.
+    run = run_pipeline(
+        drift_pipeline,
+        "drift",
+        {
+            "data_uri": str(recent),
+            "reference_uri": str(reference),
+            "tracking_uri": f"http://127.0.0.1:{free_port()}",
+        },
+        tmp_path / "root",
+        tmp_path / "drift.log",
+    )
+    assert run.output == ""
+    assert sorted(run.steps) == [
+        "check-drift",
+        "evaluate-model",
+        "importer",
+        "importer-2",
+        "register-model",
+        "split-data",
+        "train-model",
+        "validate-data",
+    ]
+    model = run.root / "train-model" / "model"
+    assert model.read_text() == "skipped: not enabled (no drift found)\n"
+    assert (run.root / "check-drift" / "report").read_text().startswith("# Drift not found\n")
