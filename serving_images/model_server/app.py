@@ -63,7 +63,9 @@ class ServerState:
 
 def load_and_warm(settings: Settings) -> ServedModel:
     """Resolve, download, load and warm up the model (blocking; runs off the event loop)."""
-    model = ServedModel(resolve(settings.model_uri, settings.model_name))
+    model = ServedModel(
+        resolve(settings.model_uri, settings.model_name), settings.inference_threads
+    )
     started = time.perf_counter()
     model.warm_up()
     log.info(

@@ -101,10 +101,11 @@ def _download(uri: str) -> str:
 class ServedModel:
     """A loaded model: validated rows in, (predictions, scores) out."""
 
-    def __init__(self, resolved: ResolvedModel) -> None:
+    def __init__(self, resolved: ResolvedModel, inference_threads: int = 1) -> None:
         from mlflow.models import Model
 
         self.resolved = resolved
+        self.inference_threads = inference_threads
         self.name = resolved.name
         self.version = resolved.version
         try:
@@ -160,7 +161,7 @@ class ServedModel:
         if self.binary_scores and self.schema is not None:
             from serving_images.model_server.fastpath import compile_predict_proba
 
-            self._fast = compile_predict_proba(estimator)
+            self._fast = compile_predict_proba(estimator, self.inference_threads)
 
     def frame(self, arrays: dict[str, np.ndarray]) -> Any:
         import pandas as pd
