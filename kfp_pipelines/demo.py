@@ -90,11 +90,14 @@ def main(args: argparse.Namespace) -> int:
         print("mlops demo: --rows must be at least 5000", file=sys.stderr)
         return 2
     drift_rows = args.drift_rows or max(5000, args.rows // 2)
-    # SIGTERM (e.g. a CI timeout) takes the same path as Ctrl-C, so the servers are stopped.
-    signal.signal(signal.SIGTERM, _interrupt)
     if drift_rows < 5000:
         print("mlops demo: --drift-rows must be at least 5000", file=sys.stderr)
         return 2
+    if not 0 <= args.drift_magnitude <= 10:
+        print("mlops demo: --drift-magnitude must be between 0 and 10", file=sys.stderr)
+        return 2
+    # SIGTERM (e.g. a CI timeout) takes the same path as Ctrl-C, so the servers are stopped.
+    signal.signal(signal.SIGTERM, _interrupt)
     with contextlib.ExitStack() as stack:
         if args.workdir:
             workdir = args.workdir.resolve()
@@ -353,6 +356,14 @@ def run_pipeline(
     )
 
 
+def connect(tracking_uri: str) -> Any:
+    """An MLflow client, or DemoError with the one-line reason the server is unusable."""
+    try:
+        return connect_mlflow(tracking_uri)
+    except ComponentError as error:
+        raise DemoError(str(error)) from None
+
+
 # --------------------------------------------------------------------------- traffic
 
 
@@ -437,6 +448,7 @@ class Demo:
         started = time.perf_counter()
         if tracking_uri:
             self.say(f"using MLflow at {tracking_uri}")
+            connect(tracking_uri)  # fail before any work when it is unreachable
             ready: Callable[[], None] = lambda: None  # noqa: E731
         else:
             self.say("starting MLflow (sqlite registry, local artifacts) on 127.0.0.1")
@@ -445,10 +457,7 @@ class Demo:
             # while MLflow boots
             train_path, drifted_path, normal, drifted = self.generate_data()
         ready()
-        try:
-            client = connect_mlflow(tracking_uri)
-        except ComponentError as error:
-            raise DemoError(str(error)) from None
+        client = connect(tracking_uri)
         self.timings["start MLflow (overlaps data)"] = round(time.perf_counter() - started, 2)
         os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
         self.say(f"MLflow ready at {tracking_uri}")

@@ -73,11 +73,20 @@ def test_demo_with_unreachable_mlflow_gives_one_line(tmp_path: Path) -> None:
     )
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "pipeline-root").exists()
+    assert not (tmp_path / "data").exists()  # checked before generating anything
 
 
-def test_demo_rejects_too_few_rows() -> None:
-    result = mlops("demo", "--rows", "100", timeout=60)
-    assert (result.returncode, result.stderr) == (2, "mlops demo: --rows must be at least 5000\n")
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--rows", "100"], "--rows must be at least 5000"),
+        (["--drift-rows", "10"], "--drift-rows must be at least 5000"),
+        (["--drift-magnitude", "11"], "--drift-magnitude must be between 0 and 10"),
+    ],
+)
+def test_demo_rejects_bad_arguments(args: list[str], message: str) -> None:
+    result = mlops("demo", *args, timeout=60)
+    assert (result.returncode, result.stderr) == (2, f"mlops demo: {message}\n")
 
 
 def test_importing_the_demo_module_stays_light() -> None:
