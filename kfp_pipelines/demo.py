@@ -40,8 +40,8 @@ from kfp_pipelines.components.common import (
     connect_mlflow,
 )
 
-# Finishes in about 2 minutes on a free 2-core machine, leaving headroom under 5 minutes when
-# the CPU is shared (see kfp_pipelines/README.md for measured timings).
+# Measured: 154 s on the 2-core dev machine at load average 6 (1M rows: 276 s), so the default
+# stays under 5 minutes with headroom on a shared CPU (kfp_pipelines/README.md).
 DEFAULT_ROWS = 200_000
 STARTUP_TIMEOUT_SECONDS = 120
 
