@@ -163,7 +163,16 @@ def main() -> int:
     parser.add_argument("--generator-rows", type=int, default=1_000_000)
     parser.add_argument("--skip-evidently", action="store_true")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--render", action="store_true", help="only rewrite drift.md from an existing drift.json"
+    )
     args = parser.parse_args()
+    if args.render:
+        result = json.loads((args.out / "drift.json").read_text())
+        detectors = list(result["targets"]["met"].keys() - {"faster_than_evidently", "speedup"})
+        detectors.sort(key=["ours", "evidently_preset", "evidently_any_column"].index)
+        (args.out / "drift.md").write_text(render_markdown(result, detectors))
+        return 0
 
     WORK.mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()
@@ -353,6 +362,28 @@ def main() -> int:
     return 0
 
 
+# Interpretation that holds for the scenario settings above (checked against the recorded run).
+NOTES = [
+    "- Evidently's preset verdict (dataset drift when at least half of the columns drift) never "
+    "fires here: the scenarios drift 6 of 47 features (13%), which is how drift usually looks.",
+    "- With our verdict rule (any drifted column), Evidently's per-column defaults (normed "
+    "Wasserstein >= 0.1, i.e. about a 0.1 standard-deviation mean shift; Jensen-Shannon >= 0.1) "
+    "catch every drift, but also flag `ad_impressions_30d` (and at times `avg_order_value`) "
+    "from late year two of the seasonal-only data on: their slow built-in trends (+2% a year) "
+    "are real but harmless shifts against a first-year reference. Our PSI >= 0.2 "
+    "guard ignores it (PSI 0.2 is roughly a 0.45 standard-deviation shift of a normal feature); "
+    "the price is a later alarm on the slow start of gradual drift (delay above). Lower "
+    "`psi_threshold` (0.1 = moderate shift) for earlier, noisier alarms.",
+    "- Both detectors get the same same-season reference rows, so Evidently's false alarms are "
+    "not seasonality. Without that narrowing our detector alarms too: a Black Friday window "
+    "against the whole first year flags `promo_emails_30d` (see "
+    "tests/pipelines/test_drift_detection.py).",
+    "- Times are wall-clock per window on a shared 2-CPU machine under load (load average "
+    "above); Evidently's include building its Dataset objects, ours include the same-season "
+    "narrowing.",
+]
+
+
 def _fmt(value) -> str:
     if value is None:
         return "-"
@@ -432,6 +463,7 @@ def render_markdown(result: dict, detectors: list[str]) -> str:
                 continue
             top = ", ".join(f"{k} {v}" for k, v in list(flagged.items())[:8]) or "none"
             lines.append(f"- {name}, {source}: {top}")
+    lines += ["", "## Reading the figures", "", *NOTES]
     lines += [
         "",
         "Definitions: a window is clean before the drift starts (and everywhere in no_drift and "
