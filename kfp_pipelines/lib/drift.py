@@ -179,6 +179,8 @@ def reference_profile(
     """
     if bins < 2:
         raise ValueError(f"bins must be at least 2, got {bins}")
+    if not isinstance(df, pd.DataFrame):
+        raise ValueError(f"reference must be a pandas DataFrame, got {type(df).__name__}")
     names = list(features) if features is not None else _default_features(df, timestamp)
     _check_frame(df, "reference", names)
     profile: dict[str, Any] = {}

@@ -96,6 +96,21 @@ def test_reference_profile_of_churn_data_is_complete(history: pd.DataFrame) -> N
             assert sum(spec["fractions"].values()) == pytest.approx(1.0), name
 
 
+@pytest.mark.parametrize(
+    ("frame", "kwargs", "message"),
+    [
+        ([1, 2], {}, "reference must be a pandas DataFrame, got list"),
+        (pd.DataFrame({"a": [1.0]}), {"bins": 1}, "bins must be at least 2, got 1"),
+        (pd.DataFrame({"a": [1.0]}), {"features": ["a", "b"]}, "reference is missing column(s): b"),
+        (pd.DataFrame({"a": [None, None]}), {}, "reference column 'a' has no non-missing values"),
+    ],
+)
+def test_reference_profile_bad_input(frame, kwargs, message) -> None:
+    with pytest.raises(ValueError) as excinfo:
+        reference_profile(frame, **kwargs)
+    assert str(excinfo.value) == message
+
+
 def test_profile_psi_counts_unseen_categories_as_other() -> None:
     profile = reference_profile(pd.DataFrame({"c": ["a"] * 5 + ["b"] * 5}))
     current = pd.DataFrame({"c": ["a"] * 5 + ["b"] * 3 + ["z"] * 2})
