@@ -330,6 +330,10 @@ def compile_predict_proba(model: Any, n_threads: int = 1) -> Callable[[Columns],
         tail = _final(final, n_threads)
     except Unsupported:
         return None
+    except (AttributeError, TypeError, ValueError, KeyError):
+        # Fitted attributes this code reads (some private to sklearn, which is pinned) are
+        # not where it expects them, e.g. after an upgrade: use the pipeline itself.
+        return None
 
     def predict_proba(columns: Columns) -> np.ndarray:
         x = head(columns)

@@ -79,7 +79,7 @@ def build_churn_model(target: Path) -> dict[str, Any]:
         signature=infer_signature(df, model.predict_proba(df)[:, 1]),
         input_example=df.head(3),
         metadata={"reference_profile": PROFILE},
-        serialization_format="cloudpickle",
+        skops_trusted_types=["numpy.dtype"],  # skops, as the training pipeline logs it
         pip_requirements=["scikit-learn"],
     )
     return {"path": str(path), "model": model, "frame": df}

@@ -442,3 +442,11 @@ def test_image_requirements_are_pinned_to_the_lock_file() -> None:
     ]
     assert pins and all(len(p) == 2 for p in pins)
     assert {name: locked.get(name) for name, _ in pins} == dict(pins)
+
+
+def test_fast_path_is_skipped_when_fitted_internals_are_not_where_expected() -> None:
+    from serving_images.model_server.fastpath import compile_predict_proba
+
+    model, _df = _hgb_pipeline()
+    del model[-1]._predictors  # what a future sklearn might rename
+    assert compile_predict_proba(model) is None
