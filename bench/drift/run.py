@@ -236,7 +236,7 @@ def main() -> int:
                     "windows": entries,
                 }
             )
-            flagged = sum(w["ours"] for w in windows if w["scenario"] == name)
+            flagged = sum(w["ours"] for w in windows if w["scenario"] == name and w["seed"] == seed)
             print(f"ours: {name} seed {seed}: {flagged} flagged of {len(entries)}", flush=True)
 
     evidently_note = "skipped (--skip-evidently)"
@@ -463,7 +463,8 @@ def render_markdown(result: dict, detectors: list[str]) -> str:
                 continue
             top = ", ".join(f"{k} {v}" for k, v in list(flagged.items())[:8]) or "none"
             lines.append(f"- {name}, {source}: {top}")
-    lines += ["", "## Reading the figures", "", *NOTES]
+    if "evidently" in result["timing_seconds_per_window"]:
+        lines += ["", "## Reading the figures", "", *NOTES]
     lines += [
         "",
         "Definitions: a window is clean before the drift starts (and everywhere in no_drift and "
