@@ -85,6 +85,9 @@ def main() -> int:
                 f"max {result['peak_rss_mb']['max']:.0f} MB (target < {TARGET_MB:.0f} MB)",
                 f"- targets met: {'yes' if result['met'] else 'no'}",
                 "",
+                "The environment is the one `make venv` builds (bytecode compiled at install);",
+                "most of the time is importing the provider SDKs, not running the program.",
+                "",
                 "Reproduce: `make bench-plan` (or `uv run python bench/plan/run.py`).",
                 "",
             ]
