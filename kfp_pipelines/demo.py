@@ -247,7 +247,12 @@ def model_server(workdir: Path, tracking_uri: str, model_uri: str) -> Iterator[s
         str(port),
     ]
     log = workdir / "logs" / "model-server.log"
-    env = {"MLFLOW_TRACKING_URI": tracking_uri}
+    env = {
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        # each demo run keeps its own prediction log, beside its other outputs
+        "MLOPS_SERVE_PREDICTION_SINK": "file",
+        "MLOPS_SERVE_PREDICTION_FILE": str(workdir / "predictions.jsonl"),
+    }
     with background_process(command, log, env=env) as process:
         url = f"http://127.0.0.1:{port}"
         wait_until_ready(f"{url}/v2/health/ready", process, "model server", log)

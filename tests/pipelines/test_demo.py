@@ -55,6 +55,9 @@ def test_demo_trains_serves_detects_drift_and_retrains(tmp_path: Path) -> None:
     assert "- normal: 5 requests / 250 rows, 0 errors" in report
     for step in ("validate-data", "check-drift", "train-model", "register-model"):
         assert re.search(rf"    {step}\s+SUCCESS", out), step
+    # the model server's prediction log is this run's own, in the work directory
+    logged = (tmp_path / "predictions.jsonl").read_text().splitlines()
+    assert logged and all(line.startswith("{") for line in logged)
     # every process the demo started is gone
     servers = re.findall(r"(?:MLflow|model server) ready at (http://127\.0\.0\.1:\d+)", out)
     assert len(servers) == 2
