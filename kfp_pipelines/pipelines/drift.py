@@ -29,7 +29,7 @@ def drift_pipeline(
     psi_threshold: float = 0.2,
     pvalue_threshold: float = 0.01,
     min_drifted_features: int = 1,
-    season_days: int = 45,
+    season_days: int = 7,
     golden_fraction: float = 0.2,
     search_iterations: int = 4,
     search_rows: int = 50000,

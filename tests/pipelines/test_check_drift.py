@@ -96,3 +96,19 @@ def test_report_orders_drifted_features_first_then_by_psi() -> None:
     assert rows == ["| feature", "| c", "| b", "| a"]
     assert "- drifted features (2): c, b" in text
     assert "- reference: `ref.parquet` (10 rows, whole reference window)" in text
+
+
+def test_component_and_pipeline_defaults_match_the_library_defaults():
+    # Lightweight components re-run their signature in the container, so the defaults are
+    # literals there; this keeps them equal to DriftConfig's, the one place they are decided.
+    import inspect
+
+    from kfp_pipelines.components.check_drift.component import check_drift
+    from kfp_pipelines.lib.drift import DriftConfig
+    from kfp_pipelines.pipelines.drift import drift_pipeline
+
+    library = DriftConfig()
+    for fn in (check_drift.python_func, drift_pipeline.pipeline_func):
+        params = inspect.signature(fn).parameters
+        for name in ("psi_threshold", "pvalue_threshold", "min_drifted_features", "season_days"):
+            assert params[name].default == getattr(library, name), (fn.__name__, name)

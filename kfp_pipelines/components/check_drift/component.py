@@ -16,7 +16,7 @@ def check_drift(
     psi_threshold: float = 0.2,
     pvalue_threshold: float = 0.01,
     min_drifted_features: int = 1,
-    season_days: int = 45,
+    season_days: int = 7,
 ) -> bool:
     """Compare every feature of `current` with `reference` (the champion's training window).
 
