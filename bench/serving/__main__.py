@@ -49,12 +49,8 @@ def train_and_register(workdir: Path, rows: int, seed: int) -> tuple[str, Any]:
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
+    from kfp_pipelines.components.train_model.logic import build_model
     from kfp_pipelines.data import churn
-
-    try:
-        from kfp_pipelines.components.train_model.logic import build_model
-    except ImportError:  # the training component is someone else's work in progress
-        build_model = _fallback_build_model
     from kfp_pipelines.lib.drift import reference_profile
 
     df = churn.generate(rows, seed=seed)
@@ -79,38 +75,6 @@ def train_and_register(workdir: Path, rows: int, seed: int) -> tuple[str, Any]:
         MODEL_NAME, ALIAS, str(info.registered_model_version)
     )
     return tracking_uri, x
-
-
-def _fallback_build_model(params: dict[str, Any], seed: int) -> Any:
-    import numpy as np
-    from sklearn.compose import ColumnTransformer
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OrdinalEncoder
-
-    from kfp_pipelines.data import churn
-
-    categorical = list(churn.CATEGORICAL_FEATURES)
-    pre = ColumnTransformer(
-        [
-            (
-                "categorical",
-                OrdinalEncoder(
-                    handle_unknown="use_encoded_value",
-                    unknown_value=np.nan,
-                    encoded_missing_value=np.nan,
-                    dtype=np.float64,
-                ),
-                categorical,
-            ),
-            ("numeric", "passthrough", list(churn.NUMERIC_FEATURES)),
-        ],
-        verbose_feature_names_out=False,
-    )
-    clf = HistGradientBoostingClassifier(
-        categorical_features=list(range(len(categorical))), random_state=seed, **params
-    )
-    return Pipeline([("preprocess", pre), ("classifier", clf)])
 
 
 def split_body(frame: Any) -> str:
