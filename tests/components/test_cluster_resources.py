@@ -378,7 +378,7 @@ def test_eks_cluster_autoscaler_with_irsa(aws_prod):
 def test_eks_without_autoscaler(aws_dev):
     monitor, _ = aws_dev
     assert monitor.of_type("kubernetes:helm.sh/v3:Release") == []
-    assert [r.name for r in monitor.of_type("aws:iam/role:Role")] == [
+    assert sorted(r.name for r in monitor.of_type("aws:iam/role:Role")) == [
         "core-cluster-role",
         "core-node-role",
     ]
