@@ -10,11 +10,8 @@ from kfp import dsl
 from kfp.dsl import Dataset
 
 from kfp_pipelines.components.check_drift.component import check_drift
-from kfp_pipelines.components.evaluate_model.component import evaluate_model
-from kfp_pipelines.components.register_model.component import register_model
-from kfp_pipelines.components.split_data.component import split_data
-from kfp_pipelines.components.train_model.component import train_model
 from kfp_pipelines.components.validate_data.component import validate_data
+from kfp_pipelines.pipelines.steps import split_train_evaluate_register
 
 
 @dsl.pipeline(
@@ -56,33 +53,19 @@ def drift_pipeline(
     )
     drift.after(validated)
     drifted = drift.outputs["Output"]
-    split = split_data(
-        dataset=data.output, golden_fraction=golden_fraction, seed=seed, enabled=drifted
-    )
-    trained = train_model(
-        train=split.outputs["train"],
+    _, _, registered = split_train_evaluate_register(
+        data=data,
+        validated=validated,
+        tracking_uri=tracking_uri,
+        pipeline="drift",
+        golden_fraction=golden_fraction,
         search_iterations=search_iterations,
         search_rows=search_rows,
         max_iter=max_iter,
+        primary_metric=primary_metric,
+        tolerance=tolerance,
         seed=seed,
         enabled=drifted,
     )
-    evaluated = evaluate_model(
-        model=trained.outputs["model"],
-        golden=split.outputs["golden"],
-        tracking_uri=tracking_uri,
-        primary_metric=primary_metric,
-        tolerance=tolerance,
-        enabled=drifted,
-    )
-    registered = register_model(
-        model=trained.outputs["model"],
-        evaluation=evaluated.outputs["evaluation"],
-        tracking_uri=tracking_uri,
-        dataset_sha256=validated.outputs["Output"],
-        pipeline="drift",
-        enabled=drifted,
-    )
-    for task in (drift, evaluated, registered):
-        task.set_caching_options(False)
+    drift.set_caching_options(False)
     return registered.outputs["Output"]

@@ -3,11 +3,8 @@
 from kfp import dsl
 from kfp.dsl import Dataset
 
-from kfp_pipelines.components.evaluate_model.component import evaluate_model
-from kfp_pipelines.components.register_model.component import register_model
-from kfp_pipelines.components.split_data.component import split_data
-from kfp_pipelines.components.train_model.component import train_model
 from kfp_pipelines.components.validate_data.component import validate_data
+from kfp_pipelines.pipelines.steps import split_train_evaluate_register
 
 
 @dsl.pipeline(
@@ -33,30 +30,17 @@ def training_pipeline(
     """
     data = dsl.importer(artifact_uri=data_uri, artifact_class=Dataset, reimport=False)
     validated = validate_data(dataset=data.output)
-    split = split_data(dataset=data.output, golden_fraction=golden_fraction, seed=seed)
-    split.after(validated)
-    trained = train_model(
-        train=split.outputs["train"],
+    _, _, registered = split_train_evaluate_register(
+        data=data,
+        validated=validated,
+        tracking_uri=tracking_uri,
+        pipeline="training",
+        golden_fraction=golden_fraction,
         search_iterations=search_iterations,
         search_rows=search_rows,
         max_iter=max_iter,
-        seed=seed,
-    )
-    evaluated = evaluate_model(
-        model=trained.outputs["model"],
-        golden=split.outputs["golden"],
-        tracking_uri=tracking_uri,
         primary_metric=primary_metric,
         tolerance=tolerance,
+        seed=seed,
     )
-    registered = register_model(
-        model=trained.outputs["model"],
-        evaluation=evaluated.outputs["evaluation"],
-        tracking_uri=tracking_uri,
-        dataset_sha256=validated.outputs["Output"],
-        pipeline="training",
-    )
-    # Both read or write the registry, whose state a cached result would not reflect.
-    evaluated.set_caching_options(False)
-    registered.set_caching_options(False)
     return registered.outputs["Output"]

@@ -1,0 +1,61 @@
+"""The retraining steps both pipelines share: split, train, evaluate against the champion,
+register. A plain function called inside each `@dsl.pipeline` (not a nested pipeline), so the
+compiled YAML keeps one flat DAG per pipeline."""
+
+from typing import Any
+
+from kfp_pipelines.components.evaluate_model.component import evaluate_model
+from kfp_pipelines.components.register_model.component import register_model
+from kfp_pipelines.components.split_data.component import split_data
+from kfp_pipelines.components.train_model.component import train_model
+
+
+def split_train_evaluate_register(
+    *,
+    data: Any,
+    validated: Any,
+    tracking_uri: Any,
+    pipeline: str,
+    golden_fraction: Any,
+    search_iterations: Any,
+    search_rows: Any,
+    max_iter: Any,
+    primary_metric: Any,
+    tolerance: Any,
+    seed: Any,
+    enabled: Any = None,
+) -> tuple[Any, Any, Any]:
+    """Wire the steps on `data` (validated by `validated`); returns (split, evaluated,
+    registered). `enabled`, when given, gates every step (see drift.py for why not dsl.If)."""
+    gate = {} if enabled is None else {"enabled": enabled}
+    split = split_data(dataset=data.output, golden_fraction=golden_fraction, seed=seed, **gate)
+    if enabled is None:
+        split.after(validated)
+    trained = train_model(
+        train=split.outputs["train"],
+        search_iterations=search_iterations,
+        search_rows=search_rows,
+        max_iter=max_iter,
+        seed=seed,
+        **gate,
+    )
+    evaluated = evaluate_model(
+        model=trained.outputs["model"],
+        golden=split.outputs["golden"],
+        tracking_uri=tracking_uri,
+        primary_metric=primary_metric,
+        tolerance=tolerance,
+        **gate,
+    )
+    registered = register_model(
+        model=trained.outputs["model"],
+        evaluation=evaluated.outputs["evaluation"],
+        tracking_uri=tracking_uri,
+        dataset_sha256=validated.outputs["Output"],
+        pipeline=pipeline,
+        **gate,
+    )
+    # Both read or write the registry, whose state a cached result would not reflect.
+    evaluated.set_caching_options(False)
+    registered.set_caching_options(False)
+    return split, evaluated, registered
