@@ -4,14 +4,13 @@ import json
 
 import pulumi
 import pytest
+from component_support import named, untranslated_keys
 
 from components.cloud import AwsCloud, GcpCloud, LocalCloud
 from components.cluster import ClusterConfig, KubernetesCluster, KubernetesClusterArgs
 from mlops import mocks
 
 # maps whose keys the user chooses (labels, tags, Helm values): not provider property names
-USER_KEYED = {"tags", "labels", "resourceLabels", "metadata", "values"}
-
 AWS = AwsCloud(type="aws", region="us-east-1", tags={"owner": "ml-platform"})
 GCP = GcpCloud(type="gcp", project="acme-ml", region="europe-west4", labels={"env": "prod"})
 LOCAL = LocalCloud(type="local", kube_context="k3d-mlops", distribution="k3d")
@@ -44,21 +43,6 @@ def _run(cloud, config: ClusterConfig, protect: bool = False):
 
     monitor = mocks.run(program)
     return monitor, resolved
-
-
-def _untranslated_keys(value, path=""):
-    """Input keys the SDK did not map to a provider property name (a typo in a dict input)."""
-    found = []
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if "_" in key:
-                found.append(f"{path}.{key}")
-            if key not in USER_KEYED:
-                found += _untranslated_keys(item, f"{path}.{key}")
-    elif isinstance(value, list):
-        for item in value:
-            found += _untranslated_keys(item, f"{path}[]")
-    return found
 
 
 def _children(monitor):
@@ -156,7 +140,7 @@ def test_aws_children(aws_prod):
 
 def test_aws_subnets_follow_the_plan_and_are_tagged_for_load_balancers(aws_prod):
     monitor, _ = aws_prod
-    private = _named(monitor, "aws:ec2/subnet:Subnet", "core-private-us-east-1b")
+    private = named(monitor, "aws:ec2/subnet:Subnet", "core-private-us-east-1b")
     assert private.inputs["cidrBlock"] == "10.0.64.0/18"
     assert private.inputs["availabilityZone"] == "us-east-1b"
     assert private.inputs["mapPublicIpOnLaunch"] is False
@@ -170,19 +154,13 @@ def test_aws_subnets_follow_the_plan_and_are_tagged_for_load_balancers(aws_prod)
     assert monitor.named("core-default-sg").inputs.get("ingress", []) == []
 
 
-def _named(monitor, typ, name):
-    matches = [r for r in monitor.of_type(typ) if r.name == name]
-    assert len(matches) == 1, (typ, name, matches)
-    return matches[0]
-
-
 def test_aws_private_routes_go_through_the_zone_nat(aws_prod):
     monitor, _ = aws_prod
-    route_table = _named(monitor, "aws:ec2/routeTable:RouteTable", "core-private-us-east-1c")
+    route_table = named(monitor, "aws:ec2/routeTable:RouteTable", "core-private-us-east-1c")
     assert route_table.inputs["routes"] == [
         {"cidrBlock": "0.0.0.0/0", "natGatewayId": "core-nat-us-east-1c-id"}
     ]
-    nat = _named(monitor, "aws:ec2/natGateway:NatGateway", "core-nat-us-east-1c")
+    nat = named(monitor, "aws:ec2/natGateway:NatGateway", "core-nat-us-east-1c")
     assert nat.inputs["subnetId"] == "core-public-us-east-1c-id"
 
 
@@ -192,7 +170,7 @@ def test_aws_single_nat_gateway_for_development(aws_dev):
         "core-nat-us-east-1a"
     ]
     for zone in ("us-east-1a", "us-east-1b"):
-        route_table = _named(monitor, "aws:ec2/routeTable:RouteTable", f"core-private-{zone}")
+        route_table = named(monitor, "aws:ec2/routeTable:RouteTable", f"core-private-{zone}")
         assert route_table.inputs["routes"][0]["natGatewayId"] == "core-nat-us-east-1a-id"
     assert len(monitor.of_type("aws:ec2/subnet:Subnet")) == 4
 
@@ -274,7 +252,7 @@ def test_eks_oidc_provider_for_irsa(aws_prod):
 
 def test_eks_admin_access_entry(aws_prod):
     monitor, _ = aws_prod
-    association = _named(
+    association = named(
         monitor,
         "aws:eks/accessPolicyAssociation:AccessPolicyAssociation",
         "core-admin-platform-admins",
@@ -304,7 +282,7 @@ def test_eks_system_node_group(aws_prod):
     assert template.inputs["metadataOptions"]["httpTokens"] == "required"
     for dependency in ("core-node-amazoneksworkernodepolicy", "core-private-us-east-1a"):
         assert any(urn.endswith(f"::{dependency}") for urn in group.depends_on), dependency
-    tag = _named(monitor, "aws:autoscaling/tag:Tag", "core-system-asg-mlops-prod")
+    tag = named(monitor, "aws:autoscaling/tag:Tag", "core-system-asg-mlops-prod")
     assert tag.inputs["tag"] == {
         "key": "k8s.io/cluster-autoscaler/mlops-prod",
         "value": "owned",
@@ -335,7 +313,7 @@ def _role_arn(name):
 
 def test_eks_cluster_autoscaler_with_irsa(aws_prod):
     monitor, resolved = aws_prod
-    role = _named(monitor, "aws:iam/role:Role", "core-autoscaler")
+    role = named(monitor, "aws:iam/role:Role", "core-autoscaler")
     issuer = resolved["oidc_issuer"].removeprefix("https://")
     assert json.loads(role.inputs["assumeRolePolicy"])["Statement"] == [
         {
@@ -350,14 +328,14 @@ def test_eks_cluster_autoscaler_with_irsa(aws_prod):
             },
         }
     ]
-    policy = _named(monitor, "aws:iam/rolePolicy:RolePolicy", "core-autoscaler")
+    policy = named(monitor, "aws:iam/rolePolicy:RolePolicy", "core-autoscaler")
     assert policy.inputs["role"] == "core-autoscaler-id"
     writes = json.loads(policy.inputs["policy"])["Statement"][1]
     assert writes["Condition"]["StringEquals"] == {
         "aws:ResourceTag/k8s.io/cluster-autoscaler/mlops-prod": "owned",
         "aws:ResourceTag/k8s.io/cluster-autoscaler/enabled": "true",
     }
-    release = _named(monitor, "kubernetes:helm.sh/v3:Release", "core-autoscaler")
+    release = named(monitor, "kubernetes:helm.sh/v3:Release", "core-autoscaler")
     inputs = release.inputs
     assert (inputs["chart"], inputs["version"], inputs["repositoryOpts"]) == (
         "cluster-autoscaler",
@@ -549,9 +527,9 @@ def test_local_creates_only_the_provider():
 
 def test_every_input_key_is_a_provider_property_aws_prod(aws_prod):
     monitor = aws_prod[0]
-    assert [(r.name, key) for r in monitor.recorded for key in _untranslated_keys(r.inputs)] == []
+    assert [(r.name, key) for r in monitor.recorded for key in untranslated_keys(r.inputs)] == []
 
 
 def test_every_input_key_is_a_provider_property_gcp_prod(gcp_prod):
     monitor = gcp_prod[0]
-    assert [(r.name, key) for r in monitor.recorded for key in _untranslated_keys(r.inputs)] == []
+    assert [(r.name, key) for r in monitor.recorded for key in untranslated_keys(r.inputs)] == []

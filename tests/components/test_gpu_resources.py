@@ -1,6 +1,7 @@
 """GpuNodePools under mocks: node groups / node pools per cloud and the device plugin release."""
 
 import pytest
+from component_support import named, untranslated_keys
 
 from components.cloud import AwsCloud, GcpCloud, LocalCloud
 from components.cluster import ClusterConfig, KubernetesCluster, KubernetesClusterArgs
@@ -9,8 +10,6 @@ from components.versions import NVIDIA_DEVICE_PLUGIN
 from mlops import mocks
 
 # maps whose keys the user chooses (labels, tags, Helm values): not provider property names
-USER_KEYED = {"tags", "labels", "resourceLabels", "metadata", "values"}
-
 AWS = AwsCloud(type="aws", region="us-east-1", tags={"owner": "ml-platform"})
 GCP = GcpCloud(type="gcp", project="acme-ml", region="europe-west4")
 LOCAL = LocalCloud(type="local")
@@ -59,31 +58,10 @@ def _run(cloud, pools):
     return mocks.run(program), resolved
 
 
-def _untranslated_keys(value, path=""):
-    """Input keys the SDK did not map to a provider property name (a typo in a dict input)."""
-    found = []
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if "_" in key:
-                found.append(f"{path}.{key}")
-            if key not in USER_KEYED:
-                found += _untranslated_keys(item, f"{path}.{key}")
-    elif isinstance(value, list):
-        for item in value:
-            found += _untranslated_keys(item, f"{path}[]")
-    return found
-
-
 def _children(monitor):
     return sorted(
         (r.type, r.name) for r in monitor.recorded if r.parent_type == "mlops:gpu:NodePools"
     )
-
-
-def _named(monitor, typ, name):
-    matches = [r for r in monitor.of_type(typ) if r.name == name]
-    assert len(matches) == 1, (typ, name, matches)
-    return matches[0]
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +93,7 @@ def test_aws_children(aws_run):
 
 def test_eks_gpu_node_group(aws_run):
     monitor, _ = aws_run
-    group = _named(monitor, "aws:eks/nodeGroup:NodeGroup", "gpu-a10g")
+    group = named(monitor, "aws:eks/nodeGroup:NodeGroup", "gpu-a10g")
     inputs = group.inputs
     assert inputs["amiType"] == "AL2023_x86_64_NVIDIA"
     assert inputs["capacityType"] == "SPOT"
@@ -134,11 +112,11 @@ def test_eks_gpu_node_group(aws_run):
     assert inputs["nodeRoleArn"] == "arn:aws:role:us-east-1:123456789012:core-node-role"
     assert inputs["launchTemplate"] == {"id": "gpu-a10g-lt-id", "version": "1"}
     assert inputs["tags"] == {"owner": "ml-platform"}
-    h100 = _named(monitor, "aws:eks/nodeGroup:NodeGroup", "gpu-h100").inputs
+    h100 = named(monitor, "aws:eks/nodeGroup:NodeGroup", "gpu-h100").inputs
     assert h100["capacityType"] == "ON_DEMAND"
     assert h100["scalingConfig"] == {"minSize": 1, "desiredSize": 1, "maxSize": 2}
     assert h100["subnetIds"] == [f"core-private-us-east-1{z}-id" for z in "abc"]
-    template = _named(monitor, "aws:ec2/launchTemplate:LaunchTemplate", "gpu-h100-lt")
+    template = named(monitor, "aws:ec2/launchTemplate:LaunchTemplate", "gpu-h100-lt")
     assert template.inputs["blockDeviceMappings"][0]["ebs"]["volumeSize"] == 100
     assert template.inputs["tagSpecifications"] == [
         {"resourceType": "instance", "tags": {"owner": "ml-platform"}},
@@ -161,7 +139,7 @@ def test_eks_gpu_pool_scales_from_zero(aws_run):
         "k8s.io/cluster-autoscaler/node-template/label/team": "cv",
         "k8s.io/cluster-autoscaler/node-template/taint/nvidia.com/gpu": "present:NoSchedule",
     }
-    tag = _named(monitor, "aws:autoscaling/tag:Tag", "gpu-a10g-asg-enabled")
+    tag = named(monitor, "aws:autoscaling/tag:Tag", "gpu-a10g-asg-enabled")
     assert tag.inputs["autoscalingGroupName"].startswith("eks-gpu-a10g-")
     assert any(urn.endswith("::gpu-a10g") for urn in tag.depends_on)
 
@@ -291,7 +269,7 @@ def test_eks_pool_zone_outside_the_cluster_is_refused_before_any_pool_is_created
 
 def test_every_input_key_is_a_provider_property_aws_run(aws_run):
     monitor = aws_run[0]
-    assert [(r.name, key) for r in monitor.recorded for key in _untranslated_keys(r.inputs)] == []
+    assert [(r.name, key) for r in monitor.recorded for key in untranslated_keys(r.inputs)] == []
 
 
 def test_a_pool_named_system_is_refused():
