@@ -33,3 +33,12 @@ CLUSTER_AUTOSCALER = Chart(
     chart="cluster-autoscaler",
     version="9.59.0",
 )
+
+# Prometheus, Alertmanager, Grafana and the prometheus-operator CRDs. 88.3.0 is the last release
+# with operator v0.93.0, the version of the CRDs the PrometheusRule is validated against
+# (../shared/crds/prometheus-operator-0.93.0); 88.4.0 moved to v0.93.1.
+KUBE_PROMETHEUS_STACK = Chart(
+    repo="https://prometheus-community.github.io/helm-charts",
+    chart="kube-prometheus-stack",
+    version="88.3.0",
+)

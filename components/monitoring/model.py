@@ -1,0 +1,483 @@
+"""Monitoring, pure layer: config model, kube-prometheus-stack Helm values, the model alerts.
+
+Everything here is plain data in, plain data out, and table-tested without Pulumi. The alert
+expressions use the model server's own metric names and labels
+(`serving_images/model_server/metrics.py`); a test renders the server's real exposition and
+checks every series and label an expression names.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, PositiveInt, field_validator
+
+from components.base import StrictModel
+
+# kube-prometheus-stack object names are `<fullname>-<part>`; pinning the fullname (instead of
+# letting Helm derive it from the release name) makes the service names and URLs below exact.
+RELEASE_NAME = "monitoring"
+FULLNAME = "monitoring"
+GRAFANA_FULLNAME = f"{FULLNAME}-grafana"
+PROMETHEUS_SERVICE = f"{FULLNAME}-prometheus"
+ALERTMANAGER_SERVICE = f"{FULLNAME}-alertmanager"
+PROMETHEUS_PORT = 9090
+ALERTMANAGER_PORT = 9093
+GRAFANA_PORT = 80
+
+GRAFANA_ADMIN_SECRET = "grafana-admin-credentials"
+GRAFANA_ADMIN_USER = "admin"
+GRAFANA_USER_KEY = "admin-user"
+GRAFANA_PASSWORD_KEY = "admin-password"
+DATASOURCE_UID = "prometheus"
+DASHBOARD_LABEL = "grafana_dashboard"
+DASHBOARD_LABEL_VALUE = "1"
+
+RULE_NAME = "model-server-alerts"
+DASHBOARD_CONFIGMAP = "model-server-dashboard"
+DASHBOARDS_DIR = Path(__file__).parent / "dashboards"
+
+# Endpoints whose requests are predictions (the server also counts health, metadata, metrics).
+PREDICT_ENDPOINTS = "infer|invocations"
+# Largest finite bucket of `model_server_request_duration_seconds` (metrics.LATENCY_BUCKETS);
+# histogram_quantile cannot report a quantile beyond it, so a larger SLO could never fire.
+LATENCY_MAX_BUCKET_SECONDS = 5.0
+# The GPU node pools label every node with this (components/gpu); kube-state-metrics exports it
+# as `label_nvidia_com_gpu_present` once allow-listed.
+GPU_NODE_LABEL = "nvidia.com/gpu.present"
+
+_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+
+
+class ResourcesConfig(StrictModel):
+    """Requests and a memory limit for one workload (no CPU limit: throttling hurts latency)."""
+
+    cpu_request: str = Field(description="CPU request, e.g. 250m.")
+    memory_request: str = Field(description="Memory request, e.g. 512Mi.")
+    memory_limit: str = Field(description="Memory limit, e.g. 1Gi.")
+
+    @field_validator("cpu_request", "memory_request", "memory_limit")
+    @classmethod
+    def _quantity(cls, value: str, info) -> str:
+        if not _QUANTITY.match(value):
+            raise ValueError(
+                f"{info.field_name} {value!r} is not a Kubernetes quantity (e.g. 512Mi, 250m)"
+            )
+        return value
+
+    def values(self) -> dict[str, Any]:
+        return {
+            "requests": {"cpu": self.cpu_request, "memory": self.memory_request},
+            "limits": {"memory": self.memory_limit},
+        }
+
+
+# Per workload, so a stack can change one number and keep the other defaults.
+class PrometheusResources(ResourcesConfig):
+    cpu_request: str = "250m"
+    memory_request: str = "1Gi"
+    memory_limit: str = "4Gi"
+
+
+class AlertmanagerResources(ResourcesConfig):
+    cpu_request: str = "50m"
+    memory_request: str = "64Mi"
+    memory_limit: str = "256Mi"
+
+
+class OperatorResources(ResourcesConfig):
+    cpu_request: str = "100m"
+    memory_request: str = "128Mi"
+    memory_limit: str = "512Mi"
+
+
+class GrafanaResources(ResourcesConfig):
+    cpu_request: str = "100m"
+    memory_request: str = "256Mi"
+    memory_limit: str = "512Mi"
+
+
+class GrafanaConfig(StrictModel):
+    """Grafana. The admin password is always generated and kept in a Secret, never in config."""
+
+    resources: GrafanaResources = Field(default_factory=GrafanaResources)
+    storage_gb: PositiveInt | None = Field(
+        default=None,
+        description="Persistent volume for Grafana's database (users, UI-made dashboards). "
+        "null: none; dashboards and data sources are provisioned from ConfigMaps anyway.",
+    )
+    default_dashboards: bool = Field(
+        default=True, description="Install the chart's Kubernetes and node dashboards."
+    )
+
+
+class AlertsConfig(StrictModel):
+    """Thresholds of the model alerts. `*_for_minutes`: how long a condition must hold."""
+
+    drift_psi_threshold: float = Field(
+        default=0.2, gt=0, description="Alert when a feature's PSI stays above this."
+    )
+    drift_for_minutes: PositiveInt = 15
+    drift_min_window_rows: PositiveInt = Field(
+        default=500,
+        description="Ignore PSI until the server's drift window holds this many rows "
+        "(PSI over a handful of rows is noise).",
+    )
+    p99_latency_ms: float = Field(
+        default=10.0,
+        gt=0,
+        le=LATENCY_MAX_BUCKET_SECONDS * 1000,
+        description="Latency SLO: p99 of prediction requests, in milliseconds.",
+    )
+    latency_for_minutes: PositiveInt = 10
+    latency_min_request_rate: float = Field(
+        default=1.0,
+        ge=0,
+        description="Requests/s below which the p99 is not judged (a few slow requests at "
+        "night are not an SLO breach).",
+    )
+    error_ratio: float = Field(
+        default=0.01, gt=0, lt=1, description="Share of prediction requests answered 5xx."
+    )
+    error_for_minutes: PositiveInt = 5
+    prediction_log_drop_ratio: float = Field(
+        default=0.01,
+        gt=0,
+        lt=1,
+        description="Share of prediction records dropped instead of logged (the drift and "
+        "retraining data).",
+    )
+    prediction_log_for_minutes: PositiveInt = 10
+    not_ready_for_minutes: PositiveInt = Field(
+        default=10, description="A server up but not ready (model not loaded) this long."
+    )
+    down_for_minutes: PositiveInt = 5
+    model_server_job: str = Field(
+        default=".*model-server.*",
+        description="Regex on the `job` label of the model server's scrape target (a "
+        "PodMonitor's job is `<namespace>/<name>`, a ServiceMonitor's the Service name).",
+    )
+    gpu_alerts: bool = Field(
+        default=True,
+        description="Alert when a GPU node advertises no `nvidia.com/gpu` (device plugin "
+        "not running).",
+    )
+
+    @field_validator("model_server_job")
+    @classmethod
+    def _regex(cls, value: str) -> str:
+        if not value or '"' in value or "\\" in value:
+            raise ValueError(
+                f"model_server_job {value!r} must be a non-empty regex without quotes or "
+                "backslashes"
+            )
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"model_server_job {value!r} is not a regex: {exc}") from None
+        return value
+
+
+class MonitoringConfig(StrictModel):
+    """Prometheus, Alertmanager and Grafana (kube-prometheus-stack) plus the model alerts."""
+
+    namespace: str = Field(default="monitoring", description="Namespace of the stack.")
+    retention_days: PositiveInt = Field(default=15, description="Prometheus data retention.")
+    storage_gb: PositiveInt = Field(default=50, description="Prometheus persistent volume.")
+    storage_class: str | None = Field(
+        default=None, description="StorageClass of every volume; null uses the cluster default."
+    )
+    alertmanager_storage_gb: PositiveInt = Field(
+        default=2, description="Alertmanager volume (silences and notification log)."
+    )
+    prometheus: PrometheusResources = Field(default_factory=PrometheusResources)
+    alertmanager: AlertmanagerResources = Field(default_factory=AlertmanagerResources)
+    operator: OperatorResources = Field(
+        default_factory=OperatorResources, description="prometheus-operator."
+    )
+    grafana: GrafanaConfig = Field(default_factory=GrafanaConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, value: str) -> str:
+        if len(value) > 63 or not _DNS_LABEL.match(value):
+            raise ValueError(f"namespace {value!r} must be a DNS label")
+        return value
+
+
+# --- Helm values ------------------------------------------------------------------------------
+
+
+def retention_size(storage_gb: int) -> str:
+    """Prometheus deletes old blocks past 85 % of the volume, so a burst never fills the disk
+    (time-based retention alone does not look at free space)."""
+    return f"{storage_gb * 1024 * 85 // 100}MB"
+
+
+def _volume_claim(size_gb: int, storage_class: str | None) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": f"{size_gb}Gi"}},
+    }
+    if storage_class is not None:
+        spec["storageClassName"] = storage_class
+    return {"volumeClaimTemplate": {"spec": spec}}
+
+
+def helm_values(config: MonitoringConfig) -> dict[str, Any]:
+    """kube-prometheus-stack values; every key exists in the pinned chart's values.yaml."""
+    grafana = config.grafana
+    persistence: dict[str, Any] = {"enabled": grafana.storage_gb is not None}
+    if grafana.storage_gb is not None:
+        persistence["size"] = f"{grafana.storage_gb}Gi"
+        if config.storage_class is not None:
+            persistence["storageClassName"] = config.storage_class
+    # nil-uses-Helm-values would only select objects labelled `release: <release>`; false turns
+    # the empty selectors into "everything", so rules and monitors from any namespace count.
+    select_everything = {
+        f"{kind}SelectorNilUsesHelmValues": False
+        for kind in ("rule", "serviceMonitor", "podMonitor", "probe", "scrapeConfig")
+    }
+    return {
+        "fullnameOverride": FULLNAME,
+        "crds": {"enabled": True},
+        "defaultRules": {"create": True},
+        "prometheusOperator": {"resources": config.operator.values()},
+        "prometheus": {
+            "prometheusSpec": {
+                "retention": f"{config.retention_days}d",
+                "retentionSize": retention_size(config.storage_gb),
+                "storageSpec": _volume_claim(config.storage_gb, config.storage_class),
+                "resources": config.prometheus.values(),
+                **select_everything,
+                "ruleNamespaceSelector": {},
+                "serviceMonitorNamespaceSelector": {},
+                "podMonitorNamespaceSelector": {},
+            }
+        },
+        "alertmanager": {
+            "alertmanagerSpec": {
+                "storage": _volume_claim(config.alertmanager_storage_gb, config.storage_class),
+                "resources": config.alertmanager.values(),
+            }
+        },
+        "grafana": {
+            "fullnameOverride": GRAFANA_FULLNAME,
+            "defaultDashboardsEnabled": grafana.default_dashboards,
+            "admin": {
+                "existingSecret": GRAFANA_ADMIN_SECRET,
+                "userKey": GRAFANA_USER_KEY,
+                "passwordKey": GRAFANA_PASSWORD_KEY,
+            },
+            "resources": grafana.resources.values(),
+            "persistence": persistence,
+            "grafana.ini": {"analytics": {"check_for_updates": False, "reporting_enabled": False}},
+            "sidecar": {
+                "dashboards": {
+                    "enabled": True,
+                    "label": DASHBOARD_LABEL,
+                    "labelValue": DASHBOARD_LABEL_VALUE,
+                    "searchNamespace": "ALL",
+                },
+                "datasources": {"uid": DATASOURCE_UID},
+            },
+        },
+        # Node labels are not exported unless allow-listed; the GPU alert needs this one.
+        "kube-state-metrics": {"metricLabelsAllowlist": [f"nodes=[{GPU_NODE_LABEL}]"]},
+    }
+
+
+def prometheus_url(namespace: str) -> str:
+    return f"http://{PROMETHEUS_SERVICE}.{namespace}.svc.cluster.local:{PROMETHEUS_PORT}"
+
+
+def alertmanager_url(namespace: str) -> str:
+    return f"http://{ALERTMANAGER_SERVICE}.{namespace}.svc.cluster.local:{ALERTMANAGER_PORT}"
+
+
+# --- alert rules ------------------------------------------------------------------------------
+
+# Series are summed over pods: an alert is per model version, not per replica.
+_BY = "namespace, model, version"
+
+
+def _minutes(value: int) -> str:
+    return f"{value}m"
+
+
+def _alert(
+    name: str, expr: str, minutes: int, severity: str, summary: str, description: str
+) -> dict[str, Any]:
+    return {
+        "alert": name,
+        "expr": expr,
+        "for": _minutes(minutes),
+        "labels": {"severity": severity},
+        "annotations": {"summary": summary, "description": description},
+    }
+
+
+def _fmt(value: float) -> str:
+    """A number as PromQL reads it (`0.2`, `0.01`, `500`), without float noise."""
+    return f"{value:g}"
+
+
+def model_server_alerts(alerts: AlertsConfig) -> list[dict[str, Any]]:
+    """Drift, errors, latency, prediction-log loss and availability of the model server."""
+    requests = f'model_server_requests_total{{endpoint=~"{PREDICT_ENDPOINTS}"}}'
+    errors = f'model_server_requests_total{{endpoint=~"{PREDICT_ENDPOINTS}",code=~"5.."}}'
+    buckets = f'model_server_request_duration_seconds_bucket{{endpoint=~"{PREDICT_ENDPOINTS}"}}'
+    count = f'model_server_request_duration_seconds_count{{endpoint=~"{PREDICT_ENDPOINTS}"}}'
+    dropped = f"sum by ({_BY}) (rate(model_server_prediction_log_dropped_total[10m]))"
+    written = f"sum by ({_BY}) (rate(model_server_prediction_log_written_total[10m]))"
+    p99 = alerts.p99_latency_ms / 1000
+    return [
+        _alert(
+            "ModelFeatureDrift",
+            # `and ignoring(feature)` keeps a feature's PSI only while the same target's window
+            # is full enough; max over replicas, one alert per feature.
+            f"max by ({_BY}, feature) (\n"
+            f"  model_server_feature_psi\n"
+            f"  and ignoring (feature)\n"
+            f"  model_server_drift_window_rows >= {alerts.drift_min_window_rows}\n"
+            f") > {_fmt(alerts.drift_psi_threshold)}",
+            alerts.drift_for_minutes,
+            "warning",
+            "Feature {{ $labels.feature }} of model {{ $labels.model }} v{{ $labels.version }} "
+            "has drifted",
+            'PSI of feature {{ $labels.feature }} is {{ $value | printf "%.3f" }} (threshold '
+            f"{_fmt(alerts.drift_psi_threshold)}) for {alerts.drift_for_minutes} minutes in "
+            "namespace {{ $labels.namespace }}: live traffic no longer looks like the training "
+            "data. Check the drift pipeline and consider retraining.",
+        ),
+        _alert(
+            "ModelServerHighErrorRatio",
+            f"sum by ({_BY}) (rate({errors}[5m]))\n"
+            f"/\n"
+            f"sum by ({_BY}) (rate({requests}[5m]))\n"
+            f"> {_fmt(alerts.error_ratio)}",
+            alerts.error_for_minutes,
+            "critical",
+            "Model {{ $labels.model }} v{{ $labels.version }} answers too many 5xx",
+            "{{ $value | humanizePercentage }} of prediction requests failed with 5xx (SLO "
+            f"{_fmt(alerts.error_ratio * 100)} %) in namespace {{{{ $labels.namespace }}}}.",
+        ),
+        _alert(
+            "ModelServerHighLatency",
+            f"histogram_quantile(0.99, sum by ({_BY}, le) (rate({buckets}[5m])))\n"
+            f"> {_fmt(p99)}\n"
+            f"and on ({_BY})\n"
+            f"sum by ({_BY}) (rate({count}[5m])) >= {_fmt(alerts.latency_min_request_rate)}",
+            alerts.latency_for_minutes,
+            "warning",
+            "Model {{ $labels.model }} v{{ $labels.version }} p99 latency above "
+            f"{_fmt(alerts.p99_latency_ms)} ms",
+            "p99 latency of prediction requests is {{ $value | humanizeDuration }} (SLO "
+            f"{_fmt(alerts.p99_latency_ms)} ms) for {alerts.latency_for_minutes} minutes in "
+            "namespace {{ $labels.namespace }}.",
+        ),
+        _alert(
+            "ModelPredictionLogDropping",
+            # `or dropped`: when nothing was written at all the ratio is 1, not absent.
+            f"{dropped}\n/\n(({dropped} + {written}) or {dropped})\n"
+            f"> {_fmt(alerts.prediction_log_drop_ratio)}",
+            alerts.prediction_log_for_minutes,
+            "warning",
+            "Model {{ $labels.model }} v{{ $labels.version }} drops prediction records",
+            "{{ $value | humanizePercentage }} of prediction records were dropped instead of "
+            "reaching the prediction log (queue or Kafka buffer full, or delivery failing) in "
+            "namespace {{ $labels.namespace }}; drift detection and retraining miss that data. "
+            "See model_server_prediction_log_dropped_total by reason.",
+        ),
+        _alert(
+            "ModelServerNotReady",
+            "model_server_ready == 0",
+            alerts.not_ready_for_minutes,
+            "warning",
+            "Model server {{ $labels.namespace }}/{{ $labels.pod }} is not ready",
+            f"The server has been up but not ready for {alerts.not_ready_for_minutes} minutes: "
+            "the model did not load or warm up (check the pod's log for the model URI and the "
+            "MLflow tracking server).",
+        ),
+        _alert(
+            "ModelServerDown",
+            f'up{{job=~"{alerts.model_server_job}"}} == 0',
+            alerts.down_for_minutes,
+            "critical",
+            "Model server target {{ $labels.namespace }}/{{ $labels.pod }} is down",
+            f"Prometheus has not been able to scrape {{{{ $labels.instance }}}} (job "
+            f"{{{{ $labels.job }}}}) for {alerts.down_for_minutes} minutes.",
+        ),
+    ]
+
+
+def gpu_node_alerts() -> list[dict[str, Any]]:
+    """kube-state-metrics: a GPU node whose device plugin advertises no GPU is wasted money."""
+    label = "label_" + re.sub(r"[^a-zA-Z0-9_]", "_", GPU_NODE_LABEL)
+    return [
+        _alert(
+            "GpuNodeWithoutGpus",
+            f'max by (node) (kube_node_labels{{{label}="true"}})\n'
+            "unless on (node)\n"
+            'max by (node) (kube_node_status_allocatable{resource="nvidia_com_gpu"} > 0)',
+            15,
+            "warning",
+            "GPU node {{ $labels.node }} advertises no nvidia.com/gpu",
+            "The node is labelled as a GPU node but has no allocatable nvidia.com/gpu for 15 "
+            "minutes: the NVIDIA device plugin is not running on it or the driver failed. GPU "
+            "pods cannot be scheduled there.",
+        )
+    ]
+
+
+def rule_groups(alerts: AlertsConfig) -> list[dict[str, Any]]:
+    groups = [{"name": "model-server", "rules": model_server_alerts(alerts)}]
+    if alerts.gpu_alerts:
+        groups.append({"name": "gpu-nodes", "rules": gpu_node_alerts()})
+    return groups
+
+
+def prometheus_rule(alerts: AlertsConfig, namespace: str) -> dict[str, Any]:
+    """The `monitoring.coreos.com/v1` PrometheusRule object."""
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": {
+            "name": RULE_NAME,
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/managed-by": "mlops-platform"},
+        },
+        "spec": {"groups": rule_groups(alerts)},
+    }
+
+
+# --- dashboards -------------------------------------------------------------------------------
+
+
+def dashboards() -> dict[str, str]:
+    """File name -> JSON text of every dashboard shipped in `dashboards/` (checked to parse)."""
+    found = {}
+    for path in sorted(DASHBOARDS_DIR.glob("*.json")):
+        text = path.read_text()
+        json.loads(text)
+        found[path.name] = text
+    return found
+
+
+def dashboard_configmap(namespace: str) -> dict[str, Any]:
+    """ConfigMap the Grafana sidecar loads (label `grafana_dashboard: "1"`, any namespace)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": DASHBOARD_CONFIGMAP,
+            "namespace": namespace,
+            "labels": {DASHBOARD_LABEL: DASHBOARD_LABEL_VALUE},
+        },
+        "data": dashboards(),
+    }

@@ -1,0 +1,136 @@
+"""Monitoring, resource layer: the kube-prometheus-stack release and the platform's alerts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from components.monitoring import model
+from components.namespaces.model import namespace_labels
+from components.versions import KUBE_PROMETHEUS_STACK
+
+# Installing the chart creates its CRDs, runs the admission-webhook certificate jobs and waits
+# for Prometheus, Alertmanager and Grafana to become ready: more than Helm's default 5 minutes
+# on a cold cluster pulling every image.
+RELEASE_TIMEOUT_SECONDS = 900
+
+
+@dataclass(frozen=True)
+class ObservabilityArgs:
+    """Inputs of `Observability`.
+
+    `protect` (the root config's `protect_stateful`) protects and retains the release, whose
+    volumes hold Prometheus' and Alertmanager's data.
+    """
+
+    config: model.MonitoringConfig
+    kubernetes: k8s.Provider
+    protect: bool = False
+
+
+class Observability(pulumi.ComponentResource):
+    """Prometheus, Alertmanager and Grafana from kube-prometheus-stack, with model alerts."""
+
+    namespace: pulumi.Output[str]
+    grafana_service: pulumi.Output[str]
+    prometheus_url: pulumi.Output[str]
+    alertmanager_url: pulumi.Output[str]
+    grafana_admin_password: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None
+    ):
+        if args.kubernetes is None:
+            raise ValueError("ObservabilityArgs.kubernetes: a Kubernetes provider is required")
+        config = args.config
+        # Rendered (and so checked) before anything is registered.
+        values = model.helm_values(config)
+        rule = model.prometheus_rule(config.alerts, config.namespace)
+        dashboard = model.dashboard_configmap(config.namespace)
+
+        super().__init__("mlops:monitoring:Observability", name, None, opts)
+        k8s_child = pulumi.ResourceOptions(parent=self, provider=args.kubernetes)
+
+        # node-exporter needs the host's network, PID namespace and filesystem: only the
+        # `privileged` level admits it. Audit and warn stay `restricted` so it stays visible.
+        namespace = k8s.core.v1.Namespace(
+            f"{name}-namespace",
+            metadata={"name": config.namespace, "labels": namespace_labels("privileged")},
+            opts=k8s_child,
+        )
+        in_namespace = pulumi.ResourceOptions(
+            parent=self, provider=args.kubernetes, depends_on=[namespace]
+        )
+
+        password = random.RandomPassword(
+            f"{name}-grafana-admin-password",
+            length=32,
+            special=False,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        admin_password = pulumi.Output.secret(password.result)
+        admin_secret = k8s.core.v1.Secret(
+            f"{name}-grafana-admin",
+            metadata={"name": model.GRAFANA_ADMIN_SECRET, "namespace": config.namespace},
+            type="Opaque",
+            string_data={
+                model.GRAFANA_USER_KEY: model.GRAFANA_ADMIN_USER,
+                model.GRAFANA_PASSWORD_KEY: admin_password,
+            },
+            opts=in_namespace,
+        )
+
+        release = k8s.helm.v3.Release(
+            f"{name}-kube-prometheus-stack",
+            name=model.RELEASE_NAME,
+            chart=KUBE_PROMETHEUS_STACK.chart,
+            version=KUBE_PROMETHEUS_STACK.version,
+            repository_opts={"repo": KUBE_PROMETHEUS_STACK.repo},
+            namespace=config.namespace,
+            values=values,
+            timeout=RELEASE_TIMEOUT_SECONDS,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                provider=args.kubernetes,
+                depends_on=[namespace, admin_secret],
+                protect=args.protect,
+                retain_on_delete=args.protect,
+            ),
+        )
+
+        # The PrometheusRule CRD comes with the chart: the rule waits for the release.
+        after_release = pulumi.ResourceOptions(
+            parent=self, provider=args.kubernetes, depends_on=[release]
+        )
+        k8s.apiextensions.CustomResource(
+            f"{name}-model-alerts",
+            api_version=rule["apiVersion"],
+            kind=rule["kind"],
+            metadata=rule["metadata"],
+            spec=rule["spec"],
+            opts=after_release,
+        )
+        k8s.core.v1.ConfigMap(
+            f"{name}-model-server-dashboard",
+            metadata=dashboard["metadata"],
+            data=dashboard["data"],
+            opts=in_namespace,
+        )
+
+        self.namespace = namespace.metadata.name
+        self.grafana_service = pulumi.Output.from_input(model.GRAFANA_FULLNAME)
+        self.prometheus_url = self.namespace.apply(model.prometheus_url)
+        self.alertmanager_url = self.namespace.apply(model.alertmanager_url)
+        self.grafana_admin_password = admin_password
+        self.register_outputs(
+            {
+                "namespace": self.namespace,
+                "grafana_service": self.grafana_service,
+                "prometheus_url": self.prometheus_url,
+                "alertmanager_url": self.alertmanager_url,
+                "grafana_admin_password": self.grafana_admin_password,
+            }
+        )
