@@ -1,0 +1,872 @@
+"""Model serving, pure layer: config models and the Kubernetes objects one deployment renders.
+
+One `ModelDeploymentConfig` describes a model served by the platform's model server
+(`serving_images/model_server`) in up to two tracks: `stable` and an optional `canary`. Each
+track is its own Deployment (a different model URI, the same image and settings); one Service
+selects both, and Istio splits traffic between them by weight (DestinationRule subsets keyed on
+the `track` label, VirtualService weights). Everything here is plain data in, plain dicts out:
+every object validates against the pinned Kubernetes version or its upstream CRD, and is
+table-tested without Pulumi.
+
+The server reads its settings from `MLOPS_SERVE_*` variables; their names, defaults and checks
+come from the server's own registry (`serving_images.model_server.settings.REGISTRY`), so a
+renamed or re-typed setting breaks here, at `pulumi preview`, not in a crash-looping pod.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, Field, PositiveInt, field_validator, model_validator
+
+from components.base import StrictModel
+from serving_images.model_server.settings import REGISTRY, EnvVar, PredictionSink, SettingsError
+
+Track = Literal["stable", "canary"]
+TRACKS: tuple[Track, ...] = ("stable", "canary")
+
+# The image built from serving_images/model_server/Dockerfile, published beside the platform
+# image (kfp_pipelines/components/image.py). Pin by digest in the stack once it is pushed.
+DEFAULT_IMAGE = "ghcr.io/mlops-platform/model-server:0.1.0"
+CONTAINER_NAME = "model-server"
+APP_NAME = "model-server"
+TRACK_LABEL = "track"
+# The image's user and group (Dockerfile: `useradd --uid 10001`, `USER 10001:10001`).
+RUN_AS_USER = 10001
+TMP_MOUNT = "/tmp"  # TMPDIR and HOME of the image: downloaded model, file sink, caches
+LIVE_PATH = "/v2/health/live"
+READY_PATH = "/v2/health/ready"
+METRICS_PATH = "/metrics"
+# Istio's pilot-agent serves the merged (Envoy + application) metrics here; the port is never
+# intercepted, so Prometheus scrapes it in plain text even under STRICT mTLS.
+ISTIO_MERGED_METRICS_PORT = 15020
+ISTIO_MERGED_METRICS_PATH = "/stats/prometheus"
+MANAGED_BY = "mlops-platform"
+# Leave room for the `-canary` / `-stable` suffix within the 63-character name limit.
+_MAX_NAME = 63 - len("-canary")
+
+_VARS: dict[str, EnvVar] = {var.field: var for var in REGISTRY}
+# Settings this component owns (from first-class fields or fixed by the pod's design); every
+# other registry setting may be passed through `server_settings`.
+MANAGED_SETTINGS = frozenset(
+    {
+        "model_uri",
+        "model_name",
+        "host",
+        "port",
+        "drain_seconds",
+        "prediction_sink",
+        "kafka_bootstrap_servers",
+        "kafka_topic",
+    }
+)
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+# Service names are DNS-1035 labels: they must start with a letter.
+_DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+_HOST = re.compile(r"^(\*\.)?([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z]{2,63}$")
+_QUANTITY = re.compile(r"^(?P<number>[0-9]+(\.[0-9]+)?)(?P<suffix>m|Ki|Mi|Gi|Ti|k|M|G|T)?$")
+_FACTORS = {
+    None: 1,
+    "m": 1e-3,
+    "k": 1e3,
+    "M": 1e6,
+    "G": 1e9,
+    "T": 1e12,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+}
+_DURATION = re.compile(r"^[1-9][0-9]*(s|m)$")
+# `models:/<name>@<alias>`, `models:/<name>/<version or stage>`: the server's own shape.
+_REGISTRY_URI = re.compile(r"^models:/(?P<name>[^/@]+)(@[^/]+|/[^/]+)?/?$")
+# URIs MLflow resolves through the tracking server.
+_TRACKING_SCHEMES = ("models:/", "runs:/", "mlflow-artifacts:/")
+
+
+def quantity_value(text: str) -> float:
+    """A Kubernetes quantity (`250m`, `1Gi`) as a plain number, for comparisons."""
+    match = _QUANTITY.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a Kubernetes quantity (e.g. 512Mi, 250m)")
+    return float(match["number"]) * _FACTORS[match["suffix"]]
+
+
+def floating_image(image: str) -> bool:
+    """True when an image is neither digest-pinned nor tagged other than `latest`."""
+    if "@" in image:
+        return False
+    last = image.rsplit("/", 1)[-1]
+    return ":" not in last or last.rsplit(":", 1)[-1] == "latest"
+
+
+def check_dns_label(value: str, field: str) -> str:
+    if len(value) > 63 or not _DNS_LABEL.match(value):
+        raise ValueError(
+            f"{field} {value!r} must be a DNS label: at most 63 lowercase letters, digits or "
+            "'-', starting and ending with a letter or digit"
+        )
+    return value
+
+
+# --- config -----------------------------------------------------------------------------------
+
+
+class TrackConfig(StrictModel):
+    """One track: which model version it serves and how many pods serve it."""
+
+    model_uri: str = Field(
+        description="MLflow model: `models:/<name>@<alias>`, `models:/<name>/<version>`, "
+        "`runs:/<run>/<path>` or an artifact URI (`s3://...`, `gs://...`)."
+    )
+    replicas: int = Field(
+        default=2, ge=1, le=100, description="Pods of this track (ignored when autoscaled)."
+    )
+
+    @field_validator("model_uri")
+    @classmethod
+    def _model_uri(cls, value: str) -> str:
+        if value.startswith("models:/"):
+            if not _REGISTRY_URI.match(value):
+                raise ValueError(
+                    f"model_uri {value!r} must look like models:/<name>@<alias> or "
+                    "models:/<name>/<version>"
+                )
+        elif not value.startswith("runs:/") and "://" not in value:
+            raise ValueError(
+                f"model_uri {value!r} must be a models:/, runs:/ or artifact URI (s3://, "
+                "gs://, ...): a local path does not exist inside the pod"
+            )
+        return value
+
+
+class CanaryConfig(TrackConfig):
+    """The canary track and the share of requests it gets."""
+
+    replicas: int = Field(default=1, ge=1, le=100, description="Pods of the canary track.")
+    weight: int = Field(
+        default=0,
+        ge=0,
+        le=100,
+        description="Percent of requests routed to the canary (0 deploys it without traffic; "
+        "100 sends it everything, the last step before promotion).",
+    )
+
+
+class ResourcesConfig(StrictModel):
+    """Requests and limits of the model-server container (both tracks)."""
+
+    cpu_request: str = Field(default="500m", description="CPU request.")
+    memory_request: str = Field(default="512Mi", description="Memory request.")
+    memory_limit: str = Field(default="1Gi", description="Memory limit (at least the request).")
+    cpu_limit: str | None = Field(
+        default=None,
+        description="CPU limit. Default none: CFS throttling adds tail latency, and the request "
+        "already guarantees the share.",
+    )
+    tmp_size_limit: str = Field(
+        default="2Gi",
+        description="Size limit of the `/tmp` emptyDir that holds the downloaded model.",
+    )
+
+    @field_validator("cpu_request", "memory_request", "memory_limit", "cpu_limit", "tmp_size_limit")
+    @classmethod
+    def _quantity(cls, value: str | None, info) -> str | None:
+        if value is not None and not _QUANTITY.match(value):
+            raise ValueError(
+                f"{info.field_name} {value!r} is not a Kubernetes quantity (e.g. 512Mi, 250m)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _limits_cover_requests(self) -> ResourcesConfig:
+        if quantity_value(self.memory_limit) < quantity_value(self.memory_request):
+            raise ValueError(
+                f"memory_limit ({self.memory_limit}) must be at least memory_request "
+                f"({self.memory_request})"
+            )
+        if self.cpu_limit is not None and quantity_value(self.cpu_limit) < quantity_value(
+            self.cpu_request
+        ):
+            raise ValueError(
+                f"cpu_limit ({self.cpu_limit}) must be at least cpu_request ({self.cpu_request})"
+            )
+        return self
+
+
+class AutoscalingConfig(StrictModel):
+    """A HorizontalPodAutoscaler for the stable track, on CPU utilisation of the request."""
+
+    min_replicas: int = Field(default=2, ge=1, description="Fewest stable pods.")
+    max_replicas: int = Field(default=10, ge=1, le=1000, description="Most stable pods.")
+    target_cpu_utilization: int = Field(
+        default=70, ge=10, le=100, description="Average CPU, percent of the request."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AutoscalingConfig:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(
+                f"min_replicas ({self.min_replicas}) must be <= max_replicas ({self.max_replicas})"
+            )
+        return self
+
+
+ServerSettingValue = bool | int | float | str
+
+
+class ModelDeploymentConfig(StrictModel):
+    """One served model (the map key under `serving` names it and its Kubernetes objects)."""
+
+    namespace: str = Field(default="serving", description="Namespace of every object.")
+    model_name: str | None = Field(
+        default=None,
+        description="Name the model is served under (`/v2/models/<name>`), the same on both "
+        "tracks. Default: the registered name in `stable.model_uri`.",
+    )
+    stable: TrackConfig = Field(description="The track that gets the rest of the traffic.")
+    canary: CanaryConfig | None = Field(
+        default=None, description="Optional second track; `null` routes 100 % to stable."
+    )
+    image: str = Field(
+        default=DEFAULT_IMAGE,
+        description="Model-server image, pinned by tag (not `latest`) or digest.",
+    )
+    port: int = Field(
+        default=_VARS["port"].default,
+        ge=1024,
+        le=65535,
+        description="Container and Service port (unprivileged: the server is not root).",
+    )
+    mlflow_tracking_uri: str | None = Field(
+        default=None,
+        description="MLflow tracking server; required for models:/, runs:/ and "
+        "mlflow-artifacts:/ URIs.",
+    )
+    prediction_sink: PredictionSink = Field(
+        default="none",
+        description="Prediction log: `none`, `kafka`, or `file` (a JSON-lines file in the "
+        "pod's /tmp emptyDir, lost with the pod).",
+    )
+    kafka_bootstrap_servers: str | None = Field(
+        default=None, description="`host:port,...`; required when prediction_sink is kafka."
+    )
+    kafka_topic: str = Field(
+        default=_VARS["kafka_topic"].default, description="Topic of the prediction log."
+    )
+    server_settings: dict[str, ServerSettingValue] = Field(
+        default_factory=dict,
+        description="Other model-server settings by registry field name (`max_batch_rows`, "
+        "`log_level`, ...); each value is checked by the server's own parser.",
+    )
+    drain_seconds: float = Field(
+        default=_VARS["drain_seconds"].default,
+        ge=0,
+        le=600,
+        description="On SIGTERM, time the server has to finish in-flight requests and flush "
+        "the prediction log; the pod's grace period is derived from it.",
+    )
+    pre_stop_seconds: int = Field(
+        default=5,
+        ge=0,
+        le=60,
+        description="Sleep before SIGTERM, so the pod leaves the Service endpoints (and the "
+        "mesh) before the listener closes.",
+    )
+    startup_timeout_seconds: int = Field(
+        default=300,
+        ge=10,
+        le=3600,
+        description="How long downloading and warming up the model may take before the pod "
+        "is restarted.",
+    )
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+    autoscaling: AutoscalingConfig | None = Field(
+        default=None,
+        description="HorizontalPodAutoscaler for the stable track (replaces stable.replicas).",
+    )
+    service_account: str | None = Field(
+        default=None,
+        description="Existing service account of the pods (e.g. a workload identity's, to read "
+        "model artifacts from the bucket). Default: the namespace's `default`. Its API token "
+        "is never mounted: the server does not call the Kubernetes API.",
+    )
+    credentials_secret: str | None = Field(
+        default=None,
+        description="Existing Secret whose keys become environment variables (locally, the "
+        "`<sa>-s3-credentials` Secret a workload identity creates).",
+    )
+    istio_sidecar: bool = Field(
+        default=True,
+        description="Inject the Istio sidecar (mTLS, telemetry, weighted routing from the pod "
+        "side); metrics are then scraped from Istio's merged endpoint.",
+    )
+    gateway: str | None = Field(
+        default=None,
+        description="Istio Gateway (`<namespace>/<name>`) that also exposes the model on "
+        "`hosts`. Default: in-mesh only.",
+    )
+    hosts: list[str] = Field(
+        default_factory=list, description="External host names served through `gateway`."
+    )
+    request_timeout_seconds: PositiveInt = Field(
+        default=30, le=3600, description="Istio route timeout of one request."
+    )
+    scrape_interval: str = Field(default="30s", description="Prometheus scrape interval.")
+    monitor_labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra labels of the PodMonitor, to match the Prometheus' "
+        "podMonitorSelector (e.g. `release: kube-prometheus-stack`).",
+    )
+
+    @field_validator("namespace", "service_account", "credentials_secret")
+    @classmethod
+    def _dns_label(cls, value: str | None, info) -> str | None:
+        if value is not None:
+            check_dns_label(value, info.field_name)
+        return value
+
+    @field_validator("model_name")
+    @classmethod
+    def _model_name(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", value):
+            raise ValueError(
+                f"model_name {value!r} must be letters, digits, '.', '_' or '-' (it is a URL "
+                "path segment)"
+            )
+        return value
+
+    @field_validator("image")
+    @classmethod
+    def _pinned(cls, value: str) -> str:
+        if not value or floating_image(value):
+            raise ValueError(
+                f"image {value!r} must be pinned to a tag other than latest, or to a digest"
+            )
+        return value
+
+    @field_validator("server_settings")
+    @classmethod
+    def _server_settings(cls, values: dict[str, ServerSettingValue]) -> dict[str, Any]:
+        for key, value in values.items():
+            if key in MANAGED_SETTINGS:
+                raise ValueError(f"{key} is set by the component (use its own field)")
+            if key not in _VARS:
+                known = ", ".join(sorted(set(_VARS) - MANAGED_SETTINGS))
+                raise ValueError(f"unknown model-server setting {key!r}; known: {known}")
+            try:
+                _VARS[key].parse(_env_text(value))
+            except SettingsError as exc:
+                raise ValueError(f"{key}: {exc}") from None
+        return values
+
+    @field_validator("gateway")
+    @classmethod
+    def _gateway(cls, value: str | None) -> str | None:
+        if value is not None:
+            namespace, slash, gateway = value.partition("/")
+            if not slash or not _DNS_LABEL.match(namespace) or not _DNS_LABEL.match(gateway):
+                raise ValueError(f"gateway {value!r} must be <namespace>/<name>")
+        return value
+
+    @field_validator("hosts")
+    @classmethod
+    def _hosts(cls, values: list[str]) -> list[str]:
+        for host in values:
+            if len(host) > 253 or not _HOST.match(host):
+                raise ValueError(f"hosts: {host!r} is not a DNS name (e.g. churn.example.com)")
+        if len(set(values)) != len(values):
+            raise ValueError("hosts: each host may appear once")
+        return values
+
+    @field_validator("scrape_interval")
+    @classmethod
+    def _interval(cls, value: str) -> str:
+        if not _DURATION.match(value):
+            raise ValueError(f"scrape_interval {value!r} must be seconds or minutes, e.g. 30s")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelDeploymentConfig:
+        for track, uri in track_uris(self).items():
+            if uri.startswith(_TRACKING_SCHEMES) and not self.mlflow_tracking_uri:
+                raise ValueError(
+                    f"mlflow_tracking_uri is required: {track}.model_uri {uri!r} is resolved "
+                    "through the MLflow tracking server"
+                )
+        if self.prediction_sink == "kafka" and not self.kafka_bootstrap_servers:
+            raise ValueError("kafka_bootstrap_servers is required when prediction_sink is kafka")
+        if bool(self.gateway) != bool(self.hosts):
+            raise ValueError("gateway and hosts go together: set both, or neither")
+        served_model_name(self)  # raises when the tracks would serve under different names
+        return self
+
+
+def _check_keys(deployments: dict[str, ModelDeploymentConfig]) -> dict[str, ModelDeploymentConfig]:
+    for key in deployments:
+        check_deployment_name(key)
+    return deployments
+
+
+ServingDeployments = Annotated[dict[str, ModelDeploymentConfig], AfterValidator(_check_keys)]
+"""The root config's `serving` type: deployments keyed by name (the key names every object)."""
+
+
+def check_deployment_name(name: str) -> str:
+    """The name becomes the Service (DNS-1035) and `<name>-canary`: at most 56 characters."""
+    if len(name) > _MAX_NAME or not _DNS_1035.match(name):
+        raise ValueError(
+            f"serving.{name}: a deployment name is 1-{_MAX_NAME} lowercase letters, digits or "
+            "'-', starting with a letter and ending with a letter or digit"
+        )
+    return name
+
+
+def track_uris(config: ModelDeploymentConfig) -> dict[str, str]:
+    uris = {"stable": config.stable.model_uri}
+    if config.canary is not None:
+        uris["canary"] = config.canary.model_uri
+    return uris
+
+
+def served_model_name(config: ModelDeploymentConfig) -> str:
+    """The one name both tracks serve under, so a client's `/v2/models/<name>` hits either."""
+    if config.model_name is not None:
+        return config.model_name
+    names = {}
+    for track, uri in track_uris(config).items():
+        match = _REGISTRY_URI.match(uri)
+        if match is None:
+            raise ValueError(
+                f"model_name is required: {track}.model_uri {uri!r} is not a registry URI to "
+                "take the name from"
+            )
+        names[track] = match["name"]
+    if len(set(names.values())) > 1:
+        raise ValueError(
+            f"model_name is required: stable serves {names['stable']!r} and canary "
+            f"{names['canary']!r}; clients need one name for both"
+        )
+    return names["stable"]
+
+
+def canary_weight(config: ModelDeploymentConfig) -> int:
+    return config.canary.weight if config.canary is not None else 0
+
+
+def route_weights(config: ModelDeploymentConfig) -> dict[Track, int]:
+    """Percent of requests per track; always both, so adding a canary changes only numbers."""
+    weight = canary_weight(config)
+    return {"stable": 100 - weight, "canary": weight}
+
+
+def termination_grace_seconds(config: ModelDeploymentConfig) -> int:
+    """preStop sleep + the server's drain budget + 5 s for the process to exit."""
+    return config.pre_stop_seconds + math.ceil(config.drain_seconds) + 5
+
+
+def service_host(name: str, namespace: str) -> str:
+    return f"{name}.{namespace}.svc.cluster.local"
+
+
+def service_url(name: str, namespace: str, port: int) -> str:
+    return f"http://{service_host(name, namespace)}:{port}"
+
+
+# --- labels -----------------------------------------------------------------------------------
+
+
+def selector_labels(name: str) -> dict[str, str]:
+    """Both tracks' pods: what the Service, the PodMonitor and the DestinationRule host see."""
+    return {"app.kubernetes.io/name": APP_NAME, "app.kubernetes.io/instance": name}
+
+
+def track_selector(name: str, track: Track) -> dict[str, str]:
+    """One track's pods (a Deployment's immutable selector, a DestinationRule subset)."""
+    return {**selector_labels(name), TRACK_LABEL: track}
+
+
+def object_labels(name: str) -> dict[str, str]:
+    return {
+        **selector_labels(name),
+        "app.kubernetes.io/component": "serving",
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+    }
+
+
+def pod_labels(name: str, track: Track, config: ModelDeploymentConfig) -> dict[str, str]:
+    return {
+        **object_labels(name),
+        TRACK_LABEL: track,
+        # Istio's telemetry reads `app` and `version`: request metrics per track for free.
+        "app": name,
+        "version": track,
+        "sidecar.istio.io/inject": "true" if config.istio_sidecar else "false",
+    }
+
+
+def _metadata(name: str, config: ModelDeploymentConfig, object_name: str) -> dict[str, Any]:
+    return {"name": object_name, "namespace": config.namespace, "labels": object_labels(name)}
+
+
+def track_object_name(name: str, track: Track) -> str:
+    return f"{name}-{track}"
+
+
+# --- pod --------------------------------------------------------------------------------------
+
+
+def _env_text(value: ServerSettingValue) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _env(name: str, value: ServerSettingValue) -> dict[str, str]:
+    return {"name": name, "value": _env_text(value)}
+
+
+def server_env(config: ModelDeploymentConfig, track: Track) -> list[dict[str, str]]:
+    """The container's environment: every `MLOPS_SERVE_*` name comes from the registry."""
+    uri = config.stable.model_uri if track == "stable" else _canary(config).model_uri
+    env = [
+        _env(_VARS["model_uri"].name, uri),
+        _env(_VARS["model_name"].name, served_model_name(config)),
+        _env(_VARS["host"].name, "0.0.0.0"),  # every pod interface: Service and probes reach it
+        _env(_VARS["port"].name, config.port),
+        _env(_VARS["drain_seconds"].name, config.drain_seconds),
+        _env(_VARS["prediction_sink"].name, config.prediction_sink),
+    ]
+    if config.prediction_sink == "kafka":
+        env += [
+            _env(_VARS["kafka_bootstrap_servers"].name, config.kafka_bootstrap_servers or ""),
+            _env(_VARS["kafka_topic"].name, config.kafka_topic),
+        ]
+    env += [_env(_VARS[key].name, value) for key, value in sorted(config.server_settings.items())]
+    if config.mlflow_tracking_uri:
+        env.append(_env("MLFLOW_TRACKING_URI", config.mlflow_tracking_uri))
+    return env
+
+
+def _canary(config: ModelDeploymentConfig) -> CanaryConfig:
+    if config.canary is None:
+        raise ValueError("canary: this deployment has no canary track")
+    return config.canary
+
+
+def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": path, "port": "http"},
+        "periodSeconds": period,
+        "timeoutSeconds": 2,
+        "failureThreshold": failures,
+    }
+
+
+def container(config: ModelDeploymentConfig, track: Track) -> dict[str, Any]:
+    resources = config.resources
+    limits = {"memory": resources.memory_limit}
+    if resources.cpu_limit is not None:
+        limits["cpu"] = resources.cpu_limit
+    spec: dict[str, Any] = {
+        "name": CONTAINER_NAME,
+        "image": config.image,
+        "imagePullPolicy": "IfNotPresent",
+        "ports": [{"name": "http", "containerPort": config.port, "protocol": "TCP"}],
+        "env": server_env(config, track),
+        "resources": {
+            "requests": {"cpu": resources.cpu_request, "memory": resources.memory_request},
+            "limits": limits,
+        },
+        # The server binds at once and reports ready only after download and warm-up: the
+        # startup probe gives that its own budget, then liveness and readiness take over.
+        "startupProbe": _probe(READY_PATH, 5, math.ceil(config.startup_timeout_seconds / 5)),
+        "livenessProbe": _probe(LIVE_PATH, 10, 3),
+        "readinessProbe": _probe(READY_PATH, 5, 2),
+        "lifecycle": {"preStop": {"sleep": {"seconds": config.pre_stop_seconds}}},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "runAsUser": RUN_AS_USER,
+            "runAsGroup": RUN_AS_USER,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumeMounts": [{"name": "tmp", "mountPath": TMP_MOUNT}],
+    }
+    if config.credentials_secret is not None:
+        spec["envFrom"] = [{"secretRef": {"name": config.credentials_secret}}]
+    if config.pre_stop_seconds == 0:
+        del spec["lifecycle"]  # no sleep at all, rather than a zero-second sleep action
+    return spec
+
+
+def pod_annotations(config: ModelDeploymentConfig) -> dict[str, str]:
+    annotations = {"kubectl.kubernetes.io/default-container": CONTAINER_NAME}
+    if config.istio_sidecar:
+        annotations.update(
+            {
+                # The model download goes through the proxy: start it first.
+                "proxy.istio.io/config": '{"holdApplicationUntilProxyStarts": true}',
+                # Istio merges the application's metrics (found through these) into its own
+                # endpoint on port 15020, which the PodMonitor scrapes.
+                "prometheus.io/scrape": "true",
+                "prometheus.io/port": str(config.port),
+                "prometheus.io/path": METRICS_PATH,
+            }
+        )
+    return annotations
+
+
+def pod_spec(name: str, config: ModelDeploymentConfig, track: Track) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": termination_grace_seconds(config),
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": RUN_AS_USER,
+            "runAsGroup": RUN_AS_USER,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [container(config, track)],
+        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": config.resources.tmp_size_limit}}],
+        "topologySpreadConstraints": [
+            {
+                "maxSkew": 1,
+                "topologyKey": key,
+                # Prefer spreading; never leave a pod pending for it (single-zone and
+                # single-node clusters must still run).
+                "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": {"matchLabels": track_selector(name, track)},
+                # Spread each rollout's pods on their own, not together with the old ones.
+                "matchLabelKeys": ["pod-template-hash"],
+            }
+            for key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname")
+        ],
+    }
+    if config.service_account is not None:
+        spec["serviceAccountName"] = config.service_account
+    return spec
+
+
+# --- objects ----------------------------------------------------------------------------------
+
+
+def deployment(name: str, config: ModelDeploymentConfig, track: Track) -> dict[str, Any]:
+    replicas = config.stable.replicas if track == "stable" else _canary(config).replicas
+    spec: dict[str, Any] = {
+        "selector": {"matchLabels": track_selector(name, track)},
+        "strategy": {
+            "type": "RollingUpdate",
+            # Never below the desired count: a new pod must be ready before an old one goes.
+            "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+        },
+        "revisionHistoryLimit": 5,
+        # Rollouts wait for model download and warm-up; give them more than the startup budget.
+        "progressDeadlineSeconds": max(600, config.startup_timeout_seconds + 120),
+        "template": {
+            "metadata": {
+                "labels": pod_labels(name, track, config),
+                "annotations": pod_annotations(config),
+            },
+            "spec": pod_spec(name, config, track),
+        },
+    }
+    autoscaled = track == "stable" and config.autoscaling is not None
+    if not autoscaled:  # with an HPA, the HPA owns the replica count
+        spec = {"replicas": replicas, **spec}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(name, config, track_object_name(name, track)),
+        "spec": spec,
+    }
+
+
+def service(name: str, config: ModelDeploymentConfig) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(name, config, name),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector_labels(name),
+            "ports": [
+                {
+                    "name": "http",
+                    "port": config.port,
+                    "targetPort": "http",
+                    "protocol": "TCP",
+                    "appProtocol": "http",  # Istio: HTTP routing, not opaque TCP
+                }
+            ],
+        },
+    }
+
+
+def pod_disruption_budget(name: str, config: ModelDeploymentConfig, track: Track) -> dict[str, Any]:
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _metadata(name, config, track_object_name(name, track)),
+        "spec": {
+            # One pod of a track at a time; with a single replica a drain still proceeds.
+            "maxUnavailable": 1,
+            "selector": {"matchLabels": track_selector(name, track)},
+            # A pod that is not ready serves nothing: evicting it must not block node drains.
+            "unhealthyPodEvictionPolicy": "AlwaysAllow",
+        },
+    }
+
+
+def destination_rule(name: str, config: ModelDeploymentConfig) -> dict[str, Any]:
+    traffic_policy: dict[str, Any] = {
+        # Take a pod that keeps failing out of rotation for a while.
+        "outlierDetection": {
+            "consecutive5xxErrors": 5,
+            "interval": "10s",
+            "baseEjectionTime": "30s",
+            "maxEjectionPercent": 50,
+        },
+    }
+    if config.istio_sidecar:
+        traffic_policy["tls"] = {"mode": "ISTIO_MUTUAL"}
+    return {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "DestinationRule",
+        "metadata": _metadata(name, config, name),
+        "spec": {
+            "host": service_host(name, config.namespace),
+            "trafficPolicy": traffic_policy,
+            "subsets": [{"name": track, "labels": {TRACK_LABEL: track}} for track in TRACKS],
+        },
+    }
+
+
+def virtual_service(name: str, config: ModelDeploymentConfig) -> dict[str, Any]:
+    host = service_host(name, config.namespace)
+    weights = route_weights(config)
+    spec: dict[str, Any] = {
+        "hosts": [host, *config.hosts],
+        "http": [
+            {
+                "name": "tracks",
+                "route": [
+                    {
+                        "destination": {
+                            "host": host,
+                            "subset": track,
+                            "port": {"number": config.port},
+                        },
+                        "weight": weights[track],
+                    }
+                    for track in TRACKS
+                ],
+                "timeout": f"{config.request_timeout_seconds}s",
+                # Only failures where the request never reached the server are retried.
+                "retries": {"attempts": 2, "retryOn": "connect-failure,refused-stream"},
+            }
+        ],
+    }
+    if config.gateway is not None:
+        spec["gateways"] = ["mesh", config.gateway]
+    return {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "VirtualService",
+        "metadata": _metadata(name, config, name),
+        "spec": spec,
+    }
+
+
+def pod_monitor(name: str, config: ModelDeploymentConfig) -> dict[str, Any]:
+    if config.istio_sidecar:
+        endpoint: dict[str, Any] = {
+            "portNumber": ISTIO_MERGED_METRICS_PORT,
+            "path": ISTIO_MERGED_METRICS_PATH,
+        }
+    else:
+        endpoint = {"port": "http", "path": METRICS_PATH}
+    metadata = _metadata(name, config, name)
+    metadata["labels"] = {**config.monitor_labels, **metadata["labels"]}
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PodMonitor",
+        "metadata": metadata,
+        "spec": {
+            "selector": {"matchLabels": selector_labels(name)},
+            # Every series carries the track, so canary and stable compare side by side.
+            "podTargetLabels": [TRACK_LABEL],
+            "podMetricsEndpoints": [{**endpoint, "interval": config.scrape_interval}],
+        },
+    }
+
+
+def horizontal_pod_autoscaler(name: str, config: ModelDeploymentConfig) -> dict[str, Any] | None:
+    autoscaling = config.autoscaling
+    if autoscaling is None:
+        return None
+    target = track_object_name(name, "stable")
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": _metadata(name, config, target),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
+            "minReplicas": autoscaling.min_replicas,
+            "maxReplicas": autoscaling.max_replicas,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {
+                            "type": "Utilization",
+                            "averageUtilization": autoscaling.target_cpu_utilization,
+                        },
+                    },
+                }
+            ],
+        },
+    }
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """Every object of one deployment, as the API server would receive it."""
+
+    deployments: dict[str, dict[str, Any]]  # track -> Deployment
+    pod_disruption_budgets: dict[str, dict[str, Any]]  # track -> PodDisruptionBudget
+    service: dict[str, Any]
+    destination_rule: dict[str, Any]
+    virtual_service: dict[str, Any]
+    pod_monitor: dict[str, Any]
+    horizontal_pod_autoscaler: dict[str, Any] | None
+
+    def objects(self) -> list[dict[str, Any]]:
+        found = [*self.deployments.values(), *self.pod_disruption_budgets.values()]
+        found += [self.service, self.destination_rule, self.virtual_service, self.pod_monitor]
+        if self.horizontal_pod_autoscaler is not None:
+            found.append(self.horizontal_pod_autoscaler)
+        return found
+
+
+def render(name: str, config: ModelDeploymentConfig) -> Rendered:
+    check_deployment_name(name)
+    tracks: list[Track] = ["stable"] if config.canary is None else ["stable", "canary"]
+    return Rendered(
+        deployments={track: deployment(name, config, track) for track in tracks},
+        pod_disruption_budgets={
+            track: pod_disruption_budget(name, config, track) for track in tracks
+        },
+        service=service(name, config),
+        destination_rule=destination_rule(name, config),
+        virtual_service=virtual_service(name, config),
+        pod_monitor=pod_monitor(name, config),
+        horizontal_pod_autoscaler=horizontal_pod_autoscaler(name, config),
+    )

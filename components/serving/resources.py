@@ -1,0 +1,132 @@
+"""Model serving, resource layer: the rendered objects of `model.render` as typed resources.
+
+Every value comes from `components.serving.model`; this module only wires the objects into
+`pulumi_kubernetes` resources on the explicit Kubernetes provider, each a child of the
+component and named from its name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.serving import model
+
+
+@dataclass(frozen=True)
+class ModelDeploymentArgs:
+    """Inputs of `ModelDeployment`.
+
+    The namespace (`config.namespace`) is not created here: several deployments share one.
+    Pass its Namespace in `opts.depends_on`; it is applied to every Kubernetes object.
+    """
+
+    config: model.ModelDeploymentConfig
+    kubernetes: k8s.Provider
+
+
+class ModelDeployment(pulumi.ComponentResource):
+    """One model behind the model server: stable and canary tracks, split by Istio weights."""
+
+    service_name: pulumi.Output[str]
+    namespace: pulumi.Output[str]
+    url: pulumi.Output[str]
+    canary_weight: pulumi.Output[int]
+    model_name: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: ModelDeploymentArgs, opts: pulumi.ResourceOptions | None = None
+    ):
+        # Render (and so validate) everything before registering anything.
+        if args.kubernetes is None:
+            raise ValueError("ModelDeploymentArgs.kubernetes: a Kubernetes provider is required")
+        config = args.config
+        rendered = model.render(name, config)
+
+        super().__init__("mlops:serving:ModelDeployment", name, None, opts)
+        # Children do not inherit the component's depends_on (typically the Namespace).
+        child = pulumi.ResourceOptions(
+            parent=self, provider=args.kubernetes, depends_on=_depends_on(opts)
+        )
+
+        deployments = {
+            track: k8s.apps.v1.Deployment(
+                f"{name}-{track}",
+                metadata=obj["metadata"],
+                spec=obj["spec"],
+                opts=child,
+            )
+            for track, obj in rendered.deployments.items()
+        }
+        for track, obj in rendered.pod_disruption_budgets.items():
+            k8s.policy.v1.PodDisruptionBudget(
+                f"{name}-{track}-pdb", metadata=obj["metadata"], spec=obj["spec"], opts=child
+            )
+        svc = k8s.core.v1.Service(
+            f"{name}-service",
+            metadata=rendered.service["metadata"],
+            spec=rendered.service["spec"],
+            opts=child,
+        )
+        destination_rule = _custom(f"{name}-destination-rule", rendered.destination_rule, child)
+        # Weights move only once the subsets exist and every track's rollout is ready, so a
+        # new canary gets traffic after its pods serve (the Deployment await waits for that).
+        _custom(
+            f"{name}-virtual-service",
+            rendered.virtual_service,
+            pulumi.ResourceOptions.merge(
+                child,
+                pulumi.ResourceOptions(depends_on=[destination_rule, *deployments.values()]),
+            ),
+        )
+        _custom(f"{name}-pod-monitor", rendered.pod_monitor, child)
+        if rendered.horizontal_pod_autoscaler is not None:
+            hpa = rendered.horizontal_pod_autoscaler
+            k8s.autoscaling.v2.HorizontalPodAutoscaler(
+                f"{name}-stable-hpa",
+                metadata=hpa["metadata"],
+                spec=hpa["spec"],
+                opts=pulumi.ResourceOptions.merge(
+                    child, pulumi.ResourceOptions(depends_on=[deployments["stable"]])
+                ),
+            )
+
+        namespace = config.namespace
+        self.service_name = svc.metadata.name
+        self.namespace = pulumi.Output.from_input(namespace)
+        self.url = svc.metadata.name.apply(lambda n: model.service_url(n, namespace, config.port))
+        self.canary_weight = pulumi.Output.from_input(model.canary_weight(config))
+        self.model_name = pulumi.Output.from_input(model.served_model_name(config))
+        self.register_outputs(
+            {
+                "service_name": self.service_name,
+                "namespace": self.namespace,
+                "url": self.url,
+                "canary_weight": self.canary_weight,
+                "model_name": self.model_name,
+            }
+        )
+
+
+def _custom(
+    resource_name: str, obj: dict[str, Any], opts: pulumi.ResourceOptions
+) -> k8s.apiextensions.CustomResource:
+    return k8s.apiextensions.CustomResource(
+        resource_name,
+        api_version=obj["apiVersion"],
+        kind=obj["kind"],
+        metadata=obj["metadata"],
+        spec=obj["spec"],
+        opts=opts,
+    )
+
+
+def _depends_on(opts: pulumi.ResourceOptions | None) -> list[pulumi.Resource]:
+    if opts is None or opts.depends_on is None:
+        return []
+    if isinstance(opts.depends_on, pulumi.Resource):
+        return [opts.depends_on]
+    return list(opts.depends_on)  # type: ignore[arg-type]
