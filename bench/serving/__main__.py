@@ -6,7 +6,8 @@ Trains the churn model (the training pipeline's own `build_model` on `churn.gene
 registers it as `churn@champion` in a throw-away SQLite tracking store, starts both servers
 on loopback against that registry, and drives both with the same wrk (Lua) load generator in
 the same run: single-row requests at a fixed concurrency, 100-row batches, and single-row
-requests at a fixed rate of about 500/s. Writes bench/results/serving.json and serving.md.
+requests at about 500/s from 25 clients with random think times (plus, for this server, the
+same 25 clients in lockstep). Writes bench/results/serving.json and serving.md.
 The benchmark is not a test; it runs on demand.
 """
 
@@ -34,6 +35,8 @@ ALIAS = "champion"
 TARGET_SPEEDUP = 3.0
 TARGET_P99_MS = 10.0
 TARGET_RATE = 500
+RATE_CONNECTIONS = 25
+RATE_THINK_MS = 46  # 25 clients / (46 ms + ~2 ms latency) = about 520 req/s
 TARGET_THROUGHPUT = 2840  # seed document 004, Table 4, "Prediction Throughput"
 
 
@@ -111,13 +114,26 @@ local n = #bodies
 local i = 0
 local out = "%(out)s"
 local pause = %(delay_ms)d
+local exponential = %(exponential)s
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 request = function()
   i = i %% n + 1
   return wrk.format(nil, "/invocations", nil, bodies[i])
 end
-if pause > 0 then
+local next_thread = 1
+setup = function(thread)
+  thread:set("thread_id", next_thread)
+  next_thread = next_thread + 1
+end
+init = function(args)
+  math.randomseed(%(seed)d * 1000 + (thread_id or 0))
+end
+if pause > 0 and exponential then
+  -- Think time drawn from an exponential distribution with mean `pause`: independent
+  -- clients, so arrivals at the server are close to a Poisson process (wrk delays in ms).
+  delay = function() return math.floor(-pause * math.log(1 - math.random()) + 0.5) end
+elseif pause > 0 then
   delay = function() return pause end
 end
 done = function(summary, latency, requests)
@@ -138,16 +154,28 @@ end
 def run_wrk(
     port: int,
     bodies: list[str],
+    *,
     connections: int,
     duration: int,
     workdir: Path,
     tag: str,
     delay_ms: int = 0,
+    exponential: bool = False,
+    seed: int = 7,
 ) -> dict[str, Any]:
     out = workdir / f"wrk-{tag}.json"
     script = workdir / f"wrk-{tag}.lua"
     quoted = ",".join("[==[" + b + "]==]" for b in bodies)
-    script.write_text(LUA % {"bodies": quoted, "out": out, "delay_ms": delay_ms})
+    script.write_text(
+        LUA
+        % {
+            "bodies": quoted,
+            "out": out,
+            "delay_ms": delay_ms,
+            "exponential": "true" if exponential else "false",
+            "seed": seed,
+        }
+    )
     threads = min(2, connections)
     command = [
         "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "10s",
@@ -264,23 +292,43 @@ def main(argv: list[str] | None = None) -> int:
         }
         results["predictions_identical"] = same["model_server"] == same["mlflow"]
 
-        scenarios = [
-            ("single_row", single, args.concurrency, 0),
-            ("batch_100", batches, args.batch_concurrency, 0),
-            # wrk has no rate option; each of 25 connections pauses 45 ms after every response
-            # (about 500 requests/s with wrk's timer overhead and a few ms of latency).
-            ("single_row_500rps", single, 25, 45),
+        # wrk has no rate option. The ~500 req/s scenario is 25 clients that each pause a
+        # random, exponentially distributed think time (mean RATE_THINK_MS) after every
+        # response: independent clients, so arrivals are close to a Poisson stream at about
+        # 520/s. The lockstep variant pauses exactly 45 ms, so all 25 clients fire within the
+        # same millisecond every cycle: bursts of 25 simultaneous requests, reported for this
+        # server as a worst case but not the target's arrival model.
+        rate = {"connections": RATE_CONNECTIONS, "delay_ms": RATE_THINK_MS, "exponential": True}
+        scenarios: list[tuple[str, list[str], dict[str, Any], tuple[str, ...]]] = [
+            ("single_row", single, {"connections": args.concurrency}, tuple(servers)),
+            ("batch_100", batches, {"connections": args.batch_concurrency}, tuple(servers)),
+            ("single_row_500rps", single, rate, tuple(servers)),
+            (
+                "single_row_lockstep_bursts",
+                single,
+                {"connections": RATE_CONNECTIONS, "delay_ms": 45},
+                ("model_server",),
+            ),
         ]
-        for scenario, bodies, connections, delay in scenarios:
-            for name, (_command, port, _ready) in servers.items():
-                run_wrk(port, bodies, connections, 3, workdir, f"warm-{scenario}-{name}", delay)
+        for scenario, bodies, load, names in scenarios:
+            for name in names:
+                port = servers[name][1]
+                run_wrk(
+                    port, bodies, duration=3, workdir=workdir, tag=f"warm-{scenario}-{name}", **load
+                )
                 result = run_wrk(
-                    port, bodies, connections, args.duration, workdir, f"{scenario}-{name}", delay
+                    port,
+                    bodies,
+                    duration=args.duration,
+                    workdir=workdir,
+                    tag=f"{scenario}-{name}",
+                    seed=args.seed,
+                    **load,
                 )
                 if scenario == "batch_100":
                     result["rows_per_s"] = round(result["throughput_rps"] * 100, 1)
                 results["scenarios"].setdefault(scenario, {})[name] = result
-                print(f"{scenario:18s} {name:13s} {json.dumps(result)}", flush=True)
+                print(f"{scenario:26s} {name:13s} {json.dumps(result)}", flush=True)
         # The p99 target is the most sensitive to other work on this shared machine, so the
         # fixed-rate run is repeated and every repetition is recorded; the target is judged
         # on their median.
@@ -288,7 +336,15 @@ def main(argv: list[str] | None = None) -> int:
         repeats = [results["scenarios"]["single_row_500rps"]["model_server"]]
         for i in range(args.rate_repeats - 1):
             repeats.append(
-                run_wrk(port, single, 25, args.duration, workdir, f"rate-repeat-{i}", 45)
+                run_wrk(
+                    port,
+                    single,
+                    duration=args.duration,
+                    workdir=workdir,
+                    tag=f"rate-repeat-{i}",
+                    seed=args.seed + 1 + i,
+                    **rate,
+                )
             )
         results["rate_repeats"] = [
             {k: r[k] for k in ("throughput_rps", "p50_ms", "p95_ms", "p99_ms", "errors")}
@@ -322,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
             "repeats_p99_ms": p99s,
             "measured": rate["p99_ms"],
             "achieved_rps": rate["throughput_rps"],
-            "met": rate["p99_ms"] < TARGET_P99_MS and rate["throughput_rps"] >= 0.98 * TARGET_RATE,
+            "met": rate["p99_ms"] < TARGET_P99_MS and rate["throughput_rps"] >= TARGET_RATE,
         },
         "throughput_rps": {
             "target": f">= {TARGET_THROUGHPUT} req/s (seed 004, Table 4)",
@@ -389,9 +445,14 @@ def render_markdown(r: dict[str, Any]) -> str:
         lines.append(f"| {name}: {t['target']} | {t['measured']} | {'yes' if t['met'] else 'no'} |")
     lines += [
         "",
-        "`single_row_500rps`: wrk has no rate limit, so each of 25 connections pauses 45 ms "
-        "after every response; the achieved rate is the Requests/s column. The machine was "
-        "shared with other running work (load average above), which shows mostly in the tails.",
+        f"`single_row_500rps`: wrk has no rate limit, so each of {RATE_CONNECTIONS} connections "
+        f"pauses an exponentially distributed think time (mean {RATE_THINK_MS} ms) after every "
+        "response: independent clients, arrivals close to a Poisson stream. The target needs "
+        f"the achieved rate (Requests/s) to be at least {TARGET_RATE}/s. "
+        "`single_row_lockstep_bursts` pauses exactly 45 ms instead, so the 25 clients fire "
+        "together every cycle (bursts of 25 simultaneous requests): a worst case, shown for "
+        "this server only. The machine was shared with other running work (load average "
+        "above), which shows mostly in the tails.",
         "",
     ]
     return "\n".join(lines)
