@@ -82,6 +82,13 @@ def _to_json_schema(schema: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+_OBJECT_ROOT: dict[str, Any] = {
+    "apiVersion": {"type": "string"},
+    "kind": {"type": "string"},
+    "metadata": {"type": "object"},  # checked as ObjectMeta by kubernetes-validate below
+}
+
+
 def _walk_errors(validator, obj: dict[str, Any]) -> Iterator[str]:
     for error in sorted(validator.iter_errors(obj), key=lambda e: list(e.absolute_path)):
         where = ".".join(str(p) for p in error.absolute_path) or "<root>"
@@ -100,11 +107,16 @@ def validate(obj: dict[str, Any], *, version: str = KUBERNETES_VERSION) -> None:
     folder = crds_dir()
     schema = _crd_schemas(str(folder)).get((group, ver, kind)) if folder and group else None
     if schema is not None:
-        validator = jsonschema.Draft7Validator(_to_json_schema(schema))
+        root = _to_json_schema(schema)
+        # Some CRDs (Istio's) list only spec/status at the root; the API server adds the
+        # object's own apiVersion, kind and metadata to every custom resource schema.
+        root["properties"] = {**_OBJECT_ROOT, **root.get("properties", {})}
+        validator = jsonschema.Draft7Validator(root)
         problems = list(_walk_errors(validator, obj))
         if problems:
             raise ManifestError(f"{label} does not match its CRD:\n  " + "\n  ".join(problems))
-        return
+        # The metadata of a custom resource is an ObjectMeta like any other object's.
+        obj = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": obj.get("metadata", {})}
     try:
         kubernetes_validate.validate(obj, f"{version}.0", strict=True)
     except kubernetes_validate.ValidationError as exc:

@@ -4,7 +4,6 @@ import copy
 import re
 from pathlib import Path
 
-import jsonschema
 import pytest
 import yaml
 from pydantic import TypeAdapter, ValidationError
@@ -41,32 +40,8 @@ def _error(data) -> str:
 ISTIO_GROUP = "networking.istio.io"
 
 
-def _validate_istio(obj):
-    """The CRD schema through manifests' own converter, plus the envelope every CR has.
-
-    Istio's generated CRDs declare only `spec` and `status` at the root; the API server always
-    accepts `apiVersion`, `kind` and `metadata` (validated as ObjectMeta), but
-    `manifests.validate` closes the root and rejects them (see the xfail test below).
-    """
-    group, _, version = obj["apiVersion"].rpartition("/")
-    schemas = manifests._crd_schemas(str(manifests.crds_dir()))
-    schema = manifests._to_json_schema(schemas[(group, version, obj["kind"])])
-    schema["properties"] = {
-        **schema["properties"],
-        "apiVersion": {"type": "string"},
-        "kind": {"type": "string"},
-        "metadata": {"type": "object"},
-    }
-    problems = [e.message for e in jsonschema.Draft7Validator(schema).iter_errors(obj)]
-    assert problems == [], f"{obj['kind']} {obj['metadata']['name']}: {problems}"
-    manifests.validate({"apiVersion": "v1", "kind": "ConfigMap", "metadata": obj["metadata"]})
-
-
 def _validate(obj):
-    if obj["apiVersion"].startswith(f"{ISTIO_GROUP}/"):
-        _validate_istio(obj)
-    else:
-        manifests.validate(obj)
+    manifests.validate(obj)
 
 
 def test_istio_validation_is_strict(crds_dir):
@@ -78,18 +53,14 @@ def test_istio_validation_is_strict(crds_dir):
     bad_metadata = copy.deepcopy(rendered.virtual_service)
     bad_metadata["metadata"]["label"] = {"a": "b"}
     for obj in (bad_field, bad_type, bad_metadata):
-        with pytest.raises((AssertionError, manifests.ManifestError)):
-            _validate_istio(obj)
+        with pytest.raises(manifests.ManifestError):
+            manifests.validate(obj)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=manifests.ManifestError,
-    reason="mlops.manifests closes the root of Istio's CRD schema, which lists only spec and "
-    "status, so apiVersion/kind/metadata are rejected; drop this mark once it allows them",
-)
-def test_istio_objects_with_manifests_validate(crds_dir):
-    manifests.validate(model.render("churn", _config()).virtual_service)
+def test_istio_objects_validate_against_their_crds(crds_dir):
+    rendered = model.render("churn", _config())
+    manifests.validate(rendered.virtual_service)
+    manifests.validate(rendered.destination_rule)
 
 
 # --- config -----------------------------------------------------------------------------------

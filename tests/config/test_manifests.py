@@ -19,6 +19,19 @@ RULE = {
 }
 
 
+VIRTUAL_SERVICE = {
+    "apiVersion": "networking.istio.io/v1",
+    "kind": "VirtualService",
+    "metadata": {"name": "churn", "namespace": "serving", "labels": {"app": "churn"}},
+    "spec": {
+        "hosts": ["churn"],
+        "http": [
+            {"route": [{"destination": {"host": "churn", "subset": "stable"}, "weight": 100}]}
+        ],
+    },
+}
+
+
 def test_valid_builtin_and_custom_objects_pass(crds_dir):
     manifests.validate({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ml"}})
     manifests.validate(RULE)
@@ -30,6 +43,8 @@ def test_valid_builtin_and_custom_objects_pass(crds_dir):
             "spec": {"partitions": 6, "replicas": 3},
         }
     )
+    # Istio's CRDs declare only spec/status at the root; the envelope is still accepted.
+    manifests.validate(VIRTUAL_SERVICE)
 
 
 @pytest.mark.parametrize(
@@ -59,6 +74,16 @@ def test_valid_builtin_and_custom_objects_pass(crds_dir):
             "PrometheusRule drift (monitoring.coreos.com/v1) does not match its CRD:\n"
             "  spec.groups.0.rules.0: Additional properties are not allowed "
             "('lables' was unexpected)",
+        ),
+        (
+            {**VIRTUAL_SERVICE, "metadata": {"name": "churn", "labels": {"a": 1}}},
+            "VirtualService churn (networking.istio.io/v1) is invalid at metadata.labels.a: "
+            "1 is not of type 'string', 'null'",
+        ),
+        (
+            {**VIRTUAL_SERVICE, "metadata": {"name": "churn", "label": {"a": "b"}}},
+            "VirtualService churn (networking.istio.io/v1) is invalid at metadata: "
+            "Additional properties are not allowed ('label' was unexpected)",
         ),
         (
             {"apiVersion": "example.com/v1", "kind": "Foo", "metadata": {"name": "f"}},
