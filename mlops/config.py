@@ -23,6 +23,8 @@ from components.cluster import ClusterConfig
 from components.gpu import GpuPools, pool_problems
 from components.identity import WorkloadIdentityConfig
 from components.identity.model import check_buckets, check_identity_name
+from components.monitoring import MonitoringConfig
+from components.serving import ServingDeployments
 from components.storage import StorageConfig
 
 NAMESPACE = "mlops"
@@ -55,6 +57,15 @@ class PlatformConfig(StrictModel):
         description="Kubernetes service accounts allowed to use named buckets without static "
         "keys, keyed by identity name.",
     )
+    monitoring: MonitoringConfig = Field(
+        default_factory=MonitoringConfig,
+        description="Prometheus, Alertmanager and Grafana, with the platform's model alerts.",
+    )
+    serving: ServingDeployments = Field(
+        default_factory=dict,
+        description="Models served by the model server (stable and canary tracks behind Istio), "
+        "keyed by deployment name.",
+    )
 
     def cross_field_problems(self) -> list[tuple[str, str]]:
         """Checks that span components, as (dotted path, message)."""
@@ -66,6 +77,25 @@ class PlatformConfig(StrictModel):
             except ValueError as exc:  # the messages start with the dotted path
                 path, _, message = str(exc).partition(": ")
                 problems.append((path, message))
+        problems += self._serving_problems()
+        return problems
+
+    def _serving_problems(self) -> list[tuple[str, str]]:
+        identities = {
+            (identity.namespace, identity.service_account)
+            for identity in self.workload_identities.values()
+        }
+        problems = []
+        for key, deployment in self.serving.items():
+            account = deployment.service_account
+            if account is not None and (deployment.namespace, account) not in identities:
+                problems.append(
+                    (
+                        f"serving.{key}.service_account",
+                        f"{account!r} is not the service account of any workload_identities "
+                        f"entry in namespace {deployment.namespace!r}",
+                    )
+                )
         return problems
 
 

@@ -11,8 +11,10 @@ import pulumi
 from components.cluster import KubernetesCluster, KubernetesClusterArgs
 from components.gpu import GpuNodePools, GpuNodePoolsArgs
 from components.identity import WorkloadIdentity, WorkloadIdentityArgs
+from components.monitoring import Observability, ObservabilityArgs
 from components.namespaces import WorkloadNamespaces, WorkloadNamespacesArgs
 from components.providers import cloud_provider
+from components.serving import ModelDeployment, ModelDeploymentArgs
 from components.storage import ObjectStore, ObjectStoreArgs
 from mlops import config
 
@@ -63,7 +65,10 @@ def compose(platform: config.PlatformConfig) -> None:
     namespaces = WorkloadNamespaces(
         NAME,
         WorkloadNamespacesArgs(
-            names=[identity.namespace for identity in platform.workload_identities.values()],
+            names=[
+                *(identity.namespace for identity in platform.workload_identities.values()),
+                *(deployment.namespace for deployment in platform.serving.values()),
+            ],
             kubernetes=cluster.provider,
         ),
     )
@@ -84,6 +89,35 @@ def compose(platform: config.PlatformConfig) -> None:
         )
         for key, identity in platform.workload_identities.items()
     }
+    monitoring = Observability(
+        f"{NAME}-monitoring",
+        ObservabilityArgs(
+            config=platform.monitoring,
+            kubernetes=cluster.provider,
+            protect=platform.protect_stateful,
+        ),
+    )
+    deployments = {
+        key: ModelDeployment(
+            key,
+            ModelDeploymentArgs(config=deployment, kubernetes=cluster.provider),
+            pulumi.ResourceOptions(
+                depends_on=[
+                    namespaces.by_name[deployment.namespace],
+                    # Its PodMonitor is a prometheus-operator resource: the CRDs come with the
+                    # monitoring chart.
+                    monitoring,
+                    *(
+                        identities[name]
+                        for name, identity in platform.workload_identities.items()
+                        if (identity.namespace, identity.service_account)
+                        == (deployment.namespace, deployment.service_account)
+                    ),
+                ]
+            ),
+        )
+        for key, deployment in platform.serving.items()
+    }
 
     pulumi.export("cloud", cloud.type)
     pulumi.export("cluster_name", cluster.cluster_name)
@@ -91,6 +125,17 @@ def compose(platform: config.PlatformConfig) -> None:
     pulumi.export("kubeconfig", cluster.kubeconfig)
     pulumi.export("bucket_uris", store.bucket_uris)
     pulumi.export("storage_endpoint", store.endpoint)
+    pulumi.export("prometheus_url", monitoring.prometheus_url)
+    pulumi.export("alertmanager_url", monitoring.alertmanager_url)
+    pulumi.export("grafana_service", monitoring.grafana_service)
+    pulumi.export("grafana_admin_password", monitoring.grafana_admin_password)
+    pulumi.export(
+        "serving",
+        {
+            key: {"url": deployment.url, "canary_weight": deployment.canary_weight}
+            for key, deployment in deployments.items()
+        },
+    )
     pulumi.export(
         "workload_identities",
         {

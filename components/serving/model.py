@@ -800,6 +800,9 @@ def pod_monitor(name: str, config: ModelDeploymentConfig) -> dict[str, Any]:
         "metadata": metadata,
         "spec": {
             "selector": {"matchLabels": selector_labels(name)},
+            # job="model-server" for every deployment (not `<namespace>/<name>`): the platform's
+            # alert rules (components/monitoring) select the model servers by this job.
+            "jobLabel": "app.kubernetes.io/name",
             # Every series carries the track, so canary and stable compare side by side.
             "podTargetLabels": [TRACK_LABEL],
             "podMetricsEndpoints": [{**endpoint, "interval": config.scrape_interval}],

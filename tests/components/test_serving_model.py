@@ -598,6 +598,7 @@ def test_pod_monitor_scrapes_istio_merged_metrics_or_the_server():
                 "app.kubernetes.io/instance": "churn",
             }
         },
+        "jobLabel": "app.kubernetes.io/name",
         "podTargetLabels": ["track"],
         "podMetricsEndpoints": [
             {"portNumber": 15020, "path": "/stats/prometheus", "interval": "30s"}

@@ -1,0 +1,91 @@
+"""How `mlops.program` composes the components: wiring between them, not their insides."""
+
+import json
+import re
+
+import pytest
+
+from components.monitoring import AlertsConfig
+from components.serving import ModelDeploymentConfig
+from components.serving.model import pod_monitor
+from mlops import config, mocks, program
+
+LOCAL = {"type": "local", "kube_context": "kind-mlops", "distribution": "kind"}
+IDENTITIES = {
+    "serving": {
+        "namespace": "serving",
+        "service_account": "model-server",
+        "buckets": {"artifacts": "read"},
+    },
+    "other": {"namespace": "serving", "service_account": "other", "buckets": {"artifacts": "read"}},
+}
+SERVING = {
+    "churn": {
+        "namespace": "serving",
+        "stable": {"model_uri": "models:/churn@champion"},
+        "canary": {"model_uri": "models:/churn@challenger", "weight": 10},
+        "mlflow_tracking_uri": "http://mlflow.mlflow.svc.cluster.local:5000",
+        "service_account": "model-server",
+    }
+}
+
+
+def _run(**values):
+    return mocks.run(
+        program.main,
+        stack="wiring",
+        config={f"mlops:{key}": json.dumps(value) for key, value in values.items()},
+    )
+
+
+def test_serving_deployment_waits_for_its_namespace_monitoring_and_identity():
+    monitor = _run(cloud=LOCAL, workload_identities=IDENTITIES, serving=SERVING)
+    deployment = monitor.named("churn")
+    assert deployment.type == "mlops:serving:ModelDeployment"
+    assert deployment.parent_type == "pulumi:pulumi:Stack"
+    # depends_on a component means on each of its children (as the engine records it)
+    waits_for = {urn.split("::")[-1] for urn in deployment.depends_on}
+    assert "mlops-serving" in waits_for  # its namespace
+    assert "mlops-monitoring-kube-prometheus-stack" in waits_for  # the PodMonitor CRD
+    assert {"serving-service-account", "serving-s3-credentials"} <= waits_for
+    assert not any(name.startswith("other-") for name in waits_for)  # not the other identity
+    namespaces = {
+        r.inputs["metadata"]["name"] for r in monitor.of_type("kubernetes:core/v1:Namespace")
+    }
+    assert {"serving", "monitoring"} <= namespaces
+
+
+def test_every_stack_gets_monitoring_and_no_serving_unless_declared():
+    monitor = _run(cloud=LOCAL)
+    (observability,) = monitor.of_type("mlops:monitoring:Observability")
+    assert observability.name == "mlops-monitoring"
+    assert monitor.of_type("mlops:serving:ModelDeployment") == []
+
+
+def test_unknown_serving_service_account_is_a_config_error_naming_the_field():
+    with pytest.raises(config.ConfigError) as caught:
+        config.validate(
+            {
+                "mlops:cloud": LOCAL,
+                "mlops:workload_identities": IDENTITIES,
+                "mlops:serving": {"churn": {**SERVING["churn"], "service_account": "nobody"}},
+            },
+            source="stacks/Pulumi.x.yaml",
+        )
+    assert caught.value.problems == [
+        (
+            "mlops:serving.churn.service_account",
+            "'nobody' is not the service account of any workload_identities entry in "
+            "namespace 'serving'",
+        )
+    ]
+
+
+def test_the_alert_rules_select_the_job_the_serving_pod_monitor_produces():
+    # prometheus-operator names a PodMonitor target's job after the pod label in `jobLabel`.
+    monitor_spec = pod_monitor("churn", ModelDeploymentConfig.model_validate(SERVING["churn"]))[
+        "spec"
+    ]
+    job = "model-server"  # the value of that label on every model-server pod
+    assert monitor_spec["jobLabel"] == "app.kubernetes.io/name"
+    assert re.fullmatch(AlertsConfig().model_server_job, job)
