@@ -42,3 +42,13 @@ KUBE_PROMETHEUS_STACK = Chart(
     chart="kube-prometheus-stack",
     version="88.3.0",
 )
+
+# MLflow tracking server: the official image's `-full` variant (published from 3.9.0 on) carries
+# the PostgreSQL driver (psycopg2), boto3 and google-cloud-storage; the plain tag has none of
+# them. Same minor as the mlflow client in uv.lock (3.17.x).
+MLFLOW_IMAGE = "ghcr.io/mlflow/mlflow:v3.17.0-full"
+
+# PostgreSQL major version of MLflow's backend store: RDS engine version, Cloud SQL
+# POSTGRES_<n>, and the official image locally (tags from docker-library/postgres versions.json).
+POSTGRES_MAJOR_VERSION = 17
+POSTGRES_IMAGE = "postgres:17.9-trixie"
