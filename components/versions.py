@@ -52,3 +52,12 @@ MLFLOW_IMAGE = "ghcr.io/mlflow/mlflow:v3.17.0-full"
 # POSTGRES_<n>, and the official image locally (tags from docker-library/postgres versions.json).
 POSTGRES_MAJOR_VERSION = 17
 POSTGRES_IMAGE = "postgres:17.9-trixie"
+
+# Strimzi Kafka operator, the official chart as its 1.2.0 README installs it (OCI on Quay). 1.2.0
+# installs the CRDs of ../shared/crds/strimzi-1.2.0 (identical to tag 1.2.0's
+# packaging/install/cluster-operator/04x-Crd-*.yaml) and runs Kafka 4.2.0-4.3.1.
+STRIMZI_KAFKA_OPERATOR = Chart(
+    repo="oci://quay.io/strimzi-helm",
+    chart="strimzi-kafka-operator",
+    version="1.2.0",
+)

@@ -1,0 +1,379 @@
+"""Kafka, resource layer: MSK, Managed Kafka or Strimzi, the same outputs everywhere."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_gcp as gcp
+import pulumi_kubernetes as k8s
+
+from components.cloud import AwsCloud, Cloud, GcpCloud
+from components.kafka import model
+from components.versions import STRIMZI_KAFKA_OPERATOR
+
+# The operator install creates the CRDs and waits for the operator Deployment; image pulls on a
+# cold laptop cluster can take longer than Helm's default 5 minutes.
+OPERATOR_TIMEOUT_SECONDS = 600
+
+
+@dataclass(frozen=True)
+class AwsKafkaNetwork:
+    """Where MSK brokers live, from the cluster component (see README: not all exposed yet).
+
+    `subnet_ids`: the cluster VPC's private subnets (one per zone; MSK uses the first 3).
+    `client_security_group_ids`: security groups of the clients (the EKS cluster security
+    group, which managed node groups use); only they may reach the brokers.
+    """
+
+    vpc_id: pulumi.Input[str]
+    subnet_ids: Sequence[pulumi.Input[str]]
+    client_security_group_ids: Sequence[pulumi.Input[str]]
+
+
+@dataclass(frozen=True)
+class KafkaClusterArgs:
+    """Inputs of `KafkaCluster`.
+
+    `aws_network` is required on AWS, `gcp_subnetwork` (the node subnetwork's id,
+    `projects/P/regions/R/subnetworks/S`) on GCP, `kubernetes` locally. `protect` (the root
+    config's `protect_stateful`) protects and retains the cluster and its topics.
+    """
+
+    cloud: Cloud
+    config: model.KafkaConfig
+    protect: bool = False
+    kubernetes: k8s.Provider | None = None
+    aws_network: AwsKafkaNetwork | None = None
+    gcp_subnetwork: pulumi.Input[str] | None = None
+
+
+@dataclass
+class _Built:
+    bootstrap_servers: pulumi.Output[str]
+    topic_names: dict[str, pulumi.Output[str]]
+    cluster_id: pulumi.Output[str]
+    broker_security_group_id: pulumi.Output[str] | None = None
+    ca_secret: pulumi.Output[str] | None = None
+    plaintext_bootstrap_servers: pulumi.Output[str] | None = None
+    user_secrets: dict[str, pulumi.Output[str]] = field(default_factory=dict)
+
+
+class KafkaCluster(pulumi.ComponentResource):
+    """A private, encrypted, authenticated Kafka cluster with the platform's topics."""
+
+    bootstrap_servers: pulumi.Output[str]
+    topic_names: dict[str, pulumi.Output[str]]
+    security_protocol: pulumi.Output[str]
+    sasl_mechanism: pulumi.Output[str]
+    auth_method: pulumi.Output[str]
+    cluster_id: pulumi.Output[str]
+    broker_security_group_id: pulumi.Output[str] | None
+    ca_secret: pulumi.Output[str] | None
+    plaintext_bootstrap_servers: pulumi.Output[str] | None
+    user_secrets: dict[str, pulumi.Output[str]]
+
+    def __init__(
+        self, name: str, args: KafkaClusterArgs, opts: pulumi.ResourceOptions | None = None
+    ):
+        # Validate everything before registering anything: a bad config changes nothing.
+        cloud_type = args.cloud.type
+        model.check_cloud(args.config, cloud_type)
+        if cloud_type == "aws":
+            if args.aws_network is None:
+                raise ValueError(
+                    "KafkaClusterArgs.aws_network: VPC, subnets and client security groups are "
+                    "required on AWS"
+                )
+            model.msk_client_subnets(len(args.aws_network.subnet_ids), args.config.brokers)
+            if not args.aws_network.client_security_group_ids:
+                raise ValueError(
+                    "KafkaClusterArgs.aws_network.client_security_group_ids: at least one "
+                    "client security group is required (nothing else may reach the brokers)"
+                )
+        if cloud_type == "gcp" and args.gcp_subnetwork is None:
+            raise ValueError("KafkaClusterArgs.gcp_subnetwork: the subnetwork is required on GCP")
+        if cloud_type == "local" and args.kubernetes is None:
+            raise ValueError(
+                "KafkaClusterArgs.kubernetes: a Kubernetes provider is required locally"
+            )
+        if cloud_type == "local":
+            model.strimzi_resources(args.config)  # rendered once up front
+
+        super().__init__("mlops:kafka:KafkaCluster", name, None, opts)
+        built = _BACKENDS[cloud_type](self, name, args)
+        client = model.CLIENT_SETTINGS[cloud_type]
+
+        self.bootstrap_servers = built.bootstrap_servers
+        self.topic_names = built.topic_names
+        self.security_protocol = pulumi.Output.from_input(client.security_protocol)
+        self.sasl_mechanism = pulumi.Output.from_input(client.sasl_mechanism)
+        self.auth_method = pulumi.Output.from_input(client.auth_method)
+        self.cluster_id = built.cluster_id
+        self.broker_security_group_id = built.broker_security_group_id
+        self.ca_secret = built.ca_secret
+        self.plaintext_bootstrap_servers = built.plaintext_bootstrap_servers
+        self.user_secrets = built.user_secrets
+        self.register_outputs(
+            {
+                "bootstrap_servers": self.bootstrap_servers,
+                "topic_names": self.topic_names,
+                "security_protocol": self.security_protocol,
+                "sasl_mechanism": self.sasl_mechanism,
+                "auth_method": self.auth_method,
+                "cluster_id": self.cluster_id,
+                "broker_security_group_id": self.broker_security_group_id,
+                "ca_secret": self.ca_secret,
+                "plaintext_bootstrap_servers": self.plaintext_bootstrap_servers,
+                "user_secrets": self.user_secrets,
+            }
+        )
+
+
+def _stateful(parent: pulumi.Resource, protect: bool, **extra) -> pulumi.ResourceOptions:
+    return pulumi.ResourceOptions(parent=parent, protect=protect, retain_on_delete=protect, **extra)
+
+
+# --- AWS --------------------------------------------------------------------------------------
+
+
+def _build_aws(component: KafkaCluster, name: str, args: KafkaClusterArgs) -> _Built:
+    cloud = args.cloud
+    assert isinstance(cloud, AwsCloud)
+    network = args.aws_network
+    assert network is not None
+    config = args.config
+    msk = config.msk
+    tags = dict(cloud.tags)
+    child = pulumi.ResourceOptions(parent=component)
+    used = model.msk_client_subnets(len(network.subnet_ids), config.brokers)
+
+    # The brokers' own group: no rule but SASL/IAM over TLS from the clients' groups.
+    broker_sg = aws.ec2.SecurityGroup(
+        f"{name}-brokers",
+        description=f"MSK {config.cluster_name} brokers: IAM/TLS from the cluster's nodes only",
+        vpc_id=network.vpc_id,
+        revoke_rules_on_delete=True,
+        tags=tags,
+        opts=child,
+    )
+    ingress = [
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name}-brokers-from-clients-{index}",
+            security_group_id=broker_sg.id,
+            referenced_security_group_id=client_sg,
+            ip_protocol="tcp",
+            from_port=model.MSK_IAM_PORT,
+            to_port=model.MSK_IAM_PORT,
+            description="Kafka SASL/IAM over TLS from platform clients",
+            tags=tags,
+            opts=child,
+        )
+        for index, client_sg in enumerate(network.client_security_group_ids)
+    ]
+
+    configuration = aws.msk.Configuration(
+        f"{name}-configuration",
+        description="Platform brokers: topics are created by the platform program only",
+        kafka_versions=[msk.kafka_version],
+        server_properties=model.msk_server_properties(config),
+        opts=child,
+    )
+
+    depends: list[pulumi.Resource] = [*ingress]
+    logging_info = None
+    if msk.broker_logs:
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-broker-logs",
+            name=f"/aws/msk/{config.cluster_name}/brokers",
+            retention_in_days=msk.broker_log_retention_days,
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=component, retain_on_delete=args.protect),
+        )
+        depends.append(log_group)
+        logging_info = {
+            "broker_logs": {"cloudwatch_logs": {"enabled": True, "log_group": log_group.name}}
+        }
+
+    broker_info: dict = {
+        "client_subnets": list(network.subnet_ids[:used]),
+        "instance_type": msk.instance_type,
+        "security_groups": [broker_sg.id],
+        "connectivity_info": {"public_access": {"type": "DISABLED"}},
+    }
+    if not msk.express:  # Express brokers manage their own storage
+        broker_info["storage_info"] = {"ebs_storage_info": {"volume_size": config.storage_gb}}
+
+    encryption: dict = {"encryption_in_transit": {"client_broker": "TLS", "in_cluster": True}}
+    if msk.kms_key is not None:
+        encryption["encryption_at_rest_kms_key_arn"] = msk.kms_key
+
+    cluster = aws.msk.Cluster(
+        f"{name}-msk",
+        cluster_name=config.cluster_name,
+        kafka_version=msk.kafka_version,
+        number_of_broker_nodes=config.brokers,
+        broker_node_group_info=broker_info,
+        client_authentication={"sasl": {"iam": True}, "unauthenticated": False},
+        encryption_info=encryption,
+        configuration_info={"arn": configuration.arn, "revision": configuration.latest_revision},
+        enhanced_monitoring=msk.enhanced_monitoring,
+        logging_info=logging_info,
+        tags=tags,
+        opts=_stateful(
+            component,
+            args.protect,
+            depends_on=depends,
+        ),
+    )
+
+    # The MSK topic API (provisioned clusters, Kafka >= 3.6): no broker connectivity needed
+    # from where `pulumi up` runs.
+    names: dict[str, pulumi.Output[str]] = {}
+    for key, topic in config.topics.items():
+        resource = aws.msk.Topic(
+            f"{name}-{key}",
+            cluster_arn=cluster.arn,
+            name=key,
+            partition_count=topic.partitions,
+            replication_factor=topic.replication_factor,
+            configs=json.dumps(model.topic_configs_text(topic), sort_keys=True),
+            opts=_stateful(component, args.protect),
+        )
+        names[key] = resource.name
+    return _Built(
+        bootstrap_servers=cluster.bootstrap_brokers_sasl_iam,
+        topic_names=names,
+        cluster_id=cluster.arn,
+        broker_security_group_id=broker_sg.id,
+    )
+
+
+# --- GCP --------------------------------------------------------------------------------------
+
+
+def _build_gcp(component: KafkaCluster, name: str, args: KafkaClusterArgs) -> _Built:
+    cloud = args.cloud
+    assert isinstance(cloud, GcpCloud)
+    config = args.config
+    managed = config.managed_kafka
+
+    gcp_config: dict = {"access_config": {"network_configs": [{"subnet": args.gcp_subnetwork}]}}
+    if managed.kms_key is not None:
+        gcp_config["kms_key"] = managed.kms_key
+    cluster = gcp.managedkafka.Cluster(
+        f"{name}-cluster",
+        cluster_id=config.cluster_name,
+        project=cloud.project,
+        location=cloud.region,
+        kafka_version=managed.kafka_version,
+        capacity_config={
+            "vcpu_count": str(managed.vcpu_count),
+            "memory_bytes": model.gcp_memory_bytes(managed.memory_gib),
+        },
+        gcp_config=gcp_config,
+        rebalance_config={"mode": "AUTO_REBALANCE_ON_SCALE_UP"},
+        labels=dict(cloud.labels),
+        deletion_policy="PREVENT" if args.protect else "DELETE",
+        opts=_stateful(component, args.protect),
+    )
+    names: dict[str, pulumi.Output[str]] = {}
+    for key, topic in config.topics.items():
+        resource = gcp.managedkafka.Topic(
+            f"{name}-{key}",
+            topic_id=key,
+            cluster=cluster.cluster_id,
+            project=cloud.project,
+            location=cloud.region,
+            partition_count=topic.partitions,
+            replication_factor=topic.replication_factor,
+            configs=model.topic_configs_text(topic),
+            deletion_policy="PREVENT" if args.protect else "DELETE",
+            opts=_stateful(component, args.protect),
+        )
+        names[key] = resource.topic_id
+    return _Built(
+        bootstrap_servers=cluster.bootstrap_address.apply(model.gcp_bootstrap),
+        topic_names=names,
+        cluster_id=cluster.name,
+    )
+
+
+# --- Local (Strimzi) --------------------------------------------------------------------------
+
+
+def _build_local(component: KafkaCluster, name: str, args: KafkaClusterArgs) -> _Built:
+    config = args.config
+    local = config.strimzi
+    k8s_child = pulumi.ResourceOptions(parent=component, provider=args.kubernetes)
+
+    namespace_doc = model.strimzi_namespace(local)
+    namespace = k8s.core.v1.Namespace(
+        f"{name}-namespace", metadata=namespace_doc["metadata"], opts=k8s_child
+    )
+    operator = k8s.helm.v3.Release(
+        f"{name}-strimzi",
+        name=model.STRIMZI_RELEASE_NAME,
+        chart=f"{STRIMZI_KAFKA_OPERATOR.repo}/{STRIMZI_KAFKA_OPERATOR.chart}",
+        version=STRIMZI_KAFKA_OPERATOR.version,
+        namespace=local.namespace,
+        values=model.strimzi_operator_values(),
+        timeout=OPERATOR_TIMEOUT_SECONDS,
+        opts=pulumi.ResourceOptions(
+            parent=component, provider=args.kubernetes, depends_on=[namespace]
+        ),
+    )
+
+    # The CRDs come with the operator release: every custom resource waits for it. The node
+    # pool and the Kafka hold the data (PVCs), so they are the stateful ones.
+    after_operator = pulumi.ResourceOptions(
+        parent=component, provider=args.kubernetes, depends_on=[operator]
+    )
+    stateful_after_operator = _stateful(
+        component, args.protect, provider=args.kubernetes, depends_on=[operator]
+    )
+
+    def custom(resource_name: str, doc: dict, opts: pulumi.ResourceOptions):
+        return k8s.apiextensions.CustomResource(
+            resource_name,
+            api_version=doc["apiVersion"],
+            kind=doc["kind"],
+            metadata=doc["metadata"],
+            spec=doc["spec"],
+            opts=opts,
+        )
+
+    custom(f"{name}-node-pool", model.strimzi_node_pool(config), stateful_after_operator)
+    kafka = custom(f"{name}-kafka", model.strimzi_kafka(config), stateful_after_operator)
+    names: dict[str, pulumi.Output[str]] = {}
+    for key in config.topics:
+        custom(f"{name}-{key}", model.strimzi_topic(config, key), stateful_after_operator)
+        names[key] = pulumi.Output.from_input(key)
+    user_secrets: dict[str, pulumi.Output[str]] = {}
+    for user in local.users:
+        custom(f"{name}-user-{user}", model.strimzi_user(config, user), after_operator)
+        user_secrets[user] = pulumi.Output.from_input(user)
+
+    plain = (
+        pulumi.Output.from_input(model.strimzi_bootstrap(config, model.STRIMZI_PLAIN_PORT))
+        if local.plain_listener
+        else None
+    )
+    return _Built(
+        bootstrap_servers=pulumi.Output.from_input(model.strimzi_bootstrap(config)),
+        topic_names=names,
+        cluster_id=kafka.id,  # `<namespace>/<name>`
+        ca_secret=pulumi.Output.from_input(model.strimzi_ca_secret(config)),
+        plaintext_bootstrap_servers=plain,
+        user_secrets=user_secrets,
+    )
+
+
+_BACKENDS: dict[str, Callable[[KafkaCluster, str, KafkaClusterArgs], _Built]] = {
+    "aws": _build_aws,
+    "gcp": _build_gcp,
+    "local": _build_local,
+}

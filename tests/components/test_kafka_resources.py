@@ -1,0 +1,454 @@
+"""Kafka, resource layer under recording mocks: exact types, names, inputs, parents, outputs."""
+
+import asyncio
+import json
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pytest
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from components import versions
+from components.cloud import AwsCloud, GcpCloud, LocalCloud
+from components.kafka import AwsKafkaNetwork, KafkaCluster, KafkaClusterArgs, KafkaConfig, model
+from mlops import manifests, mocks
+from tests.components.component_support import named, untranslated_keys
+
+AWS = AwsCloud(type="aws", region="us-east-1", tags={"team": "ml"})
+GCP = GcpCloud(type="gcp", project="acme-ml", region="europe-west4", labels={"team": "ml"})
+LOCAL = LocalCloud(type="local")
+CONFIG = KafkaConfig(
+    cluster_name="mlops-dev",
+    topics={"predictions": {}, "features": {"retention_hours": None, "cleanup_policy": "compact"}},
+)
+NETWORK = AwsKafkaNetwork(
+    vpc_id="vpc-123",
+    subnet_ids=["subnet-a", "subnet-b", "subnet-c"],
+    client_security_group_ids=["sg-eks-cluster"],
+)
+SUBNETWORK = "projects/acme-ml/regions/europe-west4/subnetworks/mlops-nodes"
+MSK_BROKERS = (
+    "b-1.mlopsdev.abc.c2.kafka.us-east-1.amazonaws.com:9098,"
+    "b-2.mlopsdev.abc.c2.kafka.us-east-1.amazonaws.com:9098"
+)
+GCP_BOOTSTRAP = "bootstrap.mlops-dev.europe-west4.managedkafka.acme-ml.cloud.goog"
+
+
+class KafkaMocks(mocks.RecordingMocks):
+    """The provider-computed outputs this component reads (the shared mocks echo inputs)."""
+
+    def new_resource(self, args):
+        resource_id, outputs = super().new_resource(args)
+        if args.typ == "aws:msk/cluster:Cluster":
+            outputs["bootstrapBrokersSaslIam"] = MSK_BROKERS
+        if args.typ == "aws:msk/configuration:Configuration":
+            outputs["latestRevision"] = 1
+        if args.typ == "gcp:managedkafka/cluster:Cluster":
+            outputs["bootstrapAddress"] = GCP_BOOTSTRAP
+            outputs["name"] = f"projects/acme-ml/locations/europe-west4/clusters/{args.name}"
+        return resource_id, outputs
+
+
+def _value(output):
+    return _sync_await(output.future()) if output is not None else None
+
+
+def _run(cloud, config=CONFIG, protect=False, network=NETWORK, subnetwork=SUBNETWORK):
+    built = {}
+
+    def program():
+        provider = k8s.Provider("k8s", kubeconfig="{}") if cloud.type == "local" else None
+        built["kafka"] = KafkaCluster(
+            "kafka",
+            KafkaClusterArgs(
+                cloud=cloud,
+                config=config,
+                protect=protect,
+                kubernetes=provider,
+                aws_network=network if cloud.type == "aws" else None,
+                gcp_subnetwork=subnetwork if cloud.type == "gcp" else None,
+            ),
+        )
+
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    monitor = mocks.RecordingMonitor(KafkaMocks())
+    pulumi.runtime.set_mocks(
+        monitor.mocks, project="mlops", stack="test", preview=True, monitor=monitor
+    )
+    pulumi.runtime.set_all_config({}, [])
+    _sync_await(run_pulumi_func(program))
+    return monitor, built["kafka"]
+
+
+def _children(monitor):
+    component = monitor.named("kafka")
+    assert component.type == "mlops:kafka:KafkaCluster"
+    assert component.parent_type == "pulumi:pulumi:Stack"
+    return sorted((r.type, r.name) for r in monitor.recorded if r.parent == component.urn)
+
+
+def _no_untranslated_inputs(monitor):
+    for record in monitor.recorded:
+        if record.type.startswith(("aws:", "gcp:")):
+            assert untranslated_keys(record.inputs) == [], record.name
+
+
+# --- AWS --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def aws_built():
+    return _run(AWS)
+
+
+def test_aws_creates_exactly_these_resources_under_the_component(aws_built):
+    monitor, _ = aws_built
+    assert _children(monitor) == [
+        ("aws:ec2/securityGroup:SecurityGroup", "kafka-brokers"),
+        ("aws:msk/cluster:Cluster", "kafka-msk"),
+        ("aws:msk/configuration:Configuration", "kafka-configuration"),
+        ("aws:msk/topic:Topic", "kafka-features"),
+        ("aws:msk/topic:Topic", "kafka-predictions"),
+        (
+            "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+            "kafka-brokers-from-clients-0",
+        ),
+    ]
+    assert len(monitor.recorded) == 7
+    _no_untranslated_inputs(monitor)
+
+
+def test_aws_cluster_is_private_tls_iam_only_and_encrypted(aws_built):
+    monitor, _ = aws_built
+    cluster = named(monitor, "aws:msk/cluster:Cluster", "kafka-msk")
+    inputs = cluster.inputs
+    assert inputs["clusterName"] == "mlops-dev"
+    assert inputs["kafkaVersion"] == "4.1.x.kraft"
+    assert inputs["numberOfBrokerNodes"] == 3
+    assert inputs["brokerNodeGroupInfo"] == {
+        "clientSubnets": ["subnet-a", "subnet-b", "subnet-c"],
+        "instanceType": "kafka.m7g.large",
+        "securityGroups": ["kafka-brokers-id"],
+        "connectivityInfo": {"publicAccess": {"type": "DISABLED"}},
+        "storageInfo": {"ebsStorageInfo": {"volumeSize": 100}},
+    }
+    assert inputs["clientAuthentication"] == {"sasl": {"iam": True}, "unauthenticated": False}
+    assert inputs["encryptionInfo"] == {
+        "encryptionInTransit": {"clientBroker": "TLS", "inCluster": True}
+    }
+    assert inputs["configurationInfo"] == {
+        "arn": "arn:aws:configuration:us-east-1:123456789012:kafka-configuration",
+        "revision": 1,
+    }
+    assert inputs["enhancedMonitoring"] == "DEFAULT"
+    assert "loggingInfo" not in inputs
+    assert inputs["tags"] == {"team": "ml"}
+    assert cluster.protect is False and cluster.retain_on_delete is False
+    rule = named(
+        monitor,
+        "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+        "kafka-brokers-from-clients-0",
+    )
+    assert rule.urn in cluster.depends_on
+
+
+def test_aws_only_the_clients_reach_the_iam_port(aws_built):
+    monitor, _ = aws_built
+    group = named(monitor, "aws:ec2/securityGroup:SecurityGroup", "kafka-brokers")
+    assert group.inputs["vpcId"] == "vpc-123"
+    assert group.inputs["revokeRulesOnDelete"] is True
+    assert "ingress" not in group.inputs and "egress" not in group.inputs
+    rules = monitor.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+    assert [r.inputs for r in rules] == [
+        {
+            "securityGroupId": "kafka-brokers-id",
+            "referencedSecurityGroupId": "sg-eks-cluster",
+            "ipProtocol": "tcp",
+            "fromPort": 9098,
+            "toPort": 9098,
+            "description": "Kafka SASL/IAM over TLS from platform clients",
+            "tags": {"team": "ml"},
+        }
+    ]
+
+
+def test_aws_configuration_disables_auto_created_topics(aws_built):
+    monitor, _ = aws_built
+    configuration = named(monitor, "aws:msk/configuration:Configuration", "kafka-configuration")
+    assert configuration.inputs["kafkaVersions"] == ["4.1.x.kraft"]
+    assert configuration.inputs["serverProperties"] == model.msk_server_properties(CONFIG)
+
+
+def test_aws_topics_use_the_msk_topic_api(aws_built):
+    monitor, _ = aws_built
+    topic = named(monitor, "aws:msk/topic:Topic", "kafka-features")
+    assert topic.inputs == {
+        "clusterArn": "arn:aws:cluster:us-east-1:123456789012:kafka-msk",
+        "name": "features",
+        "partitionCount": 6,
+        "replicationFactor": 3,
+        "configs": json.dumps(
+            {"cleanup.policy": "compact", "min.insync.replicas": "2", "retention.ms": "-1"},
+            sort_keys=True,
+        ),
+    }
+
+
+def test_aws_outputs(aws_built):
+    _, kafka = aws_built
+    assert _value(kafka.bootstrap_servers) == MSK_BROKERS
+    assert {k: _value(v) for k, v in kafka.topic_names.items()} == {
+        "predictions": "predictions",
+        "features": "features",
+    }
+    assert _value(kafka.security_protocol) == "SASL_SSL"
+    assert _value(kafka.sasl_mechanism) == "OAUTHBEARER"
+    assert _value(kafka.auth_method) == "aws-iam"
+    assert _value(kafka.cluster_id) == "arn:aws:cluster:us-east-1:123456789012:kafka-msk"
+    assert _value(kafka.broker_security_group_id) == "kafka-brokers-id"
+    assert kafka.ca_secret is None and kafka.plaintext_bootstrap_servers is None
+
+
+def test_aws_protect_keeps_cluster_and_topics_and_options_flow_through():
+    config = CONFIG.model_copy(
+        update={
+            "msk": CONFIG.msk.model_copy(
+                update={
+                    "broker_logs": True,
+                    "kms_key": "arn:aws:kms:us-east-1:123456789012:key/abc",
+                    "instance_type": "express.m7g.large",
+                }
+            )
+        }
+    )
+    monitor, _ = _run(AWS, config=config, protect=True)
+    stateful = monitor.of_type("aws:msk/cluster:Cluster") + monitor.of_type("aws:msk/topic:Topic")
+    assert len(stateful) == 3
+    for record in stateful:
+        assert record.protect and record.retain_on_delete, record.name
+    logs = named(monitor, "aws:cloudwatch/logGroup:LogGroup", "kafka-broker-logs")
+    assert logs.inputs["name"] == "/aws/msk/mlops-dev/brokers"
+    assert logs.inputs["retentionInDays"] == 90
+    assert logs.retain_on_delete is True
+    cluster = named(monitor, "aws:msk/cluster:Cluster", "kafka-msk").inputs
+    cloudwatch = {"enabled": True, "logGroup": "/aws/msk/mlops-dev/brokers"}
+    assert cluster["loggingInfo"] == {"brokerLogs": {"cloudwatchLogs": cloudwatch}}
+    assert cluster["encryptionInfo"]["encryptionAtRestKmsKeyArn"] == (
+        "arn:aws:kms:us-east-1:123456789012:key/abc"
+    )
+    assert "storageInfo" not in cluster["brokerNodeGroupInfo"]  # Express manages storage
+
+
+def test_aws_uses_the_first_two_of_two_zones_and_checks_brokers():
+    config = KafkaConfig(brokers=4)
+    two = AwsKafkaNetwork("vpc-1", ["subnet-a", "subnet-b"], ["sg-1", "sg-2"])
+    monitor, _ = _run(AWS, config=config, network=two)
+    cluster = named(monitor, "aws:msk/cluster:Cluster", "kafka-msk")
+    assert cluster.inputs["brokerNodeGroupInfo"]["clientSubnets"] == ["subnet-a", "subnet-b"]
+    assert len(monitor.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")) == 2
+
+
+@pytest.mark.parametrize(
+    ("network", "message"),
+    [
+        (None, "KafkaClusterArgs.aws_network: VPC, subnets and client security groups"),
+        (
+            AwsKafkaNetwork("vpc-1", ["subnet-a", "subnet-b"], ["sg-1"]),
+            "kafka.brokers: 3 brokers must be a multiple of the 2 zones MSK uses",
+        ),
+        (
+            AwsKafkaNetwork("vpc-1", ["subnet-a", "subnet-b", "subnet-c"], []),
+            "aws_network.client_security_group_ids: at least one client security group",
+        ),
+    ],
+)
+def test_aws_bad_network_fails_before_anything_is_created(network, message):
+    with pytest.raises(ValueError) as error:
+        _run(AWS, network=network)
+    assert message in str(error.value)
+
+
+# --- GCP --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def gcp_built():
+    return _run(GCP)
+
+
+def test_gcp_creates_a_cluster_and_one_topic_per_key(gcp_built):
+    monitor, _ = gcp_built
+    assert _children(monitor) == [
+        ("gcp:managedkafka/cluster:Cluster", "kafka-cluster"),
+        ("gcp:managedkafka/topic:Topic", "kafka-features"),
+        ("gcp:managedkafka/topic:Topic", "kafka-predictions"),
+    ]
+    assert len(monitor.recorded) == 4
+    _no_untranslated_inputs(monitor)
+
+
+def test_gcp_cluster_is_in_the_node_subnetwork(gcp_built):
+    monitor, _ = gcp_built
+    cluster = named(monitor, "gcp:managedkafka/cluster:Cluster", "kafka-cluster")
+    assert cluster.inputs == {
+        "clusterId": "mlops-dev",
+        "project": "acme-ml",
+        "location": "europe-west4",
+        "kafkaVersion": "3.7.x",
+        "capacityConfig": {"vcpuCount": "3", "memoryBytes": str(12 * 1024**3)},
+        "gcpConfig": {"accessConfig": {"networkConfigs": [{"subnet": SUBNETWORK}]}},
+        "rebalanceConfig": {"mode": "AUTO_REBALANCE_ON_SCALE_UP"},
+        "labels": {"team": "ml"},
+        "deletionPolicy": "DELETE",
+    }
+    topic = named(monitor, "gcp:managedkafka/topic:Topic", "kafka-predictions")
+    assert topic.inputs == {
+        "topicId": "predictions",
+        "cluster": "mlops-dev",
+        "project": "acme-ml",
+        "location": "europe-west4",
+        "partitionCount": 6,
+        "replicationFactor": 3,
+        "configs": {
+            "cleanup.policy": "delete",
+            "retention.ms": str(168 * 3_600_000),
+            "min.insync.replicas": "2",
+        },
+        "deletionPolicy": "DELETE",
+    }
+
+
+def test_gcp_outputs(gcp_built):
+    _, kafka = gcp_built
+    assert _value(kafka.bootstrap_servers) == f"{GCP_BOOTSTRAP}:9092"
+    assert _value(kafka.topic_names["predictions"]) == "predictions"
+    assert _value(kafka.sasl_mechanism) == "OAUTHBEARER"
+    assert _value(kafka.auth_method) == "gcp-iam"
+    assert _value(kafka.cluster_id) == (
+        "projects/acme-ml/locations/europe-west4/clusters/kafka-cluster"
+    )
+    assert kafka.broker_security_group_id is None
+
+
+def test_gcp_protect_and_cmek():
+    key = "projects/acme-ml/locations/europe-west4/keyRings/ml/cryptoKeys/kafka"
+    config = CONFIG.model_copy(
+        update={"managed_kafka": CONFIG.managed_kafka.model_copy(update={"kms_key": key})}
+    )
+    monitor, _ = _run(GCP, config=config, protect=True)
+    cluster = named(monitor, "gcp:managedkafka/cluster:Cluster", "kafka-cluster")
+    assert cluster.inputs["gcpConfig"]["kmsKey"] == key
+    assert cluster.inputs["deletionPolicy"] == "PREVENT"
+    for record in [cluster, *monitor.of_type("gcp:managedkafka/topic:Topic")]:
+        assert record.protect and record.retain_on_delete, record.name
+        assert record.inputs["deletionPolicy"] == "PREVENT"
+
+
+def test_gcp_errors_name_the_field():
+    with pytest.raises(ValueError, match=r"KafkaClusterArgs\.gcp_subnetwork"):
+        _run(GCP, subnetwork=None)
+    too_many = KafkaConfig(brokers=4, topics={"predictions": {"replication_factor": 4}})
+    with pytest.raises(ValueError, match=r"kafka\.brokers: 4 brokers, but managed_kafka"):
+        _run(GCP, config=too_many)
+
+
+# --- Local (Strimzi) --------------------------------------------------------------------------
+
+LOCAL_CONFIG = KafkaConfig(
+    brokers=1,
+    storage_gb=10,
+    topics={"predictions": {"replication_factor": 1}},
+    strimzi={"plain_listener": True},
+)
+
+
+@pytest.fixture(scope="module")
+def local_built():
+    return _run(LOCAL, config=LOCAL_CONFIG)
+
+
+def test_local_creates_operator_then_custom_resources(local_built):
+    monitor, _ = local_built
+    assert _children(monitor) == [
+        ("kubernetes:core/v1:Namespace", "kafka-namespace"),
+        ("kubernetes:helm.sh/v3:Release", "kafka-strimzi"),
+        ("kubernetes:kafka.strimzi.io/v1:Kafka", "kafka-kafka"),
+        ("kubernetes:kafka.strimzi.io/v1:KafkaNodePool", "kafka-node-pool"),
+        ("kubernetes:kafka.strimzi.io/v1:KafkaTopic", "kafka-predictions"),
+        ("kubernetes:kafka.strimzi.io/v1:KafkaUser", "kafka-user-model-server"),
+    ]
+    assert len(monitor.recorded) == 8  # plus the test's provider and the component
+    provider = monitor.named("k8s").urn
+    operator = named(monitor, "kubernetes:helm.sh/v3:Release", "kafka-strimzi")
+    for record in monitor.recorded:
+        if record.type.startswith("kubernetes:") and record.type != "pulumi:providers:kubernetes":
+            assert record.provider.startswith(provider), record.name
+        if record.type.startswith("kubernetes:kafka.strimzi.io/"):
+            assert operator.urn in record.depends_on, record.name
+
+
+def test_local_operator_is_the_pinned_oci_chart(local_built):
+    monitor, _ = local_built
+    release = named(monitor, "kubernetes:helm.sh/v3:Release", "kafka-strimzi")
+    assert release.inputs["chart"] == "oci://quay.io/strimzi-helm/strimzi-kafka-operator"
+    assert release.inputs["version"] == versions.STRIMZI_KAFKA_OPERATOR.version == "1.2.0"
+    assert release.inputs["name"] == "strimzi"
+    assert release.inputs["namespace"] == "kafka"
+    assert release.inputs["values"] == model.strimzi_operator_values()
+    assert "repositoryOpts" not in release.inputs
+    namespace = named(monitor, "kubernetes:core/v1:Namespace", "kafka-namespace")
+    assert namespace.urn in release.depends_on
+    assert namespace.inputs["metadata"] == model.strimzi_namespace(LOCAL_CONFIG.strimzi)["metadata"]
+
+
+def test_local_custom_resources_are_the_rendered_ones_and_valid(local_built, crds_dir):
+    monitor, _ = local_built
+    expected = {
+        "kafka-node-pool": model.strimzi_node_pool(LOCAL_CONFIG),
+        "kafka-kafka": model.strimzi_kafka(LOCAL_CONFIG),
+        "kafka-predictions": model.strimzi_topic(LOCAL_CONFIG, "predictions"),
+        "kafka-user-model-server": model.strimzi_user(LOCAL_CONFIG, "model-server"),
+    }
+    for resource_name, doc in expected.items():
+        record = monitor.named(resource_name)
+        rendered = {
+            "apiVersion": record.inputs["apiVersion"],
+            "kind": record.inputs["kind"],
+            "metadata": record.inputs["metadata"],
+            "spec": record.inputs["spec"],
+        }
+        assert rendered == doc, resource_name
+        manifests.validate(rendered)
+
+
+def test_local_stateful_resources_follow_protect():
+    monitor, _ = _run(LOCAL, config=LOCAL_CONFIG, protect=True)
+    for resource_name in ("kafka-node-pool", "kafka-kafka", "kafka-predictions"):
+        record = monitor.named(resource_name)
+        assert record.protect and record.retain_on_delete, resource_name
+    user = monitor.named("kafka-user-model-server")
+    assert not user.protect
+
+
+def test_local_outputs(local_built):
+    _, kafka = local_built
+    assert _value(kafka.bootstrap_servers) == ("mlops-kafka-bootstrap.kafka.svc.cluster.local:9093")
+    assert _value(kafka.plaintext_bootstrap_servers) == (
+        "mlops-kafka-bootstrap.kafka.svc.cluster.local:9092"
+    )
+    assert _value(kafka.security_protocol) == "SASL_SSL"
+    assert _value(kafka.sasl_mechanism) == "SCRAM-SHA-512"
+    assert _value(kafka.auth_method) == "scram-sha-512"
+    assert _value(kafka.ca_secret) == "mlops-cluster-ca-cert"
+    assert {k: _value(v) for k, v in kafka.user_secrets.items()} == {"model-server": "model-server"}
+    assert _value(kafka.topic_names["predictions"]) == "predictions"
+    assert _value(kafka.cluster_id) == "kafka-kafka-id"
+
+
+def test_local_requires_a_kubernetes_provider():
+    def program():
+        KafkaCluster("kafka", KafkaClusterArgs(cloud=LOCAL, config=LOCAL_CONFIG))
+
+    with pytest.raises(ValueError, match=r"KafkaClusterArgs\.kubernetes"):
+        mocks.run(program)
