@@ -61,3 +61,13 @@ STRIMZI_KAFKA_OPERATOR = Chart(
     chart="strimzi-kafka-operator",
     version="1.2.0",
 )
+
+# Istio, the official charts (`base` = CRDs + default-revision webhook, `istiod`, `cni`, `gateway`);
+# every chart is released with the Istio version. 1.30.3 matches the CRDs the rendered Istio
+# objects are validated against (../shared/crds/istio-1.30.3).
+ISTIO_VERSION = "1.30.3"
+ISTIO_CHARTS = "https://istio-release.storage.googleapis.com/charts"
+ISTIO_BASE = Chart(repo=ISTIO_CHARTS, chart="base", version=ISTIO_VERSION)
+ISTIOD = Chart(repo=ISTIO_CHARTS, chart="istiod", version=ISTIO_VERSION)
+ISTIO_CNI = Chart(repo=ISTIO_CHARTS, chart="cni", version=ISTIO_VERSION)
+ISTIO_GATEWAY = Chart(repo=ISTIO_CHARTS, chart="gateway", version=ISTIO_VERSION)
