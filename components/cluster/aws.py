@@ -29,7 +29,7 @@ from components.cluster.model import (
     subnet_plan,
     system_pool_spec,
 )
-from components.cluster.wiring import ClusterParts, EksNodeWiring
+from components.cluster.wiring import AwsNetwork, ClusterParts, EksNodeWiring
 from components.identity.model import irsa_trust_policy
 from components.versions import CLUSTER_AUTOSCALER
 
@@ -235,6 +235,12 @@ def build(name: str, cloud: AwsCloud, config: ClusterConfig, protect: bool, pare
         oidc_provider_arn=oidc.arn,
         oidc_issuer=issuer,
         node_wiring=wiring,
+        network=AwsNetwork(
+            vpc_id=vpc.id,
+            vpc_cidr=config.network.vpc_cidr,
+            private_subnet_ids=[private_subnets[zone].id for zone in zones],
+            cluster_security_group_id=cluster.vpc_config.cluster_security_group_id,
+        ),
     )
 
 

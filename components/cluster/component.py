@@ -9,7 +9,7 @@ import pulumi
 from components.cloud import Cloud
 from components.cluster import aws, gcp, local
 from components.cluster.model import ClusterConfig
-from components.cluster.wiring import EksNodeWiring, GkeNodeWiring
+from components.cluster.wiring import AwsNetwork, EksNodeWiring, GcpNetwork, GkeNodeWiring
 
 # The cloud picks the implementation; every one returns the same ClusterParts.
 _IMPLEMENTATIONS = {"aws": aws.build, "gcp": gcp.build, "local": local.build}
@@ -28,10 +28,13 @@ class KubernetesCluster(pulumi.ComponentResource):
 
     Outputs: `provider`, `kubeconfig` (secret; None locally), `cluster_name`, `endpoint`
     (None locally), `oidc_provider_arn` + `oidc_issuer` (AWS, else None), `workload_pool` (GCP,
-    else None). `node_wiring` is what `GpuNodePools` attaches node pools to.
+    else None). `node_wiring` is what `GpuNodePools` attaches node pools to; `network` is where
+    in-VPC services (databases, Kafka) attach: VPC, private subnets and the cluster security
+    group on AWS, network and node subnetwork on GCP, None locally.
     """
 
     node_wiring: EksNodeWiring | GkeNodeWiring | None
+    network: AwsNetwork | GcpNetwork | None
 
     def __init__(
         self, name: str, args: KubernetesClusterArgs, opts: pulumi.ResourceOptions | None = None
@@ -47,6 +50,7 @@ class KubernetesCluster(pulumi.ComponentResource):
         self.oidc_issuer = parts.oidc_issuer
         self.workload_pool = parts.workload_pool
         self.node_wiring = parts.node_wiring
+        self.network = parts.network
         self.register_outputs(
             {
                 "kubeconfig": self.kubeconfig,

@@ -18,7 +18,7 @@ from components.cluster.model import (
     system_pool_spec,
     workload_pool,
 )
-from components.cluster.wiring import ClusterParts, GkeNodeWiring
+from components.cluster.wiring import ClusterParts, GcpNetwork, GkeNodeWiring
 
 # Least privilege for nodes: the minimal role Google defines for node service accounts
 # (logs, metrics, metadata) plus pulling images from Artifact Registry.
@@ -190,6 +190,12 @@ def build(name: str, cloud: GcpCloud, config: ClusterConfig, protect: bool, pare
         endpoint=cluster.endpoint,
         workload_pool=pulumi.Output.from_input(pool),
         node_wiring=wiring,
+        network=GcpNetwork(
+            project=cloud.project,
+            region=cloud.region,
+            network_id=network.id,
+            subnetwork_id=subnetwork.id,
+        ),
     )
 
 

@@ -533,3 +533,62 @@ def test_every_input_key_is_a_provider_property_aws_prod(aws_prod):
 def test_every_input_key_is_a_provider_property_gcp_prod(gcp_prod):
     monitor = gcp_prod[0]
     assert [(r.name, key) for r in monitor.recorded for key in untranslated_keys(r.inputs)] == []
+
+
+# --- network handed to in-VPC services ------------------------------------------------------
+
+
+def _network(cloud, config: ClusterConfig) -> dict:
+    resolved: dict = {}
+
+    def program():
+        cluster = KubernetesCluster("core", KubernetesClusterArgs(cloud=cloud, config=config))
+        network = cluster.network
+        resolved["type"] = type(network).__name__
+        if network is None:
+            return
+        for field, value in vars(network).items():
+            if isinstance(value, pulumi.Output):
+                value.apply(lambda v, field=field: resolved.__setitem__(field, v))
+            elif isinstance(value, list):
+                pulumi.Output.all(*value).apply(
+                    lambda v, field=field: resolved.__setitem__(field, v)
+                )
+            else:
+                resolved[field] = value
+
+    monitor = mocks.run(program)
+    return {"monitor": monitor, **resolved}
+
+
+def test_aws_network_is_the_vpc_private_subnets_and_cluster_security_group():
+    network = _network(AWS, ClusterConfig(name="core"))
+    monitor = network.pop("monitor")
+    vpc = named(monitor, "aws:ec2/vpc:Vpc", "core-vpc")
+    private = sorted(  # one per zone, in zone order (names end with the zone)
+        (r for r in monitor.of_type("aws:ec2/subnet:Subnet") if "private" in r.name),
+        key=lambda r: r.name,
+    )
+    cluster = named(monitor, "aws:eks/cluster:Cluster", "core-eks")
+    assert network == {
+        "type": "AwsNetwork",
+        "vpc_id": f"{vpc.name}-id",  # the mocks' physical ids
+        "vpc_cidr": vpc.inputs["cidrBlock"],
+        "private_subnet_ids": [f"{s.name}-id" for s in private],
+        "cluster_security_group_id": mocks._fake_outputs(cluster.type, cluster.name, {})[
+            "vpcConfig"
+        ]["clusterSecurityGroupId"],
+    }
+
+
+def test_gcp_network_is_the_vpc_and_node_subnetwork():
+    network = _network(GCP, ClusterConfig(name="core"))
+    network.pop("monitor")
+    assert network["type"] == "GcpNetwork"
+    assert (network["project"], network["region"]) == ("acme-ml", "europe-west4")
+    assert network["network_id"].startswith("core-network")
+    assert network["subnetwork_id"].startswith("core-nodes")
+
+
+def test_local_cluster_has_no_cloud_network():
+    assert _network(LOCAL, ClusterConfig())["type"] == "NoneType"
