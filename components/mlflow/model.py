@@ -1,0 +1,912 @@
+"""MLflow tracking server, pure layer: config model, connection strings and Kubernetes objects.
+
+One `MlflowConfig` describes the platform's tracking server and model registry: `mlflow server`
+from the official image, backed by PostgreSQL (RDS, Cloud SQL, or an in-cluster StatefulSet
+locally), proxying artifacts to a bucket of the object store, behind MLflow's basic-auth app.
+Everything here is plain data in, plain dicts out: every object validates against the pinned
+Kubernetes version and is table-tested without Pulumi. No function here receives a password:
+the Secret that holds them is filled by the resource layer, and the pod reads it through
+`secretKeyRef` and a mounted file only.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import quote
+
+from pydantic import Field, field_validator, model_validator
+
+from components.base import StrictModel
+from components.identity.model import WorkloadIdentityConfig, credentials_secret_name
+from components.versions import MLFLOW_IMAGE, POSTGRES_IMAGE
+
+# Kubernetes object names inside the namespace: one tracking server per namespace, so the
+# in-cluster URI is the well-known http://mlflow.<namespace>.svc.cluster.local:5000.
+SERVER_NAME = "mlflow"
+POSTGRES_NAME = "mlflow-postgres"
+CREDENTIALS_SECRET = "mlflow-credentials"
+CONTAINER_NAME = "mlflow"
+PORT = 5000
+POSTGRES_PORT = 5432
+DATABASE_NAME = "mlflow"
+DATABASE_USER = "mlflow"
+MANAGED_BY = "mlops-platform"
+# Stands in for the bucket URI (a provider Output) when objects are checked before creation.
+PLACEHOLDER_ARTIFACTS_URI = "s3://bucket/mlflow"
+
+# Keys of the credentials Secret.
+BACKEND_STORE_URI_KEY = "backend-store-uri"
+AUTH_CONFIG_KEY = "basic-auth.ini"
+ADMIN_USERNAME_KEY = "admin-username"
+ADMIN_PASSWORD_KEY = "admin-password"
+DATABASE_PASSWORD_KEY = "database-password"
+
+AUTH_CONFIG_DIR = "/etc/mlflow/auth"
+TMP_MOUNT = "/tmp"
+HEALTH_PATH = "/health"
+# The image (python:3.11-slim + pip) has no user of its own: any unprivileged uid works when
+# HOME points at a writable directory.
+RUN_AS_USER = 10001
+# The official postgres image's `postgres` user and group.
+POSTGRES_UID = 999
+POSTGRES_DATA_MOUNT = "/var/lib/postgresql/data"
+# A subdirectory: a fresh volume's root may hold `lost+found`, which initdb refuses.
+POSTGRES_PGDATA = f"{POSTGRES_DATA_MOUNT}/pgdata"
+# initdb, the server's lock file and socket need these writable under a read-only root.
+POSTGRES_RUN_DIR = "/var/run/postgresql"
+
+# Who may act on an object no permission was granted for (MLflow's own default is READ).
+Permission = Literal["READ", "EDIT", "MANAGE", "NO_PERMISSIONS"]
+SslMode = Literal["require", "disable"]
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+# RDS instance identifiers and Cloud SQL instance names agree on this shape (no '--' either).
+_INSTANCE_NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+_QUANTITY = re.compile(r"^(?P<number>[0-9]+(\.[0-9]+)?)(?P<suffix>m|Ki|Mi|Gi|Ti|k|M|G|T)?$")
+_FACTORS = {None: 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
+_FACTORS.update({"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40})
+_HOST = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_PREFIX = re.compile(r"^[a-z0-9]([a-z0-9._-]*[a-z0-9])?(/[a-z0-9]([a-z0-9._-]*[a-z0-9])?)*$")
+_AWS_KEY = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$")
+_AWS_INSTANCE_CLASS = re.compile(r"^db\.[a-z0-9]+\.[a-z0-9]+$")
+_GCP_TIER = re.compile(r"^db-(custom-[0-9]+-[0-9]+|f1-micro|g1-small)$")
+# RDS gp3 volumes start at 20 GiB.
+MIN_STORAGE_GB = 20
+
+
+def quantity_value(text: str) -> float:
+    match = _QUANTITY.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a Kubernetes quantity (e.g. 512Mi, 250m)")
+    return float(match["number"]) * _FACTORS[match["suffix"]]
+
+
+def floating_image(image: str) -> bool:
+    """True when an image is neither digest-pinned nor tagged other than `latest`."""
+    if "@" in image:
+        return False
+    last = image.rsplit("/", 1)[-1]
+    return ":" not in last or last.rsplit(":", 1)[-1] == "latest"
+
+
+def check_dns_label(value: str, field: str) -> str:
+    if len(value) > 63 or not _DNS_LABEL.match(value):
+        raise ValueError(
+            f"{field} {value!r} must be a DNS label: at most 63 lowercase letters, digits or "
+            "'-', starting and ending with a letter or digit"
+        )
+    return value
+
+
+def check_instance_name(value: str, field: str) -> str:
+    """A name valid as an RDS instance identifier and a Cloud SQL instance name."""
+    if len(value) > 63 or not _INSTANCE_NAME.match(value) or "--" in value:
+        raise ValueError(
+            f"{field} {value!r} must be 1-63 lowercase letters, digits or '-', starting with a "
+            "letter, ending with a letter or digit, without '--'"
+        )
+    return value
+
+
+# --- config -----------------------------------------------------------------------------------
+
+
+class DatabaseConfig(StrictModel):
+    """The PostgreSQL backend store (RDS on AWS, Cloud SQL on GCP, a StatefulSet locally)."""
+
+    aws_instance_class: str = Field(default="db.t4g.medium", description="AWS: RDS instance class.")
+    gcp_tier: str = Field(
+        default="db-custom-1-3840",
+        description="GCP: Cloud SQL machine tier (`db-custom-<vCPU>-<MiB>`, Enterprise edition).",
+    )
+    storage_gb: int = Field(
+        default=MIN_STORAGE_GB,
+        ge=MIN_STORAGE_GB,
+        le=65536,
+        description="Allocated storage (GiB); locally the size of the volume claim.",
+    )
+    max_storage_gb: int = Field(
+        default=100,
+        ge=MIN_STORAGE_GB,
+        le=65536,
+        description="Clouds: storage grows automatically up to this many GiB.",
+    )
+    high_availability: bool = Field(
+        default=False,
+        description="A standby in another zone (RDS Multi-AZ, Cloud SQL REGIONAL). Clouds only.",
+    )
+    backup_retention_days: int = Field(
+        default=7,
+        ge=1,
+        le=35,
+        description="Days automated backups (and point-in-time recovery) are kept. Clouds only.",
+    )
+    deletion_protection: bool | None = Field(
+        default=None,
+        description="Refuse to delete the database instance. Default: the stack's "
+        "`protect_stateful`.",
+    )
+    iam_authentication: bool = Field(
+        default=False,
+        description="Also allow IAM database authentication (RDS IAM auth, Cloud SQL IAM "
+        "users). The tracking server itself uses the generated password.",
+    )
+    aws_kms_key_arn: str | None = Field(
+        default=None,
+        description="AWS: customer key for storage encryption. Default: the account's "
+        "`aws/rds` key. Storage is encrypted either way.",
+    )
+    identifier: str | None = Field(
+        default=None,
+        description="RDS instance identifier / Cloud SQL instance name. Default: "
+        "`<project>-<stack>-mlflow`.",
+    )
+    storage_class: str | None = Field(
+        default=None,
+        description="Local: StorageClass of the volume claim; null uses the cluster default.",
+    )
+
+    @field_validator("aws_instance_class")
+    @classmethod
+    def _instance_class(cls, value: str) -> str:
+        if not _AWS_INSTANCE_CLASS.match(value):
+            raise ValueError(f"aws_instance_class {value!r} must look like db.t4g.medium")
+        return value
+
+    @field_validator("gcp_tier")
+    @classmethod
+    def _tier(cls, value: str) -> str:
+        # Custom and shared-core tiers exist only in the Enterprise edition, which is what the
+        # instance is created with (PostgreSQL 16+ would otherwise default to Enterprise Plus).
+        if not _GCP_TIER.match(value):
+            raise ValueError(
+                f"gcp_tier {value!r} must be db-custom-<vCPU>-<MiB>, db-f1-micro or db-g1-small"
+            )
+        return value
+
+    @field_validator("aws_kms_key_arn")
+    @classmethod
+    def _kms(cls, value: str | None) -> str | None:
+        if value is not None and not _AWS_KEY.match(value):
+            raise ValueError(
+                f"aws_kms_key_arn {value!r} must be a KMS key ARN "
+                "(arn:aws:kms:<region>:<account>:key/<id>)"
+            )
+        return value
+
+    @field_validator("identifier")
+    @classmethod
+    def _identifier(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_instance_name(value, "identifier")
+        return value
+
+    @field_validator("storage_class")
+    @classmethod
+    def _storage_class(cls, value: str | None) -> str | None:
+        if value is not None and (len(value) > 253 or not _HOST.match(value)):
+            raise ValueError(f"storage_class {value!r} is not a valid StorageClass name")
+        return value
+
+    @model_validator(mode="after")
+    def _storage_ordered(self) -> DatabaseConfig:
+        if self.max_storage_gb < self.storage_gb:
+            raise ValueError(
+                f"max_storage_gb ({self.max_storage_gb}) must be at least storage_gb "
+                f"({self.storage_gb})"
+            )
+        return self
+
+
+class AuthConfig(StrictModel):
+    """MLflow's basic-auth app: every request but /health needs a user."""
+
+    enabled: bool = Field(
+        default=True,
+        description="Run `mlflow server --app-name basic-auth`. Off, anyone who reaches the "
+        "Service can read and change everything.",
+    )
+    admin_username: str = Field(
+        default="admin",
+        description="The admin user created on first start (its password is generated).",
+    )
+    default_permission: Permission = Field(
+        default="READ",
+        description="What an authenticated user may do on objects nobody granted them.",
+    )
+
+    @field_validator("admin_username")
+    @classmethod
+    def _username(cls, value: str) -> str:
+        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,62}$", value):
+            raise ValueError(
+                f"admin_username {value!r} must be 1-63 letters, digits, '.', '_', '@' or '-'"
+            )
+        return value
+
+
+class ResourcesConfig(StrictModel):
+    """Requests and limits of the tracking-server container."""
+
+    cpu_request: str = Field(default="250m", description="CPU request.")
+    memory_request: str = Field(default="1Gi", description="Memory request.")
+    memory_limit: str = Field(default="2Gi", description="Memory limit (at least the request).")
+    tmp_size_limit: str = Field(
+        default="1Gi", description="Size limit of the `/tmp` emptyDir (uploads in transit)."
+    )
+
+    @field_validator("cpu_request", "memory_request", "memory_limit", "tmp_size_limit")
+    @classmethod
+    def _quantity(cls, value: str, info) -> str:
+        if not _QUANTITY.match(value):
+            raise ValueError(
+                f"{info.field_name} {value!r} is not a Kubernetes quantity (e.g. 512Mi, 250m)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _limit_covers_request(self) -> ResourcesConfig:
+        if quantity_value(self.memory_limit) < quantity_value(self.memory_request):
+            raise ValueError(
+                f"memory_limit ({self.memory_limit}) must be at least memory_request "
+                f"({self.memory_request})"
+            )
+        return self
+
+
+class MlflowConfig(StrictModel):
+    """The tracking server and model registry (root config key `mlflow`)."""
+
+    namespace: str = Field(
+        default="mlflow",
+        description="Namespace of every object; the workload identity of `service_account` "
+        "must live here too.",
+    )
+    service_account: str = Field(
+        default="mlflow",
+        description="Existing service account of the pods: a `workload_identities` entry with "
+        "`read_write` on `artifact_bucket` (IRSA, GKE Workload Identity or a MinIO user).",
+    )
+    artifact_bucket: str = Field(
+        default="artifacts",
+        description="Logical bucket (a key of `storage.buckets`) artifacts are proxied to.",
+    )
+    artifact_prefix: str = Field(
+        default="mlflow", description="Path inside the bucket under which artifacts are kept."
+    )
+    image: str = Field(
+        default=MLFLOW_IMAGE,
+        description="MLflow image with the PostgreSQL and cloud-storage drivers (the official "
+        "`-full` variant), pinned by tag or digest.",
+    )
+    replicas: int = Field(default=2, ge=1, le=20, description="Tracking-server pods.")
+    workers: int = Field(
+        default=2, ge=1, le=16, description="uvicorn worker processes in each pod."
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Extra Host headers the server answers (e.g. an ingress host name); the "
+        "Service's in-cluster names and localhost (port-forward) are always allowed.",
+    )
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+
+    @field_validator("namespace", "service_account")
+    @classmethod
+    def _dns_label(cls, value: str, info) -> str:
+        return check_dns_label(value, info.field_name)
+
+    @field_validator("artifact_bucket")
+    @classmethod
+    def _bucket_key(cls, value: str) -> str:
+        if not _DNS_LABEL.match(value):
+            raise ValueError(
+                f"artifact_bucket {value!r} must be a logical bucket key: lowercase letters, "
+                "digits or '-'"
+            )
+        return value
+
+    @field_validator("artifact_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if not _PREFIX.match(value) or len(value) > 200:
+            raise ValueError(
+                f"artifact_prefix {value!r} must be a relative path of lowercase letters, "
+                "digits, '.', '_', '-' and '/' (no leading or trailing '/')"
+            )
+        return value
+
+    @field_validator("image")
+    @classmethod
+    def _pinned(cls, value: str) -> str:
+        if not value or floating_image(value):
+            raise ValueError(
+                f"image {value!r} must be pinned to a tag other than latest, or to a digest"
+            )
+        return value
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, values: list[str]) -> list[str]:
+        for host in values:
+            name = host.rsplit(":", 1)[0] if re.search(r":[0-9]+$", host) else host
+            if host == "*" or len(name) > 253 or not _HOST.match(name):
+                raise ValueError(
+                    f"allowed_hosts: {host!r} must be a DNS name, optionally with :port "
+                    "(no wildcards: they reopen DNS rebinding)"
+                )
+        return values
+
+
+# --- cross-field checks (for the root config) -------------------------------------------------
+
+
+def config_problems(
+    config: MlflowConfig,
+    bucket_keys: Iterable[str],
+    identities: Mapping[str, WorkloadIdentityConfig],
+) -> list[tuple[str, str]]:
+    """(dotted path, message) for what only the whole stack can tell: the bucket exists and a
+    workload identity gives the server's service account read_write on it."""
+    problems: list[tuple[str, str]] = []
+    known = sorted(bucket_keys)
+    if config.artifact_bucket not in known:
+        problems.append(
+            (
+                "mlflow.artifact_bucket",
+                f"unknown bucket {config.artifact_bucket!r}; storage.buckets has "
+                f"{', '.join(repr(b) for b in known) or 'none'}",
+            )
+        )
+        return problems
+    matching = [
+        key
+        for key, identity in identities.items()
+        if (identity.namespace, identity.service_account)
+        == (config.namespace, config.service_account)
+    ]
+    if not matching:
+        problems.append(
+            (
+                "mlflow.service_account",
+                f"no workload_identities entry for {config.namespace}/{config.service_account}; "
+                f"declare one with buckets: {{{config.artifact_bucket}: read_write}}",
+            )
+        )
+    elif identities[matching[0]].buckets.get(config.artifact_bucket) != "read_write":
+        problems.append(
+            (
+                f"workload_identities.{matching[0]}.buckets",
+                f"the MLflow server writes artifacts: {config.artifact_bucket!r} must be "
+                "read_write",
+            )
+        )
+    return problems
+
+
+# --- names and connection strings -------------------------------------------------------------
+
+
+def default_identifier(bucket_prefix: str) -> str:
+    """`<project>-<stack>-mlflow` (the storage prefix), checked as an instance name."""
+    return check_instance_name(
+        f"{bucket_prefix}-mlflow", "mlflow.database.identifier (set it to choose another name)"
+    )
+
+
+def service_host(namespace: str) -> str:
+    return f"{SERVER_NAME}.{namespace}.svc.cluster.local"
+
+
+def tracking_uri(namespace: str) -> str:
+    return f"http://{service_host(namespace)}:{PORT}"
+
+
+def postgres_host(namespace: str) -> str:
+    return f"{POSTGRES_NAME}.{namespace}.svc.cluster.local"
+
+
+def artifacts_destination(bucket_uri: str, prefix: str) -> str:
+    return f"{bucket_uri.rstrip('/')}/{prefix}"
+
+
+def backend_store_uri(host: str, password: str, ssl_mode: SslMode) -> str:
+    """SQLAlchemy URL of the backend store (psycopg2 ships in the `-full` image)."""
+    return (
+        f"postgresql+psycopg2://{DATABASE_USER}:{quote(password, safe='')}@{host}:"
+        f"{POSTGRES_PORT}/{DATABASE_NAME}?sslmode={ssl_mode}"
+    )
+
+
+def _ini_value(value: str) -> str:
+    # MLflow reads the file with ConfigParser's default interpolation: '%' must be doubled.
+    return value.replace("%", "%%")
+
+
+def auth_config_ini(auth: AuthConfig, database_uri: str, admin_password: str) -> str:
+    """The basic-auth app's config file. Users live in the backend database (MLflow 3.6+ keeps
+    their migrations in `alembic_version_auth`, apart from the tracking schema's)."""
+    lines = [
+        "[mlflow]",
+        f"default_permission = {auth.default_permission}",
+        f"database_uri = {_ini_value(database_uri)}",
+        f"admin_username = {auth.admin_username}",
+        f"admin_password = {_ini_value(admin_password)}",
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def allowed_hosts(config: MlflowConfig) -> list[str]:
+    """Host headers accepted (MLflow's DNS-rebinding guard): the Service's names, with and
+    without the port, localhost for `kubectl port-forward`, and the configured extras."""
+    namespace = config.namespace
+    names = [
+        SERVER_NAME,
+        f"{SERVER_NAME}.{namespace}",
+        f"{SERVER_NAME}.{namespace}.svc",
+        service_host(namespace),
+        "localhost",
+    ]
+    hosts = [host for name in names for host in (name, f"{name}:{PORT}")]
+    return hosts + [host for host in config.allowed_hosts if host not in hosts]
+
+
+# --- labels -----------------------------------------------------------------------------------
+
+
+def selector_labels(component: str) -> dict[str, str]:
+    return {"app.kubernetes.io/name": "mlflow", "app.kubernetes.io/component": component}
+
+
+def object_labels(component: str) -> dict[str, str]:
+    return {
+        **selector_labels(component),
+        "app.kubernetes.io/part-of": "mlflow",
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+    }
+
+
+def _metadata(name: str, namespace: str, component: str) -> dict[str, Any]:
+    return {"name": name, "namespace": namespace, "labels": object_labels(component)}
+
+
+def _secret_env(name: str, key: str, secret: str = CREDENTIALS_SECRET) -> dict[str, Any]:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+
+
+def _restricted_container_security(user: int) -> dict[str, Any]:
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "runAsUser": user,
+        "runAsGroup": user,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def _probe(action: dict[str, Any], period: int, failures: int, timeout: int = 3) -> dict[str, Any]:
+    return {
+        **action,
+        "periodSeconds": period,
+        "timeoutSeconds": timeout,
+        "failureThreshold": failures,
+    }
+
+
+# --- tracking server --------------------------------------------------------------------------
+
+CloudType = Literal["aws", "gcp", "local"]
+
+
+def server_args(config: MlflowConfig, artifacts_uri: str) -> list[str]:
+    """`mlflow server` flags. The backend store URI is not among them: click reads it from
+    MLFLOW_BACKEND_STORE_URI (a secretKeyRef), so the password is in no argv and no spec."""
+    args = [
+        "server",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        str(PORT),
+        "--workers",
+        str(config.workers),
+        "--serve-artifacts",
+        "--artifacts-destination",
+        artifacts_uri,
+        "--allowed-hosts",
+        ",".join(allowed_hosts(config)),
+    ]
+    if config.auth.enabled:
+        args += ["--app-name", "basic-auth"]
+    return args
+
+
+def server_env(
+    config: MlflowConfig, cloud: CloudType, aws_region: str | None = None
+) -> list[dict[str, Any]]:
+    env: list[dict[str, Any]] = [
+        _secret_env("MLFLOW_BACKEND_STORE_URI", BACKEND_STORE_URI_KEY),
+        # No user exists for the uid: HOME and every cache go to the writable /tmp.
+        {"name": "HOME", "value": TMP_MOUNT},
+        {"name": "TMPDIR", "value": TMP_MOUNT},
+        {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
+    ]
+    if config.auth.enabled:
+        env.append(
+            {"name": "MLFLOW_AUTH_CONFIG_PATH", "value": f"{AUTH_CONFIG_DIR}/{AUTH_CONFIG_KEY}"}
+        )
+    if cloud == "aws":
+        if not aws_region:
+            raise ValueError("aws_region is required on AWS (boto3 signs for the bucket region)")
+        env += [
+            {"name": "AWS_REGION", "value": aws_region},
+            {"name": "AWS_DEFAULT_REGION", "value": aws_region},
+        ]
+    if cloud == "local":
+        # MinIO: the workload identity's Secret holds the user's keys and the endpoint.
+        env.append(
+            _secret_env(
+                "MLFLOW_S3_ENDPOINT_URL",
+                "AWS_ENDPOINT_URL",
+                credentials_secret_name(config.service_account),
+            )
+        )
+    return env
+
+
+def server_container(
+    config: MlflowConfig, cloud: CloudType, artifacts_uri: str, aws_region: str | None = None
+) -> dict[str, Any]:
+    resources = config.resources
+    mounts = [{"name": "tmp", "mountPath": TMP_MOUNT}]
+    if config.auth.enabled:
+        mounts.append({"name": "auth-config", "mountPath": AUTH_CONFIG_DIR, "readOnly": True})
+    http_health = {"httpGet": {"path": HEALTH_PATH, "port": "http"}}
+    spec: dict[str, Any] = {
+        "name": CONTAINER_NAME,
+        "image": config.image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["mlflow"],
+        "args": server_args(config, artifacts_uri),
+        "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
+        "env": server_env(config, cloud, aws_region),
+        "resources": {
+            "requests": {"cpu": resources.cpu_request, "memory": resources.memory_request},
+            "limits": {"memory": resources.memory_limit},
+        },
+        # The first start creates or migrates the schema before the server listens.
+        "startupProbe": _probe(http_health, 5, 60),
+        "livenessProbe": _probe(http_health, 10, 3),
+        "readinessProbe": _probe(http_health, 5, 2),
+        "securityContext": _restricted_container_security(RUN_AS_USER),
+        "volumeMounts": mounts,
+    }
+    if cloud == "local":
+        spec["envFrom"] = [{"secretRef": {"name": credentials_secret_name(config.service_account)}}]
+    return spec
+
+
+def server_pod_spec(
+    config: MlflowConfig, cloud: CloudType, artifacts_uri: str, aws_region: str | None = None
+) -> dict[str, Any]:
+    volumes: list[dict[str, Any]] = [
+        {"name": "tmp", "emptyDir": {"sizeLimit": config.resources.tmp_size_limit}}
+    ]
+    if config.auth.enabled:
+        volumes.append(
+            {
+                "name": "auth-config",
+                "secret": {
+                    "secretName": CREDENTIALS_SECRET,
+                    "items": [{"key": AUTH_CONFIG_KEY, "path": AUTH_CONFIG_KEY}],
+                    # Owner and group (fsGroup) read; nobody else.
+                    "defaultMode": 0o440,
+                },
+            }
+        )
+    return {
+        "serviceAccountName": config.service_account,
+        # IRSA and GKE Workload Identity bring their own token; the server never calls the API.
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": RUN_AS_USER,
+            "runAsGroup": RUN_AS_USER,
+            "fsGroup": RUN_AS_USER,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [server_container(config, cloud, artifacts_uri, aws_region)],
+        "volumes": volumes,
+        "topologySpreadConstraints": [
+            {
+                "maxSkew": 1,
+                "topologyKey": key,
+                "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": {"matchLabels": selector_labels("tracking-server")},
+                "matchLabelKeys": ["pod-template-hash"],
+            }
+            for key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname")
+        ],
+    }
+
+
+def deployment(
+    config: MlflowConfig, cloud: CloudType, artifacts_uri: str, aws_region: str | None = None
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(SERVER_NAME, config.namespace, "tracking-server"),
+        "spec": {
+            "replicas": config.replicas,
+            "selector": {"matchLabels": selector_labels("tracking-server")},
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+            },
+            "revisionHistoryLimit": 5,
+            "template": {
+                "metadata": {
+                    "labels": object_labels("tracking-server"),
+                    "annotations": {"kubectl.kubernetes.io/default-container": CONTAINER_NAME},
+                },
+                "spec": server_pod_spec(config, cloud, artifacts_uri, aws_region),
+            },
+        },
+    }
+
+
+def service(config: MlflowConfig) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(SERVER_NAME, config.namespace, "tracking-server"),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector_labels("tracking-server"),
+            "ports": [
+                {
+                    "name": "http",
+                    "port": PORT,
+                    "targetPort": "http",
+                    "protocol": "TCP",
+                    "appProtocol": "http",
+                }
+            ],
+        },
+    }
+
+
+def pod_disruption_budget(config: MlflowConfig) -> dict[str, Any]:
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _metadata(SERVER_NAME, config.namespace, "tracking-server"),
+        "spec": {
+            "maxUnavailable": 1,
+            "selector": {"matchLabels": selector_labels("tracking-server")},
+            "unhealthyPodEvictionPolicy": "AlwaysAllow",
+        },
+    }
+
+
+def credentials_secret_metadata(config: MlflowConfig) -> dict[str, Any]:
+    """Only the envelope: the resource layer fills `stringData` from secret Outputs."""
+    return _metadata(CREDENTIALS_SECRET, config.namespace, "tracking-server")
+
+
+def credentials_secret_keys(cloud: CloudType, auth_enabled: bool) -> list[str]:
+    keys = [BACKEND_STORE_URI_KEY]
+    if auth_enabled:
+        keys += [AUTH_CONFIG_KEY, ADMIN_USERNAME_KEY, ADMIN_PASSWORD_KEY]
+    if cloud == "local":
+        keys.append(DATABASE_PASSWORD_KEY)
+    return keys
+
+
+# --- local PostgreSQL -------------------------------------------------------------------------
+
+
+def postgres_statefulset(config: MlflowConfig) -> dict[str, Any]:
+    """The official postgres image, non-root with a read-only root filesystem.
+
+    The image's entrypoint skips its chown/gosu steps when started as the `postgres` user, and
+    initialises PGDATA on first start from POSTGRES_USER/POSTGRES_DB/POSTGRES_PASSWORD.
+    """
+    database = config.database
+    ready = {
+        "exec": {
+            "command": [
+                "pg_isready",
+                "--host=127.0.0.1",
+                f"--port={POSTGRES_PORT}",
+                f"--username={DATABASE_USER}",
+                f"--dbname={DATABASE_NAME}",
+            ]
+        }
+    }
+    claim_spec: dict[str, Any] = {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": f"{database.storage_gb}Gi"}},
+    }
+    if database.storage_class is not None:
+        claim_spec["storageClassName"] = database.storage_class
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": _metadata(POSTGRES_NAME, config.namespace, "database"),
+        "spec": {
+            "serviceName": POSTGRES_NAME,
+            "replicas": 1,
+            "selector": {"matchLabels": selector_labels("database")},
+            # Deleting or scaling the StatefulSet must never take the data with it.
+            "persistentVolumeClaimRetentionPolicy": {
+                "whenDeleted": "Retain",
+                "whenScaled": "Retain",
+            },
+            "template": {
+                "metadata": {"labels": object_labels("database")},
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    # A fast shutdown (the image's STOPSIGNAL is SIGINT) checkpoints first.
+                    "terminationGracePeriodSeconds": 60,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": POSTGRES_UID,
+                        "runAsGroup": POSTGRES_UID,
+                        "fsGroup": POSTGRES_UID,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [
+                        {
+                            "name": "postgres",
+                            "image": POSTGRES_IMAGE,
+                            "imagePullPolicy": "IfNotPresent",
+                            "ports": [
+                                {
+                                    "name": "postgres",
+                                    "containerPort": POSTGRES_PORT,
+                                    "protocol": "TCP",
+                                }
+                            ],
+                            "env": [
+                                {"name": "POSTGRES_USER", "value": DATABASE_USER},
+                                {"name": "POSTGRES_DB", "value": DATABASE_NAME},
+                                _secret_env("POSTGRES_PASSWORD", DATABASE_PASSWORD_KEY),
+                                {"name": "PGDATA", "value": POSTGRES_PGDATA},
+                            ],
+                            "resources": {
+                                "requests": {"cpu": "100m", "memory": "256Mi"},
+                                "limits": {"memory": "1Gi"},
+                            },
+                            "startupProbe": _probe(ready, 5, 60),
+                            "livenessProbe": _probe(ready, 10, 6, timeout=5),
+                            "readinessProbe": _probe(ready, 5, 3, timeout=5),
+                            "securityContext": _restricted_container_security(POSTGRES_UID),
+                            "volumeMounts": [
+                                {"name": "data", "mountPath": POSTGRES_DATA_MOUNT},
+                                {"name": "run", "mountPath": POSTGRES_RUN_DIR},
+                                {"name": "tmp", "mountPath": TMP_MOUNT},
+                            ],
+                        }
+                    ],
+                    "volumes": [
+                        {"name": "run", "emptyDir": {"sizeLimit": "16Mi"}},
+                        {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
+                    ],
+                },
+            },
+            "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": claim_spec}],
+        },
+    }
+
+
+def postgres_service(config: MlflowConfig) -> dict[str, Any]:
+    """Headless: the StatefulSet's governing Service; its name resolves to the one pod."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(POSTGRES_NAME, config.namespace, "database"),
+        "spec": {
+            "clusterIP": "None",
+            "selector": selector_labels("database"),
+            "ports": [
+                {
+                    "name": "postgres",
+                    "port": POSTGRES_PORT,
+                    "targetPort": "postgres",
+                    "protocol": "TCP",
+                }
+            ],
+        },
+    }
+
+
+def postgres_network_policy(config: MlflowConfig) -> dict[str, Any]:
+    """Only the tracking server's pods reach the database."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _metadata(POSTGRES_NAME, config.namespace, "database"),
+        "spec": {
+            "podSelector": {"matchLabels": selector_labels("database")},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {
+                    "from": [{"podSelector": {"matchLabels": selector_labels("tracking-server")}}],
+                    "ports": [{"protocol": "TCP", "port": POSTGRES_PORT}],
+                }
+            ],
+        },
+    }
+
+
+# --- everything -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """Every Kubernetes object of the tracking server, as the API server would receive it."""
+
+    deployment: dict[str, Any]
+    service: dict[str, Any]
+    pod_disruption_budget: dict[str, Any]
+    postgres_statefulset: dict[str, Any] | None = None
+    postgres_service: dict[str, Any] | None = None
+    postgres_network_policy: dict[str, Any] | None = None
+
+    def objects(self) -> list[dict[str, Any]]:
+        found = [self.deployment, self.service, self.pod_disruption_budget]
+        found += [
+            obj
+            for obj in (
+                self.postgres_statefulset,
+                self.postgres_service,
+                self.postgres_network_policy,
+            )
+            if obj is not None
+        ]
+        return found
+
+
+def render(
+    config: MlflowConfig, cloud: CloudType, artifacts_uri: str, aws_region: str | None = None
+) -> Rendered:
+    """All objects for `cloud`; `artifacts_uri` is the bucket URI plus the artifact prefix."""
+    local = cloud == "local"
+    return Rendered(
+        deployment=deployment(config, cloud, artifacts_uri, aws_region),
+        service=service(config),
+        pod_disruption_budget=pod_disruption_budget(config),
+        postgres_statefulset=postgres_statefulset(config) if local else None,
+        postgres_service=postgres_service(config) if local else None,
+        postgres_network_policy=postgres_network_policy(config) if local else None,
+    )

@@ -1,0 +1,501 @@
+"""MLflow tracking server, resource layer: the backend database per cloud and the rendered
+Kubernetes objects of `model.render` as typed resources.
+
+The cloud selects how the PostgreSQL backend store is built (`_DATABASES`): RDS in the
+cluster's private subnets, Cloud SQL on a private IP of the cluster's network, or the
+StatefulSet of the pure layer locally. Every password is a `random.RandomPassword`; it reaches
+the cluster only inside the credentials Secret, and leaves the component only as
+`Output.secret`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_gcp as gcp
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from components.cloud import AwsCloud, Cloud, GcpCloud
+from components.mlflow import model
+from components.storage.model import default_bucket_prefix
+from components.versions import POSTGRES_MAJOR_VERSION
+
+# Cloud SQL keeps point-in-time-recovery logs at most 7 days (Enterprise edition).
+GCP_MAX_LOG_RETENTION_DAYS = 7
+SERVICE_NETWORKING = "servicenetworking.googleapis.com"
+
+
+class ArtifactStore(Protocol):
+    """What the server needs from the object store: `components.storage.ObjectStore` fits."""
+
+    bucket_uris: Mapping[str, pulumi.Output[str]]
+
+
+@dataclass(frozen=True)
+class AwsDatabaseNetwork:
+    """Where the RDS instance lives. The cluster component does not expose these yet: the VPC
+    id, its private subnets and the EKS cluster security group (which managed node groups
+    without their own security groups carry: `vpc_config.cluster_security_group_id`)."""
+
+    vpc_id: pulumi.Input[str]
+    subnet_ids: Sequence[pulumi.Input[str]]
+    client_security_group_ids: Sequence[pulumi.Input[str]]
+
+
+@dataclass(frozen=True)
+class GcpDatabaseNetwork:
+    """The cluster's VPC network (id or self link). Cloud SQL reaches it through private
+    services access: one peering per network, created here unless `private_services_access`
+    (an existing `gcp.servicenetworking.Connection`) is given to wait for instead."""
+
+    network: pulumi.Input[str]
+    private_services_access: pulumi.Resource | None = None
+    private_services_prefix_length: int = 20
+
+
+@dataclass(frozen=True)
+class TrackingServerArgs:
+    """Inputs of `TrackingServer`.
+
+    `storage` is the object store holding `config.artifact_bucket`. The namespace and the
+    service account (`config.service_account`, a workload identity's) are not created here:
+    pass the Namespace and the `WorkloadIdentity` in `opts.depends_on`; it is applied to every
+    Kubernetes object. `protect` (the root `protect_stateful`) protects and retains the
+    database and, by default, turns on its deletion protection and final snapshot.
+    """
+
+    cloud: Cloud
+    config: model.MlflowConfig
+    storage: ArtifactStore
+    kubernetes: k8s.Provider
+    protect: bool = False
+    aws_network: AwsDatabaseNetwork | None = None
+    gcp_network: GcpDatabaseNetwork | None = None
+
+
+@dataclass
+class _Database:
+    host: pulumi.Output[str]
+    ssl_mode: model.SslMode
+    depends_on: list[pulumi.Resource]
+
+
+class TrackingServer(pulumi.ComponentResource):
+    """MLflow tracking server and model registry on PostgreSQL, artifacts in the object store."""
+
+    tracking_uri: pulumi.Output[str]
+    namespace: pulumi.Output[str]
+    service_name: pulumi.Output[str]
+    database_endpoint: pulumi.Output[str]
+    admin_username: pulumi.Output[str] | None
+    admin_password: pulumi.Output[str] | None
+    credentials_secret_name: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: TrackingServerArgs, opts: pulumi.ResourceOptions | None = None
+    ):
+        # Validate everything before registering anything: a bad config changes nothing.
+        config = args.config
+        cloud = args.cloud
+        if args.kubernetes is None:
+            raise ValueError("TrackingServerArgs.kubernetes: a Kubernetes provider is required")
+        if config.artifact_bucket not in args.storage.bucket_uris:
+            known = ", ".join(repr(k) for k in sorted(args.storage.bucket_uris)) or "none"
+            raise ValueError(
+                f"mlflow.artifact_bucket: unknown bucket {config.artifact_bucket!r}; the store "
+                f"has {known}"
+            )
+        if cloud.type == "aws" and args.aws_network is None:
+            raise ValueError(
+                "TrackingServerArgs.aws_network: on AWS the VPC id, private subnet ids and the "
+                "cluster security group are required for the RDS instance"
+            )
+        if cloud.type == "gcp" and args.gcp_network is None:
+            raise ValueError(
+                "TrackingServerArgs.gcp_network: on GCP the cluster's VPC network is required "
+                "for Cloud SQL's private IP"
+            )
+        identifier = None
+        if cloud.type != "local":
+            identifier = config.database.identifier or model.default_identifier(
+                default_bucket_prefix(pulumi.get_project(), pulumi.get_stack())
+            )
+        aws_region = cloud.region if isinstance(cloud, AwsCloud) else None
+        # Rendered (and so checked) before anything is registered. The bucket URI is an
+        # Output, so the Deployment's spec is rendered again with it below; nothing else in
+        # the objects depends on it.
+        rendered = model.render(config, cloud.type, model.PLACEHOLDER_ARTIFACTS_URI, aws_region)
+
+        super().__init__("mlops:mlflow:TrackingServer", name, None, opts)
+        # Children do not inherit the component's depends_on (the Namespace, the identity).
+        in_namespace = pulumi.ResourceOptions(
+            parent=self, provider=args.kubernetes, depends_on=_depends_on(opts)
+        )
+
+        database_password = random.RandomPassword(
+            f"{name}-database-password",
+            length=32,
+            # URL- and ini-safe, and RDS refuses '/', '@', '"' and spaces.
+            special=False,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        db_password = pulumi.Output.secret(database_password.result)
+        database = _DATABASES[cloud.type](self, name, args, identifier, db_password)
+
+        admin_password: pulumi.Output[str] | None = None
+        if config.auth.enabled:
+            generated = random.RandomPassword(
+                f"{name}-admin-password",
+                length=32,
+                special=False,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            admin_password = pulumi.Output.secret(generated.result)
+
+        string_data = pulumi.Output.secret(
+            pulumi.Output.all(database.host, db_password, admin_password).apply(
+                lambda v: _credentials(config, cloud.type, database.ssl_mode, v[0], v[1], v[2])
+            )
+        )
+        secret = k8s.core.v1.Secret(
+            f"{name}-credentials",
+            metadata=model.credentials_secret_metadata(config),
+            type="Opaque",
+            string_data=string_data,
+            opts=in_namespace,
+        )
+
+        waits_for: list[pulumi.Resource] = [secret, *database.depends_on]
+        if cloud.type == "local":
+            postgres = _local_postgres(name, rendered, in_namespace, secret, args.protect)
+            waits_for.append(postgres)
+
+        artifacts = args.storage.bucket_uris[config.artifact_bucket].apply(
+            lambda uri: model.artifacts_destination(uri, config.artifact_prefix)
+        )
+        spec = artifacts.apply(
+            lambda uri: model.deployment(config, cloud.type, uri, aws_region)["spec"]
+        )
+        k8s.apps.v1.Deployment(
+            f"{name}-server",
+            metadata=rendered.deployment["metadata"],
+            spec=spec,
+            opts=pulumi.ResourceOptions.merge(
+                in_namespace, pulumi.ResourceOptions(depends_on=waits_for)
+            ),
+        )
+        svc = k8s.core.v1.Service(
+            f"{name}-service",
+            metadata=rendered.service["metadata"],
+            spec=rendered.service["spec"],
+            opts=in_namespace,
+        )
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-pdb",
+            metadata=rendered.pod_disruption_budget["metadata"],
+            spec=rendered.pod_disruption_budget["spec"],
+            opts=in_namespace,
+        )
+
+        namespace = config.namespace
+        self.namespace = pulumi.Output.from_input(namespace)
+        self.service_name = svc.metadata.name
+        self.tracking_uri = svc.metadata.name.apply(lambda _: model.tracking_uri(namespace))
+        self.database_endpoint = database.host.apply(lambda host: f"{host}:{model.POSTGRES_PORT}")
+        self.admin_username = (
+            pulumi.Output.from_input(config.auth.admin_username) if config.auth.enabled else None
+        )
+        self.admin_password = admin_password
+        self.credentials_secret_name = secret.metadata.name
+        self.register_outputs(
+            {
+                "tracking_uri": self.tracking_uri,
+                "namespace": self.namespace,
+                "service_name": self.service_name,
+                "database_endpoint": self.database_endpoint,
+                "admin_username": self.admin_username,
+                "admin_password": self.admin_password,
+                "credentials_secret_name": self.credentials_secret_name,
+            }
+        )
+
+
+def _credentials(
+    config: model.MlflowConfig,
+    cloud_type: str,
+    ssl_mode: model.SslMode,
+    host: str,
+    db_password: str,
+    admin_password: str | None,
+) -> dict[str, str]:
+    uri = model.backend_store_uri(host, db_password, ssl_mode)
+    data = {model.BACKEND_STORE_URI_KEY: uri}
+    if config.auth.enabled:
+        assert admin_password is not None
+        data[model.AUTH_CONFIG_KEY] = model.auth_config_ini(config.auth, uri, admin_password)
+        data[model.ADMIN_USERNAME_KEY] = config.auth.admin_username
+        data[model.ADMIN_PASSWORD_KEY] = admin_password
+    if cloud_type == "local":
+        data[model.DATABASE_PASSWORD_KEY] = db_password
+    return data
+
+
+def _depends_on(opts: pulumi.ResourceOptions | None) -> list[pulumi.Resource]:
+    if opts is None or opts.depends_on is None:
+        return []
+    if isinstance(opts.depends_on, pulumi.Resource):
+        return [opts.depends_on]
+    return list(opts.depends_on)  # type: ignore[arg-type]
+
+
+def _stateful(parent: pulumi.Resource, protect: bool, **extra: Any) -> pulumi.ResourceOptions:
+    return pulumi.ResourceOptions(parent=parent, protect=protect, retain_on_delete=protect, **extra)
+
+
+def _deletion_protection(args: TrackingServerArgs) -> bool:
+    configured = args.config.database.deletion_protection
+    return args.protect if configured is None else configured
+
+
+# --- AWS: RDS for PostgreSQL ------------------------------------------------------------------
+
+
+def _aws_database(
+    component: TrackingServer,
+    name: str,
+    args: TrackingServerArgs,
+    identifier: str | None,
+    password: pulumi.Output[str],
+) -> _Database:
+    cloud = args.cloud
+    assert isinstance(cloud, AwsCloud) and args.aws_network is not None and identifier
+    network = args.aws_network
+    database = args.config.database
+    tags = dict(cloud.tags)
+    child = pulumi.ResourceOptions(parent=component)
+
+    security_group = aws.ec2.SecurityGroup(
+        f"{name}-database",
+        vpc_id=network.vpc_id,
+        description=f"MLflow backend store {identifier}: PostgreSQL from the cluster only",
+        tags=tags,
+        opts=child,
+    )
+    # No egress rule: RDS only answers. One ingress rule per client group, nothing by CIDR.
+    for index, group_id in enumerate(network.client_security_group_ids):
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name}-database-from-cluster-{index}",
+            security_group_id=security_group.id,
+            referenced_security_group_id=group_id,
+            ip_protocol="tcp",
+            from_port=model.POSTGRES_PORT,
+            to_port=model.POSTGRES_PORT,
+            description="PostgreSQL from the EKS cluster",
+            tags=tags,
+            opts=child,
+        )
+    subnet_group = aws.rds.SubnetGroup(
+        f"{name}-database",
+        name=identifier,
+        subnet_ids=list(network.subnet_ids),
+        description=f"MLflow backend store {identifier}: the cluster's private subnets",
+        tags=tags,
+        opts=child,
+    )
+    protect = _deletion_protection(args)
+    instance = aws.rds.Instance(
+        f"{name}-database",
+        identifier=identifier,
+        engine="postgres",
+        # A major version only: RDS picks the current minor and applies minor upgrades.
+        engine_version=str(POSTGRES_MAJOR_VERSION),
+        auto_minor_version_upgrade=True,
+        instance_class=database.aws_instance_class,
+        allocated_storage=database.storage_gb,
+        max_allocated_storage=database.max_storage_gb,
+        storage_type="gp3",
+        storage_encrypted=True,
+        kms_key_id=database.aws_kms_key_arn,
+        db_name=model.DATABASE_NAME,
+        username=model.DATABASE_USER,
+        password=password,
+        iam_database_authentication_enabled=database.iam_authentication,
+        db_subnet_group_name=subnet_group.name,
+        vpc_security_group_ids=[security_group.id],
+        publicly_accessible=False,
+        multi_az=database.high_availability,
+        backup_retention_period=database.backup_retention_days,
+        copy_tags_to_snapshot=True,
+        delete_automated_backups=not protect,
+        deletion_protection=protect,
+        skip_final_snapshot=not protect,
+        final_snapshot_identifier=f"{identifier}-final" if protect else None,
+        enabled_cloudwatch_logs_exports=["postgresql", "upgrade"],
+        tags=tags,
+        opts=_stateful(component, args.protect),
+    )
+    # RDS for PostgreSQL 15+ sets rds.force_ssl=1 by default; the client requires TLS too.
+    return _Database(host=instance.address, ssl_mode="require", depends_on=[instance])
+
+
+# --- GCP: Cloud SQL for PostgreSQL ------------------------------------------------------------
+
+
+def _gcp_database(
+    component: TrackingServer,
+    name: str,
+    args: TrackingServerArgs,
+    identifier: str | None,
+    password: pulumi.Output[str],
+) -> _Database:
+    cloud = args.cloud
+    assert isinstance(cloud, GcpCloud) and args.gcp_network is not None and identifier
+    network = args.gcp_network
+    database = args.config.database
+    child = pulumi.ResourceOptions(parent=component)
+
+    peering = network.private_services_access
+    if peering is None:
+        reserved = gcp.compute.GlobalAddress(
+            f"{name}-private-services",
+            name=f"{identifier}-private-services",
+            project=cloud.project,
+            network=network.network,
+            purpose="VPC_PEERING",
+            address_type="INTERNAL",
+            prefix_length=network.private_services_prefix_length,
+            description="Private services access (Cloud SQL) for the cluster network",
+            opts=child,
+        )
+        peering = gcp.servicenetworking.Connection(
+            f"{name}-private-services",
+            network=network.network,
+            service=SERVICE_NETWORKING,
+            reserved_peering_ranges=[reserved.name],
+            opts=child,
+        )
+
+    protect = _deletion_protection(args)
+    flags = [{"name": "cloudsql.iam_authentication", "value": "on"}]
+    instance = gcp.sql.DatabaseInstance(
+        f"{name}-database",
+        name=identifier,
+        project=cloud.project,
+        region=cloud.region,
+        database_version=f"POSTGRES_{POSTGRES_MAJOR_VERSION}",
+        # Terraform-side guard; the API-side one is settings.deletion_protection_enabled.
+        deletion_protection=protect,
+        settings={
+            # PostgreSQL 16+ defaults to Enterprise Plus, which refuses custom tiers.
+            "edition": "ENTERPRISE",
+            "tier": database.gcp_tier,
+            "availability_type": "REGIONAL" if database.high_availability else "ZONAL",
+            "disk_type": "PD_SSD",
+            "disk_size": database.storage_gb,
+            "disk_autoresize": True,
+            "disk_autoresize_limit": database.max_storage_gb,
+            "deletion_protection_enabled": protect,
+            "backup_configuration": {
+                "enabled": True,
+                "point_in_time_recovery_enabled": True,
+                "transaction_log_retention_days": min(
+                    database.backup_retention_days, GCP_MAX_LOG_RETENTION_DAYS
+                ),
+                "backup_retention_settings": {
+                    "retained_backups": database.backup_retention_days,
+                    "retention_unit": "COUNT",
+                },
+            },
+            "ip_configuration": {
+                "ipv4_enabled": False,
+                "private_network": network.network,
+                "ssl_mode": "ENCRYPTED_ONLY",
+            },
+            "database_flags": flags if database.iam_authentication else None,
+            "user_labels": dict(cloud.labels),
+        },
+        opts=_stateful(component, args.protect, depends_on=[peering]),
+    )
+    # ABANDON: PostgreSQL refuses to drop a database or a user that still owns objects; the
+    # instance's own deletion removes both.
+    db = gcp.sql.Database(
+        f"{name}-database-mlflow",
+        name=model.DATABASE_NAME,
+        instance=instance.name,
+        project=cloud.project,
+        deletion_policy="ABANDON",
+        opts=child,
+    )
+    user = gcp.sql.User(
+        f"{name}-database-user",
+        name=model.DATABASE_USER,
+        instance=instance.name,
+        project=cloud.project,
+        password=password,
+        deletion_policy="ABANDON",
+        opts=child,
+    )
+    return _Database(
+        host=instance.private_ip_address, ssl_mode="require", depends_on=[instance, db, user]
+    )
+
+
+# --- Local: PostgreSQL in the cluster ---------------------------------------------------------
+
+
+def _local_database(
+    component: TrackingServer,
+    name: str,
+    args: TrackingServerArgs,
+    identifier: str | None,
+    password: pulumi.Output[str],
+) -> _Database:
+    # The StatefulSet needs the credentials Secret first, so it is created after it
+    # (`_local_postgres`); here only the address, which is a fixed Service name.
+    host = pulumi.Output.from_input(model.postgres_host(args.config.namespace))
+    # In-cluster traffic between two pods of one namespace, limited by a NetworkPolicy.
+    return _Database(host=host, ssl_mode="disable", depends_on=[])
+
+
+def _local_postgres(
+    name: str,
+    rendered: model.Rendered,
+    in_namespace: pulumi.ResourceOptions,
+    secret: k8s.core.v1.Secret,
+    protect: bool,
+) -> k8s.apps.v1.StatefulSet:
+    assert rendered.postgres_statefulset and rendered.postgres_service
+    assert rendered.postgres_network_policy
+    k8s.core.v1.Service(
+        f"{name}-postgres",
+        metadata=rendered.postgres_service["metadata"],
+        spec=rendered.postgres_service["spec"],
+        opts=in_namespace,
+    )
+    k8s.networking.v1.NetworkPolicy(
+        f"{name}-postgres",
+        metadata=rendered.postgres_network_policy["metadata"],
+        spec=rendered.postgres_network_policy["spec"],
+        opts=in_namespace,
+    )
+    return k8s.apps.v1.StatefulSet(
+        f"{name}-postgres",
+        metadata=rendered.postgres_statefulset["metadata"],
+        spec=rendered.postgres_statefulset["spec"],
+        opts=pulumi.ResourceOptions.merge(
+            in_namespace,
+            pulumi.ResourceOptions(depends_on=[secret], protect=protect, retain_on_delete=protect),
+        ),
+    )
+
+
+_DATABASES: dict[str, Callable[..., _Database]] = {
+    "aws": _aws_database,
+    "gcp": _gcp_database,
+    "local": _local_database,
+}
