@@ -71,3 +71,21 @@ ISTIO_BASE = Chart(repo=ISTIO_CHARTS, chart="base", version=ISTIO_VERSION)
 ISTIOD = Chart(repo=ISTIO_CHARTS, chart="istiod", version=ISTIO_VERSION)
 ISTIO_CNI = Chart(repo=ISTIO_CHARTS, chart="cni", version=ISTIO_VERSION)
 ISTIO_GATEWAY = Chart(repo=ISTIO_CHARTS, chart="gateway", version=ISTIO_VERSION)
+
+
+class KustomizeRelease(NamedTuple):
+    """A git repository of kustomize manifests at a release tag."""
+
+    repo: str
+    ref: str
+
+    def url(self, path: str) -> str:
+        """A kustomize remote target: `<repo>/<path>?ref=<tag>` (the form upstream docs use)."""
+        return f"{self.repo}/{path}?ref={self.ref}"
+
+
+# Kubeflow Pipelines standalone from its kustomize manifests (no official Helm chart). Release
+# 2.16.1 is the backend of the kfp SDK 2.16.1 in uv.lock (tag 67a73cf8; images
+# ghcr.io/kubeflow/kfp-*:2.16.1, Argo Workflows v3.7.3, MySQL 8.4, SeaweedFS). The overlay in
+# components/pipelines/kustomize/ names the same ref; a test keeps the two equal.
+KUBEFLOW_PIPELINES = KustomizeRelease(repo="https://github.com/kubeflow/pipelines", ref="2.16.1")

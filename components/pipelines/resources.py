@@ -1,0 +1,115 @@
+"""Kubeflow Pipelines, resource layer: the upstream manifests and the platform's launcher config."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.cloud import Cloud
+from components.identity.model import WorkloadIdentityConfig
+from components.pipelines import model
+
+
+class ArtifactStore(Protocol):
+    """What KFP needs from the object store (`components.storage.ObjectStore` fits)."""
+
+    bucket_names: Mapping[str, pulumi.Input[str]]
+    endpoint: pulumi.Output[str] | None  # local: MinIO's in-cluster URL
+
+
+@dataclass(frozen=True)
+class KubeflowPipelinesArgs:
+    """Inputs of `KubeflowPipelines`.
+
+    `identities` are the root config's `workload_identities`: one of them must be the runner
+    (`kubeflow/pipeline-runner`, read_write on the artifact bucket); its `WorkloadIdentity`
+    creates that ServiceAccount and must depend on `KubeflowPipelines.namespace_owner`.
+    """
+
+    config: model.PipelinesConfig
+    cloud: Cloud
+    storage: ArtifactStore
+    kubernetes: k8s.Provider
+    identities: Mapping[str, WorkloadIdentityConfig] = field(default_factory=dict)
+
+
+class KubeflowPipelines(pulumi.ComponentResource):
+    """KFP standalone (API server, UI, Argo, MySQL, SeaweedFS) with artifacts in our bucket."""
+
+    namespace: pulumi.Output[str]
+    api_endpoint: pulumi.Output[str]
+    ui_service: pulumi.Output[str]
+    pipeline_root: pulumi.Output[str]
+    namespace_owner: pulumi.Resource
+
+    def __init__(
+        self, name: str, args: KubeflowPipelinesArgs, opts: pulumi.ResourceOptions | None = None
+    ):
+        if args.kubernetes is None:
+            raise ValueError("KubeflowPipelinesArgs.kubernetes: a Kubernetes provider is required")
+        config = args.config
+        problems = model.pipelines_problems(config, args.storage.bucket_names, args.identities)
+        if problems:
+            path, message = problems[0]
+            raise ValueError(f"{path}: {message}")
+        cloud_type = args.cloud.type
+        if cloud_type == "local" and args.storage.endpoint is None:
+            raise ValueError("pipelines: locally the object store must report its MinIO endpoint")
+        bucket = pulumi.Output.from_input(args.storage.bucket_names[config.artifact_bucket])
+        endpoint = args.storage.endpoint if cloud_type == "local" else None
+
+        super().__init__("mlops:pipelines:KubeflowPipelines", name, None, opts)
+
+        # Namespace `kubeflow` (Pod Security `baseline`, warn `restricted`), the Argo, KFP and
+        # Application CRDs and cluster RBAC, straight from the pinned release. Upstream applies
+        # these first so the CRDs are established before anything uses them.
+        cluster_scoped = k8s.kustomize.v2.Directory(
+            f"{name}-cluster-scoped",
+            directory=model.cluster_scoped_url(),
+            opts=pulumi.ResourceOptions(parent=self, providers=[args.kubernetes]),
+        )
+        in_namespace = pulumi.ResourceOptions(
+            parent=self, provider=args.kubernetes, depends_on=[cluster_scoped]
+        )
+        k8s.kustomize.v2.Directory(
+            f"{name}-platform-agnostic",
+            directory=str(model.OVERLAY_DIR),
+            opts=pulumi.ResourceOptions(
+                parent=self, providers=[args.kubernetes], depends_on=[cluster_scoped]
+            ),
+        )
+
+        launcher = pulumi.Output.all(bucket, endpoint).apply(
+            lambda v: model.launcher_configmap(cloud_type, v[0], config.pipeline_root_prefix, v[1])
+        )
+        k8s.core.v1.ConfigMap(
+            f"{name}-launcher-config",
+            metadata=launcher["metadata"],
+            data=launcher["data"],
+            opts=in_namespace,
+        )
+        policy = model.mysql_network_policy()
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-mysql-ingress",
+            metadata=policy["metadata"],
+            spec=policy["spec"],
+            opts=in_namespace,
+        )
+
+        self.namespace_owner = cluster_scoped
+        self.namespace = pulumi.Output.from_input(model.NAMESPACE)
+        self.api_endpoint = pulumi.Output.from_input(model.api_endpoint())
+        self.ui_service = pulumi.Output.from_input(model.UI_SERVICE)
+        self.pipeline_root = launcher["data"]["defaultPipelineRoot"]
+        self.register_outputs(
+            {
+                "namespace": self.namespace,
+                "api_endpoint": self.api_endpoint,
+                "ui_service": self.ui_service,
+                "pipeline_root": self.pipeline_root,
+            }
+        )
