@@ -23,12 +23,38 @@ from components.cluster import ClusterConfig
 from components.gpu import GpuPools, pool_problems
 from components.identity import WorkloadIdentityConfig
 from components.identity.model import check_buckets, check_identity_name
+from components.kafka import KafkaConfig
+from components.kafka.model import cloud_problems as kafka_problems
+from components.kafka.model import msk_client_subnets
+from components.mesh import MeshConfig
+from components.mlflow import MlflowConfig
+from components.mlflow.model import config_problems as mlflow_problems
 from components.monitoring import MonitoringConfig
+from components.pipelines import PipelinesConfig, pipelines_problems
+from components.pipelines.model import NAMESPACE as PIPELINES_NAMESPACE
+from components.pipelines.model import RUNNER_SERVICE_ACCOUNT
 from components.serving import ServingDeployments
 from components.storage import StorageConfig
 
 NAMESPACE = "mlops"
 SECRET_PLACEHOLDER = "[secret]"
+
+
+def _default_identities() -> dict[str, WorkloadIdentityConfig]:
+    """What the always-on MLflow server and pipeline steps run as, with the default buckets."""
+    mlflow = MlflowConfig()
+    return {
+        "mlflow": WorkloadIdentityConfig(
+            namespace=mlflow.namespace,
+            service_account=mlflow.service_account,
+            buckets={mlflow.artifact_bucket: "read_write"},
+        ),
+        "pipelines": WorkloadIdentityConfig(
+            namespace=PIPELINES_NAMESPACE,
+            service_account=RUNNER_SERVICE_ACCOUNT,
+            buckets={"artifacts": "read_write", "datasets": "read_write", "features": "read"},
+        ),
+    }
 
 
 class PlatformConfig(StrictModel):
@@ -53,13 +79,31 @@ class PlatformConfig(StrictModel):
         default_factory=StorageConfig, description="Object storage: a map of buckets."
     )
     workload_identities: dict[str, WorkloadIdentityConfig] = Field(
-        default_factory=dict,
+        default_factory=_default_identities,
         description="Kubernetes service accounts allowed to use named buckets without static "
-        "keys, keyed by identity name.",
+        "keys, keyed by identity name. Default: the MLflow server's and the pipeline "
+        "runner's; a stack that sets this map must keep both.",
+    )
+    kafka: KafkaConfig = Field(
+        default_factory=KafkaConfig,
+        description="Kafka and its topics: MSK on AWS, Managed Kafka on GCP, Strimzi locally.",
+    )
+    mesh: MeshConfig = Field(
+        default_factory=MeshConfig,
+        description="Istio service mesh (mTLS between workloads, canary routing for serving).",
+    )
+    mlflow: MlflowConfig = Field(
+        default_factory=MlflowConfig,
+        description="MLflow tracking server and model registry (PostgreSQL, artifacts in the "
+        "object store, basic auth).",
     )
     monitoring: MonitoringConfig = Field(
         default_factory=MonitoringConfig,
         description="Prometheus, Alertmanager and Grafana, with the platform's model alerts.",
+    )
+    pipelines: PipelinesConfig = Field(
+        default_factory=PipelinesConfig,
+        description="Kubeflow Pipelines (standalone), with artifacts in the object store.",
     )
     serving: ServingDeployments = Field(
         default_factory=dict,
@@ -77,6 +121,17 @@ class PlatformConfig(StrictModel):
             except ValueError as exc:  # the messages start with the dotted path
                 path, _, message = str(exc).partition(": ")
                 problems.append((path, message))
+        problems += kafka_problems(self.kafka, self.cloud.type)
+        problems += mlflow_problems(self.mlflow, self.storage.buckets, self.workload_identities)
+        problems += pipelines_problems(
+            self.pipelines, self.storage.buckets, self.workload_identities
+        )
+        if self.cloud.type == "aws":
+            try:  # MSK spreads brokers evenly over the cluster's (up to 3) zones
+                msk_client_subnets(self.cluster.network.availability_zones, self.kafka.brokers)
+            except ValueError as exc:
+                path, _, message = str(exc).partition(": ")
+                problems.append((path, message))
         problems += self._serving_problems()
         return problems
 
@@ -88,6 +143,14 @@ class PlatformConfig(StrictModel):
         problems = []
         for key, deployment in self.serving.items():
             account = deployment.service_account
+            if not self.mesh.enabled:
+                problems.append(
+                    (
+                        f"serving.{key}",
+                        "routes its traffic with Istio (DestinationRule, VirtualService), "
+                        "but mesh.enabled is false",
+                    )
+                )
             if account is not None and (deployment.namespace, account) not in identities:
                 problems.append(
                     (

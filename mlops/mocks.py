@@ -74,6 +74,11 @@ def _fake_outputs(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]
             ],
             vpcConfig={**inputs.get("vpcConfig", {}), "clusterSecurityGroupId": f"sg-{digest}"},
         )
+    if typ == "aws:rds/instance:Instance":
+        address = f"{inputs.get('identifier', name)}.{digest}.us-east-1.rds.amazonaws.com"
+        out.update(address=address, endpoint=f"{address}:5432", port=5432)
+    if typ == "gcp:sql/databaseInstance:DatabaseInstance":
+        out["privateIpAddress"] = "10.20.0.3"
     if typ == "aws:ec2/launchTemplate:LaunchTemplate":
         out.update(latestVersion=1, defaultVersion=1)
     if typ == "aws:eks/nodeGroup:NodeGroup":

@@ -9,10 +9,21 @@ from __future__ import annotations
 import pulumi
 
 from components.cluster import KubernetesCluster, KubernetesClusterArgs
+from components.cluster.wiring import AwsNetwork, GcpNetwork
 from components.gpu import GpuNodePools, GpuNodePoolsArgs
 from components.identity import WorkloadIdentity, WorkloadIdentityArgs
+from components.kafka import AwsKafkaNetwork, KafkaCluster, KafkaClusterArgs
+from components.mesh import IstioMesh, IstioMeshArgs
+from components.mlflow import (
+    AwsDatabaseNetwork,
+    GcpDatabaseNetwork,
+    TrackingServer,
+    TrackingServerArgs,
+)
 from components.monitoring import Observability, ObservabilityArgs
 from components.namespaces import WorkloadNamespaces, WorkloadNamespacesArgs
+from components.pipelines import KubeflowPipelines, KubeflowPipelinesArgs
+from components.pipelines.model import NAMESPACE as PIPELINES_NAMESPACE
 from components.providers import cloud_provider
 from components.serving import ModelDeployment, ModelDeploymentArgs
 from components.storage import ObjectStore, ObjectStoreArgs
@@ -62,16 +73,35 @@ def compose(platform: config.PlatformConfig) -> None:
         ),
         on_cloud,
     )
+    pipelines = KubeflowPipelines(
+        f"{NAME}-pipelines",
+        KubeflowPipelinesArgs(
+            config=platform.pipelines,
+            cloud=cloud,
+            storage=store,
+            kubernetes=cluster.provider,
+            identities=platform.workload_identities,
+        ),
+    )
+    workload_namespaces = [
+        *(identity.namespace for identity in platform.workload_identities.values()),
+        *(deployment.namespace for deployment in platform.serving.values()),
+        platform.mlflow.namespace,
+    ]
     namespaces = WorkloadNamespaces(
         NAME,
         WorkloadNamespacesArgs(
-            names=[
-                *(identity.namespace for identity in platform.workload_identities.values()),
-                *(deployment.namespace for deployment in platform.serving.values()),
-            ],
+            # Kubeflow's own manifests create and label its namespace (Pod Security baseline).
+            names=[name for name in workload_namespaces if name != PIPELINES_NAMESPACE],
             kubernetes=cluster.provider,
         ),
     )
+
+    def namespace(name: str) -> pulumi.Resource:
+        return (
+            pipelines.namespace_owner if name == PIPELINES_NAMESPACE else namespaces.by_name[name]
+        )
+
     identities = {
         key: WorkloadIdentity(
             key,
@@ -84,11 +114,72 @@ def compose(platform: config.PlatformConfig) -> None:
             ),
             pulumi.ResourceOptions.merge(
                 on_cloud,
-                pulumi.ResourceOptions(depends_on=[namespaces.by_name[identity.namespace]]),
+                pulumi.ResourceOptions(depends_on=[namespace(identity.namespace)]),
             ),
         )
         for key, identity in platform.workload_identities.items()
     }
+    network = cluster.network
+    kafka = KafkaCluster(
+        f"{NAME}-kafka",
+        KafkaClusterArgs(
+            cloud=cloud,
+            config=platform.kafka,
+            protect=platform.protect_stateful,
+            kubernetes=cluster.provider,
+            aws_network=AwsKafkaNetwork(
+                vpc_id=network.vpc_id,
+                subnet_ids=network.private_subnet_ids,
+                client_security_group_ids=[network.cluster_security_group_id],
+            )
+            if isinstance(network, AwsNetwork)
+            else None,
+            gcp_subnetwork=network.subnetwork_id if isinstance(network, GcpNetwork) else None,
+        ),
+        on_cloud,
+    )
+    mlflow = TrackingServer(
+        f"{NAME}-mlflow",
+        TrackingServerArgs(
+            cloud=cloud,
+            config=platform.mlflow,
+            storage=store,
+            kubernetes=cluster.provider,
+            protect=platform.protect_stateful,
+            aws_network=AwsDatabaseNetwork(
+                vpc_id=network.vpc_id,
+                subnet_ids=network.private_subnet_ids,
+                client_security_group_ids=[network.cluster_security_group_id],
+            )
+            if isinstance(network, AwsNetwork)
+            else None,
+            gcp_network=GcpDatabaseNetwork(network=network.network_id)
+            if isinstance(network, GcpNetwork)
+            else None,
+        ),
+        pulumi.ResourceOptions.merge(
+            on_cloud,
+            pulumi.ResourceOptions(
+                depends_on=[
+                    namespace(platform.mlflow.namespace),
+                    *_identities_of(
+                        platform,
+                        identities,
+                        platform.mlflow.namespace,
+                        platform.mlflow.service_account,
+                    ),
+                ]
+            ),
+        ),
+    )
+    mesh = (
+        IstioMesh(
+            f"{NAME}-mesh",
+            IstioMeshArgs(config=platform.mesh, cloud=cloud, kubernetes=cluster.provider),
+        )
+        if platform.mesh.enabled
+        else None
+    )
     monitoring = Observability(
         f"{NAME}-monitoring",
         ObservabilityArgs(
@@ -103,15 +194,14 @@ def compose(platform: config.PlatformConfig) -> None:
             ModelDeploymentArgs(config=deployment, kubernetes=cluster.provider),
             pulumi.ResourceOptions(
                 depends_on=[
-                    namespaces.by_name[deployment.namespace],
+                    namespace(deployment.namespace),
                     # Its PodMonitor is a prometheus-operator resource: the CRDs come with the
                     # monitoring chart.
                     monitoring,
-                    *(
-                        identities[name]
-                        for name, identity in platform.workload_identities.items()
-                        if (identity.namespace, identity.service_account)
-                        == (deployment.namespace, deployment.service_account)
+                    # sidecar injection and the DestinationRule/VirtualService CRDs
+                    *(mesh.ready if mesh is not None else []),
+                    *_identities_of(
+                        platform, identities, deployment.namespace, deployment.service_account
                     ),
                 ]
             ),
@@ -125,6 +215,35 @@ def compose(platform: config.PlatformConfig) -> None:
     pulumi.export("kubeconfig", cluster.kubeconfig)
     pulumi.export("bucket_uris", store.bucket_uris)
     pulumi.export("storage_endpoint", store.endpoint)
+    pulumi.export(
+        "kafka",
+        {
+            "bootstrap_servers": kafka.bootstrap_servers,
+            "topics": kafka.topic_names,
+            "security_protocol": kafka.security_protocol,
+            "sasl_mechanism": kafka.sasl_mechanism,
+        },
+    )
+    if mesh is not None:
+        pulumi.export("mesh", {"namespace": mesh.namespace, "version": mesh.version})
+    pulumi.export(
+        "mlflow",
+        {
+            "tracking_uri": mlflow.tracking_uri,
+            "admin_username": mlflow.admin_username,
+            "admin_password": mlflow.admin_password,
+            "credentials_secret": mlflow.credentials_secret_name,
+            "database_endpoint": mlflow.database_endpoint,
+        },
+    )
+    pulumi.export(
+        "pipelines",
+        {
+            "api_endpoint": pipelines.api_endpoint,
+            "ui_service": pipelines.ui_service,
+            "pipeline_root": pipelines.pipeline_root,
+        },
+    )
     pulumi.export("prometheus_url", monitoring.prometheus_url)
     pulumi.export("alertmanager_url", monitoring.alertmanager_url)
     pulumi.export("grafana_service", monitoring.grafana_service)
@@ -149,3 +268,17 @@ def compose(platform: config.PlatformConfig) -> None:
             for key, identity in identities.items()
         },
     )
+
+
+def _identities_of(
+    platform: config.PlatformConfig,
+    identities: dict[str, WorkloadIdentity],
+    namespace: str,
+    service_account: str | None,
+) -> list[WorkloadIdentity]:
+    """The workload identities whose service account a workload runs as (it waits for them)."""
+    return [
+        identities[key]
+        for key, identity in platform.workload_identities.items()
+        if (identity.namespace, identity.service_account) == (namespace, service_account)
+    ]

@@ -19,10 +19,14 @@ STATEFUL_TYPES = [
     "aws:rds/cluster:Cluster",
     "aws:efs/fileSystem:FileSystem",
     "aws:dynamodb/table:Table",
+    "aws:msk/cluster:Cluster",
+    "aws:msk/topic:Topic",
     "gcp:storage/bucket:Bucket",
     "gcp:container/cluster:Cluster",
     "gcp:kms/cryptoKey:CryptoKey",
     "gcp:sql/databaseInstance:DatabaseInstance",
+    "gcp:managedkafka/cluster:Cluster",
+    "gcp:managedkafka/topic:Topic",
 ]
 
 PROTECT_SETTINGS = Settings(

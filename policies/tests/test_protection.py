@@ -34,6 +34,9 @@ def test_dev_is_unprotected_and_only_fails_when_required():
         for kind, name in [
             ("Cluster", "mlops-eks"),
             ("Key", "mlops-secrets-key"),
+            ("Cluster", "mlops-kafka-msk"),
+            ("Topic", "mlops-kafka-predictions"),
+            ("Instance", "mlops-mlflow-database"),
             ("Key", "mlops-key"),
             ("Bucket", "mlops-access-logs"),
             ("Bucket", "mlops-artifacts"),

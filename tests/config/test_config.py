@@ -178,7 +178,18 @@ GCP = {"mlops:cloud": {"type": "gcp", "project": "p", "region": "europe-west4"}}
                     "mlops:workload_identities.mlflow.buckets",
                     "unknown bucket(s) 'models'; "
                     "storage.buckets has 'artifacts', 'datasets', 'features'",
-                )
+                ),
+                (
+                    "mlops:workload_identities.mlflow.buckets",
+                    "the MLflow server writes artifacts: 'artifacts' must be read_write",
+                ),
+                # a stack that sets workload_identities replaces the default map
+                (
+                    "mlops:pipelines",
+                    "pipeline steps run as kubeflow/pipeline-runner: add a workload_identities "
+                    "entry with namespace 'kubeflow' and service_account 'pipeline-runner' and "
+                    "read_write on 'artifacts'",
+                ),
             ],
         ),
         (

@@ -12,6 +12,8 @@ from mlops import config, mocks, program
 
 LOCAL = {"type": "local", "kube_context": "kind-mlops", "distribution": "kind"}
 IDENTITIES = {
+    # the defaults a stack must keep when it sets the map (MLflow, the pipeline runner)
+    **{key: value.model_dump() for key, value in config._default_identities().items()},
     "serving": {
         "namespace": "serving",
         "service_account": "model-server",
@@ -89,3 +91,95 @@ def test_the_alert_rules_select_the_job_the_serving_pod_monitor_produces():
     job = "model-server"  # the value of that label on every model-server pod
     assert monitor_spec["jobLabel"] == "app.kubernetes.io/name"
     assert re.fullmatch(AlertsConfig().model_server_job, job)
+
+
+AWS = {"type": "aws", "region": "us-east-1"}
+
+
+def test_msk_sits_in_the_cluster_private_subnets_reachable_from_the_cluster_group():
+    monitor = _run(cloud=AWS, cluster={"name": "wiring"})
+    (msk,) = monitor.of_type("aws:msk/cluster:Cluster")
+    assert msk.parent_type == "mlops:kafka:KafkaCluster"
+    private = sorted(
+        r.name for r in monitor.of_type("aws:ec2/subnet:Subnet") if "private" in r.name
+    )
+    assert msk.inputs["brokerNodeGroupInfo"]["clientSubnets"] == [f"{n}-id" for n in private]
+    eks = monitor.named("mlops-eks")
+    cluster_group = mocks._fake_outputs(eks.type, eks.name, {})["vpcConfig"][
+        "clusterSecurityGroupId"
+    ]
+    ingress = [
+        rule
+        for rule in monitor.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+        if rule.parent_type == "mlops:kafka:KafkaCluster"
+    ]
+    assert [rule.inputs["referencedSecurityGroupId"] for rule in ingress] == [cluster_group]
+
+
+def test_mlflow_database_sits_in_the_cluster_network_reachable_from_the_cluster_group():
+    monitor = _run(cloud=AWS, cluster={"name": "wiring"})
+    (database,) = monitor.of_type("aws:rds/instance:Instance")
+    assert database.parent_type == "mlops:mlflow:TrackingServer"
+    (subnets,) = monitor.of_type("aws:rds/subnetGroup:SubnetGroup")
+    private = sorted(
+        r.name for r in monitor.of_type("aws:ec2/subnet:Subnet") if "private" in r.name
+    )
+    assert subnets.inputs["subnetIds"] == [f"{n}-id" for n in private]
+    eks = monitor.named("mlops-eks")
+    cluster_group = mocks._fake_outputs(eks.type, eks.name, {})["vpcConfig"][
+        "clusterSecurityGroupId"
+    ]
+    ingress = [
+        rule
+        for rule in monitor.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+        if rule.parent_type == "mlops:mlflow:TrackingServer"
+    ]
+    assert [rule.inputs["referencedSecurityGroupId"] for rule in ingress] == [cluster_group]
+    assert [rule.inputs["fromPort"] for rule in ingress] == [5432]
+    # its Kubernetes objects wait for the namespace and the identity of the server
+    (server,) = monitor.of_type("mlops:mlflow:TrackingServer")
+    waits_for = {urn.split("::")[-1] for urn in server.depends_on}
+    assert {"mlops-mlflow", "mlflow-service-account"} <= waits_for
+
+
+def test_kafka_brokers_must_spread_evenly_over_the_cluster_zones():
+    with pytest.raises(config.ConfigError) as caught:
+        config.validate(
+            {
+                "mlops:cloud": AWS,
+                "mlops:cluster": {"network": {"availability_zones": 2}},
+                "mlops:kafka": {"brokers": 3},
+            },
+            source="stacks/Pulumi.x.yaml",
+        )
+    assert caught.value.problems == [
+        ("mlops:kafka.brokers", "3 brokers must be a multiple of the 2 zones MSK uses")
+    ]
+
+
+def test_serving_waits_for_istiod_and_needs_the_mesh():
+    monitor = _run(cloud=LOCAL, workload_identities=IDENTITIES, serving=SERVING)
+    waits_for = {urn.split("::")[-1] for urn in monitor.named("churn").depends_on}
+    (istiod,) = [
+        r for r in monitor.of_type("kubernetes:helm.sh/v3:Release") if r.inputs["chart"] == "istiod"
+    ]
+    assert istiod.name in waits_for
+    with pytest.raises(config.ConfigError) as caught:
+        config.validate(
+            {
+                "mlops:cloud": LOCAL,
+                "mlops:workload_identities": IDENTITIES,
+                "mlops:mesh": {"enabled": False},
+                "mlops:serving": SERVING,
+            },
+            source="stacks/Pulumi.x.yaml",
+        )
+    assert caught.value.problems == [
+        (
+            "mlops:serving.churn",
+            "routes its traffic with Istio (DestinationRule, VirtualService), but mesh.enabled "
+            "is false",
+        )
+    ]
+    without_mesh = _run(cloud=LOCAL, mesh={"enabled": False})
+    assert without_mesh.of_type("mlops:mesh:IstioMesh") == []
