@@ -22,6 +22,9 @@ from components.cluster.wiring import ClusterParts, GcpNetwork, GkeNodeWiring
 
 # Least privilege for nodes: the minimal role Google defines for node service accounts
 # (logs, metrics, metadata) plus pulling images from Artifact Registry.
+# A private GKE control plane reaches its nodes only on 443 and 10250 by default; admission
+# webhooks served on other ports need a rule: istiod's sidecar injector and validation (15017).
+WEBHOOK_PORTS = ("15017",)
 NODE_ROLES = ("roles/container.defaultNodeServiceAccount", "roles/artifactregistry.reader")
 PODS_RANGE = "pods"
 SERVICES_RANGE = "services"
@@ -96,6 +99,18 @@ def build(name: str, cloud: GcpCloud, config: ClusterConfig, protect: bool, pare
         )
         for role in NODE_ROLES
     ]
+
+    gcp.compute.Firewall(
+        f"{name}-control-plane-webhooks",
+        project=cloud.project,
+        network=network.id,
+        direction="INGRESS",
+        description=f"GKE control plane of {config.name} to admission webhooks on its nodes",
+        source_ranges=[network_config.control_plane_cidr],
+        target_service_accounts=[node_account.email],
+        allows=[{"protocol": "tcp", "ports": list(WEBHOOK_PORTS)}],
+        opts=child,
+    )
 
     private_endpoint = not config.api_allowed_cidrs
     pool = workload_pool(cloud.project)

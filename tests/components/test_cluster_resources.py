@@ -386,6 +386,7 @@ def test_gcp_children(gcp_prod):
     monitor, _ = gcp_prod
     assert _children(monitor) == sorted(
         [
+            ("gcp:compute/firewall:Firewall", "core-control-plane-webhooks"),
             ("gcp:compute/network:Network", "core-network"),
             ("gcp:compute/router:Router", "core-router"),
             ("gcp:compute/routerNat:RouterNat", "core-nat"),
@@ -414,6 +415,26 @@ def test_gcp_network(gcp_prod):
     assert nat["sourceSubnetworkIpRangesToNat"] == "ALL_SUBNETWORKS_ALL_IP_RANGES"
     assert nat["region"] == "europe-west4"
     assert monitor.named("core-router").inputs["network"] == "core-network-id"
+
+
+def test_gke_control_plane_reaches_istio_webhooks_on_the_nodes(gcp_prod):
+    monitor, _ = gcp_prod
+    rule = monitor.named("core-control-plane-webhooks")
+    cluster = monitor.named("core-gke").inputs
+    nodes = mocks._fake_outputs(
+        "gcp:serviceaccount/account:Account",
+        "core-nodes-sa",
+        {"accountId": monitor.named("core-nodes-sa").inputs["accountId"]},
+    )["email"]
+    assert rule.inputs == {
+        "project": "acme-ml",
+        "network": "core-network-id",
+        "direction": "INGRESS",
+        "description": "GKE control plane of mlops-prod to admission webhooks on its nodes",
+        "sourceRanges": [cluster["privateClusterConfig"]["masterIpv4CidrBlock"]],
+        "targetServiceAccounts": [nodes],
+        "allows": [{"protocol": "tcp", "ports": ["15017"]}],
+    }
 
 
 def test_gke_cluster_is_private_with_workload_identity(gcp_prod):
