@@ -89,3 +89,15 @@ class KustomizeRelease(NamedTuple):
 # ghcr.io/kubeflow/kfp-*:2.16.1, Argo Workflows v3.7.3, MySQL 8.4, SeaweedFS). The overlay in
 # components/pipelines/kustomize/ names the same ref; a test keeps the two equal.
 KUBEFLOW_PIPELINES = KustomizeRelease(repo="https://github.com/kubeflow/pipelines", ref="2.16.1")
+
+# Feast feature store. The official feature-server image (ubi9 python-3.12-minimal, uid 1001,
+# `feast[minimal]`: aws, gcp, redis, duckdb) is published to quay.io/feastdev with every release;
+# 0.66.0 is the tag the v0.66.0 feast-feature-server chart defaults to. The real-service test
+# installs the same feast version from PyPI.
+FEAST_VERSION = "0.66.0"
+FEAST_FEATURE_SERVER_IMAGE = f"quay.io/feastdev/feature-server:{FEAST_VERSION}"
+# Online store engines: ElastiCache for Valkey (major.minor; ElastiCache applies patches),
+# Memorystore for Redis, and the official redis image locally (library/redis tag, Debian trixie).
+ELASTICACHE_VALKEY_VERSION = "8.0"
+MEMORYSTORE_REDIS_VERSION = "REDIS_7_2"
+REDIS_IMAGE = "redis:8.10.2-trixie"
