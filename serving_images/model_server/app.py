@@ -20,6 +20,7 @@ import orjson
 
 from serving_images.model_server.batching import MicroBatcher, ModelRejectedInput
 from serving_images.model_server.drift import DriftWindow
+from serving_images.model_server.kafka_security import security_config
 from serving_images.model_server.metrics import Metrics
 from serving_images.model_server.model import ModelLoadError, ServedModel, resolve
 from serving_images.model_server.prediction_log import FileSink, KafkaSink, PredictionLog, Sink
@@ -199,6 +200,7 @@ class ModelServerApp:
                 s.kafka_topic,
                 s.kafka_buffer_messages,
                 self.metrics.dropped,
+                security=security_config(s),
             )
         if s.prediction_sink == "file":
             return FileSink(s.prediction_file)

@@ -13,7 +13,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -79,28 +79,55 @@ class FileSink:
 
 
 class KafkaSink:
-    """Produces one message per request to a topic; keys are request ids."""
+    """Produces one message per request to a topic; keys are request ids.
+
+    `security` holds the librdkafka security properties (`kafka_security.security_config`:
+    TLS, SASL/SCRAM or an OAUTHBEARER token callback); only a redacted form is ever logged.
+    librdkafka's own log lines go through Python logging (`...prediction_log.librdkafka`).
+    """
 
     def __init__(
-        self, bootstrap_servers: str, topic: str, buffer_messages: int, on_drop: DropCounter
+        self,
+        bootstrap_servers: str,
+        topic: str,
+        buffer_messages: int,
+        on_drop: DropCounter,
+        security: Mapping[str, Any] | None = None,
     ) -> None:
         from confluent_kafka import Producer
 
+        from serving_images.model_server.kafka_security import CA_FILE_VAR, redacted
+
+        security = dict(security or {"security.protocol": "PLAINTEXT"})
+        ca_file = security.get("ssl.ca.location")
+        if ca_file is not None and not os.path.isfile(ca_file):
+            raise FileNotFoundError(f"{CA_FILE_VAR}={ca_file!r}: no such file")
         self.topic = topic
         self._on_drop = on_drop
-        self._producer = Producer(
-            {
-                "bootstrap.servers": bootstrap_servers,
-                "client.id": "mlops-model-server",
-                "linger.ms": 20,
-                "compression.type": "lz4",
-                "queue.buffering.max.messages": buffer_messages,
-                # A record that cannot be delivered within this time is dropped and counted.
-                "message.timeout.ms": 30_000,
-                "enable.idempotence": False,
-                "acks": "1",
-            }
-        )
+        config = {
+            "bootstrap.servers": bootstrap_servers,
+            "client.id": "mlops-model-server",
+            "linger.ms": 20,
+            "compression.type": "lz4",
+            "queue.buffering.max.messages": buffer_messages,
+            # A record that cannot be delivered within this time is dropped and counted.
+            "message.timeout.ms": 30_000,
+            "enable.idempotence": False,
+            "acks": "1",
+            "logger": logging.getLogger(f"{__name__}.librdkafka"),
+            **security,
+        }
+        protocol = config["security.protocol"]
+        shown = redacted({k: v for k, v in config.items() if k != "logger"})
+        log.info("kafka sink: topic %s, producer %s", topic, shown)
+        if protocol == "PLAINTEXT":
+            log.warning(
+                "kafka sink uses PLAINTEXT (no TLS, no authentication); set "
+                "MLOPS_SERVE_KAFKA_SECURITY_PROTOCOL for anything but a local broker"
+            )
+        # With an OAUTHBEARER callback, confluent-kafka waits (up to 10 s) for the first token
+        # here, so missing cloud credentials stop the start-up instead of failing silently.
+        self._producer = Producer(config)
 
     def _delivered(self, err: Any, msg: Any) -> None:
         if err is not None:

@@ -9,11 +9,19 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal, get_args
 
 PredictionSink = Literal["file", "kafka", "none"]
+KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_SSL"]
+# SCRAM-* are librdkafka's own mechanisms; the OAUTHBEARER-* names pick who signs the token.
+KafkaSaslMechanism = Literal[
+    "none", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER-AWS-MSK-IAM", "OAUTHBEARER-GCP-IAM"
+]
+SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
+_AWS_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+")
 
 
 class SettingsError(ValueError):
@@ -31,6 +39,10 @@ class EnvVar:
     description: str
     choices: tuple[str, ...] = ()
     minimum: float | None = None
+    # A secret's value never appears in an error message, a log line or `repr(Settings)`.
+    secret: bool = False
+    # Read when this variable is unset (e.g. AWS_REGION, which EKS injects into IRSA pods).
+    fallback: str = ""
 
     def parse(self, raw: str) -> Any:
         text = raw.strip()
@@ -46,17 +58,25 @@ class EnvVar:
             else:
                 value = text
         except ValueError as exc:
+            # The parser's own message may quote the value, so a secret's is left out.
+            reason = "" if self.secret else f": {exc}"
             raise SettingsError(
-                f"{self.name}={raw!r} is not a valid {self.type.__name__}: {exc}"
+                f"{self.name}={self.shown(raw)} is not a valid {self.type.__name__}{reason}"
             ) from None
         self.check(value)
         return value
 
     def check(self, value: Any) -> None:
         if self.choices and value not in self.choices:
-            raise SettingsError(f"{self.name}={value!r} must be one of {', '.join(self.choices)}")
+            raise SettingsError(
+                f"{self.name}={self.shown(value)} must be one of {', '.join(self.choices)}"
+            )
         if self.minimum is not None and value < self.minimum:
-            raise SettingsError(f"{self.name}={value!r} must be >= {self.minimum:g}")
+            raise SettingsError(f"{self.name}={self.shown(value)} must be >= {self.minimum:g}")
+
+    def shown(self, value: Any) -> str:
+        """The value as error messages show it: secrets are redacted."""
+        return "<redacted>" if self.secret else repr(value)
 
 
 def _parse_bool(text: str) -> bool:
@@ -170,6 +190,59 @@ REGISTRY: tuple[EnvVar, ...] = (
         minimum=1,
     ),
     EnvVar(
+        "MLOPS_SERVE_KAFKA_SECURITY_PROTOCOL",
+        "kafka_security_protocol",
+        str,
+        "PLAINTEXT",
+        "How the `kafka` sink connects: `SSL` (TLS), `SASL_SSL` (TLS plus the SASL mechanism "
+        "below, what MSK, GCP Managed Kafka and the platform's Strimzi listener require) or "
+        "`PLAINTEXT` (local brokers only; logged as a warning).",
+        choices=get_args(KafkaSecurityProtocol),
+    ),
+    EnvVar(
+        "MLOPS_SERVE_KAFKA_SASL_MECHANISM",
+        "kafka_sasl_mechanism",
+        str,
+        "none",
+        "SASL authentication with `SASL_SSL`: `SCRAM-SHA-512` (Strimzi `KafkaUser`; needs "
+        "username and password), `OAUTHBEARER-AWS-MSK-IAM` (MSK IAM, token signed with the "
+        "pod's AWS credentials, e.g. IRSA), `OAUTHBEARER-GCP-IAM` (GCP Managed Kafka, Google "
+        "access token of the workload's service account).",
+        choices=get_args(KafkaSaslMechanism),
+    ),
+    EnvVar(
+        "MLOPS_SERVE_KAFKA_SASL_USERNAME",
+        "kafka_sasl_username",
+        str,
+        "",
+        "SCRAM user name (the Strimzi `KafkaUser` name).",
+    ),
+    EnvVar(
+        "MLOPS_SERVE_KAFKA_SASL_PASSWORD",
+        "kafka_sasl_password",
+        str,
+        "",
+        "SCRAM password (key `password` of the `KafkaUser` Secret, via `secretKeyRef`). "
+        "Secret: never logged, never in error messages or `repr`.",
+        secret=True,
+    ),
+    EnvVar(
+        "MLOPS_SERVE_KAFKA_CA_FILE",
+        "kafka_ca_file",
+        str,
+        "",
+        "PEM file of the CA(s) that sign the brokers' certificates (Strimzi: `ca.crt` of Secret "
+        "`<cluster>-cluster-ca-cert`, mounted); empty = the system trust store (MSK, GCP).",
+    ),
+    EnvVar(
+        "MLOPS_SERVE_KAFKA_AWS_REGION",
+        "kafka_aws_region",
+        str,
+        "",
+        "Region of the MSK cluster, for `OAUTHBEARER-AWS-MSK-IAM` tokens.",
+        fallback="AWS_REGION",
+    ),
+    EnvVar(
         "MLOPS_SERVE_DRIFT_WINDOW_ROWS",
         "drift_window_rows",
         int,
@@ -215,6 +288,12 @@ class Settings:
     kafka_bootstrap_servers: str
     kafka_topic: str
     kafka_buffer_messages: int
+    kafka_security_protocol: KafkaSecurityProtocol
+    kafka_sasl_mechanism: KafkaSaslMechanism
+    kafka_sasl_username: str
+    kafka_sasl_password: str = field(repr=False)
+    kafka_ca_file: str
+    kafka_aws_region: str
     drift_window_rows: int
     drain_seconds: float
     log_level: str
@@ -231,6 +310,8 @@ class Settings:
                 values[var.field] = value
             elif var.name in env and env[var.name].strip() != "":
                 values[var.field] = var.parse(env[var.name])
+            elif var.fallback and env.get(var.fallback, "").strip() != "":
+                values[var.field] = var.parse(env[var.fallback])
             else:
                 values[var.field] = var.default
         unknown = {k for k, v in overrides.items() if v is not None}
@@ -242,7 +323,47 @@ class Settings:
                 "MLOPS_SERVE_KAFKA_BOOTSTRAP_SERVERS must be set when "
                 "MLOPS_SERVE_PREDICTION_SINK=kafka"
             )
+        _check_kafka_security(settings)
         return settings
+
+
+def _check_kafka_security(s: Settings) -> None:
+    """Combinations that would be ignored or could never authenticate stop the start-up."""
+    protocol, mechanism = s.kafka_security_protocol, s.kafka_sasl_mechanism
+    p_var, m_var = "MLOPS_SERVE_KAFKA_SECURITY_PROTOCOL", "MLOPS_SERVE_KAFKA_SASL_MECHANISM"
+    if mechanism != "none" and protocol != "SASL_SSL":
+        raise SettingsError(f"{m_var}={mechanism} needs {p_var}=SASL_SSL, not {protocol}")
+    if protocol == "SASL_SSL" and mechanism == "none":
+        raise SettingsError(
+            f"{p_var}=SASL_SSL needs {m_var} (one of {', '.join(get_args(KafkaSaslMechanism)[1:])})"
+        )
+    credentials = {
+        "MLOPS_SERVE_KAFKA_SASL_USERNAME": s.kafka_sasl_username,
+        "MLOPS_SERVE_KAFKA_SASL_PASSWORD": s.kafka_sasl_password,
+    }
+    if mechanism in SCRAM_MECHANISMS:
+        missing = [name for name, value in credentials.items() if not value]
+        if missing:
+            raise SettingsError(f"{' and '.join(missing)} must be set when {m_var}={mechanism}")
+    else:
+        present = [name for name, value in credentials.items() if value]
+        if present:
+            raise SettingsError(
+                f"{' and '.join(present)} are only used with {m_var}=SCRAM-SHA-256 or "
+                f"SCRAM-SHA-512, not {mechanism}"
+            )
+    if s.kafka_ca_file and protocol == "PLAINTEXT":
+        raise SettingsError(f"MLOPS_SERVE_KAFKA_CA_FILE is set but {p_var}=PLAINTEXT uses no TLS")
+    if mechanism == "OAUTHBEARER-AWS-MSK-IAM":
+        if not s.kafka_aws_region:
+            raise SettingsError(
+                f"MLOPS_SERVE_KAFKA_AWS_REGION (or AWS_REGION) must be set when {m_var}={mechanism}"
+            )
+        if not _AWS_REGION.fullmatch(s.kafka_aws_region):
+            raise SettingsError(
+                f"MLOPS_SERVE_KAFKA_AWS_REGION={s.kafka_aws_region!r} is not an AWS region "
+                "(like eu-west-1)"
+            )
 
 
 def _check_registry_matches_dataclass() -> None:
@@ -264,5 +385,7 @@ def markdown_table(registry: tuple[EnvVar, ...] = REGISTRY) -> str:
         description = var.description
         if var.choices:
             description += f" One of: {', '.join(f'`{c}`' for c in var.choices)}."
+        if var.fallback:
+            description += f" Unset: `{var.fallback}`."
         rows.append(f"| `{var.name}` | {var.type.__name__} | {default} | {description} |")
     return "\n".join(rows)
