@@ -1,6 +1,12 @@
 """MLflow tracking server and model registry on PostgreSQL, artifacts in the object store."""
 
-from components.mlflow.model import AuthConfig, DatabaseConfig, MlflowConfig, ResourcesConfig
+from components.mlflow.model import (
+    AuthConfig,
+    ClientConfig,
+    DatabaseConfig,
+    MlflowConfig,
+    ResourcesConfig,
+)
 from components.mlflow.resources import (
     AwsDatabaseNetwork,
     GcpDatabaseNetwork,
@@ -11,6 +17,7 @@ from components.mlflow.resources import (
 __all__ = [
     "AuthConfig",
     "AwsDatabaseNetwork",
+    "ClientConfig",
     "DatabaseConfig",
     "GcpDatabaseNetwork",
     "MlflowConfig",

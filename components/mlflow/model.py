@@ -11,9 +11,12 @@ the Secret that holds them is filled by the resource layer, and the pod reads it
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -36,6 +39,8 @@ DATABASE_USER = "mlflow"
 MANAGED_BY = "mlops-platform"
 # Stands in for the bucket URI (a provider Output) when objects are checked before creation.
 PLACEHOLDER_ARTIFACTS_URI = "s3://bucket/mlflow"
+# Stands in for a generated password in the Secrets checked before creation (never created).
+PLACEHOLDER_PASSWORD = "generated-at-apply"
 
 # Keys of the credentials Secret.
 BACKEND_STORE_URI_KEY = "backend-store-uri"
@@ -43,6 +48,30 @@ AUTH_CONFIG_KEY = "basic-auth.ini"
 ADMIN_USERNAME_KEY = "admin-username"
 ADMIN_PASSWORD_KEY = "admin-password"
 DATABASE_PASSWORD_KEY = "database-password"
+# The basic-auth app refuses to start without it (CSRF tokens); all replicas must share it.
+FLASK_SECRET_KEY_KEY = "flask-secret-key"
+
+# MLflow client users: a Secret in each client's namespace (keys are the environment variables
+# MLflow's client reads, so a pod `envFrom`s it), and the provisioning Job's own Secret of
+# passwords in the MLflow namespace (keyed by client key).
+CLIENT_USERNAME_PREFIX = "svc-"
+DEFAULT_CLIENT_SECRET = "mlflow-client-credentials"
+CLIENT_URI_KEY = "MLFLOW_TRACKING_URI"
+CLIENT_USERNAME_KEY = "MLFLOW_TRACKING_USERNAME"
+CLIENT_PASSWORD_KEY = "MLFLOW_TRACKING_PASSWORD"
+CLIENT_SECRET_KEYS = (CLIENT_URI_KEY, CLIENT_USERNAME_KEY, CLIENT_PASSWORD_KEY)
+CLIENT_PASSWORDS_SECRET = "mlflow-client-passwords"
+PROVISIONER_NAME = "mlflow-provision-users"
+PROVISIONER_CONTAINER = "provision-users"
+PROVISIONER_DIR = "/etc/mlflow/provision"
+PROVISIONER_SCRIPT = "provision_users.py"
+PROVISIONER_USERS = "users.json"
+PROVISIONER_SOURCE = Path(__file__).with_name(PROVISIONER_SCRIPT)
+# Long enough to read the logs the next day; a `pulumi up --refresh` after that recreates the
+# Job, which is harmless: the program converges and changes nothing.
+PROVISIONER_TTL_SECONDS = 86400
+PROVISIONER_BACKOFF_LIMIT = 4
+PROVISIONER_DEADLINE_SECONDS = 900
 
 AUTH_CONFIG_DIR = "/etc/mlflow/auth"
 TMP_MOUNT = "/tmp"
@@ -60,6 +89,8 @@ POSTGRES_RUN_DIR = "/var/run/postgresql"
 
 # Who may act on an object no permission was granted for (MLflow's own default is READ).
 Permission = Literal["READ", "EDIT", "MANAGE", "NO_PERMISSIONS"]
+# What a client user is granted on every experiment and registered model (MLflow's names).
+ClientPermission = Literal["READ", "EDIT", "MANAGE"]
 SslMode = Literal["require", "disable"]
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -277,6 +308,35 @@ class ResourcesConfig(StrictModel):
         return self
 
 
+class ClientConfig(StrictModel):
+    """An MLflow user for one client (a namespace's workloads), its credentials in a Secret
+    there. The map key names it: the MLflow user is `svc-<key>`."""
+
+    namespace: str = Field(description="Namespace of the client's pods; its Secret goes here.")
+    permission: ClientPermission = Field(
+        default="READ",
+        description="Granted on every experiment and registered model: READ (look, load "
+        "models), EDIT (also log runs, register versions, set aliases), MANAGE (also delete "
+        "and grant). Never below the server's `auth.default_permission`.",
+    )
+    secret_name: str = Field(
+        default=DEFAULT_CLIENT_SECRET,
+        description="Secret with MLFLOW_TRACKING_URI, MLFLOW_TRACKING_USERNAME and "
+        "MLFLOW_TRACKING_PASSWORD, for `envFrom`.",
+    )
+    password_version: int = Field(
+        default=1,
+        ge=1,
+        description="Bump to rotate the password: a new one is generated, the Secrets updated "
+        "and the user provisioned again.",
+    )
+
+    @field_validator("namespace", "secret_name")
+    @classmethod
+    def _dns_label(cls, value: str, info) -> str:
+        return check_dns_label(value, info.field_name)
+
+
 class MlflowConfig(StrictModel):
     """The tracking server and model registry (root config key `mlflow`)."""
 
@@ -314,6 +374,11 @@ class MlflowConfig(StrictModel):
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
+    clients: dict[str, ClientConfig] = Field(
+        default_factory=dict,
+        description="MLflow users for the platform's clients, keyed by a logical name (user "
+        "`svc-<key>`), each with its credentials Secret in its namespace.",
+    )
 
     @field_validator("namespace", "service_account")
     @classmethod
@@ -360,6 +425,47 @@ class MlflowConfig(StrictModel):
                     "(no wildcards: they reopen DNS rebinding)"
                 )
         return values
+
+    @field_validator("clients")
+    @classmethod
+    def _client_keys(cls, clients: dict[str, ClientConfig]) -> dict[str, ClientConfig]:
+        for key in clients:
+            # The key names resources, a Secret key and (as svc-<key>) the MLflow user.
+            if len(key) > 40 or not _DNS_LABEL.match(key):
+                raise ValueError(
+                    f"clients: key {key!r} must be at most 40 lowercase letters, digits or "
+                    "'-', starting and ending with a letter or digit"
+                )
+        return clients
+
+    @model_validator(mode="after")
+    def _clients_consistent(self) -> MlflowConfig:
+        if self.clients and not self.auth.enabled:
+            raise ValueError(
+                "clients need auth.enabled: without the basic-auth app there are no users"
+            )
+        seen: dict[tuple[str, str], str] = {}
+        for key, client in sorted(self.clients.items()):
+            if client_username(key) == self.auth.admin_username:
+                raise ValueError(
+                    f"clients.{key}: user {client_username(key)!r} is auth.admin_username"
+                )
+            where = (client.namespace, client.secret_name)
+            if where in seen:
+                raise ValueError(
+                    f"clients.{key}.secret_name: {client.namespace}/{client.secret_name} is "
+                    f"also clients.{seen[where]}'s Secret"
+                )
+            if client.namespace == self.namespace and client.secret_name in (
+                CREDENTIALS_SECRET,
+                CLIENT_PASSWORDS_SECRET,
+            ):
+                raise ValueError(
+                    f"clients.{key}.secret_name: {client.secret_name!r} is the tracking "
+                    f"server's own Secret in {self.namespace}"
+                )
+            seen[where] = key
+        return self
 
 
 # --- cross-field checks (for the root config) -------------------------------------------------
@@ -424,6 +530,17 @@ def service_host(namespace: str) -> str:
 
 def tracking_uri(namespace: str) -> str:
     return f"http://{service_host(namespace)}:{PORT}"
+
+
+def client_username(key: str) -> str:
+    """The MLflow user of `clients.<key>`."""
+    return f"{CLIENT_USERNAME_PREFIX}{key}"
+
+
+def client_password_env(key: str) -> str:
+    """The provisioning Job's variable holding the password of `clients.<key>` (keys are DNS
+    labels, so the mapping is one to one)."""
+    return "MLFLOW_CLIENT_PASSWORD_" + key.upper().replace("-", "_")
 
 
 def postgres_host(namespace: str) -> str:
@@ -558,9 +675,12 @@ def server_env(
         {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
     ]
     if config.auth.enabled:
-        env.append(
-            {"name": "MLFLOW_AUTH_CONFIG_PATH", "value": f"{AUTH_CONFIG_DIR}/{AUTH_CONFIG_KEY}"}
-        )
+        env += [
+            {"name": "MLFLOW_AUTH_CONFIG_PATH", "value": f"{AUTH_CONFIG_DIR}/{AUTH_CONFIG_KEY}"},
+            # `mlflow server --app-name basic-auth` exits without it (3.x); every replica and
+            # worker must use the same key or CSRF tokens fail across them.
+            _secret_env("MLFLOW_FLASK_SERVER_SECRET_KEY", FLASK_SECRET_KEY_KEY),
+        ]
     if cloud == "aws":
         if not aws_region:
             raise ValueError("aws_region is required on AWS (boto3 signs for the bucket region)")
@@ -725,10 +845,157 @@ def credentials_secret_metadata(config: MlflowConfig) -> dict[str, Any]:
 def credentials_secret_keys(cloud: CloudType, auth_enabled: bool) -> list[str]:
     keys = [BACKEND_STORE_URI_KEY]
     if auth_enabled:
-        keys += [AUTH_CONFIG_KEY, ADMIN_USERNAME_KEY, ADMIN_PASSWORD_KEY]
+        keys += [AUTH_CONFIG_KEY, ADMIN_USERNAME_KEY, ADMIN_PASSWORD_KEY, FLASK_SECRET_KEY_KEY]
     if cloud == "local":
         keys.append(DATABASE_PASSWORD_KEY)
     return keys
+
+
+# --- client users -----------------------------------------------------------------------------
+
+
+def client_secret_metadata(config: MlflowConfig, key: str) -> dict[str, Any]:
+    """Envelope of `clients.<key>`'s Secret in its namespace; `stringData` comes from the
+    resource layer (`client_secret_data`), as a secret Output."""
+    client = config.clients[key]
+    metadata = _metadata(client.secret_name, client.namespace, "client-credentials")
+    metadata["annotations"] = {"mlops.platform/mlflow-user": client_username(key)}
+    return metadata
+
+
+def client_secret_data(config: MlflowConfig, key: str, password: str) -> dict[str, str]:
+    """What a pod of the client `envFrom`s: MLflow's client reads exactly these variables."""
+    return {
+        CLIENT_URI_KEY: tracking_uri(config.namespace),
+        CLIENT_USERNAME_KEY: client_username(key),
+        CLIENT_PASSWORD_KEY: password,
+    }
+
+
+def client_passwords_secret_metadata(config: MlflowConfig) -> dict[str, Any]:
+    """The provisioning Job's Secret in the MLflow namespace: one key per client key."""
+    return _metadata(CLIENT_PASSWORDS_SECRET, config.namespace, "user-provisioner")
+
+
+def users_spec(config: MlflowConfig) -> dict[str, Any]:
+    """What `provision_users.py` converges on (no password: it names their variables)."""
+    return {
+        "users": [
+            {
+                "username": client_username(key),
+                "permission": client.permission,
+                "password_env": client_password_env(key),
+            }
+            for key, client in sorted(config.clients.items())
+        ]
+    }
+
+
+def provisioner_digest(config: MlflowConfig, script: str | None = None) -> str:
+    """10 hex digits naming the ConfigMap and the Job: they change, and so the Job runs again,
+    exactly when what it would do changes: the users, their permissions, a password version,
+    the program or the image."""
+    material = {
+        "spec": users_spec(config),
+        "password_versions": {k: c.password_version for k, c in sorted(config.clients.items())},
+        "script": script if script is not None else PROVISIONER_SOURCE.read_text(),
+        "image": config.image,
+        "tracking_uri": tracking_uri(config.namespace),
+    }
+    encoded = json.dumps(material, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(encoded).hexdigest()[:10]
+
+
+def provisioner_name(config: MlflowConfig) -> str:
+    return f"{PROVISIONER_NAME}-{provisioner_digest(config)}"
+
+
+def provisioner_config_map(config: MlflowConfig) -> dict[str, Any]:
+    """The program and its spec; immutable, since its name changes with its content."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(provisioner_name(config), config.namespace, "user-provisioner"),
+        "immutable": True,
+        "data": {
+            PROVISIONER_SCRIPT: PROVISIONER_SOURCE.read_text(),
+            PROVISIONER_USERS: json.dumps(users_spec(config), indent=2, sort_keys=True) + "\n",
+        },
+    }
+
+
+def provisioner_env(config: MlflowConfig) -> list[dict[str, Any]]:
+    """The admin's credentials and every client password by reference; no value is secret."""
+    return [
+        {"name": "MLFLOW_TRACKING_URI", "value": tracking_uri(config.namespace)},
+        _secret_env("MLFLOW_TRACKING_USERNAME", ADMIN_USERNAME_KEY),
+        _secret_env("MLFLOW_TRACKING_PASSWORD", ADMIN_PASSWORD_KEY),
+        {"name": "HOME", "value": TMP_MOUNT},
+        {"name": "TMPDIR", "value": TMP_MOUNT},
+        {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
+        {"name": "PYTHONUNBUFFERED", "value": "1"},
+        *(
+            _secret_env(client_password_env(key), key, CLIENT_PASSWORDS_SECRET)
+            for key in sorted(config.clients)
+        ),
+    ]
+
+
+def provisioner_job(config: MlflowConfig) -> dict[str, Any]:
+    """Runs `provision_users.py` once per digest, in the server's image, as the admin."""
+    name = provisioner_name(config)
+    labels = object_labels("user-provisioner")
+    container = {
+        "name": PROVISIONER_CONTAINER,
+        "image": config.image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["python", f"{PROVISIONER_DIR}/{PROVISIONER_SCRIPT}"],
+        "args": [f"{PROVISIONER_DIR}/{PROVISIONER_USERS}"],
+        "env": provisioner_env(config),
+        "resources": {
+            "requests": {"cpu": "50m", "memory": "256Mi"},
+            "limits": {"memory": "512Mi"},
+        },
+        "securityContext": _restricted_container_security(RUN_AS_USER),
+        "volumeMounts": [
+            {"name": "tmp", "mountPath": TMP_MOUNT},
+            {"name": "program", "mountPath": PROVISIONER_DIR, "readOnly": True},
+        ],
+    }
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": _metadata(name, config.namespace, "user-provisioner"),
+        "spec": {
+            "backoffLimit": PROVISIONER_BACKOFF_LIMIT,
+            "activeDeadlineSeconds": PROVISIONER_DEADLINE_SECONDS,
+            "ttlSecondsAfterFinished": PROVISIONER_TTL_SECONDS,
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "restartPolicy": "Never",
+                    # It only talks to the tracking server.
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": RUN_AS_USER,
+                        "runAsGroup": RUN_AS_USER,
+                        "fsGroup": RUN_AS_USER,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [container],
+                    "volumes": [
+                        {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+                        {
+                            "name": "program",
+                            "configMap": {"name": name, "defaultMode": 0o444},
+                        },
+                    ],
+                },
+            },
+        },
+    }
 
 
 # --- local PostgreSQL -------------------------------------------------------------------------
@@ -882,6 +1149,12 @@ class Rendered:
     postgres_statefulset: dict[str, Any] | None = None
     postgres_service: dict[str, Any] | None = None
     postgres_network_policy: dict[str, Any] | None = None
+    # Only with `clients`: the provisioning program, its Job and the Secrets' envelopes (their
+    # data are secret Outputs the resource layer adds; here they are checked with placeholders).
+    provisioner_config_map: dict[str, Any] | None = None
+    provisioner_job: dict[str, Any] | None = None
+    client_secrets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    client_passwords_secret: dict[str, Any] | None = None
 
     def objects(self) -> list[dict[str, Any]]:
         found = [self.deployment, self.service, self.pod_disruption_budget]
@@ -891,10 +1164,13 @@ class Rendered:
                 self.postgres_statefulset,
                 self.postgres_service,
                 self.postgres_network_policy,
+                self.provisioner_config_map,
+                self.provisioner_job,
+                self.client_passwords_secret,
             )
             if obj is not None
         ]
-        return found
+        return found + [self.client_secrets[key] for key in sorted(self.client_secrets)]
 
 
 def render(
@@ -902,6 +1178,7 @@ def render(
 ) -> Rendered:
     """All objects for `cloud`; `artifacts_uri` is the bucket URI plus the artifact prefix."""
     local = cloud == "local"
+    clients = bool(config.clients)
     return Rendered(
         deployment=deployment(config, cloud, artifacts_uri, aws_region),
         service=service(config),
@@ -909,4 +1186,31 @@ def render(
         postgres_statefulset=postgres_statefulset(config) if local else None,
         postgres_service=postgres_service(config) if local else None,
         postgres_network_policy=postgres_network_policy(config) if local else None,
+        provisioner_config_map=provisioner_config_map(config) if clients else None,
+        provisioner_job=provisioner_job(config) if clients else None,
+        client_secrets={
+            key: _secret_envelope(
+                client_secret_metadata(config, key),
+                client_secret_data(config, key, PLACEHOLDER_PASSWORD),
+            )
+            for key in config.clients
+        },
+        client_passwords_secret=(
+            _secret_envelope(
+                client_passwords_secret_metadata(config),
+                dict.fromkeys(config.clients, PLACEHOLDER_PASSWORD),
+            )
+            if clients
+            else None
+        ),
     )
+
+
+def _secret_envelope(metadata: dict[str, Any], string_data: dict[str, str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": metadata,
+        "type": "Opaque",
+        "stringData": string_data,
+    }

@@ -4,8 +4,10 @@ Kubernetes objects of `model.render` as typed resources.
 The cloud selects how the PostgreSQL backend store is built (`_DATABASES`): RDS in the
 cluster's private subnets, Cloud SQL on a private IP of the cluster's network, or the
 StatefulSet of the pure layer locally. Every password is a `random.RandomPassword`; it reaches
-the cluster only inside the credentials Secret, and leaves the component only as
-`Output.secret`.
+the cluster only inside Secrets, and leaves the component only as `Output.secret`.
+
+Client users (`config.clients`): a password each, a Secret in the client's namespace, and a Job
+that creates or updates the users through MLflow's API as the admin once the server runs.
 """
 
 from __future__ import annotations
@@ -95,6 +97,7 @@ class TrackingServer(pulumi.ComponentResource):
     admin_username: pulumi.Output[str] | None
     admin_password: pulumi.Output[str] | None
     credentials_secret_name: pulumi.Output[str]
+    clients: pulumi.Output[dict[str, dict[str, str]]]
 
     def __init__(
         self, name: str, args: TrackingServerArgs, opts: pulumi.ResourceOptions | None = None
@@ -148,6 +151,7 @@ class TrackingServer(pulumi.ComponentResource):
         database = _DATABASES[cloud.type](self, name, args, identifier, db_password)
 
         admin_password: pulumi.Output[str] | None = None
+        flask_secret_key: pulumi.Output[str] | None = None
         if config.auth.enabled:
             generated = random.RandomPassword(
                 f"{name}-admin-password",
@@ -156,10 +160,19 @@ class TrackingServer(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self),
             )
             admin_password = pulumi.Output.secret(generated.result)
+            key = random.RandomPassword(
+                f"{name}-flask-secret-key",
+                length=64,
+                special=False,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            flask_secret_key = pulumi.Output.secret(key.result)
 
         string_data = pulumi.Output.secret(
-            pulumi.Output.all(database.host, db_password, admin_password).apply(
-                lambda v: _credentials(config, cloud.type, database.ssl_mode, v[0], v[1], v[2])
+            pulumi.Output.all(database.host, db_password, admin_password, flask_secret_key).apply(
+                lambda v: _credentials(
+                    config, cloud.type, database.ssl_mode, v[0], v[1], v[2], v[3]
+                )
             )
         )
         secret = k8s.core.v1.Secret(
@@ -181,7 +194,7 @@ class TrackingServer(pulumi.ComponentResource):
         spec = artifacts.apply(
             lambda uri: model.deployment(config, cloud.type, uri, aws_region)["spec"]
         )
-        k8s.apps.v1.Deployment(
+        server = k8s.apps.v1.Deployment(
             f"{name}-server",
             metadata=rendered.deployment["metadata"],
             spec=spec,
@@ -202,6 +215,8 @@ class TrackingServer(pulumi.ComponentResource):
             opts=in_namespace,
         )
 
+        clients = _client_users(name, config, rendered, in_namespace, [server, svc, secret])
+
         namespace = config.namespace
         self.namespace = pulumi.Output.from_input(namespace)
         self.service_name = svc.metadata.name
@@ -212,6 +227,7 @@ class TrackingServer(pulumi.ComponentResource):
         )
         self.admin_password = admin_password
         self.credentials_secret_name = secret.metadata.name
+        self.clients = clients
         self.register_outputs(
             {
                 "tracking_uri": self.tracking_uri,
@@ -221,6 +237,7 @@ class TrackingServer(pulumi.ComponentResource):
                 "admin_username": self.admin_username,
                 "admin_password": self.admin_password,
                 "credentials_secret_name": self.credentials_secret_name,
+                "clients": self.clients,
             }
         )
 
@@ -232,17 +249,95 @@ def _credentials(
     host: str,
     db_password: str,
     admin_password: str | None,
+    flask_secret_key: str | None,
 ) -> dict[str, str]:
     uri = model.backend_store_uri(host, db_password, ssl_mode)
     data = {model.BACKEND_STORE_URI_KEY: uri}
     if config.auth.enabled:
-        assert admin_password is not None
+        assert admin_password is not None and flask_secret_key is not None
         data[model.AUTH_CONFIG_KEY] = model.auth_config_ini(config.auth, uri, admin_password)
         data[model.ADMIN_USERNAME_KEY] = config.auth.admin_username
         data[model.ADMIN_PASSWORD_KEY] = admin_password
+        data[model.FLASK_SECRET_KEY_KEY] = flask_secret_key
     if cloud_type == "local":
         data[model.DATABASE_PASSWORD_KEY] = db_password
     return data
+
+
+def _client_users(
+    name: str,
+    config: model.MlflowConfig,
+    rendered: model.Rendered,
+    in_namespace: pulumi.ResourceOptions,
+    server: list[pulumi.Resource],
+) -> pulumi.Output[dict[str, dict[str, str]]]:
+    """Per client a password and its Secret; then the Job's Secret of all passwords, the
+    program and the Job, which waits for the running server. Returns the `clients` output,
+    known once the Job has completed."""
+    if not config.clients:
+        return pulumi.Output.from_input({})
+    assert rendered.provisioner_config_map and rendered.provisioner_job
+    passwords: dict[str, pulumi.Output[str]] = {}
+    secrets: list[k8s.core.v1.Secret] = []
+    for key in sorted(config.clients):
+        client = config.clients[key]
+        generated = random.RandomPassword(
+            f"{name}-client-{key}-password",
+            length=32,
+            special=False,
+            # A new user name or password version generates a new password.
+            keepers={
+                "username": model.client_username(key),
+                "version": str(client.password_version),
+            },
+            opts=pulumi.ResourceOptions(parent=in_namespace.parent),
+        )
+        password = pulumi.Output.secret(generated.result)
+        passwords[key] = password
+        secrets.append(
+            k8s.core.v1.Secret(
+                f"{name}-client-{key}",
+                metadata=model.client_secret_metadata(config, key),
+                type="Opaque",
+                string_data=pulumi.Output.secret(
+                    password.apply(lambda p, key=key: model.client_secret_data(config, key, p))
+                ),
+                opts=in_namespace,
+            )
+        )
+    job_passwords = k8s.core.v1.Secret(
+        f"{name}-client-passwords",
+        metadata=model.client_passwords_secret_metadata(config),
+        type="Opaque",
+        string_data=pulumi.Output.secret(pulumi.Output.all(**passwords)),
+        opts=in_namespace,
+    )
+    program = k8s.core.v1.ConfigMap(
+        f"{name}-provisioner",
+        metadata=rendered.provisioner_config_map["metadata"],
+        immutable=True,
+        data=rendered.provisioner_config_map["data"],
+        opts=in_namespace,
+    )
+    job = k8s.batch.v1.Job(
+        f"{name}-provision-users",
+        metadata=rendered.provisioner_job["metadata"],
+        spec=rendered.provisioner_job["spec"],
+        opts=pulumi.ResourceOptions.merge(
+            in_namespace,
+            pulumi.ResourceOptions(depends_on=[*server, job_passwords, program]),
+        ),
+    )
+    described = {
+        key: {
+            "namespace": client.namespace,
+            "secret_name": client.secret_name,
+            "username": model.client_username(key),
+        }
+        for key, client in config.clients.items()
+    }
+    # Known only after the Job (and so the users) and every client Secret exist.
+    return pulumi.Output.all(job.metadata.name, *(s.id for s in secrets)).apply(lambda _: described)
 
 
 def _depends_on(opts: pulumi.ResourceOptions | None) -> list[pulumi.Resource]:

@@ -2,6 +2,7 @@
 
 import configparser
 import json
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -60,6 +61,7 @@ def test_defaults_are_the_documented_ones():
             "storage_class": None,
         },
         "auth": {"enabled": True, "admin_username": "admin", "default_permission": "READ"},
+        "clients": {},
     }
     assert config.image == versions.MLFLOW_IMAGE
 
@@ -289,6 +291,12 @@ def test_environment_per_cloud(cloud, extra):
         {"name": "TMPDIR", "value": "/tmp"},
         {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
         {"name": "MLFLOW_AUTH_CONFIG_PATH", "value": "/etc/mlflow/auth/basic-auth.ini"},
+        {
+            "name": "MLFLOW_FLASK_SERVER_SECRET_KEY",
+            "valueFrom": {
+                "secretKeyRef": {"name": "mlflow-credentials", "key": "flask-secret-key"}
+            },
+        },
         *extra,
     ]
     if cloud == "local":  # the MinIO user's keys, from the workload identity's Secret
@@ -478,7 +486,17 @@ def test_tracking_uri_and_artifacts_destination():
 @pytest.mark.parametrize(
     ("cloud", "auth", "keys"),
     [
-        ("aws", True, ["backend-store-uri", "basic-auth.ini", "admin-username", "admin-password"]),
+        (
+            "aws",
+            True,
+            [
+                "backend-store-uri",
+                "basic-auth.ini",
+                "admin-username",
+                "admin-password",
+                "flask-secret-key",
+            ],
+        ),
         ("gcp", False, ["backend-store-uri"]),
         (
             "local",
@@ -488,6 +506,7 @@ def test_tracking_uri_and_artifacts_destination():
                 "basic-auth.ini",
                 "admin-username",
                 "admin-password",
+                "flask-secret-key",
                 "database-password",
             ],
         ),
@@ -581,3 +600,562 @@ def test_local_postgres_admits_only_the_tracking_server():
             }
         ],
     }
+
+
+# --- client users: config ---------------------------------------------------------------------
+
+CLIENTS = {
+    "serving": {"namespace": "serving"},
+    "pipelines": {"namespace": "kubeflow", "permission": "EDIT"},
+}
+
+
+def _with_clients(**extra):
+    return MlflowConfig(clients=CLIENTS, **extra)
+
+
+def test_client_defaults():
+    client = model.ClientConfig(namespace="serving")
+    assert client.model_dump() == {
+        "namespace": "serving",
+        "permission": "READ",
+        "secret_name": "mlflow-client-credentials",
+        "password_version": 1,
+    }
+    assert model.client_username("pipelines") == "svc-pipelines"
+    assert model.client_password_env("batch-scoring") == "MLFLOW_CLIENT_PASSWORD_BATCH_SCORING"
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"clients": {"Serving": {"namespace": "serving"}}}, "clients: key 'Serving' must be"),
+        ({"clients": {"a" * 41: {"namespace": "serving"}}}, "must be at most 40 lowercase"),
+        ({"clients": {"s": {"namespace": "Serving"}}}, "clients.s.namespace\n  Value error"),
+        ({"clients": {"s": {}}}, "clients.s.namespace\n  Field required"),
+        ({"clients": {"s": {"namespace": "x", "permission": "USE"}}}, "clients.s.permission"),
+        (
+            {"clients": {"s": {"namespace": "x", "permission": "NO_PERMISSIONS"}}},
+            "clients.s.permission",
+        ),
+        ({"clients": {"s": {"namespace": "x", "secret_name": "a_b"}}}, "secret_name 'a_b' must"),
+        ({"clients": {"s": {"namespace": "x", "password_version": 0}}}, "password_version"),
+        ({"clients": {"s": {"namespace": "x", "token": "t"}}}, "clients.s.token\n  Extra inputs"),
+        (
+            {"auth": {"enabled": False}, "clients": {"s": {"namespace": "x"}}},
+            "clients need auth.enabled",
+        ),
+        (
+            {"auth": {"admin_username": "svc-ops"}, "clients": {"ops": {"namespace": "x"}}},
+            "clients.ops: user 'svc-ops' is auth.admin_username",
+        ),
+        (
+            {"clients": {"a": {"namespace": "x"}, "b": {"namespace": "x"}}},
+            "clients.b.secret_name: x/mlflow-client-credentials is also clients.a's Secret",
+        ),
+        (
+            {"clients": {"a": {"namespace": "mlflow", "secret_name": "mlflow-credentials"}}},
+            "clients.a.secret_name: 'mlflow-credentials' is the tracking server's own Secret",
+        ),
+        (
+            {"clients": {"a": {"namespace": "mlflow", "secret_name": "mlflow-client-passwords"}}},
+            "'mlflow-client-passwords' is the tracking server's own Secret",
+        ),
+    ],
+)
+def test_bad_clients_name_the_field(data, message):
+    with pytest.raises(ValidationError) as error:
+        MlflowConfig.model_validate(data)
+    assert message in str(error.value)
+
+
+def test_two_clients_may_share_a_namespace_with_distinct_secrets():
+    config = MlflowConfig(
+        clients={
+            "serving": {"namespace": "serving"},
+            "shadow": {"namespace": "serving", "secret_name": "mlflow-shadow-credentials"},
+        }
+    )
+    names = [
+        (o["metadata"]["namespace"], o["metadata"]["name"])
+        for o in _render(config).client_secrets.values()
+    ]
+    assert sorted(names) == [
+        ("serving", "mlflow-client-credentials"),
+        ("serving", "mlflow-shadow-credentials"),
+    ]
+
+
+# --- client users: rendered objects -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_clients_add_the_provisioner_and_secrets_all_valid(cloud):
+    config = _with_clients()
+    rendered = _render(config, cloud)
+    job_name = model.provisioner_name(config)
+    assert job_name == f"mlflow-provision-users-{model.provisioner_digest(config)}"
+    assert len(job_name) == len("mlflow-provision-users-") + 10
+    added = [
+        (o["kind"], o["metadata"]["namespace"], o["metadata"]["name"]) for o in rendered.objects()
+    ]
+    assert added[-5:] == [
+        ("ConfigMap", "mlflow", job_name),
+        ("Job", "mlflow", job_name),
+        ("Secret", "mlflow", "mlflow-client-passwords"),
+        ("Secret", "kubeflow", "mlflow-client-credentials"),
+        ("Secret", "serving", "mlflow-client-credentials"),
+    ]
+    for obj in rendered.objects():
+        manifests.validate(obj)
+    # Without clients none of it exists.
+    plain = _render(MlflowConfig(), cloud)
+    assert plain.provisioner_job is None and plain.provisioner_config_map is None
+    assert plain.client_secrets == {} and plain.client_passwords_secret is None
+
+
+def test_client_secret_is_what_mlflow_clients_read():
+    config = _with_clients()
+    assert model.client_secret_data(config, "pipelines", "pw") == {
+        "MLFLOW_TRACKING_URI": "http://mlflow.mlflow.svc.cluster.local:5000",
+        "MLFLOW_TRACKING_USERNAME": "svc-pipelines",
+        "MLFLOW_TRACKING_PASSWORD": "pw",
+    }
+    assert model.client_secret_metadata(config, "pipelines") == {
+        "name": "mlflow-client-credentials",
+        "namespace": "kubeflow",
+        "labels": {
+            "app.kubernetes.io/name": "mlflow",
+            "app.kubernetes.io/component": "client-credentials",
+            "app.kubernetes.io/part-of": "mlflow",
+            "app.kubernetes.io/managed-by": "mlops-platform",
+        },
+        "annotations": {"mlops.platform/mlflow-user": "svc-pipelines"},
+    }
+    # MLflow's own client picks these variables up.
+    from mlflow.environment_variables import (
+        MLFLOW_TRACKING_PASSWORD,
+        MLFLOW_TRACKING_URI,
+        MLFLOW_TRACKING_USERNAME,
+    )
+
+    assert (
+        MLFLOW_TRACKING_URI.name,
+        MLFLOW_TRACKING_USERNAME.name,
+        MLFLOW_TRACKING_PASSWORD.name,
+    ) == model.CLIENT_SECRET_KEYS
+
+
+def test_provisioner_job_runs_the_program_unprivileged_with_secrets_by_reference():
+    config = _with_clients()
+    job = model.provisioner_job(config)
+    name = model.provisioner_name(config)
+    spec = job["spec"]
+    assert (spec["backoffLimit"], spec["ttlSecondsAfterFinished"]) == (4, 86400)
+    assert spec["activeDeadlineSeconds"] == 900
+    pod = spec["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 10001,
+        "runAsGroup": 10001,
+        "fsGroup": 10001,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    assert pod["volumes"] == [
+        {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+        {"name": "program", "configMap": {"name": name, "defaultMode": 0o444}},
+    ]
+    [container] = pod["containers"]
+    assert container["image"] == config.image == versions.MLFLOW_IMAGE
+    assert container["command"] == ["python", "/etc/mlflow/provision/provision_users.py"]
+    assert container["args"] == ["/etc/mlflow/provision/users.json"]
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "runAsUser": 10001,
+        "runAsGroup": 10001,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    assert container["volumeMounts"] == [
+        {"name": "tmp", "mountPath": "/tmp"},
+        {"name": "program", "mountPath": "/etc/mlflow/provision", "readOnly": True},
+    ]
+
+    def ref(secret, key):
+        return {"secretKeyRef": {"name": secret, "key": key}}
+
+    env = {e["name"]: e for e in container["env"]}
+    assert env["MLFLOW_TRACKING_URI"]["value"] == "http://mlflow.mlflow.svc.cluster.local:5000"
+    assert env["MLFLOW_TRACKING_USERNAME"]["valueFrom"] == ref(
+        "mlflow-credentials", "admin-username"
+    )
+    assert env["MLFLOW_TRACKING_PASSWORD"]["valueFrom"] == ref(
+        "mlflow-credentials", "admin-password"
+    )
+    assert env["MLFLOW_CLIENT_PASSWORD_SERVING"]["valueFrom"] == ref(
+        "mlflow-client-passwords", "serving"
+    )
+    assert env["MLFLOW_CLIENT_PASSWORD_PIPELINES"]["valueFrom"] == ref(
+        "mlflow-client-passwords", "pipelines"
+    )
+    for item in container["env"]:
+        if "PASSWORD" in item["name"] or "USERNAME" in item["name"]:
+            assert "value" not in item, item
+
+
+def test_provisioner_config_map_carries_the_program_and_the_spec():
+    from components.mlflow import provision_users
+
+    config = _with_clients()
+    config_map = model.provisioner_config_map(config)
+    assert config_map["immutable"] is True
+    assert config_map["metadata"]["name"] == model.provisioner_name(config)
+    data = config_map["data"]
+    assert data["provision_users.py"] == Path(provision_users.__file__).read_text()
+    spec = json.loads(data["users.json"])
+    assert spec == {
+        "users": [
+            {
+                "username": "svc-pipelines",
+                "permission": "EDIT",
+                "password_env": "MLFLOW_CLIENT_PASSWORD_PIPELINES",
+            },
+            {
+                "username": "svc-serving",
+                "permission": "READ",
+                "password_env": "MLFLOW_CLIENT_PASSWORD_SERVING",
+            },
+        ]
+    }
+    # The program reads exactly what is rendered, and every variable it needs is in the Job.
+    users = provision_users.parse_users(spec)
+    job_env = {
+        e["name"]
+        for e in model.provisioner_job(config)["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert {u.password_env for u in users} <= job_env
+
+
+@pytest.mark.parametrize(
+    ("change", "reruns"),
+    [
+        ({"clients": {**CLIENTS, "serving": {"namespace": "serving", "permission": "EDIT"}}}, True),
+        ({"clients": {**CLIENTS, "batch": {"namespace": "batch"}}}, True),
+        ({"clients": {"pipelines": CLIENTS["pipelines"]}}, True),
+        (
+            {"clients": {**CLIENTS, "serving": {"namespace": "serving", "password_version": 2}}},
+            True,
+        ),
+        ({"image": "ghcr.io/mlflow/mlflow:v3.17.1-full"}, True),
+        ({"namespace": "tracking"}, True),
+        # Where a client's Secret lives does not change what the Job does.
+        ({"clients": {**CLIENTS, "serving": {"namespace": "models"}}}, False),
+        (
+            {"clients": {**CLIENTS, "serving": {"namespace": "serving", "secret_name": "creds"}}},
+            False,
+        ),
+        ({"replicas": 3}, False),
+    ],
+)
+def test_the_job_name_changes_exactly_when_it_must_run_again(change, reruns):
+    base = _with_clients()
+    changed = MlflowConfig.model_validate({**base.model_dump(), **change})
+    assert model.provisioner_digest(base) == model.provisioner_digest(_with_clients())
+    assert (model.provisioner_name(changed) != model.provisioner_name(base)) is reruns
+    # The program itself is part of what names the Job.
+    assert model.provisioner_digest(base, script="print()") != model.provisioner_digest(base)
+
+
+def test_no_client_password_can_reach_a_rendered_object():
+    for cloud in CLOUDS:
+        rendered = _render(_with_clients(), cloud)
+        for obj in rendered.objects():
+            if obj["kind"] == "Secret":
+                # Checked with placeholders only; the resource layer fills secret Outputs.
+                values = [
+                    v for k, v in obj["stringData"].items() if "PASSWORD" in k or k in CLIENTS
+                ]
+                assert set(values) == {model.PLACEHOLDER_PASSWORD}, obj["metadata"]
+                continue
+            if obj["kind"] == "ConfigMap":
+                # The spec names the variables that hold passwords, never a password.
+                for user in json.loads(obj["data"]["users.json"])["users"]:
+                    assert sorted(user) == ["password_env", "permission", "username"]
+                continue
+            for container in obj["spec"].get("template", {}).get("spec", {}).get("containers", []):
+                for env in container["env"]:
+                    if "PASSWORD" in env["name"] or "SECRET" in env["name"]:
+                        assert "value" not in env, (cloud, env)
+
+
+# --- the provisioning program -----------------------------------------------------------------
+
+
+def test_program_refuses_a_bad_spec_or_missing_passwords():
+    from components.mlflow import provision_users as program
+
+    user = {"username": "svc-a", "permission": "READ", "password_env": "PW_A"}
+    with pytest.raises(program.ProvisioningError, match="svc-a: permission 'USE' is not one of"):
+        program.parse_users({"users": [{**user, "permission": "USE"}]})
+    with pytest.raises(program.ProvisioningError, match="duplicate usernames"):
+        program.parse_users({"users": [user, user]})
+    users = program.parse_users({"users": [user]})
+    with pytest.raises(program.ProvisioningError, match="svc-a: PW_A is unset or shorter than 12"):
+        program.read_passwords(users, {})
+    with pytest.raises(program.ProvisioningError, match="PW_A is unset or shorter"):
+        program.read_passwords(users, {"PW_A": "short"})
+    assert program.read_passwords(users, {"PW_A": "x" * 32}) == {"svc-a": "x" * 32}
+
+
+def test_program_exits_non_zero_without_its_environment(tmp_path, capsys):
+    from components.mlflow import provision_users as program
+
+    spec = tmp_path / "users.json"
+    spec.write_text(json.dumps(model.users_spec(_with_clients())))
+    passwords = {
+        "MLFLOW_CLIENT_PASSWORD_SERVING": "s" * 32,
+        "MLFLOW_CLIENT_PASSWORD_PIPELINES": "p" * 32,
+    }
+    assert program.main([]) == 2
+    assert program.main([str(spec)], passwords) == 1
+    assert "error: MLFLOW_TRACKING_URI is not set" in capsys.readouterr().err
+    environ = {**passwords, "MLFLOW_TRACKING_URI": "http://127.0.0.1:9"}
+    assert program.main([str(spec)], environ) == 1
+    assert "MLFLOW_TRACKING_USERNAME (the admin's) is not set" in capsys.readouterr().err
+    assert program.main([str(spec)], {"MLFLOW_TRACKING_URI": "http://x"}) == 1
+    err = capsys.readouterr().err
+    assert "svc-pipelines: MLFLOW_CLIENT_PASSWORD_PIPELINES is unset" in err
+    assert "s" * 32 not in err and "p" * 32 not in err
+
+
+def test_program_waits_for_the_server_then_gives_up():
+    from components.mlflow import provision_users as program
+
+    now = [0.0]
+    slept = []
+
+    def sleep(seconds):
+        slept.append(seconds)
+        now[0] += seconds
+
+    # Port 9 (discard) on loopback: refused at once.
+    with pytest.raises(program.ProvisioningError, match=r"http://127.0.0.1:9/health not healthy"):
+        program.wait_for_server(
+            "http://127.0.0.1:9/", timeout=10, interval=2, clock=lambda: now[0], sleep=sleep
+        )
+    assert slept == [2, 2, 2, 2, 2]
+
+
+# --- the provisioning program against a real basic-auth server --------------------------------
+
+ADMIN_PASSWORD = "admin-" + "k3y" * 8
+
+
+@pytest.fixture(scope="module")
+def auth_server(tmp_path_factory):
+    """`mlflow server --app-name basic-auth` on loopback, configured by `auth_config_ini`."""
+    pytest.importorskip(
+        "flask_wtf",
+        reason="the basic-auth app needs Flask-WTF (mlflow[auth]); the -full image has it",
+    )
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    folder = tmp_path_factory.mktemp("mlflow-auth")
+    config = folder / "basic-auth.ini"
+    auth = model.AuthConfig()  # default_permission READ, admin `admin`
+    # Each request re-hashes its password (PBKDF2) unless verified credentials are cached:
+    # the cache only saves time here (one worker, so a password change invalidates it).
+    config.write_text(
+        model.auth_config_ini(auth, f"sqlite:///{folder / 'auth.db'}", ADMIN_PASSWORD)
+        + "auth_cache_ttl_seconds = 60\n"
+    )
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = (folder / "server.log").open("wb")
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "mlflow"),
+            "server",
+            "--app-name",
+            "basic-auth",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{folder / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(folder / "artifacts"),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env={
+            **os.environ,
+            "MLFLOW_AUTH_CONFIG_PATH": str(config),
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-" + "f" * 32,
+        },
+        start_new_session=True,
+    )
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"mlflow server exited: {(folder / 'server.log').read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("mlflow server did not become healthy in 90 s")
+            time.sleep(0.3)
+        yield uri
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=15)
+        log.close()
+
+
+def _status(uri, path, username, password, body=None):
+    """HTTP status of one REST call with basic auth (401/403 are answers, not errors)."""
+    import base64
+    import urllib.error
+    import urllib.request
+
+    token = base64.b64encode(f"{username}:{password}".encode()).decode()
+    request = urllib.request.Request(
+        f"{uri}{path}",
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Authorization": f"Basic {token}", "Content-Type": "application/json"},
+        method="POST" if body is not None else "GET",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+@pytest.mark.slow
+def test_program_provisions_users_on_a_real_server_idempotently(
+    auth_server, tmp_path, monkeypatch, capsys
+):
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+    from mlflow.server.auth.client import AuthServiceClient
+
+    from components.mlflow import provision_users as program
+
+    uri = auth_server
+    config = _with_clients()
+    spec = tmp_path / "users.json"
+    spec.write_text(model.provisioner_config_map(config)["data"]["users.json"])
+    passwords = {"serving": "serving-" + "a1" * 12, "pipelines": "pipelines-" + "b2" * 12}
+    environ = {
+        "MLFLOW_TRACKING_URI": uri,
+        "MLFLOW_TRACKING_USERNAME": "admin",
+        "MLFLOW_TRACKING_PASSWORD": ADMIN_PASSWORD,
+        **{model.client_password_env(k): v for k, v in passwords.items()},
+    }
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+
+    # Something the clients did not create: the admin's experiment and registered model.
+    admin = MlflowClient(uri)
+    experiment_id = admin.create_experiment("churn")
+    admin.create_registered_model("churn-model")
+
+    assert program.main([str(spec)], environ) == 0
+    first = capsys.readouterr().out
+    assert "svc-pipelines: created" in first and "svc-serving: created" in first
+    assert "svc-serving: experiment * READ granted" in first
+    assert "svc-pipelines: registered_model * EDIT granted" in first
+    # Again: same users, same passwords, same grants (re-set, not duplicated).
+    assert program.main([str(spec)], environ) == 0
+    second = capsys.readouterr().out
+    assert "svc-serving: password set" in second
+    assert "svc-pipelines: experiment * EDIT re-granted" in second
+    for output in (first, second):
+        assert all(p not in output for p in [*passwords.values(), ADMIN_PASSWORD])
+
+    users = AuthServiceClient(uri)
+    for key in ("serving", "pipelines"):
+        user = users.get_user(f"svc-{key}")
+        assert user.is_admin is False
+        grants = sorted(
+            (p.resource_type, p.resource_pattern, p.permission)
+            for role in users.list_user_roles(user.username)
+            for p in role.permissions
+        )
+        permission = config.clients[key].permission
+        assert grants == [
+            ("experiment", "*", permission),
+            ("registered_model", "*", permission),
+        ], key
+
+    get_experiment = f"/api/2.0/mlflow/experiments/get?experiment_id={experiment_id}"
+    create_run = ("/api/2.0/mlflow/runs/create", {"experiment_id": experiment_id})
+    tag_model = (
+        "/api/2.0/mlflow/registered-models/set-tag",
+        {"name": "churn-model", "key": "stage", "value": "x"},
+    )
+    # READ: logs in, reads, and is refused every write on what it was not given.
+    serving = ("svc-serving", passwords["serving"])
+    assert _status(uri, get_experiment, *serving) == 200
+    assert _status(uri, "/api/2.0/mlflow/registered-models/get?name=churn-model", *serving) == 200
+    assert _status(uri, *create_run[:1], *serving, body=create_run[1]) == 403
+    assert _status(uri, *tag_model[:1], *serving, body=tag_model[1]) == 403
+    assert _status(uri, get_experiment, "svc-serving", "wrong-password-123") == 401
+    # EDIT: writes runs and model metadata, may not delete.
+    pipelines = ("svc-pipelines", passwords["pipelines"])
+    assert _status(uri, *create_run[:1], *pipelines, body=create_run[1]) == 200
+    assert _status(uri, *tag_model[:1], *pipelines, body=tag_model[1]) == 200
+    delete = ("/api/2.0/mlflow/experiments/delete", {"experiment_id": experiment_id})
+    assert _status(uri, delete[0], *pipelines, body=delete[1]) == 403
+
+    # Through MLflow's own client, as a pod that envFrom's its Secret would.
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "svc-serving")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", passwords["serving"])
+    as_serving = MlflowClient(uri)
+    assert as_serving.get_registered_model("churn-model").name == "churn-model"
+    with pytest.raises(MlflowException) as denied:
+        as_serving.create_run(experiment_id)
+    assert denied.value.error_code == "PERMISSION_DENIED"
+
+    # A rotated password (password_version) and a changed permission converge on the next run.
+    rotated = {**environ, model.client_password_env("serving"): "serving-rotated-" + "c3" * 8}
+    spec.write_text(
+        json.dumps(
+            model.users_spec(
+                MlflowConfig(
+                    clients={**CLIENTS, "serving": {"namespace": "serving", "permission": "EDIT"}}
+                )
+            )
+        )
+    )
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN_PASSWORD)
+    assert program.main([str(spec)], rotated) == 0
+    assert _status(uri, get_experiment, *serving) == 401
+    new_serving = ("svc-serving", rotated[model.client_password_env("serving")])
+    assert _status(uri, *create_run[:1], *new_serving, body=create_run[1]) == 200

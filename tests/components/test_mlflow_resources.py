@@ -128,7 +128,11 @@ KUBERNETES_CHILDREN = [
     (SERVICE, "tracking-service"),
     (PDB, "tracking-pdb"),
 ]
-PASSWORDS = [(PASSWORD, "tracking-database-password"), (PASSWORD, "tracking-admin-password")]
+PASSWORDS = [
+    (PASSWORD, "tracking-database-password"),
+    (PASSWORD, "tracking-admin-password"),
+    (PASSWORD, "tracking-flask-secret-key"),
+]
 
 
 # --- shared -----------------------------------------------------------------------------------
@@ -183,14 +187,14 @@ def test_passwords_are_generated_and_only_ever_secret(cloud):
     monitor, _ = _run(cloud)
     for _, name in PASSWORDS:
         password = named(monitor, PASSWORD, name)
-        assert password.inputs == {"length": 32, "special": False}
+        length = 64 if name == "tracking-flask-secret-key" else 32
+        assert password.inputs == {"length": length, "special": False}
         assert password.parent_name == "tracking"
-    db_password = f"mock-{_digest(named(monitor, PASSWORD, 'tracking-database-password'))}"
-    admin_password = f"mock-{_digest(named(monitor, PASSWORD, 'tracking-admin-password'))}"
-    for record in monitor.recorded:
-        # Wherever a password is an input, that input is secret: masked, it shows nowhere.
-        assert db_password not in str(record.masked_inputs), record.name
-        assert admin_password not in str(record.masked_inputs), record.name
+    for _, name in PASSWORDS:
+        generated = f"mock-{_digest(named(monitor, PASSWORD, name))}"
+        for record in monitor.recorded:
+            # Wherever a password is an input, that input is secret: masked, it shows nowhere.
+            assert generated not in str(record.masked_inputs), (name, record.name)
     secret = named(monitor, SECRET, "tracking-credentials")
     assert secret.secret_inputs == {"stringData"}
     keys = model.credentials_secret_keys(cloud.type, True)
@@ -202,6 +206,7 @@ def test_credentials_secret_holds_the_uri_and_the_auth_config(cloud):
     monitor, _ = _run(cloud)
     db_password = f"mock-{_digest(named(monitor, PASSWORD, 'tracking-database-password'))}"
     admin_password = f"mock-{_digest(named(monitor, PASSWORD, 'tracking-admin-password'))}"
+    flask_key = f"mock-{_digest(named(monitor, PASSWORD, 'tracking-flask-secret-key'))}"
     host, ssl = {
         "aws": (RDS_HOST, "require"),
         "gcp": (CLOUD_SQL_IP, "require"),
@@ -216,6 +221,7 @@ def test_credentials_secret_holds_the_uri_and_the_auth_config(cloud):
         "basic-auth.ini": model.auth_config_ini(CONFIG.auth, uri, admin_password),
         "admin-username": "admin",
         "admin-password": admin_password,
+        "flask-secret-key": flask_key,
     }
     if cloud.type == "local":
         expected["database-password"] = db_password
@@ -650,3 +656,133 @@ def test_local_with_the_real_store_and_identity():
     # depends_on a component means on its children: the identity's ServiceAccount first.
     service_account = named(monitor, "kubernetes:core/v1:ServiceAccount", "mlflow-service-account")
     assert service_account.urn in named(monitor, DEPLOYMENT, "tracking-server").depends_on
+
+
+# --- client users -----------------------------------------------------------------------------
+
+CLIENTS_CONFIG = MlflowConfig(
+    clients={
+        "serving": {"namespace": "serving"},
+        "pipelines": {"namespace": "kubeflow", "permission": "EDIT", "password_version": 3},
+    }
+)
+JOB = "kubernetes:batch/v1:Job"
+CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
+CLIENT_CHILDREN = [
+    (PASSWORD, "tracking-client-pipelines-password"),
+    (PASSWORD, "tracking-client-serving-password"),
+    (SECRET, "tracking-client-pipelines"),
+    (SECRET, "tracking-client-serving"),
+    (SECRET, "tracking-client-passwords"),
+    (CONFIG_MAP, "tracking-provisioner"),
+    (JOB, "tracking-provision-users"),
+]
+
+
+def _client_password(monitor, key):
+    return f"mock-{_digest(named(monitor, PASSWORD, f'tracking-client-{key}-password'))}"
+
+
+@pytest.mark.parametrize("cloud", [AWS, LOCAL], ids=lambda c: c.type)
+def test_clients_add_exactly_these_children(cloud):
+    monitor, _ = _run(cloud, config=CLIENTS_CONFIG)
+    without_clients = _children(_run(cloud)[0])
+    assert _children(monitor) == sorted([*without_clients, *CLIENT_CHILDREN])
+    provider_urn = monitor.named("k8s").urn
+    namespace_urn = monitor.named("mlflow-namespace").urn
+    for typ, name in CLIENT_CHILDREN:
+        record = named(monitor, typ, name)
+        assert record.parent_name == "tracking", name
+        if typ.startswith("kubernetes:"):
+            assert record.provider.startswith(provider_urn), name
+            # The namespaces (the lead passes the clients' too) come before every object.
+            assert namespace_urn in record.depends_on, name
+        # Secret and ConfigMap data keys are ours (environment variables, file names).
+        inputs = {k: v for k, v in record.inputs.items() if k not in ("stringData", "data")}
+        assert not untranslated_keys(inputs), (name, untranslated_keys(inputs))
+
+
+def test_client_passwords_are_generated_per_user_and_version():
+    monitor, _ = _run(LOCAL, config=CLIENTS_CONFIG)
+    assert named(monitor, PASSWORD, "tracking-client-serving-password").inputs == {
+        "length": 32,
+        "special": False,
+        "keepers": {"username": "svc-serving", "version": "1"},
+    }
+    assert named(monitor, PASSWORD, "tracking-client-pipelines-password").inputs["keepers"] == {
+        "username": "svc-pipelines",
+        "version": "3",
+    }
+
+
+def test_client_secrets_land_in_the_clients_namespaces_masked():
+    monitor, _ = _run(LOCAL, config=CLIENTS_CONFIG)
+    for key, namespace in (("serving", "serving"), ("pipelines", "kubeflow")):
+        secret = named(monitor, SECRET, f"tracking-client-{key}")
+        assert secret.inputs["metadata"] == model.client_secret_metadata(CLIENTS_CONFIG, key)
+        assert secret.inputs["metadata"]["namespace"] == namespace
+        assert secret.inputs["type"] == "Opaque"
+        assert secret.inputs["stringData"] == {
+            "MLFLOW_TRACKING_URI": "http://mlflow.mlflow.svc.cluster.local:5000",
+            "MLFLOW_TRACKING_USERNAME": f"svc-{key}",
+            "MLFLOW_TRACKING_PASSWORD": _client_password(monitor, key),
+        }
+        assert secret.secret_inputs == {"stringData"}
+        assert secret.masked_inputs["stringData"] == dict.fromkeys(
+            model.CLIENT_SECRET_KEYS, mocks.SECRET_MASK
+        )
+        manifests.validate({"apiVersion": "v1", "kind": "Secret", **secret.inputs})
+    job_secret = named(monitor, SECRET, "tracking-client-passwords")
+    assert job_secret.inputs["metadata"] == model.client_passwords_secret_metadata(CLIENTS_CONFIG)
+    assert job_secret.inputs["stringData"] == {
+        "serving": _client_password(monitor, "serving"),
+        "pipelines": _client_password(monitor, "pipelines"),
+    }
+    assert job_secret.secret_inputs == {"stringData"}
+    manifests.validate({"apiVersion": "v1", "kind": "Secret", **job_secret.inputs})
+    for key in ("serving", "pipelines"):
+        password = _client_password(monitor, key)
+        for record in monitor.recorded:
+            assert password not in str(record.masked_inputs), (key, record.name)
+
+
+def test_provisioner_job_and_program_are_the_rendered_ones_after_the_server():
+    monitor, _ = _run(LOCAL, config=CLIENTS_CONFIG)
+    rendered = model.render(CLIENTS_CONFIG, "local", "s3://x/mlflow")
+    name = model.provisioner_name(CLIENTS_CONFIG)
+    config_map = named(monitor, CONFIG_MAP, "tracking-provisioner")
+    assert config_map.inputs == rendered.provisioner_config_map
+    assert config_map.inputs["metadata"]["name"] == name
+    manifests.validate(config_map.inputs)
+    job = named(monitor, JOB, "tracking-provision-users")
+    assert job.inputs == rendered.provisioner_job
+    assert job.inputs["metadata"] == {**rendered.provisioner_job["metadata"], "name": name}
+    manifests.validate(job.inputs)
+    assert job.secret_inputs == set()
+    for waited in (
+        named(monitor, DEPLOYMENT, "tracking-server"),
+        named(monitor, SERVICE, "tracking-service"),
+        named(monitor, SECRET, "tracking-credentials"),
+        named(monitor, SECRET, "tracking-client-passwords"),
+        config_map,
+    ):
+        assert waited.urn in job.depends_on, waited.name
+
+
+def test_clients_output():
+    _, server = _run(LOCAL, config=CLIENTS_CONFIG)
+    assert _value(server.clients) == {
+        "serving": {
+            "namespace": "serving",
+            "secret_name": "mlflow-client-credentials",
+            "username": "svc-serving",
+        },
+        "pipelines": {
+            "namespace": "kubeflow",
+            "secret_name": "mlflow-client-credentials",
+            "username": "svc-pipelines",
+        },
+    }
+    assert _sync_await(server.clients.is_secret()) is False
+    _, plain = _run(LOCAL)
+    assert _value(plain.clients) == {}
