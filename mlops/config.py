@@ -20,6 +20,8 @@ from pydantic import Field, ValidationError
 from components.base import StrictModel
 from components.cloud import Cloud
 from components.cluster import ClusterConfig
+from components.feast import FeastConfig
+from components.feast.model import config_problems as feast_problems
 from components.gpu import GpuPools, pool_problems
 from components.identity import WorkloadIdentityConfig
 from components.identity.model import check_buckets, check_identity_name
@@ -41,8 +43,8 @@ SECRET_PLACEHOLDER = "[secret]"
 
 
 def _default_identities() -> dict[str, WorkloadIdentityConfig]:
-    """What the always-on MLflow server and pipeline steps run as, with the default buckets."""
-    mlflow = MlflowConfig()
+    """What the always-on MLflow server, pipeline steps and Feast server run as."""
+    mlflow, feast = MlflowConfig(), FeastConfig()
     return {
         "mlflow": WorkloadIdentityConfig(
             namespace=mlflow.namespace,
@@ -53,6 +55,11 @@ def _default_identities() -> dict[str, WorkloadIdentityConfig]:
             namespace=PIPELINES_NAMESPACE,
             service_account=RUNNER_SERVICE_ACCOUNT,
             buckets={"artifacts": "read_write", "datasets": "read_write", "features": "read"},
+        ),
+        "feast": WorkloadIdentityConfig(
+            namespace=feast.namespace,
+            service_account=feast.service_account,
+            buckets={feast.registry.bucket: "read_write", "datasets": "read"},
         ),
     }
 
@@ -81,8 +88,13 @@ class PlatformConfig(StrictModel):
     workload_identities: dict[str, WorkloadIdentityConfig] = Field(
         default_factory=_default_identities,
         description="Kubernetes service accounts allowed to use named buckets without static "
-        "keys, keyed by identity name. Default: the MLflow server's and the pipeline "
-        "runner's; a stack that sets this map must keep both.",
+        "keys, keyed by identity name. Default: the MLflow server's, the pipeline runner's and "
+        "the Feast server's; a stack that sets this map must keep them.",
+    )
+    feast: FeastConfig = Field(
+        default_factory=FeastConfig,
+        description="Feast feature store: registry and offline Parquet in the object store, "
+        "Redis online store (ElastiCache, Memorystore or in-cluster), the feature server.",
     )
     kafka: KafkaConfig = Field(
         default_factory=KafkaConfig,
@@ -123,6 +135,7 @@ class PlatformConfig(StrictModel):
                 problems.append((path, message))
         problems += kafka_problems(self.kafka, self.cloud.type)
         problems += mlflow_problems(self.mlflow, self.storage.buckets, self.workload_identities)
+        problems += feast_problems(self.feast, self.storage.buckets, self.workload_identities)
         problems += pipelines_problems(
             self.pipelines, self.storage.buckets, self.workload_identities
         )

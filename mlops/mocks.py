@@ -79,6 +79,16 @@ def _fake_outputs(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]
         out.update(address=address, endpoint=f"{address}:5432", port=5432)
     if typ == "gcp:sql/databaseInstance:DatabaseInstance":
         out["privateIpAddress"] = "10.20.0.3"
+    if typ == "aws:elasticache/replicationGroup:ReplicationGroup":
+        group = inputs.get("replicationGroupId", name)
+        out["primaryEndpointAddress"] = f"master.{group}.{digest}.use1.cache.amazonaws.com"
+    if typ == "gcp:redis/instance:Instance":
+        out.update(
+            host="10.20.1.4",
+            port=6378,
+            authString="mock-" + digest,
+            serverCaCerts=[{"cert": "-----BEGIN CERTIFICATE-----\nmock\n", "serialNumber": "1"}],
+        )
     if typ == "aws:ec2/launchTemplate:LaunchTemplate":
         out.update(latestVersion=1, defaultVersion=1)
     if typ == "aws:eks/nodeGroup:NodeGroup":

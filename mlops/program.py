@@ -10,6 +10,7 @@ import pulumi
 
 from components.cluster import KubernetesCluster, KubernetesClusterArgs
 from components.cluster.wiring import AwsNetwork, GcpNetwork
+from components.feast import FeatureStore, FeatureStoreArgs
 from components.gpu import GpuNodePools, GpuNodePoolsArgs
 from components.identity import WorkloadIdentity, WorkloadIdentityArgs
 from components.kafka import AwsKafkaNetwork, KafkaCluster, KafkaClusterArgs
@@ -87,6 +88,7 @@ def compose(platform: config.PlatformConfig) -> None:
         *(identity.namespace for identity in platform.workload_identities.values()),
         *(deployment.namespace for deployment in platform.serving.values()),
         platform.mlflow.namespace,
+        platform.feast.namespace,
     ]
     namespaces = WorkloadNamespaces(
         NAME,
@@ -172,6 +174,31 @@ def compose(platform: config.PlatformConfig) -> None:
             ),
         ),
     )
+    feast = FeatureStore(
+        f"{NAME}-feast",
+        FeatureStoreArgs(
+            cloud=cloud,
+            config=platform.feast,
+            storage=store,
+            kubernetes=cluster.provider,
+            network=network,
+            protect=platform.protect_stateful,
+        ),
+        pulumi.ResourceOptions.merge(
+            on_cloud,
+            pulumi.ResourceOptions(
+                depends_on=[
+                    namespace(platform.feast.namespace),
+                    *_identities_of(
+                        platform,
+                        identities,
+                        platform.feast.namespace,
+                        platform.feast.service_account,
+                    ),
+                ]
+            ),
+        ),
+    )
     mesh = (
         IstioMesh(
             f"{NAME}-mesh",
@@ -242,6 +269,16 @@ def compose(platform: config.PlatformConfig) -> None:
             "api_endpoint": pipelines.api_endpoint,
             "ui_service": pipelines.ui_service,
             "pipeline_root": pipelines.pipeline_root,
+        },
+    )
+    pulumi.export(
+        "feast",
+        {
+            "feature_server_url": feast.feature_server_url,
+            "online_store_host": feast.online_store_host,
+            "online_store_port": feast.online_store_port,
+            "online_store_password": feast.online_store_password,
+            "registry_path": feast.registry_path,
         },
     )
     pulumi.export("prometheus_url", monitoring.prometheus_url)

@@ -157,11 +157,14 @@ class FeatureStore(pulumi.ComponentResource):
                 in_namespace, pulumi.ResourceOptions(depends_on=online.depends_on)
             ),
         )
-        spec = data.apply(
-            lambda d: model.deployment(config, cloud.type, aws_region, model.config_checksum(d))[
-                "spec"
-            ]
-        )
+        # Only the checksum waits for the endpoints: the rest of the spec stays known at
+        # preview, where policies and reviewers read it.
+        spec = model.deployment(config, cloud.type, aws_region)["spec"]
+        template_metadata = spec["template"]["metadata"]
+        template_metadata["annotations"] = {
+            **template_metadata.get("annotations", {}),
+            model.CHECKSUM_ANNOTATION: data.apply(model.config_checksum),
+        }
         k8s.apps.v1.Deployment(
             f"{name}-server",
             metadata=rendered.deployment["metadata"],

@@ -355,8 +355,19 @@ class ModelDeploymentConfig(StrictModel):
         for key, value in values.items():
             if key in MANAGED_SETTINGS:
                 raise ValueError(f"{key} is set by the component (use its own field)")
+            if key in _VARS and _VARS[key].secret:
+                raise ValueError(
+                    f"{key} is a secret: it cannot be a plain value in the stack; mount it "
+                    "from a Secret"
+                )
             if key not in _VARS:
-                known = ", ".join(sorted(set(_VARS) - MANAGED_SETTINGS))
+                known = ", ".join(
+                    sorted(
+                        k
+                        for k, var in _VARS.items()
+                        if k not in MANAGED_SETTINGS and not var.secret
+                    )
+                )
                 raise ValueError(f"unknown model-server setting {key!r}; known: {known}")
             try:
                 _VARS[key].parse(_env_text(value))

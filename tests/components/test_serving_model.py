@@ -198,15 +198,21 @@ def test_defaults_follow_the_server_registry():
             "not a valid float: could not convert string to float: 'soon'",
         ),
         (
+            {"server_settings": {"kafka_sasl_password": "hunter2"}},
+            "server_settings: Value error, kafka_sasl_password is a secret: it cannot be a plain "
+            "value in the stack; mount it from a Secret",
+        ),
+        (
             {"server_settings": {"model_uri": "models:/other/1"}},
             "server_settings: Value error, model_uri is set by the component (use its own field)",
         ),
         (
             {"server_settings": {"max_batch": 64}},
             "server_settings: Value error, unknown model-server setting 'max_batch'; known: "
-            "batch_wait_ms, drift_window_rows, inference_threads, kafka_buffer_messages, "
-            "log_level, max_batch_rows, max_body_bytes, prediction_file, "
-            "prediction_queue_size",
+            "batch_wait_ms, drift_window_rows, inference_threads, kafka_aws_region, "
+            "kafka_buffer_messages, kafka_ca_file, kafka_sasl_mechanism, kafka_sasl_username, "
+            "kafka_security_protocol, log_level, max_batch_rows, max_body_bytes, "
+            "prediction_file, prediction_queue_size",
         ),
         (
             {"namespace": "Serving"},

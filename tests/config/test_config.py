@@ -185,6 +185,11 @@ GCP = {"mlops:cloud": {"type": "gcp", "project": "p", "region": "europe-west4"}}
                 ),
                 # a stack that sets workload_identities replaces the default map
                 (
+                    "mlops:feast.service_account",
+                    "no workload_identities entry for feast/feast; declare one with buckets: "
+                    "{features: read_write}",
+                ),
+                (
                     "mlops:pipelines",
                     "pipeline steps run as kubeflow/pipeline-runner: add a workload_identities "
                     "entry with namespace 'kubeflow' and service_account 'pipeline-runner' and "
