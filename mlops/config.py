@@ -164,6 +164,22 @@ class PlatformConfig(StrictModel):
                         "but mesh.enabled is false",
                     )
                 )
+            secrets = {
+                (client.namespace, client.secret_name) for client in self.mlflow.clients.values()
+            }
+            wanted = deployment.credentials_secret
+            if (
+                wanted is not None
+                and wanted.startswith("mlflow-")
+                and (deployment.namespace, wanted) not in secrets
+            ):
+                problems.append(
+                    (
+                        f"serving.{key}.credentials_secret",
+                        f"{wanted!r} is not the Secret of any mlflow.clients entry in namespace "
+                        f"{deployment.namespace!r}",
+                    )
+                )
             if account is not None and (deployment.namespace, account) not in identities:
                 problems.append(
                     (

@@ -88,6 +88,7 @@ def compose(platform: config.PlatformConfig) -> None:
         *(identity.namespace for identity in platform.workload_identities.values()),
         *(deployment.namespace for deployment in platform.serving.values()),
         platform.mlflow.namespace,
+        *(client.namespace for client in platform.mlflow.clients.values()),
         platform.feast.namespace,
     ]
     namespaces = WorkloadNamespaces(
@@ -164,6 +165,8 @@ def compose(platform: config.PlatformConfig) -> None:
             pulumi.ResourceOptions(
                 depends_on=[
                     namespace(platform.mlflow.namespace),
+                    # its clients' credential Secrets go into their namespaces
+                    *(namespace(client.namespace) for client in platform.mlflow.clients.values()),
                     *_identities_of(
                         platform,
                         identities,
@@ -222,6 +225,8 @@ def compose(platform: config.PlatformConfig) -> None:
             pulumi.ResourceOptions(
                 depends_on=[
                     namespace(deployment.namespace),
+                    # its model is loaded through MLflow, with the client credentials it creates
+                    mlflow,
                     # Its PodMonitor is a prometheus-operator resource: the CRDs come with the
                     # monitoring chart.
                     monitoring,

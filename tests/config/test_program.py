@@ -183,3 +183,45 @@ def test_serving_waits_for_istiod_and_needs_the_mesh():
     ]
     without_mesh = _run(cloud=LOCAL, mesh={"enabled": False})
     assert without_mesh.of_type("mlops:mesh:IstioMesh") == []
+
+
+def test_serving_credentials_come_from_an_mlflow_client_in_its_namespace():
+    values = {
+        "mlops:cloud": LOCAL,
+        "mlops:workload_identities": IDENTITIES,
+        "mlops:serving": {
+            "churn": {**SERVING["churn"], "credentials_secret": "mlflow-client-credentials"}
+        },
+    }
+    with pytest.raises(config.ConfigError) as caught:
+        config.validate(values, source="stacks/Pulumi.x.yaml")
+    assert caught.value.problems == [
+        (
+            "mlops:serving.churn.credentials_secret",
+            "'mlflow-client-credentials' is not the Secret of any mlflow.clients entry in "
+            "namespace 'serving'",
+        )
+    ]
+    clients = {"clients": {"serving": {"namespace": "serving"}}}
+    platform = config.validate({**values, "mlops:mlflow": clients}, source="x")
+    assert platform.serving["churn"].credentials_secret == "mlflow-client-credentials"
+
+
+def test_mlflow_client_secrets_land_in_created_namespaces_before_the_server_runs():
+    monitor = _run(
+        cloud=LOCAL,
+        workload_identities=IDENTITIES,
+        mlflow={"clients": {"scoring": {"namespace": "scoring", "permission": "READ"}}},
+    )
+    namespaces = {
+        r.inputs["metadata"]["name"] for r in monitor.of_type("kubernetes:core/v1:Namespace")
+    }
+    assert "scoring" in namespaces  # no identity lives there: the client alone creates it
+    (server,) = monitor.of_type("mlops:mlflow:TrackingServer")
+    assert "mlops-scoring" in {urn.split("::")[-1] for urn in server.depends_on}
+    (secret,) = [
+        r
+        for r in monitor.of_type("kubernetes:core/v1:Secret")
+        if r.inputs["metadata"].get("namespace") == "scoring"
+    ]
+    assert secret.parent_type == "mlops:mlflow:TrackingServer"
