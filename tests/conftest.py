@@ -12,6 +12,17 @@ REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("MLOPS_CRDS_DIR", str(REPO.parent / "shared" / "crds"))
 
 
+def unavailable(reason: str) -> None:
+    """A real service a test needs is missing: skip on a developer machine, fail in CI.
+
+    `.ci/run` sets MLOPS_REQUIRE_SERVICES=1 after installing everything, so a test that could
+    not run there is a failure, never a silent skip.
+    """
+    if os.environ.get("MLOPS_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"required in CI: {reason}")
+    pytest.skip(reason)
+
+
 @pytest.fixture
 def crds_dir() -> Path:
     folder = Path(os.environ["MLOPS_CRDS_DIR"])

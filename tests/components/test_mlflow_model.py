@@ -958,10 +958,6 @@ ADMIN_PASSWORD = "admin-" + "k3y" * 8
 @pytest.fixture(scope="module")
 def auth_server(tmp_path_factory):
     """`mlflow server --app-name basic-auth` on loopback, configured by `auth_config_ini`."""
-    pytest.importorskip(
-        "flask_wtf",
-        reason="the basic-auth app needs Flask-WTF (mlflow[auth]); the -full image has it",
-    )
     import os
     import signal
     import socket

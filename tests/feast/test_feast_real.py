@@ -26,6 +26,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from conftest import unavailable
 
 from components.feast import FeastConfig, model
 from components.versions import FEAST_VERSION
@@ -66,9 +67,9 @@ def feast_python() -> Path:
     wanted = "\n".join(REQUIREMENTS)
     if python.exists() and marker.exists() and marker.read_text() == wanted:
         return python
-    uv = shutil.which("uv")
+    uv = os.environ.get("UV") or shutil.which("uv")  # `uv run` names itself in UV
     if uv is None:
-        pytest.skip("uv is needed to build the throwaway feast venv (.mlops/feast-venv)")
+        unavailable("uv is needed to build the throwaway feast venv (.mlops/feast-venv)")
     built = subprocess.run(
         [uv, "venv", "-q", "--clear", str(VENV), "--python", "3.11"],
         capture_output=True,
@@ -82,7 +83,7 @@ def feast_python() -> Path:
             timeout=900,
         )
     if built.returncode != 0:
-        pytest.skip(f"cannot build the feast venv ({wanted}): {built.stderr.strip()[-500:]}")
+        unavailable(f"cannot build the feast venv ({wanted}): {built.stderr.strip()[-500:]}")
     marker.write_text(wanted)
     return python
 
@@ -91,7 +92,7 @@ def feast_python() -> Path:
 def redis(tmp_path_factory):
     server = shutil.which("redis-server")
     if server is None:
-        pytest.skip("redis-server is not installed (apt-get install -y redis-server)")
+        unavailable("redis-server is not installed (apt-get install -y redis-server)")
     folder = tmp_path_factory.mktemp("redis")
     port = _free_port()
     password = secrets.token_hex(16)
