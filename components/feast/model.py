@@ -26,7 +26,15 @@ from pydantic import Field, field_validator, model_validator
 
 from components.base import StrictModel
 from components.identity.model import WorkloadIdentityConfig, credentials_secret_name
-from components.mlflow.model import check_dns_label, floating_image, quantity_value
+from components.kube import (
+    check_dns_label,
+    check_limit_covers_request,
+    check_pinned_image,
+    check_quantity,
+    container_resources,
+    is_quantity,
+    quantity_value,
+)
 from components.versions import FEAST_FEATURE_SERVER_IMAGE, REDIS_IMAGE
 
 CloudType = Literal["aws", "gcp", "local"]
@@ -75,7 +83,6 @@ PLACEHOLDER_REDIS_HOST = "redis.invalid"
 _PROJECT = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _PREFIX = re.compile(r"^[a-z0-9]([a-z0-9._-]*[a-z0-9])?(/[a-z0-9]([a-z0-9._-]*[a-z0-9])?)*$")
 _HOST = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$")
 _AWS_NODE_TYPE = re.compile(r"^cache\.[a-z0-9]+\.[a-z0-9]+$")
 _AWS_KEY = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$")
 # ElastiCache replication group ids and Memorystore instance names agree on this shape.
@@ -233,7 +240,7 @@ class OnlineStoreConfig(StrictModel):
     @field_validator("local_memory_limit")
     @classmethod
     def _memory(cls, value: str) -> str:
-        if not _QUANTITY.match(value) or quantity_value(value) < 64 * 2**20:
+        if not is_quantity(value) or quantity_value(value) < 64 * 2**20:
             raise ValueError(
                 f"local_memory_limit {value!r} must be a Kubernetes quantity of at least 64Mi"
             )
@@ -274,28 +281,16 @@ class ServerConfig(StrictModel):
     @field_validator("image")
     @classmethod
     def _pinned(cls, value: str) -> str:
-        if not value or floating_image(value):
-            raise ValueError(
-                f"image {value!r} must be pinned to a tag other than latest, or to a digest"
-            )
-        return value
+        return check_pinned_image(value)
 
     @field_validator("cpu_request", "memory_request", "memory_limit", "tmp_size_limit")
     @classmethod
     def _quantity(cls, value: str, info) -> str:
-        if not _QUANTITY.match(value):
-            raise ValueError(
-                f"{info.field_name} {value!r} is not a Kubernetes quantity (e.g. 512Mi, 250m)"
-            )
-        return value
+        return check_quantity(value, info.field_name)
 
     @model_validator(mode="after")
     def _limit_covers_request(self) -> ServerConfig:
-        if quantity_value(self.memory_limit) < quantity_value(self.memory_request):
-            raise ValueError(
-                f"memory_limit ({self.memory_limit}) must be at least memory_request "
-                f"({self.memory_request})"
-            )
+        check_limit_covers_request("memory", self.memory_request, self.memory_limit)
         return self
 
 
@@ -663,10 +658,9 @@ def server_container(
         "command": server_command(config),
         "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
         "env": server_env(config, cloud, aws_region),
-        "resources": {
-            "requests": {"cpu": server.cpu_request, "memory": server.memory_request},
-            "limits": {"memory": server.memory_limit},
-        },
+        "resources": container_resources(
+            server.cpu_request, server.memory_request, server.memory_limit
+        ),
         # /health answers 200 only once the registry loads: gate traffic on it, but restart
         # only a pod whose port is gone (a bucket outage must not restart every pod).
         "startupProbe": _probe(health, 5, 60),

@@ -16,11 +16,10 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from components.base import StrictModel
+from components.kube import DNS_LABEL, check_dns_label
 
 Access = Literal["read", "read_write"]
 
-# RFC 1123 label: what Kubernetes accepts for namespace and service account names.
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 # Google service account ids: 6-30 chars, lowercase letter first, no trailing hyphen.
 _GCP_ACCOUNT_ID = re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$")
 GCP_ACCOUNT_ID_PREFIX = "wi-"
@@ -45,12 +44,7 @@ class WorkloadIdentityConfig(StrictModel):
     @field_validator("namespace", "service_account")
     @classmethod
     def _dns_label(cls, value: str, info) -> str:
-        if len(value) > 63 or not _DNS_LABEL.match(value):
-            raise ValueError(
-                f"{info.field_name} {value!r} must be a DNS label: at most 63 lowercase letters, "
-                "digits or '-', starting and ending with a letter or digit"
-            )
-        return value
+        return check_dns_label(value, info.field_name)
 
     @field_validator("gcp_account_id")
     @classmethod
@@ -62,7 +56,7 @@ class WorkloadIdentityConfig(StrictModel):
 
 def check_identity_name(identity: str) -> str:
     """The map key names a MinIO user (at least 3 characters) and Kubernetes objects."""
-    if not 3 <= len(identity) <= 40 or not _DNS_LABEL.match(identity):
+    if not 3 <= len(identity) <= 40 or not DNS_LABEL.match(identity):
         raise ValueError(
             f"workload_identities.{identity}: the identity name must be 3-40 lowercase letters, "
             "digits or '-', starting and ending with a letter or digit"

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import Field, PositiveInt, field_validator, model_validator
 
 from components.base import StrictModel
+from components.kube import check_dns_label, check_quantity, container_resources
 from components.namespaces.model import namespace_labels
 
 # A topic key is its name everywhere: Kafka, MSK and GCP topic ids, and the KafkaTopic's
@@ -26,7 +27,6 @@ _KEY = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 # `<cluster>-<pool>-<id>`, so the name is kept short) all accept this.
 _CLUSTER_NAME = re.compile(r"^[a-z]([a-z0-9-]*[a-z0-9])?$")
 CLUSTER_NAME_MAX = 40
-_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$")
 _MSK_INSTANCE = re.compile(r"^(kafka|express)\.[a-z0-9]+\.[a-z0-9]+$")
 _MSK_VERSION = re.compile(r"^[0-9]+\.[0-9]+\.([0-9]+|x)(\.kraft)?$")
 _GCP_KMS_KEY = re.compile(r"^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$")
@@ -249,9 +249,7 @@ class StrimziConfig(StrictModel):
     @field_validator("namespace")
     @classmethod
     def _namespace(cls, value: str) -> str:
-        if len(value) > 63 or not _KEY.match(value):
-            raise ValueError(f"namespace {value!r} must be a DNS label")
-        return value
+        return check_dns_label(value, "namespace", explain=False)
 
     @field_validator("kafka_version")
     @classmethod
@@ -266,18 +264,13 @@ class StrimziConfig(StrictModel):
     @field_validator("cpu_request", "memory_request", "memory_limit")
     @classmethod
     def _quantity(cls, value: str, info) -> str:
-        if not _QUANTITY.match(value):
-            raise ValueError(
-                f"{info.field_name} {value!r} is not a Kubernetes quantity (e.g. 1Gi, 250m)"
-            )
-        return value
+        return check_quantity(value, info.field_name, example="1Gi, 250m")
 
     @field_validator("users")
     @classmethod
     def _users(cls, users: list[str]) -> list[str]:
         for user in users:
-            if len(user) > 63 or not _KEY.match(user):
-                raise ValueError(f"user {user!r} must be a DNS label")
+            check_dns_label(user, "user", explain=False)
         if len(set(users)) != len(users):
             raise ValueError("users must not repeat a name")
         return users
@@ -593,10 +586,9 @@ def strimzi_node_pool(config: KafkaConfig) -> dict[str, Any]:
             "replicas": config.brokers,
             "roles": ["controller", "broker"],
             "storage": {"type": "jbod", "volumes": [volume]},
-            "resources": {
-                "requests": {"cpu": local.cpu_request, "memory": local.memory_request},
-                "limits": {"memory": local.memory_limit},
-            },
+            "resources": container_resources(
+                local.cpu_request, local.memory_request, local.memory_limit
+            ),
         },
     }
 

@@ -15,13 +15,13 @@ PeerAuthentication validates against the Istio CRDs.
 from __future__ import annotations
 
 import ipaddress
-import re
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from components.base import StrictModel
 from components.cloud import AwsCloud, GcpCloud, LocalCloud
+from components.kube import DNS_1035_LABEL, ContainerResourcesConfig, check_namespace
 from components.namespaces.model import PodSecurityLevel, namespace_labels
 
 # Helm release names. istiod's Service and webhooks are `istiod` whatever the release is called;
@@ -42,51 +42,23 @@ _LOCAL_PLATFORMS: dict[str, str | None] = {"kind": None, "k3d": "k3d", "minikube
 # admitted by every Pod Security level).
 _UNPRIVILEGED_PORTS_SYSCTL = {"name": "net.ipv4.ip_unprivileged_port_start", "value": "0"}
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-# Service names are DNS-1035 labels: they must start with a letter.
-_DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$")
-_SYSTEM_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
 _LEVEL_ORDER: dict[PodSecurityLevel, int] = {"restricted": 0, "baseline": 1, "privileged": 2}
 
 Cloud = AwsCloud | GcpCloud | LocalCloud
 
 
-def _namespace(value: str, field: str) -> str:
-    if len(value) > 63 or not _DNS_LABEL.match(value):
-        raise ValueError(
-            f"{field} {value!r} must be a DNS label: at most 63 lowercase letters, digits or "
-            "'-', starting and ending with a letter or digit"
-        )
-    if value in _SYSTEM_NAMESPACES:
-        raise ValueError(f"{field} {value!r} is a Kubernetes system namespace")
-    return value
-
-
 # --- config -----------------------------------------------------------------------------------
 
 
-class ResourcesConfig(StrictModel):
+class ResourcesConfig(ContainerResourcesConfig):
     """Requests and a memory limit (no CPU limit: throttled proxies show up as tail latency)."""
+
+    # Not checked here so far: a limit below the request is refused by the API server instead.
+    check_memory_limit: ClassVar[bool] = False
 
     cpu_request: str = Field(description="CPU request, e.g. 250m.")
     memory_request: str = Field(description="Memory request, e.g. 512Mi.")
     memory_limit: str = Field(description="Memory limit, e.g. 2Gi.")
-
-    @field_validator("cpu_request", "memory_request", "memory_limit")
-    @classmethod
-    def _quantity(cls, value: str, info) -> str:
-        if not _QUANTITY.match(value):
-            raise ValueError(
-                f"{info.field_name} {value!r} is not a Kubernetes quantity (e.g. 512Mi, 250m)"
-            )
-        return value
-
-    def values(self) -> dict[str, Any]:
-        return {
-            "requests": {"cpu": self.cpu_request, "memory": self.memory_request},
-            "limits": {"memory": self.memory_limit},
-        }
 
 
 class IstiodResources(ResourcesConfig):
@@ -148,7 +120,7 @@ class CniConfig(StrictModel):
     @field_validator("namespace")
     @classmethod
     def _ns(cls, value: str) -> str:
-        return _namespace(value, "namespace")
+        return check_namespace(value, "namespace")
 
 
 class IngressGatewayConfig(StrictModel):
@@ -182,7 +154,7 @@ class IngressGatewayConfig(StrictModel):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if len(value) > 63 or not _DNS_1035.match(value):
+        if len(value) > 63 or not DNS_1035_LABEL.match(value):
             raise ValueError(
                 f"name {value!r} must be a DNS-1035 label (it names the Service): at most 63 "
                 "lowercase letters, digits or '-', starting with a letter"
@@ -192,7 +164,7 @@ class IngressGatewayConfig(StrictModel):
     @field_validator("namespace")
     @classmethod
     def _ns(cls, value: str) -> str:
-        return _namespace(value, "namespace")
+        return check_namespace(value, "namespace")
 
     @field_validator("load_balancer_source_ranges")
     @classmethod
@@ -244,7 +216,7 @@ class MeshConfig(StrictModel):
     @field_validator("namespace")
     @classmethod
     def _ns(cls, value: str) -> str:
-        return _namespace(value, "namespace")
+        return check_namespace(value, "namespace")
 
 
 # --- per-cloud data ---------------------------------------------------------------------------

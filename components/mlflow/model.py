@@ -24,6 +24,13 @@ from pydantic import Field, field_validator, model_validator
 
 from components.base import StrictModel
 from components.identity.model import WorkloadIdentityConfig, credentials_secret_name
+from components.kube import (
+    DNS_LABEL,
+    ContainerResourcesConfig,
+    check_dns_label,
+    check_pinned_image,
+    check_quantity,
+)
 from components.versions import MLFLOW_IMAGE, POSTGRES_IMAGE
 
 # Kubernetes object names inside the namespace: one tracking server per namespace, so the
@@ -93,12 +100,8 @@ Permission = Literal["READ", "EDIT", "MANAGE", "NO_PERMISSIONS"]
 ClientPermission = Literal["READ", "EDIT", "MANAGE"]
 SslMode = Literal["require", "disable"]
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 # RDS instance identifiers and Cloud SQL instance names agree on this shape (no '--' either).
 _INSTANCE_NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-_QUANTITY = re.compile(r"^(?P<number>[0-9]+(\.[0-9]+)?)(?P<suffix>m|Ki|Mi|Gi|Ti|k|M|G|T)?$")
-_FACTORS = {None: 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
-_FACTORS.update({"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40})
 _HOST = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _PREFIX = re.compile(r"^[a-z0-9]([a-z0-9._-]*[a-z0-9])?(/[a-z0-9]([a-z0-9._-]*[a-z0-9])?)*$")
 _AWS_KEY = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$")
@@ -106,30 +109,6 @@ _AWS_INSTANCE_CLASS = re.compile(r"^db\.[a-z0-9]+\.[a-z0-9]+$")
 _GCP_TIER = re.compile(r"^db-(custom-[0-9]+-[0-9]+|f1-micro|g1-small)$")
 # RDS gp3 volumes start at 20 GiB.
 MIN_STORAGE_GB = 20
-
-
-def quantity_value(text: str) -> float:
-    match = _QUANTITY.match(text)
-    if not match:
-        raise ValueError(f"{text!r} is not a Kubernetes quantity (e.g. 512Mi, 250m)")
-    return float(match["number"]) * _FACTORS[match["suffix"]]
-
-
-def floating_image(image: str) -> bool:
-    """True when an image is neither digest-pinned nor tagged other than `latest`."""
-    if "@" in image:
-        return False
-    last = image.rsplit("/", 1)[-1]
-    return ":" not in last or last.rsplit(":", 1)[-1] == "latest"
-
-
-def check_dns_label(value: str, field: str) -> str:
-    if len(value) > 63 or not _DNS_LABEL.match(value):
-        raise ValueError(
-            f"{field} {value!r} must be a DNS label: at most 63 lowercase letters, digits or "
-            "'-', starting and ending with a letter or digit"
-        )
-    return value
 
 
 def check_instance_name(value: str, field: str) -> str:
@@ -279,7 +258,7 @@ class AuthConfig(StrictModel):
         return value
 
 
-class ResourcesConfig(StrictModel):
+class ResourcesConfig(ContainerResourcesConfig):
     """Requests and limits of the tracking-server container."""
 
     cpu_request: str = Field(default="250m", description="CPU request.")
@@ -289,23 +268,10 @@ class ResourcesConfig(StrictModel):
         default="1Gi", description="Size limit of the `/tmp` emptyDir (uploads in transit)."
     )
 
-    @field_validator("cpu_request", "memory_request", "memory_limit", "tmp_size_limit")
+    @field_validator("tmp_size_limit")
     @classmethod
-    def _quantity(cls, value: str, info) -> str:
-        if not _QUANTITY.match(value):
-            raise ValueError(
-                f"{info.field_name} {value!r} is not a Kubernetes quantity (e.g. 512Mi, 250m)"
-            )
-        return value
-
-    @model_validator(mode="after")
-    def _limit_covers_request(self) -> ResourcesConfig:
-        if quantity_value(self.memory_limit) < quantity_value(self.memory_request):
-            raise ValueError(
-                f"memory_limit ({self.memory_limit}) must be at least memory_request "
-                f"({self.memory_request})"
-            )
-        return self
+    def _tmp_size(cls, value: str, info) -> str:
+        return check_quantity(value, info.field_name)
 
 
 class ClientConfig(StrictModel):
@@ -388,7 +354,7 @@ class MlflowConfig(StrictModel):
     @field_validator("artifact_bucket")
     @classmethod
     def _bucket_key(cls, value: str) -> str:
-        if not _DNS_LABEL.match(value):
+        if not DNS_LABEL.match(value):
             raise ValueError(
                 f"artifact_bucket {value!r} must be a logical bucket key: lowercase letters, "
                 "digits or '-'"
@@ -408,11 +374,7 @@ class MlflowConfig(StrictModel):
     @field_validator("image")
     @classmethod
     def _pinned(cls, value: str) -> str:
-        if not value or floating_image(value):
-            raise ValueError(
-                f"image {value!r} must be pinned to a tag other than latest, or to a digest"
-            )
-        return value
+        return check_pinned_image(value)
 
     @field_validator("allowed_hosts")
     @classmethod
@@ -431,7 +393,7 @@ class MlflowConfig(StrictModel):
     def _client_keys(cls, clients: dict[str, ClientConfig]) -> dict[str, ClientConfig]:
         for key in clients:
             # The key names resources, a Secret key and (as svc-<key>) the MLflow user.
-            if len(key) > 40 or not _DNS_LABEL.match(key):
+            if len(key) > 40 or not DNS_LABEL.match(key):
                 raise ValueError(
                     f"clients: key {key!r} must be at most 40 lowercase letters, digits or "
                     "'-', starting and ending with a letter or digit"
@@ -716,10 +678,7 @@ def server_container(
         "args": server_args(config, artifacts_uri),
         "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
         "env": server_env(config, cloud, aws_region),
-        "resources": {
-            "requests": {"cpu": resources.cpu_request, "memory": resources.memory_request},
-            "limits": {"memory": resources.memory_limit},
-        },
+        "resources": resources.values(),
         # The first start creates or migrates the schema before the server listens.
         "startupProbe": _probe(http_health, 5, 60),
         "livenessProbe": _probe(http_health, 10, 3),

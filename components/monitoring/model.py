@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field, PositiveInt, field_validator
 
 from components.base import StrictModel
+from components.kube import ContainerResourcesConfig, check_dns_label
 
 # kube-prometheus-stack object names are `<fullname>-<part>`; pinning the fullname (instead of
 # letting Helm derive it from the release name) makes the service names and URLs below exact.
@@ -49,31 +50,16 @@ LATENCY_MAX_BUCKET_SECONDS = 5.0
 # as `label_nvidia_com_gpu_present` once allow-listed.
 GPU_NODE_LABEL = "nvidia.com/gpu.present"
 
-_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$")
-_DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 
-
-class ResourcesConfig(StrictModel):
+class ResourcesConfig(ContainerResourcesConfig):
     """Requests and a memory limit for one workload (no CPU limit: throttling hurts latency)."""
+
+    # Not checked here so far: a limit below the request is refused by the API server instead.
+    check_memory_limit: ClassVar[bool] = False
 
     cpu_request: str = Field(description="CPU request, e.g. 250m.")
     memory_request: str = Field(description="Memory request, e.g. 512Mi.")
     memory_limit: str = Field(description="Memory limit, e.g. 1Gi.")
-
-    @field_validator("cpu_request", "memory_request", "memory_limit")
-    @classmethod
-    def _quantity(cls, value: str, info) -> str:
-        if not _QUANTITY.match(value):
-            raise ValueError(
-                f"{info.field_name} {value!r} is not a Kubernetes quantity (e.g. 512Mi, 250m)"
-            )
-        return value
-
-    def values(self) -> dict[str, Any]:
-        return {
-            "requests": {"cpu": self.cpu_request, "memory": self.memory_request},
-            "limits": {"memory": self.memory_limit},
-        }
 
 
 # Per workload, so a stack can change one number and keep the other defaults.
@@ -205,9 +191,7 @@ class MonitoringConfig(StrictModel):
     @field_validator("namespace")
     @classmethod
     def _namespace(cls, value: str) -> str:
-        if len(value) > 63 or not _DNS_LABEL.match(value):
-            raise ValueError(f"namespace {value!r} must be a DNS label")
-        return value
+        return check_dns_label(value, "namespace", explain=False)
 
 
 # --- Helm values ------------------------------------------------------------------------------

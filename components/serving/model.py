@@ -23,6 +23,16 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, PositiveInt, field_validator, model_validator
 
 from components.base import StrictModel
+from components.kube import (
+    DNS_1035_LABEL,
+    DNS_LABEL,
+    ContainerResourcesConfig,
+    check_dns_label,
+    check_limit_covers_request,
+    check_pinned_image,
+    check_quantity,
+    container_resources,
+)
 from serving_images.model_server.settings import REGISTRY, EnvVar, PredictionSink, SettingsError
 
 Track = Literal["stable", "canary"]
@@ -64,53 +74,12 @@ MANAGED_SETTINGS = frozenset(
     }
 )
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-# Service names are DNS-1035 labels: they must start with a letter.
-_DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _HOST = re.compile(r"^(\*\.)?([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z]{2,63}$")
-_QUANTITY = re.compile(r"^(?P<number>[0-9]+(\.[0-9]+)?)(?P<suffix>m|Ki|Mi|Gi|Ti|k|M|G|T)?$")
-_FACTORS = {
-    None: 1,
-    "m": 1e-3,
-    "k": 1e3,
-    "M": 1e6,
-    "G": 1e9,
-    "T": 1e12,
-    "Ki": 2**10,
-    "Mi": 2**20,
-    "Gi": 2**30,
-    "Ti": 2**40,
-}
 _DURATION = re.compile(r"^[1-9][0-9]*(s|m)$")
 # `models:/<name>@<alias>`, `models:/<name>/<version or stage>`: the server's own shape.
 _REGISTRY_URI = re.compile(r"^models:/(?P<name>[^/@]+)(@[^/]+|/[^/]+)?/?$")
 # URIs MLflow resolves through the tracking server.
 _TRACKING_SCHEMES = ("models:/", "runs:/", "mlflow-artifacts:/")
-
-
-def quantity_value(text: str) -> float:
-    """A Kubernetes quantity (`250m`, `1Gi`) as a plain number, for comparisons."""
-    match = _QUANTITY.match(text)
-    if not match:
-        raise ValueError(f"{text!r} is not a Kubernetes quantity (e.g. 512Mi, 250m)")
-    return float(match["number"]) * _FACTORS[match["suffix"]]
-
-
-def floating_image(image: str) -> bool:
-    """True when an image is neither digest-pinned nor tagged other than `latest`."""
-    if "@" in image:
-        return False
-    last = image.rsplit("/", 1)[-1]
-    return ":" not in last or last.rsplit(":", 1)[-1] == "latest"
-
-
-def check_dns_label(value: str, field: str) -> str:
-    if len(value) > 63 or not _DNS_LABEL.match(value):
-        raise ValueError(
-            f"{field} {value!r} must be a DNS label: at most 63 lowercase letters, digits or "
-            "'-', starting and ending with a letter or digit"
-        )
-    return value
 
 
 # --- config -----------------------------------------------------------------------------------
@@ -157,7 +126,7 @@ class CanaryConfig(TrackConfig):
     )
 
 
-class ResourcesConfig(StrictModel):
+class ResourcesConfig(ContainerResourcesConfig):
     """Requests and limits of the model-server container (both tracks)."""
 
     cpu_request: str = Field(default="500m", description="CPU request.")
@@ -173,29 +142,21 @@ class ResourcesConfig(StrictModel):
         description="Size limit of the `/tmp` emptyDir that holds the downloaded model.",
     )
 
-    @field_validator("cpu_request", "memory_request", "memory_limit", "cpu_limit", "tmp_size_limit")
+    @field_validator("cpu_limit", "tmp_size_limit")
     @classmethod
-    def _quantity(cls, value: str | None, info) -> str | None:
-        if value is not None and not _QUANTITY.match(value):
-            raise ValueError(
-                f"{info.field_name} {value!r} is not a Kubernetes quantity (e.g. 512Mi, 250m)"
-            )
-        return value
+    def _optional_quantity(cls, value: str | None, info) -> str | None:
+        return value if value is None else check_quantity(value, info.field_name)
 
     @model_validator(mode="after")
-    def _limits_cover_requests(self) -> ResourcesConfig:
-        if quantity_value(self.memory_limit) < quantity_value(self.memory_request):
-            raise ValueError(
-                f"memory_limit ({self.memory_limit}) must be at least memory_request "
-                f"({self.memory_request})"
-            )
-        if self.cpu_limit is not None and quantity_value(self.cpu_limit) < quantity_value(
-            self.cpu_request
-        ):
-            raise ValueError(
-                f"cpu_limit ({self.cpu_limit}) must be at least cpu_request ({self.cpu_request})"
-            )
+    def _cpu_limit_covers_request(self) -> ResourcesConfig:
+        if self.cpu_limit is not None:
+            check_limit_covers_request("cpu", self.cpu_request, self.cpu_limit)
         return self
+
+    def values(self) -> dict[str, Any]:
+        return container_resources(
+            self.cpu_request, self.memory_request, self.memory_limit, self.cpu_limit
+        )
 
 
 class AutoscalingConfig(StrictModel):
@@ -343,11 +304,7 @@ class ModelDeploymentConfig(StrictModel):
     @field_validator("image")
     @classmethod
     def _pinned(cls, value: str) -> str:
-        if not value or floating_image(value):
-            raise ValueError(
-                f"image {value!r} must be pinned to a tag other than latest, or to a digest"
-            )
-        return value
+        return check_pinned_image(value)
 
     @field_validator("server_settings")
     @classmethod
@@ -380,7 +337,7 @@ class ModelDeploymentConfig(StrictModel):
     def _gateway(cls, value: str | None) -> str | None:
         if value is not None:
             namespace, slash, gateway = value.partition("/")
-            if not slash or not _DNS_LABEL.match(namespace) or not _DNS_LABEL.match(gateway):
+            if not slash or not DNS_LABEL.match(namespace) or not DNS_LABEL.match(gateway):
                 raise ValueError(f"gateway {value!r} must be <namespace>/<name>")
         return value
 
@@ -429,7 +386,7 @@ ServingDeployments = Annotated[dict[str, ModelDeploymentConfig], AfterValidator(
 
 def check_deployment_name(name: str) -> str:
     """The name becomes the Service (DNS-1035) and `<name>-canary`: at most 56 characters."""
-    if len(name) > _MAX_NAME or not _DNS_1035.match(name):
+    if len(name) > _MAX_NAME or not DNS_1035_LABEL.match(name):
         raise ValueError(
             f"serving.{name}: a deployment name is 1-{_MAX_NAME} lowercase letters, digits or "
             "'-', starting with a letter and ending with a letter or digit"
@@ -579,20 +536,13 @@ def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
 
 
 def container(config: ModelDeploymentConfig, track: Track) -> dict[str, Any]:
-    resources = config.resources
-    limits = {"memory": resources.memory_limit}
-    if resources.cpu_limit is not None:
-        limits["cpu"] = resources.cpu_limit
     spec: dict[str, Any] = {
         "name": CONTAINER_NAME,
         "image": config.image,
         "imagePullPolicy": "IfNotPresent",
         "ports": [{"name": "http", "containerPort": config.port, "protocol": "TCP"}],
         "env": server_env(config, track),
-        "resources": {
-            "requests": {"cpu": resources.cpu_request, "memory": resources.memory_request},
-            "limits": limits,
-        },
+        "resources": config.resources.values(),
         # The server binds at once and reports ready only after download and warm-up: the
         # startup probe gives that its own budget, then liveness and readiness take over.
         "startupProbe": _probe(READY_PATH, 5, math.ceil(config.startup_timeout_seconds / 5)),

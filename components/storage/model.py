@@ -21,6 +21,7 @@ from components.identity.model import (
     minio_policy,
     minio_policy_name,
 )
+from components.kube import check_dns_label, check_quantity, container_resources
 
 LOG_BUCKET_KEY = "access-logs"
 """Key of the S3 server-access-log bucket; reserved, so no logical bucket can take its name."""
@@ -29,7 +30,6 @@ LOG_BUCKET_KEY = "access-logs"
 # because they break virtual-hosted-style TLS certificates on S3.
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*[a-z0-9]$")
 _KEY = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
-_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$")
 _RESERVED_PREFIXES = ("xn--", "sthree-", "goog", "amzn-s3-demo-")
 _RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
 S3_STANDARD_IA_MIN_DAYS = 30
@@ -104,18 +104,12 @@ class MinioConfig(StrictModel):
     @field_validator("namespace")
     @classmethod
     def _namespace(cls, value: str) -> str:
-        if len(value) > 63 or not _KEY.match(value):
-            raise ValueError(f"namespace {value!r} must be a DNS label")
-        return value
+        return check_dns_label(value, "namespace", explain=False)
 
     @field_validator("storage_size", "cpu_request", "memory_request", "memory_limit")
     @classmethod
     def _quantity(cls, value: str, info) -> str:
-        if not _QUANTITY.match(value):
-            raise ValueError(
-                f"{info.field_name} {value!r} is not a Kubernetes quantity (e.g. 10Gi, 250m)"
-            )
-        return value
+        return check_quantity(value, info.field_name, example="10Gi, 250m")
 
 
 def _default_buckets() -> dict[str, BucketConfig]:
@@ -409,10 +403,9 @@ def minio_values(
         "replicas": 1,
         "existingSecret": root_secret_name,
         "persistence": persistence,
-        "resources": {
-            "requests": {"cpu": minio.cpu_request, "memory": minio.memory_request},
-            "limits": {"memory": minio.memory_limit},
-        },
+        "resources": container_resources(
+            minio.cpu_request, minio.memory_request, minio.memory_limit
+        ),
         "buckets": [
             {
                 "name": physical_names[key],
