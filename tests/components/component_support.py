@@ -1,5 +1,13 @@
 """Helpers shared by the component construction tests."""
 
+import asyncio
+
+import pulumi
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from mlops import mocks
+
 # Inputs whose keys are the user's own (tags, labels, Helm values), not provider property names.
 USER_KEYED = {"tags", "labels", "resourceLabels", "metadata", "values"}
 
@@ -24,3 +32,21 @@ def named(monitor, typ, name):
     matches = [r for r in monitor.of_type(typ) if r.name == name]
     assert len(matches) == 1, (typ, name, matches)
     return matches[0]
+
+
+def output_value(output):
+    """What an Output resolves to under the mocks (None stays None: an absent optional output)."""
+    return _sync_await(output.future()) if output is not None else None
+
+
+def run_with_mocks(program, recording_mocks):
+    """Run `program()` as `pulumi preview` would under `recording_mocks` (a `RecordingMocks`
+    subclass that adds provider-computed outputs), and return the recording monitor."""
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    monitor = mocks.RecordingMonitor(recording_mocks)
+    pulumi.runtime.set_mocks(
+        monitor.mocks, project="mlops", stack="test", preview=True, monitor=monitor
+    )
+    pulumi.runtime.set_all_config({}, [])
+    _sync_await(run_pulumi_func(program))
+    return monitor

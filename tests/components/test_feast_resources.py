@@ -1,7 +1,6 @@
 """Feast feature store, resource layer under recording mocks: exact types, names, inputs,
 parents, outputs and secrets, on AWS, GCP and a local cluster."""
 
-import asyncio
 import hashlib
 from types import SimpleNamespace
 
@@ -9,14 +8,18 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 import yaml
-from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from components.cloud import AwsCloud, GcpCloud, LocalCloud
 from components.cluster.wiring import AwsNetwork, GcpNetwork
 from components.feast import FeastConfig, FeatureStore, FeatureStoreArgs, model
 from mlops import manifests, mocks
-from tests.components.component_support import named, untranslated_keys
+from tests.components.component_support import (
+    named,
+    output_value,
+    run_with_mocks,
+    untranslated_keys,
+)
 
 AWS = AwsCloud(type="aws", region="eu-west-1", tags={"team": "ml"})
 GCP = GcpCloud(type="gcp", project="acme-ml", region="europe-west4", labels={"team": "ml"})
@@ -57,18 +60,7 @@ class _Mocks(mocks.RecordingMocks):
 
 
 def _run_program(program):
-    asyncio.set_event_loop(asyncio.new_event_loop())
-    monitor = mocks.RecordingMonitor(_Mocks())
-    pulumi.runtime.set_mocks(
-        monitor.mocks, project="mlops", stack="test", preview=True, monitor=monitor
-    )
-    pulumi.runtime.set_all_config({}, [])
-    _sync_await(run_pulumi_func(program))
-    return monitor
-
-
-def _value(output):
-    return _sync_await(output.future()) if output is not None else None
+    return run_with_mocks(program, _Mocks())
 
 
 def _out(value):
@@ -196,19 +188,19 @@ def test_outputs(cloud):
     monitor, store = _run(cloud)
     host, port = ENDPOINTS[cloud.type]
     uri = URIS[cloud.type]
-    assert _value(store.feature_server_url) == (
+    assert output_value(store.feature_server_url) == (
         "http://feast-feature-server.feast.svc.cluster.local:6566"
     )
-    assert _value(store.online_store_host) == host
-    assert _value(store.online_store_port) == port
-    assert _value(store.registry_path) == f"{uri}/feast/registry.db"
-    assert _value(store.offline_data_uri) == f"{uri}/feast/data"
-    assert _value(store.namespace) == "feast"
-    assert _value(store.config_map_name) == "feast-feature-store"
-    assert _value(store.secret_name) == "feast-online-store"
-    assert _value(store.online_store_password) == _password(monitor, cloud)
+    assert output_value(store.online_store_host) == host
+    assert output_value(store.online_store_port) == port
+    assert output_value(store.registry_path) == f"{uri}/feast/registry.db"
+    assert output_value(store.offline_data_uri) == f"{uri}/feast/data"
+    assert output_value(store.namespace) == "feast"
+    assert output_value(store.config_map_name) == "feast-feature-store"
+    assert output_value(store.secret_name) == "feast-online-store"
+    assert output_value(store.online_store_password) == _password(monitor, cloud)
     assert _sync_await(store.online_store_password.is_secret()) is True
-    text = _value(store.feature_store_yaml)
+    text = output_value(store.feature_store_yaml)
     assert yaml.safe_load(text)["online_store"]["connection_string"].startswith(f"{host}:{port},")
     for plain in ("feature_server_url", "online_store_host", "registry_path", "feature_store_yaml"):
         assert _sync_await(getattr(store, plain).is_secret()) is False, plain

@@ -6,13 +6,13 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 import pytest
-from pulumi.runtime.sync_await import _sync_await
 
 from components.cloud import AwsCloud, GcpCloud, LocalCloud
 from components.identity import WorkloadIdentity, WorkloadIdentityArgs, WorkloadIdentityConfig
 from components.identity import model as identity_model
 from components.storage import ObjectStore, ObjectStoreArgs, StorageConfig
 from mlops import manifests, mocks
+from tests.components.component_support import output_value
 
 AWS = AwsCloud(type="aws", region="us-east-1", tags={"team": "ml"})
 GCP = GcpCloud(type="gcp", project="acme-ml", region="europe-west4")
@@ -35,10 +35,6 @@ class FakeCluster:
     oidc_provider_arn: str | None = PROVIDER_ARN
     oidc_issuer: str | None = ISSUER
     workload_pool: str | None = "acme-ml.svc.id.goog"
-
-
-def _value(output):
-    return _sync_await(output.future())
 
 
 def _run(cloud, config=TRAINER, name="trainer", cluster_overrides=None):
@@ -102,7 +98,7 @@ def test_aws_irsa_role_trusts_exactly_the_service_account():
         ],
     }
     assert role.inputs["tags"] == {"team": "ml"}
-    assert _value(identity.role_arn) == "arn:aws:role:us-east-1:123456789012:trainer-role"
+    assert output_value(identity.role_arn) == "arn:aws:role:us-east-1:123456789012:trainer-role"
 
 
 def test_aws_policy_grants_only_the_named_buckets_and_the_store_key():
@@ -115,7 +111,7 @@ def test_aws_policy_grants_only_the_named_buckets_and_the_store_key():
             "datasets": "arn:aws:s3:::acme-dev-datasets",
         },
         {"artifacts": "read_write", "datasets": "read"},
-        _value(store.kms_key_arn),
+        output_value(store.kms_key_arn),
     )
 
 
@@ -167,7 +163,7 @@ def test_gcp_google_service_account_with_bucket_roles_and_workload_identity_bind
     ksa = monitor.named("trainer-service-account")
     assert ksa.inputs["metadata"]["annotations"] == {"iam.gke.io/gcp-service-account": email}
     manifests.validate(ksa.inputs)
-    assert _value(identity.gcp_service_account_email) == email
+    assert output_value(identity.gcp_service_account_email) == email
     assert identity.role_arn is None
 
 
@@ -181,7 +177,7 @@ def test_local_credentials_secret_beside_the_workload_and_no_plain_secret_anywhe
         ("kubernetes:core/v1:ServiceAccount", "trainer-service-account"),
     ]
     secret = monitor.named("trainer-s3-credentials")
-    secret_key = _value(store.minio_secret_key("trainer"))
+    secret_key = output_value(store.minio_secret_key("trainer"))
     assert secret.inputs["metadata"] == {"name": "trainer-s3-credentials", "namespace": "ml"}
     assert secret.inputs["stringData"] == {
         "AWS_ACCESS_KEY_ID": "trainer",

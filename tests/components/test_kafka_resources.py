@@ -1,19 +1,20 @@
 """Kafka, resource layer under recording mocks: exact types, names, inputs, parents, outputs."""
 
-import asyncio
 import json
 
-import pulumi
 import pulumi_kubernetes as k8s
 import pytest
-from pulumi.runtime.stack import run_pulumi_func
-from pulumi.runtime.sync_await import _sync_await
 
 from components import versions
 from components.cloud import AwsCloud, GcpCloud, LocalCloud
 from components.kafka import AwsKafkaNetwork, KafkaCluster, KafkaClusterArgs, KafkaConfig, model
 from mlops import manifests, mocks
-from tests.components.component_support import named, untranslated_keys
+from tests.components.component_support import (
+    named,
+    output_value,
+    run_with_mocks,
+    untranslated_keys,
+)
 
 AWS = AwsCloud(type="aws", region="us-east-1", tags={"team": "ml"})
 GCP = GcpCloud(type="gcp", project="acme-ml", region="europe-west4", labels={"team": "ml"})
@@ -50,10 +51,6 @@ class KafkaMocks(mocks.RecordingMocks):
         return resource_id, outputs
 
 
-def _value(output):
-    return _sync_await(output.future()) if output is not None else None
-
-
 def _run(cloud, config=CONFIG, protect=False, network=NETWORK, subnetwork=SUBNETWORK):
     built = {}
 
@@ -71,13 +68,7 @@ def _run(cloud, config=CONFIG, protect=False, network=NETWORK, subnetwork=SUBNET
             ),
         )
 
-    asyncio.set_event_loop(asyncio.new_event_loop())
-    monitor = mocks.RecordingMonitor(KafkaMocks())
-    pulumi.runtime.set_mocks(
-        monitor.mocks, project="mlops", stack="test", preview=True, monitor=monitor
-    )
-    pulumi.runtime.set_all_config({}, [])
-    _sync_await(run_pulumi_func(program))
+    monitor = run_with_mocks(program, KafkaMocks())
     return monitor, built["kafka"]
 
 
@@ -197,16 +188,16 @@ def test_aws_topics_use_the_msk_topic_api(aws_built):
 
 def test_aws_outputs(aws_built):
     _, kafka = aws_built
-    assert _value(kafka.bootstrap_servers) == MSK_BROKERS
-    assert {k: _value(v) for k, v in kafka.topic_names.items()} == {
+    assert output_value(kafka.bootstrap_servers) == MSK_BROKERS
+    assert {k: output_value(v) for k, v in kafka.topic_names.items()} == {
         "predictions": "predictions",
         "features": "features",
     }
-    assert _value(kafka.security_protocol) == "SASL_SSL"
-    assert _value(kafka.sasl_mechanism) == "OAUTHBEARER"
-    assert _value(kafka.auth_method) == "aws-iam"
-    assert _value(kafka.cluster_id) == "arn:aws:cluster:us-east-1:123456789012:kafka-msk"
-    assert _value(kafka.broker_security_group_id) == "kafka-brokers-id"
+    assert output_value(kafka.security_protocol) == "SASL_SSL"
+    assert output_value(kafka.sasl_mechanism) == "OAUTHBEARER"
+    assert output_value(kafka.auth_method) == "aws-iam"
+    assert output_value(kafka.cluster_id) == "arn:aws:cluster:us-east-1:123456789012:kafka-msk"
+    assert output_value(kafka.broker_security_group_id) == "kafka-brokers-id"
     assert kafka.ca_secret is None and kafka.plaintext_bootstrap_servers is None
 
 
@@ -321,11 +312,11 @@ def test_gcp_cluster_is_in_the_node_subnetwork(gcp_built):
 
 def test_gcp_outputs(gcp_built):
     _, kafka = gcp_built
-    assert _value(kafka.bootstrap_servers) == f"{GCP_BOOTSTRAP}:9092"
-    assert _value(kafka.topic_names["predictions"]) == "predictions"
-    assert _value(kafka.sasl_mechanism) == "OAUTHBEARER"
-    assert _value(kafka.auth_method) == "gcp-iam"
-    assert _value(kafka.cluster_id) == (
+    assert output_value(kafka.bootstrap_servers) == f"{GCP_BOOTSTRAP}:9092"
+    assert output_value(kafka.topic_names["predictions"]) == "predictions"
+    assert output_value(kafka.sasl_mechanism) == "OAUTHBEARER"
+    assert output_value(kafka.auth_method) == "gcp-iam"
+    assert output_value(kafka.cluster_id) == (
         "projects/acme-ml/locations/europe-west4/clusters/kafka-cluster"
     )
     assert kafka.broker_security_group_id is None
@@ -433,17 +424,21 @@ def test_local_stateful_resources_follow_protect():
 
 def test_local_outputs(local_built):
     _, kafka = local_built
-    assert _value(kafka.bootstrap_servers) == ("mlops-kafka-bootstrap.kafka.svc.cluster.local:9093")
-    assert _value(kafka.plaintext_bootstrap_servers) == (
+    assert output_value(kafka.bootstrap_servers) == (
+        "mlops-kafka-bootstrap.kafka.svc.cluster.local:9093"
+    )
+    assert output_value(kafka.plaintext_bootstrap_servers) == (
         "mlops-kafka-bootstrap.kafka.svc.cluster.local:9092"
     )
-    assert _value(kafka.security_protocol) == "SASL_SSL"
-    assert _value(kafka.sasl_mechanism) == "SCRAM-SHA-512"
-    assert _value(kafka.auth_method) == "scram-sha-512"
-    assert _value(kafka.ca_secret) == "mlops-cluster-ca-cert"
-    assert {k: _value(v) for k, v in kafka.user_secrets.items()} == {"model-server": "model-server"}
-    assert _value(kafka.topic_names["predictions"]) == "predictions"
-    assert _value(kafka.cluster_id) == "kafka-kafka-id"
+    assert output_value(kafka.security_protocol) == "SASL_SSL"
+    assert output_value(kafka.sasl_mechanism) == "SCRAM-SHA-512"
+    assert output_value(kafka.auth_method) == "scram-sha-512"
+    assert output_value(kafka.ca_secret) == "mlops-cluster-ca-cert"
+    assert {k: output_value(v) for k, v in kafka.user_secrets.items()} == {
+        "model-server": "model-server"
+    }
+    assert output_value(kafka.topic_names["predictions"]) == "predictions"
+    assert output_value(kafka.cluster_id) == "kafka-kafka-id"
 
 
 def test_local_requires_a_kubernetes_provider():

@@ -4,13 +4,12 @@ ordering and outputs."""
 import pulumi
 import pulumi_kubernetes as k8s
 import pytest
-from pulumi.runtime.sync_await import _sync_await
 
 from components import versions
 from components.cloud import AwsCloud, GcpCloud, LocalCloud
 from components.mesh import IstioMesh, IstioMeshArgs, MeshConfig, model
 from mlops import manifests, mocks
-from tests.components.component_support import named, untranslated_keys
+from tests.components.component_support import named, output_value, untranslated_keys
 
 AWS = AwsCloud(type="aws", region="us-east-1")
 GCP = GcpCloud(type="gcp", project="acme-ml", region="europe-west4")
@@ -24,10 +23,6 @@ NAMESPACE = "kubernetes:core/v1:Namespace"
 RELEASE = "kubernetes:helm.sh/v3:Release"
 PEER_AUTHENTICATION = "kubernetes:security.istio.io/v1:PeerAuthentication"
 REPO = "https://istio-release.storage.googleapis.com/charts"
-
-
-def _value(output):
-    return _sync_await(output.future())
 
 
 def _run(config=DEFAULT, cloud=AWS):
@@ -158,9 +153,9 @@ def test_peer_authentication_is_strict_in_the_root_namespace_and_matches_the_crd
 
 def test_outputs_without_a_gateway(default):
     _, component = default
-    assert _value(component.namespace) == "istio-system"
-    assert _value(component.revision) == "default"
-    assert _value(component.version) == versions.ISTIO_VERSION == "1.30.3"
+    assert output_value(component.namespace) == "istio-system"
+    assert output_value(component.revision) == "default"
+    assert output_value(component.version) == versions.ISTIO_VERSION == "1.30.3"
     assert component.ingress_gateway_service is None
     assert component.ingress_gateway_namespace is None
     assert component.ready == [component._istiod]
@@ -197,8 +192,8 @@ def test_gateway_release_on_gke_after_istiod(gateway):
     )
     cni = named(monitor, RELEASE, "mesh-cni")
     assert cni.inputs["values"]["cniBinDir"] == "/home/kubernetes/bin"
-    assert _value(component.ingress_gateway_service) == "istio-ingressgateway"
-    assert _value(component.ingress_gateway_namespace) == "istio-ingress"
+    assert output_value(component.ingress_gateway_service) == "istio-ingressgateway"
+    assert output_value(component.ingress_gateway_namespace) == "istio-ingress"
 
 
 def test_without_cni_istiod_waits_only_for_base():

@@ -1,13 +1,11 @@
 """MLflow tracking server, resource layer under recording mocks: exact types, names, inputs,
 parents, outputs and secrets, on AWS, GCP and a local cluster."""
 
-import asyncio
 from types import SimpleNamespace
 
 import pulumi
 import pulumi_kubernetes as k8s
 import pytest
-from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from components.cloud import AwsCloud, GcpCloud, LocalCloud
@@ -23,7 +21,12 @@ from components.mlflow import (
 )
 from components.storage import ObjectStore, ObjectStoreArgs, StorageConfig
 from mlops import manifests, mocks
-from tests.components.component_support import named, untranslated_keys
+from tests.components.component_support import (
+    named,
+    output_value,
+    run_with_mocks,
+    untranslated_keys,
+)
 
 AWS = AwsCloud(type="aws", region="eu-west-1", tags={"team": "ml"})
 GCP = GcpCloud(type="gcp", project="acme-ml", region="europe-west4", labels={"team": "ml"})
@@ -56,18 +59,7 @@ class _Mocks(mocks.RecordingMocks):
 
 
 def _run_program(program):
-    asyncio.set_event_loop(asyncio.new_event_loop())
-    monitor = mocks.RecordingMonitor(_Mocks())
-    pulumi.runtime.set_mocks(
-        monitor.mocks, project="mlops", stack="test", preview=True, monitor=monitor
-    )
-    pulumi.runtime.set_all_config({}, [])
-    _sync_await(run_pulumi_func(program))
-    return monitor
-
-
-def _value(output):
-    return _sync_await(output.future()) if output is not None else None
+    return run_with_mocks(program, _Mocks())
 
 
 def _store(uri):
@@ -163,14 +155,14 @@ def test_outputs(cloud):
     host = {"aws": RDS_HOST, "gcp": CLOUD_SQL_IP}.get(
         cloud.type, "mlflow-postgres.mlflow.svc.cluster.local"
     )
-    assert _value(server.tracking_uri) == "http://mlflow.mlflow.svc.cluster.local:5000"
-    assert _value(server.namespace) == "mlflow"
-    assert _value(server.service_name) == "mlflow"
-    assert _value(server.database_endpoint) == f"{host}:5432"
-    assert _value(server.admin_username) == "admin"
-    assert _value(server.credentials_secret_name) == "mlflow-credentials"
+    assert output_value(server.tracking_uri) == "http://mlflow.mlflow.svc.cluster.local:5000"
+    assert output_value(server.namespace) == "mlflow"
+    assert output_value(server.service_name) == "mlflow"
+    assert output_value(server.database_endpoint) == f"{host}:5432"
+    assert output_value(server.admin_username) == "admin"
+    assert output_value(server.credentials_secret_name) == "mlflow-credentials"
     generated = named(monitor, PASSWORD, "tracking-admin-password")
-    assert _value(server.admin_password) == f"mock-{_digest(generated)}"
+    assert output_value(server.admin_password) == f"mock-{_digest(generated)}"
     assert _sync_await(server.admin_password.is_secret()) is True
     for plain in ("tracking_uri", "database_endpoint", "admin_username"):
         assert _sync_await(getattr(server, plain).is_secret()) is False, plain
@@ -771,7 +763,7 @@ def test_provisioner_job_and_program_are_the_rendered_ones_after_the_server():
 
 def test_clients_output():
     _, server = _run(LOCAL, config=CLIENTS_CONFIG)
-    assert _value(server.clients) == {
+    assert output_value(server.clients) == {
         "serving": {
             "namespace": "serving",
             "secret_name": "mlflow-client-credentials",
@@ -785,4 +777,4 @@ def test_clients_output():
     }
     assert _sync_await(server.clients.is_secret()) is False
     _, plain = _run(LOCAL)
-    assert _value(plain.clients) == {}
+    assert output_value(plain.clients) == {}

@@ -10,13 +10,9 @@ from pulumi.runtime.sync_await import _sync_await
 from components import versions
 from components.monitoring import MonitoringConfig, Observability, ObservabilityArgs, model
 from mlops import manifests, mocks
-from tests.components.component_support import named, untranslated_keys
+from tests.components.component_support import named, output_value, untranslated_keys
 
 CONFIG = MonitoringConfig(namespace="observability", storage_class="gp3")
-
-
-def _value(output):
-    return _sync_await(output.future())
 
 
 def _run(config=CONFIG, protect=False):
@@ -117,7 +113,7 @@ def test_grafana_password_is_generated_and_only_in_the_secret(built):
         "admin-user": mocks.SECRET_MASK,
         "admin-password": mocks.SECRET_MASK,
     }
-    generated = _value(component.grafana_admin_password)
+    generated = output_value(component.grafana_admin_password)
     assert generated.startswith("mock-")
     assert secret.inputs["stringData"] == {"admin-user": "admin", "admin-password": generated}
     assert monitor.named("platform-namespace").urn in secret.depends_on
@@ -128,14 +124,14 @@ def test_grafana_password_is_generated_and_only_in_the_secret(built):
 
 def test_outputs(built):
     _, component = built
-    assert _value(component.namespace) == "observability"
-    assert _value(component.grafana_service) == "monitoring-grafana"
+    assert output_value(component.namespace) == "observability"
+    assert output_value(component.grafana_service) == "monitoring-grafana"
     assert (
-        _value(component.prometheus_url)
+        output_value(component.prometheus_url)
         == "http://monitoring-prometheus.observability.svc.cluster.local:9090"
     )
     assert (
-        _value(component.alertmanager_url)
+        output_value(component.alertmanager_url)
         == "http://monitoring-alertmanager.observability.svc.cluster.local:9093"
     )
     assert _sync_await(component.grafana_admin_password.is_secret()) is True

@@ -6,13 +6,13 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 import yaml
-from pulumi.runtime.sync_await import _sync_await
 
 from components.cloud import AwsCloud, GcpCloud, LocalCloud
 from components.identity import WorkloadIdentity, WorkloadIdentityArgs, WorkloadIdentityConfig
 from components.pipelines import KubeflowPipelines, KubeflowPipelinesArgs, PipelinesConfig, model
 from components.storage import ObjectStore, ObjectStoreArgs, StorageConfig
 from mlops import manifests, mocks
+from tests.components.component_support import output_value
 
 AWS = AwsCloud(type="aws", region="us-east-1")
 GCP = GcpCloud(type="gcp", project="acme-ml", region="europe-west4")
@@ -33,10 +33,6 @@ class FakeStore:
 
     bucket_names: dict = field(default_factory=lambda: {"artifacts": "acme-dev-artifacts"})
     endpoint: pulumi.Output | None = None
-
-
-def _value(output):
-    return _sync_await(output.future())
 
 
 def _run(cloud, config=None, identities=IDENTITIES, store=None):
@@ -124,15 +120,15 @@ def test_clouds_write_artifacts_to_the_platform_bucket_with_the_runner_identity(
     assert monitor.named("kfp-launcher-config").inputs["data"] == {
         "defaultPipelineRoot": f"{scheme}://acme-dev-artifacts/kfp/v2"
     }
-    assert _value(kfp.pipeline_root) == f"{scheme}://acme-dev-artifacts/kfp/v2"
+    assert output_value(kfp.pipeline_root) == f"{scheme}://acme-dev-artifacts/kfp/v2"
 
 
 def test_outputs(aws):
     _, kfp = aws
-    assert _value(kfp.namespace) == "kubeflow"
-    assert _value(kfp.api_endpoint) == "http://ml-pipeline.kubeflow.svc.cluster.local:8888"
-    assert _value(kfp.ui_service) == "ml-pipeline-ui"
-    assert _value(kfp.pipeline_root) == "s3://acme-dev-artifacts/pipelines"
+    assert output_value(kfp.namespace) == "kubeflow"
+    assert output_value(kfp.api_endpoint) == "http://ml-pipeline.kubeflow.svc.cluster.local:8888"
+    assert output_value(kfp.ui_service) == "ml-pipeline-ui"
+    assert output_value(kfp.pipeline_root) == "s3://acme-dev-artifacts/pipelines"
     assert kfp.namespace_owner.__class__ is k8s.kustomize.v2.Directory
 
 
@@ -173,7 +169,7 @@ def test_local_launcher_uses_the_store_endpoint_and_the_runner_identity_secret()
     launcher = monitor.named("kfp-launcher-config").inputs
     manifests.validate(launcher)
     assert launcher["data"]["defaultPipelineRoot"] == "minio://acme-dev-artifacts/pipelines"
-    assert _value(built["kfp"].pipeline_root) == "minio://acme-dev-artifacts/pipelines"
+    assert output_value(built["kfp"].pipeline_root) == "minio://acme-dev-artifacts/pipelines"
     providers = yaml.safe_load(launcher["data"]["providers"])
     assert providers == model.launcher_providers(
         "local", "http://minio.minio.svc.cluster.local:9000"

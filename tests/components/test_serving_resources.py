@@ -3,11 +3,10 @@
 import pulumi
 import pulumi_kubernetes as k8s
 import pytest
-from pulumi.runtime.sync_await import _sync_await
 
 from components.serving import ModelDeployment, ModelDeploymentArgs, ModelDeploymentConfig, model
 from mlops import manifests, mocks
-from tests.components.component_support import untranslated_keys
+from tests.components.component_support import output_value, untranslated_keys
 
 TRACKING = "http://mlflow.mlflow.svc.cluster.local:5000"
 CANARY = ModelDeploymentConfig.model_validate(
@@ -28,10 +27,6 @@ DESTINATION_RULE = "kubernetes:networking.istio.io/v1:DestinationRule"
 VIRTUAL_SERVICE = "kubernetes:networking.istio.io/v1:VirtualService"
 POD_MONITOR = "kubernetes:monitoring.coreos.com/v1:PodMonitor"
 HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
-
-
-def _value(output):
-    return _sync_await(output.future())
 
 
 def _run(config, name="churn", with_namespace=True):
@@ -187,7 +182,7 @@ def test_without_canary_everything_goes_to_stable():
         ("canary", 0),
     ]
     assert monitor.of_type(DEPLOYMENT) == [monitor.named("churn-stable")]
-    assert _value(component.canary_weight) == 0
+    assert output_value(component.canary_weight) == 0
 
 
 def test_namespace_dependency_reaches_every_kubernetes_object():
@@ -201,18 +196,18 @@ def test_namespace_dependency_reaches_every_kubernetes_object():
 
 def test_outputs():
     _, component = _run(CANARY)
-    assert _value(component.service_name) == "churn"
-    assert _value(component.namespace) == "serving"
-    assert _value(component.url) == "http://churn.serving.svc.cluster.local:8080"
-    assert _value(component.canary_weight) == 10
-    assert _value(component.model_name) == "churn"
+    assert output_value(component.service_name) == "churn"
+    assert output_value(component.namespace) == "serving"
+    assert output_value(component.url) == "http://churn.serving.svc.cluster.local:8080"
+    assert output_value(component.canary_weight) == 10
+    assert output_value(component.model_name) == "churn"
     assert isinstance(component, pulumi.ComponentResource)
 
 
 def test_other_namespace_and_port_reach_the_url():
     config = CANARY.model_copy(update={"namespace": "models", "port": 9000})
     monitor, component = _run(config, name="churn-eu")
-    assert _value(component.url) == "http://churn-eu.models.svc.cluster.local:9000"
+    assert output_value(component.url) == "http://churn-eu.models.svc.cluster.local:9000"
     service = monitor.named("churn-eu-service").inputs
     assert service["metadata"]["namespace"] == "models"
     assert service["spec"]["ports"][0]["port"] == 9000

@@ -12,6 +12,7 @@ from components.cloud import AwsCloud, GcpCloud, LocalCloud
 from components.identity.model import WorkloadIdentityConfig
 from components.storage import ObjectStore, ObjectStoreArgs, StorageConfig, model
 from mlops import manifests, mocks
+from tests.components.component_support import output_value
 
 AWS = AwsCloud(type="aws", region="us-east-1", tags={"team": "ml"})
 GCP = GcpCloud(type="gcp", project="acme-ml", region="europe-west4", labels={"team": "ml"})
@@ -22,10 +23,6 @@ IDENTITIES = {
         namespace="ml", service_account="trainer", buckets={"artifacts": "read_write"}
     )
 }
-
-
-def _value(output):
-    return _sync_await(output.future()) if output is not None else None
 
 
 def _run(cloud, config=CONFIG, protect=False, identities=None):
@@ -100,7 +97,7 @@ def test_aws_sse_kms_uses_the_store_key_with_bucket_keys():
     key = monitor.named("storage-key")
     assert key.inputs["enableKeyRotation"] is True
     assert key.inputs["deletionWindowInDays"] == 30
-    key_arn = _value(store.kms_key_arn)
+    key_arn = output_value(store.kms_key_arn)
     assert key_arn.startswith("arn:aws:kms:")
     assert monitor.named("storage-key-alias").inputs["name"] == "alias/acme-dev-storage"
     for bucket in ("artifacts", "datasets"):
@@ -123,7 +120,7 @@ def test_aws_existing_key_is_used_and_none_created():
     config = CONFIG.model_copy(update={"kms_key": existing})
     monitor, store = _run(AWS, config=config)
     assert monitor.of_type("aws:kms/key:Key") == []
-    assert _value(store.kms_key_arn) == existing
+    assert output_value(store.kms_key_arn) == existing
     rule = monitor.named("storage-artifacts-encryption").inputs["rules"][0]
     assert rule["applyServerSideEncryptionByDefault"]["kmsMasterKeyId"] == existing
 
@@ -207,20 +204,20 @@ def test_aws_access_logs_go_to_a_private_sse_s3_bucket_the_logging_service_may_w
     assert monitor.named("storage-access-logs-lifecycle").inputs["rules"] == [
         {"id": "expire-access-logs", "status": "Enabled", "filter": {}, "expiration": {"days": 365}}
     ]
-    assert _value(store.log_bucket_name) == "acme-dev-access-logs"
+    assert output_value(store.log_bucket_name) == "acme-dev-access-logs"
 
 
 def test_aws_outputs():
     _, store = _run(AWS)
-    assert {k: _value(v) for k, v in store.bucket_names.items()} == {
+    assert {k: output_value(v) for k, v in store.bucket_names.items()} == {
         "artifacts": "acme-dev-artifacts",
         "datasets": "acme-dev-datasets",
     }
-    assert {k: _value(v) for k, v in store.bucket_uris.items()} == {
+    assert {k: output_value(v) for k, v in store.bucket_uris.items()} == {
         "artifacts": "s3://acme-dev-artifacts",
         "datasets": "s3://acme-dev-datasets",
     }
-    assert _value(store.bucket_arns["artifacts"]) == "arn:aws:s3:::acme-dev-artifacts"
+    assert output_value(store.bucket_arns["artifacts"]) == "arn:aws:s3:::acme-dev-artifacts"
     assert store.endpoint is None
 
 
@@ -268,7 +265,7 @@ def test_gcp_bucket_is_private_uniform_versioned_with_lifecycle():
             {"action": {"type": "AbortIncompleteMultipartUpload"}, "condition": {"age": 7}},
         ],
     }
-    assert _value(store.bucket_uris["datasets"]) == "gs://acme-dev-datasets"
+    assert output_value(store.bucket_uris["datasets"]) == "gs://acme-dev-datasets"
     assert store.kms_key_arn is None and store.endpoint is None and store.bucket_arns == {}
 
 
@@ -308,8 +305,8 @@ def test_local_minio_release_is_the_pinned_chart_with_values_from_the_model():
     assert release.secret_inputs == set()
     for dependency in ("storage-namespace", "storage-root-credentials", "storage-trainer-user"):
         assert monitor.named(dependency).urn in release.depends_on
-    assert _value(store.endpoint) == "http://minio.minio.svc.cluster.local:9000"
-    assert _value(store.bucket_uris["artifacts"]) == "s3://acme-dev-artifacts"
+    assert output_value(store.endpoint) == "http://minio.minio.svc.cluster.local:9000"
+    assert output_value(store.bucket_uris["artifacts"]) == "s3://acme-dev-artifacts"
 
 
 def test_local_credentials_are_generated_and_only_inside_secrets():
@@ -327,7 +324,7 @@ def test_local_credentials_are_generated_and_only_inside_secrets():
     assert set(user.inputs["stringData"]) == {"secretKey"}
     # The generated values appear nowhere but in those two Secrets.
     generated = {
-        _value(store.minio_secret_key("trainer")),
+        output_value(store.minio_secret_key("trainer")),
         root.inputs["stringData"]["rootPassword"],
     }
     assert user.inputs["stringData"]["secretKey"] in generated
