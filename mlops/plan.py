@@ -217,7 +217,7 @@ def write_manifests(plan: Plan, directory: Path) -> list[Path]:
 RENDERERS = {
     "table": render_table,
     "markdown": render_markdown,
-    "json": lambda plan: json.dumps(plan.as_json(), indent=2, sort_keys=False),
+    "json": lambda plan: json.dumps(plan.as_json(), indent=2, sort_keys=True),
 }
 
 
