@@ -1,10 +1,16 @@
 """Workload identity: a Kubernetes service account that may use named buckets, no static keys."""
 
 from components.identity.model import Access, WorkloadIdentityConfig
-from components.identity.resources import ClusterIdentity, WorkloadIdentity, WorkloadIdentityArgs
+from components.identity.resources import (
+    CloudGrant,
+    ClusterIdentity,
+    WorkloadIdentity,
+    WorkloadIdentityArgs,
+)
 
 __all__ = [
     "Access",
+    "CloudGrant",
     "ClusterIdentity",
     "WorkloadIdentity",
     "WorkloadIdentityArgs",

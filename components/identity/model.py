@@ -237,3 +237,29 @@ def minio_policy(identity: str, buckets: Mapping[str, Access]) -> dict[str, Any]
 def credentials_secret_name(service_account: str) -> str:
     """The Secret beside the workload holding its S3 credentials and endpoint (local only)."""
     return f"{service_account}-s3-credentials"
+
+
+# --- extra grants (other services than the object store) -------------------------------------
+
+_GRANT_KEY = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
+_GCP_ROLE = re.compile(r"^roles/[A-Za-z0-9_.]+$")
+# Child names the backends use already (`<name>-buckets`, `<name>-role`, ...).
+_RESERVED_GRANT_KEYS = frozenset({"buckets", "role", "gsa", "workload-identity-user"})
+
+
+def check_grant(identity: str, key: str, gcp_project_roles: Iterable[str]) -> None:
+    """A grant's key names its children (`<identity>-<key>`): a short DNS label that clashes
+    with no fixed child name; GCP roles are predefined `roles/...`."""
+    where = f"workload_identities.{identity}.grants.{key}"
+    if not _GRANT_KEY.match(key):
+        raise ValueError(f"{where}: the key must be 1-32 lowercase letters, digits or '-'")
+    if key in _RESERVED_GRANT_KEYS:
+        raise ValueError(f"{where}: the key names a child the identity already has")
+    for role in gcp_project_roles:
+        if not _GCP_ROLE.match(role):
+            raise ValueError(f"{where}: {role!r} is not a predefined role (roles/...)")
+
+
+def role_slug(role: str) -> str:
+    """`roles/managedkafka.client` -> `managedkafka-client` (for child names)."""
+    return re.sub(r"[^a-z0-9]+", "-", role.removeprefix("roles/").lower()).strip("-")

@@ -8,8 +8,8 @@ it. The cloud selects the implementation through `_BACKENDS`.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 import pulumi
@@ -37,10 +37,24 @@ class ClusterIdentity(Protocol):
 
 
 @dataclass(frozen=True)
+class CloudGrant:
+    """Access to another service than the object store, handed out by that service's component
+    (e.g. `KafkaClient.grant`). AWS: an IAM policy document (JSON) attached inline to the IRSA
+    role; GCP: predefined roles granted on the project to the Google service account. Locally
+    there is no cloud identity: both are ignored (the service hands out credentials itself).
+    """
+
+    aws_policy_json: pulumi.Input[str] | None = None
+    gcp_project_roles: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
 class WorkloadIdentityArgs:
     """Inputs of `WorkloadIdentity`. The component's name must be the identity's map key.
 
-    `kubernetes` wins over `cluster.provider` for the ServiceAccount and Secret.
+    `kubernetes` wins over `cluster.provider` for the ServiceAccount and Secret. `grants`:
+    extra access keyed by a logical name (the key names the children `<name>-<key>...`); the
+    bucket grants never change with them.
     """
 
     cloud: Cloud
@@ -48,6 +62,7 @@ class WorkloadIdentityArgs:
     storage: ObjectStore
     cluster: ClusterIdentity | None = None
     kubernetes: k8s.Provider | None = None
+    grants: Mapping[str, CloudGrant] = field(default_factory=dict)
 
 
 @dataclass
@@ -73,6 +88,8 @@ class WorkloadIdentity(pulumi.ComponentResource):
         config = args.config
         model.check_identity_name(name)
         model.check_buckets(name, config, args.storage.bucket_names)
+        for key, grant in args.grants.items():
+            model.check_grant(name, key, grant.gcp_project_roles)
         kubernetes = args.kubernetes or (args.cluster.provider if args.cluster else None)
         if kubernetes is None:
             raise ValueError(
@@ -174,6 +191,12 @@ def _build_aws(
         )
     )
     aws.iam.RolePolicy(f"{name}-buckets", role=role.id, policy=policy, opts=child)
+    for key in sorted(args.grants):
+        grant = args.grants[key]
+        if grant.aws_policy_json is not None:
+            aws.iam.RolePolicy(
+                f"{name}-{key}", role=role.id, policy=grant.aws_policy_json, opts=child
+            )
     return _Built(annotations={IRSA_ANNOTATION: role.arn}, role_arn=role.arn)
 
 
@@ -206,6 +229,15 @@ def _build_gcp(
             member=member,
             opts=child,
         )
+    for key in sorted(args.grants):
+        for role in args.grants[key].gcp_project_roles:
+            gcp.projects.IAMMember(
+                f"{name}-{key}-{model.role_slug(role)}",
+                project=cloud.project,
+                role=role,
+                member=member,
+                opts=child,
+            )
     gcp.serviceaccount.IAMMember(
         f"{name}-workload-identity-user",
         service_account_id=account.name,

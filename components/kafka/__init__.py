@@ -1,19 +1,31 @@
 """Kafka: Amazon MSK, Google Cloud Managed Kafka or Strimzi, with the platform's topics."""
 
 from components.kafka.model import (
+    KafkaClientWiring,
     KafkaConfig,
+    KeyRef,
     ManagedKafkaConfig,
     MskConfig,
     StrimziConfig,
     TopicConfig,
 )
-from components.kafka.resources import AwsKafkaNetwork, KafkaCluster, KafkaClusterArgs
+from components.kafka.resources import (
+    AwsKafkaNetwork,
+    KafkaClient,
+    KafkaClientArgs,
+    KafkaCluster,
+    KafkaClusterArgs,
+)
 
 __all__ = [
     "AwsKafkaNetwork",
+    "KafkaClient",
+    "KafkaClientArgs",
+    "KafkaClientWiring",
     "KafkaCluster",
     "KafkaClusterArgs",
     "KafkaConfig",
+    "KeyRef",
     "ManagedKafkaConfig",
     "MskConfig",
     "StrimziConfig",

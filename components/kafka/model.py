@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import Field, PositiveInt, field_validator, model_validator
@@ -49,6 +50,13 @@ STRIMZI_RELEASE_NAME = "strimzi"
 STRIMZI_API_VERSION = "kafka.strimzi.io/v1"
 # Strimzi 1.2.0's newest Kafka (kafka-versions.yaml at tag 1.2.0: 4.2.0, 4.2.1, 4.3.0, 4.3.1).
 STRIMZI_KAFKA_VERSIONS = ("4.2.0", "4.2.1", "4.3.0", "4.3.1")
+# A client's KafkaUser is Ready once the User Operator (which starts after the brokers) has
+# created it; on a first install that includes pulling images and starting every broker.
+STRIMZI_READY_TIMEOUT_SECONDS = 1200
+# Key of a SCRAM password in the Secrets of this component (Strimzi's own user Secrets use it).
+PASSWORD_KEY = "password"
+# Key of the cluster CA certificate in Strimzi's `<cluster>-cluster-ca-cert` and in the copies.
+CA_CERT_KEY = "ca.crt"
 
 AuthMethod = Literal["aws-iam", "gcp-iam", "scram-sha-512"]
 
@@ -607,13 +615,24 @@ def strimzi_topic(config: KafkaConfig, key: str) -> dict[str, Any]:
     }
 
 
-def strimzi_user(config: KafkaConfig, user: str) -> dict[str, Any]:
-    """A SCRAM-SHA-512 user; the User Operator writes its password to Secret `<user>`."""
+def strimzi_user(
+    config: KafkaConfig, user: str, password_secret: str | None = None
+) -> dict[str, Any]:
+    """A SCRAM-SHA-512 user; the User Operator writes its password to Secret `<user>`.
+
+    With `password_secret` (a Secret in the Kafka namespace, key `password`) the password is
+    ours instead of generated: a client's copy of it can then be written by this program.
+    """
+    authentication: dict[str, Any] = {"type": "scram-sha-512"}
+    if password_secret is not None:
+        authentication["password"] = {
+            "valueFrom": {"secretKeyRef": {"name": password_secret, "key": PASSWORD_KEY}}
+        }
     return {
         "apiVersion": STRIMZI_API_VERSION,
         "kind": "KafkaUser",
         "metadata": _cr_metadata(user, config.cluster_name, config.strimzi.namespace),
-        "spec": {"authentication": {"type": "scram-sha-512"}},
+        "spec": {"authentication": authentication},
     }
 
 
@@ -641,3 +660,133 @@ def strimzi_resources(config: KafkaConfig) -> list[dict[str, Any]]:
 
 def topic_names(topics: Mapping[str, TopicConfig]) -> list[str]:
     return sorted(topics)
+
+
+# --- clients ----------------------------------------------------------------------------------
+
+# Connect, produce and consume on Managed Kafka clusters of the project (pulumi-gcp 10.2.0 has
+# no cluster-level IAM resource for managedkafka, so the grant is project-wide).
+GCP_MANAGED_KAFKA_CLIENT_ROLE = "roles/managedkafka.client"
+
+
+@dataclass(frozen=True)
+class KeyRef:
+    """One key of a Secret or ConfigMap in the client's namespace."""
+
+    name: str
+    key: str
+
+
+@dataclass(frozen=True)
+class KafkaClientWiring:
+    """Everything a client pod in `namespace` needs to produce to / consume from the cluster.
+
+    `bootstrap_servers` is a string or a `pulumi.Output[str]` (the brokers are known only once
+    the cluster exists). SCRAM (local): `username`, the password in Secret `password_secret`
+    and the cluster CA in ConfigMap `ca_config_map`, both in `namespace`. MSK IAM: the pod's
+    IRSA role signs tokens for `aws_region`. GCP: the pod's Google service account.
+    """
+
+    namespace: str
+    bootstrap_servers: Any
+    security_protocol: Literal["SASL_SSL"]
+    sasl_mechanism: Literal["OAUTHBEARER", "SCRAM-SHA-512"]
+    auth_method: AuthMethod
+    write_topics: tuple[str, ...] = ()
+    read_topics: tuple[str, ...] = ()
+    username: str | None = None
+    password_secret: KeyRef | None = None
+    ca_config_map: KeyRef | None = None
+    aws_region: str | None = None
+
+    def __post_init__(self) -> None:
+        scram = self.auth_method == "scram-sha-512"
+        credentials = (self.username, self.password_secret, self.ca_config_map)
+        if scram and any(value is None for value in credentials):
+            raise ValueError(
+                "KafkaClientWiring: scram-sha-512 needs username, password_secret and ca_config_map"
+            )
+        if not scram and any(value is not None for value in credentials):
+            raise ValueError(
+                f"KafkaClientWiring: {self.auth_method} takes no username, password_secret or "
+                "ca_config_map (IAM authenticates the pod's identity; public CAs)"
+            )
+        if (self.auth_method == "aws-iam") != (self.aws_region is not None):
+            raise ValueError("KafkaClientWiring: aws_region goes with aws-iam, and only with it")
+
+
+def check_client(
+    config: KafkaConfig,
+    name: str,
+    namespace: str,
+    write_topics: Sequence[str],
+    read_topics: Sequence[str],
+) -> None:
+    """A client's name, namespace and topics, checked before anything is registered."""
+    if not 1 <= len(name) <= 40 or not _KEY.match(name):
+        raise ValueError(
+            f"KafkaClient {name!r}: the name (the Strimzi user) must be at most 40 lowercase "
+            "letters, digits or '-', starting and ending with a letter or digit"
+        )
+    check_dns_label(namespace, "KafkaClientArgs.namespace")
+    if not write_topics and not read_topics:
+        raise ValueError(
+            f"KafkaClient {name!r}: write_topics or read_topics must name at least one topic"
+        )
+    for field_name, topics in (("write_topics", write_topics), ("read_topics", read_topics)):
+        unknown = sorted(set(topics) - set(config.topics))
+        if unknown:
+            raise ValueError(
+                f"KafkaClientArgs.{field_name}: unknown topic(s) "
+                f"{', '.join(repr(t) for t in unknown)}; kafka.topics has "
+                f"{', '.join(repr(t) for t in sorted(config.topics))}"
+            )
+    if name in config.strimzi.users:
+        raise ValueError(
+            f"KafkaClient {name!r}: kafka.strimzi.users already has a KafkaUser {name!r} "
+            "(with an operator-generated password); drop it there or name the client otherwise"
+        )
+
+
+def strimzi_client_user(config: KafkaConfig, user: str) -> dict[str, Any]:
+    """A client's KafkaUser: the password from our Secret, and Pulumi waits for `Ready`
+    (pulumi-kubernetes' `pulumi.com/waitFor`). The User Operator runs only once the brokers
+    are up, after Strimzi has written the cluster CA Secret, so a Ready user means the CA can
+    be read."""
+    doc = strimzi_user(config, user, password_secret=scram_source_secret(user))
+    doc["metadata"]["annotations"] = {
+        "pulumi.com/waitFor": "condition=Ready",
+        "pulumi.com/timeoutSeconds": str(STRIMZI_READY_TIMEOUT_SECONDS),
+    }
+    return doc
+
+
+def scram_source_secret(user: str) -> str:
+    """Secret in the Kafka namespace the `KafkaUser`'s password is read from (the operator
+    writes its own Secret `<user>`, so this one is named differently)."""
+    return f"{user}-scram-password"
+
+
+def client_password_secret(user: str) -> str:
+    """The copy of the password in the client's namespace."""
+    return f"kafka-{user}"
+
+
+def client_ca_config_map(user: str) -> str:
+    """The copy of the cluster CA certificate in the client's namespace (public: a ConfigMap)."""
+    return f"kafka-{user}-ca"
+
+
+def client_object_metadata(
+    config: KafkaConfig, user: str, name: str, namespace: str
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "namespace": namespace,
+        "labels": {
+            "app.kubernetes.io/name": "kafka-client",
+            "app.kubernetes.io/instance": user,
+            "app.kubernetes.io/managed-by": "mlops-platform",
+        },
+        "annotations": {"mlops.platform/kafka-cluster": config.cluster_name},
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -10,8 +11,10 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
+import pulumi_random as random
 
 from components.cloud import AwsCloud, Cloud, GcpCloud
+from components.identity.resources import CloudGrant
 from components.kafka import model
 from components.versions import STRIMZI_KAFKA_OPERATOR
 
@@ -75,6 +78,10 @@ class KafkaCluster(pulumi.ComponentResource):
     ca_secret: pulumi.Output[str] | None
     plaintext_bootstrap_servers: pulumi.Output[str] | None
     user_secrets: dict[str, pulumi.Output[str]]
+    # What `KafkaClient` builds on (plain values, not stack outputs).
+    cloud: Cloud
+    config: model.KafkaConfig
+    kubernetes: k8s.Provider | None
 
     def __init__(
         self, name: str, args: KafkaClusterArgs, opts: pulumi.ResourceOptions | None = None
@@ -106,6 +113,9 @@ class KafkaCluster(pulumi.ComponentResource):
         super().__init__("mlops:kafka:KafkaCluster", name, None, opts)
         built = _BACKENDS[cloud_type](self, name, args)
         client = model.CLIENT_SETTINGS[cloud_type]
+        self.cloud = args.cloud
+        self.config = args.config
+        self.kubernetes = args.kubernetes
 
         self.bootstrap_servers = built.bootstrap_servers
         self.topic_names = built.topic_names
@@ -377,3 +387,180 @@ _BACKENDS: dict[str, Callable[[KafkaCluster, str, KafkaClusterArgs], _Built]] = 
     "gcp": _build_gcp,
     "local": _build_local,
 }
+
+
+# --- clients ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KafkaClientArgs:
+    """Inputs of `KafkaClient`: the cluster, the namespace of the client's pods and its topics.
+
+    The namespace is not created here: pass its Namespace in `opts.depends_on` (it is applied
+    to the Secret and ConfigMap copied there).
+    """
+
+    cluster: KafkaCluster
+    namespace: str
+    write_topics: Sequence[str] = ()
+    read_topics: Sequence[str] = ()
+
+
+class KafkaClient(pulumi.ComponentResource):
+    """One client of the platform's Kafka: its credentials and what its pods must set.
+
+    `wiring` is what the client's pods need (bootstrap servers, protocol, mechanism; locally
+    the SCRAM user, its password Secret and the cluster CA ConfigMap in the client's
+    namespace). `grant` is what the client's workload identity must carry on the clouds
+    (pass it in `WorkloadIdentityArgs.grants`): the MSK IAM policy for its topics on AWS,
+    `roles/managedkafka.client` on GCP, nothing locally.
+    """
+
+    wiring: model.KafkaClientWiring
+    grant: CloudGrant
+
+    def __init__(
+        self, name: str, args: KafkaClientArgs, opts: pulumi.ResourceOptions | None = None
+    ):
+        cluster = args.cluster
+        config = cluster.config
+        cloud_type = cluster.cloud.type
+        write, read = tuple(sorted(args.write_topics)), tuple(sorted(args.read_topics))
+        model.check_client(config, name, args.namespace, write, read)
+        if cloud_type == "local" and cluster.kubernetes is None:
+            raise ValueError(f"KafkaClient {name!r}: the cluster has no Kubernetes provider")
+
+        super().__init__("mlops:kafka:KafkaClient", name, None, opts)
+        settings = model.CLIENT_SETTINGS[cloud_type]
+        common = {
+            "namespace": args.namespace,
+            "security_protocol": settings.security_protocol,
+            "sasl_mechanism": settings.sasl_mechanism,
+            "auth_method": settings.auth_method,
+            "write_topics": write,
+            "read_topics": read,
+        }
+        if cloud_type == "aws":
+            policy = cluster.cluster_id.apply(
+                lambda arn: json.dumps(model.msk_client_policy(arn, list(write), list(read)))
+            )
+            self.grant = CloudGrant(aws_policy_json=policy)
+            self.wiring = model.KafkaClientWiring(
+                bootstrap_servers=cluster.bootstrap_servers,
+                aws_region=cluster.cloud.region,
+                **common,
+            )
+        elif cloud_type == "gcp":
+            self.grant = CloudGrant(gcp_project_roles=(model.GCP_MANAGED_KAFKA_CLIENT_ROLE,))
+            self.wiring = model.KafkaClientWiring(
+                bootstrap_servers=cluster.bootstrap_servers, **common
+            )
+        else:
+            self.grant = CloudGrant()
+            self.wiring = _scram_client(self, name, args, opts, common)
+        self.register_outputs(
+            {
+                "bootstrap_servers": self.wiring.bootstrap_servers,
+                "auth_method": self.wiring.auth_method,
+                "username": self.wiring.username,
+            }
+        )
+
+
+def _scram_client(
+    component: KafkaClient,
+    name: str,
+    args: KafkaClientArgs,
+    opts: pulumi.ResourceOptions | None,
+    common: dict,
+) -> model.KafkaClientWiring:
+    """Strimzi: a KafkaUser whose password we generate, its copy and the cluster CA's copy in
+    the client's namespace (Secrets are namespaced: pods cannot mount the Kafka namespace's)."""
+    cluster = args.cluster
+    config = cluster.config
+    kafka_namespace = config.strimzi.namespace
+    provider = cluster.kubernetes
+    # The user and its source Secret wait for the whole cluster (operator, CRDs, Kafka Ready);
+    # the copies in the client's namespace also for that namespace (the caller's depends_on).
+    after_cluster = pulumi.ResourceOptions(
+        parent=component, provider=provider, depends_on=[cluster]
+    )
+    in_client_namespace = pulumi.ResourceOptions(
+        parent=component, provider=provider, depends_on=[cluster, *_depends_on(opts)]
+    )
+
+    generated = random.RandomPassword(
+        f"{name}-password",
+        length=32,
+        special=False,
+        opts=pulumi.ResourceOptions(parent=component),
+    )
+    password = pulumi.Output.secret(generated.result)
+    source_name = model.scram_source_secret(name)
+    source = k8s.core.v1.Secret(
+        f"{name}-password-source",
+        metadata=model.client_object_metadata(config, name, source_name, kafka_namespace),
+        type="Opaque",
+        string_data=pulumi.Output.secret(password.apply(lambda p: {model.PASSWORD_KEY: p})),
+        opts=after_cluster,
+    )
+    user_doc = model.strimzi_client_user(config, name)
+    user = k8s.apiextensions.CustomResource(
+        f"{name}-user",
+        api_version=user_doc["apiVersion"],
+        kind=user_doc["kind"],
+        metadata=user_doc["metadata"],
+        spec=user_doc["spec"],
+        opts=pulumi.ResourceOptions.merge(
+            after_cluster, pulumi.ResourceOptions(depends_on=[source])
+        ),
+    )
+    password_name = model.client_password_secret(name)
+    password_copy = k8s.core.v1.Secret(
+        f"{name}-password-copy",
+        metadata=model.client_object_metadata(config, name, password_name, args.namespace),
+        type="Opaque",
+        string_data=pulumi.Output.secret(password.apply(lambda p: {model.PASSWORD_KEY: p})),
+        opts=in_client_namespace,
+    )
+
+    # Strimzi generates the cluster CA into `<cluster>-cluster-ca-cert`. It is read once the
+    # user is Ready (see model.strimzi_client_user); the id comes from the user, so on a first
+    # preview (nothing exists yet) it is unknown and the engine skips the read instead of
+    # failing on a missing Secret.
+    ca_secret = model.strimzi_ca_secret(config)
+    cluster_ca = k8s.core.v1.Secret.get(
+        f"{name}-cluster-ca",
+        user.id.apply(lambda _: f"{kafka_namespace}/{ca_secret}"),
+        opts=pulumi.ResourceOptions.merge(after_cluster, pulumi.ResourceOptions(depends_on=[user])),
+    )
+    # The CA certificate is public: unsecret it, a ConfigMap is the usual home of trust bundles.
+    certificate = pulumi.Output.unsecret(
+        cluster_ca.data.apply(lambda data: base64.b64decode(data[model.CA_CERT_KEY]).decode())
+    )
+    ca_name = model.client_ca_config_map(name)
+    ca_copy = k8s.core.v1.ConfigMap(
+        f"{name}-ca",
+        metadata=model.client_object_metadata(config, name, ca_name, args.namespace),
+        data=certificate.apply(lambda pem: {model.CA_CERT_KEY: pem}),
+        opts=in_client_namespace,
+    )
+    # Pods that use the wiring depend on the copies through the bootstrap servers value.
+    bootstrap = pulumi.Output.all(cluster.bootstrap_servers, password_copy.id, ca_copy.id).apply(
+        lambda values: values[0]
+    )
+    return model.KafkaClientWiring(
+        bootstrap_servers=bootstrap,
+        username=name,
+        password_secret=model.KeyRef(password_name, model.PASSWORD_KEY),
+        ca_config_map=model.KeyRef(ca_name, model.CA_CERT_KEY),
+        **common,
+    )
+
+
+def _depends_on(opts: pulumi.ResourceOptions | None) -> list[pulumi.Resource]:
+    if opts is None or opts.depends_on is None:
+        return []
+    if isinstance(opts.depends_on, pulumi.Resource):
+        return [opts.depends_on]
+    return list(opts.depends_on)  # type: ignore[arg-type]

@@ -23,6 +23,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, PositiveInt, field_validator, model_validator
 
 from components.base import StrictModel
+from components.kafka.model import KafkaClientWiring
 from components.kube import (
     DNS_1035_LABEL,
     DNS_LABEL,
@@ -33,7 +34,13 @@ from components.kube import (
     check_quantity,
     container_resources,
 )
-from serving_images.model_server.settings import REGISTRY, EnvVar, PredictionSink, SettingsError
+from serving_images.model_server.settings import (
+    REGISTRY,
+    EnvVar,
+    KafkaSaslMechanism,
+    PredictionSink,
+    SettingsError,
+)
 
 Track = Literal["stable", "canary"]
 TRACKS: tuple[Track, ...] = ("stable", "canary")
@@ -73,6 +80,25 @@ MANAGED_SETTINGS = frozenset(
         "kafka_topic",
     }
 )
+
+# With a platform Kafka client (`KafkaClientWiring`) these settings come from the wiring.
+KAFKA_WIRING_SETTINGS = frozenset(
+    {
+        "kafka_security_protocol",
+        "kafka_sasl_mechanism",
+        "kafka_sasl_username",
+        "kafka_ca_file",
+        "kafka_aws_region",
+    }
+)
+# The model server's name of each auth method the Kafka component hands out.
+SERVER_SASL_MECHANISMS: dict[str, KafkaSaslMechanism] = {
+    "aws-iam": "OAUTHBEARER-AWS-MSK-IAM",
+    "gcp-iam": "OAUTHBEARER-GCP-IAM",
+    "scram-sha-512": "SCRAM-SHA-512",
+}
+KAFKA_CA_VOLUME = "kafka-ca"
+KAFKA_CA_MOUNT = "/etc/kafka-ca"
 
 _HOST = re.compile(r"^(\*\.)?([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z]{2,63}$")
 _DURATION = re.compile(r"^[1-9][0-9]*(s|m)$")
@@ -366,8 +392,6 @@ class ModelDeploymentConfig(StrictModel):
                     f"mlflow_tracking_uri is required: {track}.model_uri {uri!r} is resolved "
                     "through the MLflow tracking server"
                 )
-        if self.prediction_sink == "kafka" and not self.kafka_bootstrap_servers:
-            raise ValueError("kafka_bootstrap_servers is required when prediction_sink is kafka")
         if bool(self.gateway) != bool(self.hosts):
             raise ValueError("gateway and hosts go together: set both, or neither")
         served_model_name(self)  # raises when the tracks would serve under different names
@@ -392,6 +416,47 @@ def check_deployment_name(name: str) -> str:
             "'-', starting with a letter and ending with a letter or digit"
         )
     return name
+
+
+def check_kafka(name: str, config: ModelDeploymentConfig, kafka: KafkaClientWiring | None) -> None:
+    """The prediction log's brokers come from exactly one place: the stack's
+    `kafka_bootstrap_servers` (no security settings beyond `server_settings`) or a platform
+    Kafka client (`ModelDeploymentArgs.kafka`), whose wiring must fit this deployment."""
+    where = f"serving.{name}"
+    if config.prediction_sink != "kafka":
+        if kafka is not None:
+            raise ValueError(
+                f"{where}.prediction_sink: a Kafka client is wired (ModelDeploymentArgs.kafka) "
+                f"but prediction_sink is {config.prediction_sink!r}"
+            )
+        return
+    if kafka is None:
+        if not config.kafka_bootstrap_servers:
+            raise ValueError(
+                f"{where}.kafka_bootstrap_servers: required when prediction_sink is kafka and "
+                "no platform Kafka client is wired (ModelDeploymentArgs.kafka)"
+            )
+        return
+    if config.kafka_bootstrap_servers:
+        raise ValueError(
+            f"{where}.kafka_bootstrap_servers: set, but the platform Kafka client wired in "
+            "ModelDeploymentArgs.kafka brings the brokers; drop one"
+        )
+    if kafka.namespace != config.namespace:
+        raise ValueError(
+            f"{where}.namespace: the Kafka client's credentials are in namespace "
+            f"{kafka.namespace!r}, the pods run in {config.namespace!r}"
+        )
+    if config.kafka_topic not in kafka.write_topics:
+        raise ValueError(
+            f"{where}.kafka_topic: {config.kafka_topic!r} is not a write topic of the Kafka "
+            f"client ({', '.join(kafka.write_topics) or 'none'})"
+        )
+    overlap = sorted(KAFKA_WIRING_SETTINGS & set(config.server_settings))
+    if overlap:
+        raise ValueError(
+            f"{where}.server_settings: {', '.join(overlap)} come from the platform Kafka client"
+        )
 
 
 def track_uris(config: ModelDeploymentConfig) -> dict[str, str]:
@@ -498,7 +563,42 @@ def _env(name: str, value: ServerSettingValue) -> dict[str, str]:
     return {"name": name, "value": _env_text(value)}
 
 
-def server_env(config: ModelDeploymentConfig, track: Track) -> list[dict[str, str]]:
+def kafka_security_env(kafka: KafkaClientWiring) -> list[dict[str, Any]]:
+    """TLS + SASL of the prediction log from a platform Kafka client; the password only by
+    reference to its Secret, the CA as a mounted file."""
+    env: list[dict[str, Any]] = [
+        _env(_VARS["kafka_security_protocol"].name, kafka.security_protocol),
+        _env(_VARS["kafka_sasl_mechanism"].name, SERVER_SASL_MECHANISMS[kafka.auth_method]),
+    ]
+    if kafka.username is not None:
+        env.append(_env(_VARS["kafka_sasl_username"].name, kafka.username))
+    if kafka.password_secret is not None:
+        env.append(
+            {
+                "name": _VARS["kafka_sasl_password"].name,
+                "valueFrom": {
+                    "secretKeyRef": {
+                        "name": kafka.password_secret.name,
+                        "key": kafka.password_secret.key,
+                    }
+                },
+            }
+        )
+    if kafka.ca_config_map is not None:
+        env.append(_env(_VARS["kafka_ca_file"].name, kafka_ca_file(kafka)))
+    if kafka.aws_region is not None:
+        env.append(_env(_VARS["kafka_aws_region"].name, kafka.aws_region))
+    return env
+
+
+def kafka_ca_file(kafka: KafkaClientWiring) -> str:
+    assert kafka.ca_config_map is not None
+    return f"{KAFKA_CA_MOUNT}/{kafka.ca_config_map.key}"
+
+
+def server_env(
+    config: ModelDeploymentConfig, track: Track, kafka: KafkaClientWiring | None = None
+) -> list[dict[str, Any]]:
     """The container's environment: every `MLOPS_SERVE_*` name comes from the registry."""
     uri = config.stable.model_uri if track == "stable" else _canary(config).model_uri
     env = [
@@ -510,10 +610,13 @@ def server_env(config: ModelDeploymentConfig, track: Track) -> list[dict[str, st
         _env(_VARS["prediction_sink"].name, config.prediction_sink),
     ]
     if config.prediction_sink == "kafka":
+        bootstrap = kafka.bootstrap_servers if kafka else config.kafka_bootstrap_servers
         env += [
-            _env(_VARS["kafka_bootstrap_servers"].name, config.kafka_bootstrap_servers or ""),
+            {"name": _VARS["kafka_bootstrap_servers"].name, "value": bootstrap or ""},
             _env(_VARS["kafka_topic"].name, config.kafka_topic),
         ]
+        if kafka is not None:
+            env += kafka_security_env(kafka)
     env += [_env(_VARS[key].name, value) for key, value in sorted(config.server_settings.items())]
     if config.mlflow_tracking_uri:
         env.append(_env("MLFLOW_TRACKING_URI", config.mlflow_tracking_uri))
@@ -535,13 +638,15 @@ def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
     }
 
 
-def container(config: ModelDeploymentConfig, track: Track) -> dict[str, Any]:
+def container(
+    config: ModelDeploymentConfig, track: Track, kafka: KafkaClientWiring | None = None
+) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "name": CONTAINER_NAME,
         "image": config.image,
         "imagePullPolicy": "IfNotPresent",
         "ports": [{"name": "http", "containerPort": config.port, "protocol": "TCP"}],
-        "env": server_env(config, track),
+        "env": server_env(config, track, kafka),
         "resources": config.resources.values(),
         # The server binds at once and reports ready only after download and warm-up: the
         # startup probe gives that its own budget, then liveness and readiness take over.
@@ -560,6 +665,10 @@ def container(config: ModelDeploymentConfig, track: Track) -> dict[str, Any]:
         },
         "volumeMounts": [{"name": "tmp", "mountPath": TMP_MOUNT}],
     }
+    if _kafka_ca(config, kafka) is not None:
+        spec["volumeMounts"].append(
+            {"name": KAFKA_CA_VOLUME, "mountPath": KAFKA_CA_MOUNT, "readOnly": True}
+        )
     if config.credentials_secret is not None:
         spec["envFrom"] = [{"secretRef": {"name": config.credentials_secret}}]
     if config.pre_stop_seconds == 0:
@@ -584,7 +693,15 @@ def pod_annotations(config: ModelDeploymentConfig) -> dict[str, str]:
     return annotations
 
 
-def pod_spec(name: str, config: ModelDeploymentConfig, track: Track) -> dict[str, Any]:
+def _kafka_ca(config: ModelDeploymentConfig, kafka: KafkaClientWiring | None):
+    if config.prediction_sink != "kafka" or kafka is None:
+        return None
+    return kafka.ca_config_map
+
+
+def pod_spec(
+    name: str, config: ModelDeploymentConfig, track: Track, kafka: KafkaClientWiring | None = None
+) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
@@ -595,7 +712,7 @@ def pod_spec(name: str, config: ModelDeploymentConfig, track: Track) -> dict[str
             "runAsGroup": RUN_AS_USER,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "containers": [container(config, track)],
+        "containers": [container(config, track, kafka)],
         "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": config.resources.tmp_size_limit}}],
         "topologySpreadConstraints": [
             {
@@ -611,6 +728,14 @@ def pod_spec(name: str, config: ModelDeploymentConfig, track: Track) -> dict[str
             for key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname")
         ],
     }
+    ca = _kafka_ca(config, kafka)
+    if ca is not None:
+        spec["volumes"].append(
+            {
+                "name": KAFKA_CA_VOLUME,
+                "configMap": {"name": ca.name, "items": [{"key": ca.key, "path": ca.key}]},
+            }
+        )
     if config.service_account is not None:
         spec["serviceAccountName"] = config.service_account
     return spec
@@ -619,7 +744,9 @@ def pod_spec(name: str, config: ModelDeploymentConfig, track: Track) -> dict[str
 # --- objects ----------------------------------------------------------------------------------
 
 
-def deployment(name: str, config: ModelDeploymentConfig, track: Track) -> dict[str, Any]:
+def deployment(
+    name: str, config: ModelDeploymentConfig, track: Track, kafka: KafkaClientWiring | None = None
+) -> dict[str, Any]:
     replicas = config.stable.replicas if track == "stable" else _canary(config).replicas
     spec: dict[str, Any] = {
         "selector": {"matchLabels": track_selector(name, track)},
@@ -636,7 +763,7 @@ def deployment(name: str, config: ModelDeploymentConfig, track: Track) -> dict[s
                 "labels": pod_labels(name, track, config),
                 "annotations": pod_annotations(config),
             },
-            "spec": pod_spec(name, config, track),
+            "spec": pod_spec(name, config, track, kafka),
         },
     }
     autoscaled = track == "stable" and config.autoscaling is not None
@@ -820,11 +947,16 @@ class Rendered:
         return found
 
 
-def render(name: str, config: ModelDeploymentConfig) -> Rendered:
+def render(
+    name: str, config: ModelDeploymentConfig, kafka: KafkaClientWiring | None = None
+) -> Rendered:
+    """Every object of the deployment; `kafka` is the platform Kafka client of its prediction
+    log (its `bootstrap_servers` may be a `pulumi.Output`, carried into the env as is)."""
     check_deployment_name(name)
+    check_kafka(name, config, kafka)
     tracks: list[Track] = ["stable"] if config.canary is None else ["stable", "canary"]
     return Rendered(
-        deployments={track: deployment(name, config, track) for track in tracks},
+        deployments={track: deployment(name, config, track, kafka) for track in tracks},
         pod_disruption_budgets={
             track: pod_disruption_budget(name, config, track) for track in tracks
         },

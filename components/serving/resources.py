@@ -13,6 +13,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.kafka.model import KafkaClientWiring
 from components.serving import model
 
 
@@ -22,10 +23,13 @@ class ModelDeploymentArgs:
 
     The namespace (`config.namespace`) is not created here: several deployments share one.
     Pass its Namespace in `opts.depends_on`; it is applied to every Kubernetes object.
+    `kafka`: the platform Kafka client of the prediction log (`KafkaClient.wiring`), for a
+    config with `prediction_sink: kafka` and no `kafka_bootstrap_servers`.
     """
 
     config: model.ModelDeploymentConfig
     kubernetes: k8s.Provider
+    kafka: KafkaClientWiring | None = None
 
 
 class ModelDeployment(pulumi.ComponentResource):
@@ -44,7 +48,7 @@ class ModelDeployment(pulumi.ComponentResource):
         if args.kubernetes is None:
             raise ValueError("ModelDeploymentArgs.kubernetes: a Kubernetes provider is required")
         config = args.config
-        rendered = model.render(name, config)
+        rendered = model.render(name, config, args.kafka)
 
         super().__init__("mlops:serving:ModelDeployment", name, None, opts)
         # Children do not inherit the component's depends_on (typically the Namespace).

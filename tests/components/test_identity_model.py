@@ -238,3 +238,28 @@ def test_check_workload_identities_for_the_root_config():
         "workload_identities.scorer.buckets: unknown bucket(s) 'features'; storage.buckets has "
         "'artifacts'"
     )
+
+
+# --- extra grants -----------------------------------------------------------------------------
+
+
+def test_grant_keys_and_roles():
+    model.check_grant("serving", "kafka", ["roles/managedkafka.client"])
+    assert model.role_slug("roles/managedkafka.client") == "managedkafka-client"
+    assert model.role_slug("roles/pubsub.publisher") == "pubsub-publisher"
+
+
+@pytest.mark.parametrize(
+    ("key", "roles", "message"),
+    [
+        ("Kafka", [], "workload_identities.serving.grants.Kafka: the key must be 1-32"),
+        ("k" * 33, [], "the key must be 1-32"),
+        ("role", [], "workload_identities.serving.grants.role: the key names a child"),
+        ("buckets", [], "grants.buckets: the key names a child the identity already has"),
+        ("kafka", ["owner"], "grants.kafka: 'owner' is not a predefined role (roles/...)"),
+    ],
+)
+def test_grant_errors_name_the_grant(key, roles, message):
+    with pytest.raises(ValueError) as info:
+        model.check_grant("serving", key, roles)
+    assert message in str(info.value)

@@ -8,7 +8,12 @@ import pulumi_kubernetes as k8s
 import pytest
 
 from components.cloud import AwsCloud, GcpCloud, LocalCloud
-from components.identity import WorkloadIdentity, WorkloadIdentityArgs, WorkloadIdentityConfig
+from components.identity import (
+    CloudGrant,
+    WorkloadIdentity,
+    WorkloadIdentityArgs,
+    WorkloadIdentityConfig,
+)
 from components.identity import model as identity_model
 from components.storage import ObjectStore, ObjectStoreArgs, StorageConfig
 from mlops import manifests, mocks
@@ -37,7 +42,7 @@ class FakeCluster:
     workload_pool: str | None = "acme-ml.svc.id.goog"
 
 
-def _run(cloud, config=TRAINER, name="trainer", cluster_overrides=None):
+def _run(cloud, config=TRAINER, name="trainer", cluster_overrides=None, grants=None):
     built = {}
 
     def program():
@@ -54,7 +59,9 @@ def _run(cloud, config=TRAINER, name="trainer", cluster_overrides=None):
         cluster = FakeCluster(provider=provider, **(cluster_overrides or {}))
         built["identity"] = WorkloadIdentity(
             name,
-            WorkloadIdentityArgs(cloud=cloud, config=config, storage=store, cluster=cluster),
+            WorkloadIdentityArgs(
+                cloud=cloud, config=config, storage=store, cluster=cluster, grants=grants or {}
+            ),
         )
         built["store"] = store
 
@@ -356,3 +363,99 @@ def test_wires_to_the_real_cluster_component_on_aws():
     assert condition[issuer_keys[1]] == "system:serviceaccount:ml:trainer"
     ksa = monitor.named("trainer-service-account")
     assert ksa.provider.split("::")[-1] == "cluster-k8s-id"
+
+
+# --- extra grants -----------------------------------------------------------------------------
+
+KAFKA_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Sid": "Connect",
+            "Effect": "Allow",
+            "Action": ["kafka-cluster:Connect"],
+            "Resource": ["arn:aws:kafka:us-east-1:123456789012:cluster/mlops/abc"],
+        }
+    ],
+}
+GRANTS = {
+    "kafka": CloudGrant(
+        aws_policy_json=json.dumps(KAFKA_POLICY),
+        gcp_project_roles=("roles/managedkafka.client",),
+    )
+}
+
+
+def test_aws_grant_is_its_own_inline_policy_on_the_role_and_buckets_stay_the_same():
+    plain, _, _ = _run(AWS)
+    monitor, _, _ = _run(AWS, grants=GRANTS)
+    assert _owned(monitor) == [
+        ("aws:iam/role:Role", "trainer-role"),
+        ("aws:iam/rolePolicy:RolePolicy", "trainer-buckets"),
+        ("aws:iam/rolePolicy:RolePolicy", "trainer-kafka"),
+        ("kubernetes:core/v1:ServiceAccount", "trainer-service-account"),
+    ]
+    grant = monitor.named("trainer-kafka")
+    assert grant.inputs == {"role": "trainer-role-id", "policy": json.dumps(KAFKA_POLICY)}
+    assert grant.parent == monitor.named("trainer").urn
+    # the bucket policy is exactly what it is without the grant
+    assert monitor.named("trainer-buckets").inputs == plain.named("trainer-buckets").inputs
+    # GCP roles of a grant mean nothing on AWS
+    assert not [r for r in monitor.recorded if r.type.startswith("gcp:")]
+
+
+def test_gcp_grant_roles_go_to_the_google_service_account_on_the_project():
+    plain, _, _ = _run(GCP)
+    monitor, _, _ = _run(GCP, grants=GRANTS)
+    added = sorted(set(_owned(monitor)) - set(_owned(plain)))
+    assert added == [("gcp:projects/iAMMember:IAMMember", "trainer-kafka-managedkafka-client")]
+    member = monitor.named("trainer-kafka-managedkafka-client")
+    assert member.inputs == {
+        "project": "acme-ml",
+        "role": "roles/managedkafka.client",
+        "member": "serviceAccount:wi-trainer@project.iam.gserviceaccount.com",
+    }
+    assert member.parent == monitor.named("trainer").urn
+    assert not monitor.of_type("aws:iam/rolePolicy:RolePolicy")
+
+
+def test_local_ignores_cloud_grants():
+    plain, _, _ = _run(LOCAL)
+    monitor, _, _ = _run(LOCAL, grants=GRANTS)
+    assert _owned(monitor) == _owned(plain)
+
+
+@pytest.mark.parametrize(
+    ("grants", "message"),
+    [
+        ({"Kafka": CloudGrant()}, "workload_identities.trainer.grants.Kafka: the key must be"),
+        ({"buckets": CloudGrant()}, "grants.buckets: the key names a child"),
+        (
+            {"kafka": CloudGrant(gcp_project_roles=("managedkafka.client",))},
+            "grants.kafka: 'managedkafka.client' is not a predefined role (roles/...)",
+        ),
+    ],
+)
+def test_invalid_grant_registers_nothing(grants, message):
+    errors = []
+
+    def program():
+        provider = k8s.Provider("k8s", kubeconfig="{}")
+        store = ObjectStore("storage", ObjectStoreArgs(cloud=GCP, config=STORAGE))
+        try:
+            WorkloadIdentity(
+                "trainer",
+                WorkloadIdentityArgs(
+                    cloud=GCP,
+                    config=TRAINER,
+                    storage=store,
+                    cluster=FakeCluster(provider=provider),
+                    grants=grants,
+                ),
+            )
+        except ValueError as exc:
+            errors.append(str(exc))
+
+    monitor = mocks.run(program)
+    assert len(errors) == 1 and message in errors[0]
+    assert not any(r.name.startswith("trainer") for r in monitor.recorded)

@@ -380,3 +380,115 @@ def test_crd_validation_rejects_a_broken_topic(crds_dir):
     typo = {**topic, "spec": {**topic["spec"], "replicationFactor": 1}}
     with pytest.raises(manifests.ManifestError, match="replicationFactor"):
         manifests.validate(typo)
+
+
+# --- clients ----------------------------------------------------------------------------------
+
+
+def test_user_with_our_password_reads_it_from_a_secret_and_validates(crds_dir):
+    user = model.strimzi_user(LOCAL, "churn", password_secret=model.scram_source_secret("churn"))
+    assert user["spec"] == {
+        "authentication": {
+            "type": "scram-sha-512",
+            "password": {
+                "valueFrom": {"secretKeyRef": {"name": "churn-scram-password", "key": "password"}}
+            },
+        }
+    }
+    manifests.validate(user)
+    # the operator's own Secret is `<user>`: ours must not take that name
+    assert model.scram_source_secret("churn") != "churn"
+
+
+def test_client_user_is_awaited_until_ready(crds_dir):
+    user = model.strimzi_client_user(LOCAL, "churn")
+    assert user["metadata"] == {
+        "name": "churn",
+        "namespace": "kafka",
+        "labels": {"strimzi.io/cluster": "mlops"},
+        "annotations": {
+            "pulumi.com/waitFor": "condition=Ready",
+            "pulumi.com/timeoutSeconds": "1200",
+        },
+    }
+    assert user["spec"] == model.strimzi_user(LOCAL, "churn", "churn-scram-password")["spec"]
+    manifests.validate(user)
+
+
+def test_client_object_names():
+    assert model.client_password_secret("churn") == "kafka-churn"
+    assert model.client_ca_config_map("churn") == "kafka-churn-ca"
+    assert model.client_object_metadata(LOCAL, "churn", "kafka-churn", "serving") == {
+        "name": "kafka-churn",
+        "namespace": "serving",
+        "labels": {
+            "app.kubernetes.io/name": "kafka-client",
+            "app.kubernetes.io/instance": "churn",
+            "app.kubernetes.io/managed-by": "mlops-platform",
+        },
+        "annotations": {"mlops.platform/kafka-cluster": "mlops"},
+    }
+
+
+def test_check_client_accepts_a_writer_of_a_known_topic():
+    model.check_client(LOCAL, "churn", "serving", ["predictions"], [])
+    model.check_client(LOCAL, "drift", "monitoring", [], ["predictions", "features"])
+
+
+@pytest.mark.parametrize(
+    ("name", "namespace", "write", "read", "message"),
+    [
+        ("Churn", "serving", ["predictions"], [], "KafkaClient 'Churn': the name"),
+        ("x" * 41, "serving", ["predictions"], [], "must be at most 40"),
+        ("churn", "Serving", ["predictions"], [], "KafkaClientArgs.namespace 'Serving'"),
+        ("churn", "serving", [], [], "write_topics or read_topics must name at least one topic"),
+        (
+            "churn",
+            "serving",
+            ["prediction"],
+            [],
+            "KafkaClientArgs.write_topics: unknown topic(s) 'prediction'; kafka.topics has "
+            "'features', 'predictions'",
+        ),
+        ("churn", "serving", [], ["nope"], "KafkaClientArgs.read_topics: unknown topic(s) 'nope'"),
+        (
+            "model-server",
+            "serving",
+            ["predictions"],
+            [],
+            "kafka.strimzi.users already has a KafkaUser 'model-server'",
+        ),
+    ],
+)
+def test_check_client_errors_name_the_field(name, namespace, write, read, message):
+    config = LOCAL.model_copy(update={"strimzi": StrimziConfig(users=["model-server"])})
+    with pytest.raises(ValueError) as info:
+        model.check_client(config, name, namespace, write, read)
+    assert message in str(info.value)
+
+
+def test_wiring_is_consistent_per_auth_method():
+    scram = dict(
+        namespace="serving",
+        bootstrap_servers="b:9093",
+        security_protocol="SASL_SSL",
+        sasl_mechanism="SCRAM-SHA-512",
+        auth_method="scram-sha-512",
+    )
+    refs = dict(
+        username="churn",
+        password_secret=model.KeyRef("kafka-churn", "password"),
+        ca_config_map=model.KeyRef("kafka-churn-ca", "ca.crt"),
+    )
+    assert model.KafkaClientWiring(**scram, **refs).username == "churn"
+    with pytest.raises(ValueError, match="scram-sha-512 needs username, password_secret"):
+        model.KafkaClientWiring(**scram, username="churn")
+    iam = {**scram, "sasl_mechanism": "OAUTHBEARER", "auth_method": "aws-iam"}
+    with pytest.raises(ValueError, match="aws-iam takes no username"):
+        model.KafkaClientWiring(**iam, **refs, aws_region="us-east-1")
+    with pytest.raises(ValueError, match="aws_region goes with aws-iam"):
+        model.KafkaClientWiring(**iam)
+    gcp = {**iam, "auth_method": "gcp-iam"}
+    with pytest.raises(ValueError, match="aws_region goes with aws-iam"):
+        model.KafkaClientWiring(**gcp, aws_region="us-east-1")
+    assert model.KafkaClientWiring(**gcp).aws_region is None

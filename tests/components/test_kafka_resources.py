@@ -1,13 +1,24 @@
 """Kafka, resource layer under recording mocks: exact types, names, inputs, parents, outputs."""
 
+import base64
+import hashlib
 import json
 
+import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 
 from components import versions
 from components.cloud import AwsCloud, GcpCloud, LocalCloud
-from components.kafka import AwsKafkaNetwork, KafkaCluster, KafkaClusterArgs, KafkaConfig, model
+from components.kafka import (
+    AwsKafkaNetwork,
+    KafkaClient,
+    KafkaClientArgs,
+    KafkaCluster,
+    KafkaClusterArgs,
+    KafkaConfig,
+    model,
+)
 from mlops import manifests, mocks
 from tests.components.component_support import (
     named,
@@ -36,10 +47,22 @@ MSK_BROKERS = (
 GCP_BOOTSTRAP = "bootstrap.mlops-dev.europe-west4.managedkafka.acme-ml.cloud.goog"
 
 
+CA_PEM = "-----BEGIN CERTIFICATE-----\nMIIBmockCA\n-----END CERTIFICATE-----\n"
+
+
 class KafkaMocks(mocks.RecordingMocks):
-    """The provider-computed outputs this component reads (the shared mocks echo inputs)."""
+    """The provider-computed outputs this component reads (the shared mocks echo inputs), and
+    the live objects it reads (`Secret.get`): Strimzi's cluster CA Secret."""
+
+    def __init__(self):
+        self.reads = []
 
     def new_resource(self, args):
+        if args.resource_id:  # a read of an existing object
+            self.reads.append((args.typ, args.name, args.resource_id))
+            if args.typ == "kubernetes:core/v1:Secret":
+                data = {"ca.crt": base64.b64encode(CA_PEM.encode()).decode()}
+                return args.resource_id, {"data": data, "type": "Opaque"}
         resource_id, outputs = super().new_resource(args)
         if args.typ == "aws:msk/cluster:Cluster":
             outputs["bootstrapBrokersSaslIam"] = MSK_BROKERS
@@ -447,3 +470,203 @@ def test_local_requires_a_kubernetes_provider():
 
     with pytest.raises(ValueError, match=r"KafkaClusterArgs\.kubernetes"):
         mocks.run(program)
+
+
+# --- clients ----------------------------------------------------------------------------------
+
+SECRET = "kubernetes:core/v1:Secret"
+CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
+KAFKA_USER = "kubernetes:kafka.strimzi.io/v1:KafkaUser"
+PASSWORD = "random:index/randomPassword:RandomPassword"
+
+
+def _run_client(cloud, config=CONFIG, write=("predictions",), read=()):
+    built = {}
+    recording = KafkaMocks()
+
+    def program():
+        provider = k8s.Provider("k8s", kubeconfig="{}") if cloud.type == "local" else None
+        kafka = KafkaCluster(
+            "kafka",
+            KafkaClusterArgs(
+                cloud=cloud,
+                config=config,
+                kubernetes=provider,
+                aws_network=NETWORK if cloud.type == "aws" else None,
+                gcp_subnetwork=SUBNETWORK if cloud.type == "gcp" else None,
+            ),
+        )
+        namespace = k8s.core.v1.Namespace(
+            "serving-namespace",
+            metadata={"name": "serving"},
+            opts=pulumi.ResourceOptions(provider=provider),
+        )
+        built["client"] = KafkaClient(
+            "churn",
+            KafkaClientArgs(
+                cluster=kafka, namespace="serving", write_topics=write, read_topics=read
+            ),
+            pulumi.ResourceOptions(depends_on=[namespace]),
+        )
+
+    monitor = run_with_mocks(program, recording)
+    return monitor, built["client"], recording.reads
+
+
+def _client_children(monitor):
+    component = monitor.named("churn")
+    assert component.type == "mlops:kafka:KafkaClient"
+    return sorted((r.type, r.name) for r in monitor.recorded if r.parent == component.urn)
+
+
+def _mock_password(name="churn-password"):
+    """What the shared mocks return as the RandomPassword's `result`."""
+    return "mock-" + hashlib.sha1(f"{PASSWORD}/{name}".encode()).hexdigest()[:12]
+
+
+@pytest.fixture(scope="module")
+def local_client():
+    return _run_client(LOCAL, config=LOCAL_CONFIG)
+
+
+def test_local_client_creates_user_password_and_copies(local_client):
+    monitor, _, reads = local_client
+    assert _client_children(monitor) == [
+        (CONFIG_MAP, "churn-ca"),
+        (SECRET, "churn-password-copy"),
+        (SECRET, "churn-password-source"),
+        (KAFKA_USER, "churn-user"),
+        (PASSWORD, "churn-password"),
+    ]
+    assert reads == [(SECRET, "churn-cluster-ca", "kafka/mlops-cluster-ca-cert")]
+    password = monitor.named("churn-password")
+    assert password.inputs == {"length": 32, "special": False}
+
+
+def test_local_user_takes_its_password_from_our_secret_and_is_valid(local_client, crds_dir):
+    monitor, _, _ = local_client
+    user = monitor.named("churn-user")
+    doc = {key: user.inputs[key] for key in ("apiVersion", "kind", "metadata", "spec")}
+    assert doc == model.strimzi_client_user(LOCAL_CONFIG, "churn")
+    assert doc["metadata"]["namespace"] == "kafka"
+    manifests.validate(doc)
+    source = monitor.named("churn-password-source")
+    assert source.urn in user.depends_on
+    # depending on the cluster component waits for its children: operator (CRDs), Kafka Ready
+    for record in (user, source):
+        for dependency in ("kafka-strimzi", "kafka-kafka", "kafka-node-pool"):
+            assert monitor.named(dependency).urn in record.depends_on, (record.name, dependency)
+    # no ACLs: the Kafka CR turns no authorization on (see README)
+    assert "authorization" not in model.strimzi_kafka(LOCAL_CONFIG)["spec"]["kafka"]
+
+
+def test_local_password_secrets_hold_it_only_as_secret(local_client):
+    monitor, _, _ = local_client
+    password = _mock_password()
+    for resource_name, name, namespace in (
+        ("churn-password-source", "churn-scram-password", "kafka"),
+        ("churn-password-copy", "kafka-churn", "serving"),
+    ):
+        secret = monitor.named(resource_name)
+        assert secret.inputs["metadata"]["name"] == name
+        assert secret.inputs["metadata"]["namespace"] == namespace
+        assert secret.inputs["type"] == "Opaque"
+        assert secret.inputs["stringData"] == {"password": password}
+        assert "stringData" in secret.secret_inputs, resource_name
+        manifests.validate({"apiVersion": "v1", "kind": "Secret", **secret.masked_inputs})
+    copy = monitor.named("churn-password-copy")
+    assert monitor.named("serving-namespace").urn in copy.depends_on
+
+
+def test_local_ca_copy_is_the_cluster_ca_certificate(local_client):
+    monitor, _, _ = local_client
+    ca = monitor.named("churn-ca")
+    assert ca.inputs["metadata"]["name"] == "kafka-churn-ca"
+    assert ca.inputs["metadata"]["namespace"] == "serving"
+    assert ca.inputs["data"] == {"ca.crt": CA_PEM}
+    assert ca.secret_inputs == set()  # a CA certificate is public
+    assert monitor.named("serving-namespace").urn in ca.depends_on
+    manifests.validate({"apiVersion": "v1", "kind": "ConfigMap", **ca.inputs})
+
+
+def test_local_no_password_in_plain_text_anywhere(local_client):
+    monitor, _, _ = local_client
+    password = _mock_password()
+    holders = [r.name for r in monitor.recorded if password in json.dumps(r.inputs)]
+    assert sorted(holders) == ["churn-password-copy", "churn-password-source"]
+    for record in monitor.recorded:
+        assert password not in json.dumps(record.masked_inputs), record.name
+
+
+def test_local_wiring(local_client):
+    _, client, _ = local_client
+    wiring = client.wiring
+    assert output_value(wiring.bootstrap_servers) == (
+        "mlops-kafka-bootstrap.kafka.svc.cluster.local:9093"
+    )
+    assert (wiring.namespace, wiring.security_protocol, wiring.sasl_mechanism) == (
+        "serving",
+        "SASL_SSL",
+        "SCRAM-SHA-512",
+    )
+    assert wiring.auth_method == "scram-sha-512"
+    assert wiring.username == "churn"
+    assert wiring.password_secret == model.KeyRef("kafka-churn", "password")
+    assert wiring.ca_config_map == model.KeyRef("kafka-churn-ca", "ca.crt")
+    assert wiring.aws_region is None
+    assert wiring.write_topics == ("predictions",) and wiring.read_topics == ()
+    assert client.grant.aws_policy_json is None and tuple(client.grant.gcp_project_roles) == ()
+
+
+def test_aws_client_grant_is_the_msk_policy_for_its_topics():
+    monitor, client, reads = _run_client(AWS, write=("predictions",), read=("features",))
+    assert _client_children(monitor) == [] and reads == []
+    arn = "arn:aws:cluster:us-east-1:123456789012:kafka-msk"
+    assert json.loads(output_value(client.grant.aws_policy_json)) == model.msk_client_policy(
+        arn, ["predictions"], ["features"]
+    )
+    wiring = client.wiring
+    assert output_value(wiring.bootstrap_servers) == MSK_BROKERS
+    assert (wiring.sasl_mechanism, wiring.auth_method, wiring.aws_region) == (
+        "OAUTHBEARER",
+        "aws-iam",
+        "us-east-1",
+    )
+    assert wiring.username is None and wiring.password_secret is None
+    assert tuple(client.grant.gcp_project_roles) == ()
+
+
+def test_gcp_client_grant_is_the_managed_kafka_client_role():
+    monitor, client, reads = _run_client(GCP)
+    assert _client_children(monitor) == [] and reads == []
+    assert tuple(client.grant.gcp_project_roles) == ("roles/managedkafka.client",)
+    assert client.grant.aws_policy_json is None
+    wiring = client.wiring
+    assert output_value(wiring.bootstrap_servers) == f"{GCP_BOOTSTRAP}:9092"
+    assert (wiring.auth_method, wiring.aws_region, wiring.ca_config_map) == (
+        "gcp-iam",
+        None,
+        None,
+    )
+
+
+def test_invalid_client_registers_nothing():
+    errors = []
+
+    def program():
+        provider = k8s.Provider("k8s", kubeconfig="{}")
+        kafka = KafkaCluster(
+            "kafka", KafkaClusterArgs(cloud=LOCAL, config=LOCAL_CONFIG, kubernetes=provider)
+        )
+        try:
+            KafkaClient(
+                "churn", KafkaClientArgs(cluster=kafka, namespace="serving", write_topics=["x"])
+            )
+        except ValueError as exc:
+            errors.append(str(exc))
+
+    monitor = run_with_mocks(program, KafkaMocks())
+    assert errors == [
+        "KafkaClientArgs.write_topics: unknown topic(s) 'x'; kafka.topics has 'predictions'"
+    ]
+    assert not any(r.name.startswith("churn") for r in monitor.recorded)

@@ -3,15 +3,17 @@
 import copy
 import re
 from pathlib import Path
+from typing import get_args
 
 import pytest
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
+from components.kafka.model import KafkaClientWiring, KeyRef
 from components.serving import model
 from components.serving.model import ModelDeploymentConfig, ServingDeployments
 from mlops import manifests
-from serving_images.model_server.settings import REGISTRY
+from serving_images.model_server.settings import REGISTRY, KafkaSaslMechanism, Settings
 
 README = Path(__file__).resolve().parents[2] / "components" / "serving" / "README.md"
 TRACKING = "http://mlflow.mlflow.svc.cluster.local:5000"
@@ -147,10 +149,6 @@ def test_defaults_follow_the_server_registry():
             {"mlflow_tracking_uri": None},
             ": Value error, mlflow_tracking_uri is required: stable.model_uri "
             "'models:/churn@champion' is resolved through the MLflow tracking server",
-        ),
-        (
-            {"prediction_sink": "kafka"},
-            ": Value error, kafka_bootstrap_servers is required when prediction_sink is kafka",
         ),
         (
             {"prediction_sink": "stdout"},
@@ -502,8 +500,6 @@ def test_kafka_sink_and_server_settings_are_passed_through():
     assert env[ENV["batch_wait_ms"]] == "0.5"
     assert env[ENV["log_level"]] == "debug"
     # What the pod gets is what the server itself accepts.
-    from serving_images.model_server.settings import Settings
-
     settings = Settings.from_env(env)
     assert (settings.max_batch_rows, settings.batch_wait_ms, settings.port) == (256, 0.5, 8080)
     assert settings.model_uri == "models:/churn@champion"
@@ -669,3 +665,185 @@ def test_names_and_url():
     )
     with pytest.raises(ValueError, match=r"^serving\.Churn: a deployment name"):
         model.render("Churn", ModelDeploymentConfig.model_validate(CANARY))
+
+
+# --- the platform's Kafka client --------------------------------------------------------------
+
+SCRAM = KafkaClientWiring(
+    namespace="serving",
+    bootstrap_servers="mlops-kafka-bootstrap.kafka.svc.cluster.local:9093",
+    security_protocol="SASL_SSL",
+    sasl_mechanism="SCRAM-SHA-512",
+    auth_method="scram-sha-512",
+    write_topics=("predictions",),
+    username="churn",
+    password_secret=KeyRef("kafka-churn", "password"),
+    ca_config_map=KeyRef("kafka-churn-ca", "ca.crt"),
+)
+MSK = KafkaClientWiring(
+    namespace="serving",
+    bootstrap_servers="b-1.mlops.kafka.us-east-1.amazonaws.com:9098",
+    security_protocol="SASL_SSL",
+    sasl_mechanism="OAUTHBEARER",
+    auth_method="aws-iam",
+    write_topics=("predictions",),
+    aws_region="us-east-1",
+)
+MANAGED = KafkaClientWiring(
+    namespace="serving",
+    bootstrap_servers="bootstrap.mlops.europe-west4.managedkafka.acme.cloud.goog:9092",
+    security_protocol="SASL_SSL",
+    sasl_mechanism="OAUTHBEARER",
+    auth_method="gcp-iam",
+    write_topics=("predictions",),
+)
+KAFKA_SINK = {**CANARY, "prediction_sink": "kafka"}
+
+
+def _pod(config, wiring, track="stable"):
+    return model.render("churn", config, wiring).deployments[track]["spec"]["template"]["spec"]
+
+
+def test_server_mechanism_names_are_the_servers_own():
+    assert set(model.SERVER_SASL_MECHANISMS.values()) <= set(get_args(KafkaSaslMechanism))
+    assert set(ENV) >= model.KAFKA_WIRING_SETTINGS
+
+
+@pytest.mark.parametrize("track", ["stable", "canary"])
+def test_scram_wiring_password_by_reference_and_ca_mounted(track, crds_dir):
+    config = ModelDeploymentConfig.model_validate(KAFKA_SINK)
+    rendered = model.render("churn", config, SCRAM)
+    pod = rendered.deployments[track]["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    kafka_env = [e for e in container["env"] if e["name"].startswith("MLOPS_SERVE_KAFKA_")]
+    assert kafka_env == [
+        {
+            "name": "MLOPS_SERVE_KAFKA_BOOTSTRAP_SERVERS",
+            "value": "mlops-kafka-bootstrap.kafka.svc.cluster.local:9093",
+        },
+        {"name": "MLOPS_SERVE_KAFKA_TOPIC", "value": "predictions"},
+        {"name": "MLOPS_SERVE_KAFKA_SECURITY_PROTOCOL", "value": "SASL_SSL"},
+        {"name": "MLOPS_SERVE_KAFKA_SASL_MECHANISM", "value": "SCRAM-SHA-512"},
+        {"name": "MLOPS_SERVE_KAFKA_SASL_USERNAME", "value": "churn"},
+        {
+            "name": "MLOPS_SERVE_KAFKA_SASL_PASSWORD",
+            "valueFrom": {"secretKeyRef": {"name": "kafka-churn", "key": "password"}},
+        },
+        {"name": "MLOPS_SERVE_KAFKA_CA_FILE", "value": "/etc/kafka-ca/ca.crt"},
+    ]
+    assert container["volumeMounts"] == [
+        {"name": "tmp", "mountPath": "/tmp"},
+        {"name": "kafka-ca", "mountPath": "/etc/kafka-ca", "readOnly": True},
+    ]
+    assert pod["volumes"][1] == {
+        "name": "kafka-ca",
+        "configMap": {"name": "kafka-churn-ca", "items": [{"key": "ca.crt", "path": "ca.crt"}]},
+    }
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    for obj in rendered.objects():
+        _validate(obj)
+    # The server accepts it, once Kubernetes has resolved the reference.
+    env = {e["name"]: e.get("value", "resolved-from-the-secret") for e in container["env"]}
+    settings = Settings.from_env(env)
+    assert (settings.kafka_sasl_mechanism, settings.kafka_sasl_username) == (
+        "SCRAM-SHA-512",
+        "churn",
+    )
+    assert settings.kafka_ca_file == "/etc/kafka-ca/ca.crt"
+
+
+def test_msk_wiring_sets_the_region_and_nothing_secret(crds_dir):
+    config = ModelDeploymentConfig.model_validate(KAFKA_SINK)
+    pod = _pod(config, MSK)
+    [container] = pod["containers"]
+    kafka_env = {e["name"]: e["value"] for e in container["env"] if "KAFKA" in e["name"]}
+    assert kafka_env == {
+        "MLOPS_SERVE_KAFKA_BOOTSTRAP_SERVERS": "b-1.mlops.kafka.us-east-1.amazonaws.com:9098",
+        "MLOPS_SERVE_KAFKA_TOPIC": "predictions",
+        "MLOPS_SERVE_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "MLOPS_SERVE_KAFKA_SASL_MECHANISM": "OAUTHBEARER-AWS-MSK-IAM",
+        "MLOPS_SERVE_KAFKA_AWS_REGION": "us-east-1",
+    }
+    assert [v["name"] for v in pod["volumes"]] == ["tmp"]
+    assert container["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
+    assert Settings.from_env(kafka_env | {ENV["prediction_sink"]: "kafka"}).kafka_aws_region == (
+        "us-east-1"
+    )
+    _validate(model.render("churn", config, MSK).deployments["stable"])
+
+
+def test_gcp_wiring_sets_the_mechanism_only():
+    config = ModelDeploymentConfig.model_validate(KAFKA_SINK)
+    [container] = _pod(config, MANAGED)["containers"]
+    kafka_env = {e["name"]: e["value"] for e in container["env"] if "KAFKA" in e["name"]}
+    assert kafka_env == {
+        "MLOPS_SERVE_KAFKA_BOOTSTRAP_SERVERS": (
+            "bootstrap.mlops.europe-west4.managedkafka.acme.cloud.goog:9092"
+        ),
+        "MLOPS_SERVE_KAFKA_TOPIC": "predictions",
+        "MLOPS_SERVE_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "MLOPS_SERVE_KAFKA_SASL_MECHANISM": "OAUTHBEARER-GCP-IAM",
+    }
+    Settings.from_env(kafka_env | {ENV["prediction_sink"]: "kafka"})
+
+
+def test_other_sinks_render_no_kafka_settings():
+    config = ModelDeploymentConfig.model_validate(CANARY)
+    [container] = _pod(config, None)["containers"]
+    assert not [e for e in container["env"] if "KAFKA" in e["name"]]
+
+
+@pytest.mark.parametrize(
+    ("changes", "wiring", "message"),
+    [
+        (
+            {"prediction_sink": "kafka"},
+            None,
+            "serving.churn.kafka_bootstrap_servers: required when prediction_sink is kafka and "
+            "no platform Kafka client is wired (ModelDeploymentArgs.kafka)",
+        ),
+        (
+            {"prediction_sink": "kafka", "kafka_bootstrap_servers": "kafka:9092"},
+            SCRAM,
+            "serving.churn.kafka_bootstrap_servers: set, but the platform Kafka client wired in "
+            "ModelDeploymentArgs.kafka brings the brokers; drop one",
+        ),
+        (
+            {},
+            SCRAM,
+            "serving.churn.prediction_sink: a Kafka client is wired (ModelDeploymentArgs.kafka) "
+            "but prediction_sink is 'none'",
+        ),
+        (
+            {"prediction_sink": "kafka", "namespace": "models"},
+            SCRAM,
+            "serving.churn.namespace: the Kafka client's credentials are in namespace 'serving', "
+            "the pods run in 'models'",
+        ),
+        (
+            {"prediction_sink": "kafka", "kafka_topic": "churn"},
+            SCRAM,
+            "serving.churn.kafka_topic: 'churn' is not a write topic of the Kafka client "
+            "(predictions)",
+        ),
+        (
+            {"prediction_sink": "kafka", "server_settings": {"kafka_sasl_mechanism": "none"}},
+            MSK,
+            "serving.churn.server_settings: kafka_sasl_mechanism come from the platform Kafka "
+            "client",
+        ),
+    ],
+)
+def test_kafka_wiring_errors_name_the_field(changes, wiring, message):
+    config = ModelDeploymentConfig.model_validate({**MINIMAL, **changes})
+    with pytest.raises(ValueError) as info:
+        model.render("churn", config, wiring)
+    assert str(info.value) == message
+
+
+def test_kafka_sink_with_brokers_from_the_stack_still_works():
+    config = _config(prediction_sink="kafka", kafka_bootstrap_servers="kafka:9092")
+    [container] = _pod(config, None)["containers"]
+    names = [e["name"] for e in container["env"]]
+    assert "MLOPS_SERVE_KAFKA_BOOTSTRAP_SERVERS" in names
+    assert "MLOPS_SERVE_KAFKA_SASL_MECHANISM" not in names

@@ -1,12 +1,33 @@
 """Model serving, resource layer under recording mocks: exact types, names, inputs, parents."""
 
+import hashlib
+import json
+from dataclasses import dataclass
+
 import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 
+from components.cloud import AwsCloud, GcpCloud, LocalCloud
+from components.identity import WorkloadIdentity, WorkloadIdentityArgs, WorkloadIdentityConfig
+from components.kafka import (
+    KafkaClient,
+    KafkaClientArgs,
+    KafkaCluster,
+    KafkaClusterArgs,
+    KafkaConfig,
+)
 from components.serving import ModelDeployment, ModelDeploymentArgs, ModelDeploymentConfig, model
+from components.storage import ObjectStore, ObjectStoreArgs, StorageConfig
 from mlops import manifests, mocks
-from tests.components.component_support import output_value, untranslated_keys
+from tests.components.component_support import output_value, run_with_mocks, untranslated_keys
+from tests.components.test_kafka_resources import (
+    GCP_BOOTSTRAP,
+    MSK_BROKERS,
+    NETWORK,
+    SUBNETWORK,
+    KafkaMocks,
+)
 
 TRACKING = "http://mlflow.mlflow.svc.cluster.local:5000"
 CANARY = ModelDeploymentConfig.model_validate(
@@ -238,3 +259,250 @@ def test_invalid_input_fails_before_anything_is_registered(name, provider, messa
     monitor = mocks.run(program)
     assert errors == [message]
     assert [r.type for r in monitor.recorded] == (["pulumi:providers:kubernetes"] * provider)
+
+
+# --- prediction log wired to the platform's Kafka, per cloud ----------------------------------
+
+WIRED = ModelDeploymentConfig.model_validate(
+    {
+        "stable": {"model_uri": "models:/churn@champion"},
+        "mlflow_tracking_uri": TRACKING,
+        "prediction_sink": "kafka",
+        "service_account": "model-server",
+    }
+)
+SERVING_IDENTITY = WorkloadIdentityConfig(
+    namespace="serving", service_account="model-server", buckets={"artifacts": "read"}
+)
+STORAGE = StorageConfig(bucket_prefix="acme-dev", buckets={"artifacts": {}})
+KAFKA_CONFIG = KafkaConfig(brokers=3, topics={"predictions": {}}, strimzi={"users": []})
+
+
+@dataclass
+class FakeCluster:
+    """What WorkloadIdentity reads from the cluster component."""
+
+    provider: k8s.Provider
+    oidc_provider_arn: str = "arn:aws:iam::123456789012:oidc-provider/oidc.eks/id/ABC"
+    oidc_issuer: str = "https://oidc.eks.us-east-1.amazonaws.com/id/ABC"
+    workload_pool: str = "acme-ml.svc.id.goog"
+
+
+MSK_ARN = "arn:aws:kafka:us-east-1:123456789012:cluster/mlops/4f1c-7"
+
+
+class WiredMocks(KafkaMocks):
+    """The Kafka mocks, with a real-shaped MSK cluster ARN (topic ARNs derive from it)."""
+
+    def new_resource(self, args):
+        resource_id, outputs = super().new_resource(args)
+        if args.typ == "aws:msk/cluster:Cluster":
+            outputs["arn"] = MSK_ARN
+        return resource_id, outputs
+
+
+def _run_wired(cloud):
+    """Kafka cluster, its client for the deployment, the deployment's identity carrying the
+    client's grant, and the deployment with the client's wiring: what program.py composes."""
+    built = {}
+
+    def program():
+        provider = k8s.Provider("k8s", kubeconfig="{}")
+        namespace = k8s.core.v1.Namespace(
+            "serving-namespace",
+            metadata={"name": "serving"},
+            opts=pulumi.ResourceOptions(provider=provider),
+        )
+        store = ObjectStore(
+            "storage",
+            ObjectStoreArgs(
+                cloud=cloud,
+                config=STORAGE,
+                kubernetes=provider,
+                identities={"serving": SERVING_IDENTITY},
+            ),
+        )
+        kafka = KafkaCluster(
+            "kafka",
+            KafkaClusterArgs(
+                cloud=cloud,
+                config=KAFKA_CONFIG,
+                kubernetes=provider,
+                aws_network=NETWORK if cloud.type == "aws" else None,
+                gcp_subnetwork=SUBNETWORK if cloud.type == "gcp" else None,
+            ),
+        )
+        client = KafkaClient(
+            "serving-churn",
+            KafkaClientArgs(cluster=kafka, namespace="serving", write_topics=["predictions"]),
+            pulumi.ResourceOptions(depends_on=[namespace]),
+        )
+        identity = WorkloadIdentity(
+            "serving",
+            WorkloadIdentityArgs(
+                cloud=cloud,
+                config=SERVING_IDENTITY,
+                storage=store,
+                cluster=FakeCluster(provider=provider),
+                grants={"kafka": client.grant},
+            ),
+            pulumi.ResourceOptions(depends_on=[namespace]),
+        )
+        built["deployment"] = ModelDeployment(
+            "churn",
+            ModelDeploymentArgs(config=WIRED, kubernetes=provider, kafka=client.wiring),
+            pulumi.ResourceOptions(depends_on=[namespace, identity]),
+        )
+
+    return run_with_mocks(program, WiredMocks())
+
+
+def _kafka_env(monitor):
+    [container] = monitor.named("churn-stable").inputs["spec"]["template"]["spec"]["containers"]
+    return [e for e in container["env"] if e["name"].startswith("MLOPS_SERVE_KAFKA_")]
+
+
+def test_aws_wired_deployment_signs_msk_tokens_with_its_irsa_role():
+    monitor = _run_wired(AwsCloud(type="aws", region="us-east-1"))
+    assert _kafka_env(monitor) == [
+        {"name": "MLOPS_SERVE_KAFKA_BOOTSTRAP_SERVERS", "value": MSK_BROKERS},
+        {"name": "MLOPS_SERVE_KAFKA_TOPIC", "value": "predictions"},
+        {"name": "MLOPS_SERVE_KAFKA_SECURITY_PROTOCOL", "value": "SASL_SSL"},
+        {"name": "MLOPS_SERVE_KAFKA_SASL_MECHANISM", "value": "OAUTHBEARER-AWS-MSK-IAM"},
+        {"name": "MLOPS_SERVE_KAFKA_AWS_REGION", "value": "us-east-1"},
+    ]
+    deployment = monitor.named("churn-stable")
+    assert deployment.inputs["spec"]["template"]["spec"]["serviceAccountName"] == "model-server"
+    # The MSK policy is its own inline policy on the serving identity's role.
+    grant = monitor.named("serving-kafka")
+    assert grant.type == "aws:iam/rolePolicy:RolePolicy"
+    assert grant.parent == monitor.named("serving").urn
+    assert grant.inputs["role"] == "serving-role-id"
+    assert json.loads(grant.inputs["policy"]) == {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "Connect",
+                "Effect": "Allow",
+                "Action": ["kafka-cluster:Connect"],
+                "Resource": [MSK_ARN],
+            },
+            {
+                "Sid": "WriteTopics",
+                "Effect": "Allow",
+                "Action": ["kafka-cluster:DescribeTopic", "kafka-cluster:WriteData"],
+                "Resource": ["arn:aws:kafka:us-east-1:123456789012:topic/mlops/4f1c-7/predictions"],
+            },
+        ],
+    }
+    # the bucket policy is untouched and the pods wait for the identity (and so the grant)
+    buckets = json.loads(monitor.named("serving-buckets").inputs["policy"])
+    assert not any("kafka" in str(s["Action"]) for s in buckets["Statement"])
+    assert grant.urn in deployment.depends_on
+
+
+def test_gcp_wired_deployment_uses_its_google_service_account():
+    monitor = _run_wired(GcpCloud(type="gcp", project="acme-ml", region="europe-west4"))
+    assert _kafka_env(monitor) == [
+        {"name": "MLOPS_SERVE_KAFKA_BOOTSTRAP_SERVERS", "value": f"{GCP_BOOTSTRAP}:9092"},
+        {"name": "MLOPS_SERVE_KAFKA_TOPIC", "value": "predictions"},
+        {"name": "MLOPS_SERVE_KAFKA_SECURITY_PROTOCOL", "value": "SASL_SSL"},
+        {"name": "MLOPS_SERVE_KAFKA_SASL_MECHANISM", "value": "OAUTHBEARER-GCP-IAM"},
+    ]
+    member = monitor.named("serving-kafka-managedkafka-client")
+    assert member.type == "gcp:projects/iAMMember:IAMMember"
+    assert member.parent == monitor.named("serving").urn
+    assert member.inputs == {
+        "project": "acme-ml",
+        "role": "roles/managedkafka.client",
+        "member": "serviceAccount:wi-serving@project.iam.gserviceaccount.com",
+    }
+    assert member.urn in monitor.named("churn-stable").depends_on
+
+
+@pytest.fixture(scope="module")
+def local_wired():
+    return _run_wired(LocalCloud(type="local"))
+
+
+def test_local_wired_deployment_reads_password_and_ca_from_its_namespace(local_wired, crds_dir):
+    monitor = local_wired
+    assert _kafka_env(monitor) == [
+        {
+            "name": "MLOPS_SERVE_KAFKA_BOOTSTRAP_SERVERS",
+            "value": "mlops-kafka-bootstrap.kafka.svc.cluster.local:9093",
+        },
+        {"name": "MLOPS_SERVE_KAFKA_TOPIC", "value": "predictions"},
+        {"name": "MLOPS_SERVE_KAFKA_SECURITY_PROTOCOL", "value": "SASL_SSL"},
+        {"name": "MLOPS_SERVE_KAFKA_SASL_MECHANISM", "value": "SCRAM-SHA-512"},
+        {"name": "MLOPS_SERVE_KAFKA_SASL_USERNAME", "value": "serving-churn"},
+        {
+            "name": "MLOPS_SERVE_KAFKA_SASL_PASSWORD",
+            "valueFrom": {"secretKeyRef": {"name": "kafka-serving-churn", "key": "password"}},
+        },
+        {"name": "MLOPS_SERVE_KAFKA_CA_FILE", "value": "/etc/kafka-ca/ca.crt"},
+    ]
+    deployment = monitor.named("churn-stable")
+    pod = deployment.inputs["spec"]["template"]["spec"]
+    assert pod["volumes"][1] == {
+        "name": "kafka-ca",
+        "configMap": {
+            "name": "kafka-serving-churn-ca",
+            "items": [{"key": "ca.crt", "path": "ca.crt"}],
+        },
+    }
+    assert pod["containers"][0]["volumeMounts"][1] == {
+        "name": "kafka-ca",
+        "mountPath": "/etc/kafka-ca",
+        "readOnly": True,
+    }
+    # What the env names lives in the pod's namespace and exists before the pods start.
+    password = monitor.named("serving-churn-password-copy")
+    ca = monitor.named("serving-churn-ca")
+    assert password.inputs["metadata"]["name"] == "kafka-serving-churn"
+    assert ca.inputs["metadata"]["name"] == "kafka-serving-churn-ca"
+    for record in (password, ca):
+        assert record.inputs["metadata"]["namespace"] == "serving"
+        assert record.urn in deployment.depends_on, record.name
+    user = monitor.named("serving-churn-user")
+    manifests.validate({k: user.inputs[k] for k in ("apiVersion", "kind", "metadata", "spec")})
+    manifests.validate(deployment.inputs)
+
+
+def test_local_wired_no_password_in_plain_text_in_any_rendered_object(local_wired):
+    monitor = local_wired
+    generated = [r for r in monitor.recorded if r.type.startswith("random:")]
+    secrets = {
+        "mock-"
+        + hashlib.sha1(f"{r.type}/{r.name}".encode()).hexdigest()[:12]  # the mocks' `result`
+        for r in generated
+    }
+    assert len(secrets) == len(generated) >= 2  # the Kafka client's and MinIO's
+    kafka_password = next(
+        s for s in secrets if s in json.dumps(monitor.named("serving-churn-password-copy").inputs)
+    )
+    for record in monitor.recorded:
+        shown = json.dumps(record.masked_inputs)
+        for secret in secrets:
+            assert secret not in shown, record.name
+    # only the two Secrets carry the Kafka password, as secret inputs
+    holders = [r.name for r in monitor.recorded if kafka_password in json.dumps(r.inputs)]
+    assert sorted(holders) == ["serving-churn-password-copy", "serving-churn-password-source"]
+
+
+def test_kafka_sink_without_brokers_or_wiring_fails_before_anything_is_registered():
+    errors = []
+
+    def program():
+        provider = k8s.Provider("k8s", kubeconfig="{}")
+        try:
+            ModelDeployment("churn", ModelDeploymentArgs(config=WIRED, kubernetes=provider))
+        except ValueError as exc:
+            errors.append(str(exc))
+
+    monitor = mocks.run(program)
+    assert errors == [
+        "serving.churn.kafka_bootstrap_servers: required when prediction_sink is kafka and no "
+        "platform Kafka client is wired (ModelDeploymentArgs.kafka)"
+    ]
+    assert [r.type for r in monitor.recorded] == ["pulumi:providers:kubernetes"]
