@@ -180,6 +180,22 @@ class PlatformConfig(StrictModel):
                         f"{deployment.namespace!r}",
                     )
                 )
+            if deployment.prediction_sink == "kafka" and deployment.kafka_bootstrap_servers is None:
+                if account is None and self.cloud.type != "local":
+                    problems.append(
+                        (
+                            f"serving.{key}.service_account",
+                            "required to log predictions to the platform's Kafka: its workload "
+                            "identity carries the Kafka grant (MSK IAM, Managed Kafka)",
+                        )
+                    )
+                if f"serving-{key}" in self.kafka.strimzi.users:
+                    problems.append(
+                        (
+                            "kafka.strimzi.users",
+                            f"'serving-{key}' is the Kafka user of serving.{key}; rename it",
+                        )
+                    )
             if account is not None and (deployment.namespace, account) not in identities:
                 problems.append(
                     (

@@ -13,7 +13,13 @@ from components.cluster.wiring import AwsNetwork, GcpNetwork
 from components.feast import FeatureStore, FeatureStoreArgs
 from components.gpu import GpuNodePools, GpuNodePoolsArgs
 from components.identity import WorkloadIdentity, WorkloadIdentityArgs
-from components.kafka import AwsKafkaNetwork, KafkaCluster, KafkaClusterArgs
+from components.kafka import (
+    AwsKafkaNetwork,
+    KafkaClient,
+    KafkaClientArgs,
+    KafkaCluster,
+    KafkaClusterArgs,
+)
 from components.mesh import IstioMesh, IstioMeshArgs
 from components.mlflow import (
     AwsDatabaseNetwork,
@@ -105,23 +111,6 @@ def compose(platform: config.PlatformConfig) -> None:
             pipelines.namespace_owner if name == PIPELINES_NAMESPACE else namespaces.by_name[name]
         )
 
-    identities = {
-        key: WorkloadIdentity(
-            key,
-            WorkloadIdentityArgs(
-                cloud=cloud,
-                config=identity,
-                storage=store,
-                cluster=cluster,
-                kubernetes=cluster.provider,
-            ),
-            pulumi.ResourceOptions.merge(
-                on_cloud,
-                pulumi.ResourceOptions(depends_on=[namespace(identity.namespace)]),
-            ),
-        )
-        for key, identity in platform.workload_identities.items()
-    }
     network = cluster.network
     kafka = KafkaCluster(
         f"{NAME}-kafka",
@@ -141,6 +130,45 @@ def compose(platform: config.PlatformConfig) -> None:
         ),
         on_cloud,
     )
+    # Serving deployments that log predictions to the platform's Kafka are its clients: their
+    # credentials (Strimzi) or the grant their identity needs (MSK IAM, Managed Kafka).
+    kafka_clients = {
+        key: KafkaClient(
+            f"serving-{key}",
+            KafkaClientArgs(
+                cluster=kafka, namespace=deployment.namespace, write_topics=[deployment.kafka_topic]
+            ),
+            pulumi.ResourceOptions(depends_on=[namespace(deployment.namespace)]),
+        )
+        for key, deployment in platform.serving.items()
+        if deployment.prediction_sink == "kafka" and deployment.kafka_bootstrap_servers is None
+    }
+    identities = {
+        key: WorkloadIdentity(
+            key,
+            WorkloadIdentityArgs(
+                cloud=cloud,
+                config=identity,
+                storage=store,
+                cluster=cluster,
+                kubernetes=cluster.provider,
+                grants={
+                    f"kafka-{client_key}": client.grant
+                    for client_key, client in kafka_clients.items()
+                    if (
+                        platform.serving[client_key].namespace,
+                        platform.serving[client_key].service_account,
+                    )
+                    == (identity.namespace, identity.service_account)
+                },
+            ),
+            pulumi.ResourceOptions.merge(
+                on_cloud,
+                pulumi.ResourceOptions(depends_on=[namespace(identity.namespace)]),
+            ),
+        )
+        for key, identity in platform.workload_identities.items()
+    }
     mlflow = TrackingServer(
         f"{NAME}-mlflow",
         TrackingServerArgs(
@@ -221,7 +249,11 @@ def compose(platform: config.PlatformConfig) -> None:
     deployments = {
         key: ModelDeployment(
             key,
-            ModelDeploymentArgs(config=deployment, kubernetes=cluster.provider),
+            ModelDeploymentArgs(
+                config=deployment,
+                kubernetes=cluster.provider,
+                kafka=kafka_clients[key].wiring if key in kafka_clients else None,
+            ),
             pulumi.ResourceOptions(
                 depends_on=[
                     namespace(deployment.namespace),

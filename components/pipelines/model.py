@@ -17,6 +17,7 @@ read from the identity's Secret in the same namespace.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -49,6 +50,13 @@ MANAGED_BY = "mlops-platform"
 CLUSTER_SCOPED_PATH = "manifests/kustomize/cluster-scoped-resources"
 ENV_PATH = "manifests/kustomize/env/platform-agnostic"
 OVERLAY_DIR = Path(__file__).parent / "kustomize"
+
+
+def overlay_directory() -> str:
+    """The overlay relative to the working directory (the Pulumi project root under `pulumi
+    up`): the state and the plan then hold the same path on every machine and checkout."""
+    return os.path.relpath(OVERLAY_DIR)
+
 
 # Keys of the identity's credentials Secret (components/identity/resources.py, local).
 ACCESS_KEY_KEY = "AWS_ACCESS_KEY_ID"

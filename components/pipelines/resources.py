@@ -77,7 +77,7 @@ class KubeflowPipelines(pulumi.ComponentResource):
         )
         k8s.kustomize.v2.Directory(
             f"{name}-platform-agnostic",
-            directory=str(model.OVERLAY_DIR),
+            directory=model.overlay_directory(),
             opts=pulumi.ResourceOptions(
                 parent=self, providers=[args.kubernetes], depends_on=[cluster_scoped]
             ),

@@ -225,3 +225,76 @@ def test_mlflow_client_secrets_land_in_created_namespaces_before_the_server_runs
         if r.inputs["metadata"].get("namespace") == "scoring"
     ]
     assert secret.parent_type == "mlops:mlflow:TrackingServer"
+
+
+def _kafka_serving(cloud, **extra):
+    identities = {
+        **IDENTITIES,
+        "serving": {**IDENTITIES["serving"], "buckets": {"artifacts": "read"}},
+    }
+    deployment = {**SERVING["churn"], "prediction_sink": "kafka", "credentials_secret": None}
+    return _run(
+        cloud=cloud,
+        workload_identities=identities,
+        serving={"churn": deployment},
+        **extra,
+    )
+
+
+def _env(monitor, name):
+    container = monitor.named(name).inputs["spec"]["template"]["spec"]["containers"][0]
+    return {item["name"]: item.get("value", item.get("valueFrom")) for item in container["env"]}
+
+
+def test_serving_logs_predictions_to_msk_through_its_irsa_role():
+    monitor = _kafka_serving(AWS, cluster={"name": "wiring"})
+    (client,) = monitor.of_type("mlops:kafka:KafkaClient")
+    assert client.name == "serving-churn"
+    policy = monitor.named("serving-kafka-churn")  # the grant, inline on the serving role
+    assert policy.type == "aws:iam/rolePolicy:RolePolicy"
+    assert policy.parent_type == "mlops:identity:WorkloadIdentity"
+    statements = json.loads(policy.inputs["policy"])["Statement"]
+    actions = {action for statement in statements for action in statement["Action"]}
+    assert "kafka-cluster:WriteData" in actions
+    assert not any(name.startswith("other-kafka") for name in (r.name for r in monitor.recorded))
+    env = _env(monitor, "churn-stable")
+    assert env["MLOPS_SERVE_PREDICTION_SINK"] == "kafka"
+    assert env["MLOPS_SERVE_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    assert env["MLOPS_SERVE_KAFKA_SASL_MECHANISM"] == "OAUTHBEARER-AWS-MSK-IAM"
+    assert env["MLOPS_SERVE_KAFKA_TOPIC"] == "predictions"
+
+
+def test_serving_logs_predictions_to_strimzi_with_a_scram_user_in_its_namespace():
+    monitor = _kafka_serving(LOCAL)
+    env = _env(monitor, "churn-stable")
+    assert env["MLOPS_SERVE_KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
+    assert env["MLOPS_SERVE_KAFKA_SASL_PASSWORD"] == {
+        "secretKeyRef": {"name": "kafka-serving-churn", "key": "password"}
+    }
+    users = monitor.of_type("kubernetes:kafka.strimzi.io/v1:KafkaUser")
+    (user,) = [u for u in users if u.inputs["metadata"]["name"] == "serving-churn"]
+    assert user.parent_type == "mlops:kafka:KafkaClient"
+
+
+def test_kafka_sink_on_a_cloud_needs_the_serving_identity():
+    with pytest.raises(config.ConfigError) as caught:
+        config.validate(
+            {
+                "mlops:cloud": AWS,
+                "mlops:serving": {
+                    "churn": {
+                        **SERVING["churn"],
+                        "prediction_sink": "kafka",
+                        "service_account": None,
+                    }
+                },
+            },
+            source="stacks/Pulumi.x.yaml",
+        )
+    assert caught.value.problems == [
+        (
+            "mlops:serving.churn.service_account",
+            "required to log predictions to the platform's Kafka: its workload identity "
+            "carries the Kafka grant (MSK IAM, Managed Kafka)",
+        )
+    ]
