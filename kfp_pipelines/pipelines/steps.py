@@ -4,10 +4,19 @@ compiled YAML keeps one flat DAG per pipeline."""
 
 from typing import Any
 
+from kfp import kubernetes
+
 from kfp_pipelines.components.evaluate_model.component import evaluate_model
 from kfp_pipelines.components.register_model.component import register_model
 from kfp_pipelines.components.split_data.component import split_data
 from kfp_pipelines.components.train_model.component import train_model
+
+# On a cluster the platform's MLflow requires basic auth: its component creates the pipeline
+# runner's user and puts the credentials in this Secret in the runner's namespace
+# (`mlflow.clients.pipelines` in the stacks; the name is the MLflow component's default).
+# Optional, so clusters whose MLflow has no auth run the same pipelines.
+MLFLOW_CREDENTIALS_SECRET = "mlflow-client-credentials"
+MLFLOW_CREDENTIALS = {key: key for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")}
 
 
 def split_train_evaluate_register(
@@ -56,6 +65,12 @@ def split_train_evaluate_register(
         **gate,
     )
     # Both read or write the registry, whose state a cached result would not reflect.
-    evaluated.set_caching_options(False)
-    registered.set_caching_options(False)
+    for task in (evaluated, registered):
+        task.set_caching_options(False)
+        kubernetes.use_secret_as_env(
+            task,
+            secret_name=MLFLOW_CREDENTIALS_SECRET,
+            secret_key_to_env=MLFLOW_CREDENTIALS,
+            optional=True,
+        )
     return split, evaluated, registered

@@ -30,7 +30,8 @@ def test_check_mode_reports_a_stale_file(monkeypatch, tmp_path, capsys) -> None:
 
 
 def spec(name: str) -> dict:
-    return yaml.safe_load(compile_module.TARGETS[name].read_text())
+    """The pipeline spec: the first document (the second is the Kubernetes platform config)."""
+    return next(yaml.safe_load_all(compile_module.TARGETS[name].read_text()))
 
 
 @pytest.mark.parametrize("name", PIPELINES)
@@ -75,3 +76,23 @@ def test_drift_pipeline_gates_retraining_on_the_drift_decision() -> None:
         assert enabled == {
             "taskOutputParameter": {"outputParameterKey": "Output", "producerTask": "check-drift"}
         }, step
+
+
+@pytest.mark.parametrize("name", PIPELINES)
+def test_registry_steps_get_the_mlflow_client_credentials_on_a_cluster(name: str) -> None:
+    from components.mlflow.model import DEFAULT_CLIENT_SECRET
+    from kfp_pipelines.pipelines.steps import MLFLOW_CREDENTIALS_SECRET
+
+    # the Secret the platform's MLflow component writes for its clients (mlflow.clients)
+    assert MLFLOW_CREDENTIALS_SECRET == DEFAULT_CLIENT_SECRET
+    _spec, platform = yaml.safe_load_all(compile_module.TARGETS[name].read_text())
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert sorted(executors) == ["exec-evaluate-model", "exec-register-model"]
+    for executor in executors.values():
+        (secret,) = executor["secretAsEnv"]
+        assert secret["secretName"] == DEFAULT_CLIENT_SECRET
+        assert secret["optional"] is True  # an MLflow without auth runs the same pipeline
+        assert {pair["envVar"] for pair in secret["keyToEnv"]} == {
+            "MLFLOW_TRACKING_USERNAME",
+            "MLFLOW_TRACKING_PASSWORD",
+        }
