@@ -244,9 +244,10 @@ class StrimziConfig(StrictModel):
     memory_request: str = Field(default="1Gi", description="Memory request per broker.")
     memory_limit: str = Field(default="2Gi", description="Memory limit per broker.")
     users: list[str] = Field(
-        default_factory=lambda: ["model-server"],
-        description="KafkaUsers with generated SCRAM-SHA-512 passwords (Secret `<user>` in the "
-        "namespace).",
+        default_factory=list,
+        description="Extra KafkaUsers with generated SCRAM-SHA-512 passwords (Secret `<user>` in "
+        "the namespace). Serving deployments that log to Kafka get their own user "
+        "(`serving-<key>`, through `KafkaClient`).",
     )
     plain_listener: bool = Field(
         default=False,

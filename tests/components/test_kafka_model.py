@@ -28,7 +28,7 @@ def test_defaults_are_three_brokers_and_the_predictions_topic():
     assert (config.managed_kafka.vcpu_count, config.managed_kafka.memory_gib) == (3, 12)
     assert config.strimzi.kafka_version == "4.3.1"
     assert config.strimzi.plain_listener is False
-    assert config.strimzi.users == ["model-server"]
+    assert config.strimzi.users == []  # serving deployments get their own (KafkaClient)
 
 
 def test_predictions_is_the_topic_the_model_server_writes_to():

@@ -373,7 +373,7 @@ LOCAL_CONFIG = KafkaConfig(
     brokers=1,
     storage_gb=10,
     topics={"predictions": {"replication_factor": 1}},
-    strimzi={"plain_listener": True},
+    strimzi={"plain_listener": True, "users": ["model-server"]},
 )
 
 
