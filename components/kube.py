@@ -150,3 +150,45 @@ class ContainerResourcesConfig(StrictModel):
 
     def values(self) -> dict[str, Any]:
         return container_resources(self.cpu_request, self.memory_request, self.memory_limit)
+
+
+# --- pod and container specs ------------------------------------------------------------------
+
+
+def restricted_container_security(user: int) -> dict[str, Any]:
+    """A container `securityContext` that passes Pod Security `restricted`, read-only root."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "runAsUser": user,
+        "runAsGroup": user,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def restricted_pod_security(user: int) -> dict[str, Any]:
+    """A pod `securityContext` for `restricted`; volumes are group-owned by `user`."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": user,
+        "runAsGroup": user,
+        "fsGroup": user,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def secret_env(name: str, key: str, secret: str) -> dict[str, Any]:
+    """An environment variable read from a Secret's key (never a literal value)."""
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+
+
+def probe(action: dict[str, Any], period: int, failures: int, timeout: int = 3) -> dict[str, Any]:
+    """A probe: `action` is its handler (`httpGet`, `tcpSocket`, `exec`)."""
+    return {
+        **action,
+        "periodSeconds": period,
+        "timeoutSeconds": timeout,
+        "failureThreshold": failures,
+    }

@@ -24,6 +24,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, field_validator, model_validator
 
+from components import kube
 from components.base import StrictModel
 from components.identity.model import WorkloadIdentityConfig, credentials_secret_name
 from components.kube import (
@@ -515,6 +516,10 @@ def redis_conf(password: str, memory_limit: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _secret_env(name: str, key: str, secret: str = SECRET_NAME) -> dict[str, Any]:
+    return kube.secret_env(name, key, secret)
+
+
 # --- labels -----------------------------------------------------------------------------------
 
 
@@ -532,41 +537,6 @@ def object_labels(component: str) -> dict[str, str]:
 
 def _metadata(name: str, namespace: str, component: str) -> dict[str, Any]:
     return {"name": name, "namespace": namespace, "labels": object_labels(component)}
-
-
-def _secret_env(name: str, key: str, secret: str = SECRET_NAME) -> dict[str, Any]:
-    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
-
-
-def _restricted_container_security(user: int) -> dict[str, Any]:
-    return {
-        "allowPrivilegeEscalation": False,
-        "readOnlyRootFilesystem": True,
-        "runAsNonRoot": True,
-        "runAsUser": user,
-        "runAsGroup": user,
-        "capabilities": {"drop": ["ALL"]},
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
-
-
-def _pod_security(user: int) -> dict[str, Any]:
-    return {
-        "runAsNonRoot": True,
-        "runAsUser": user,
-        "runAsGroup": user,
-        "fsGroup": user,
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
-
-
-def _probe(action: dict[str, Any], period: int, failures: int, timeout: int = 3) -> dict[str, Any]:
-    return {
-        **action,
-        "periodSeconds": period,
-        "timeoutSeconds": timeout,
-        "failureThreshold": failures,
-    }
 
 
 # --- the feature server -----------------------------------------------------------------------
@@ -663,10 +633,10 @@ def server_container(
         ),
         # /health answers 200 only once the registry loads: gate traffic on it, but restart
         # only a pod whose port is gone (a bucket outage must not restart every pod).
-        "startupProbe": _probe(health, 5, 60),
-        "readinessProbe": _probe(health, 5, 3),
-        "livenessProbe": _probe({"tcpSocket": {"port": "http"}}, 10, 3),
-        "securityContext": _restricted_container_security(RUN_AS_USER),
+        "startupProbe": kube.probe(health, 5, 60),
+        "readinessProbe": kube.probe(health, 5, 3),
+        "livenessProbe": kube.probe({"tcpSocket": {"port": "http"}}, 10, 3),
+        "securityContext": kube.restricted_container_security(RUN_AS_USER),
         "volumeMounts": [
             {"name": "feature-store", "mountPath": REPO_DIR, "readOnly": True},
             {"name": "tmp", "mountPath": TMP_MOUNT},
@@ -714,7 +684,7 @@ def deployment(
                     "serviceAccountName": config.service_account,
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
-                    "securityContext": _pod_security(RUN_AS_USER),
+                    "securityContext": kube.restricted_pod_security(RUN_AS_USER),
                     "containers": [server_container(config, cloud, aws_region)],
                     "volumes": [
                         {
@@ -840,7 +810,7 @@ def redis_statefulset(config: FeastConfig) -> dict[str, Any]:
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
                     "terminationGracePeriodSeconds": 30,
-                    "securityContext": _pod_security(REDIS_UID),
+                    "securityContext": kube.restricted_pod_security(REDIS_UID),
                     "containers": [
                         {
                             "name": "redis",
@@ -855,10 +825,10 @@ def redis_statefulset(config: FeastConfig) -> dict[str, Any]:
                                 "requests": {"cpu": "100m", "memory": "256Mi"},
                                 "limits": {"memory": online.local_memory_limit},
                             },
-                            "startupProbe": _probe(ping, 5, 60),
-                            "readinessProbe": _probe(ping, 5, 3),
-                            "livenessProbe": _probe({"tcpSocket": {"port": "redis"}}, 10, 6),
-                            "securityContext": _restricted_container_security(REDIS_UID),
+                            "startupProbe": kube.probe(ping, 5, 60),
+                            "readinessProbe": kube.probe(ping, 5, 3),
+                            "livenessProbe": kube.probe({"tcpSocket": {"port": "redis"}}, 10, 6),
+                            "securityContext": kube.restricted_container_security(REDIS_UID),
                             "volumeMounts": [
                                 {"name": "data", "mountPath": REDIS_DATA_MOUNT},
                                 {"name": "config", "mountPath": REDIS_CONF_DIR, "readOnly": True},

@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 from pydantic import Field, field_validator, model_validator
 
+from components import kube
 from components.base import StrictModel
 from components.identity.model import WorkloadIdentityConfig, credentials_secret_name
 from components.kube import (
@@ -555,6 +556,10 @@ def allowed_hosts(config: MlflowConfig) -> list[str]:
     return hosts + [host for host in config.allowed_hosts if host not in hosts]
 
 
+def _secret_env(name: str, key: str, secret: str = CREDENTIALS_SECRET) -> dict[str, Any]:
+    return kube.secret_env(name, key, secret)
+
+
 # --- labels -----------------------------------------------------------------------------------
 
 
@@ -572,31 +577,6 @@ def object_labels(component: str) -> dict[str, str]:
 
 def _metadata(name: str, namespace: str, component: str) -> dict[str, Any]:
     return {"name": name, "namespace": namespace, "labels": object_labels(component)}
-
-
-def _secret_env(name: str, key: str, secret: str = CREDENTIALS_SECRET) -> dict[str, Any]:
-    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
-
-
-def _restricted_container_security(user: int) -> dict[str, Any]:
-    return {
-        "allowPrivilegeEscalation": False,
-        "readOnlyRootFilesystem": True,
-        "runAsNonRoot": True,
-        "runAsUser": user,
-        "runAsGroup": user,
-        "capabilities": {"drop": ["ALL"]},
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
-
-
-def _probe(action: dict[str, Any], period: int, failures: int, timeout: int = 3) -> dict[str, Any]:
-    return {
-        **action,
-        "periodSeconds": period,
-        "timeoutSeconds": timeout,
-        "failureThreshold": failures,
-    }
 
 
 # --- tracking server --------------------------------------------------------------------------
@@ -680,10 +660,10 @@ def server_container(
         "env": server_env(config, cloud, aws_region),
         "resources": resources.values(),
         # The first start creates or migrates the schema before the server listens.
-        "startupProbe": _probe(http_health, 5, 60),
-        "livenessProbe": _probe(http_health, 10, 3),
-        "readinessProbe": _probe(http_health, 5, 2),
-        "securityContext": _restricted_container_security(RUN_AS_USER),
+        "startupProbe": kube.probe(http_health, 5, 60),
+        "livenessProbe": kube.probe(http_health, 10, 3),
+        "readinessProbe": kube.probe(http_health, 5, 2),
+        "securityContext": kube.restricted_container_security(RUN_AS_USER),
         "volumeMounts": mounts,
     }
     if cloud == "local":
@@ -714,13 +694,7 @@ def server_pod_spec(
         # IRSA and GKE Workload Identity bring their own token; the server never calls the API.
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": RUN_AS_USER,
-            "runAsGroup": RUN_AS_USER,
-            "fsGroup": RUN_AS_USER,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": kube.restricted_pod_security(RUN_AS_USER),
         "containers": [server_container(config, cloud, artifacts_uri, aws_region)],
         "volumes": volumes,
         "topologySpreadConstraints": [
@@ -915,7 +889,7 @@ def provisioner_job(config: MlflowConfig) -> dict[str, Any]:
             "requests": {"cpu": "50m", "memory": "256Mi"},
             "limits": {"memory": "512Mi"},
         },
-        "securityContext": _restricted_container_security(RUN_AS_USER),
+        "securityContext": kube.restricted_container_security(RUN_AS_USER),
         "volumeMounts": [
             {"name": "tmp", "mountPath": TMP_MOUNT},
             {"name": "program", "mountPath": PROVISIONER_DIR, "readOnly": True},
@@ -936,13 +910,7 @@ def provisioner_job(config: MlflowConfig) -> dict[str, Any]:
                     # It only talks to the tracking server.
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": RUN_AS_USER,
-                        "runAsGroup": RUN_AS_USER,
-                        "fsGroup": RUN_AS_USER,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
+                    "securityContext": kube.restricted_pod_security(RUN_AS_USER),
                     "containers": [container],
                     "volumes": [
                         {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
@@ -1004,13 +972,7 @@ def postgres_statefulset(config: MlflowConfig) -> dict[str, Any]:
                     "enableServiceLinks": False,
                     # A fast shutdown (the image's STOPSIGNAL is SIGINT) checkpoints first.
                     "terminationGracePeriodSeconds": 60,
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": POSTGRES_UID,
-                        "runAsGroup": POSTGRES_UID,
-                        "fsGroup": POSTGRES_UID,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
+                    "securityContext": kube.restricted_pod_security(POSTGRES_UID),
                     "containers": [
                         {
                             "name": "postgres",
@@ -1033,10 +995,10 @@ def postgres_statefulset(config: MlflowConfig) -> dict[str, Any]:
                                 "requests": {"cpu": "100m", "memory": "256Mi"},
                                 "limits": {"memory": "1Gi"},
                             },
-                            "startupProbe": _probe(ready, 5, 60),
-                            "livenessProbe": _probe(ready, 10, 6, timeout=5),
-                            "readinessProbe": _probe(ready, 5, 3, timeout=5),
-                            "securityContext": _restricted_container_security(POSTGRES_UID),
+                            "startupProbe": kube.probe(ready, 5, 60),
+                            "livenessProbe": kube.probe(ready, 10, 6, timeout=5),
+                            "readinessProbe": kube.probe(ready, 5, 3, timeout=5),
+                            "securityContext": kube.restricted_container_security(POSTGRES_UID),
                             "volumeMounts": [
                                 {"name": "data", "mountPath": POSTGRES_DATA_MOUNT},
                                 {"name": "run", "mountPath": POSTGRES_RUN_DIR},

@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, PositiveInt, field_validator, model_validator
 
+from components import kube
 from components.base import StrictModel
 from components.kafka.model import KafkaClientWiring
 from components.kube import (
@@ -654,15 +655,7 @@ def container(
         "livenessProbe": _probe(LIVE_PATH, 10, 3),
         "readinessProbe": _probe(READY_PATH, 5, 2),
         "lifecycle": {"preStop": {"sleep": {"seconds": config.pre_stop_seconds}}},
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "runAsUser": RUN_AS_USER,
-            "runAsGroup": RUN_AS_USER,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": kube.restricted_container_security(RUN_AS_USER),
         "volumeMounts": [{"name": "tmp", "mountPath": TMP_MOUNT}],
     }
     if _kafka_ca(config, kafka) is not None:

@@ -210,3 +210,36 @@ def test_resources_model_is_strict():
     with pytest.raises(pydantic.ValidationError) as error:
         _Checked(cpu_limit="1")
     assert error.value.errors()[0]["loc"] == ("cpu_limit",)
+
+
+def test_restricted_security_contexts_pass_the_pod_security_standard():
+    container = kube.restricted_container_security(10001)
+    assert container == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "runAsUser": 10001,
+        "runAsGroup": 10001,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    assert kube.restricted_pod_security(999) == {
+        "runAsNonRoot": True,
+        "runAsUser": 999,
+        "runAsGroup": 999,
+        "fsGroup": 999,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def test_secret_env_and_probe():
+    assert kube.secret_env("PASSWORD", "password", "db") == {
+        "name": "PASSWORD",
+        "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}},
+    }
+    assert kube.probe({"tcpSocket": {"port": 6379}}, 10, 3) == {
+        "tcpSocket": {"port": 6379},
+        "periodSeconds": 10,
+        "timeoutSeconds": 3,
+        "failureThreshold": 3,
+    }
