@@ -152,6 +152,25 @@ class ContainerResourcesConfig(StrictModel):
         return container_resources(self.cpu_request, self.memory_request, self.memory_limit)
 
 
+# --- labels -----------------------------------------------------------------------------------
+
+MANAGED_BY = "mlops-platform"
+
+
+def app_selector(app: str, component: str) -> dict[str, str]:
+    """The recommended `app.kubernetes.io` labels that select one part of an application."""
+    return {"app.kubernetes.io/name": app, "app.kubernetes.io/component": component}
+
+
+def app_labels(app: str, component: str) -> dict[str, str]:
+    """`app_selector` plus the labels every object of that application carries."""
+    return {
+        **app_selector(app, component),
+        "app.kubernetes.io/part-of": app,
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+    }
+
+
 # --- pod and container specs ------------------------------------------------------------------
 
 

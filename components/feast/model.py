@@ -47,7 +47,7 @@ CONFIG_MAP_NAME = "feast-feature-store"
 SECRET_NAME = "feast-online-store"
 REDIS_NAME = "feast-redis"
 CONTAINER_NAME = "feature-server"
-MANAGED_BY = "mlops-platform"
+MANAGED_BY = kube.MANAGED_BY
 
 PORT = 6566
 REDIS_PORT = 6379
@@ -524,15 +524,11 @@ def _secret_env(name: str, key: str, secret: str = SECRET_NAME) -> dict[str, Any
 
 
 def selector_labels(component: str) -> dict[str, str]:
-    return {"app.kubernetes.io/name": "feast", "app.kubernetes.io/component": component}
+    return kube.app_selector("feast", component)
 
 
 def object_labels(component: str) -> dict[str, str]:
-    return {
-        **selector_labels(component),
-        "app.kubernetes.io/part-of": "feast",
-        "app.kubernetes.io/managed-by": MANAGED_BY,
-    }
+    return kube.app_labels("feast", component)
 
 
 def _metadata(name: str, namespace: str, component: str) -> dict[str, Any]:

@@ -23,6 +23,7 @@ import pulumi_random as random
 from components.cloud import AwsCloud, Cloud, GcpCloud
 from components.cluster.wiring import AwsNetwork, GcpNetwork
 from components.feast import model
+from components.kube_resources import in_cluster_store
 from components.storage.model import default_bucket_prefix
 from components.versions import ELASTICACHE_VALKEY_VERSION, MEMORYSTORE_REDIS_VERSION
 
@@ -403,26 +404,14 @@ def _local_redis(
 ) -> k8s.apps.v1.StatefulSet:
     assert rendered.redis_statefulset and rendered.redis_service
     assert rendered.redis_network_policy
-    k8s.core.v1.Service(
+    return in_cluster_store(
         f"{name}-redis",
-        metadata=rendered.redis_service["metadata"],
-        spec=rendered.redis_service["spec"],
+        statefulset=rendered.redis_statefulset,
+        service=rendered.redis_service,
+        network_policy=rendered.redis_network_policy,
         opts=in_namespace,
-    )
-    k8s.networking.v1.NetworkPolicy(
-        f"{name}-redis",
-        metadata=rendered.redis_network_policy["metadata"],
-        spec=rendered.redis_network_policy["spec"],
-        opts=in_namespace,
-    )
-    return k8s.apps.v1.StatefulSet(
-        f"{name}-redis",
-        metadata=rendered.redis_statefulset["metadata"],
-        spec=rendered.redis_statefulset["spec"],
-        opts=pulumi.ResourceOptions.merge(
-            in_namespace,
-            pulumi.ResourceOptions(depends_on=[secret], protect=protect, retain_on_delete=protect),
-        ),
+        credentials=secret,
+        protect=protect,
     )
 
 

@@ -44,7 +44,7 @@ PORT = 5000
 POSTGRES_PORT = 5432
 DATABASE_NAME = "mlflow"
 DATABASE_USER = "mlflow"
-MANAGED_BY = "mlops-platform"
+MANAGED_BY = kube.MANAGED_BY
 # Stands in for the bucket URI (a provider Output) when objects are checked before creation.
 PLACEHOLDER_ARTIFACTS_URI = "s3://bucket/mlflow"
 # Stands in for a generated password in the Secrets checked before creation (never created).
@@ -564,15 +564,11 @@ def _secret_env(name: str, key: str, secret: str = CREDENTIALS_SECRET) -> dict[s
 
 
 def selector_labels(component: str) -> dict[str, str]:
-    return {"app.kubernetes.io/name": "mlflow", "app.kubernetes.io/component": component}
+    return kube.app_selector("mlflow", component)
 
 
 def object_labels(component: str) -> dict[str, str]:
-    return {
-        **selector_labels(component),
-        "app.kubernetes.io/part-of": "mlflow",
-        "app.kubernetes.io/managed-by": MANAGED_BY,
-    }
+    return kube.app_labels("mlflow", component)
 
 
 def _metadata(name: str, namespace: str, component: str) -> dict[str, Any]:

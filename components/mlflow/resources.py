@@ -23,6 +23,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.cloud import AwsCloud, Cloud, GcpCloud
+from components.kube_resources import in_cluster_store
 from components.mlflow import model
 from components.storage.model import default_bucket_prefix
 from components.versions import POSTGRES_MAJOR_VERSION
@@ -566,26 +567,14 @@ def _local_postgres(
 ) -> k8s.apps.v1.StatefulSet:
     assert rendered.postgres_statefulset and rendered.postgres_service
     assert rendered.postgres_network_policy
-    k8s.core.v1.Service(
+    return in_cluster_store(
         f"{name}-postgres",
-        metadata=rendered.postgres_service["metadata"],
-        spec=rendered.postgres_service["spec"],
+        statefulset=rendered.postgres_statefulset,
+        service=rendered.postgres_service,
+        network_policy=rendered.postgres_network_policy,
         opts=in_namespace,
-    )
-    k8s.networking.v1.NetworkPolicy(
-        f"{name}-postgres",
-        metadata=rendered.postgres_network_policy["metadata"],
-        spec=rendered.postgres_network_policy["spec"],
-        opts=in_namespace,
-    )
-    return k8s.apps.v1.StatefulSet(
-        f"{name}-postgres",
-        metadata=rendered.postgres_statefulset["metadata"],
-        spec=rendered.postgres_statefulset["spec"],
-        opts=pulumi.ResourceOptions.merge(
-            in_namespace,
-            pulumi.ResourceOptions(depends_on=[secret], protect=protect, retain_on_delete=protect),
-        ),
+        credentials=secret,
+        protect=protect,
     )
 
 

@@ -26,6 +26,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, field_validator
 
+from components import kube
 from components.base import StrictModel
 from components.identity.model import WorkloadIdentityConfig, credentials_secret_name
 from components.versions import KUBEFLOW_PIPELINES
@@ -45,7 +46,7 @@ LAUNCHER_CONFIGMAP = "kfp-launcher"
 MYSQL_APP_LABEL = "mysql"  # upstream third-party/mysql: Deployment and Service select app=mysql
 MYSQL_PORT = 3306
 MYSQL_NETWORK_POLICY = "platform-mysql-ingress"
-MANAGED_BY = "mlops-platform"
+MANAGED_BY = kube.MANAGED_BY
 
 CLUSTER_SCOPED_PATH = "manifests/kustomize/cluster-scoped-resources"
 ENV_PATH = "manifests/kustomize/env/platform-agnostic"

@@ -62,7 +62,7 @@ METRICS_PATH = "/metrics"
 # intercepted, so Prometheus scrapes it in plain text even under STRICT mTLS.
 ISTIO_MERGED_METRICS_PORT = 15020
 ISTIO_MERGED_METRICS_PATH = "/stats/prometheus"
-MANAGED_BY = "mlops-platform"
+MANAGED_BY = kube.MANAGED_BY
 # Leave room for the `-canary` / `-stable` suffix within the 63-character name limit.
 _MAX_NAME = 63 - len("-canary")
 

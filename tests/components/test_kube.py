@@ -243,3 +243,16 @@ def test_secret_env_and_probe():
         "timeoutSeconds": 3,
         "failureThreshold": 3,
     }
+
+
+def test_app_labels_select_and_mark_the_platform():
+    assert kube.app_selector("mlflow", "database") == {
+        "app.kubernetes.io/name": "mlflow",
+        "app.kubernetes.io/component": "database",
+    }
+    assert kube.app_labels("feast", "online-store") == {
+        "app.kubernetes.io/name": "feast",
+        "app.kubernetes.io/component": "online-store",
+        "app.kubernetes.io/part-of": "feast",
+        "app.kubernetes.io/managed-by": "mlops-platform",
+    }
