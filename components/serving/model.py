@@ -35,6 +35,8 @@ from components.kube import (
     check_quantity,
     container_resources,
 )
+from components.serving import delivery
+from components.serving.delivery import ProgressiveConfig
 from serving_images.model_server.settings import (
     REGISTRY,
     EnvVar,
@@ -220,6 +222,13 @@ class ModelDeploymentConfig(StrictModel):
     canary: CanaryConfig | None = Field(
         default=None, description="Optional second track; `null` routes 100 % to stable."
     )
+    progressive: ProgressiveConfig | None = Field(
+        default=None,
+        description="Progressive delivery by Flagger: `stable.model_uri` is the first release, "
+        "every later release (a new model version in the `<name>-model` ConfigMap) is analysed "
+        "on live traffic and promoted or rolled back automatically. Excludes `canary` (the "
+        "split is Flagger's).",
+    )
     image: str = Field(
         default=DEFAULT_IMAGE,
         description="Model-server image, pinned by tag (not `latest`) or digest.",
@@ -395,6 +404,18 @@ class ModelDeploymentConfig(StrictModel):
                 )
         if bool(self.gateway) != bool(self.hosts):
             raise ValueError("gateway and hosts go together: set both, or neither")
+        if self.progressive is not None:
+            if self.canary is not None:
+                raise ValueError(
+                    "canary and progressive exclude each other: with progressive delivery "
+                    "Flagger runs the canary (a new release in the <name>-model ConfigMap) and "
+                    "sets its weight"
+                )
+            if not self.istio_sidecar:
+                raise ValueError(
+                    "progressive delivery needs istio_sidecar: Flagger shifts traffic with "
+                    "Istio routes"
+                )
         served_model_name(self)  # raises when the tracks would serve under different names
         return self
 
@@ -806,8 +827,8 @@ def pod_disruption_budget(name: str, config: ModelDeploymentConfig, track: Track
     }
 
 
-def destination_rule(name: str, config: ModelDeploymentConfig) -> dict[str, Any]:
-    traffic_policy: dict[str, Any] = {
+def traffic_policy(config: ModelDeploymentConfig) -> dict[str, Any]:
+    policy: dict[str, Any] = {
         # Take a pod that keeps failing out of rotation for a while.
         "outlierDetection": {
             "consecutive5xxErrors": 5,
@@ -817,14 +838,22 @@ def destination_rule(name: str, config: ModelDeploymentConfig) -> dict[str, Any]
         },
     }
     if config.istio_sidecar:
-        traffic_policy["tls"] = {"mode": "ISTIO_MUTUAL"}
+        policy["tls"] = {"mode": "ISTIO_MUTUAL"}
+    return policy
+
+
+# Only failures where the request never reached the server are retried.
+RETRIES = {"attempts": 2, "retryOn": "connect-failure,refused-stream"}
+
+
+def destination_rule(name: str, config: ModelDeploymentConfig) -> dict[str, Any]:
     return {
         "apiVersion": "networking.istio.io/v1",
         "kind": "DestinationRule",
         "metadata": _metadata(name, config, name),
         "spec": {
             "host": service_host(name, config.namespace),
-            "trafficPolicy": traffic_policy,
+            "trafficPolicy": traffic_policy(config),
             "subsets": [{"name": track, "labels": {TRACK_LABEL: track}} for track in TRACKS],
         },
     }
@@ -850,8 +879,7 @@ def virtual_service(name: str, config: ModelDeploymentConfig) -> dict[str, Any]:
                     for track in TRACKS
                 ],
                 "timeout": f"{config.request_timeout_seconds}s",
-                # Only failures where the request never reached the server are retried.
-                "retries": {"attempts": 2, "retryOn": "connect-failure,refused-stream"},
+                "retries": RETRIES,
             }
         ],
     }
@@ -920,33 +948,180 @@ def horizontal_pod_autoscaler(name: str, config: ModelDeploymentConfig) -> dict[
     }
 
 
+# --- progressive delivery (Flagger) -------------------------------------------------------------
+
+# Pulumi does not wait for the analysed Deployment: Flagger scales it to zero once the primary
+# runs, and on a fresh platform its model may not be registered yet (the server waits for it).
+SKIP_AWAIT = {"pulumi.com/skipAwait": "true"}
+
+
+def flagger_selector(name: str) -> dict[str, str]:
+    """Flagger's selector label: the primary's pods get `app: <name>-primary`."""
+    return {"app": name}
+
+
+def progressive_deployment(
+    name: str, config: ModelDeploymentConfig, kafka: KafkaClientWiring | None = None
+) -> dict[str, Any]:
+    """Flagger's target: one Deployment `<name>` whose model comes from the release ConfigMap.
+    No `replicas`: its HorizontalPodAutoscaler (and Flagger's copy for the primary) owns them."""
+    obj = deployment(name, config, "stable", kafka)
+    spec = obj["spec"]
+    spec.pop("replicas", None)
+    spec["selector"] = {"matchLabels": flagger_selector(name)}
+    template = spec["template"]
+    labels = template["metadata"]["labels"]
+    del labels[TRACK_LABEL], labels["version"]
+    pod = template["spec"]
+    for constraint in pod["topologySpreadConstraints"]:
+        constraint["labelSelector"] = {"matchLabels": flagger_selector(name)}
+    env = pod["containers"][0]["env"]
+    model_uri = _VARS["model_uri"].name
+    env[[var["name"] for var in env].index(model_uri)] = {
+        "name": model_uri,
+        "valueFrom": {
+            "configMapKeyRef": {"name": delivery.release_config_map_name(name), "key": "model_uri"}
+        },
+    }
+    obj["metadata"] = {**_metadata(name, config, name), "annotations": dict(SKIP_AWAIT)}
+    return obj
+
+
+def release_config_map(name: str, config: ModelDeploymentConfig) -> dict[str, Any]:
+    """The release: the model version the Deployment serves (Flagger tracks it)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(name, config, delivery.release_config_map_name(name)),
+        "data": {"model_uri": config.stable.model_uri},
+    }
+
+
+def progressive_autoscaler(name: str, config: ModelDeploymentConfig) -> dict[str, Any]:
+    """Without `autoscaling`, min = max = `stable.replicas`: a fixed count that Flagger copies
+    to the primary, and that nobody else writes into the Deployment."""
+    hpa = horizontal_pod_autoscaler(name, config)
+    if hpa is None:
+        fixed = AutoscalingConfig(
+            min_replicas=config.stable.replicas, max_replicas=config.stable.replicas
+        )
+        hpa = horizontal_pod_autoscaler(name, config.model_copy(update={"autoscaling": fixed}))
+    assert hpa is not None
+    hpa["metadata"]["name"] = name
+    hpa["spec"]["scaleTargetRef"]["name"] = name
+    return hpa
+
+
+def progressive_pod_disruption_budget(name: str, config: ModelDeploymentConfig) -> dict[str, Any]:
+    pdb = pod_disruption_budget(name, config, "stable")
+    pdb["metadata"]["name"] = name
+    # Primary and canary pods share these labels (Flagger rewrites only `app`).
+    pdb["spec"]["selector"] = {"matchLabels": selector_labels(name)}
+    return pdb
+
+
+def flagger_canary(name: str, config: ModelDeploymentConfig) -> dict[str, Any]:
+    progressive = config.progressive
+    assert progressive is not None
+    service: dict[str, Any] = {
+        "timeout": f"{config.request_timeout_seconds}s",
+        "retries": RETRIES,
+        "trafficPolicy": traffic_policy(config),
+    }
+    if config.hosts:
+        service["hosts"] = list(config.hosts)
+    if config.gateway is not None:
+        service["gateways"] = ["mesh", config.gateway]
+    return delivery.canary(
+        name,
+        config.namespace,
+        object_labels(name),
+        port=config.port,
+        model_name=served_model_name(config),
+        config=progressive,
+        service=service,
+        autoscaler=name,
+        progress_deadline_seconds=max(600, config.startup_timeout_seconds + 120),
+    )
+
+
 @dataclass(frozen=True)
 class Rendered:
-    """Every object of one deployment, as the API server would receive it."""
+    """Every object of one deployment, as the API server would receive it.
 
-    deployments: dict[str, dict[str, Any]]  # track -> Deployment
+    Without `progressive`: a Deployment per track, the Service and the Istio routes. With it:
+    Flagger's target Deployment (key `release`), the release ConfigMap, the `Canary` and its
+    `MetricTemplate`s; Flagger creates the Services and the Istio routes itself."""
+
+    deployments: dict[str, dict[str, Any]]  # track (or "release") -> Deployment
     pod_disruption_budgets: dict[str, dict[str, Any]]  # track -> PodDisruptionBudget
-    service: dict[str, Any]
-    destination_rule: dict[str, Any]
-    virtual_service: dict[str, Any]
+    service: dict[str, Any] | None
+    destination_rule: dict[str, Any] | None
+    virtual_service: dict[str, Any] | None
     pod_monitor: dict[str, Any]
     horizontal_pod_autoscaler: dict[str, Any] | None
+    release_config_map: dict[str, Any] | None = None
+    canary: dict[str, Any] | None = None
+    metric_templates: dict[str, dict[str, Any]] | None = None
 
     def objects(self) -> list[dict[str, Any]]:
         found = [*self.deployments.values(), *self.pod_disruption_budgets.values()]
-        found += [self.service, self.destination_rule, self.virtual_service, self.pod_monitor]
-        if self.horizontal_pod_autoscaler is not None:
-            found.append(self.horizontal_pod_autoscaler)
+        found += [
+            obj
+            for obj in (
+                self.release_config_map,
+                self.service,
+                self.destination_rule,
+                self.virtual_service,
+                self.pod_monitor,
+                self.horizontal_pod_autoscaler,
+                self.canary,
+            )
+            if obj is not None
+        ]
+        found += list((self.metric_templates or {}).values())
         return found
 
 
 def render(
-    name: str, config: ModelDeploymentConfig, kafka: KafkaClientWiring | None = None
+    name: str,
+    config: ModelDeploymentConfig,
+    kafka: KafkaClientWiring | None = None,
+    prometheus_url: str | None = None,
 ) -> Rendered:
     """Every object of the deployment; `kafka` is the platform Kafka client of its prediction
-    log (its `bootstrap_servers` may be a `pulumi.Output`, carried into the env as is)."""
+    log (its `bootstrap_servers` may be a `pulumi.Output`, carried into the env as is);
+    `prometheus_url` is the Prometheus Flagger's checks query (required with `progressive`)."""
     check_deployment_name(name)
     check_kafka(name, config, kafka)
+    if config.progressive is not None:
+        if not prometheus_url:
+            raise ValueError(
+                f"serving.{name}.progressive: Flagger's checks need the platform's Prometheus "
+                "(ModelDeploymentArgs.prometheus_url)"
+            )
+        pod_monitor_obj = pod_monitor(name, config)
+        del pod_monitor_obj["spec"]["podTargetLabels"]  # primary and canary differ by pod name
+        return Rendered(
+            deployments={"release": progressive_deployment(name, config, kafka)},
+            pod_disruption_budgets={"release": progressive_pod_disruption_budget(name, config)},
+            service=None,
+            destination_rule=None,
+            virtual_service=None,
+            pod_monitor=pod_monitor_obj,
+            horizontal_pod_autoscaler=progressive_autoscaler(name, config),
+            release_config_map=release_config_map(name, config),
+            canary=flagger_canary(name, config),
+            metric_templates=dict(
+                delivery.metric_templates(
+                    name,
+                    config.namespace,
+                    config.progressive,
+                    prometheus_url,
+                    object_labels(name),
+                )
+            ),
+        )
     tracks: list[Track] = ["stable"] if config.canary is None else ["stable", "canary"]
     return Rendered(
         deployments={track: deployment(name, config, track, kafka) for track in tracks},
