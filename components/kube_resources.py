@@ -40,3 +40,13 @@ def in_cluster_store(
             ),
         ),
     )
+
+
+def depends_on_of(opts: pulumi.ResourceOptions | None) -> list[pulumi.Resource]:
+    """A component's `opts.depends_on` as a list: children do not inherit it, so components
+    pass it on to the Kubernetes objects that must wait too (typically the Namespace)."""
+    if opts is None or opts.depends_on is None:
+        return []
+    if isinstance(opts.depends_on, pulumi.Resource):
+        return [opts.depends_on]
+    return list(opts.depends_on)  # type: ignore[arg-type]

@@ -101,3 +101,10 @@ FEAST_FEATURE_SERVER_IMAGE = f"quay.io/feastdev/feature-server:{FEAST_VERSION}"
 ELASTICACHE_VALKEY_VERSION = "8.0"
 MEMORYSTORE_REDIS_VERSION = "REDIS_7_2"
 REDIS_IMAGE = "redis:8.10.2-trixie"
+
+# Flagger (progressive delivery, Istio provider) and its load tester, the official charts at the
+# 1.44.0 release; the CRDs come with the flagger chart (../shared/crds/flagger-1.44.0 is the
+# same file). Loadtester chart 0.38.0 is the one released with Flagger 1.44.0.
+FLAGGER_CHARTS = "https://flagger.app"
+FLAGGER = Chart(repo=FLAGGER_CHARTS, chart="flagger", version="1.44.0")
+FLAGGER_LOADTESTER = Chart(repo=FLAGGER_CHARTS, chart="loadtester", version="0.38.0")

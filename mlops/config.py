@@ -20,6 +20,7 @@ from pydantic import Field, ValidationError
 from components.base import StrictModel
 from components.cloud import Cloud
 from components.cluster import ClusterConfig
+from components.delivery import DeliveryConfig
 from components.feast import FeastConfig
 from components.feast.model import config_problems as feast_problems
 from components.gpu import GpuPools, pool_problems
@@ -95,6 +96,11 @@ class PlatformConfig(StrictModel):
         default_factory=FeastConfig,
         description="Feast feature store: registry and offline Parquet in the object store, "
         "Redis online store (ElastiCache, Memorystore or in-cluster), the feature server.",
+    )
+    delivery: DeliveryConfig = Field(
+        default_factory=DeliveryConfig,
+        description="Progressive delivery: Flagger and its load tester, for the serving "
+        "deployments with `progressive`.",
     )
     kafka: KafkaConfig = Field(
         default_factory=KafkaConfig,
@@ -178,6 +184,13 @@ class PlatformConfig(StrictModel):
                         f"serving.{key}.credentials_secret",
                         f"{wanted!r} is not the Secret of any mlflow.clients entry in namespace "
                         f"{deployment.namespace!r}",
+                    )
+                )
+            if deployment.progressive is not None and not self.delivery.enabled:
+                problems.append(
+                    (
+                        f"serving.{key}.progressive",
+                        "Flagger runs the analysis, but delivery.enabled is false",
                     )
                 )
             if deployment.prediction_sink == "kafka" and deployment.kafka_bootstrap_servers is None:

@@ -10,6 +10,8 @@ import pulumi
 
 from components.cluster import KubernetesCluster, KubernetesClusterArgs
 from components.cluster.wiring import AwsNetwork, GcpNetwork
+from components.delivery import ProgressiveDelivery, ProgressiveDeliveryArgs
+from components.delivery.model import load_tester_url
 from components.feast import FeatureStore, FeatureStoreArgs
 from components.gpu import GpuNodePools, GpuNodePoolsArgs
 from components.identity import WorkloadIdentity, WorkloadIdentityArgs
@@ -28,11 +30,13 @@ from components.mlflow import (
     TrackingServerArgs,
 )
 from components.monitoring import Observability, ObservabilityArgs
+from components.monitoring.model import prometheus_url
 from components.namespaces import WorkloadNamespaces, WorkloadNamespacesArgs
 from components.pipelines import KubeflowPipelines, KubeflowPipelinesArgs
 from components.pipelines.model import NAMESPACE as PIPELINES_NAMESPACE
 from components.providers import cloud_provider
 from components.serving import ModelDeployment, ModelDeploymentArgs
+from components.serving.delivery import FlaggerWiring
 from components.storage import ObjectStore, ObjectStoreArgs
 from mlops import config
 
@@ -246,6 +250,30 @@ def compose(platform: config.PlatformConfig) -> None:
             protect=platform.protect_stateful,
         ),
     )
+    # Progressive delivery: Flagger queries the platform's Prometheus and drives the mesh.
+    flagger = (
+        FlaggerWiring(
+            prometheus_url=prometheus_url(platform.monitoring.namespace),
+            load_tester_url=load_tester_url(platform.delivery),
+        )
+        if platform.delivery.enabled
+        else None
+    )
+    delivery = (
+        ProgressiveDelivery(
+            f"{NAME}-delivery",
+            ProgressiveDeliveryArgs(
+                config=platform.delivery,
+                prometheus_url=monitoring.prometheus_url,
+                kubernetes=cluster.provider,
+            ),
+            pulumi.ResourceOptions(
+                depends_on=[monitoring, *(mesh.ready if mesh is not None else [])]
+            ),
+        )
+        if platform.delivery.enabled
+        else None
+    )
     deployments = {
         key: ModelDeployment(
             key,
@@ -253,6 +281,7 @@ def compose(platform: config.PlatformConfig) -> None:
                 config=deployment,
                 kubernetes=cluster.provider,
                 kafka=kafka_clients[key].wiring if key in kafka_clients else None,
+                flagger=flagger if deployment.progressive is not None else None,
             ),
             pulumi.ResourceOptions(
                 depends_on=[
@@ -264,6 +293,8 @@ def compose(platform: config.PlatformConfig) -> None:
                     monitoring,
                     # sidecar injection and the DestinationRule/VirtualService CRDs
                     *(mesh.ready if mesh is not None else []),
+                    # the Canary and MetricTemplate CRDs, and Flagger to act on them
+                    *([delivery] if delivery is not None and deployment.progressive else []),
                     *_identities_of(
                         platform, identities, deployment.namespace, deployment.service_account
                     ),

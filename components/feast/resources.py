@@ -23,7 +23,7 @@ import pulumi_random as random
 from components.cloud import AwsCloud, Cloud, GcpCloud
 from components.cluster.wiring import AwsNetwork, GcpNetwork
 from components.feast import model
-from components.kube_resources import in_cluster_store
+from components.kube_resources import depends_on_of, in_cluster_store
 from components.storage.model import default_bucket_prefix
 from components.versions import ELASTICACHE_VALKEY_VERSION, MEMORYSTORE_REDIS_VERSION
 
@@ -123,7 +123,7 @@ class FeatureStore(pulumi.ComponentResource):
         super().__init__("mlops:feast:FeatureStore", name, None, opts)
         # Children do not inherit the component's depends_on (the Namespace, the identity).
         in_namespace = pulumi.ResourceOptions(
-            parent=self, provider=args.kubernetes, depends_on=_depends_on(opts)
+            parent=self, provider=args.kubernetes, depends_on=depends_on_of(opts)
         )
 
         online = _ONLINE_STORES[cloud.type](self, name, args, identifier)
@@ -233,14 +233,6 @@ def _secret_data(config: model.FeastConfig, cloud_type: str, password: str) -> d
             password, config.online_store.local_memory_limit
         )
     return data
-
-
-def _depends_on(opts: pulumi.ResourceOptions | None) -> list[pulumi.Resource]:
-    if opts is None or opts.depends_on is None:
-        return []
-    if isinstance(opts.depends_on, pulumi.Resource):
-        return [opts.depends_on]
-    return list(opts.depends_on)  # type: ignore[arg-type]
 
 
 def _stateful(parent: pulumi.Resource, protect: bool, **extra) -> pulumi.ResourceOptions:

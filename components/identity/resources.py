@@ -19,6 +19,7 @@ import pulumi_kubernetes as k8s
 
 from components.cloud import Cloud, GcpCloud
 from components.identity import model
+from components.kube_resources import depends_on_of
 
 if TYPE_CHECKING:  # the storage component imports this package's model; avoid a cycle
     from components.storage.resources import ObjectStore
@@ -118,7 +119,7 @@ class WorkloadIdentity(pulumi.ComponentResource):
         # Children do not inherit the component's depends_on; the Kubernetes objects need it
         # (typically the workload's Namespace, which the workload's own component creates).
         k8s_opts = pulumi.ResourceOptions(
-            parent=self, provider=kubernetes, depends_on=_depends_on(opts)
+            parent=self, provider=kubernetes, depends_on=depends_on_of(opts)
         )
         built = _BACKENDS[args.cloud.type](self, name, args, k8s_opts)
 
@@ -147,14 +148,6 @@ class WorkloadIdentity(pulumi.ComponentResource):
                 "credentials_secret_name": self.credentials_secret_name,
             }
         )
-
-
-def _depends_on(opts: pulumi.ResourceOptions | None) -> list[pulumi.Resource]:
-    if opts is None or opts.depends_on is None:
-        return []
-    if isinstance(opts.depends_on, pulumi.Resource):
-        return [opts.depends_on]
-    return list(opts.depends_on)  # type: ignore[arg-type]
 
 
 def _build_aws(

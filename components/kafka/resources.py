@@ -16,6 +16,7 @@ import pulumi_random as random
 from components.cloud import AwsCloud, Cloud, GcpCloud
 from components.identity.resources import CloudGrant
 from components.kafka import model
+from components.kube_resources import depends_on_of
 from components.versions import STRIMZI_KAFKA_OPERATOR
 
 # The operator install creates the CRDs and waits for the operator Deployment; image pulls on a
@@ -486,7 +487,7 @@ def _scram_client(
         parent=component, provider=provider, depends_on=[cluster]
     )
     in_client_namespace = pulumi.ResourceOptions(
-        parent=component, provider=provider, depends_on=[cluster, *_depends_on(opts)]
+        parent=component, provider=provider, depends_on=[cluster, *depends_on_of(opts)]
     )
 
     generated = random.RandomPassword(
@@ -556,11 +557,3 @@ def _scram_client(
         ca_config_map=model.KeyRef(ca_name, model.CA_CERT_KEY),
         **common,
     )
-
-
-def _depends_on(opts: pulumi.ResourceOptions | None) -> list[pulumi.Resource]:
-    if opts is None or opts.depends_on is None:
-        return []
-    if isinstance(opts.depends_on, pulumi.Resource):
-        return [opts.depends_on]
-    return list(opts.depends_on)  # type: ignore[arg-type]

@@ -23,7 +23,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.cloud import AwsCloud, Cloud, GcpCloud
-from components.kube_resources import in_cluster_store
+from components.kube_resources import depends_on_of, in_cluster_store
 from components.mlflow import model
 from components.storage.model import default_bucket_prefix
 from components.versions import POSTGRES_MAJOR_VERSION
@@ -138,7 +138,7 @@ class TrackingServer(pulumi.ComponentResource):
         super().__init__("mlops:mlflow:TrackingServer", name, None, opts)
         # Children do not inherit the component's depends_on (the Namespace, the identity).
         in_namespace = pulumi.ResourceOptions(
-            parent=self, provider=args.kubernetes, depends_on=_depends_on(opts)
+            parent=self, provider=args.kubernetes, depends_on=depends_on_of(opts)
         )
 
         database_password = random.RandomPassword(
@@ -339,14 +339,6 @@ def _client_users(
     }
     # Known only after the Job (and so the users) and every client Secret exist.
     return pulumi.Output.all(job.metadata.name, *(s.id for s in secrets)).apply(lambda _: described)
-
-
-def _depends_on(opts: pulumi.ResourceOptions | None) -> list[pulumi.Resource]:
-    if opts is None or opts.depends_on is None:
-        return []
-    if isinstance(opts.depends_on, pulumi.Resource):
-        return [opts.depends_on]
-    return list(opts.depends_on)  # type: ignore[arg-type]
 
 
 def _stateful(parent: pulumi.Resource, protect: bool, **extra: Any) -> pulumi.ResourceOptions:

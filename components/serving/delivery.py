@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import Field, PositiveInt, field_validator, model_validator
@@ -106,10 +107,6 @@ class LoadTestConfig(StrictModel):
         "the model server) to the canary and the primary at `requests_per_second` each.",
     )
     requests_per_second: PositiveInt = Field(default=5, le=1000, description="Per side.")
-    url: str = Field(
-        default="http://flagger-loadtester.flagger-system/",
-        description="Flagger load tester (installed by the `delivery` component).",
-    )
 
 
 class ProgressiveConfig(StrictModel):
@@ -340,8 +337,22 @@ def _gate_url(load_tester: str, path: str) -> str:
     return load_tester.rstrip("/") + path
 
 
+@dataclass(frozen=True)
+class FlaggerWiring:
+    """Where Flagger's checks and hooks go: the platform's Prometheus (the monitoring
+    component) and Flagger's load tester (the delivery component)."""
+
+    prometheus_url: str
+    load_tester_url: str
+
+
 def webhooks(
-    name: str, namespace: str, port: int, model_name: str, config: ProgressiveConfig
+    name: str,
+    namespace: str,
+    port: int,
+    model_name: str,
+    config: ProgressiveConfig,
+    load_tester_url: str,
 ) -> list[dict[str, Any]]:
     hooks: list[dict[str, Any]] = []
     for kind, url in sorted(config.webhooks.items()):
@@ -351,7 +362,7 @@ def webhooks(
             {
                 "name": "golden-set-load",
                 "type": "rollout",
-                "url": config.load_test.url,
+                "url": load_tester_url,
                 "timeout": "15s",
                 "metadata": {
                     "type": "cmd",
@@ -366,14 +377,19 @@ def webhooks(
                 "type": "confirm-promotion",
                 # Closed until someone opens it: POST {"name": ..., "namespace": ...} to the
                 # load tester's /gate/open.
-                "url": _gate_url(config.load_test.url, "/gate/check"),
+                "url": _gate_url(load_tester_url, "/gate/check"),
             }
         )
     return hooks
 
 
 def analysis(
-    name: str, namespace: str, port: int, model_name: str, config: ProgressiveConfig
+    name: str,
+    namespace: str,
+    port: int,
+    model_name: str,
+    config: ProgressiveConfig,
+    load_tester_url: str,
 ) -> dict[str, Any]:
     spec: dict[str, Any] = {"interval": config.interval, "threshold": config.threshold}
     if config.mirror:
@@ -390,7 +406,7 @@ def analysis(
         }
         for check in CHECKS
     ]
-    spec["webhooks"] = webhooks(name, namespace, port, model_name, config)
+    spec["webhooks"] = webhooks(name, namespace, port, model_name, config, load_tester_url)
     return spec
 
 
@@ -402,6 +418,7 @@ def canary(
     port: int,
     model_name: str,
     config: ProgressiveConfig,
+    load_tester_url: str,
     service: dict[str, Any],
     autoscaler: str,
     progress_deadline_seconds: int,
@@ -428,6 +445,6 @@ def canary(
                 "appProtocol": "http",
                 **service,
             },
-            "analysis": analysis(name, namespace, port, model_name, config),
+            "analysis": analysis(name, namespace, port, model_name, config, load_tester_url),
         },
     }

@@ -1020,7 +1020,9 @@ def progressive_pod_disruption_budget(name: str, config: ModelDeploymentConfig) 
     return pdb
 
 
-def flagger_canary(name: str, config: ModelDeploymentConfig) -> dict[str, Any]:
+def flagger_canary(
+    name: str, config: ModelDeploymentConfig, load_tester_url: str
+) -> dict[str, Any]:
     progressive = config.progressive
     assert progressive is not None
     service: dict[str, Any] = {
@@ -1039,6 +1041,7 @@ def flagger_canary(name: str, config: ModelDeploymentConfig) -> dict[str, Any]:
         port=config.port,
         model_name=served_model_name(config),
         config=progressive,
+        load_tester_url=load_tester_url,
         service=service,
         autoscaler=name,
         progress_deadline_seconds=max(600, config.startup_timeout_seconds + 120),
@@ -1087,18 +1090,18 @@ def render(
     name: str,
     config: ModelDeploymentConfig,
     kafka: KafkaClientWiring | None = None,
-    prometheus_url: str | None = None,
+    flagger: delivery.FlaggerWiring | None = None,
 ) -> Rendered:
     """Every object of the deployment; `kafka` is the platform Kafka client of its prediction
     log (its `bootstrap_servers` may be a `pulumi.Output`, carried into the env as is);
-    `prometheus_url` is the Prometheus Flagger's checks query (required with `progressive`)."""
+    `flagger` is where Flagger's checks and hooks go (required with `progressive`)."""
     check_deployment_name(name)
     check_kafka(name, config, kafka)
     if config.progressive is not None:
-        if not prometheus_url:
+        if flagger is None:
             raise ValueError(
-                f"serving.{name}.progressive: Flagger's checks need the platform's Prometheus "
-                "(ModelDeploymentArgs.prometheus_url)"
+                f"serving.{name}.progressive: Flagger must be installed (delivery.enabled) and "
+                "wired in (ModelDeploymentArgs.flagger)"
             )
         pod_monitor_obj = pod_monitor(name, config)
         del pod_monitor_obj["spec"]["podTargetLabels"]  # primary and canary differ by pod name
@@ -1111,13 +1114,13 @@ def render(
             pod_monitor=pod_monitor_obj,
             horizontal_pod_autoscaler=progressive_autoscaler(name, config),
             release_config_map=release_config_map(name, config),
-            canary=flagger_canary(name, config),
+            canary=flagger_canary(name, config, flagger.load_tester_url),
             metric_templates=dict(
                 delivery.metric_templates(
                     name,
                     config.namespace,
                     config.progressive,
-                    prometheus_url,
+                    flagger.prometheus_url,
                     object_labels(name),
                 )
             ),

@@ -14,7 +14,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.kafka.model import KafkaClientWiring
+from components.kube_resources import depends_on_of
 from components.serving import model
+from components.serving.delivery import FlaggerWiring
 
 
 @dataclass(frozen=True)
@@ -25,11 +27,14 @@ class ModelDeploymentArgs:
     Pass its Namespace in `opts.depends_on`; it is applied to every Kubernetes object.
     `kafka`: the platform Kafka client of the prediction log (`KafkaClient.wiring`), for a
     config with `prediction_sink: kafka` and no `kafka_bootstrap_servers`.
+    `flagger`: where Flagger's checks and hooks go, for a config with `progressive` (the
+    platform's Prometheus and Flagger's load tester, `components/delivery`).
     """
 
     config: model.ModelDeploymentConfig
     kubernetes: k8s.Provider
     kafka: KafkaClientWiring | None = None
+    flagger: FlaggerWiring | None = None
 
 
 class ModelDeployment(pulumi.ComponentResource):
@@ -48,20 +53,43 @@ class ModelDeployment(pulumi.ComponentResource):
         if args.kubernetes is None:
             raise ValueError("ModelDeploymentArgs.kubernetes: a Kubernetes provider is required")
         config = args.config
-        rendered = model.render(name, config, args.kafka)
+        rendered = model.render(name, config, args.kafka, args.flagger)
 
         super().__init__("mlops:serving:ModelDeployment", name, None, opts)
         # Children do not inherit the component's depends_on (typically the Namespace).
         child = pulumi.ResourceOptions(
-            parent=self, provider=args.kubernetes, depends_on=_depends_on(opts)
+            parent=self, provider=args.kubernetes, depends_on=depends_on_of(opts)
+        )
+        if rendered.canary is None:
+            service_name = self._tracks(name, rendered, child)
+        else:
+            service_name = self._progressive(name, rendered, child)
+
+        namespace = config.namespace
+        self.service_name = service_name
+        self.namespace = pulumi.Output.from_input(namespace)
+        self.url = service_name.apply(lambda n: model.service_url(n, namespace, config.port))
+        self.canary_weight = pulumi.Output.from_input(model.canary_weight(config))
+        self.model_name = pulumi.Output.from_input(model.served_model_name(config))
+        self.register_outputs(
+            {
+                "service_name": self.service_name,
+                "namespace": self.namespace,
+                "url": self.url,
+                "canary_weight": self.canary_weight,
+                "model_name": self.model_name,
+            }
         )
 
+    def _tracks(
+        self, name: str, rendered: model.Rendered, child: pulumi.ResourceOptions
+    ) -> pulumi.Output[str]:
+        """Stable and canary Deployments, the Service and the Istio routes with set weights."""
+        assert rendered.service is not None
+        assert rendered.destination_rule is not None and rendered.virtual_service is not None
         deployments = {
             track: k8s.apps.v1.Deployment(
-                f"{name}-{track}",
-                metadata=obj["metadata"],
-                spec=obj["spec"],
-                opts=child,
+                f"{name}-{track}", metadata=obj["metadata"], spec=obj["spec"], opts=child
             )
             for track, obj in rendered.deployments.items()
         }
@@ -97,22 +125,62 @@ class ModelDeployment(pulumi.ComponentResource):
                     child, pulumi.ResourceOptions(depends_on=[deployments["stable"]])
                 ),
             )
+        return svc.metadata.name
 
-        namespace = config.namespace
-        self.service_name = svc.metadata.name
-        self.namespace = pulumi.Output.from_input(namespace)
-        self.url = svc.metadata.name.apply(lambda n: model.service_url(n, namespace, config.port))
-        self.canary_weight = pulumi.Output.from_input(model.canary_weight(config))
-        self.model_name = pulumi.Output.from_input(model.served_model_name(config))
-        self.register_outputs(
-            {
-                "service_name": self.service_name,
-                "namespace": self.namespace,
-                "url": self.url,
-                "canary_weight": self.canary_weight,
-                "model_name": self.model_name,
-            }
+    def _progressive(
+        self, name: str, rendered: model.Rendered, child: pulumi.ResourceOptions
+    ) -> pulumi.Output[str]:
+        """Flagger's target Deployment, its release ConfigMap, autoscaler, the Canary and its
+        checks; Flagger creates the Services (`<name>`, `-primary`, `-canary`) and routes."""
+        assert rendered.canary is not None and rendered.release_config_map is not None
+        assert rendered.horizontal_pod_autoscaler is not None
+        release = rendered.release_config_map
+        # Pulumi writes the first release only: later ones are the loop's (a new challenger)
+        # or a person's, and a `pulumi up` must not roll them back.
+        config_map = k8s.core.v1.ConfigMap(
+            f"{name}-release",
+            metadata=release["metadata"],
+            data=release["data"],
+            opts=pulumi.ResourceOptions.merge(
+                child, pulumi.ResourceOptions(ignore_changes=["data"])
+            ),
         )
+        target = rendered.deployments["release"]
+        deployment = k8s.apps.v1.Deployment(
+            f"{name}-release",
+            metadata=target["metadata"],
+            spec=target["spec"],
+            opts=pulumi.ResourceOptions.merge(
+                child, pulumi.ResourceOptions(depends_on=[config_map])
+            ),
+        )
+        pdb = rendered.pod_disruption_budgets["release"]
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-pdb", metadata=pdb["metadata"], spec=pdb["spec"], opts=child
+        )
+        hpa = rendered.horizontal_pod_autoscaler
+        autoscaler = k8s.autoscaling.v2.HorizontalPodAutoscaler(
+            f"{name}-hpa",
+            metadata=hpa["metadata"],
+            spec=hpa["spec"],
+            opts=pulumi.ResourceOptions.merge(
+                child, pulumi.ResourceOptions(depends_on=[deployment])
+            ),
+        )
+        _custom(f"{name}-pod-monitor", rendered.pod_monitor, child)
+        templates = [
+            _custom(f"{obj['metadata']['name']}-metric", obj, child)
+            for obj in (rendered.metric_templates or {}).values()
+        ]
+        # Flagger starts from a complete target: its Deployment, autoscaler and every check.
+        canary = _custom(
+            f"{name}-canary",
+            rendered.canary,
+            pulumi.ResourceOptions.merge(
+                child, pulumi.ResourceOptions(depends_on=[deployment, autoscaler, *templates])
+            ),
+        )
+        return canary.metadata.apply(lambda metadata: metadata["name"])
 
 
 def _custom(
@@ -126,11 +194,3 @@ def _custom(
         spec=obj["spec"],
         opts=opts,
     )
-
-
-def _depends_on(opts: pulumi.ResourceOptions | None) -> list[pulumi.Resource]:
-    if opts is None or opts.depends_on is None:
-        return []
-    if isinstance(opts.depends_on, pulumi.Resource):
-        return [opts.depends_on]
-    return list(opts.depends_on)  # type: ignore[arg-type]

@@ -46,7 +46,10 @@ CONFIG = model.ModelDeploymentConfig.model_validate(
         "progressive": {},
     }
 )
-PROMETHEUS_URL = "http://monitoring-prometheus.monitoring.svc.cluster.local:9090"
+FLAGGER = delivery.FlaggerWiring(
+    prometheus_url="http://monitoring-prometheus.monitoring.svc.cluster.local:9090",
+    load_tester_url="http://flagger-loadtester.flagger-system/",
+)
 
 
 def _fit(frame, labels, seed: int):
@@ -190,7 +193,7 @@ def _passes(check: delivery.Check, value: float | None) -> bool:
 
 
 def test_the_rendered_checks_separate_a_healthy_canary_from_degraded_ones(models, tmp_path):
-    rendered = model.render(NAME, CONFIG, prometheus_url=PROMETHEUS_URL)
+    rendered = model.render(NAME, CONFIG, flagger=FLAGGER)
     templates = {check: obj["spec"]["query"] for check, obj in rendered.metric_templates.items()}
     assert set(templates) == set(delivery.CHECKS)
     servers = _start_all(models, tmp_path)
