@@ -18,20 +18,20 @@ from typing import Any, ClassVar
 from pydantic import Field, PositiveInt, field_validator
 
 from components.base import StrictModel
-from components.kube import ContainerResourcesConfig, check_namespace
+from components.kube import (
+    ContainerResourcesConfig,
+    check_namespace,
+    restricted_container_security,
+)
 from components.namespaces.model import namespace_labels
 
 FLAGGER_RELEASE = "flagger"
 # The chart's fullname is the release name when that contains the chart name.
 LOADTESTER_RELEASE = "flagger-loadtester"
 LOADTESTER_PORT = 80
-RESTRICTED_CONTAINER = {
-    "allowPrivilegeEscalation": False,
-    "capabilities": {"drop": ["ALL"]},
-    "readOnlyRootFilesystem": True,
-    "runAsNonRoot": True,
-    "seccompProfile": {"type": "RuntimeDefault"},
-}
+# The images' users: Flagger's (its chart's default) and the load tester's (its chart's).
+FLAGGER_USER = 10001
+LOADTESTER_USER, LOADTESTER_GROUP = 100, 101
 
 
 class ResourcesConfig(ContainerResourcesConfig):
@@ -96,7 +96,7 @@ def flagger_values(config: DeliveryConfig, prometheus_url: str) -> dict[str, Any
         "leaderElection": {"enabled": config.replicas > 1, "replicaCount": config.replicas},
         "securityContext": {
             "enabled": True,
-            "context": {**RESTRICTED_CONTAINER, "runAsUser": 10001},
+            "context": restricted_container_security(FLAGGER_USER),
         },
         "resources": config.resources.values(),
         # Its own metrics (canary status, weights, durations) for the platform's Prometheus.
@@ -110,7 +110,10 @@ def load_tester_values(config: DeliveryConfig) -> dict[str, Any]:
         "podLabels": {"sidecar.istio.io/inject": "true"},
         "securityContext": {
             "enabled": True,
-            "context": {**RESTRICTED_CONTAINER, "runAsUser": 100, "runAsGroup": 101},
+            "context": {
+                **restricted_container_security(LOADTESTER_USER),
+                "runAsGroup": LOADTESTER_GROUP,
+            },
         },
         # The golden-set command downloads each model's example request into /tmp.
         "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],

@@ -298,3 +298,57 @@ def test_kafka_sink_on_a_cloud_needs_the_serving_identity():
             "carries the Kafka grant (MSK IAM, Managed Kafka)",
         )
     ]
+
+
+PROGRESSIVE = {
+    "churn": {
+        **{k: v for k, v in SERVING["churn"].items() if k != "canary"},
+        "progressive": {},
+    }
+}
+
+
+def test_progressive_serving_waits_for_flagger_which_queries_the_platform_prometheus():
+    monitor = _run(
+        cloud=LOCAL, workload_identities=IDENTITIES, serving=PROGRESSIVE, delivery={"enabled": True}
+    )
+    waits_for = {urn.split("::")[-1] for urn in monitor.named("churn").depends_on}
+    assert {"mlops-delivery-flagger", "mlops-delivery-load-tester"} <= waits_for
+    (flagger,) = [
+        r
+        for r in monitor.of_type("kubernetes:helm.sh/v3:Release")
+        if r.inputs["chart"] == "flagger"
+    ]
+    prometheus = "http://monitoring-prometheus.monitoring.svc.cluster.local:9090"
+    assert flagger.inputs["values"]["metricsServer"] == prometheus
+    flagger_waits = {urn.split("::")[-1] for urn in flagger.depends_on}
+    assert "mlops-mesh-istiod" in flagger_waits
+    assert "mlops-monitoring-kube-prometheus-stack" in flagger_waits
+    (template,) = [
+        r
+        for r in monitor.of_type("kubernetes:flagger.app/v1beta1:MetricTemplate")
+        if r.name == "churn-success-rate-metric"
+    ]
+    assert template.inputs["spec"]["provider"]["address"] == prometheus
+    (canary,) = monitor.of_type("kubernetes:flagger.app/v1beta1:Canary")
+    hooks = canary.inputs["spec"]["analysis"]["webhooks"]
+    assert hooks[0]["url"] == "http://flagger-loadtester.flagger-system/"
+
+
+def test_progressive_serving_needs_flagger():
+    with pytest.raises(config.ConfigError) as caught:
+        config.validate(
+            {
+                "mlops:cloud": LOCAL,
+                "mlops:workload_identities": IDENTITIES,
+                "mlops:serving": PROGRESSIVE,
+            },
+            source="stacks/Pulumi.x.yaml",
+        )
+    assert caught.value.problems == [
+        (
+            "mlops:serving.churn.progressive",
+            "Flagger runs the analysis, but delivery.enabled is false",
+        )
+    ]
+    assert _run(cloud=LOCAL).of_type("mlops:delivery:ProgressiveDelivery") == []
