@@ -59,6 +59,7 @@ def split_train_evaluate_register(
     registered = register_model(
         model=trained.outputs["model"],
         evaluation=evaluated.outputs["evaluation"],
+        golden=split.outputs["golden"],
         tracking_uri=tracking_uri,
         dataset_sha256=validated.outputs["Output"],
         pipeline=pipeline,

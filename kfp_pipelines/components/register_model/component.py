@@ -1,7 +1,7 @@
 """`register_model`: an MLflow model version with lineage, alias `challenger` and a model card."""
 
 from kfp import dsl
-from kfp.dsl import Artifact, Input, Markdown, Model, Output
+from kfp.dsl import Artifact, Dataset, Input, Markdown, Model, Output
 
 from kfp_pipelines.components.image import BASE_IMAGE
 
@@ -10,6 +10,7 @@ from kfp_pipelines.components.image import BASE_IMAGE
 def register_model(
     model: Input[Model],
     evaluation: Input[Artifact],
+    golden: Input[Dataset],
     tracking_uri: str,
     dataset_sha256: str,
     model_card: Output[Markdown],
@@ -21,6 +22,8 @@ def register_model(
     The version carries the signature, an input example, the golden metrics, lineage tags
     (dataset hash, code version, parameters) and the drift reference profile of its training
     data (model metadata). It gets alias `challenger` only when evaluation allowed promotion.
+    A label-stratified sample of the golden set is logged with the run (`golden/`), for the
+    release gate on the cluster.
     The model card (metrics, segments, lineage) is logged with the run and written here.
 
     Returns:
@@ -43,6 +46,7 @@ def register_model(
             evaluation=result,
             dataset_sha256=dataset_sha256,
             pipeline=pipeline,
+            golden_path=golden.path,
         )
     except ComponentError as error:
         fail(error)

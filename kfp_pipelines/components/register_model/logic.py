@@ -51,6 +51,39 @@ def flat_metrics(evaluation: dict[str, Any]) -> dict[str, float]:
     return out
 
 
+GOLDEN_ROWS = 2000
+
+
+def golden_sample(golden: Any, rows: int = GOLDEN_ROWS, seed: int = 0) -> Any:
+    """At most `rows` rows of the golden set, stratified by label (both classes kept)."""
+    from kfp_pipelines.data import churn
+
+    if len(golden) <= rows:
+        return golden.reset_index(drop=True)
+    fraction = rows / len(golden)
+    return (
+        golden.groupby(churn.LABEL, group_keys=False)
+        .sample(frac=fraction, random_state=seed)
+        .reset_index(drop=True)
+    )
+
+
+def _log_golden(golden_path: str) -> None:
+    import tempfile
+    from pathlib import Path
+
+    import mlflow
+
+    from kfp_pipelines.components.common import read_dataset
+    from kfp_pipelines.data import churn
+
+    sample = golden_sample(read_dataset(golden_path))
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "golden.parquet"
+        sample[[*churn.FEATURE_NAMES, churn.LABEL]].to_parquet(path, index=False)
+        mlflow.log_artifact(str(path), artifact_path="golden")
+
+
 def _fmt(value: Any) -> str:
     return "n/a" if value is None else (f"{value:.4f}" if isinstance(value, float) else str(value))
 
@@ -123,8 +156,13 @@ def register(
     evaluation: dict[str, Any],
     dataset_sha256: str,
     pipeline: str,
+    golden_path: str | None = None,
 ) -> tuple[str, str]:
     """Log and register the model; alias `challenger` only when evaluation allowed promotion.
+
+    With `golden_path`, a label-stratified sample of the golden set (`GOLDEN_ROWS` at most) is
+    logged with the run as `golden/golden.parquet`: the release gate on the cluster scores it
+    through the canary and the champion (kfp_pipelines/loop/release.py).
 
     Returns (version, model card). A rejected candidate is still registered (tagged
     `promotion=rejected`), so the registry keeps the record of why it was not promoted.
@@ -165,6 +203,8 @@ def register(
         )
         mlflow.log_text(card, "model_card.md")
         mlflow.log_dict(evaluation, "evaluation.json")
+        if golden_path is not None:
+            _log_golden(golden_path)
         run_id = run.info.run_id
     for key, value in {**tags, "training_run_id": run_id}.items():
         client.set_model_version_tag(REGISTERED_MODEL_NAME, version, key, value)
