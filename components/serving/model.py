@@ -278,8 +278,10 @@ class ModelDeploymentConfig(StrictModel):
         default=300,
         ge=10,
         le=3600,
-        description="How long downloading and warming up the model may take before the pod "
-        "is restarted.",
+        description="How long the server may take to start listening before the pod is "
+        "restarted. Loading the model is not bounded by a probe: until its model is loaded (on "
+        "a fresh platform, until the alias exists) a pod is live but not ready, gets no "
+        "traffic, and the ModelServerNotReady alert reports it.",
     )
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     autoscaling: AutoscalingConfig | None = Field(
@@ -670,9 +672,9 @@ def container(
         "ports": [{"name": "http", "containerPort": config.port, "protocol": "TCP"}],
         "env": server_env(config, track, kafka),
         "resources": config.resources.values(),
-        # The server binds at once and reports ready only after download and warm-up: the
-        # startup probe gives that its own budget, then liveness and readiness take over.
-        "startupProbe": _probe(READY_PATH, 5, math.ceil(config.startup_timeout_seconds / 5)),
+        # The server binds at once, stays live while it waits for and loads its model, and is
+        # ready only after warm-up: a pod whose model is not registered yet is not restarted.
+        "startupProbe": _probe(LIVE_PATH, 5, math.ceil(config.startup_timeout_seconds / 5)),
         "livenessProbe": _probe(LIVE_PATH, 10, 3),
         "readinessProbe": _probe(READY_PATH, 5, 2),
         "lifecycle": {"preStop": {"sleep": {"seconds": config.pre_stop_seconds}}},
@@ -783,12 +785,13 @@ def deployment(
     autoscaled = track == "stable" and config.autoscaling is not None
     if not autoscaled:  # with an HPA, the HPA owns the replica count
         spec = {"replicas": replicas, **spec}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": _metadata(name, config, track_object_name(name, track)),
-        "spec": spec,
-    }
+    metadata = _metadata(name, config, track_object_name(name, track))
+    if track == "stable":
+        # `pulumi up` must complete on a fresh platform, before any model is registered: the
+        # stable pods wait for their alias (live, not ready). A hand-set canary is still awaited,
+        # so its weight moves only once its pods serve.
+        metadata["annotations"] = dict(SKIP_AWAIT)
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata, "spec": spec}
 
 
 def service(name: str, config: ModelDeploymentConfig) -> dict[str, Any]:

@@ -511,8 +511,9 @@ def test_probes_and_shutdown_fit_the_server():
     deployment = model.render("churn", config).deployments["stable"]
     pod = deployment["spec"]["template"]["spec"]
     [container] = pod["containers"]
+    # Live while the model loads (or its alias does not exist yet): never restarted for that.
     assert container["startupProbe"] == {
-        "httpGet": {"path": "/v2/health/ready", "port": "http"},
+        "httpGet": {"path": "/v2/health/live", "port": "http"},
         "periodSeconds": 5,
         "timeoutSeconds": 2,
         "failureThreshold": 120,
@@ -847,3 +848,11 @@ def test_kafka_sink_with_brokers_from_the_stack_still_works():
     names = [e["name"] for e in container["env"]]
     assert "MLOPS_SERVE_KAFKA_BOOTSTRAP_SERVERS" in names
     assert "MLOPS_SERVE_KAFKA_SASL_MECHANISM" not in names
+
+
+def test_pulumi_awaits_a_hand_set_canary_but_not_the_stable_track():
+    rendered = model.render("churn", ModelDeploymentConfig.model_validate(CANARY))
+    stable, canary = rendered.deployments["stable"], rendered.deployments["canary"]
+    # A fresh platform has no model yet: the stable pods wait for it without failing `pulumi up`.
+    assert stable["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}
+    assert "annotations" not in canary["metadata"]
