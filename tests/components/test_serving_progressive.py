@@ -14,6 +14,7 @@ from components.serving import (
     ModelDeployment,
     ModelDeploymentArgs,
     ModelDeploymentConfig,
+    analysis,
     delivery,
     model,
 )
@@ -361,3 +362,38 @@ def test_without_flagger_wiring_nothing_is_registered():
 
     with pytest.raises(Exception, match="Flagger must be installed"):
         mocks.run(program)
+
+
+@pytest.mark.parametrize(
+    ("value", "limits", "passed"),
+    [
+        (None, {"min": 99}, False),  # no value: Flagger fails the check
+        (float("nan"), {"max": 0.1}, False),
+        (99.0, {"min": 99}, True),  # bounds are inclusive
+        (98.9, {"min": 99}, False),
+        (0.1, {"max": 0.1}, True),
+        (0.11, {"max": 0.1}, False),
+        (5.0, {"min": 1, "max": 10}, True),
+    ],
+)
+def test_flagger_verdict(value, limits, passed):
+    assert analysis.passes(value, limits) is passed
+
+
+def test_run_checks_renders_each_template_for_the_target():
+    seen = []
+
+    def query(promql):
+        seen.append(promql)
+        return None if "model_server_requests_total" in promql else 0.0
+
+    results = analysis.run_checks(query, ProgressiveConfig(), "serving", "churn", "30s")
+    assert list(results) == list(delivery.CHECKS)
+    assert all("{{" not in promql for promql in seen)
+    # The three checks over counters and histograms take the interval as their window; the
+    # drift gauge is already a window of the server's own.
+    assert ["[30s]" in promql for promql in seen] == [True, True, True, False]
+    assert all('namespace="serving"' in promql for promql in seen)
+    assert results["success-rate"].passed is False
+    assert results["success-rate"].describe() == "success-rate: no value (min 99) FAILED"
+    assert results["score-divergence"].describe() == "score-divergence: 0 (max 0.1) ok"

@@ -13,7 +13,6 @@ from __future__ import annotations
 import concurrent.futures
 import copy
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from typing import Any
 import pytest
 from prometheus_support import prometheus
 
-from components.serving import delivery, model
+from components.serving import analysis, delivery, model
 from kfp_pipelines.components.register_model.logic import SKOPS_TRUSTED_TYPES as SKOPS_TRUSTED
 from tests.serving.serving_support import (
     PROFILE,
@@ -184,37 +183,34 @@ def _send_golden_set(servers: dict[str, ServerProcess], seconds: float) -> None:
             future.result()
 
 
-def _passes(check: delivery.Check, value: float | None) -> bool:
-    """Flagger's verdict: no value or NaN fails; otherwise the thresholdRange decides."""
-    if value is None or math.isnan(value):
-        return False
-    limits = delivery.threshold_ranges(CONFIG.progressive.thresholds)[check]
-    return limits.get("min", -math.inf) <= value <= limits.get("max", math.inf)
-
-
 def test_the_rendered_checks_separate_a_healthy_canary_from_degraded_ones(models, tmp_path):
     rendered = model.render(NAME, CONFIG, flagger=FLAGGER)
-    templates = {check: obj["spec"]["query"] for check, obj in rendered.metric_templates.items()}
-    assert set(templates) == set(delivery.CHECKS)
+    # The checks Flagger runs are the MetricTemplates the component renders.
+    assert {
+        check: obj["spec"]["query"] for check, obj in rendered.metric_templates.items()
+    } == delivery.queries(CONFIG.progressive.thresholds)
     servers = _start_all(models, tmp_path)
     try:
         with prometheus(tmp_path / "prometheus", _scrape_configs(servers)) as prom:
             prom.wait_for("count(up == 1)", lambda v: v == 2 * len(SCENARIOS), 30)
             _send_golden_set(servers, seconds=12)
             time.sleep(3)  # the last scrapes
-            values = {
-                scenario: {
-                    check: prom.scalar(delivery.render_query(query, scenario, NAME, "1m"))
-                    for check, query in templates.items()
-                }
+            results = {
+                scenario: analysis.run_checks(
+                    prom.scalar, CONFIG.progressive, scenario, NAME, interval="1m"
+                )
                 for scenario in SCENARIOS
             }
     finally:
         for server in servers.values():
             stop_server(server)
+    values = {
+        scenario: {check: result.value for check, result in checks.items()}
+        for scenario, checks in results.items()
+    }
     verdicts = {
-        scenario: {check: _passes(check, value) for check, value in checks.items()}
-        for scenario, checks in values.items()
+        scenario: {check: result.passed for check, result in checks.items()}
+        for scenario, checks in results.items()
     }
     report = json.dumps(values, indent=1)
     every = dict.fromkeys(delivery.CHECKS, True)
