@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from conftest import unavailable
+
+from tests.conftest import unavailable
 
 PROMETHEUS = "prometheus"
 ALERTMANAGER = "prometheus-alertmanager"

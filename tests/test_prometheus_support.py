@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from prometheus_support import alertmanager, prometheus
+from tests.prometheus_support import alertmanager, prometheus
 
 
 def test_prometheus_scrapes_itself_and_fires_a_rule_into_alertmanager(tmp_path):

@@ -6,13 +6,13 @@ from __future__ import annotations
 import pulumi
 import pulumi_kubernetes as k8s
 import pytest
-from chart_support import chart_defaults, unknown_keys
 from pydantic import ValidationError
 
 from components import versions
 from components.delivery import DeliveryConfig, ProgressiveDelivery, ProgressiveDeliveryArgs, model
 from components.kube import restricted_container_security
 from mlops import manifests, mocks
+from tests.chart_support import chart_defaults, unknown_keys
 
 PROMETHEUS = "http://monitoring-prometheus.monitoring.svc.cluster.local:9090"
 ENABLED = DeliveryConfig(enabled=True)

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_support import prometheus
 
 from components.serving import analysis, delivery, model
 from kfp_pipelines.components.register_model.logic import SKOPS_TRUSTED_TYPES as SKOPS_TRUSTED
+from tests.prometheus_support import prometheus
 from tests.serving.serving_support import (
     PROFILE,
     ServerProcess,
