@@ -34,16 +34,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import (
-    Field,
-    StrictBool,
-    StrictFloat,
-    StrictInt,
-    StrictStr,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from components import kube
 from components.base import StrictModel
@@ -231,9 +222,6 @@ def check_cron(value: str) -> str:
     return value
 
 
-ParameterValue = StrictBool | StrictInt | StrictFloat | StrictStr
-
-
 class ScheduleConfig(StrictModel):
     """A recurring run of a shipped pipeline in the platform's experiment."""
 
@@ -246,7 +234,7 @@ class ScheduleConfig(StrictModel):
         description="When, as KFP's six-field cron with seconds, in UTC: `0 0 2 * * *` is "
         "02:00 every day, `0 0 3 * * SUN` Sundays at 03:00."
     )
-    parameters: dict[str, ParameterValue] = Field(
+    parameters: dict[str, Any] = Field(
         default_factory=dict,
         description="Pipeline arguments: inputs declared by the compiled pipeline, with "
         "compatible types; every input without a default is required.",
@@ -278,10 +266,15 @@ class ScheduleConfig(StrictModel):
     @field_validator("parameters")
     @classmethod
     def _parameters(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        # Checked here rather than by the field's type: one message per value, naming it.
+        problems = [
+            f"{name!r}: {item!r} is not a string, number or boolean"
+            for name, item in value.items()
+            if not isinstance(item, str | int | float | bool)
+        ]
         pipeline = info.data.get("pipeline")
-        if pipeline is None:  # already reported on `pipeline`
-            return value
-        problems = parameter_problems(pipeline, pipeline_inputs(pipeline), value)
+        if not problems and pipeline is not None:  # an unknown pipeline is reported on its own
+            problems = parameter_problems(pipeline, pipeline_inputs(pipeline), value)
         if problems:
             raise ValueError("; ".join(problems))
         return value
