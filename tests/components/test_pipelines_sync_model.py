@@ -2,6 +2,7 @@
 pipelines, the spec, the digest, and the ConfigMap and Job it names (Kubernetes 1.35)."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -482,3 +483,53 @@ def test_network_policies_of_the_kubeflow_namespace_admit_the_job():
                 for rule in spec.get("ingress", [])
             )
             assert admitted, policy["metadata"]["name"]
+
+
+# --- the README -------------------------------------------------------------------------------
+
+README = model.OVERLAY_DIR.parent / "README.md"
+
+
+def _table_rows(text: str, header: str) -> dict[str, str]:
+    """`field -> default` of the README table that follows `header`."""
+    section = text.split(header, 1)[1].split("\n\n", 2)[1]
+    rows = {}
+    for line in section.splitlines()[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        rows[cells[0].strip("`")] = cells[-1]
+    return rows
+
+
+def _shown(value) -> str:
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    return f"`{value}`" if value != {} else "`{}`"
+
+
+@pytest.mark.parametrize(
+    ("header", "model_class", "defaults"),
+    [
+        ("`PipelinesConfig` (stack key `mlops:pipelines`):", PipelinesConfig, PipelinesConfig()),
+        ("A schedule (`schedules.<key>`):", ScheduleConfig, None),
+    ],
+)
+def test_readme_tables_list_every_field_with_its_default(header, model_class, defaults):
+    rows = _table_rows(README.read_text(), header)
+    assert list(rows) == list(model_class.model_fields)
+    for name, info in model_class.model_fields.items():
+        if info.is_required():
+            assert rows[name] == "required", name
+        else:
+            value = (
+                getattr(defaults, name) if defaults else info.get_default(call_default_factory=True)
+            )
+            assert rows[name] == _shown(value), name
+
+
+def test_readme_example_validates():
+    (block,) = [
+        b for b in re.findall(r"```yaml\n(.*?)```", README.read_text(), re.S) if "schedules" in b
+    ]
+    config = PipelinesConfig.model_validate(yaml.safe_load(block)["config"]["mlops:pipelines"])
+    assert sorted(config.schedules) == ["nightly-drift-check", "weekly-retrain"]
+    assert config.schedules["weekly-retrain"].enabled is False
