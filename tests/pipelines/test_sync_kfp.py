@@ -599,3 +599,5 @@ def test_descriptions_round_trip_and_foreign_ones_are_not_ours():
     assert sync.owned("an analyst's own schedule") is None
     assert sync.owned(None) is None
     assert sync.owned(f"copied: {text}") is None
+    # KFP keeps descriptions in MySQL; stay well inside a VARCHAR(255) even with a 40-char key
+    assert len(sync.description("k" * 40, "0123456789abcdef", "churn-training")) <= 255
