@@ -131,9 +131,9 @@ def _sync(
     install: list[pulumi.Resource],
 ) -> None:
     """The spec ConfigMap and the Job that applies it, both named by the digest of what the Job
-    would do. The Job waits for the whole install (depending on the Directory waits for every
-    object in it, Deployments until they are available) and for the launcher config its runs
-    read; `pulumi up` then waits for the Job to complete, so a failed sync fails the update."""
+    would do. The Job is created after the install and the launcher config its runs read; the
+    API server may still be starting then, so the program waits for its health check itself.
+    `pulumi up` waits for the Job to complete: a failed sync fails the update."""
     spec = k8s.core.v1.ConfigMap(
         f"{name}-sync-spec",
         metadata=config_map["metadata"],
