@@ -171,9 +171,11 @@ def parameter_problems(
 
 # --- cron ------------------------------------------------------------------------------------
 
-# KFP's scheduler parses `cron` with robfig/cron: six fields, seconds first. Five-field cron
-# would be read with its first field as seconds (`0 2 * * *` = every hour at minute 2), so
-# exactly six are required.
+# KFP's ScheduledWorkflow controller parses `cron` with robfig/cron v1's `cron.Parse` and
+# evaluates it in UTC (backend/src/crd/controller/scheduledworkflow/util/cron_schedule.go): six
+# fields, seconds first, day-of-week optional. A five-field expression would parse with its first
+# field as seconds (`0 2 * * *` = minute 2 of every hour), so exactly six are required. Stricter
+# than robfig: `?` only where it means something (day-of-month, day-of-week), no descriptors.
 _MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 _WEEKDAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
 _CRON_FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (
