@@ -239,7 +239,7 @@ def _pipeline_version(
         # pipeline, and the content-hash version beside it would duplicate it.
         created = client.pipelines.pipeline_service_create_pipeline(
             client.api_models.V2beta1Pipeline(
-                display_name=pipeline.name, description=pipeline.description
+                name=pipeline.name, display_name=pipeline.name, description=pipeline.description
             )
         )
         pipeline_id = created.pipeline_id

@@ -138,14 +138,15 @@ class FakeKfpApi:
                 raise ApiError(409, f"{kind} named {name!r} already exists")
 
     def _create_pipeline(self, body) -> dict:
-        name = body.get("display_name")
+        name = body.get("display_name") or body.get("name")
         if not name:
-            raise ApiError(400, "pipeline display_name is required")
+            raise ApiError(400, "pipeline name is required")
         self._unique(self.pipelines, name, "pipeline")
+        # v2beta1 takes `name` and `display_name`; either stands for the other when missing
         pipeline = {
             "pipeline_id": self._id("pipeline"),
             "display_name": name,
-            "name": name,
+            "name": body.get("name") or name,
             "description": body.get("description", ""),
             "created_at": NOW,
         }
@@ -342,6 +343,10 @@ def test_first_sync_creates_everything_and_a_second_changes_nothing(kfp_api, tmp
 
     (experiment,) = kfp_api.experiments.values()
     assert experiment["display_name"] == "churn"
+    assert {(p["name"], p["description"]) for p in kfp_api.pipelines.values()} == {
+        (model.pipeline_info(texts[key])[0], model.pipeline_info(texts[key])[1])
+        for key in ("drift", "training")
+    }
     for name, key in (("churn-drift", "drift"), ("churn-training", "training")):
         (version,) = kfp_api.versions_of(name)
         # the uploaded spec is exactly the committed compiled pipeline
