@@ -80,10 +80,19 @@ class Spec:
 
 @dataclass
 class Changes:
-    """What one run changed; empty when KFP already matched the spec."""
+    """What one run changed; empty when KFP already matched the spec. Each change is logged as
+    it is made, so a run that fails half-way still says what it did."""
 
     created: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
+
+    def create(self, what: str) -> None:
+        self.created.append(what)
+        LOG.info("created %s", what)
+
+    def delete(self, what: str) -> None:
+        self.deleted.append(what)
+        LOG.info("deleted %s", what)
 
     def __bool__(self) -> bool:
         return bool(self.created or self.deleted)
@@ -114,11 +123,11 @@ def fingerprint(run: RecurringRunSpec, experiment: str, version: str) -> str:
     return hashlib.sha256(encoded).hexdigest()[:16]
 
 
-def description(key: str, print_: str, pipeline: str) -> str:
+def description(key: str, run_fingerprint: str, pipeline: str) -> str:
     return (
-        f"{MARKER}; key: {key}; fingerprint: {print_}. Pipeline {pipeline}, from the stack "
-        "config (mlops:pipelines.schedules) by `pulumi up`: change it there, edits here are "
-        "replaced."
+        f"{MARKER}; key: {key}; fingerprint: {run_fingerprint}. Pipeline {pipeline}, from "
+        "the stack config (mlops:pipelines.schedules) by `pulumi up`: change it there, edits "
+        "here are replaced."
     )
 
 
@@ -223,7 +232,7 @@ def _experiment_id(client: Any, spec: Spec, changes: Changes) -> str:
     if found:
         return found[0].experiment_id
     created = client.create_experiment(spec.experiment, description=spec.experiment_description)
-    changes.created.append(f"experiment {spec.experiment}")
+    changes.create(f"experiment {spec.experiment}")
     return created.experiment_id
 
 
@@ -243,7 +252,7 @@ def _pipeline_version(
             )
         )
         pipeline_id = created.pipeline_id
-        changes.created.append(f"pipeline {pipeline.name}")
+        changes.create(f"pipeline {pipeline.name}")
     # Listed whole, not filtered by the server: a pipeline gains a version per change only.
     found = [
         v
@@ -263,7 +272,7 @@ def _pipeline_version(
         pipeline_id=pipeline_id,
         description=f"{MARKER}; sha256: {content_hash(path.read_text())}",
     )
-    changes.created.append(f"pipeline version {version}")
+    changes.create(f"pipeline version {version}")
     return pipeline_id, uploaded.pipeline_version_id, version
 
 
@@ -287,21 +296,21 @@ def sync(client: Any, spec: Spec, directory: Path) -> Changes:
     versions = {p.name: _pipeline_version(client, p, directory, changes) for p in spec.pipelines}
 
     existing: dict[str, list[tuple[str, Any]]] = {}
-    for key, print_, run in _owned_recurring_runs(client):
-        existing.setdefault(key, []).append((print_, run))
+    for key, found_print, run in _owned_recurring_runs(client):
+        existing.setdefault(key, []).append((found_print, run))
     wanted = {run.key: run for run in spec.recurring_runs}
 
     for key, run in wanted.items():
         pipeline_id, version_id, version = versions[run.pipeline]
-        print_ = fingerprint(run, spec.experiment, version)
+        wanted_print = fingerprint(run, spec.experiment, version)
         current = existing.pop(key, [])
-        keep = [r for p, r in current if p == print_][:1]
+        keep = [r for p, r in current if p == wanted_print][:1]
         if not keep:
             # Create the new one before deleting the old: a failure leaves the old schedule.
             client.create_recurring_run(
                 experiment_id=experiment_id,
                 job_name=key,
-                description=description(key, print_, run.pipeline),
+                description=description(key, wanted_print, run.pipeline),
                 cron_expression=run.cron,
                 max_concurrency=run.max_concurrency,
                 no_catchup=run.no_catchup,
@@ -311,16 +320,16 @@ def sync(client: Any, spec: Spec, directory: Path) -> Changes:
                 enabled=run.enabled,
                 service_account=run.service_account,
             )
-            changes.created.append(f"recurring run {key} ({run.cron}, {version})")
+            changes.create(f"recurring run {key} ({run.cron}, {version})")
         for _, stale in current:
             if keep and stale is keep[0]:
                 continue
             client.delete_recurring_run(stale.recurring_run_id)
-            changes.deleted.append(f"recurring run {key} ({stale.recurring_run_id})")
+            changes.delete(f"recurring run {key} ({stale.recurring_run_id})")
     for key, runs in sorted(existing.items()):  # keys no longer in the stack config
         for _, stale in runs:
             client.delete_recurring_run(stale.recurring_run_id)
-            changes.deleted.append(f"recurring run {key} ({stale.recurring_run_id})")
+            changes.delete(f"recurring run {key} ({stale.recurring_run_id})")
     return changes
 
 
@@ -362,22 +371,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", required=True, help="KFP API, e.g. http://ml-pipeline:8888")
     parser.add_argument("--timeout", type=float, default=600, help="seconds to wait for the API")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     # kfp.Client prints links and warns about its own version on every call: not our news.
     logging.getLogger("kfp").setLevel(logging.WARNING)
+    import kfp_server_api
+
     try:
         spec = load_spec(args.spec_dir)
         for pipeline in spec.pipelines:  # a broken file must fail before anything changes
             list(yaml.safe_load_all((args.spec_dir / pipeline.file).read_text()))
         client = connect(args.host, args.timeout)
         changes = sync(client, spec, args.spec_dir)
-    except (SpecError, RuntimeError, yaml.YAMLError) as exc:
+    # ValueError: SpecError, and the SDK's own (two pipelines or experiments of one name)
+    except (ValueError, RuntimeError, yaml.YAMLError) as exc:
         print(f"kfp sync failed: {exc}", file=sys.stderr)
         return 1
-    for line in changes.created:
-        print(f"created {line}")
-    for line in changes.deleted:
-        print(f"deleted {line}")
+    except kfp_server_api.ApiException as exc:  # the API refused a call: say what it said
+        body = exc.body.decode() if isinstance(exc.body, bytes) else exc.body
+        print(
+            f"kfp sync failed: the KFP API answered {exc.status} {exc.reason}: {body}",
+            file=sys.stderr,
+        )
+        return 1
     if not changes:
         print("KFP already matches the spec: nothing changed")
     return 0

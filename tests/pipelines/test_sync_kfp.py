@@ -59,6 +59,7 @@ class FakeKfpApi:
         self.experiments: dict[str, dict[str, Any]] = {}
         self.recurring_runs: dict[str, dict[str, Any]] = {}
         self.requests: list[tuple[str, str]] = []
+        self.refuse: tuple[str, str] | None = None  # (method, path) answered with a 500
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
 
@@ -73,6 +74,8 @@ class FakeKfpApi:
         path = parsed.path.removeprefix(PREFIX)
         with self._lock:
             self.requests.append((method, path))
+            if self.refuse == (method, path):
+                return 500, {"error": "database is locked", "code": 13, "message": "boom"}
             try:
                 return 200, self._route(method, path, query, headers, body)
             except ApiError as exc:
@@ -492,6 +495,33 @@ def test_the_module_runs_as_the_job_runs_it(kfp_api, tmp_path):
     second = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
     assert second.returncode == 0, second.stderr[-3000:]
     assert second.stdout.splitlines()[-1] == "KFP already matches the spec: nothing changed"
+
+
+def test_a_refused_call_fails_with_the_answer_after_saying_what_was_done(kfp_api, tmp_path):
+    kfp_api.refuse = ("POST", "/recurringruns")
+    directory = _write(tmp_path / "spec", _config(**{"nightly-drift": NIGHTLY_DRIFT}))
+    result = subprocess.run(
+        [sys.executable, "-m", "kfp_pipelines.sync", str(directory), "--host", kfp_api.host],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert "created experiment churn" in result.stdout.splitlines()
+    assert "created pipeline churn-drift" in result.stdout.splitlines()
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith("kfp sync failed: the KFP API answered 500 Internal Server Error: ")
+    )
+    assert "Traceback" not in result.stderr
+    assert kfp_api.recurring_runs == {}
+    # the next attempt (the Job's retry) finishes the work without redoing the rest
+    kfp_api.refuse = None
+    changes = _sync(kfp_api, directory)
+    assert [c.split(" (")[0] for c in changes.created] == ["recurring run nightly-drift"]
 
 
 def test_an_unreachable_api_fails_with_one_line(tmp_path):
