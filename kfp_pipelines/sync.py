@@ -6,7 +6,8 @@ reach, so the desired state travels as a ConfigMap (`spec.json` plus the compile
 rendered by `components/pipelines/model.py`) and a Job in the cluster runs this program on it.
 Everything goes through the kfp SDK (`kfp.Client`); what it converges, idempotently:
 
-- the experiment, by display name (created when missing, never deleted: it holds run history);
+- the experiment, by display name (created when missing, unarchived when archived, never
+  deleted: it holds run history);
 - per pipeline: the pipeline by display name, and a version named `<pipeline>-<sha256[:12]>` of
   the compiled YAML, so an unchanged file adds nothing and a changed one adds exactly one version
   (old versions stay: past runs point at them);
@@ -230,7 +231,12 @@ def _experiment_id(client: Any, spec: Spec, changes: Changes) -> str:
     if len(found) > 1:
         raise RuntimeError(f"{len(found)} experiments are named {spec.experiment!r}")
     if found:
-        return found[0].experiment_id
+        experiment = found[0]
+        # KFP refuses new runs in an archived experiment; the platform's is declared available.
+        if experiment.storage_state == "ARCHIVED":
+            client.unarchive_experiment(experiment.experiment_id)
+            changes.create(f"experiment {spec.experiment} (unarchived)")
+        return experiment.experiment_id
     created = client.create_experiment(spec.experiment, description=spec.experiment_description)
     changes.create(f"experiment {spec.experiment}")
     return created.experiment_id

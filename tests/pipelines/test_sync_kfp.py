@@ -100,6 +100,12 @@ class FakeKfpApi:
                 return self._list(self.experiments.values(), query, "experiments")
             case "POST", ["experiments"]:
                 return self._create_experiment(json.loads(body))
+            case "POST", ["experiments", action] if action.endswith(":unarchive"):
+                experiment_id = action.removesuffix(":unarchive")
+                self._get(self.experiments, experiment_id, "experiment")["storage_state"] = (
+                    "AVAILABLE"
+                )
+                return {}
             case "GET", ["recurringruns"]:
                 runs = self.recurring_runs.values()
                 if "experiment_id" in query:
@@ -204,7 +210,9 @@ class FakeKfpApi:
         return experiment
 
     def _create_recurring_run(self, body) -> dict:
-        self._get(self.experiments, body.get("experiment_id"), "experiment")
+        experiment = self._get(self.experiments, body.get("experiment_id"), "experiment")
+        if experiment["storage_state"] == "ARCHIVED":
+            raise ApiError(400, "cannot create a recurring run in an archived experiment")
         reference = body.get("pipeline_version_reference") or {}
         version = self._get(self.versions, reference.get("pipeline_version_id"), "version")
         if version["pipeline_id"] != reference.get("pipeline_id"):
@@ -464,6 +472,19 @@ def test_removed_and_changed_schedules_converge_and_hand_made_runs_stay(kfp_api,
     ]
     assert list(kfp_api.recurring_runs) == [by_hand]
     assert len(kfp_api.pipelines) == 2  # pipelines and versions stay published
+
+
+def test_an_archived_experiment_is_unarchived(kfp_api, tmp_path):
+    directory = _write(tmp_path / "spec", _config(**{"nightly-drift": NIGHTLY_DRIFT}))
+    _sync(kfp_api, directory)
+    (experiment,) = kfp_api.experiments.values()
+    experiment["storage_state"] = "ARCHIVED"  # someone archived it in the UI
+    _write(directory, _config(**{"nightly-drift": {**NIGHTLY_DRIFT, "cron": "0 0 4 * * *"}}))
+    changes = _sync(kfp_api, directory)
+    assert changes.created[0] == "experiment churn (unarchived)"
+    assert experiment["storage_state"] == "AVAILABLE"
+    assert len(kfp_api.experiments) == 1
+    assert not _sync(kfp_api, directory)
 
 
 def test_duplicates_of_an_owned_run_are_removed(kfp_api, tmp_path):
