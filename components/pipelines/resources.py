@@ -1,10 +1,11 @@
-"""Kubeflow Pipelines, resource layer: the upstream manifests and the platform's launcher config."""
+"""Kubeflow Pipelines, resource layer: the upstream manifests, the platform's launcher config and
+the sync Job that publishes the shipped pipelines, the experiment and the schedules."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -61,6 +62,10 @@ class KubeflowPipelines(pulumi.ComponentResource):
             raise ValueError("pipelines: locally the object store must report its MinIO endpoint")
         bucket = pulumi.Output.from_input(args.storage.bucket_names[config.artifact_bucket])
         endpoint = args.storage.endpoint if cloud_type == "local" else None
+        # Rendered before anything is registered: the compiled pipelines are read here.
+        sync_objects = (
+            (model.sync_config_map(config), model.sync_job(config)) if config.publish else None
+        )
 
         super().__init__("mlops:pipelines:KubeflowPipelines", name, None, opts)
 
@@ -75,7 +80,7 @@ class KubeflowPipelines(pulumi.ComponentResource):
         in_namespace = pulumi.ResourceOptions(
             parent=self, provider=args.kubernetes, depends_on=[cluster_scoped]
         )
-        k8s.kustomize.v2.Directory(
+        install = k8s.kustomize.v2.Directory(
             f"{name}-platform-agnostic",
             directory=model.overlay_directory(),
             opts=pulumi.ResourceOptions(
@@ -86,7 +91,7 @@ class KubeflowPipelines(pulumi.ComponentResource):
         launcher = pulumi.Output.all(bucket, endpoint).apply(
             lambda v: model.launcher_configmap(cloud_type, v[0], config.pipeline_root_prefix, v[1])
         )
-        k8s.core.v1.ConfigMap(
+        launcher_config = k8s.core.v1.ConfigMap(
             f"{name}-launcher-config",
             metadata=launcher["metadata"],
             data=launcher["data"],
@@ -99,6 +104,9 @@ class KubeflowPipelines(pulumi.ComponentResource):
             spec=policy["spec"],
             opts=in_namespace,
         )
+
+        if sync_objects is not None:
+            _sync(name, *sync_objects, in_namespace, [install, launcher_config])
 
         self.namespace_owner = cluster_scoped
         self.namespace = pulumi.Output.from_input(model.NAMESPACE)
@@ -113,3 +121,31 @@ class KubeflowPipelines(pulumi.ComponentResource):
                 "pipeline_root": self.pipeline_root,
             }
         )
+
+
+def _sync(
+    name: str,
+    config_map: dict[str, Any],
+    job: dict[str, Any],
+    in_namespace: pulumi.ResourceOptions,
+    install: list[pulumi.Resource],
+) -> None:
+    """The spec ConfigMap and the Job that applies it, both named by the digest of what the Job
+    would do. The Job is created after the install and the launcher config its runs read; the
+    API server may still be starting then, so the program waits for its health check itself.
+    `pulumi up` waits for the Job to complete: a failed sync fails the update."""
+    spec = k8s.core.v1.ConfigMap(
+        f"{name}-sync-spec",
+        metadata=config_map["metadata"],
+        immutable=True,
+        data=config_map["data"],
+        opts=in_namespace,
+    )
+    k8s.batch.v1.Job(
+        f"{name}-sync",
+        metadata=job["metadata"],
+        spec=job["spec"],
+        opts=pulumi.ResourceOptions.merge(
+            in_namespace, pulumi.ResourceOptions(depends_on=[*install, spec])
+        ),
+    )

@@ -47,6 +47,10 @@ def test_defaults():
     assert PipelinesConfig().model_dump() == {
         "artifact_bucket": "artifacts",
         "pipeline_root_prefix": "pipelines",
+        "publish": True,
+        "experiment": "churn",
+        "schedules": {},
+        "sync_image": "ghcr.io/mlops-platform/platform:0.1.0",
     }
 
 

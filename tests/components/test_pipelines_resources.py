@@ -1,5 +1,6 @@
 """Kubeflow Pipelines, resource layer under recording mocks: types, names, inputs, parents."""
 
+import json
 from dataclasses import dataclass, field
 
 import pulumi
@@ -21,10 +22,22 @@ RUNNER = WorkloadIdentityConfig(
     namespace="kubeflow", service_account="pipeline-runner", buckets={"artifacts": "read_write"}
 )
 IDENTITIES = {"pipelines": RUNNER}
-CLUSTER_SCOPED = (
-    "urn:pulumi:test::mlops::mlops:pipelines:KubeflowPipelines"
-    "$kubernetes:kustomize/v2:Directory::kfp-cluster-scoped"
-)
+COMPONENT_URN = "urn:pulumi:test::mlops::mlops:pipelines:KubeflowPipelines"
+CLUSTER_SCOPED = f"{COMPONENT_URN}$kubernetes:kustomize/v2:Directory::kfp-cluster-scoped"
+INSTALL = f"{COMPONENT_URN}$kubernetes:kustomize/v2:Directory::kfp-platform-agnostic"
+LAUNCHER = f"{COMPONENT_URN}$kubernetes:core/v1:ConfigMap::kfp-launcher-config"
+SYNC_SPEC = f"{COMPONENT_URN}$kubernetes:core/v1:ConfigMap::kfp-sync-spec"
+SCHEDULES = {
+    "nightly-drift": {
+        "pipeline": "drift",
+        "cron": "0 0 2 * * *",
+        "parameters": {
+            "data_uri": "s3://acme-dev-datasets/churn/latest.parquet",
+            "reference_uri": "s3://acme-dev-datasets/churn/reference.parquet",
+            "tracking_uri": "http://mlflow.mlflow.svc.cluster.local:5000",
+        },
+    }
+}
 
 
 @dataclass
@@ -67,7 +80,9 @@ def test_creates_exactly_these_children_under_the_component(aws):
     assert component.parent_type == "pulumi:pulumi:Stack"
     children = sorted((r.type, r.name) for r in monitor.recorded if r.parent == component.urn)
     assert children == [
+        ("kubernetes:batch/v1:Job", "kfp-sync"),
         ("kubernetes:core/v1:ConfigMap", "kfp-launcher-config"),
+        ("kubernetes:core/v1:ConfigMap", "kfp-sync-spec"),
         ("kubernetes:kustomize/v2:Directory", "kfp-cluster-scoped"),
         ("kubernetes:kustomize/v2:Directory", "kfp-platform-agnostic"),
         ("kubernetes:networking.k8s.io/v1:NetworkPolicy", "kfp-mysql-ingress"),
@@ -109,6 +124,32 @@ def test_objects_created_directly_wait_for_the_namespace_and_are_valid(aws):
     assert (
         monitor.named("kfp-mysql-ingress").inputs["spec"] == (model.mysql_network_policy()["spec"])
     )
+
+
+def test_sync_job_runs_after_the_install_with_the_rendered_spec():
+    config = PipelinesConfig(schedules=SCHEDULES)
+    monitor, _ = _run(AWS, config=config)
+    spec = monitor.named("kfp-sync-spec")
+    assert spec.inputs == model.sync_config_map(config)
+    assert spec.depends_on == [CLUSTER_SCOPED]
+    job = monitor.named("kfp-sync")
+    assert job.inputs == model.sync_job(config)
+    assert job.inputs["metadata"]["name"] == spec.inputs["metadata"]["name"]
+    assert sorted(job.depends_on) == sorted([CLUSTER_SCOPED, INSTALL, LAUNCHER, SYNC_SPEC])
+    for record in (spec, job):
+        manifests.validate(record.inputs)
+    recurring = json.loads(spec.inputs["data"]["spec.json"])["recurring_runs"]
+    assert list(recurring) == ["nightly-drift"]
+
+
+def test_a_changed_schedule_is_a_new_job_and_publish_false_creates_none():
+    base, _ = _run(AWS)
+    changed, _ = _run(AWS, config=PipelinesConfig(schedules=SCHEDULES))
+    names = [m.named("kfp-sync").inputs["metadata"]["name"] for m in (base, changed)]
+    assert names[0] != names[1]
+    assert all(n.startswith("kfp-sync-") for n in names)
+    off, _ = _run(AWS, config=PipelinesConfig(publish=False))
+    assert not [r for r in off.recorded if r.name.startswith("kfp-sync")]
 
 
 @pytest.mark.parametrize(("cloud", "scheme"), [(AWS, "s3"), (GCP, "gs")])
