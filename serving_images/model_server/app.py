@@ -66,7 +66,7 @@ class HTTPError(Exception):
 class ServerState:
     """What the endpoints need to know about the model's lifecycle."""
 
-    def __init__(self) -> None:
+    def __init__(self, model_uri: str = "") -> None:
         self.model: ServedModel | None = None
         self.batcher: MicroBatcher | None = None
         self.prediction_log: PredictionLog | None = None
@@ -74,7 +74,7 @@ class ServerState:
         self.draining = False
         self.load_error: str | None = None
         # Why the model is not served yet, for /v2/health/ready and 503 answers.
-        self.waiting_for = "the first attempt to load it is running"
+        self.waiting_for = f"{model_uri}: the first attempt to load it is running"
         self.attempts = 0
         self.retry_at: float | None = None  # time.monotonic() of the next attempt
 
@@ -145,7 +145,7 @@ class ModelServerApp:
         loader: Callable[[Settings], ServedModel] = load_and_warm,
     ) -> None:
         self.settings = settings
-        self.state = ServerState()
+        self.state = ServerState(settings.model_uri)
         self.metrics = Metrics()
         self._on_fatal = on_fatal
         self._loader = loader
@@ -230,8 +230,8 @@ class ModelServerApp:
         # The model exists but cannot be served (bad signature, unsupported flavor, ...) or a
         # sink cannot start (e.g. an unwritable prediction file): waiting cannot fix it, and a
         # server that would never become ready is better stopped, so the orchestrator sees it.
-        message = str(exc) if isinstance(exc, ModelLoadError) else repr(exc)
-        log.error("start-up failed: %s", redact(message))
+        message = redact(str(exc) if isinstance(exc, ModelLoadError) else repr(exc))
+        log.error("start-up failed: %s", message)
         self.state.load_error = message
         self.state.waiting_for = f"start-up failed: {message}"
         if self._on_fatal is not None:
