@@ -240,3 +240,46 @@ def test_a_malformed_alias_is_not_waited_for(tracking: TrackingServer, tmp_path:
         "mlops serve: start-up failed: models:/churn@not-an-alias!: Invalid alias name: "
         "'not-an-alias!'" in server.log()
     )
+
+
+def test_a_version_whose_artifacts_are_not_uploaded_yet_is_waited_for(
+    churn_model: dict[str, Any], tracking: TrackingServer, tmp_path: Path
+) -> None:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking.uri)
+    experiment = client.get_experiment_by_name("serving-tests")
+    run = client.create_run(
+        experiment.experiment_id if experiment else client.create_experiment("serving-tests")
+    )
+    # Registered and aliased before its run has uploaded anything: the download is empty.
+    client.create_registered_model("late")
+    version = client.create_model_version(
+        "late", f"{run.info.artifact_uri}/model", run_id=run.info.run_id
+    ).version
+    client.set_registered_model_alias("late", "champion", version)
+    server = start_server(
+        "models:/late@champion",
+        tmp_path,
+        {"MLFLOW_TRACKING_URI": tracking.uri, **FAST_RETRY},
+        False,
+    )
+    try:
+        reason = eventually(
+            lambda: "MLmodel" in (r := ready_reason(server)) and r, "no artifacts", server
+        )
+        assert reason == f"models:/late/{version}: its artifacts have no MLmodel file (yet)"
+        # MLmodel last, as the server takes its presence to mean the upload is complete (a
+        # download between the two would fail to load: see the README).
+        for entry in sorted(Path(churn_model["path"]).iterdir(), key=lambda p: p.name == "MLmodel"):
+            if entry.is_dir():
+                client.log_artifacts(run.info.run_id, str(entry), f"model/{entry.name}")
+            else:
+                client.log_artifact(run.info.run_id, str(entry), "model")
+        wait_ready(server, timeout=60)
+        frame = churn_model["frame"].head(2)
+        response = server.post("/v2/models/late/infer", v2_infer_body(frame))
+        assert response.status == 200, response.body
+        assert response.body["outputs"][0]["data"] == churn_model["model"].predict(frame).tolist()
+    finally:
+        assert stop_server(server) == 0
