@@ -9,20 +9,29 @@ says what is wrong; only faults of the server itself become 5xx.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import logging
+import math
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 
+from serving_images.model_server.availability import backoff_delays, redact
 from serving_images.model_server.batching import MicroBatcher, ModelRejectedInput
 from serving_images.model_server.drift import DriftWindow
 from serving_images.model_server.kafka_security import security_config
 from serving_images.model_server.metrics import Metrics
-from serving_images.model_server.model import ModelLoadError, ServedModel, resolve
+from serving_images.model_server.model import (
+    ModelLoadError,
+    ModelNotAvailable,
+    ServedModel,
+    resolve,
+)
 from serving_images.model_server.prediction_log import FileSink, KafkaSink, PredictionLog, Sink
 from serving_images.model_server.schema import (
     V2_DATATYPE_BY_KIND,
@@ -45,22 +54,29 @@ SERVER_VERSION = "0.1.0"
 
 
 class HTTPError(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(
+        self, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers or []
 
 
 class ServerState:
     """What the endpoints need to know about the model's lifecycle."""
 
-    def __init__(self) -> None:
+    def __init__(self, model_uri: str = "") -> None:
         self.model: ServedModel | None = None
         self.batcher: MicroBatcher | None = None
         self.prediction_log: PredictionLog | None = None
         self.ready = False
         self.draining = False
         self.load_error: str | None = None
+        # Why the model is not served yet, for /v2/health/ready and 503 answers.
+        self.waiting_for = f"{model_uri}: the first attempt to load it is running"
+        self.attempts = 0
+        self.retry_at: float | None = None  # time.monotonic() of the next attempt
 
 
 def load_and_warm(settings: Settings) -> ServedModel:
@@ -80,6 +96,38 @@ def load_and_warm(settings: Settings) -> ServedModel:
     return model
 
 
+def _in_daemon_thread(fn: Callable[[Settings], ServedModel], settings: Settings) -> Any:
+    """Run `fn` in a daemon thread; the returned future gives its result.
+
+    Not `asyncio.to_thread`: the loop's default executor is joined when the loop closes, so a
+    load stuck in a slow HTTP call (up to MLFLOW_HTTP_REQUEST_TIMEOUT) would hold up SIGTERM.
+    A daemon thread is abandoned instead; it only ever touches the model it is loading.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[ServedModel] = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if future.done():  # cancelled by shutdown meanwhile
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    def run() -> None:
+        result, error = None, None
+        try:
+            result = fn(settings)
+        except BaseException as exc:  # handed to the awaiting task, which decides
+            error = exc
+        # A closed loop means the server is exiting and nobody waits for this load any more.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=run, name="model-load", daemon=True).start()
+    return future
+
+
 def _limit_threads(n: int) -> Callable[[], None]:
     def init() -> None:
         from threadpoolctl import threadpool_limits
@@ -97,7 +145,7 @@ class ModelServerApp:
         loader: Callable[[Settings], ServedModel] = load_and_warm,
     ) -> None:
         self.settings = settings
-        self.state = ServerState()
+        self.state = ServerState(settings.model_uri)
         self.metrics = Metrics()
         self._on_fatal = on_fatal
         self._loader = loader
@@ -142,17 +190,52 @@ class ModelServerApp:
         self._load_task = asyncio.get_running_loop().create_task(self._load(), name="model-load")
 
     async def _load(self) -> None:
-        try:
-            model = await asyncio.to_thread(self._loader, self.settings)
-            self._install(model)
-        except Exception as exc:
-            # Includes a sink that cannot start (e.g. an unwritable prediction file): a server
-            # that would never become ready is better stopped, so the orchestrator sees it.
-            message = str(exc) if isinstance(exc, ModelLoadError) else repr(exc)
-            log.error("start-up failed: %s", message)
-            self.state.load_error = message
-            if self._on_fatal is not None:
-                self._on_fatal(message)
+        """Attempt to load until it works, waiting out a model that is not there yet."""
+        s, state = self.settings, self.state
+        delays = backoff_delays(s.load_retry_initial_seconds, s.load_retry_max_seconds)
+        while True:
+            state.attempts += 1
+            state.retry_at = None
+            try:
+                model = await _in_daemon_thread(self._loader, self.settings)
+            except ModelNotAvailable as exc:
+                self.metrics.load_attempts.labels(exc.outcome).inc()
+                delay = next(delays)
+                state.waiting_for = str(exc)
+                state.retry_at = time.monotonic() + delay
+                # Info while nothing is registered yet, the normal state of a fresh platform;
+                # a tracking server that is down or refuses the credentials is worth a warning.
+                log.log(
+                    logging.INFO if exc.outcome == "not_found" else logging.WARNING,
+                    "model not available yet (attempt %d, %s): %s; retrying in %.1f s",
+                    state.attempts,
+                    exc.outcome,
+                    exc,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                continue
+            except Exception as exc:
+                self.metrics.load_attempts.labels("failed").inc()
+                self._fail(exc)
+                return
+            self.metrics.load_attempts.labels("loaded").inc()
+            try:
+                self._install(model)
+            except Exception as exc:
+                self._fail(exc)
+            return
+
+    def _fail(self, exc: Exception) -> None:
+        # The model exists but cannot be served (bad signature, unsupported flavor, ...) or a
+        # sink cannot start (e.g. an unwritable prediction file): waiting cannot fix it, and a
+        # server that would never become ready is better stopped, so the orchestrator sees it.
+        message = redact(str(exc) if isinstance(exc, ModelLoadError) else repr(exc))
+        log.error("start-up failed: %s", message)
+        self.state.load_error = message
+        self.state.waiting_for = f"start-up failed: {message}"
+        if self._on_fatal is not None:
+            self._on_fatal(message)
 
     def _install(self, model: ServedModel) -> None:
         s = self.settings
@@ -234,6 +317,7 @@ class ModelServerApp:
         method: str = scope["method"]
         started = time.perf_counter()
         endpoint = "other"
+        headers: list[tuple[bytes, bytes]] = []
         try:
             if path == "/invocations":
                 endpoint = "invocations"
@@ -256,7 +340,7 @@ class ModelServerApp:
             else:
                 raise HTTPError(404, f"no route {path!r}")
         except HTTPError as exc:
-            status, payload = exc.status, {"error": exc.message}
+            status, payload, headers = exc.status, {"error": exc.message}, exc.headers
         except InputError as exc:
             status, payload = exc.status, {"error": exc.message}
         except ModelRejectedInput as exc:
@@ -271,7 +355,7 @@ class ModelServerApp:
         except TypeError:
             log.exception("cannot serialise the response to %s %s", method, path)
             status, body = 500, b'{"error": "internal server error"}'
-        await _send(send, status, body, JSON)
+        await _send(send, status, body, JSON, headers)
         timed = endpoint in ("invocations", "infer")
         self.metrics.count(endpoint, status, time.perf_counter() - started if timed else None)
 
@@ -313,8 +397,19 @@ class ModelServerApp:
     def _serving_model(self) -> ServedModel:
         model = self.state.model
         if model is None or not self.state.ready:
-            raise HTTPError(503, "the model is not loaded yet")
+            raise HTTPError(
+                503,
+                f"the model is not loaded yet: {self.state.waiting_for}",
+                [(b"retry-after", str(self._retry_after()).encode())],
+            )
         return model
+
+    def _retry_after(self) -> int:
+        """Whole seconds until the next attempt to load (1 while one is running)."""
+        retry_at = self.state.retry_at
+        if retry_at is None:
+            return 1
+        return max(1, math.ceil(retry_at - time.monotonic()))
 
     def _schema_for(self, model: ServedModel, names: list[str]) -> InputSchema:
         if model.schema is not None:
@@ -435,8 +530,20 @@ class ModelServerApp:
         return 200, {"live": True}
 
     async def _ready(self) -> tuple[int, Any]:
-        ready = self.state.ready and not self.state.draining
-        return (200 if ready else 503), {"ready": ready}
+        state = self.state
+        if state.ready and not state.draining:
+            return 200, {"ready": True}
+        answer: dict[str, Any] = {"ready": False, "model_uri": self.settings.model_uri}
+        if state.draining:
+            answer["reason"] = "shutting down (SIGTERM)"
+        else:
+            answer["reason"] = state.waiting_for
+            answer["attempts"] = state.attempts
+            if state.retry_at is not None:
+                answer["next_attempt_in_seconds"] = round(
+                    max(0.0, state.retry_at - time.monotonic()), 1
+                )
+        return 503, answer
 
     async def _ping(self) -> tuple[int, Any]:
         status, _ = await self._ready()
@@ -517,15 +624,15 @@ def _tensor(name: str, values: list[Any]) -> dict[str, Any]:
     return {"name": name, "datatype": datatype, "shape": [len(values)], "data": values}
 
 
-async def _send(send: Send, status: int, body: bytes, content_type: bytes) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", content_type),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
+async def _send(
+    send: Send,
+    status: int,
+    body: bytes,
+    content_type: bytes,
+    extra_headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    if extra_headers:
+        headers.extend(extra_headers)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

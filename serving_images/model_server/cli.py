@@ -36,17 +36,27 @@ def main(args: argparse.Namespace) -> int:
 
 
 def serve(settings: object) -> int:
-    """Run until SIGTERM/SIGINT (exit 0 after draining) or a failed model load (exit 1)."""
+    """Run until SIGTERM/SIGINT (exit 0 after draining) or a model that cannot be served (exit 1).
+
+    A model that is not there yet (not registered, no alias, tracking server down) is waited
+    for, not a failure: the server stays live and not ready meanwhile.
+    """
     import uvicorn
 
     from serving_images.model_server.app import ModelServerApp
-    from serving_images.model_server.settings import Settings
+    from serving_images.model_server.settings import Settings, apply_mlflow_client_defaults
 
     assert isinstance(settings, Settings)
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    applied = apply_mlflow_client_defaults()
+    if applied:
+        logging.getLogger(__name__).info(
+            "MLflow client: %s (this server retries loading the model itself)",
+            ", ".join(f"{k}={v}" for k, v in applied.items()),
+        )
     failure: list[str] = []
 
     class DrainingServer(uvicorn.Server):

@@ -22,6 +22,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 
+from serving_images.model_server.availability import OUTCOMES
 from serving_images.model_server.drift import DriftWindow
 
 LATENCY_BUCKETS = (
@@ -149,6 +150,15 @@ class Metrics:
         self.ready = Gauge(
             "model_server_ready", "1 when the model is loaded and warmed up.", registry=r
         )
+        self.load_attempts = Counter(
+            "model_server_model_load_attempts",
+            "Attempts to resolve and load the model, by outcome: `loaded`, or what it is still "
+            "waiting for (`not_found`, `unavailable`, `unauthorized`), or `failed` (permanent).",
+            ("outcome",),
+            registry=r,
+        )
+        for outcome in OUTCOMES:
+            self.load_attempts.labels(outcome)
         self.scores = ScoreHistogram(
             "model_server_prediction_score",
             "Prediction scores (positive-class probability for binary classifiers).",

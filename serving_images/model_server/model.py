@@ -11,12 +11,14 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
 import tempfile
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from serving_images.model_server.availability import Outcome, classify, describe
 from serving_images.model_server.drift import FeatureReference, ProfileError, parse_profile
 from serving_images.model_server.fastpath import NeedsPipeline
 from serving_images.model_server.schema import InputSchema, Rows, to_arrays
@@ -28,6 +30,18 @@ _REGISTRY_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<
 
 class ModelLoadError(RuntimeError):
     """The model cannot be resolved, downloaded or loaded; the message names the URI."""
+
+
+class ModelNotAvailable(ModelLoadError):
+    """The model is not there yet (or the tracking server is not): worth retrying.
+
+    Raised only while resolving and downloading; once the files are here, anything that goes
+    wrong (flavor, signature, loading, warm-up) is a `ModelLoadError` that waiting cannot fix.
+    """
+
+    def __init__(self, message: str, outcome: Outcome) -> None:
+        super().__init__(message)
+        self.outcome = outcome
 
 
 @dataclass(frozen=True)
@@ -68,34 +82,81 @@ def _registry_version(name: str, alias: str | None, ref: str | None, uri: str) -
     client = MlflowClient()
     try:
         if alias:
-            return str(client.get_model_version_by_alias(name, alias).version)
+            return _alias_version(client, name, alias, uri)
         if ref is None or ref.lower() == "latest":
             versions = client.search_model_versions(f"name='{name}'")
             if not versions:
-                raise ModelLoadError(f"{uri}: registered model {name!r} has no versions")
+                raise ModelNotAvailable(
+                    f"{uri}: registered model {name!r} does not exist or has no versions yet",
+                    "not_found",
+                )
             return str(max(int(v.version) for v in versions))
         if ref.isdigit():
             return str(client.get_model_version(name, ref).version)
         versions = client.get_latest_versions(name, stages=[ref])  # legacy stage name
         if not versions:
-            raise ModelLoadError(f"{uri}: no version of {name!r} in stage {ref!r}")
+            raise ModelNotAvailable(
+                f"{uri}: no version of {name!r} in stage {ref!r} yet", "not_found"
+            )
         return str(versions[0].version)
     except MlflowException as exc:
-        raise ModelLoadError(f"{uri}: {exc.message}") from None
+        raise _load_error(uri, exc) from None
+
+
+def _alias_version(client: Any, name: str, alias: str, uri: str) -> str:
+    from mlflow.exceptions import MlflowException
+    from mlflow.utils.validation import (
+        _validate_model_alias_name,
+        _validate_model_alias_name_reserved,
+    )
+
+    # A malformed alias can never be set, so it must not be waited for.
+    _validate_model_alias_name(alias)
+    _validate_model_alias_name_reserved(alias)
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException as exc:
+        if exc.error_code != "INVALID_PARAMETER_VALUE":
+            raise
+        # The tracking server answers an alias that is not set with INVALID_PARAMETER_VALUE,
+        # the code of malformed requests too; the registered model's aliases tell them apart.
+        aliases = client.get_registered_model(name).aliases
+        if alias in aliases:
+            raise
+        present = ", ".join(sorted(aliases)) or "none"
+        raise ModelNotAvailable(
+            f"{uri}: registered model {name!r} has no alias {alias!r} yet (aliases: {present})",
+            "not_found",
+        ) from None
+
+
+def _load_error(uri: str, exc: BaseException) -> ModelLoadError:
+    from mlflow import get_tracking_uri
+
+    outcome = classify(exc)
+    message = f"{uri}: {describe(exc, outcome, get_tracking_uri())}"
+    if outcome == "failed":
+        return ModelLoadError(message)
+    return ModelNotAvailable(message, outcome)
 
 
 def _download(uri: str) -> str:
     import mlflow
-    from mlflow.exceptions import MlflowException
 
     # tempfile honours TMPDIR, which the image points at a writable volume.
     target = tempfile.mkdtemp(prefix="mlops-serve-model-")
     try:
-        return mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=target)
-    except MlflowException as exc:
-        raise ModelLoadError(f"{uri}: {exc.message}") from None
-    except OSError as exc:
-        raise ModelLoadError(f"{uri}: {exc}") from None
+        local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=target)
+    except Exception as exc:
+        # Artifact stores raise their own errors too (botocore's ClientError for a missing
+        # S3 key); `classify` knows which of them mean "not there yet".
+        shutil.rmtree(target, ignore_errors=True)
+        raise _load_error(uri, exc) from None
+    # MLflow answers an artifact directory that was not uploaded (yet) with an empty download.
+    if not os.path.isfile(os.path.join(local, "MLmodel")):
+        shutil.rmtree(target, ignore_errors=True)
+        raise ModelNotAvailable(f"{uri}: its artifacts have no MLmodel file (yet)", "not_found")
+    return local
 
 
 class ServedModel:

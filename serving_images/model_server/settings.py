@@ -107,6 +107,25 @@ REGISTRY: tuple[EnvVar, ...] = (
         "Name the model is served under (`/v2/models/{name}`); empty = the registered name, "
         "or the directory name for a local path.",
     ),
+    EnvVar(
+        "MLOPS_SERVE_LOAD_RETRY_INITIAL_SECONDS",
+        "load_retry_initial_seconds",
+        float,
+        1.0,
+        "While the model is not there yet (not registered, no alias, no artifacts, tracking "
+        "server unreachable or failing), wait this long before the second attempt to load it; "
+        "each further wait doubles, up to `MLOPS_SERVE_LOAD_RETRY_MAX_SECONDS`.",
+        minimum=0.01,
+    ),
+    EnvVar(
+        "MLOPS_SERVE_LOAD_RETRY_MAX_SECONDS",
+        "load_retry_max_seconds",
+        float,
+        30.0,
+        "Longest wait between two attempts to load a model that is not there yet: how long "
+        "the server may stay not-ready after the model's alias is set. It waits indefinitely.",
+        minimum=0.01,
+    ),
     EnvVar("MLOPS_SERVE_HOST", "host", str, "127.0.0.1", "Address to bind. `--host` overrides."),
     EnvVar("MLOPS_SERVE_PORT", "port", int, 8080, "TCP port. `--port` overrides.", minimum=0),
     EnvVar(
@@ -276,6 +295,8 @@ class Settings:
 
     model_uri: str
     model_name: str
+    load_retry_initial_seconds: float
+    load_retry_max_seconds: float
     host: str
     port: int
     max_body_bytes: int
@@ -323,8 +344,29 @@ class Settings:
                 "MLOPS_SERVE_KAFKA_BOOTSTRAP_SERVERS must be set when "
                 "MLOPS_SERVE_PREDICTION_SINK=kafka"
             )
+        if settings.load_retry_max_seconds < settings.load_retry_initial_seconds:
+            raise SettingsError(
+                f"MLOPS_SERVE_LOAD_RETRY_MAX_SECONDS={settings.load_retry_max_seconds:g} must be "
+                f">= MLOPS_SERVE_LOAD_RETRY_INITIAL_SECONDS={settings.load_retry_initial_seconds:g}"
+            )
         _check_kafka_security(settings)
         return settings
+
+
+# MLflow's client retries every HTTP call itself, 7 times with exponential backoff (about four
+# minutes) before it fails. The server's own loop (MLOPS_SERVE_LOAD_RETRY_*) does the waiting,
+# says why once per attempt and stays responsive to SIGTERM, so one attempt should fail fast.
+MLFLOW_CLIENT_DEFAULTS: Mapping[str, str] = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
+
+
+def apply_mlflow_client_defaults(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """Set `MLFLOW_CLIENT_DEFAULTS` where the operator has not; returns what was set."""
+    env: Any = os.environ if environ is None else environ
+    applied = {}
+    for name, value in MLFLOW_CLIENT_DEFAULTS.items():
+        if env.get(name, "").strip() == "":
+            env[name] = applied[name] = value
+    return applied
 
 
 def _check_kafka_security(s: Settings) -> None:

@@ -11,7 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +96,7 @@ class Response:
     status: int
     body: Any
     raw: bytes
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -124,14 +125,16 @@ class ServerProcess:
             with urllib.request.urlopen(req, timeout=30) as r:
                 raw = r.read()
                 status = r.status
+                headers = {k.lower(): v for k, v in r.headers.items()}
         except urllib.error.HTTPError as err:
             raw = err.read()
             status = err.code
+            headers = {k.lower(): v for k, v in err.headers.items()}
         try:
             parsed = json.loads(raw)
         except ValueError:
             parsed = raw.decode()
-        return Response(status, parsed, raw)
+        return Response(status, parsed, raw, headers)
 
     def get(self, path: str) -> Response:
         return self.request("GET", path)
@@ -258,3 +261,117 @@ def metric(text: str, name: str, **labels: str) -> float:
         ):
             return float(line.rsplit(" ", 1)[1])
     raise AssertionError(f"{name} {labels} not in metrics")
+
+
+@dataclass
+class TrackingServer:
+    """`mlflow server` on loopback: SQLite backend, artifacts proxied (`mlflow-artifacts:`)."""
+
+    uri: str
+    proc: subprocess.Popen[bytes]
+    folder: Path
+
+    def log(self) -> str:
+        return (self.folder / "server.log").read_text()
+
+
+def start_tracking_server(folder: Path, port: int | None = None) -> TrackingServer:
+    """Start the tracking server and wait for `/health` (the pattern of the MLflow tests)."""
+    port = port or free_port()
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "server.log", "wb") as log:
+        proc = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "mlflow"),
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+                "--backend-store-uri",
+                f"sqlite:///{folder / 'mlflow.db'}",
+                "--artifacts-destination",
+                str(folder / "artifacts"),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            # Its own process group: `mlflow server` runs the app in a child (uvicorn).
+            start_new_session=True,
+        )
+    server = TrackingServer(f"http://127.0.0.1:{port}", proc, folder)
+    deadline = time.monotonic() + 90
+    while True:
+        if proc.poll() is not None:
+            raise AssertionError(f"mlflow server exited {proc.returncode}:\n{server.log()}")
+        try:
+            with urllib.request.urlopen(f"{server.uri}/health", timeout=2) as response:
+                if response.status == 200:
+                    return server
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            stop_tracking_server(server)
+            raise AssertionError(f"mlflow server not healthy after 90 s:\n{server.log()}")
+        time.sleep(0.3)
+
+
+def stop_tracking_server(server: TrackingServer) -> None:
+    if server.proc.poll() is not None:
+        return
+    os.killpg(server.proc.pid, signal.SIGTERM)
+    try:
+        server.proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.proc.pid, signal.SIGKILL)
+        server.proc.wait(timeout=15)
+
+
+def register_version(tracking_uri: str, model_path: str, name: str, alias: str = "") -> str:
+    """Upload a saved model into a run of the tracking server and register it as a version.
+
+    The artifacts go through the server (`mlflow-artifacts:`), as a training pipeline's would;
+    with `alias` set, the alias is moved to the new version. Returns the version.
+    """
+    import mlflow
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name("serving-tests")
+    experiment_id = (
+        experiment.experiment_id if experiment else client.create_experiment("serving-tests")
+    )
+    run = client.create_run(experiment_id)
+    client.log_artifacts(run.info.run_id, model_path, "model")
+    client.set_terminated(run.info.run_id)
+    try:
+        client.get_registered_model(name)
+    except mlflow.exceptions.MlflowException:
+        client.create_registered_model(name)
+    version = client.create_model_version(
+        name, f"{run.info.artifact_uri}/model", run_id=run.info.run_id
+    )
+    if alias:
+        client.set_registered_model_alias(name, alias, version.version)
+    return str(version.version)
+
+
+V2_DATATYPES = {"tenure": "FP64", "orders": "INT64", "spend": "FP64", "plan": "BYTES"}
+
+
+def v2_infer_body(frame: Any) -> dict[str, Any]:
+    """An OIP v2 infer request with one typed tensor per column of the churn-like frame."""
+    split = json.loads(frame.to_json(orient="split", index=False, double_precision=15))
+    return {
+        "inputs": [
+            {
+                "name": c,
+                "shape": [len(split["data"])],
+                "datatype": V2_DATATYPES[c],
+                "data": [row[i] for row in split["data"]],
+            }
+            for i, c in enumerate(split["columns"])
+        ]
+    }
