@@ -53,8 +53,10 @@ INTERVAL_VAR = "{{ interval }}"
 # target, so `<target>-primary-...` never matches) and of the primary.
 CANARY_PODS = f"{TARGET_VAR}-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)"
 PRIMARY_PODS = f"{TARGET_VAR}{PRIMARY_SUFFIX}-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)"
-# The model server's example request (the MLflow input example of the model it serves).
+# The model server's example request (the MLflow input example of the model it serves), and
+# the header that keeps the load tester's requests out of its drift window and prediction log.
 EXAMPLE_PATH = "/v2/models/{model}/example"
+SYNTHETIC_HEADER = "X-Mlops-Synthetic"
 _DURATION = re.compile(r"^[1-9][0-9]*(s|m)$")
 
 Check = Literal["success-rate", "latency-p99", "score-divergence", "feature-drift"]
@@ -318,7 +320,9 @@ def load_command(
 ) -> str:
     """The load tester's shell command (it runs `sh -c`): fetch the model's example request
     from each side, then send it at `requests_per_second` for one interval, to both sides so
-    the score distributions compare on the same inputs even without live traffic."""
+    the score distributions compare on the same inputs even without live traffic. The requests
+    are marked synthetic: they count for the request and score checks, but stay out of the drift
+    window (the feature-drift check sees live traffic only) and out of the prediction log."""
     example = EXAMPLE_PATH.format(model=model_name)
     rate = config.load_test.requests_per_second
     parts = []
@@ -328,6 +332,7 @@ def load_command(
         parts.append(
             f"curl -sf -o {body} {shlex.quote(base + example)} && "
             f"hey -z {config.interval} -q {rate} -c 1 -m POST -T application/json "
+            f"-H {shlex.quote(SYNTHETIC_HEADER + ': golden-set')} "
             f"-D {body} {shlex.quote(base + '/invocations')}"
         )
     return " & ".join(f"({part})" for part in parts) + " & wait"

@@ -81,6 +81,7 @@ MANAGED_SETTINGS = frozenset(
         "prediction_sink",
         "kafka_bootstrap_servers",
         "kafka_topic",
+        "example_endpoint",
     }
 )
 
@@ -979,6 +980,9 @@ def progressive_deployment(
     for constraint in pod["topologySpreadConstraints"]:
         constraint["labelSelector"] = {"matchLabels": flagger_selector(name)}
     env = pod["containers"][0]["env"]
+    if config.progressive is not None and config.progressive.load_test.enabled:
+        # Flagger's load tester fetches the golden-set request from each side.
+        env.append(_env(_VARS["example_endpoint"].name, True))
     model_uri = _VARS["model_uri"].name
     env[[var["name"] for var in env].index(model_uri)] = {
         "name": model_uri,

@@ -436,13 +436,13 @@ class ModelServerApp:
             rows = _PermissiveSchema(()).rows_from_invocations(payload)
             schema = self._schema_for(model, list(rows.columns))
         self.metrics.request_rows_child.observe(rows.n_rows)
-        predictions, _ = await self._predict(schema, rows)
+        predictions, _ = await self._predict(schema, rows, _synthetic(scope))
         return 200, {"predictions": predictions}
 
-    async def _predict(self, schema: InputSchema, rows: Any) -> Any:
+    async def _predict(self, schema: InputSchema, rows: Any, synthetic: bool = False) -> Any:
         batcher = self.state.batcher
         assert batcher is not None
-        return await batcher.predict(schema, rows)
+        return await batcher.predict(schema, rows, synthetic)
 
     async def _v2_model(
         self, scope: Scope, receive: Receive, path: str, method: str
@@ -466,6 +466,12 @@ class ModelServerApp:
         if rest == []:
             _require(method, "GET")
             return self._model_metadata(self._serving_model())
+        if rest == ["example"] and self.settings.example_endpoint:
+            _require(method, "GET")
+            example = self._serving_model().example_request()
+            if example is None:
+                raise HTTPError(404, f"model {name!r} was saved without an input example")
+            return 200, example
         if rest == ["ready"]:
             _require(method, "GET")
             ready = self.state.ready and not self.state.draining
@@ -473,7 +479,7 @@ class ModelServerApp:
         if rest == ["infer"]:
             _require(method, "POST")
             body = await self._body(scope, receive)
-            return await self._infer(body)
+            return await self._infer(body, _synthetic(scope))
         raise HTTPError(404, f"no route {path!r}")
 
     def _model_metadata(self, model: ServedModel) -> tuple[int, Any]:
@@ -499,7 +505,7 @@ class ModelServerApp:
             "outputs": outputs,
         }
 
-    async def _infer(self, body: bytes) -> tuple[int, Any]:
+    async def _infer(self, body: bytes, synthetic: bool = False) -> tuple[int, Any]:
         model = self._serving_model()
         payload = _parse_json(body)
         if model.schema is not None:
@@ -509,7 +515,7 @@ class ModelServerApp:
             rows = _PermissiveSchema(()).rows_from_v2(payload)
             schema = self._schema_for(model, list(rows.columns))
         self.metrics.request_rows_child.observe(rows.n_rows)
-        predictions, scores = await self._predict(schema, rows)
+        predictions, scores = await self._predict(schema, rows, synthetic)
         outputs = [_tensor("predictions", predictions)]
         if scores is not None:
             outputs.append(
@@ -554,6 +560,16 @@ class ModelServerApp:
 
     async def _server_metadata(self) -> tuple[int, Any]:
         return 200, {"name": SERVER_NAME, "version": SERVER_VERSION, "extensions": []}
+
+
+# Requests carrying this header (Flagger's load tester, smoke tests) are answered and counted
+# like any other, but their rows stay out of the drift window and the prediction log: they are
+# not the traffic the model sees in production.
+SYNTHETIC_HEADER = b"x-mlops-synthetic"
+
+
+def _synthetic(scope: Scope) -> bool:
+    return any(name == SYNTHETIC_HEADER for name, _ in scope.get("headers", ()))
 
 
 def _v2_endpoint(path: str) -> str:

@@ -45,6 +45,7 @@ class Job:
     schema: InputSchema
     rows: Rows
     future: asyncio.Future[tuple[list[Any], np.ndarray | None]]
+    synthetic: bool = False  # answered and scored, but kept out of the drift window and log
     request_id: str = field(default_factory=lambda: f"{_ID_PREFIX}{next(_ID_COUNTER):016x}")
 
 
@@ -99,9 +100,11 @@ class MicroBatcher:
                 job.future.set_exception(RuntimeError("server is shutting down"))
         self._executor.shutdown(wait=True)
 
-    async def predict(self, schema: InputSchema, rows: Rows) -> tuple[list[Any], np.ndarray | None]:
+    async def predict(
+        self, schema: InputSchema, rows: Rows, synthetic: bool = False
+    ) -> tuple[list[Any], np.ndarray | None]:
         assert self._wakeup is not None, "MicroBatcher.start() was not called"
-        job = Job(schema, rows, asyncio.get_running_loop().create_future())
+        job = Job(schema, rows, asyncio.get_running_loop().create_future(), synthetic)
         self._pending.append(job)
         self._wakeup.set()
         return await job.future
@@ -146,16 +149,9 @@ class MicroBatcher:
                 else:
                     job.future.set_result(output)
             if result.arrays is not None and result.predictions is not None:
-                self._on_logged(
-                    LoggedBatch(
-                        timestamp=time.time(),
-                        request_ids=[j.request_id for j in jobs],
-                        row_counts=[j.rows.n_rows for j in jobs],
-                        columns=result.arrays,
-                        predictions=result.predictions,
-                        scores=result.scores,
-                    )
-                )
+                logged = _logged(jobs, result)
+                if logged is not None:
+                    self._on_logged(logged)
 
     def _run(self, jobs: list[Job]) -> BatchResult:
         """Runs on the predict thread: one model call for all jobs, split back per job."""
@@ -187,6 +183,30 @@ class MicroBatcher:
         if scores is not None:
             self._on_scores(scores)
         return predictions, scores
+
+
+def _logged(jobs: list[Job], result: BatchResult) -> LoggedBatch | None:
+    """What the prediction log and the drift window get of a batch: the rows of every job but
+    the synthetic ones (None when all were synthetic)."""
+    assert result.arrays is not None and result.predictions is not None
+    real = [not j.synthetic for j in jobs]
+    if not any(real):
+        return None
+    columns, predictions, scores = result.arrays, result.predictions, result.scores
+    if not all(real):
+        keep = np.repeat(np.asarray(real), [j.rows.n_rows for j in jobs])
+        columns = {name: values[keep] for name, values in columns.items()}
+        predictions = [p for p, k in zip(predictions, keep, strict=True) if k]
+        scores = None if scores is None else scores[keep]
+    kept = [j for j in jobs if not j.synthetic]
+    return LoggedBatch(
+        timestamp=time.time(),
+        request_ids=[j.request_id for j in kept],
+        row_counts=[j.rows.n_rows for j in kept],
+        columns=columns,
+        predictions=predictions,
+        scores=scores,
+    )
 
 
 def _rejected(exc: Exception) -> BaseException:

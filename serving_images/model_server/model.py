@@ -268,25 +268,35 @@ class ServedModel:
         )
         return output.tolist(), scores
 
-    def warmup_rows(self) -> list[Rows]:
-        """Rows to warm the model with: its saved input example, else one synthetic row."""
+    def example_request(self) -> dict[str, Any] | None:
+        """The model's saved MLflow input example as an `/invocations` body (`dataframe_split`),
+        or None when it has none a client could send. Read once."""
+        if not hasattr(self, "_example_request"):
+            self._example_request = self._load_example_request()
+        return self._example_request
+
+    def _load_example_request(self) -> dict[str, Any] | None:
         example = None
         try:
             example = self.mlmodel.load_input_example(self.resolved.local_path)
         except Exception as exc:
             log.warning("cannot load the input example: %s", exc)
-        if example is not None and self.schema is not None and hasattr(example, "to_dict"):
-            records = example.to_dict(orient="split")
-            return [
-                self.schema.rows_from_invocations(
-                    {
-                        "dataframe_split": {
-                            "columns": list(records["columns"]),
-                            "data": _plain(records["data"]),
-                        }
-                    }
-                )
-            ]
+        if example is None or self.schema is None or not hasattr(example, "to_dict"):
+            return None
+        records = example.to_dict(orient="split")
+        return {
+            "dataframe_split": {
+                "columns": list(records["columns"]),
+                "data": _plain(records["data"]),
+            }
+        }
+
+    def warmup_rows(self) -> list[Rows]:
+        """Rows to warm the model with: its saved input example, else one synthetic row."""
+        example = self.example_request()
+        if example is not None:
+            assert self.schema is not None
+            return [self.schema.rows_from_invocations(example)]
         if self.schema is None:
             return []
         synthetic = {"float": 0.0, "int": 0, "str": "", "bool": False, "any": 0.0}

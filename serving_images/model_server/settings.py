@@ -126,6 +126,15 @@ REGISTRY: tuple[EnvVar, ...] = (
         "the server may stay not-ready after the model's alias is set. It waits indefinitely.",
         minimum=0.01,
     ),
+    EnvVar(
+        "MLOPS_SERVE_EXAMPLE_ENDPOINT",
+        "example_endpoint",
+        bool,
+        False,
+        "Serve the model's MLflow input example as an `/invocations` body at "
+        "`GET /v2/models/{name}/example`: the golden-set request Flagger's load tester sends "
+        "during a progressive rollout. Off by default: the example is rows of training data.",
+    ),
     EnvVar("MLOPS_SERVE_HOST", "host", str, "127.0.0.1", "Address to bind. `--host` overrides."),
     EnvVar("MLOPS_SERVE_PORT", "port", int, 8080, "TCP port. `--port` overrides.", minimum=0),
     EnvVar(
@@ -297,6 +306,7 @@ class Settings:
     model_name: str
     load_retry_initial_seconds: float
     load_retry_max_seconds: float
+    example_endpoint: bool
     host: str
     port: int
     max_body_bytes: int

@@ -152,6 +152,11 @@ def test_the_release_is_a_config_map_the_target_reads_its_model_from():
         "valueFrom": {"configMapKeyRef": {"name": "churn-model", "key": "model_uri"}},
     }
     assert env["MLOPS_SERVE_MODEL_NAME"]["value"] == "churn"
+    # The load tester fetches its golden-set request from each side.
+    assert env["MLOPS_SERVE_EXAMPLE_ENDPOINT"]["value"] == "true"
+    without = _render(_config(progressive={"load_test": {"enabled": False}}))
+    container = without.deployments["release"]["spec"]["template"]["spec"]["containers"][0]
+    assert "MLOPS_SERVE_EXAMPLE_ENDPOINT" not in {var["name"] for var in container["env"]}
 
 
 def test_the_target_is_shaped_for_flagger():
@@ -259,7 +264,8 @@ def test_webhooks_load_the_golden_set_and_gate_promotion():
             f"http://{side}.serving:8080/v2/models/churn/example" in cmd
         )
         assert (
-            f"hey -z 1m -q 5 -c 1 -m POST -T application/json -D /tmp/serving-{side}.json "
+            f"hey -z 1m -q 5 -c 1 -m POST -T application/json "
+            f"-H 'X-Mlops-Synthetic: golden-set' -D /tmp/serving-{side}.json "
             f"http://{side}.serving:8080/invocations" in cmd
         )
     assert cmd.endswith("& wait")
