@@ -35,11 +35,11 @@ from components.monitoring import MonitoringConfig
 from components.pipelines import PipelinesConfig, pipelines_problems
 from components.pipelines.model import NAMESPACE as PIPELINES_NAMESPACE
 from components.pipelines.model import RUNNER_SERVICE_ACCOUNT
+from components.secret_config import SECRET_PLACEHOLDER, mark_engine_secrets
 from components.serving import ServingDeployments
 from components.storage import StorageConfig
 
 NAMESPACE = "mlops"
-SECRET_PLACEHOLDER = "[secret]"
 
 
 def _default_identities() -> dict[str, WorkloadIdentityConfig]:
@@ -244,10 +244,16 @@ def _problem(path: str, message: str) -> tuple[str, str]:
     return f"{NAMESPACE}:{path}", message
 
 
-def validate(values: Mapping[str, Any], source: str) -> PlatformConfig:
-    """Validate the `mlops:` keys of a flat config map (full key -> decoded value)."""
+def validate(
+    values: Mapping[str, Any], source: str, secret_keys: Iterable[str] = ()
+) -> PlatformConfig:
+    """Validate the `mlops:` keys of a flat config map (full key -> decoded value).
+
+    `secret_keys` are the full keys the engine marked secret: only strings under them may fill
+    a `SecretValue` field (components/secret_config.py)."""
+    secret = set(secret_keys)
     ours = {
-        key.split(":", 1)[1]: value
+        key.split(":", 1)[1]: mark_engine_secrets(value) if key in secret else value
         for key, value in values.items()
         if key.split(":", 1)[0] == NAMESPACE
     }
@@ -314,7 +320,7 @@ def read_stack_file(path: str | Path) -> StackFile:
 
 def load_stack_file(path: str | Path) -> PlatformConfig:
     stack_file = read_stack_file(path)
-    return validate(stack_file.values, stack_file.path)
+    return validate(stack_file.values, stack_file.path, stack_file.secret_keys)
 
 
 def _decode(value: Any) -> Any:
@@ -333,7 +339,10 @@ def from_pulumi_runtime() -> PlatformConfig:
 
     values = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
     source = f"stacks/Pulumi.{pulumi.get_stack()}.yaml"
-    return validate({key: _decode(value) for key, value in values.items()}, source)
+    secret_keys = set(runtime_config.get_config_secret_keys_env()) | {
+        key for key in values if runtime_config.is_config_secret(key)
+    }
+    return validate({key: _decode(value) for key, value in values.items()}, source, secret_keys)
 
 
 def json_schema() -> dict[str, Any]:
