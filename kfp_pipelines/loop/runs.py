@@ -12,6 +12,8 @@ every run already started; `LocalRuns` keeps its list in memory, as its runs do.
 
 from __future__ import annotations
 
+import json
+import logging
 import re
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -19,6 +21,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
+
+log = logging.getLogger("kfp_pipelines.loop.receiver")
 
 RUN_PREFIX = "retrain"
 # KFP lists at most this many runs per page; more than one page of retrains of one experiment
@@ -172,4 +176,17 @@ def _finish(run: RetrainRun, future: Future) -> None:
         run.state, run.output = "SUCCEEDED", future.result()
     else:
         run.state, run.error = "FAILED", str(error)
+    # The KFP backend's runs report their end in KFP; local ones only here.
+    log.info(
+        json.dumps(
+            {
+                "event": "retrain_finished",
+                "run_id": run.run_id,
+                "model": run.model,
+                "state": run.state,
+                "output": run.output,
+            },
+            sort_keys=True,
+        )
+    )
     run.done.set()
