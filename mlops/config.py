@@ -28,6 +28,8 @@ from components.identity.model import check_buckets, check_identity_name
 from components.kafka import KafkaConfig
 from components.kafka.model import cloud_problems as kafka_problems
 from components.kafka.model import msk_client_subnets
+from components.loop import LoopConfig
+from components.loop import config_problems as loop_problems
 from components.mesh import MeshConfig
 from components.mlflow import MlflowConfig
 from components.mlflow.model import config_problems as mlflow_problems
@@ -113,6 +115,11 @@ class PlatformConfig(StrictModel):
         default_factory=MonitoringConfig,
         description="Prometheus, Alertmanager and Grafana, with the platform's model alerts.",
     )
+    loop: LoopConfig = Field(
+        default_factory=LoopConfig,
+        description="The retrain receiver: Alertmanager's drift alerts start the drift/retrain "
+        "pipeline on KFP (deduplicated, rate-limited per model).",
+    )
     pipelines: PipelinesConfig = Field(
         default_factory=PipelinesConfig,
         description="Kubeflow Pipelines (standalone), with artifacts in the object store.",
@@ -136,6 +143,7 @@ class PlatformConfig(StrictModel):
         problems += kafka_problems(self.kafka, self.cloud.type)
         problems += mlflow_problems(self.mlflow, self.storage.buckets, self.workload_identities)
         problems += feast_problems(self.feast, self.storage.buckets, self.workload_identities)
+        problems += loop_problems(self.loop, set(self.storage.buckets))
         problems += pipelines_problems(
             self.pipelines, self.storage.buckets, self.workload_identities
         )
