@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
 from components.base import StrictModel
 from components.cloud import Cloud
@@ -68,6 +68,9 @@ def _default_identities() -> dict[str, WorkloadIdentityConfig]:
 
 class PlatformConfig(StrictModel):
     """Everything that differs between environments. Defaults are the secure choice."""
+
+    # pydantic's own error text quotes the input; a refused secret must not be in it.
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     cloud: Cloud = Field(
         description="Where the platform runs: aws, gcp or an existing local cluster."

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, PositiveFloat, PositiveInt, field_validator, model_validator
+from pydantic import ConfigDict, Field, PositiveFloat, PositiveInt, field_validator, model_validator
 
 from components.base import StrictModel
 from components.kube import ContainerResourcesConfig, check_dns_label
@@ -193,7 +193,13 @@ _LABEL_VALUE = re.compile(r"^[A-Za-z0-9_.:-]+$")
 _RECEIVER_KEY = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
+# A refused credential must not be echoed by pydantic's own error text either.
+_HIDE_INPUT = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+
 class _Receiver(StrictModel):
+    model_config = _HIDE_INPUT
+
     send_resolved: bool = Field(default=True, description="Also notify when alerts resolve.")
 
     def secrets(self, key: str) -> dict[str, ConfigSecret]:
@@ -346,6 +352,8 @@ class AlertRoute(StrictModel):
 class AlertingConfig(StrictModel):
     """Where alerts go. Credentials only through Pulumi secret config."""
 
+    model_config = _HIDE_INPUT
+
     receivers: dict[str, Receiver] = Field(
         default_factory=dict,
         description="Notification targets keyed by name (the Alertmanager receiver name).",
@@ -424,6 +432,8 @@ class AlertingConfig(StrictModel):
 
 class MonitoringConfig(StrictModel):
     """Prometheus, Alertmanager and Grafana (kube-prometheus-stack) plus the model alerts."""
+
+    model_config = _HIDE_INPUT
 
     namespace: str = Field(default="monitoring", description="Namespace of the stack.")
     retention_days: PositiveInt = Field(default=15, description="Prometheus data retention.")

@@ -281,3 +281,24 @@ def test_receiver_secret_is_a_valid_object_with_only_placeholders():
         "team-api-url",
         "tickets-bearer-token",
     ]
+
+
+def test_pydantic_error_text_does_not_quote_a_refused_secret():
+    data = {"receivers": {"team": {**RECEIVERS["team"], "api_url": "https://hooks/T0/SECRET"}}}
+    with pytest.raises(ValidationError) as caught:
+        MonitoringConfig.model_validate({"alerting": data})
+    assert "SECRET" not in str(caught.value)
+    with pytest.raises(ValidationError) as caught:
+        root_config.PlatformConfig.model_validate(
+            {"cloud": {"type": "local", "kube_context": "k"}, "monitoring": {"alerting": data}}
+        )
+    assert "SECRET" not in str(caught.value)
+
+
+@pytest.mark.parametrize(("minutes", "rendered"), [(15, "15m"), (0.05, "3s"), (1.5, "90s")])
+def test_drift_for_renders_fractions_in_seconds_and_matches_the_crd(crds_dir, minutes, rendered):
+    config = MonitoringConfig.model_validate({"alerts": {"drift_for_minutes": minutes}})
+    rule = model.prometheus_rule(config.alerts, config.namespace)
+    [drift] = [r for r in rule["spec"]["groups"][0]["rules"] if r["alert"] == "ModelFeatureDrift"]
+    assert drift["for"] == rendered
+    manifests.validate(rule)

@@ -339,3 +339,28 @@ def test_kfp_runs_reads_dedupe_and_rate_limit_state_back_from_kfp():
         "experiment_id": "exp-1",
         "pipeline_root": None,
     }
+
+
+def test_concurrent_notifications_of_one_episode_start_one_run():
+    """Alertmanager can deliver one group twice at once (retries): the decision is atomic."""
+    import threading
+    import time
+
+    class SlowRuns(MemoryRuns):
+        def start(self, model, episode, arguments):
+            time.sleep(0.2)  # a KFP API call
+            return super().start(model, episode, arguments)
+
+    runs = SlowRuns()
+    receiver = rcv.Receiver(ReceiverSettings.from_env(ENV), runs, now=lambda: runs.clock)
+    parsed = rcv.parse_notification(json.dumps(notification()).encode())
+    results = []
+    threads = [
+        threading.Thread(target=lambda: results.extend(receiver.handle(parsed))) for _ in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(runs.runs) == 1
+    assert sorted(r["event"] for r in results) == ["retrain_skipped"] * 3 + ["retrain_started"]
