@@ -6,8 +6,9 @@ platform's own rendered PrometheusRule (components/monitoring, drift `for` short
 the config); a real Alertmanager runs the platform's generated configuration (its retrain
 route and the bearer token file); the retrain receiver runs as `python -m
 kfp_pipelines.loop.receiver` with kfp's local runner standing in for the KFP API. The drifted
-model's alert reaches the receiver, which starts the drift pipeline once; the normal model
-stays silent and starts nothing.
+model's alert reaches the receiver, which starts the drift pipeline once; the pipeline finds
+the drift in the recent window and registers a new version. The normal model stays silent and
+starts nothing.
 """
 
 from __future__ import annotations
@@ -40,7 +41,9 @@ WINDOW_ROWS = 300
 DRIFTED, NORMAL = "churn-drifted", "churn-normal"
 
 
-def _receiver(tmp_path: Path, data: Path, reference: Path) -> tuple[subprocess.Popen, str, Path]:
+def _receiver(
+    tmp_path: Path, data: Path, reference: Path, tracking_uri: str
+) -> tuple[subprocess.Popen, str, Path]:
     port = free_port()
     log = tmp_path / "receiver.log"
     env = {
@@ -51,8 +54,12 @@ def _receiver(tmp_path: Path, data: Path, reference: Path) -> tuple[subprocess.P
         "MLOPS_RECEIVER_PIPELINE_ROOT": str(tmp_path / "pipeline-root"),
         "MLOPS_RECEIVER_DATA_URI": str(data),
         "MLOPS_RECEIVER_REFERENCE_URI": str(reference),
-        # No drift in the data: the pipeline retrains nothing and never reaches MLflow.
-        "MLOPS_RECEIVER_TRACKING_URI": f"http://127.0.0.1:{free_port()}",
+        "MLOPS_RECEIVER_TRACKING_URI": tracking_uri,
+        # Small and quick: one search candidate on a sample (the pipeline's own tests cover
+        # the full search).
+        "MLOPS_RECEIVER_PIPELINE_ARGUMENTS": json.dumps(
+            {"search_iterations": 1, "search_rows": 2000, "max_iter": 50}
+        ),
     }
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -93,8 +100,11 @@ def _send(server, frame) -> None:
 def test_drifted_traffic_starts_the_drift_pipeline_and_normal_traffic_starts_nothing(tmp_path):
     started = time.monotonic()
     model_path = build_churn_model(tmp_path / "models")["path"]
+    # The recent window the pipeline reads has drifted too, so the run retrains.
+    scenario = churn.DriftScenario(kind="sudden", magnitude=2.0, start_day=0)
     data = churn.write_parquet(
-        churn.generate(3000, seed=2, start="2026-01-01", days=90), tmp_path / "recent.parquet"
+        churn.generate(3000, seed=2, start="2026-01-01", days=90, drift=scenario),
+        tmp_path / "recent.parquet",
     )
     reference = churn.write_parquet(
         churn.generate(6000, seed=1, start="2025-01-01", days=365), tmp_path / "ref.parquet"
@@ -119,7 +129,8 @@ def test_drifted_traffic_starts_the_drift_pipeline_and_normal_traffic_starts_not
     token_file.write_text(TOKEN)
 
     env = {"MLOPS_SERVE_DRIFT_WINDOW_ROWS": str(WINDOW_ROWS)}
-    receiver, receiver_url, receiver_log = _receiver(tmp_path, data, reference)
+    tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    receiver, receiver_url, receiver_log = _receiver(tmp_path, data, reference, tracking_uri)
     servers = {}
     try:
         for name in (DRIFTED, NORMAL):
@@ -154,11 +165,11 @@ def test_drifted_traffic_starts_the_drift_pipeline_and_normal_traffic_starts_not
             _send(servers[NORMAL], normal)
             _send(servers[DRIFTED], drifted)
 
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + 90
             while not any(e.get("event") == "retrain_finished" for e in _events(receiver_log)):
                 assert receiver.poll() is None, receiver_log.read_text()
                 assert time.monotonic() < deadline, (
-                    f"no finished retrain after 60 s\nalerts: {prom.alerts()}\n"
+                    f"no finished retrain after 90 s\nalerts: {prom.alerts()}\n"
                     f"receiver:\n{receiver_log.read_text()}\nalertmanager:\n{am.log.read_text()}"
                 )
                 time.sleep(0.5)
@@ -190,7 +201,12 @@ def test_drifted_traffic_starts_the_drift_pipeline_and_normal_traffic_starts_not
     skipped = [e for e in events if e["event"] == "retrain_skipped"]
     assert all(e["reason"] == "duplicate" and e["model"] == DRIFTED for e in skipped)
     [finished] = [e for e in events if e["event"] == "retrain_finished"]
-    assert (finished["model"], finished["state"], finished["output"]) == (DRIFTED, "SUCCEEDED", "")
-    assert (tmp_path / "pipeline-root").is_dir() and any((tmp_path / "pipeline-root").iterdir())
+    assert (finished["model"], finished["state"]) == (DRIFTED, "SUCCEEDED"), finished
+    # The loop closed: the drift pipeline found the drift and registered a new version.
+    from mlflow import MlflowClient
+
+    [version] = MlflowClient(tracking_uri).search_model_versions("name='churn'")
+    assert finished["output"] == str(version.version) == "1"
+    assert version.tags["pipeline"] == "drift"
     assert TOKEN not in receiver_log.read_text()
     assert time.monotonic() - started < 120
