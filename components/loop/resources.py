@@ -46,7 +46,6 @@ class RetrainReceiver(pulumi.ComponentResource):
         envelope = model.token_secret(config)
         service = model.service(config)
         policy = model.network_policy(config, args.alertmanager_namespace)
-        model.deployment(config, "s3://check", "http://check", args.kfp_host)
 
         super().__init__("mlops:loop:RetrainReceiver", name, None, opts)
         k8s_child = pulumi.ResourceOptions(parent=self, provider=args.kubernetes)

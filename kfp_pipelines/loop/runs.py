@@ -148,13 +148,13 @@ class LocalRuns:
             return list(self._runs)
 
     def start(self, model: str, episode: str, arguments: dict[str, Any]) -> RetrainRun:
-        run = RetrainRun(
-            run_id=f"local-{len(self._runs) + 1}",
-            model=model,
-            episode=episode,
-            created_at=datetime.now(UTC),
-        )
         with self._lock:
+            run = RetrainRun(
+                run_id=f"local-{len(self._runs) + 1}",
+                model=model,
+                episode=episode,
+                created_at=datetime.now(UTC),
+            )
             self._runs.append(run)
         future = self._worker.submit(_run_drift_pipeline, arguments)
         future.add_done_callback(lambda done: _finish(run, done))
