@@ -22,7 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from conftest import unavailable
+
+# By package path: a bare `conftest` is whichever conftest.py pytest imported last (the serving
+# and pipelines folders have their own), so it broke when those were collected first.
+from tests.conftest import unavailable
 
 PROMETHEUS = "prometheus"
 ALERTMANAGER = "prometheus-alertmanager"
