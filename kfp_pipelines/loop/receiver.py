@@ -241,7 +241,21 @@ class App:
             await _reply(send, 422, {"error": str(exc)})
             return
         # Starting a KFP run is a blocking HTTP call.
-        result = await asyncio.to_thread(self.receiver.handle, notification)
+        try:
+            result = await asyncio.to_thread(self.receiver.handle, notification)
+        except Exception as exc:  # the run backend (KFP) failed: Alertmanager retries a 5xx
+            log.error(
+                json.dumps(
+                    {
+                        "event": "backend_unavailable",
+                        "group_key": notification.groupKey,
+                        "error": f"{type(exc).__name__}: {exc}"[:500],
+                    },
+                    sort_keys=True,
+                )
+            )
+            await _reply(send, 503, {"error": "pipeline backend unavailable"})
+            return
         started = any(d.get("event") == "retrain_started" for d in result)
         await _reply(send, 202 if started else 200, {"decisions": result})
 

@@ -82,25 +82,32 @@ class KfpRuns:
         client: Any = None,
         package: Path = COMPILED_PIPELINE,
     ):
-        if client is None:
-            import kfp
-
-            client = kfp.Client(host=host)
+        self._host = host
         self._client = client
         self._experiment = experiment
         self._pipeline_root = pipeline_root or None
         self._package = package
         self._experiment_id: str | None = None
 
+    @property
+    def client(self) -> Any:
+        # kfp.Client checks KFP's health when built: built on first use, so the receiver starts
+        # (and answers 503, which Alertmanager retries) while KFP is still coming up.
+        if self._client is None:
+            import kfp
+
+            self._client = kfp.Client(host=self._host)
+        return self._client
+
     def _experiment_id_or_create(self) -> str:
         if self._experiment_id is None:
             # kfp's create_experiment returns the existing experiment of that name.
-            experiment = self._client.create_experiment(name=self._experiment)
+            experiment = self.client.create_experiment(name=self._experiment)
             self._experiment_id = experiment.experiment_id
         return self._experiment_id
 
     def recent(self, model: str) -> list[RetrainRun]:
-        response = self._client.list_runs(
+        response = self.client.list_runs(
             experiment_id=self._experiment_id_or_create(),
             page_size=LIST_PAGE_SIZE,
             sort_by="created_at desc",
@@ -114,7 +121,7 @@ class KfpRuns:
         return runs
 
     def start(self, model: str, episode: str, arguments: dict[str, Any]) -> RetrainRun:
-        result = self._client.create_run_from_pipeline_package(
+        result = self.client.create_run_from_pipeline_package(
             str(self._package),
             arguments=arguments,
             run_name=run_name(model, episode),

@@ -364,3 +364,24 @@ def test_concurrent_notifications_of_one_episode_start_one_run():
         thread.join()
     assert len(runs.runs) == 1
     assert sorted(r["event"] for r in results) == ["retrain_skipped"] * 3 + ["retrain_started"]
+
+
+@pytest.mark.anyio
+async def test_an_unreachable_kfp_is_a_503_that_alertmanager_retries(caplog):
+    """The real kfp SDK against a closed port: the receiver starts anyway and answers 503."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    settings = ReceiverSettings.from_env(
+        {**ENV, "MLOPS_RECEIVER_KFP_HOST": f"http://127.0.0.1:{port}"}
+    )
+    app = rcv.build(settings)  # builds no kfp.Client yet: KFP may still be starting
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://r") as c:
+        response = await post(c, notification())
+    assert response.status_code == 503
+    assert response.json() == {"error": "pipeline backend unavailable"}
+    [line] = [r.getMessage() for r in caplog.records if "backend_unavailable" in r.getMessage()]
+    assert json.loads(line)["group_key"] == notification()["groupKey"]
+    assert TOKEN not in caplog.text
