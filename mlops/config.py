@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
 from components.base import StrictModel
 from components.cloud import Cloud
@@ -29,6 +29,8 @@ from components.identity.model import check_buckets, check_identity_name
 from components.kafka import KafkaConfig
 from components.kafka.model import cloud_problems as kafka_problems
 from components.kafka.model import msk_client_subnets
+from components.loop import LoopConfig
+from components.loop import config_problems as loop_problems
 from components.mesh import MeshConfig
 from components.mlflow import MlflowConfig
 from components.mlflow.model import config_problems as mlflow_problems
@@ -36,11 +38,11 @@ from components.monitoring import MonitoringConfig
 from components.pipelines import PipelinesConfig, pipelines_problems
 from components.pipelines.model import NAMESPACE as PIPELINES_NAMESPACE
 from components.pipelines.model import RUNNER_SERVICE_ACCOUNT
+from components.secret_config import SECRET_PLACEHOLDER, mark_engine_secrets
 from components.serving import ServingDeployments
 from components.storage import StorageConfig
 
 NAMESPACE = "mlops"
-SECRET_PLACEHOLDER = "[secret]"
 
 
 def _default_identities() -> dict[str, WorkloadIdentityConfig]:
@@ -67,6 +69,9 @@ def _default_identities() -> dict[str, WorkloadIdentityConfig]:
 
 class PlatformConfig(StrictModel):
     """Everything that differs between environments. Defaults are the secure choice."""
+
+    # pydantic's own error text quotes the input; a refused secret must not be in it.
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     cloud: Cloud = Field(
         description="Where the platform runs: aws, gcp or an existing local cluster."
@@ -119,6 +124,11 @@ class PlatformConfig(StrictModel):
         default_factory=MonitoringConfig,
         description="Prometheus, Alertmanager and Grafana, with the platform's model alerts.",
     )
+    loop: LoopConfig = Field(
+        default_factory=LoopConfig,
+        description="The retrain receiver: Alertmanager's drift alerts start the drift/retrain "
+        "pipeline on KFP (deduplicated, rate-limited per model).",
+    )
     pipelines: PipelinesConfig = Field(
         default_factory=PipelinesConfig,
         description="Kubeflow Pipelines (standalone), with artifacts in the object store.",
@@ -142,6 +152,7 @@ class PlatformConfig(StrictModel):
         problems += kafka_problems(self.kafka, self.cloud.type)
         problems += mlflow_problems(self.mlflow, self.storage.buckets, self.workload_identities)
         problems += feast_problems(self.feast, self.storage.buckets, self.workload_identities)
+        problems += loop_problems(self.loop, set(self.storage.buckets))
         problems += pipelines_problems(
             self.pipelines, self.storage.buckets, self.workload_identities
         )
@@ -257,10 +268,16 @@ def _problem(path: str, message: str) -> tuple[str, str]:
     return f"{NAMESPACE}:{path}", message
 
 
-def validate(values: Mapping[str, Any], source: str) -> PlatformConfig:
-    """Validate the `mlops:` keys of a flat config map (full key -> decoded value)."""
+def validate(
+    values: Mapping[str, Any], source: str, secret_keys: Iterable[str] = ()
+) -> PlatformConfig:
+    """Validate the `mlops:` keys of a flat config map (full key -> decoded value).
+
+    `secret_keys` are the full keys the engine marked secret: only strings under them may fill
+    a `SecretValue` field (components/secret_config.py)."""
+    secret = set(secret_keys)
     ours = {
-        key.split(":", 1)[1]: value
+        key.split(":", 1)[1]: mark_engine_secrets(value) if key in secret else value
         for key, value in values.items()
         if key.split(":", 1)[0] == NAMESPACE
     }
@@ -327,7 +344,7 @@ def read_stack_file(path: str | Path) -> StackFile:
 
 def load_stack_file(path: str | Path) -> PlatformConfig:
     stack_file = read_stack_file(path)
-    return validate(stack_file.values, stack_file.path)
+    return validate(stack_file.values, stack_file.path, stack_file.secret_keys)
 
 
 def _decode(value: Any) -> Any:
@@ -346,7 +363,10 @@ def from_pulumi_runtime() -> PlatformConfig:
 
     values = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
     source = f"stacks/Pulumi.{pulumi.get_stack()}.yaml"
-    return validate({key: _decode(value) for key, value in values.items()}, source)
+    secret_keys = set(runtime_config.get_config_secret_keys_env()) | {
+        key for key in values if runtime_config.is_config_secret(key)
+    }
+    return validate({key: _decode(value) for key, value in values.items()}, source, secret_keys)
 
 
 def json_schema() -> dict[str, Any]:

@@ -101,7 +101,7 @@ def build_plan(stack: str, stack_file_path: Path) -> Plan:
     from mlops import config, mocks, program
 
     stack_file = config.read_stack_file(stack_file_path)
-    config.validate(stack_file.values, stack_file.path)
+    config.validate(stack_file.values, stack_file.path, stack_file.secret_keys)
     monitor = mocks.run(
         program.main,
         project="mlops",

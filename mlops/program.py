@@ -22,6 +22,8 @@ from components.kafka import (
     KafkaCluster,
     KafkaClusterArgs,
 )
+from components.loop import RetrainReceiver, RetrainReceiverArgs
+from components.loop.model import receiver_url as loop_receiver_url
 from components.mesh import IstioMesh, IstioMeshArgs
 from components.mlflow import (
     AwsDatabaseNetwork,
@@ -29,11 +31,12 @@ from components.mlflow import (
     TrackingServer,
     TrackingServerArgs,
 )
-from components.monitoring import Observability, ObservabilityArgs
+from components.monitoring import Observability, ObservabilityArgs, RetrainWebhook
 from components.monitoring.model import prometheus_url
 from components.namespaces import WorkloadNamespaces, WorkloadNamespacesArgs
 from components.pipelines import KubeflowPipelines, KubeflowPipelinesArgs
 from components.pipelines.model import NAMESPACE as PIPELINES_NAMESPACE
+from components.pipelines.model import api_endpoint as pipelines_api_endpoint
 from components.providers import cloud_provider
 from components.serving import ModelDeployment, ModelDeploymentArgs
 from components.serving.delivery import FlaggerWiring
@@ -100,6 +103,7 @@ def compose(platform: config.PlatformConfig) -> None:
         platform.mlflow.namespace,
         *(client.namespace for client in platform.mlflow.clients.values()),
         platform.feast.namespace,
+        platform.loop.namespace,
     ]
     namespaces = WorkloadNamespaces(
         NAME,
@@ -242,12 +246,29 @@ def compose(platform: config.PlatformConfig) -> None:
         if platform.mesh.enabled
         else None
     )
+    # The retrain receiver comes first: Alertmanager mounts its token from the monitoring
+    # namespace, so the token must exist before the monitoring release.
+    receiver = RetrainReceiver(
+        f"{NAME}-loop",
+        RetrainReceiverArgs(
+            config=platform.loop,
+            kubernetes=cluster.provider,
+            bucket_uri=store.bucket_uris[platform.loop.bucket],
+            tracking_uri=mlflow.tracking_uri,
+            kfp_host=pipelines_api_endpoint(),
+            alertmanager_namespace=platform.monitoring.namespace,
+        ),
+        pulumi.ResourceOptions(depends_on=[namespace(platform.loop.namespace)]),
+    )
     monitoring = Observability(
         f"{NAME}-monitoring",
         ObservabilityArgs(
             config=platform.monitoring,
             kubernetes=cluster.provider,
             protect=platform.protect_stateful,
+            retrain=RetrainWebhook(
+                url=loop_receiver_url(platform.loop.namespace), token=receiver.token
+            ),
         ),
     )
     # Progressive delivery: Flagger queries the platform's Prometheus and drives the mesh.
@@ -349,6 +370,7 @@ def compose(platform: config.PlatformConfig) -> None:
             "registry_path": feast.registry_path,
         },
     )
+    pulumi.export("loop", {"receiver_url": receiver.url})
     pulumi.export("prometheus_url", monitoring.prometheus_url)
     pulumi.export("alertmanager_url", monitoring.alertmanager_url)
     pulumi.export("grafana_service", monitoring.grafana_service)

@@ -23,6 +23,8 @@ from typing import Any
 
 import yaml
 
+# By package path: a bare `conftest` is whichever conftest.py pytest imported last (the serving
+# and pipelines folders have their own), so it broke when those were collected first.
 from tests.conftest import unavailable
 
 PROMETHEUS = "prometheus"

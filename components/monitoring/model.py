@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, PositiveInt, field_validator
+from pydantic import ConfigDict, Field, PositiveFloat, PositiveInt, field_validator, model_validator
 
 from components.base import StrictModel
 from components.kube import ContainerResourcesConfig, check_dns_label
+from components.secret_config import ConfigSecret, SecretValue
 
 # kube-prometheus-stack object names are `<fullname>-<part>`; pinning the fullname (instead of
 # letting Helm derive it from the release name) makes the service names and URLs below exact.
@@ -107,7 +108,11 @@ class AlertsConfig(StrictModel):
     drift_psi_threshold: float = Field(
         default=0.2, gt=0, description="Alert when a feature's PSI stays above this."
     )
-    drift_for_minutes: PositiveInt = 15
+    drift_for_minutes: PositiveFloat = Field(
+        default=15,
+        description="Minutes the PSI must stay above the threshold; fractions are rendered "
+        "in seconds (0.05 -> 3s).",
+    )
     drift_min_window_rows: PositiveInt = Field(
         default=500,
         description="Ignore PSI until the server's drift window holds this many rows "
@@ -168,8 +173,267 @@ class AlertsConfig(StrictModel):
         return value
 
 
+# --- Alertmanager receivers and routes ----------------------------------------------------------
+
+# The one alert the platform's own retrain receiver acts on.
+DRIFT_ALERT = "ModelFeatureDrift"
+NULL_RECEIVER = "null"
+RETRAIN_RECEIVER = "platform-retrain"
+RESERVED_RECEIVERS = frozenset({NULL_RECEIVER, RETRAIN_RECEIVER})
+# One Secret in the monitoring namespace holds every receiver credential; the chart mounts it
+# into Alertmanager (`alertmanagerSpec.secrets`) at SECRETS_DIR/<secret>/<key>, and the config
+# names only those files (`*_file` fields), so no credential is in Helm values or the state.
+RECEIVER_SECRET = "alertmanager-receiver-credentials"
+SECRETS_DIR = "/etc/alertmanager/secrets"
+RETRAIN_TOKEN_KEY = "platform-retrain-token"
+# The chart's own config mounts templates from here; kept so `templateFiles` still work.
+TEMPLATES = ["/etc/alertmanager/config/*.tmpl"]
+# Label values a route may match: plain names, so they are safe inside a regex matcher.
+_LABEL_VALUE = re.compile(r"^[A-Za-z0-9_.:-]+$")
+_RECEIVER_KEY = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+# A refused credential must not be echoed by pydantic's own error text either.
+_HIDE_INPUT = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+
+class _Receiver(StrictModel):
+    model_config = _HIDE_INPUT
+
+    send_resolved: bool = Field(default=True, description="Also notify when alerts resolve.")
+
+    def secrets(self, key: str) -> dict[str, ConfigSecret]:
+        """Secret key -> value this receiver needs in RECEIVER_SECRET."""
+        raise NotImplementedError
+
+    def render(self, key: str, secrets_dir: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+def _secret_file(secrets_dir: str, key: str) -> str:
+    return f"{secrets_dir}/{RECEIVER_SECRET}/{key}"
+
+
+class WebhookReceiver(_Receiver):
+    """Any HTTP endpoint speaking Alertmanager's webhook format (version 4)."""
+
+    type: Literal["webhook"]
+    url: str = Field(description="http(s) URL the alerts are POSTed to (not a secret).")
+    bearer_token: SecretValue | None = Field(
+        default=None, description="Sent as `Authorization: Bearer`; a Pulumi secret."
+    )
+    max_alerts: int = Field(
+        default=0, ge=0, description="Alerts per message; 0 sends all of the group."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s/@]+(/\S*)?$", value):
+            raise ValueError(
+                f"url {value!r} must be an http(s) URL without credentials (use bearer_token)"
+            )
+        return value
+
+    def secrets(self, key: str) -> dict[str, ConfigSecret]:
+        return {f"{key}-bearer-token": self.bearer_token} if self.bearer_token else {}
+
+    def render(self, key: str, secrets_dir: str) -> dict[str, Any]:
+        return {
+            "webhook_configs": [
+                _webhook(
+                    self.url,
+                    _secret_file(secrets_dir, f"{key}-bearer-token") if self.bearer_token else None,
+                    self.send_resolved,
+                    self.max_alerts,
+                )
+            ]
+        }
+
+
+class SlackReceiver(_Receiver):
+    """A Slack incoming webhook; its URL is the credential."""
+
+    type: Literal["slack"]
+    api_url: SecretValue = Field(description="The incoming-webhook URL; a Pulumi secret.")
+    channel: str = Field(description="Channel, e.g. `#ml-alerts`.")
+
+    @field_validator("channel")
+    @classmethod
+    def _channel(cls, value: str) -> str:
+        if not re.match(r"^[#@]?[a-z0-9][a-z0-9._-]{0,79}$", value):
+            raise ValueError(f"channel {value!r} must be a Slack channel name like #ml-alerts")
+        return value
+
+    def secrets(self, key: str) -> dict[str, ConfigSecret]:
+        return {f"{key}-api-url": self.api_url}
+
+    def render(self, key: str, secrets_dir: str) -> dict[str, Any]:
+        return {
+            "slack_configs": [
+                {
+                    "api_url_file": _secret_file(secrets_dir, f"{key}-api-url"),
+                    "channel": self.channel,
+                    "send_resolved": self.send_resolved,
+                    "title": "[{{ .Status | toUpper }}] {{ .CommonLabels.alertname }}",
+                    "text": "{{ range .Alerts }}{{ .Annotations.summary }}\n"
+                    "{{ .Annotations.description }}\n{{ end }}",
+                }
+            ]
+        }
+
+
+class PagerDutyReceiver(_Receiver):
+    """PagerDuty Events API v2; the integration's routing key is the credential."""
+
+    type: Literal["pagerduty"]
+    routing_key: SecretValue = Field(description="Events API v2 routing key; a Pulumi secret.")
+
+    def secrets(self, key: str) -> dict[str, ConfigSecret]:
+        return {f"{key}-routing-key": self.routing_key}
+
+    def render(self, key: str, secrets_dir: str) -> dict[str, Any]:
+        return {
+            "pagerduty_configs": [
+                {
+                    "routing_key_file": _secret_file(secrets_dir, f"{key}-routing-key"),
+                    "send_resolved": self.send_resolved,
+                    "severity": "{{ if .CommonLabels.severity }}{{ .CommonLabels.severity }}"
+                    "{{ else }}error{{ end }}",
+                }
+            ]
+        }
+
+
+Receiver = Annotated[
+    WebhookReceiver | SlackReceiver | PagerDutyReceiver, Field(discriminator="type")
+]
+
+
+def _label_values(values: list[str], field: str) -> list[str]:
+    for value in values:
+        if not _LABEL_VALUE.match(value):
+            raise ValueError(
+                f"{field}: {value!r} must be a plain label value (letters, digits, _ . : -)"
+            )
+    return values
+
+
+class AlertRoute(StrictModel):
+    """Alerts matching every given list (any value of each) go to `receiver`."""
+
+    receiver: str = Field(description="Key of `alerting.receivers`.")
+    severities: list[str] = Field(default_factory=list, description="`severity` label values.")
+    alertnames: list[str] = Field(default_factory=list, description="Alert names.")
+    models: list[str] = Field(default_factory=list, description="`model` label values.")
+    continue_matching: bool = Field(
+        default=False, description="Also try the routes after this one."
+    )
+
+    @field_validator("severities", "alertnames", "models")
+    @classmethod
+    def _values(cls, value: list[str], info) -> list[str]:
+        return _label_values(value, info.field_name)
+
+    def matchers(self) -> list[str]:
+        found = []
+        for label, values in (
+            ("severity", self.severities),
+            ("alertname", self.alertnames),
+            ("model", self.models),
+        ):
+            if len(values) == 1:
+                found.append(f'{label}="{values[0]}"')
+            elif values:
+                found.append(f'{label}=~"{"|".join(re.escape(v) for v in values)}"')
+        return found
+
+
+class AlertingConfig(StrictModel):
+    """Where alerts go. Credentials only through Pulumi secret config."""
+
+    model_config = _HIDE_INPUT
+
+    receivers: dict[str, Receiver] = Field(
+        default_factory=dict,
+        description="Notification targets keyed by name (the Alertmanager receiver name).",
+    )
+    routes: list[AlertRoute] = Field(
+        default_factory=list,
+        description="Tried in order (Alertmanager's routing tree is ordered); the first match "
+        "wins unless it sets continue_matching.",
+    )
+    default_receiver: str | None = Field(
+        default=None,
+        description="Receiver of alerts no route matches; null: the only receiver when there "
+        "is exactly one, else the `null` receiver (alerts stay visible in Alertmanager only).",
+    )
+    notify_drift: bool = Field(
+        default=False,
+        description="Drift alerts go to the platform's retrain receiver; true also sends them "
+        "down the routes above.",
+    )
+    group_by: list[str] = Field(
+        default_factory=lambda: ["alertname", "namespace", "model"],
+        description="Labels one notification groups by.",
+    )
+    group_wait_seconds: PositiveInt = Field(
+        default=30, description="Wait this long to batch the first alerts of a new group."
+    )
+    group_interval_seconds: PositiveInt = Field(
+        default=300, description="Wait this long before notifying about new alerts of a group."
+    )
+    repeat_interval_minutes: PositiveInt = Field(
+        default=240, description="Re-send a still-firing group after this long."
+    )
+
+    @field_validator("receivers")
+    @classmethod
+    def _receiver_keys(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for key in value:
+            if key in RESERVED_RECEIVERS:
+                raise ValueError(f"receivers.{key}: the name is reserved by the platform")
+            if len(key) > 40 or not _RECEIVER_KEY.match(key):
+                raise ValueError(
+                    f"receivers.{key}: a receiver name is a DNS label of at most 40 characters"
+                )
+        return value
+
+    @field_validator("group_by")
+    @classmethod
+    def _group_by(cls, value: list[str]) -> list[str]:
+        for label in value:
+            if label != "..." and not re.match(r"^[a-zA-Z_][a-zA-Z0-9_]*$", label):
+                raise ValueError(f"group_by: {label!r} is not a label name")
+        return value
+
+    @model_validator(mode="after")
+    def _known_receivers(self) -> AlertingConfig:
+        for index, route in enumerate(self.routes):
+            if route.receiver not in self.receivers:
+                raise ValueError(
+                    f"routes[{index}].receiver: unknown receiver {route.receiver!r}; "
+                    f"receivers has {sorted(self.receivers) or 'none'}"
+                )
+        if self.default_receiver is not None and self.default_receiver not in self.receivers:
+            raise ValueError(
+                f"default_receiver: unknown receiver {self.default_receiver!r}; "
+                f"receivers has {sorted(self.receivers) or 'none'}"
+            )
+        return self
+
+    def fallback_receiver(self) -> str:
+        if self.default_receiver is not None:
+            return self.default_receiver
+        if len(self.receivers) == 1:
+            return next(iter(self.receivers))
+        return NULL_RECEIVER
+
+
 class MonitoringConfig(StrictModel):
     """Prometheus, Alertmanager and Grafana (kube-prometheus-stack) plus the model alerts."""
+
+    model_config = _HIDE_INPUT
 
     namespace: str = Field(default="monitoring", description="Namespace of the stack.")
     retention_days: PositiveInt = Field(default=15, description="Prometheus data retention.")
@@ -187,6 +451,10 @@ class MonitoringConfig(StrictModel):
     )
     grafana: GrafanaConfig = Field(default_factory=GrafanaConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    alerting: AlertingConfig = Field(
+        default_factory=AlertingConfig,
+        description="Alertmanager receivers (webhook, Slack, PagerDuty) and routes.",
+    )
 
     @field_validator("namespace")
     @classmethod
@@ -213,8 +481,10 @@ def _volume_claim(size_gb: int, storage_class: str | None) -> dict[str, Any]:
     return {"volumeClaimTemplate": {"spec": spec}}
 
 
-def helm_values(config: MonitoringConfig) -> dict[str, Any]:
-    """kube-prometheus-stack values; every key exists in the pinned chart's values.yaml."""
+def helm_values(config: MonitoringConfig, retrain_url: str | None = None) -> dict[str, Any]:
+    """kube-prometheus-stack values; every key exists in the pinned chart's values.yaml.
+
+    `retrain_url`: the platform's retrain receiver, which gets the drift alerts."""
     grafana = config.grafana
     persistence: dict[str, Any] = {"enabled": grafana.storage_gb is not None}
     if grafana.storage_gb is not None:
@@ -245,10 +515,16 @@ def helm_values(config: MonitoringConfig) -> dict[str, Any]:
             }
         },
         "alertmanager": {
+            "config": alertmanager_config(config.alerting, retrain_url),
             "alertmanagerSpec": {
                 "storage": _volume_claim(config.alertmanager_storage_gb, config.storage_class),
                 "resources": config.alertmanager.values(),
-            }
+                **(
+                    {"secrets": [RECEIVER_SECRET]}
+                    if receiver_secret_keys(config.alerting, retrain_url is not None)
+                    else {}
+                ),
+            },
         },
         "grafana": {
             "fullnameOverride": GRAFANA_FULLNAME,
@@ -284,14 +560,147 @@ def alertmanager_url(namespace: str) -> str:
     return f"http://{ALERTMANAGER_SERVICE}.{namespace}.svc.cluster.local:{ALERTMANAGER_PORT}"
 
 
+def _webhook(
+    url: str, token_file: str | None, send_resolved: bool, max_alerts: int = 0
+) -> dict[str, Any]:
+    config: dict[str, Any] = {"url": url, "send_resolved": send_resolved}
+    if max_alerts:
+        config["max_alerts"] = max_alerts
+    if token_file is not None:
+        config["http_config"] = {
+            "authorization": {"type": "Bearer", "credentials_file": token_file}
+        }
+    return config
+
+
+def _seconds(value: int) -> str:
+    return f"{value}s"
+
+
+def alertmanager_config(
+    alerting: AlertingConfig, retrain_url: str | None, secrets_dir: str = SECRETS_DIR
+) -> dict[str, Any]:
+    """The whole `alertmanager.yaml`: the chart's `alertmanager.config` value.
+
+    Every top-level key the chart sets by default is set here (Helm merges maps but replaces
+    lists), so what Alertmanager loads is exactly this. `retrain_url`: the platform's retrain
+    receiver (components/loop), which gets the drift alerts; its bearer token is the file
+    RETRAIN_TOKEN_KEY of RECEIVER_SECRET. `secrets_dir` is where the chart mounts Secrets (a
+    test points it at a folder of its own).
+    """
+    timing = {
+        "group_wait": _seconds(alerting.group_wait_seconds),
+        "group_interval": _seconds(alerting.group_interval_seconds),
+        "repeat_interval": _minutes(alerting.repeat_interval_minutes),
+    }
+    # The chart's always-firing Watchdog (a dead man's switch for an external monitor) and
+    # InfoInhibitor must not page anyone.
+    routes: list[dict[str, Any]] = [
+        {"receiver": NULL_RECEIVER, "matchers": ['alertname=~"Watchdog|InfoInhibitor"']}
+    ]
+    receivers: list[dict[str, Any]] = [{"name": NULL_RECEIVER}]
+    if retrain_url is not None:
+        routes.append(
+            {
+                "receiver": RETRAIN_RECEIVER,
+                "matchers": [f'alertname="{DRIFT_ALERT}"'],
+                # One notification per model: the receiver starts one retrain per group.
+                "group_by": ["alertname", "namespace", "model"],
+                "continue": alerting.notify_drift,
+            }
+        )
+        receivers.append(
+            {
+                "name": RETRAIN_RECEIVER,
+                "webhook_configs": [
+                    _webhook(retrain_url, _secret_file(secrets_dir, RETRAIN_TOKEN_KEY), True)
+                ],
+            }
+        )
+    for route in alerting.routes:
+        entry: dict[str, Any] = {"receiver": route.receiver, "matchers": route.matchers()}
+        if route.continue_matching:
+            entry["continue"] = True
+        routes.append(entry)
+    receivers += [
+        {"name": key, **receiver.render(key, secrets_dir)}
+        for key, receiver in alerting.receivers.items()
+    ]
+    return {
+        "global": {"resolve_timeout": "5m"},
+        # The chart's defaults: a critical alert silences the warning of the same alert and
+        # namespace; `info` alerts only show while something else fires.
+        "inhibit_rules": [
+            {
+                "source_matchers": ["severity = critical"],
+                "target_matchers": ["severity =~ warning|info"],
+                "equal": ["namespace", "alertname"],
+            },
+            {
+                "source_matchers": ["severity = warning"],
+                "target_matchers": ["severity = info"],
+                "equal": ["namespace", "alertname"],
+            },
+            {
+                "source_matchers": ["alertname = InfoInhibitor"],
+                "target_matchers": ["severity = info"],
+                "equal": ["namespace"],
+            },
+            {"target_matchers": ["alertname = InfoInhibitor"]},
+        ],
+        "route": {
+            "receiver": alerting.fallback_receiver(),
+            "group_by": list(alerting.group_by),
+            **timing,
+            "routes": routes,
+        },
+        "receivers": receivers,
+        "templates": list(TEMPLATES),
+    }
+
+
+def receiver_secret_keys(alerting: AlertingConfig, retrain: bool) -> list[str]:
+    """Keys of RECEIVER_SECRET, in a stable order."""
+    keys = [RETRAIN_TOKEN_KEY] if retrain else []
+    for key, receiver in alerting.receivers.items():
+        keys += list(receiver.secrets(key))
+    return keys
+
+
+def receiver_secrets(alerting: AlertingConfig) -> dict[str, ConfigSecret]:
+    """Secret key -> value of the configured receivers (the retrain token comes separately)."""
+    found: dict[str, ConfigSecret] = {}
+    for key, receiver in alerting.receivers.items():
+        found.update(receiver.secrets(key))
+    return found
+
+
+def receiver_secret(namespace: str, keys: list[str]) -> dict[str, Any]:
+    """RECEIVER_SECRET's envelope with placeholder values; the resource layer fills
+    `stringData` from secret Outputs."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": RECEIVER_SECRET,
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/managed-by": "mlops-platform"},
+        },
+        "type": "Opaque",
+        "stringData": dict.fromkeys(keys, "[secret]"),
+    }
+
+
 # --- alert rules ------------------------------------------------------------------------------
 
 # Series are summed over pods: an alert is per model version, not per replica.
 _BY = "namespace, model, version"
 
 
-def _minutes(value: int) -> str:
-    return f"{value}m"
+def _minutes(value: float) -> str:
+    if float(value).is_integer():
+        return f"{int(value)}m"
+    return f"{max(1, round(value * 60))}s"
 
 
 def _alert(
@@ -335,7 +744,7 @@ def model_server_alerts(alerts: AlertsConfig) -> list[dict[str, Any]]:
             "Feature {{ $labels.feature }} of model {{ $labels.model }} v{{ $labels.version }} "
             "has drifted",
             'PSI of feature {{ $labels.feature }} is {{ $value | printf "%.3f" }} (threshold '
-            f"{_fmt(alerts.drift_psi_threshold)}) for {alerts.drift_for_minutes} minutes in "
+            f"{_fmt(alerts.drift_psi_threshold)}) for {_fmt(alerts.drift_for_minutes)} minutes in "
             "namespace {{ $labels.namespace }}: live traffic no longer looks like the training "
             "data. Check the drift pipeline and consider retraining.",
         ),

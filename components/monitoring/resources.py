@@ -19,16 +19,26 @@ RELEASE_TIMEOUT_SECONDS = 900
 
 
 @dataclass(frozen=True)
+class RetrainWebhook:
+    """The platform's retrain receiver (components/loop): where drift alerts go, and the
+    bearer token Alertmanager authenticates with (a secret Output)."""
+
+    url: str
+    token: pulumi.Input[str]
+
+
+@dataclass(frozen=True)
 class ObservabilityArgs:
     """Inputs of `Observability`.
 
     `protect` (the root config's `protect_stateful`) protects and retains the release, whose
-    volumes hold Prometheus' and Alertmanager's data.
+    volumes hold Prometheus' and Alertmanager's data. `retrain`: drift alerts go there.
     """
 
     config: model.MonitoringConfig
     kubernetes: k8s.Provider
     protect: bool = False
+    retrain: RetrainWebhook | None = None
 
 
 class Observability(pulumi.ComponentResource):
@@ -46,8 +56,10 @@ class Observability(pulumi.ComponentResource):
         if args.kubernetes is None:
             raise ValueError("ObservabilityArgs.kubernetes: a Kubernetes provider is required")
         config = args.config
+        retrain_url = args.retrain.url if args.retrain is not None else None
         # Rendered (and so checked) before anything is registered.
-        values = model.helm_values(config)
+        values = model.helm_values(config, retrain_url)
+        secret_keys = model.receiver_secret_keys(config.alerting, args.retrain is not None)
         rule = model.prometheus_rule(config.alerts, config.namespace)
         dashboard = model.dashboard_configmap(config.namespace)
 
@@ -83,6 +95,29 @@ class Observability(pulumi.ComponentResource):
             opts=in_namespace,
         )
 
+        # Alertmanager mounts this Secret (alertmanagerSpec.secrets): it must exist before the
+        # release, or the pod waits for the volume.
+        credentials: list[pulumi.Resource] = []
+        if secret_keys:
+            values_by_key: dict[str, pulumi.Input[str]] = {
+                key: secret.reveal()
+                for key, secret in model.receiver_secrets(config.alerting).items()
+            }
+            if args.retrain is not None:
+                values_by_key[model.RETRAIN_TOKEN_KEY] = args.retrain.token
+            envelope = model.receiver_secret(config.namespace, secret_keys)
+            credentials.append(
+                k8s.core.v1.Secret(
+                    f"{name}-receiver-credentials",
+                    metadata=envelope["metadata"],
+                    type=envelope["type"],
+                    string_data=pulumi.Output.secret(
+                        {key: values_by_key[key] for key in secret_keys}
+                    ),
+                    opts=in_namespace,
+                )
+            )
+
         release = k8s.helm.v3.Release(
             f"{name}-kube-prometheus-stack",
             name=model.RELEASE_NAME,
@@ -95,7 +130,7 @@ class Observability(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(
                 parent=self,
                 provider=args.kubernetes,
-                depends_on=[namespace, admin_secret],
+                depends_on=[namespace, admin_secret, *credentials],
                 protect=args.protect,
                 retain_on_delete=args.protect,
             ),

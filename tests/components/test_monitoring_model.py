@@ -75,6 +75,16 @@ def test_defaults_are_the_documented_ones():
             "model_server_job": ".*model-server.*",
             "gpu_alerts": True,
         },
+        "alerting": {
+            "receivers": {},
+            "routes": [],
+            "default_receiver": None,
+            "notify_drift": False,
+            "group_by": ["alertname", "namespace", "model"],
+            "group_wait_seconds": 30,
+            "group_interval_seconds": 300,
+            "repeat_interval_minutes": 240,
+        },
     }
 
 
@@ -212,6 +222,9 @@ def test_default_helm_values():
             }
         },
         "alertmanager": {
+            # Without receivers or the retrain receiver: everything to `null` (table-tested in
+            # tests/components/test_monitoring_alerting.py).
+            "config": model.alertmanager_config(DEFAULT.alerting, None),
             "alertmanagerSpec": {
                 "storage": {
                     "volumeClaimTemplate": {
@@ -225,7 +238,7 @@ def test_default_helm_values():
                     "requests": {"cpu": "50m", "memory": "64Mi"},
                     "limits": {"memory": "256Mi"},
                 },
-            }
+            },
         },
         "grafana": {
             "fullnameOverride": "monitoring-grafana",

@@ -190,3 +190,42 @@ def test_missing_provider_fails_before_anything_is_registered():
     monitor = mocks.run(program)
     assert errors == ["ObservabilityArgs.kubernetes: a Kubernetes provider is required"]
     assert monitor.recorded == []
+
+
+def test_receiver_credentials_secret_comes_before_the_release_and_stays_secret():
+    from components.monitoring import RetrainWebhook
+
+    config = MonitoringConfig.model_validate(
+        {
+            "alerting": {
+                "receivers": {
+                    "team": {"type": "slack", "api_url": {"secure": "v1:x"}, "channel": "#ml"}
+                }
+            }
+        }
+    )
+    built = {}
+
+    def program():
+        provider = k8s.Provider("k8s", kubeconfig="{}")
+        built["component"] = Observability(
+            "platform",
+            ObservabilityArgs(
+                config=config,
+                kubernetes=provider,
+                retrain=RetrainWebhook(url="http://r:8080/alerts", token="generated-token"),
+            ),
+        )
+
+    monitor = mocks.run(program)
+    secret = named(monitor, "kubernetes:core/v1:Secret", "platform-receiver-credentials")
+    assert secret.inputs["metadata"]["name"] == "alertmanager-receiver-credentials"
+    assert secret.secret_inputs == {"stringData"}
+    assert secret.inputs["stringData"] == {
+        "platform-retrain-token": "generated-token",
+        "team-api-url": "[secret]",  # offline, the ciphertext stays a placeholder
+    }
+    release = named(monitor, "kubernetes:helm.sh/v3:Release", "platform-kube-prometheus-stack")
+    assert secret.urn in release.depends_on
+    assert release.inputs["values"] == model.helm_values(config, "http://r:8080/alerts")
+    assert "generated-token" not in json.dumps(release.inputs)

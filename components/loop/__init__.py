@@ -1,0 +1,6 @@
+"""The platform's loop: the retrain receiver that turns drift alerts into pipeline runs."""
+
+from components.loop.model import LoopConfig, config_problems
+from components.loop.resources import RetrainReceiver, RetrainReceiverArgs
+
+__all__ = ["LoopConfig", "RetrainReceiver", "RetrainReceiverArgs", "config_problems"]

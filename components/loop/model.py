@@ -1,0 +1,272 @@
+"""The retrain receiver, pure layer: config model and every Kubernetes object it needs.
+
+`kfp_pipelines/loop/receiver.py` runs in the platform image; Alertmanager (components/monitoring)
+posts the drift alerts to its Service with a generated bearer token, and it starts drift-pipeline
+runs through the KFP API. Everything here is plain data in, plain data out.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import Field, PositiveFloat, field_validator
+
+from components.base import StrictModel
+from components.kube import (
+    DNS_LABEL_MAX,
+    ContainerResourcesConfig,
+    app_labels,
+    app_selector,
+    check_namespace,
+    check_pinned_image,
+    container_resources,
+    probe,
+    restricted_container_security,
+    restricted_pod_security,
+    secret_env,
+)
+from kfp_pipelines.components.image import BASE_IMAGE
+from kfp_pipelines.loop.receiver_settings import MODEL_NAME, MODEL_PLACEHOLDER
+
+APP = "retrain-receiver"
+COMPONENT = "receiver"
+SERVICE = "retrain-receiver"
+SERVICE_ACCOUNT = "retrain-receiver"
+TOKEN_SECRET = "retrain-receiver-token"
+TOKEN_KEY = "token"
+TOKEN_LENGTH = 48
+PORT = 8080
+PATH = "/alerts"
+# The platform image's user (kfp_pipelines/Dockerfile).
+USER = 10001
+# Pods of kube-prometheus-stack's Alertmanager carry this label (operator-managed StatefulSet).
+ALERTMANAGER_POD_LABELS = {"app.kubernetes.io/name": "alertmanager"}
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+
+
+class ReceiverResources(ContainerResourcesConfig):
+    cpu_request: str = "50m"
+    memory_request: str = "256Mi"
+    memory_limit: str = "512Mi"
+
+
+class LoopConfig(StrictModel):
+    """The platform's retrain receiver: drift alerts start the drift/retrain pipeline."""
+
+    namespace: str = Field(default="mlops-loop", description="Namespace of the receiver.")
+    image: str = Field(default=BASE_IMAGE, description="The platform image (pinned).")
+    bucket: str = Field(
+        default="datasets",
+        description="Key of `storage.buckets` holding the drift pipeline's input data.",
+    )
+    data_path: str = Field(
+        default=f"drift/{MODEL_PLACEHOLDER}/recent.parquet",
+        description="Recent labelled window in `bucket`; `{model}` is the alert's model.",
+    )
+    reference_path: str = Field(
+        default=f"drift/{MODEL_PLACEHOLDER}/reference.parquet",
+        description="The champion's training data in `bucket`; `{model}` as above.",
+    )
+    retrain_interval_hours: PositiveFloat = Field(
+        default=6, description="At most one retrain per model in this period."
+    )
+    models: list[str] = Field(
+        default_factory=list,
+        description="Models that may be retrained; empty: any model a drift alert names.",
+    )
+    pipeline_arguments: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="Further drift_pipeline parameters (psi_threshold, search_iterations, ...).",
+    )
+    experiment: str = Field(default="drift-retrain", description="KFP experiment of the runs.")
+    resources: ReceiverResources = Field(default_factory=ReceiverResources)
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, value: str) -> str:
+        return check_namespace(value, "namespace")
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, value: str) -> str:
+        return check_pinned_image(value)
+
+    @field_validator("data_path", "reference_path")
+    @classmethod
+    def _path(cls, value: str, info) -> str:
+        if not re.match(r"^[A-Za-z0-9_.{}/-]+$", value) or value.startswith("/") or ".." in value:
+            raise ValueError(
+                f"{info.field_name} {value!r} must be a relative object path (letters, digits, "
+                "_ . - / and {model})"
+            )
+        return value
+
+    @field_validator("models")
+    @classmethod
+    def _models(cls, value: list[str]) -> list[str]:
+        for model in value:
+            if not MODEL_NAME.match(model):
+                raise ValueError(f"models: {model!r} is not a model name")
+        return value
+
+    @field_validator("experiment")
+    @classmethod
+    def _experiment(cls, value: str) -> str:
+        if not value or len(value) > DNS_LABEL_MAX or not re.match(r"^[A-Za-z0-9_.-]+$", value):
+            raise ValueError(f"experiment {value!r} must be a short name (letters, digits, _ . -)")
+        return value
+
+
+def config_problems(config: LoopConfig, bucket_keys: set[str]) -> list[tuple[str, str]]:
+    if config.bucket not in bucket_keys:
+        return [
+            (
+                "loop.bucket",
+                f"unknown bucket {config.bucket!r}; storage.buckets has {sorted(bucket_keys)}",
+            )
+        ]
+    return []
+
+
+def receiver_url(namespace: str) -> str:
+    """Where Alertmanager posts the drift alerts."""
+    return f"http://{SERVICE}.{namespace}.svc.cluster.local:{PORT}{PATH}"
+
+
+def labels() -> dict[str, str]:
+    return app_labels(APP, COMPONENT)
+
+
+def _meta(name: str, namespace: str) -> dict[str, Any]:
+    return {"name": name, "namespace": namespace, "labels": labels()}
+
+
+def service_account(config: LoopConfig) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": _meta(SERVICE_ACCOUNT, config.namespace),
+        # It calls the KFP API over HTTP, never the Kubernetes API.
+        "automountServiceAccountToken": False,
+    }
+
+
+def token_secret(config: LoopConfig) -> dict[str, Any]:
+    """The envelope; the resource layer fills the generated token as a secret Output."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _meta(TOKEN_SECRET, config.namespace),
+        "type": "Opaque",
+        "stringData": {TOKEN_KEY: "[secret]"},
+    }
+
+
+def settings_env(
+    config: LoopConfig, bucket_uri: str, tracking_uri: str, kfp_host: str
+) -> list[dict[str, Any]]:
+    """The receiver's MLOPS_RECEIVER_* variables (kfp_pipelines/loop/receiver_settings.py)."""
+    import json
+
+    base = bucket_uri.rstrip("/")
+    plain = {
+        "MLOPS_RECEIVER_HOST": "0.0.0.0",
+        "MLOPS_RECEIVER_PORT": str(PORT),
+        "MLOPS_RECEIVER_BACKEND": "kfp",
+        "MLOPS_RECEIVER_KFP_HOST": kfp_host,
+        "MLOPS_RECEIVER_EXPERIMENT": config.experiment,
+        "MLOPS_RECEIVER_DATA_URI": f"{base}/{config.data_path}",
+        "MLOPS_RECEIVER_REFERENCE_URI": f"{base}/{config.reference_path}",
+        "MLOPS_RECEIVER_TRACKING_URI": tracking_uri,
+        "MLOPS_RECEIVER_PIPELINE_ARGUMENTS": json.dumps(config.pipeline_arguments, sort_keys=True),
+        "MLOPS_RECEIVER_RETRAIN_INTERVAL_SECONDS": f"{config.retrain_interval_hours * 3600:g}",
+        "MLOPS_RECEIVER_MODELS": ",".join(config.models),
+        "HOME": "/tmp",
+    }
+    return [{"name": name, "value": value} for name, value in plain.items()] + [
+        secret_env("MLOPS_RECEIVER_TOKEN", TOKEN_KEY, TOKEN_SECRET)
+    ]
+
+
+def deployment(
+    config: LoopConfig, bucket_uri: str, tracking_uri: str, kfp_host: str
+) -> dict[str, Any]:
+    health = {"httpGet": {"path": "/healthz", "port": "http"}}
+    container = {
+        "name": "receiver",
+        "image": config.image,
+        "command": ["python", "-m", "kfp_pipelines.loop.receiver"],
+        "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
+        "env": settings_env(config, bucket_uri, tracking_uri, kfp_host),
+        "resources": container_resources(
+            config.resources.cpu_request,
+            config.resources.memory_request,
+            config.resources.memory_limit,
+        ),
+        "securityContext": restricted_container_security(USER),
+        "readinessProbe": probe(health, period=10, failures=3),
+        "livenessProbe": probe(health, period=20, failures=3),
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(APP, config.namespace),
+        "spec": {
+            # One replica, replaced (not rolled): the per-process lock makes a decision and the
+            # run it starts atomic; two receivers could both start a run for one alert.
+            "replicas": 1,
+            "strategy": {"type": "Recreate"},
+            "selector": {"matchLabels": app_selector(APP, COMPONENT)},
+            "template": {
+                "metadata": {"labels": labels()},
+                "spec": {
+                    "serviceAccountName": SERVICE_ACCOUNT,
+                    "automountServiceAccountToken": False,
+                    "securityContext": restricted_pod_security(USER),
+                    "containers": [container],
+                    "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
+                },
+            },
+        },
+    }
+
+
+def service(config: LoopConfig) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(SERVICE, config.namespace),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": app_selector(APP, COMPONENT),
+            "ports": [{"name": "http", "port": PORT, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+
+
+def network_policy(config: LoopConfig, alertmanager_namespace: str) -> dict[str, Any]:
+    """Only Alertmanager's pods may reach the receiver (the token is the second fence)."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _meta(APP, config.namespace),
+        "spec": {
+            "podSelector": {"matchLabels": app_selector(APP, COMPONENT)},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {
+                    "from": [
+                        {
+                            "namespaceSelector": {
+                                "matchLabels": {NAMESPACE_NAME_LABEL: alertmanager_namespace}
+                            },
+                            "podSelector": {"matchLabels": dict(ALERTMANAGER_POD_LABELS)},
+                        }
+                    ],
+                    "ports": [{"port": PORT, "protocol": "TCP"}],
+                }
+            ],
+        },
+    }

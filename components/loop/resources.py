@@ -1,0 +1,105 @@
+"""The retrain receiver, resource layer: wires the pure model's objects into resources."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from components.loop import model
+
+
+@dataclass(frozen=True)
+class RetrainReceiverArgs:
+    """Inputs of `RetrainReceiver`.
+
+    `bucket_uri`: URI of `config.bucket` (the drift pipeline's data); `tracking_uri`: MLflow;
+    `kfp_host`: the KFP API; `alertmanager_namespace`: the only namespace admitted.
+    """
+
+    config: model.LoopConfig
+    kubernetes: k8s.Provider
+    bucket_uri: pulumi.Input[str]
+    tracking_uri: pulumi.Input[str]
+    kfp_host: str
+    alertmanager_namespace: str
+
+
+class RetrainReceiver(pulumi.ComponentResource):
+    """The platform's Alertmanager receiver that starts drift-pipeline runs."""
+
+    namespace: pulumi.Output[str]
+    service_name: pulumi.Output[str]
+    url: pulumi.Output[str]
+    token: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: RetrainReceiverArgs, opts: pulumi.ResourceOptions | None = None
+    ):
+        if args.kubernetes is None:
+            raise ValueError("RetrainReceiverArgs.kubernetes: a Kubernetes provider is required")
+        config = args.config
+        # Rendered (and so checked) before anything is registered.
+        account = model.service_account(config)
+        envelope = model.token_secret(config)
+        service = model.service(config)
+        policy = model.network_policy(config, args.alertmanager_namespace)
+
+        super().__init__("mlops:loop:RetrainReceiver", name, None, opts)
+        k8s_child = pulumi.ResourceOptions(parent=self, provider=args.kubernetes)
+
+        password = random.RandomPassword(
+            f"{name}-token",
+            length=model.TOKEN_LENGTH,
+            special=False,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        token = pulumi.Output.secret(password.result)
+        secret = k8s.core.v1.Secret(
+            f"{name}-token",
+            metadata=envelope["metadata"],
+            type=envelope["type"],
+            string_data={model.TOKEN_KEY: token},
+            opts=k8s_child,
+        )
+        service_account = k8s.core.v1.ServiceAccount(
+            f"{name}-service-account",
+            metadata=account["metadata"],
+            automount_service_account_token=account["automountServiceAccountToken"],
+            opts=k8s_child,
+        )
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-network-policy",
+            metadata=policy["metadata"],
+            spec=policy["spec"],
+            opts=k8s_child,
+        )
+        rendered = pulumi.Output.all(args.bucket_uri, args.tracking_uri).apply(
+            lambda uris: model.deployment(config, uris[0], uris[1], args.kfp_host)
+        )
+        k8s.apps.v1.Deployment(
+            f"{name}-deployment",
+            metadata=rendered["metadata"],
+            spec=rendered["spec"],
+            opts=pulumi.ResourceOptions(
+                parent=self, provider=args.kubernetes, depends_on=[secret, service_account]
+            ),
+        )
+        created = k8s.core.v1.Service(
+            f"{name}-service", metadata=service["metadata"], spec=service["spec"], opts=k8s_child
+        )
+
+        self.namespace = pulumi.Output.from_input(config.namespace)
+        self.service_name = created.metadata.name
+        self.url = pulumi.Output.from_input(model.receiver_url(config.namespace))
+        self.token = token
+        self.register_outputs(
+            {
+                "namespace": self.namespace,
+                "service_name": self.service_name,
+                "url": self.url,
+                "token": self.token,
+            }
+        )

@@ -1,0 +1,227 @@
+"""Every setting of the retrain receiver, read through one typed registry of environment variables.
+
+The same pattern as the model server's (`serving_images/model_server/settings.py`, whose `EnvVar`
+this reuses): each entry names the variable, its type, default and doc; `ReceiverSettings.from_env`
+is the only place that reads the environment; the README table is generated from `REGISTRY`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
+
+from serving_images.model_server.settings import EnvVar, SettingsError, markdown_table
+
+Backend = Literal["kfp", "local"]
+MODEL_PLACEHOLDER = "{model}"
+# The Alertmanager webhook's token: at least this long, so a guessable one is refused at start.
+MIN_TOKEN_LENGTH = 16
+# What the drift alert's `model` label may hold: it becomes part of a run name and a data URI.
+MODEL_NAME = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$")
+
+REGISTRY: tuple[EnvVar, ...] = (
+    EnvVar("MLOPS_RECEIVER_HOST", "host", str, "127.0.0.1", "Address to bind."),
+    EnvVar("MLOPS_RECEIVER_PORT", "port", int, 8080, "TCP port.", minimum=0),
+    EnvVar(
+        "MLOPS_RECEIVER_TOKEN",
+        "token",
+        str,
+        "",
+        f"Bearer token Alertmanager sends (required, at least {MIN_TOKEN_LENGTH} characters; "
+        "from a Secret).",
+        secret=True,
+    ),
+    EnvVar(
+        "MLOPS_RECEIVER_BACKEND",
+        "backend",
+        str,
+        "kfp",
+        "Where runs start: the KFP API, or kfp's local runner in this process (tests, demos).",
+        choices=("kfp", "local"),
+    ),
+    EnvVar(
+        "MLOPS_RECEIVER_KFP_HOST",
+        "kfp_host",
+        str,
+        "http://ml-pipeline.kubeflow.svc.cluster.local:8888",
+        "KFP API endpoint (backend `kfp`).",
+    ),
+    EnvVar(
+        "MLOPS_RECEIVER_EXPERIMENT",
+        "experiment",
+        str,
+        "drift-retrain",
+        "KFP experiment the retrain runs go to; the rate limit and deduplication read its runs.",
+    ),
+    EnvVar(
+        "MLOPS_RECEIVER_PIPELINE_ROOT",
+        "pipeline_root",
+        str,
+        "",
+        "Pipeline root of the runs; empty: KFP's default (backend `kfp`) or a temporary "
+        "folder (backend `local`).",
+    ),
+    EnvVar(
+        "MLOPS_RECEIVER_DATA_URI",
+        "data_uri",
+        str,
+        "",
+        f"Recent labelled window the drift pipeline checks and retrains on (required); "
+        f"`{MODEL_PLACEHOLDER}` is replaced by the alert's model.",
+    ),
+    EnvVar(
+        "MLOPS_RECEIVER_REFERENCE_URI",
+        "reference_uri",
+        str,
+        "",
+        f"The champion's training data (required); `{MODEL_PLACEHOLDER}` as above.",
+    ),
+    EnvVar(
+        "MLOPS_RECEIVER_TRACKING_URI",
+        "tracking_uri",
+        str,
+        "",
+        "MLflow tracking URI the pipeline registers the challenger in (required).",
+    ),
+    EnvVar(
+        "MLOPS_RECEIVER_PIPELINE_ARGUMENTS",
+        "pipeline_arguments",
+        str,
+        "{}",
+        'JSON object of further drift_pipeline parameters (e.g. `{"psi_threshold": 0.25}`).',
+    ),
+    EnvVar(
+        "MLOPS_RECEIVER_RETRAIN_INTERVAL_SECONDS",
+        "retrain_interval_seconds",
+        float,
+        6 * 3600.0,
+        "At most one retrain per model in this period.",
+        minimum=0,
+    ),
+    EnvVar(
+        "MLOPS_RECEIVER_ALERTNAME",
+        "alertname",
+        str,
+        "ModelFeatureDrift",
+        "The alert that starts a retrain (components/monitoring's drift alert).",
+    ),
+    EnvVar(
+        "MLOPS_RECEIVER_MODELS",
+        "models",
+        str,
+        "",
+        "Comma-separated models that may be retrained; empty: any model the alert names.",
+    ),
+    EnvVar(
+        "MLOPS_RECEIVER_MAX_BODY_BYTES",
+        "max_body_bytes",
+        int,
+        1024 * 1024,
+        "Largest accepted webhook body; larger ones get 413.",
+        minimum=1,
+    ),
+)
+
+
+@dataclass(frozen=True)
+class ReceiverSettings:
+    """Resolved settings; build with `ReceiverSettings.from_env`."""
+
+    host: str
+    port: int
+    token: str = field(repr=False)
+    backend: Backend
+    kfp_host: str
+    experiment: str
+    pipeline_root: str
+    data_uri: str
+    reference_uri: str
+    tracking_uri: str
+    pipeline_arguments: str
+    retrain_interval_seconds: float
+    alertname: str
+    models: str
+    max_body_bytes: int
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, **overrides: Any
+    ) -> ReceiverSettings:
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for var in REGISTRY:
+            if var.field in overrides:
+                value = overrides.pop(var.field)
+                var.check(value)
+                values[var.field] = value
+            elif env.get(var.name, "").strip():
+                values[var.field] = var.parse(env[var.name])
+            else:
+                values[var.field] = var.default
+        if overrides:
+            raise SettingsError(f"unknown setting(s): {', '.join(sorted(overrides))}")
+        settings = cls(**values)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        for name in ("data_uri", "reference_uri", "tracking_uri"):
+            if not getattr(self, name):
+                raise SettingsError(f"{_var(name)} must be set")
+        if len(self.token) < MIN_TOKEN_LENGTH:
+            raise SettingsError(
+                f"MLOPS_RECEIVER_TOKEN must be set to at least {MIN_TOKEN_LENGTH} characters"
+            )
+        self.extra_arguments()
+        for model in self.allowed_models():
+            if not MODEL_NAME.match(model):
+                raise SettingsError(f"MLOPS_RECEIVER_MODELS: {model!r} is not a model name")
+
+    def extra_arguments(self) -> dict[str, Any]:
+        try:
+            extra = json.loads(self.pipeline_arguments)
+        except ValueError as exc:
+            raise SettingsError(f"MLOPS_RECEIVER_PIPELINE_ARGUMENTS is not JSON: {exc}") from None
+        if not isinstance(extra, dict):
+            raise SettingsError("MLOPS_RECEIVER_PIPELINE_ARGUMENTS must be a JSON object")
+        fixed = {"data_uri", "reference_uri", "tracking_uri"} & set(extra)
+        if fixed:
+            raise SettingsError(
+                f"MLOPS_RECEIVER_PIPELINE_ARGUMENTS: {', '.join(sorted(fixed))} come from "
+                "their own settings"
+            )
+        return extra
+
+    def allowed_models(self) -> frozenset[str]:
+        return frozenset(m.strip() for m in self.models.split(",") if m.strip())
+
+    def pipeline_arguments_for(self, model: str) -> dict[str, Any]:
+        """The drift pipeline's parameters for one model."""
+        return {
+            "data_uri": self.data_uri.replace(MODEL_PLACEHOLDER, model),
+            "reference_uri": self.reference_uri.replace(MODEL_PLACEHOLDER, model),
+            "tracking_uri": self.tracking_uri,
+            **self.extra_arguments(),
+        }
+
+
+def _var(field_name: str) -> str:
+    return next(v.name for v in REGISTRY if v.field == field_name)
+
+
+def _check_registry_matches_dataclass() -> None:
+    registry_fields = [v.field for v in REGISTRY]
+    dataclass_fields = [f.name for f in fields(ReceiverSettings)]
+    if registry_fields != dataclass_fields:
+        raise RuntimeError(f"REGISTRY {registry_fields} != ReceiverSettings {dataclass_fields}")
+
+
+_check_registry_matches_dataclass()
+
+
+def settings_table() -> str:
+    return markdown_table(REGISTRY)

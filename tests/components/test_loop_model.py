@@ -1,0 +1,133 @@
+"""The retrain receiver's pure model: config errors name the field, every object is valid."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from components.loop import LoopConfig, config_problems, model
+from mlops import manifests
+
+DEFAULT = LoopConfig()
+BUCKET = "s3://mlops-dev-datasets"
+TRACKING = "http://mlflow.mlflow.svc.cluster.local:5000"
+KFP = "http://ml-pipeline.kubeflow.svc.cluster.local:8888"
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            {"namespace": "kube-system"},
+            "namespace: Value error, namespace 'kube-system' is a Kubernetes system namespace",
+        ),
+        (
+            {"image": "ghcr.io/mlops-platform/platform:latest"},
+            "image: Value error, image 'ghcr.io/mlops-platform/platform:latest' must be pinned",
+        ),
+        (
+            {"data_path": "/abs/x.parquet"},
+            "data_path: Value error, data_path '/abs/x.parquet' must be a relative object path",
+        ),
+        (
+            {"reference_path": "a/../b"},
+            "reference_path: Value error, reference_path 'a/../b' must be a relative object path",
+        ),
+        ({"models": ["Churn"]}, "models: Value error, models: 'Churn' is not a model name"),
+        ({"retrain_interval_hours": 0}, "retrain_interval_hours: Input should be greater than 0"),
+        ({"experiment": "a b"}, "experiment: Value error, experiment 'a b' must be a short name"),
+        (
+            {"resources": {"memory_limit": "1Mi"}},
+            "resources: Value error, memory_limit (1Mi) must be at least memory_request (256Mi)",
+        ),
+        ({"token": "x"}, "token: Extra inputs are not permitted"),
+    ],
+)
+def test_bad_config_names_the_field(data, message):
+    with pytest.raises(ValidationError) as info:
+        LoopConfig.model_validate(data)
+    [error] = info.value.errors()
+    assert (".".join(str(p) for p in error["loc"]) + ": " + error["msg"]).startswith(message)
+
+
+def test_unknown_bucket_is_a_cross_field_problem():
+    assert config_problems(DEFAULT, {"datasets", "artifacts"}) == []
+    assert config_problems(LoopConfig(bucket="drift"), {"datasets"}) == [
+        ("loop.bucket", "unknown bucket 'drift'; storage.buckets has ['datasets']")
+    ]
+
+
+def test_every_object_is_valid_for_the_pinned_kubernetes():
+    for obj in (
+        model.service_account(DEFAULT),
+        model.token_secret(DEFAULT),
+        model.service(DEFAULT),
+        model.network_policy(DEFAULT, "monitoring"),
+        model.deployment(DEFAULT, BUCKET, TRACKING, KFP),
+    ):
+        manifests.validate(obj)
+
+
+def test_receiver_settings_come_from_the_config_and_the_token_from_the_secret():
+    config = LoopConfig(
+        models=["churn"], retrain_interval_hours=0.5, pipeline_arguments={"psi_threshold": 0.25}
+    )
+    env = model.deployment(config, BUCKET + "/", TRACKING, KFP)["spec"]["template"]["spec"][
+        "containers"
+    ][0]["env"]
+    assert {e["name"]: e.get("value", e.get("valueFrom")) for e in env} == {
+        "MLOPS_RECEIVER_HOST": "0.0.0.0",
+        "MLOPS_RECEIVER_PORT": "8080",
+        "MLOPS_RECEIVER_BACKEND": "kfp",
+        "MLOPS_RECEIVER_KFP_HOST": KFP,
+        "MLOPS_RECEIVER_EXPERIMENT": "drift-retrain",
+        "MLOPS_RECEIVER_DATA_URI": f"{BUCKET}/drift/{{model}}/recent.parquet",
+        "MLOPS_RECEIVER_REFERENCE_URI": f"{BUCKET}/drift/{{model}}/reference.parquet",
+        "MLOPS_RECEIVER_TRACKING_URI": TRACKING,
+        "MLOPS_RECEIVER_PIPELINE_ARGUMENTS": '{"psi_threshold": 0.25}',
+        "MLOPS_RECEIVER_RETRAIN_INTERVAL_SECONDS": "1800",
+        "MLOPS_RECEIVER_MODELS": "churn",
+        "HOME": "/tmp",
+        "MLOPS_RECEIVER_TOKEN": {
+            "secretKeyRef": {"name": "retrain-receiver-token", "key": "token"}
+        },
+    }
+
+
+def test_the_env_is_what_the_receiver_accepts():
+    """The rendered variables, with a token, are valid receiver settings."""
+    from kfp_pipelines.loop.receiver_settings import ReceiverSettings
+
+    env = model.settings_env(DEFAULT, BUCKET, TRACKING, KFP)
+    values = {e["name"]: e["value"] for e in env if "value" in e}
+    settings = ReceiverSettings.from_env({**values, "MLOPS_RECEIVER_TOKEN": "t" * 48})
+    assert settings.pipeline_arguments_for("churn")["data_uri"] == (
+        f"{BUCKET}/drift/churn/recent.parquet"
+    )
+    assert settings.retrain_interval_seconds == 6 * 3600
+
+
+def test_pod_is_restricted_and_only_alertmanager_may_connect():
+    pod = model.deployment(DEFAULT, BUCKET, TRACKING, KFP)["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["automountServiceAccountToken"] is False
+    [container] = pod["containers"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert container["command"] == ["python", "-m", "kfp_pipelines.loop.receiver"]
+    assert model.network_policy(DEFAULT, "observability")["spec"]["ingress"] == [
+        {
+            "from": [
+                {
+                    "namespaceSelector": {
+                        "matchLabels": {"kubernetes.io/metadata.name": "observability"}
+                    },
+                    "podSelector": {"matchLabels": {"app.kubernetes.io/name": "alertmanager"}},
+                }
+            ],
+            "ports": [{"port": 8080, "protocol": "TCP"}],
+        }
+    ]
+    assert model.receiver_url("mlops-loop") == (
+        "http://retrain-receiver.mlops-loop.svc.cluster.local:8080/alerts"
+    )
