@@ -249,6 +249,11 @@ class WindowConsumer:
 
             log.info("consuming %s into %s", self.settings.topics, self.settings.bucket_uri)
             log.info("consumer %s", redacted(config))
+            if config["security.protocol"] == "PLAINTEXT":
+                log.warning(
+                    "consumer uses PLAINTEXT (no TLS, no authentication); set "
+                    "MLOPS_CONSUMER_KAFKA_SECURITY_PROTOCOL for anything but a local broker"
+                )
             consumer = Consumer({**config, "logger": logging.getLogger(f"{__name__}.librdkafka")})
         self._consumer = consumer
 

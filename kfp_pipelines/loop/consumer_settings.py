@@ -19,6 +19,7 @@ from serving_images.model_server import settings as serving
 from serving_images.model_server.settings import EnvVar, SettingsError, markdown_table
 
 PREFIX = "MLOPS_CONSUMER_"
+NO_LABELS = "none"
 
 _SECURITY_FIELDS = (
     "kafka_security_protocol",
@@ -73,7 +74,7 @@ REGISTRY: tuple[EnvVar, ...] = (
         "labels_topic",
         str,
         "labels",
-        "Topic of ground-truth labels (JSON `request_id`, `row`, `label`, `timestamp`); empty "
+        "Topic of ground-truth labels (JSON `request_id`, `row`, `label`, `timestamp`); `none` "
         "= predictions only.",
     ),
     EnvVar(
@@ -187,7 +188,9 @@ class ConsumerSettings:
 
     @property
     def topics(self) -> list[str]:
-        return [t for t in (self.predictions_topic, self.labels_topic) if t]
+        if self.labels_topic == NO_LABELS:
+            return [self.predictions_topic]
+        return [self.predictions_topic, self.labels_topic]
 
     def kafka_security(self) -> serving.Settings:
         """The security settings as the model server's `Settings`, validated by its checks

@@ -297,8 +297,9 @@ def write_file(fs: pafs.FileSystem, path: str, table: pa.Table) -> None:
     multipart upload on close). A local file is written under a temporary name and renamed,
     because readers list the folder and must never see half a file.
     """
-    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
     if isinstance(fs, pafs.LocalFileSystem):
+        # Only here: on S3 / GCS, create_dir would add empty "folder/" marker objects.
+        fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
         temporary = f"{path}.tmp"
         pq.write_table(table, temporary, filesystem=fs, compression="zstd")
         fs.move(temporary, path)
@@ -367,7 +368,7 @@ def read_predictions(uri: str, model: str, start: datetime, end: datetime) -> pd
         return pd.DataFrame(columns=[REQUEST_ID, ROW, TIMESTAMP, VERSION, PREDICTION, SCORE])
     frame = table.to_pandas()
     frame = frame[(frame[TIMESTAMP] >= start) & (frame[TIMESTAMP] < end)]
-    frame = frame.sort_values([TIMESTAMP, KAFKA_PARTITION, KAFKA_OFFSET], kind="stable")
+    frame = frame.sort_values([TIMESTAMP, REQUEST_ID, ROW, KAFKA_PARTITION, KAFKA_OFFSET])
     return frame.drop_duplicates([REQUEST_ID, ROW], keep="first").reset_index(drop=True)
 
 
