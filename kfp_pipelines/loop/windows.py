@@ -338,13 +338,22 @@ def _files(fs: pafs.FileSystem, base: str, folders: Iterable[str]) -> list[str]:
     return found
 
 
-def _read(fs: pafs.FileSystem, files: Sequence[str]) -> pa.Table | None:
+def _read(fs: pafs.FileSystem, files: Sequence[str], column: str, start: datetime, end: datetime):
+    """The rows of `files` with `start <= column < end` (row groups outside are skipped)."""
+    import pyarrow.dataset as ds
+
     if not files:
         return None
+    found = ds.dataset(list(files), filesystem=fs, format="parquet")
     # Files written at different times may type a feature differently (an all-integer batch
-    # vs. a float one) or lack a feature a newer model version added: unify, then read.
-    tables = [pq.read_table(path, filesystem=fs) for path in files]
-    return pa.concat_tables(tables, promote_options="permissive")
+    # vs. a float one) or lack a feature a newer model version added: read them under one
+    # schema that holds every file's columns.
+    schema = pa.unify_schemas(
+        [fragment.physical_schema for fragment in found.get_fragments()],
+        promote_options="permissive",
+    )
+    unified = ds.dataset(list(files), schema=schema, filesystem=fs, format="parquet")
+    return unified.to_table(filter=(ds.field(column) >= start) & (ds.field(column) < end))
 
 
 def _check_range(start: datetime, end: datetime) -> None:
@@ -363,11 +372,10 @@ def read_predictions(uri: str, model: str, start: datetime, end: datetime) -> pd
     _check_range(start, end)
     fs, base = filesystem(uri)
     folders = [hour_dir(PREDICTIONS, hour, model) for hour in hours(start, end)]
-    table = _read(fs, _files(fs, base, folders))
+    table = _read(fs, _files(fs, base, folders), TIMESTAMP, start, end)
     if table is None:
         return pd.DataFrame(columns=[REQUEST_ID, ROW, TIMESTAMP, VERSION, PREDICTION, SCORE])
     frame = table.to_pandas()
-    frame = frame[(frame[TIMESTAMP] >= start) & (frame[TIMESTAMP] < end)]
     frame = frame.sort_values([TIMESTAMP, REQUEST_ID, ROW, KAFKA_PARTITION, KAFKA_OFFSET])
     return frame.drop_duplicates([REQUEST_ID, ROW], keep="first").reset_index(drop=True)
 
@@ -380,30 +388,19 @@ def read_labels(uri: str, start: datetime, end: datetime) -> pd.DataFrame:
     _check_range(start, end)
     fs, base = filesystem(uri)
     folders = [hour_dir(LABELS, hour) for hour in hours(start, end)]
-    table = _read(fs, _files(fs, base, folders))
+    table = _read(fs, _files(fs, base, folders), LABEL_TIMESTAMP, start, end)
     if table is None:
         return pd.DataFrame(columns=[REQUEST_ID, ROW, LABEL, LABEL_TIMESTAMP])
     frame = table.to_pandas()
-    frame = frame[(frame[LABEL_TIMESTAMP] >= start) & (frame[LABEL_TIMESTAMP] < end)]
     frame = frame.sort_values([LABEL_TIMESTAMP, KAFKA_PARTITION, KAFKA_OFFSET], kind="stable")
     return frame.drop_duplicates([REQUEST_ID, ROW], keep="last").reset_index(drop=True)
 
 
 def join_labels(predictions: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
     """Predictions with their label (`label`, `_label_timestamp`; null while none arrived)."""
-    import pandas as pd
-
-    right = pd.DataFrame(
-        {
-            REQUEST_ID: labels[REQUEST_ID].astype(object) if len(labels) else [],
-            ROW: labels[ROW].astype("int64") if len(labels) else pd.Series(dtype="int64"),
-            LABEL: labels[LABEL] if len(labels) else pd.Series(dtype=object),
-            LABEL_TIMESTAMP: (
-                labels[LABEL_TIMESTAMP] if len(labels) else pd.Series(dtype="datetime64[us, UTC]")
-            ),
-        }
-    )
-    left = predictions.astype({ROW: "int64", REQUEST_ID: object})
+    keys = {REQUEST_ID: object, ROW: "int64"}
+    right = labels.reindex(columns=[REQUEST_ID, ROW, LABEL, LABEL_TIMESTAMP]).astype(keys)
+    left = predictions.astype(keys)
     return left.merge(right, on=[REQUEST_ID, ROW], how="left", validate="one_to_one")
 
 

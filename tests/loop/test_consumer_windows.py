@@ -299,6 +299,8 @@ def test_unlabelled_window_joins_to_null_labels(tmp_path: Path) -> None:
     _write(tmp_path, "predictions", _rows(encoded(["a"], [1])), "churn")
     frame = windows.read_labelled(str(tmp_path), "churn", T0, T0 + timedelta(seconds=1), T0)
     assert len(frame) == 1 and frame["label"].isna().all()
+    nothing = windows.read_labelled(str(tmp_path / "empty"), "churn", T0, T0 + timedelta(hours=1))
+    assert nothing.empty and {"_request_id", "_row", "label"} <= set(nothing.columns)
 
 
 def test_range_arguments_are_checked() -> None:
