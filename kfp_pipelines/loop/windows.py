@@ -383,17 +383,22 @@ def read_predictions(uri: str, model: str, start: datetime, end: datetime) -> pd
 def read_labels(uri: str, start: datetime, end: datetime) -> pd.DataFrame:
     """Labels observed in [start, end), the latest per (`_request_id`, `_row`): a later label
     for the same prediction is a correction."""
-    import pandas as pd
 
     _check_range(start, end)
     fs, base = filesystem(uri)
     folders = [hour_dir(LABELS, hour) for hour in hours(start, end)]
     table = _read(fs, _files(fs, base, folders), LABEL_TIMESTAMP, start, end)
     if table is None:
-        return pd.DataFrame(columns=[REQUEST_ID, ROW, LABEL, LABEL_TIMESTAMP])
+        return _no_labels()
     frame = table.to_pandas()
     frame = frame.sort_values([LABEL_TIMESTAMP, KAFKA_PARTITION, KAFKA_OFFSET], kind="stable")
     return frame.drop_duplicates([REQUEST_ID, ROW], keep="last").reset_index(drop=True)
+
+
+def _no_labels() -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.DataFrame(columns=[REQUEST_ID, ROW, LABEL, LABEL_TIMESTAMP])
 
 
 def join_labels(predictions: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
@@ -417,7 +422,8 @@ def read_labelled(
     quality check simply waits until the range is old enough to be (mostly) labelled."""
     until = labels_until or datetime.now(UTC)
     predictions = read_predictions(uri, model, start, end)
-    labels = read_labels(uri, start - LABEL_CLOCK_SKEW, max(until, end))
+    since = start - LABEL_CLOCK_SKEW
+    labels = read_labels(uri, since, until) if until > since else _no_labels()
     return join_labels(predictions, labels)
 
 
