@@ -24,8 +24,9 @@ from typing import Any
 
 import numpy as np
 import orjson
+import pyarrow.parquet as pq
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from kfp_pipelines.loop import windows
 from kfp_pipelines.loop.consumer import ConsumerMetrics, WindowConsumer, consumer_config
@@ -129,7 +130,7 @@ def label(request_id: str, value: int, when: datetime, row: int = 0) -> bytes:
 
 def committed(bootstrap: str, group: str, topic: str) -> tuple[int, int]:
     """(sum of committed offsets, sum of high watermarks) over the topic's partitions."""
-    probe = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "log_level": 3})
+    probe = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "log_level": 0})
     try:
         partitions = probe.list_topics(topic, timeout=10).topics[topic].partitions
         tps = [TopicPartition(topic, p) for p in partitions]
@@ -143,8 +144,11 @@ def committed(bootstrap: str, group: str, topic: str) -> tuple[int, int]:
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if condition():
-            return
+        try:
+            if condition():
+                return
+        except KafkaException:  # a probe timing out on a loaded machine: ask again
+            pass
         time.sleep(0.2)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
@@ -346,13 +350,13 @@ def test_flush_by_size_then_by_age_commits_after_each_write(bootstrap: str, tmp_
     try:
         produce_predictions(bootstrap, predictions, [(T0, ["a", "b", "c"])])  # 6 rows >= 4
         wait_for(lambda: len(parquet_files(tmp_path)) == 1, 30, "a flush by size")
-        wait_for(lambda: committed(bootstrap, s.group_id, predictions)[0] == 3, 10, "its commit")
+        wait_for(lambda: committed(bootstrap, s.group_id, predictions)[0] == 3, 30, "its commit")
         started = time.monotonic()
         produce_predictions(bootstrap, predictions, [(T0, ["d"])])  # 2 rows < 4
         wait_for(lambda: len(parquet_files(tmp_path)) == 2, 30, "a flush by age")
         # Not before MLOPS_CONSUMER_FLUSH_SECONDS after the record arrived.
         assert time.monotonic() - started >= 2 - 0.5
-        wait_for(lambda: committed(bootstrap, s.group_id, predictions)[0] == 4, 10, "commit")
+        wait_for(lambda: committed(bootstrap, s.group_id, predictions)[0] == 4, 30, "commit")
     finally:
         stop.set()
         thread.join(30)
@@ -365,10 +369,14 @@ def test_flush_by_size_then_by_age_commits_after_each_write(bootstrap: str, tmp_
         == 8
     )
     assert registry.get_sample_value("mlops_prediction_windows_last_flush_timestamp_seconds") > 0
-    lag = registry.get_sample_value(
-        "mlops_prediction_windows_lag_records", {"topic": predictions, "partition": "0"}
-    )
-    assert lag is not None and lag == 0
+    lags = [
+        sample.value
+        for family in registry.collect()
+        if family.name == "mlops_prediction_windows_lag_records"
+        for sample in family.samples
+        if sample.labels["topic"] == predictions
+    ]
+    assert lags and all(lag == 0 for lag in lags)  # everything produced was written
 
 
 def test_crash_between_write_and_commit_loses_nothing(bootstrap: str, tmp_path: Path) -> None:
@@ -400,15 +408,13 @@ def test_crash_between_write_and_commit_loses_nothing(bootstrap: str, tmp_path: 
     stop, thread, errors = run_in_thread(second, kafka_consumer())
     try:
         wait_for(lambda: len(parquet_files(tmp_path)) == 4, 60, "the replay's files")
-        wait_for(lambda: committed(bootstrap, s.group_id, predictions)[0] == 3, 10, "commit")
+        wait_for(lambda: committed(bootstrap, s.group_id, predictions)[0] == 3, 30, "commit")
     finally:
         stop.set()
         thread.join(30)
     assert not errors
     # Every row is stored twice, and read once.
-    rows_on_disk = sum(
-        len(windows.pq.read_table(p)) for p in parquet_files(tmp_path / "predictions")
-    )
+    rows_on_disk = sum(len(pq.read_table(p)) for p in parquet_files(tmp_path / "predictions"))
     assert rows_on_disk == 12
     frame = windows.read_labelled(
         str(tmp_path), "churn", T0, T0 + timedelta(minutes=1), T0 + timedelta(hours=1)
