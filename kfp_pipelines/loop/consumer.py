@@ -289,7 +289,7 @@ class WindowConsumer:
             self._consumer = None
 
 
-def main(argv: list[str] | None = None) -> int:
+def main() -> int:
     try:
         settings = ConsumerSettings.from_env()
     except SettingsError as exc:
