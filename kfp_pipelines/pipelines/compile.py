@@ -16,14 +16,20 @@ HERE = Path(__file__).resolve().parent
 TARGETS = {
     "training_pipeline": HERE / "training_pipeline.yaml",
     "drift_pipeline": HERE / "drift_pipeline.yaml",
+    "windows_drift_pipeline": HERE / "windows_drift_pipeline.yaml",
 }
 
 
 def pipelines() -> dict:
     from kfp_pipelines.pipelines.drift import drift_pipeline
     from kfp_pipelines.pipelines.training import training_pipeline
+    from kfp_pipelines.pipelines.windows_drift import windows_drift_pipeline
 
-    return {"training_pipeline": training_pipeline, "drift_pipeline": drift_pipeline}
+    return {
+        "training_pipeline": training_pipeline,
+        "drift_pipeline": drift_pipeline,
+        "windows_drift_pipeline": windows_drift_pipeline,
+    }
 
 
 def compile_to_text(name: str) -> str:

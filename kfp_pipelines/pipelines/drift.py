@@ -54,7 +54,7 @@ def drift_pipeline(
     drift.after(validated)
     drifted = drift.outputs["Output"]
     _, _, registered = split_train_evaluate_register(
-        data=data,
+        dataset=data.output,
         validated=validated,
         tracking_uri=tracking_uri,
         pipeline="drift",

@@ -21,7 +21,7 @@ MLFLOW_CREDENTIALS = {key: key for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_T
 
 def split_train_evaluate_register(
     *,
-    data: Any,
+    dataset: Any,
     validated: Any,
     tracking_uri: Any,
     pipeline: str,
@@ -34,10 +34,11 @@ def split_train_evaluate_register(
     seed: Any,
     enabled: Any = None,
 ) -> tuple[Any, Any, Any]:
-    """Wire the steps on `data` (validated by `validated`); returns (split, evaluated,
-    registered). `enabled`, when given, gates every step (see drift.py for why not dsl.If)."""
+    """Wire the steps on the `dataset` channel (validated by `validated`); returns (split,
+    evaluated, registered). `enabled`, when given, gates every step (see drift.py for why
+    not dsl.If)."""
     gate = {} if enabled is None else {"enabled": enabled}
-    split = split_data(dataset=data.output, golden_fraction=golden_fraction, seed=seed, **gate)
+    split = split_data(dataset=dataset, golden_fraction=golden_fraction, seed=seed, **gate)
     if enabled is None:
         split.after(validated)
     trained = train_model(

@@ -31,7 +31,7 @@ def training_pipeline(
     data = dsl.importer(artifact_uri=data_uri, artifact_class=Dataset, reimport=False)
     validated = validate_data(dataset=data.output)
     _, _, registered = split_train_evaluate_register(
-        data=data,
+        dataset=data.output,
         validated=validated,
         tracking_uri=tracking_uri,
         pipeline="training",

@@ -78,6 +78,36 @@ class FileSink:
         self._file.close()
 
 
+def producer_config(
+    bootstrap_servers: str, buffer_messages: int, security: Mapping[str, Any]
+) -> dict[str, Any]:
+    """librdkafka properties of the prediction-log producer (pure; `security` is merged last).
+
+    `acks=all` makes a write wait for the topic's in-sync replicas, so the topic's
+    `min.insync.replicas` (components/kafka) protects records against a broker loss; with
+    `acks=1` a leader failover could drop acknowledged records. Idempotence keeps librdkafka's
+    retries from writing a record twice or out of order; librdkafka refuses to start when it is
+    combined with `acks` other than `all`, `max.in.flight` above 5 or `retries` 0, so those are
+    either set here or left at their compatible defaults (`retries` stays librdkafka's
+    INT32_MAX: retrying is bounded by `message.timeout.ms`, not by a count).
+    """
+    return {
+        "bootstrap.servers": bootstrap_servers,
+        "client.id": "mlops-model-server",
+        "linger.ms": 20,
+        "compression.type": "lz4",
+        "queue.buffering.max.messages": buffer_messages,
+        # A record that cannot be delivered within this time is dropped and counted. With
+        # idempotence (and no gapless guarantee) librdkafka recovers from such a gap by bumping
+        # the producer epoch, so a timeout costs that record, never the producer.
+        "message.timeout.ms": 30_000,
+        "enable.idempotence": True,
+        "acks": "all",
+        "max.in.flight.requests.per.connection": 5,
+        **security,
+    }
+
+
 class KafkaSink:
     """Produces one message per request to a topic; keys are request ids.
 
@@ -105,17 +135,8 @@ class KafkaSink:
         self.topic = topic
         self._on_drop = on_drop
         config = {
-            "bootstrap.servers": bootstrap_servers,
-            "client.id": "mlops-model-server",
-            "linger.ms": 20,
-            "compression.type": "lz4",
-            "queue.buffering.max.messages": buffer_messages,
-            # A record that cannot be delivered within this time is dropped and counted.
-            "message.timeout.ms": 30_000,
-            "enable.idempotence": False,
-            "acks": "1",
+            **producer_config(bootstrap_servers, buffer_messages, security),
             "logger": logging.getLogger(f"{__name__}.librdkafka"),
-            **security,
         }
         protocol = config["security.protocol"]
         shown = redacted({k: v for k, v in config.items() if k != "logger"})
