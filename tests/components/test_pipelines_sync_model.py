@@ -55,6 +55,7 @@ def test_shipped_pipelines_are_the_compiled_ones():
     assert shipped == {
         "training": Path("training_pipeline.yaml"),
         "drift": Path("drift_pipeline.yaml"),
+        "windows_drift": Path("windows_drift_pipeline.yaml"),
     }
 
 
@@ -161,7 +162,7 @@ def test_invalid_crons_name_the_field(cron, message):
         (
             {"pipeline": "nowcast"},
             "schedules.nightly.pipeline: Value error, pipeline 'nowcast' is not a shipped "
-            "pipeline; choose 'training', 'drift'",
+            "pipeline; choose 'training', 'drift', 'windows_drift'",
         ),
         (
             {"parameters": {**DRIFT["parameters"], "psi": 0.3}},
@@ -297,6 +298,11 @@ def test_spec_names_pipelines_by_their_compiled_name_and_runs_as_the_runner():
             "file": "training.yaml",
             "description": model.pipeline_info(model.pipeline_texts()["training"])[1],
         },
+        {
+            "name": "churn-windows-drift",
+            "file": "windows_drift.yaml",
+            "description": model.pipeline_info(model.pipeline_texts()["windows_drift"])[1],
+        },
     ]
     assert spec["experiment"]["name"] == "churn"
     assert spec["recurring_runs"] == {
@@ -314,7 +320,7 @@ def test_spec_names_pipelines_by_their_compiled_name_and_runs_as_the_runner():
 
 def test_files_are_the_spec_and_the_committed_yaml_byte_for_byte():
     files = model.sync_files(_config())
-    assert sorted(files) == ["drift.yaml", "spec.json", "training.yaml"]
+    assert sorted(files) == ["drift.yaml", "spec.json", "training.yaml", "windows_drift.yaml"]
     for name, path in model.SHIPPED_PIPELINES.items():
         assert files[f"{name}.yaml"] == path.read_text()
     assert json.loads(files["spec.json"])["recurring_runs"] == {}
@@ -325,7 +331,11 @@ def test_the_program_reads_what_the_model_writes(tmp_path):
         (tmp_path / name).write_text(text)
     spec = sync.load_spec(tmp_path)
     assert spec.experiment == "churn"
-    assert [p.name for p in spec.pipelines] == ["churn-drift", "churn-training"]
+    assert [p.name for p in spec.pipelines] == [
+        "churn-drift",
+        "churn-training",
+        "churn-windows-drift",
+    ]
     (run,) = spec.recurring_runs
     assert (run.key, run.pipeline, run.no_catchup) == ("nightly", "churn-drift", True)
 

@@ -339,13 +339,16 @@ def test_first_sync_creates_everything_and_a_second_changes_nothing(kfp_api, tmp
     texts = model.pipeline_texts()
     drift_version = sync.version_name("churn-drift", texts["drift"])
     training_version = sync.version_name("churn-training", texts["training"])
+    windows_version = sync.version_name("churn-windows-drift", texts["windows_drift"])
     assert sorted(changes.created) == sorted(
         [
             "experiment churn",
             "pipeline churn-drift",
             "pipeline churn-training",
+            "pipeline churn-windows-drift",
             f"pipeline version {drift_version}",
             f"pipeline version {training_version}",
+            f"pipeline version {windows_version}",
             f"recurring run nightly-drift (0 0 2 * * *, {drift_version})",
             f"recurring run weekly-training (0 30 3 * * SUN, {training_version})",
         ]
@@ -356,9 +359,10 @@ def test_first_sync_creates_everything_and_a_second_changes_nothing(kfp_api, tmp
     assert experiment["display_name"] == "churn"
     assert {(p["name"], p["description"]) for p in kfp_api.pipelines.values()} == {
         (model.pipeline_info(texts[key])[0], model.pipeline_info(texts[key])[1])
-        for key in ("drift", "training")
+        for key in model.SHIPPED_PIPELINES
     }
-    for name, key in (("churn-drift", "drift"), ("churn-training", "training")):
+    for key in model.SHIPPED_PIPELINES:
+        name = model.pipeline_info(texts[key])[0]
         (version,) = kfp_api.versions_of(name)
         # the uploaded spec is exactly the committed compiled pipeline
         assert version["pipeline_spec"] == next(yaml.safe_load_all(texts[key]))
@@ -471,7 +475,8 @@ def test_removed_and_changed_schedules_converge_and_hand_made_runs_stay(kfp_api,
         f"recurring run nightly-drift ({ours[0]['recurring_run_id']})"
     ]
     assert list(kfp_api.recurring_runs) == [by_hand]
-    assert len(kfp_api.pipelines) == 2  # pipelines and versions stay published
+    # pipelines and versions stay published
+    assert len(kfp_api.pipelines) == len(model.SHIPPED_PIPELINES)
 
 
 def test_an_archived_experiment_is_unarchived(kfp_api, tmp_path):
