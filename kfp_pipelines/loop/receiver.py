@@ -8,6 +8,14 @@ serves a small ASGI app:
   nothing. Each firing drift alert group of a model starts one run of the drift pipeline,
   unless a run for the same alert episode exists (deduplication) or the model was retrained
   within the rate-limit period. Resolved and other alerts start nothing.
+- `POST /flagger/gate` and `POST /flagger/settle`: Flagger's `pre-rollout` and `post-rollout`
+  webhooks of the progressive serving deployments in `MLOPS_RECEIVER_RELEASES`
+  (`release.py`): the golden-set gate (200 passes, 412 fails, 503 cannot decide yet), and the
+  alias move or rejection after a promotion or rollback. Flagger sends no credentials: the
+  NetworkPolicy admits only Flagger's and Alertmanager's pods, and both calls only act on
+  what the registry and the serving pods already say.
+- in the background, every `MLOPS_RECEIVER_RECONCILE_SECONDS`: a new challenger is released
+  into its deployment's release ConfigMap (which starts Flagger's analysis).
 - `GET /healthz`: liveness and readiness.
 
 Every decision is one JSON log line naming the alert that caused it; never a token or header.
@@ -22,6 +30,7 @@ import json
 import logging
 import sys
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,6 +39,17 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kfp_pipelines.loop.receiver_settings import MODEL_NAME, ReceiverSettings, SettingsError
+from kfp_pipelines.loop.release import (
+    Deployment,
+    FlaggerPayload,
+    GateResult,
+    KubernetesReleaseStore,
+    ReleaseError,
+    ReleaseStore,
+    gate,
+    reconcile,
+    settle,
+)
 from kfp_pipelines.loop.runs import KfpRuns, LocalRuns, RetrainRuns
 
 log = logging.getLogger("kfp_pipelines.loop.receiver")
@@ -174,6 +194,130 @@ class Receiver:
         return decision
 
 
+# --- releases (Flagger's webhooks and the reconcile loop) ----------------------------------------
+
+
+class ReleaseController:
+    """Drives the releases of the configured progressive deployments (see release.py)."""
+
+    def __init__(
+        self,
+        deployments: list[Deployment],
+        tolerance: float,
+        client: Any = None,
+        store: ReleaseStore | None = None,
+        tracking_uri: str = "",
+    ):
+        self.deployments = {(d.namespace, d.name): d for d in deployments}
+        self.tolerance = tolerance
+        self._client = client
+        self._store = store
+        self._tracking_uri = tracking_uri
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:  # built on first use: MLflow may still be starting
+            from mlflow import MlflowClient
+
+            self._client = MlflowClient(self._tracking_uri)
+        return self._client
+
+    @property
+    def store(self) -> ReleaseStore:
+        if self._store is None:
+            self._store = KubernetesReleaseStore()
+        return self._store
+
+    def deployment(self, payload: FlaggerPayload) -> Deployment:
+        found = self.deployments.get((payload.namespace, payload.name))
+        if found is None:
+            raise PayloadError(
+                f"{payload.namespace}/{payload.name} is not a deployment this service releases"
+            )
+        return found
+
+    def gate(self, payload: FlaggerPayload) -> GateResult:
+        return gate(self.client, self.deployment(payload), self.tolerance)
+
+    def settle(self, payload: FlaggerPayload) -> str:
+        return settle(self.client, self.store, self.deployment(payload), payload.phase)
+
+    def reconcile_all(self) -> list[str]:
+        """Release every new challenger; what was released. One deployment's failure is
+        logged and does not stop the others."""
+        released = []
+        for deployment in self.deployments.values():
+            try:
+                version = reconcile(self.client, self.store, deployment)
+            except Exception as exc:
+                log.warning(
+                    json.dumps(
+                        {
+                            "event": "reconcile_failed",
+                            "deployment": f"{deployment.namespace}/{deployment.name}",
+                            "error": f"{type(exc).__name__}: {exc}"[:500],
+                        },
+                        sort_keys=True,
+                    )
+                )
+                continue
+            if version is not None:
+                released.append(f"{deployment.model} {version}")
+                log.info(
+                    json.dumps(
+                        {
+                            "event": "released",
+                            "deployment": f"{deployment.namespace}/{deployment.name}",
+                            "model": deployment.model,
+                            "version": version,
+                        },
+                        sort_keys=True,
+                    )
+                )
+        return released
+
+
+def _reconcile_forever(controller: ReleaseController, seconds: float) -> None:
+    while True:
+        controller.reconcile_all()
+        time.sleep(seconds)
+
+
+async def _flagger(
+    controller: ReleaseController | None, path: str, receive: Receive, send: Send, limit: int
+) -> None:
+    if controller is None:
+        await _reply(send, 404, {"error": "this service drives no releases"})
+        return
+    body = await _read_body(receive, limit)
+    if body is None:
+        await _reply(send, 413, {"error": "body too large"})
+        return
+    try:
+        payload = FlaggerPayload.model_validate_json(body)
+        controller.deployment(payload)
+    except (ValidationError, PayloadError) as exc:
+        reason = str(exc) if isinstance(exc, PayloadError) else "not a Flagger webhook payload"
+        await _reply(send, 422, {"error": reason})
+        return
+    try:
+        if path == "/flagger/gate":
+            result = await asyncio.to_thread(controller.gate, payload)
+            decision = {"event": "gate", "passed": result.passed, "detail": result.describe()}
+            status = 200 if result.passed else 412
+        else:
+            done = await asyncio.to_thread(controller.settle, payload)
+            decision, status = {"event": "settled", "phase": payload.phase, "detail": done}, 200
+    except ReleaseError as exc:
+        decision, status = {"event": "undecided", "detail": str(exc)}, 503
+    except Exception as exc:  # MLflow or a model server unreachable: Flagger retries
+        decision = {"event": "undecided", "detail": f"{type(exc).__name__}: {exc}"[:500]}
+        status = 503
+    decision["deployment"] = f"{payload.namespace}/{payload.name}"
+    log.info(json.dumps(decision, sort_keys=True))
+    await _reply(send, status, decision)
+
+
 # --- HTTP ---------------------------------------------------------------------------------------
 
 
@@ -197,8 +341,9 @@ def authorized(header: bytes | None, token: str) -> bool:
 class App:
     """The ASGI application."""
 
-    def __init__(self, receiver: Receiver):
+    def __init__(self, receiver: Receiver, releases: ReleaseController | None = None):
         self.receiver = receiver
+        self.releases = releases
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -212,6 +357,13 @@ class App:
                 await _reply(send, 405, {"error": "method not allowed"}, allow="GET")
                 return
             await _reply(send, 200, {"status": "ok"})
+            return
+        if path in ("/flagger/gate", "/flagger/settle"):
+            if method != "POST":
+                await _reply(send, 405, {"error": "method not allowed"}, allow="POST")
+                return
+            limit = self.receiver.settings.max_body_bytes
+            await _flagger(self.releases, path, receive, send, limit)
             return
         if path != "/alerts":
             await _reply(send, 404, {"error": "not found"})
@@ -305,7 +457,17 @@ async def _reply(
     await send({"type": "http.response.body", "body": raw})
 
 
-def build(settings: ReceiverSettings, runs: RetrainRuns | None = None) -> App:
+def build(
+    settings: ReceiverSettings,
+    runs: RetrainRuns | None = None,
+    releases: ReleaseController | None = None,
+) -> App:
+    if releases is None and settings.release_deployments():
+        releases = ReleaseController(
+            [Deployment(**entry) for entry in settings.release_deployments()],
+            settings.gate_tolerance,
+            tracking_uri=settings.tracking_uri,
+        )
     if runs is None:
         if settings.backend == "local":
             import tempfile
@@ -314,7 +476,7 @@ def build(settings: ReceiverSettings, runs: RetrainRuns | None = None) -> App:
             runs = LocalRuns(Path(root))
         else:
             runs = KfpRuns(settings.kfp_host, settings.experiment, settings.pipeline_root)
-    return App(Receiver(settings, runs))
+    return App(Receiver(settings, runs), releases)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -327,6 +489,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"retrain receiver: {exc}", file=sys.stderr)
         return 2
     app = build(settings)
+    if app.releases is not None and settings.reconcile_seconds > 0:
+        threading.Thread(
+            target=_reconcile_forever,
+            args=(app.releases, settings.reconcile_seconds),
+            name="reconcile",
+            daemon=True,
+        ).start()
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
     return 0
 

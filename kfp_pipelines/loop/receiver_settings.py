@@ -117,6 +117,32 @@ REGISTRY: tuple[EnvVar, ...] = (
         "Comma-separated models that may be retrained; empty: any model the alert names.",
     ),
     EnvVar(
+        "MLOPS_RECEIVER_RELEASES",
+        "releases",
+        str,
+        "[]",
+        "JSON list of the progressive serving deployments whose releases this service drives "
+        '(`[{"model": "churn", "namespace": "serving", "name": "churn", "port": 8080}]`): '
+        "it releases each new challenger into their release ConfigMap, gates Flagger's "
+        "rollouts on the golden set and moves the aliases after them. Empty: none.",
+    ),
+    EnvVar(
+        "MLOPS_RECEIVER_GATE_TOLERANCE",
+        "gate_tolerance",
+        float,
+        0.01,
+        "How much lower than the champion's the candidate's golden-set ROC AUC may be.",
+        minimum=0,
+    ),
+    EnvVar(
+        "MLOPS_RECEIVER_RECONCILE_SECONDS",
+        "reconcile_seconds",
+        float,
+        60.0,
+        "How often the registry is checked for a new challenger to release (0: never).",
+        minimum=0,
+    ),
+    EnvVar(
         "MLOPS_RECEIVER_MAX_BODY_BYTES",
         "max_body_bytes",
         int,
@@ -145,6 +171,9 @@ class ReceiverSettings:
     retrain_interval_seconds: float
     alertname: str
     models: str
+    releases: str
+    gate_tolerance: float
+    reconcile_seconds: float
     max_body_bytes: int
 
     @classmethod
@@ -177,6 +206,7 @@ class ReceiverSettings:
                 f"MLOPS_RECEIVER_TOKEN must be set to at least {MIN_TOKEN_LENGTH} characters"
             )
         self.extra_arguments()
+        self.release_deployments()
         for model in self.allowed_models():
             if not MODEL_NAME.match(model):
                 raise SettingsError(f"MLOPS_RECEIVER_MODELS: {model!r} is not a model name")
@@ -195,6 +225,25 @@ class ReceiverSettings:
                 "their own settings"
             )
         return extra
+
+    def release_deployments(self) -> list[dict[str, Any]]:
+        """The `releases` entries, checked: model, namespace, name, port."""
+        try:
+            entries = json.loads(self.releases)
+        except ValueError as exc:
+            raise SettingsError(f"MLOPS_RECEIVER_RELEASES is not JSON: {exc}") from None
+        if not isinstance(entries, list):
+            raise SettingsError("MLOPS_RECEIVER_RELEASES must be a JSON list")
+        for index, entry in enumerate(entries):
+            where = f"MLOPS_RECEIVER_RELEASES[{index}]"
+            if not isinstance(entry, dict) or set(entry) - {"model", "namespace", "name", "port"}:
+                raise SettingsError(f"{where} must be an object of model, namespace, name, port")
+            for key in ("model", "namespace", "name"):
+                if not isinstance(entry.get(key), str) or not MODEL_NAME.match(entry[key]):
+                    raise SettingsError(f"{where}.{key} must be a name")
+            if not isinstance(entry.get("port", 8080), int):
+                raise SettingsError(f"{where}.port must be a number")
+        return entries
 
     def allowed_models(self) -> frozenset[str]:
         return frozenset(m.strip() for m in self.models.split(",") if m.strip())

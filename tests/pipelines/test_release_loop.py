@@ -194,3 +194,85 @@ def test_bad_input_is_refused_with_the_reason(registry, servers):
         {"name": "churn", "namespace": "serving", "phase": "Succeeded", "extra": 1}
     )
     assert payload.metadata == {}
+
+
+# --- through the loop service's HTTP endpoints (what Flagger calls) -----------------------------
+
+
+def _service(client, servers, canary: str, primary: str, store=None):
+    import httpx
+
+    from kfp_pipelines.loop import receiver as rcv
+    from kfp_pipelines.loop.receiver_settings import ReceiverSettings
+
+    settings = ReceiverSettings.from_env(
+        {
+            "MLOPS_RECEIVER_TOKEN": "t" * 20,
+            "MLOPS_RECEIVER_DATA_URI": "s3://d/{model}.parquet",
+            "MLOPS_RECEIVER_REFERENCE_URI": "s3://d/{model}-ref.parquet",
+            "MLOPS_RECEIVER_TRACKING_URI": "unused",
+        }
+    )
+    controller = rcv.ReleaseController(
+        [_deployment(canary, primary, servers)], tolerance=0.01, client=client, store=store
+    )
+    app = rcv.build(settings, runs=object(), releases=controller)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://loop")
+
+
+def _payload(phase: str, name: str = "churn") -> dict:
+    return {"name": name, "namespace": "serving", "phase": phase, "checksum": "abc"}
+
+
+@pytest.mark.anyio
+async def test_flagger_gate_endpoint_passes_a_good_release_and_holds_a_bad_one(registry, servers):
+    _, client = registry
+    async with _service(client, servers, canary="3", primary="1") as http:
+        good = await http.post("/flagger/gate", json=_payload("Progressing"))
+    assert good.status_code == 200, good.text
+    assert good.json()["passed"] is True
+    async with _service(client, servers, canary="2", primary="1") as http:
+        bad = await http.post("/flagger/gate", json=_payload("Progressing"))
+        unknown = await http.post("/flagger/gate", json=_payload("Progressing", name="other"))
+        garbage = await http.post("/flagger/gate", content=b"{}")
+        wrong_method = await http.get("/flagger/gate")
+    assert bad.status_code == 412 and "version 2 fails the golden-set gate" in bad.json()["detail"]
+    assert unknown.status_code == 422 and "serving/other is not a deployment" in unknown.text
+    assert garbage.status_code == 422
+    assert wrong_method.status_code == 405
+
+
+@pytest.mark.anyio
+async def test_flagger_settle_endpoint_rejects_a_rolled_back_release(registry, servers):
+    _, client = registry
+    client.set_registered_model_alias("churn", "challenger", "2")
+    store = MemoryStore({("serving", "churn-model"): "models:/churn/2"})
+    async with _service(client, servers, canary="2", primary="1", store=store) as http:
+        failed = await http.post("/flagger/settle", json=_payload("Failed"))
+        odd = await http.post("/flagger/settle", json=_payload("Progressing"))
+    assert failed.status_code == 200
+    assert failed.json()["detail"] == "churn version 2 rolled back: tagged rollout=rejected"
+    assert client.get_model_version("churn", "2").tags["rollout"] == "rejected"
+    assert odd.status_code == 503 and "post-rollout expects" in odd.json()["detail"]
+
+
+def test_reconcile_all_logs_and_continues_past_a_failing_deployment(registry, caplog):
+    from kfp_pipelines.loop import receiver as rcv
+
+    _, client = registry
+
+    class Broken(MemoryStore):
+        def read(self, namespace, name):
+            raise ConnectionError("API server unreachable")
+
+    controller = rcv.ReleaseController(
+        [Deployment("churn", "serving", "churn")], tolerance=0.01, client=client, store=Broken()
+    )
+    # A challenger that reconcile would release (not the champion, not rejected).
+    client.set_registered_model_alias("churn", "champion", "3")
+    client.set_registered_model_alias("churn", "challenger", "1")
+    client.delete_model_version_tag("churn", "1", "rollout")
+    with caplog.at_level("WARNING"):
+        assert controller.reconcile_all() == []
+    assert '"event": "reconcile_failed"' in caplog.text
+    assert "API server unreachable" in caplog.text
