@@ -204,6 +204,15 @@ class PlatformConfig(StrictModel):
                         "Flagger runs the analysis, but delivery.enabled is false",
                     )
                 )
+            if deployment.progressive is not None and loop_mlflow_client(self) is None:
+                problems.append(
+                    (
+                        f"serving.{key}.progressive",
+                        "the loop service moves the model's MLflow aliases after each rollout: "
+                        "add an mlflow.clients entry in namespace "
+                        f"{self.loop.namespace!r} with permission EDIT or MANAGE",
+                    )
+                )
             if deployment.prediction_sink == "kafka" and deployment.kafka_bootstrap_servers is None:
                 if account is None and self.cloud.type != "local":
                     problems.append(
@@ -229,6 +238,19 @@ class PlatformConfig(StrictModel):
                     )
                 )
         return problems
+
+
+def loop_mlflow_client(platform: PlatformConfig) -> Any:
+    """The MLflow client the loop service writes aliases and tags with, or None."""
+    return next(
+        (
+            client
+            for _, client in sorted(platform.mlflow.clients.items())
+            if client.namespace == platform.loop.namespace
+            and client.permission in ("EDIT", "MANAGE")
+        ),
+        None,
+    )
 
 
 class ConfigError(Exception):

@@ -23,7 +23,9 @@ from components.kafka import (
     KafkaClusterArgs,
 )
 from components.loop import RetrainReceiver, RetrainReceiverArgs
+from components.loop.model import Release, ReleaseWiring
 from components.loop.model import receiver_url as loop_receiver_url
+from components.loop.model import service_url as loop_service_url
 from components.mesh import IstioMesh, IstioMeshArgs
 from components.mlflow import (
     AwsDatabaseNetwork,
@@ -40,6 +42,7 @@ from components.pipelines.model import api_endpoint as pipelines_api_endpoint
 from components.providers import cloud_provider
 from components.serving import ModelDeployment, ModelDeploymentArgs
 from components.serving.delivery import FlaggerWiring
+from components.serving.model import served_model_name
 from components.storage import ObjectStore, ObjectStoreArgs
 from mlops import config
 
@@ -248,6 +251,9 @@ def compose(platform: config.PlatformConfig) -> None:
     )
     # The retrain receiver comes first: Alertmanager mounts its token from the monitoring
     # namespace, so the token must exist before the monitoring release.
+    # The loop service drives the releases of every progressive deployment (Flagger's gate and
+    # registry webhooks, new challengers into the release ConfigMaps).
+    releases = _release_wiring(platform)
     receiver = RetrainReceiver(
         f"{NAME}-loop",
         RetrainReceiverArgs(
@@ -257,8 +263,23 @@ def compose(platform: config.PlatformConfig) -> None:
             tracking_uri=mlflow.tracking_uri,
             kfp_host=pipelines_api_endpoint(),
             alertmanager_namespace=platform.monitoring.namespace,
+            releases=releases,
         ),
-        pulumi.ResourceOptions(depends_on=[namespace(platform.loop.namespace)]),
+        pulumi.ResourceOptions(
+            depends_on=[
+                namespace(platform.loop.namespace),
+                *(
+                    [
+                        # its MLflow client Secret, Roles in the serving namespaces, a sidecar
+                        mlflow,
+                        *(namespace(r.namespace) for r in releases.releases),
+                        *(mesh.ready if mesh is not None else []),
+                    ]
+                    if releases is not None
+                    else []
+                ),
+            ]
+        ),
     )
     monitoring = Observability(
         f"{NAME}-monitoring",
@@ -276,6 +297,7 @@ def compose(platform: config.PlatformConfig) -> None:
         FlaggerWiring(
             prometheus_url=prometheus_url(platform.monitoring.namespace),
             load_tester_url=load_tester_url(platform.delivery),
+            loop_url=loop_service_url(platform.loop.namespace),
         )
         if platform.delivery.enabled
         else None
@@ -394,6 +416,26 @@ def compose(platform: config.PlatformConfig) -> None:
             }
             for key, identity in identities.items()
         },
+    )
+
+
+def _release_wiring(platform: config.PlatformConfig) -> ReleaseWiring | None:
+    releases = tuple(
+        Release(
+            model=served_model_name(deployment),
+            namespace=deployment.namespace,
+            name=key,
+            port=deployment.port,
+        )
+        for key, deployment in sorted(platform.serving.items())
+        if deployment.progressive is not None
+    )
+    if not releases:
+        return None
+    return ReleaseWiring(
+        releases=releases,
+        mlflow_credentials_secret=config.loop_mlflow_client(platform).secret_name,
+        flagger_namespace=platform.delivery.namespace,
     )
 
 

@@ -7,7 +7,9 @@ runs through the KFP API. Everything here is plain data in, plain data out.
 
 from __future__ import annotations
 
+import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import Field, PositiveFloat, field_validator
@@ -42,6 +44,9 @@ PATH = "/alerts"
 USER = 10001
 # Pods of kube-prometheus-stack's Alertmanager carry this label (operator-managed StatefulSet).
 ALERTMANAGER_POD_LABELS = {"app.kubernetes.io/name": "alertmanager"}
+# Flagger's pods (its chart's `flagger.name`), which call the release webhooks.
+FLAGGER_POD_LABELS = {"app.kubernetes.io/name": "flagger"}
+RELEASE_ROLE = "retrain-receiver-releases"
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
 
@@ -118,6 +123,83 @@ class LoopConfig(StrictModel):
         return value
 
 
+@dataclass(frozen=True)
+class Release:
+    """A progressive serving deployment whose releases the service drives (derived from the
+    `serving` config by the program): its registered model, namespace, name and port."""
+
+    model: str
+    namespace: str
+    name: str
+    port: int = 8080
+
+    @property
+    def config_map(self) -> str:
+        return f"{self.name}-model"  # components/serving/delivery.release_config_map_name
+
+
+@dataclass(frozen=True)
+class ReleaseWiring:
+    """What driving releases needs: the deployments, the MLflow client Secret in the loop's
+    namespace (aliases and tags are written with it), and Flagger's namespace (admitted)."""
+
+    releases: tuple[Release, ...]
+    mlflow_credentials_secret: str
+    flagger_namespace: str
+
+
+def release_roles(config: LoopConfig, wiring: ReleaseWiring) -> list[dict[str, Any]]:
+    """Per serving namespace: get and patch only the release ConfigMaps of its deployments."""
+    by_namespace: dict[str, list[str]] = {}
+    for release in wiring.releases:
+        by_namespace.setdefault(release.namespace, []).append(release.config_map)
+    roles = []
+    for namespace, names in sorted(by_namespace.items()):
+        roles.append(
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "Role",
+                "metadata": _meta(RELEASE_ROLE, namespace),
+                "rules": [
+                    {
+                        "apiGroups": [""],
+                        "resources": ["configmaps"],
+                        "resourceNames": sorted(names),
+                        "verbs": ["get", "patch"],
+                    }
+                ],
+            }
+        )
+    return roles
+
+
+def release_role_binding(config: LoopConfig, namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": _meta(RELEASE_ROLE, namespace),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": RELEASE_ROLE},
+        "subjects": [
+            {"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": config.namespace}
+        ],
+    }
+
+
+def peer_authentication(config: LoopConfig) -> dict[str, Any]:
+    """With releases the pod has an Istio sidecar (the model services take mTLS only); its own
+    port stays reachable in plain text for Alertmanager and Flagger, which have none."""
+    return {
+        "apiVersion": "security.istio.io/v1",
+        "kind": "PeerAuthentication",
+        "metadata": _meta(APP, config.namespace),
+        "spec": {
+            "selector": {"matchLabels": app_selector(APP, COMPONENT)},
+            "mtls": {"mode": "STRICT"},
+            "portLevelMtls": {str(PORT): {"mode": "PERMISSIVE"}},
+        },
+    }
+
+
 def config_problems(config: LoopConfig, bucket_keys: set[str]) -> list[tuple[str, str]]:
     if config.bucket not in bucket_keys:
         return [
@@ -127,6 +209,11 @@ def config_problems(config: LoopConfig, bucket_keys: set[str]) -> list[tuple[str
             )
         ]
     return []
+
+
+def service_url(namespace: str) -> str:
+    """The service's base URL (Flagger's release webhooks are under it)."""
+    return f"http://{SERVICE}.{namespace}.svc.cluster.local:{PORT}"
 
 
 def receiver_url(namespace: str) -> str:
@@ -164,11 +251,13 @@ def token_secret(config: LoopConfig) -> dict[str, Any]:
 
 
 def settings_env(
-    config: LoopConfig, bucket_uri: str, tracking_uri: str, kfp_host: str
+    config: LoopConfig,
+    bucket_uri: str,
+    tracking_uri: str,
+    kfp_host: str,
+    releases: ReleaseWiring | None = None,
 ) -> list[dict[str, Any]]:
     """The receiver's MLOPS_RECEIVER_* variables (kfp_pipelines/loop/receiver_settings.py)."""
-    import json
-
     base = bucket_uri.rstrip("/")
     plain = {
         "MLOPS_RECEIVER_HOST": "0.0.0.0",
@@ -184,13 +273,25 @@ def settings_env(
         "MLOPS_RECEIVER_MODELS": ",".join(config.models),
         "HOME": "/tmp",
     }
+    if releases is not None:
+        plain["MLOPS_RECEIVER_RELEASES"] = json.dumps(
+            [
+                {"model": r.model, "namespace": r.namespace, "name": r.name, "port": r.port}
+                for r in releases.releases
+            ],
+            sort_keys=True,
+        )
     return [{"name": name, "value": value} for name, value in plain.items()] + [
         secret_env("MLOPS_RECEIVER_TOKEN", TOKEN_KEY, TOKEN_SECRET)
     ]
 
 
 def deployment(
-    config: LoopConfig, bucket_uri: str, tracking_uri: str, kfp_host: str
+    config: LoopConfig,
+    bucket_uri: str,
+    tracking_uri: str,
+    kfp_host: str,
+    releases: ReleaseWiring | None = None,
 ) -> dict[str, Any]:
     health = {"httpGet": {"path": "/healthz", "port": "http"}}
     container = {
@@ -198,7 +299,7 @@ def deployment(
         "image": config.image,
         "command": ["python", "-m", "kfp_pipelines.loop.receiver"],
         "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
-        "env": settings_env(config, bucket_uri, tracking_uri, kfp_host),
+        "env": settings_env(config, bucket_uri, tracking_uri, kfp_host, releases),
         "resources": container_resources(
             config.resources.cpu_request,
             config.resources.memory_request,
@@ -209,6 +310,20 @@ def deployment(
         "livenessProbe": probe(health, period=20, failures=3),
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
+    pod_labels = labels()
+    pod: dict[str, Any] = {
+        "serviceAccountName": SERVICE_ACCOUNT,
+        "automountServiceAccountToken": False,
+        "securityContext": restricted_pod_security(USER),
+        "containers": [container],
+        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
+    }
+    if releases is not None:
+        # Releases: the Kubernetes API (the release ConfigMaps), MLflow as a client that may
+        # move aliases, and the model services, which take mTLS only (a sidecar).
+        pod["automountServiceAccountToken"] = True
+        container["envFrom"] = [{"secretRef": {"name": releases.mlflow_credentials_secret}}]
+        pod_labels = {**pod_labels, "sidecar.istio.io/inject": "true"}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -219,16 +334,7 @@ def deployment(
             "replicas": 1,
             "strategy": {"type": "Recreate"},
             "selector": {"matchLabels": app_selector(APP, COMPONENT)},
-            "template": {
-                "metadata": {"labels": labels()},
-                "spec": {
-                    "serviceAccountName": SERVICE_ACCOUNT,
-                    "automountServiceAccountToken": False,
-                    "securityContext": restricted_pod_security(USER),
-                    "containers": [container],
-                    "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
-                },
-            },
+            "template": {"metadata": {"labels": pod_labels}, "spec": pod},
         },
     }
 
@@ -246,8 +352,14 @@ def service(config: LoopConfig) -> dict[str, Any]:
     }
 
 
-def network_policy(config: LoopConfig, alertmanager_namespace: str) -> dict[str, Any]:
-    """Only Alertmanager's pods may reach the receiver (the token is the second fence)."""
+def network_policy(
+    config: LoopConfig, alertmanager_namespace: str, flagger_namespace: str | None = None
+) -> dict[str, Any]:
+    """Only Alertmanager's pods may reach the receiver (the token is the second fence), and
+    Flagger's when the service drives releases (its webhooks carry no credentials)."""
+    callers = [(alertmanager_namespace, ALERTMANAGER_POD_LABELS)]
+    if flagger_namespace is not None:
+        callers.append((flagger_namespace, FLAGGER_POD_LABELS))
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -259,11 +371,10 @@ def network_policy(config: LoopConfig, alertmanager_namespace: str) -> dict[str,
                 {
                     "from": [
                         {
-                            "namespaceSelector": {
-                                "matchLabels": {NAMESPACE_NAME_LABEL: alertmanager_namespace}
-                            },
-                            "podSelector": {"matchLabels": dict(ALERTMANAGER_POD_LABELS)},
+                            "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: namespace}},
+                            "podSelector": {"matchLabels": dict(pod_labels)},
                         }
+                        for namespace, pod_labels in callers
                     ],
                     "ports": [{"port": PORT, "protocol": "TCP"}],
                 }

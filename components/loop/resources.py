@@ -8,6 +8,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from components.kube_resources import depends_on_of
 from components.loop import model
 
 
@@ -25,6 +26,9 @@ class RetrainReceiverArgs:
     tracking_uri: pulumi.Input[str]
     kfp_host: str
     alertmanager_namespace: str
+    # The progressive serving deployments whose releases the service drives (None: none). Pass
+    # their namespaces and the mesh in `opts.depends_on` (Roles there; a PeerAuthentication).
+    releases: model.ReleaseWiring | None = None
 
 
 class RetrainReceiver(pulumi.ComponentResource):
@@ -45,10 +49,19 @@ class RetrainReceiver(pulumi.ComponentResource):
         account = model.service_account(config)
         envelope = model.token_secret(config)
         service = model.service(config)
-        policy = model.network_policy(config, args.alertmanager_namespace)
+        releases = args.releases
+        policy = model.network_policy(
+            config,
+            args.alertmanager_namespace,
+            releases.flagger_namespace if releases is not None else None,
+        )
+        roles = model.release_roles(config, releases) if releases is not None else []
+        peer_authentication = model.peer_authentication(config) if releases is not None else None
 
         super().__init__("mlops:loop:RetrainReceiver", name, None, opts)
-        k8s_child = pulumi.ResourceOptions(parent=self, provider=args.kubernetes)
+        k8s_child = pulumi.ResourceOptions(
+            parent=self, provider=args.kubernetes, depends_on=depends_on_of(opts)
+        )
 
         password = random.RandomPassword(
             f"{name}-token",
@@ -76,15 +89,42 @@ class RetrainReceiver(pulumi.ComponentResource):
             spec=policy["spec"],
             opts=k8s_child,
         )
+        for role in roles:
+            namespace = role["metadata"]["namespace"]
+            k8s.rbac.v1.Role(
+                f"{name}-releases-{namespace}",
+                metadata=role["metadata"],
+                rules=role["rules"],
+                opts=k8s_child,
+            )
+            binding = model.release_role_binding(config, namespace)
+            k8s.rbac.v1.RoleBinding(
+                f"{name}-releases-{namespace}",
+                metadata=binding["metadata"],
+                role_ref=binding["roleRef"],
+                subjects=binding["subjects"],
+                opts=k8s_child,
+            )
+        if peer_authentication is not None:
+            k8s.apiextensions.CustomResource(
+                f"{name}-peer-authentication",
+                api_version=peer_authentication["apiVersion"],
+                kind=peer_authentication["kind"],
+                metadata=peer_authentication["metadata"],
+                spec=peer_authentication["spec"],
+                opts=k8s_child,
+            )
         rendered = pulumi.Output.all(args.bucket_uri, args.tracking_uri).apply(
-            lambda uris: model.deployment(config, uris[0], uris[1], args.kfp_host)
+            lambda uris: model.deployment(config, uris[0], uris[1], args.kfp_host, releases)
         )
         k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata=rendered["metadata"],
             spec=rendered["spec"],
             opts=pulumi.ResourceOptions(
-                parent=self, provider=args.kubernetes, depends_on=[secret, service_account]
+                parent=self,
+                provider=args.kubernetes,
+                depends_on=[secret, service_account, *depends_on_of(opts)],
             ),
         )
         created = k8s.core.v1.Service(

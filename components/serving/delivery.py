@@ -349,6 +349,9 @@ class FlaggerWiring:
 
     prometheus_url: str
     load_tester_url: str
+    # The platform's loop service (components/loop): the golden-set gate before a rollout and
+    # the registry update after it. None: no such hooks.
+    loop_url: str | None = None
 
 
 def webhooks(
@@ -358,8 +361,28 @@ def webhooks(
     model_name: str,
     config: ProgressiveConfig,
     load_tester_url: str,
+    loop_url: str | None = None,
 ) -> list[dict[str, Any]]:
     hooks: list[dict[str, Any]] = []
+    if loop_url is not None:
+        base = loop_url.rstrip("/")
+        hooks += [
+            # The candidate against the champion on its golden set, through both services;
+            # a failing gate holds the rollout until `threshold` failures roll it back.
+            {
+                "name": "golden-set-gate",
+                "type": "pre-rollout",
+                "url": f"{base}/flagger/gate",
+                "timeout": "120s",
+            },
+            # After promotion or rollback: the MLflow aliases follow the cluster.
+            {
+                "name": "registry",
+                "type": "post-rollout",
+                "url": f"{base}/flagger/settle",
+                "timeout": "60s",
+            },
+        ]
     for kind, url in sorted(config.webhooks.items()):
         hooks.append({"name": kind, "type": kind, "url": url, "timeout": "60s"})
     if config.load_test.enabled:
@@ -395,6 +418,7 @@ def analysis(
     model_name: str,
     config: ProgressiveConfig,
     load_tester_url: str,
+    loop_url: str | None = None,
 ) -> dict[str, Any]:
     spec: dict[str, Any] = {"interval": config.interval, "threshold": config.threshold}
     if config.mirror:
@@ -411,7 +435,9 @@ def analysis(
         }
         for check in CHECKS
     ]
-    spec["webhooks"] = webhooks(name, namespace, port, model_name, config, load_tester_url)
+    spec["webhooks"] = webhooks(
+        name, namespace, port, model_name, config, load_tester_url, loop_url
+    )
     return spec
 
 
@@ -426,6 +452,7 @@ def canary(
     load_tester_url: str,
     service: dict[str, Any],
     autoscaler: str,
+    loop_url: str | None = None,
     progress_deadline_seconds: int,
 ) -> dict[str, Any]:
     """The Flagger `Canary` for Deployment `name`; `service` is the Istio part of
@@ -450,6 +477,8 @@ def canary(
                 "appProtocol": "http",
                 **service,
             },
-            "analysis": analysis(name, namespace, port, model_name, config, load_tester_url),
+            "analysis": analysis(
+                name, namespace, port, model_name, config, load_tester_url, loop_url
+            ),
         },
     }

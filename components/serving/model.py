@@ -1028,7 +1028,7 @@ def progressive_pod_disruption_budget(name: str, config: ModelDeploymentConfig) 
 
 
 def flagger_canary(
-    name: str, config: ModelDeploymentConfig, load_tester_url: str
+    name: str, config: ModelDeploymentConfig, flagger: delivery.FlaggerWiring
 ) -> dict[str, Any]:
     progressive = config.progressive
     assert progressive is not None
@@ -1048,7 +1048,8 @@ def flagger_canary(
         port=config.port,
         model_name=served_model_name(config),
         config=progressive,
-        load_tester_url=load_tester_url,
+        load_tester_url=flagger.load_tester_url,
+        loop_url=flagger.loop_url,
         service=service,
         autoscaler=name,
         progress_deadline_seconds=max(600, config.startup_timeout_seconds + 120),
@@ -1121,7 +1122,7 @@ def render(
             pod_monitor=pod_monitor_obj,
             horizontal_pod_autoscaler=progressive_autoscaler(name, config),
             release_config_map=release_config_map(name, config),
-            canary=flagger_canary(name, config, flagger.load_tester_url),
+            canary=flagger_canary(name, config, flagger),
             metric_templates=dict(
                 delivery.metric_templates(
                     name,

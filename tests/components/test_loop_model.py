@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from pydantic import ValidationError
 
 from components.loop import LoopConfig, config_problems, model
+from kfp_pipelines.loop.receiver_settings import ReceiverSettings
 from mlops import manifests
 
 DEFAULT = LoopConfig()
@@ -130,4 +133,89 @@ def test_pod_is_restricted_and_only_alertmanager_may_connect():
     ]
     assert model.receiver_url("mlops-loop") == (
         "http://retrain-receiver.mlops-loop.svc.cluster.local:8080/alerts"
+    )
+
+
+# --- driving the releases of progressive deployments ------------------------------------------
+
+RELEASES = model.ReleaseWiring(
+    releases=(
+        model.Release("churn", "serving", "churn"),
+        model.Release("fraud", "serving", "fraud", 9000),
+        model.Release("churn", "canaries", "churn-eu"),
+    ),
+    mlflow_credentials_secret="mlflow-client-credentials",
+    flagger_namespace="flagger-system",
+)
+
+
+def test_release_objects_are_valid_for_kubernetes_and_istio(crds_dir):
+    objects = [
+        *model.release_roles(DEFAULT, RELEASES),
+        model.release_role_binding(DEFAULT, "serving"),
+        model.peer_authentication(DEFAULT),
+        model.deployment(DEFAULT, BUCKET, TRACKING, KFP, RELEASES),
+        model.network_policy(DEFAULT, "monitoring", "flagger-system"),
+    ]
+    for obj in objects:
+        manifests.validate(obj)
+
+
+def test_the_service_may_only_get_and_patch_the_release_config_maps():
+    roles = {role["metadata"]["namespace"]: role for role in model.release_roles(DEFAULT, RELEASES)}
+    assert sorted(roles) == ["canaries", "serving"]
+    assert roles["serving"]["rules"] == [
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "resourceNames": ["churn-model", "fraud-model"],
+            "verbs": ["get", "patch"],
+        }
+    ]
+    assert roles["canaries"]["rules"][0]["resourceNames"] == ["churn-eu-model"]
+    binding = model.release_role_binding(DEFAULT, "serving")
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "retrain-receiver", "namespace": "mlops-loop"}
+    ]
+    assert binding["roleRef"]["name"] == roles["serving"]["metadata"]["name"]
+
+
+def test_with_releases_the_pod_talks_to_mlflow_kubernetes_and_the_mesh():
+    plain = model.deployment(DEFAULT, BUCKET, TRACKING, KFP)["spec"]["template"]
+    driving = model.deployment(DEFAULT, BUCKET, TRACKING, KFP, RELEASES)["spec"]["template"]
+    assert plain["spec"]["automountServiceAccountToken"] is False
+    assert "sidecar.istio.io/inject" not in plain["metadata"]["labels"]
+    assert driving["spec"]["automountServiceAccountToken"] is True
+    assert driving["metadata"]["labels"]["sidecar.istio.io/inject"] == "true"
+    [container] = driving["spec"]["containers"]
+    assert container["envFrom"] == [{"secretRef": {"name": "mlflow-client-credentials"}}]
+    env = {var["name"]: var.get("value") for var in container["env"]}
+    assert json.loads(env["MLOPS_RECEIVER_RELEASES"]) == [
+        {"model": "churn", "name": "churn", "namespace": "serving", "port": 8080},
+        {"model": "fraud", "name": "fraud", "namespace": "serving", "port": 9000},
+        {"model": "churn", "name": "churn-eu", "namespace": "canaries", "port": 8080},
+    ]
+    # What the deployment sets, the receiver accepts.
+    settings = ReceiverSettings.from_env({**env, "MLOPS_RECEIVER_TOKEN": "x" * 20})
+    assert len(settings.release_deployments()) == 3
+
+
+def test_flagger_may_call_in_plain_text_and_nobody_else():
+    policy = model.network_policy(DEFAULT, "monitoring", "flagger-system")
+    [rule] = policy["spec"]["ingress"]
+    assert rule["from"] == [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "alertmanager"}},
+        },
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "flagger-system"}},
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "flagger"}},
+        },
+    ]
+    spec = model.peer_authentication(DEFAULT)["spec"]
+    assert spec["mtls"] == {"mode": "STRICT"}
+    assert spec["portLevelMtls"] == {"8080": {"mode": "PERMISSIVE"}}
+    assert model.service_url("mlops-loop") == (
+        "http://retrain-receiver.mlops-loop.svc.cluster.local:8080"
     )

@@ -306,11 +306,16 @@ PROGRESSIVE = {
         "progressive": {},
     }
 }
+LOOP_CLIENT = {"clients": {"loop": {"namespace": "mlops-loop", "permission": "EDIT"}}}
 
 
 def test_progressive_serving_waits_for_flagger_which_queries_the_platform_prometheus():
     monitor = _run(
-        cloud=LOCAL, workload_identities=IDENTITIES, serving=PROGRESSIVE, delivery={"enabled": True}
+        cloud=LOCAL,
+        workload_identities=IDENTITIES,
+        serving=PROGRESSIVE,
+        delivery={"enabled": True},
+        mlflow=LOOP_CLIENT,
     )
     waits_for = {urn.split("::")[-1] for urn in monitor.named("churn").depends_on}
     assert {"mlops-delivery-flagger", "mlops-delivery-load-tester"} <= waits_for
@@ -331,8 +336,24 @@ def test_progressive_serving_waits_for_flagger_which_queries_the_platform_promet
     ]
     assert template.inputs["spec"]["provider"]["address"] == prometheus
     (canary,) = monitor.of_type("kubernetes:flagger.app/v1beta1:Canary")
-    hooks = canary.inputs["spec"]["analysis"]["webhooks"]
-    assert hooks[0]["url"] == "http://flagger-loadtester.flagger-system/"
+    hooks = {h["name"]: h["url"] for h in canary.inputs["spec"]["analysis"]["webhooks"]}
+    loop = "http://retrain-receiver.mlops-loop.svc.cluster.local:8080"
+    assert hooks == {
+        "golden-set-gate": f"{loop}/flagger/gate",
+        "registry": f"{loop}/flagger/settle",
+        "golden-set-load": "http://flagger-loadtester.flagger-system/",
+    }
+    # The loop service may patch the release ConfigMap, and moves aliases as its MLflow client.
+    (role,) = monitor.of_type("kubernetes:rbac.authorization.k8s.io/v1:Role")
+    assert role.inputs["metadata"]["namespace"] == "serving"
+    assert role.inputs["rules"][0]["resourceNames"] == ["churn-model"]
+    (receiver,) = [
+        r
+        for r in monitor.of_type("kubernetes:apps/v1:Deployment")
+        if r.inputs["metadata"]["name"] == "retrain-receiver"
+    ]
+    container = receiver.inputs["spec"]["template"]["spec"]["containers"][0]
+    assert container["envFrom"] == [{"secretRef": {"name": "mlflow-client-credentials"}}]
 
 
 def test_progressive_serving_needs_flagger():
@@ -349,6 +370,11 @@ def test_progressive_serving_needs_flagger():
         (
             "mlops:serving.churn.progressive",
             "Flagger runs the analysis, but delivery.enabled is false",
-        )
+        ),
+        (
+            "mlops:serving.churn.progressive",
+            "the loop service moves the model's MLflow aliases after each rollout: add an "
+            "mlflow.clients entry in namespace 'mlops-loop' with permission EDIT or MANAGE",
+        ),
     ]
     assert _run(cloud=LOCAL).of_type("mlops:delivery:ProgressiveDelivery") == []
