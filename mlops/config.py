@@ -163,6 +163,43 @@ class PlatformConfig(StrictModel):
                 path, _, message = str(exc).partition(": ")
                 problems.append((path, message))
         problems += self._serving_problems()
+        problems += self._consumer_problems()
+        return problems
+
+    def _consumer_problems(self) -> list[tuple[str, str]]:
+        """The loop's consumer (created when a deployment logs to the platform's Kafka)."""
+        topics = consumed_topics(self)
+        if not topics:
+            return []
+        problems = []
+        *logged, labels = topics
+        if len(logged) > 1:
+            problems.append(
+                (
+                    "serving",
+                    f"the loop's consumer reads one predictions topic; the deployments log to "
+                    f"{', '.join(logged)}",
+                )
+            )
+        for topic, path in ((logged[0], "serving"), (labels, "loop.consumer.labels_topic")):
+            if topic not in self.kafka.topics:
+                problems.append((path, f"topic {topic!r} is not in kafka.topics"))
+        consumer = self.loop.consumer
+        if not any(
+            (identity.namespace, identity.service_account)
+            == (self.loop.namespace, consumer.service_account)
+            and identity.buckets.get(self.loop.bucket) == "read_write"
+            for identity in self.workload_identities.values()
+        ):
+            problems.append(
+                (
+                    "loop.consumer.service_account",
+                    f"the prediction-log consumer writes windows to bucket {self.loop.bucket!r}: "
+                    f"add a workload_identities entry for service account "
+                    f"{consumer.service_account!r} in namespace {self.loop.namespace!r} with "
+                    f"{self.loop.bucket}: read_write",
+                )
+            )
         return problems
 
     def _serving_problems(self) -> list[tuple[str, str]]:
@@ -238,6 +275,19 @@ class PlatformConfig(StrictModel):
                     )
                 )
         return problems
+
+
+def consumed_topics(platform: PlatformConfig) -> list[str]:
+    """What the loop's consumer reads: the topics the serving deployments log to on the
+    platform's Kafka, then the labels topic; empty when nothing logs there (no consumer)."""
+    logged = sorted(
+        {
+            deployment.kafka_topic
+            for deployment in platform.serving.values()
+            if deployment.prediction_sink == "kafka" and deployment.kafka_bootstrap_servers is None
+        }
+    )
+    return [*logged, platform.loop.consumer.labels_topic] if logged else []
 
 
 def loop_mlflow_client(platform: PlatformConfig) -> Any:

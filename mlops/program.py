@@ -15,6 +15,7 @@ from components.delivery.model import load_tester_url
 from components.feast import FeatureStore, FeatureStoreArgs
 from components.gpu import GpuNodePools, GpuNodePoolsArgs
 from components.identity import WorkloadIdentity, WorkloadIdentityArgs
+from components.identity.model import credentials_secret_name
 from components.kafka import (
     AwsKafkaNetwork,
     KafkaClient,
@@ -22,7 +23,12 @@ from components.kafka import (
     KafkaCluster,
     KafkaClusterArgs,
 )
-from components.loop import RetrainReceiver, RetrainReceiverArgs
+from components.loop import (
+    PredictionLogConsumer,
+    PredictionLogConsumerArgs,
+    RetrainReceiver,
+    RetrainReceiverArgs,
+)
 from components.loop.model import Release, ReleaseWiring
 from components.loop.model import receiver_url as loop_receiver_url
 from components.loop.model import service_url as loop_service_url
@@ -154,6 +160,38 @@ def compose(platform: config.PlatformConfig) -> None:
         for key, deployment in platform.serving.items()
         if deployment.prediction_sink == "kafka" and deployment.kafka_bootstrap_servers is None
     }
+    # The loop's prediction-log consumer reads what the serving deployments log to the
+    # platform's Kafka, and the labels that arrive later.
+    consumer_client = (
+        KafkaClient(
+            "prediction-log",
+            KafkaClientArgs(
+                cluster=kafka,
+                namespace=platform.loop.namespace,
+                read_topics=config.consumed_topics(platform),
+            ),
+            pulumi.ResourceOptions(depends_on=[namespace(platform.loop.namespace)]),
+        )
+        if config.consumed_topics(platform)
+        else None
+    )
+    # Whose identity carries which Kafka grant: (namespace, service account) -> client.
+    kafka_grants = [
+        (
+            (platform.serving[key].namespace, platform.serving[key].service_account),
+            f"kafka-{key}",
+            client,
+        )
+        for key, client in kafka_clients.items()
+    ]
+    if consumer_client is not None:
+        kafka_grants.append(
+            (
+                (platform.loop.namespace, platform.loop.consumer.service_account),
+                "kafka-prediction-log",
+                consumer_client,
+            )
+        )
     identities = {
         key: WorkloadIdentity(
             key,
@@ -164,13 +202,9 @@ def compose(platform: config.PlatformConfig) -> None:
                 cluster=cluster,
                 kubernetes=cluster.provider,
                 grants={
-                    f"kafka-{client_key}": client.grant
-                    for client_key, client in kafka_clients.items()
-                    if (
-                        platform.serving[client_key].namespace,
-                        platform.serving[client_key].service_account,
-                    )
-                    == (identity.namespace, identity.service_account)
+                    grant_key: client.grant
+                    for account, grant_key, client in kafka_grants
+                    if account == (identity.namespace, identity.service_account)
                 },
             ),
             pulumi.ResourceOptions.merge(
@@ -264,6 +298,7 @@ def compose(platform: config.PlatformConfig) -> None:
             kfp_host=pipelines_api_endpoint(),
             alertmanager_namespace=platform.monitoring.namespace,
             releases=releases,
+            windows=consumer_client is not None,
         ),
         pulumi.ResourceOptions(
             depends_on=[
@@ -281,6 +316,29 @@ def compose(platform: config.PlatformConfig) -> None:
             ]
         ),
     )
+    if consumer_client is not None:
+        consumer = platform.loop.consumer
+        PredictionLogConsumer(
+            f"{NAME}-prediction-log",
+            PredictionLogConsumerArgs(
+                config=platform.loop,
+                kubernetes=cluster.provider,
+                bucket_uri=store.bucket_uris[platform.loop.bucket],
+                predictions_topic=config.consumed_topics(platform)[0],
+                kafka=consumer_client.wiring,
+                credentials_secret=credentials_secret_name(consumer.service_account)
+                if cloud.type == "local"
+                else None,
+            ),
+            pulumi.ResourceOptions(
+                depends_on=[
+                    namespace(platform.loop.namespace),
+                    *_identities_of(
+                        platform, identities, platform.loop.namespace, consumer.service_account
+                    ),
+                ]
+            ),
+        )
     monitoring = Observability(
         f"{NAME}-monitoring",
         ObservabilityArgs(

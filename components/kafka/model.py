@@ -286,8 +286,9 @@ class StrimziConfig(StrictModel):
 
 
 def _default_topics() -> dict[str, TopicConfig]:
-    # `predictions`: what the model server produces to (MLOPS_SERVE_KAFKA_TOPIC's default).
-    return {"predictions": TopicConfig()}
+    # `predictions`: what the model server produces to (MLOPS_SERVE_KAFKA_TOPIC's default);
+    # `labels`: the ground truth that arrives later, joined to them by the loop's consumer.
+    return {"predictions": TopicConfig(), "labels": TopicConfig()}
 
 
 class KafkaConfig(StrictModel):

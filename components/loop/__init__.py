@@ -1,6 +1,18 @@
 """The platform's loop: the retrain receiver that turns drift alerts into pipeline runs."""
 
 from components.loop.model import LoopConfig, config_problems
-from components.loop.resources import RetrainReceiver, RetrainReceiverArgs
+from components.loop.resources import (
+    PredictionLogConsumer,
+    PredictionLogConsumerArgs,
+    RetrainReceiver,
+    RetrainReceiverArgs,
+)
 
-__all__ = ["LoopConfig", "RetrainReceiver", "RetrainReceiverArgs", "config_problems"]
+__all__ = [
+    "LoopConfig",
+    "PredictionLogConsumer",
+    "PredictionLogConsumerArgs",
+    "RetrainReceiver",
+    "RetrainReceiverArgs",
+    "config_problems",
+]

@@ -28,6 +28,7 @@ from components.kube import (
     restricted_pod_security,
     secret_env,
 )
+from components.loop.consumer import ConsumerConfig
 from kfp_pipelines.components.image import BASE_IMAGE
 from kfp_pipelines.loop.receiver_settings import MODEL_NAME, MODEL_PLACEHOLDER
 
@@ -86,6 +87,11 @@ class LoopConfig(StrictModel):
     )
     experiment: str = Field(default="drift-retrain", description="KFP experiment of the runs.")
     resources: ReceiverResources = Field(default_factory=ReceiverResources)
+    consumer: ConsumerConfig = Field(
+        default_factory=ConsumerConfig,
+        description="The prediction-log consumer (created when a serving deployment logs to "
+        "the platform's Kafka): `predictions` and `labels` into windows in `bucket`.",
+    )
 
     @field_validator("namespace")
     @classmethod
@@ -256,8 +262,11 @@ def settings_env(
     tracking_uri: str,
     kfp_host: str,
     releases: ReleaseWiring | None = None,
+    windows: bool = False,
 ) -> list[dict[str, Any]]:
-    """The receiver's MLOPS_RECEIVER_* variables (kfp_pipelines/loop/receiver_settings.py)."""
+    """The receiver's MLOPS_RECEIVER_* variables (kfp_pipelines/loop/receiver_settings.py).
+    With `windows` (the loop's consumer writes the prediction log to `bucket_uri`), a drift
+    alert retrains on those windows instead of the file at `data_path`."""
     base = bucket_uri.rstrip("/")
     plain = {
         "MLOPS_RECEIVER_HOST": "0.0.0.0",
@@ -265,7 +274,8 @@ def settings_env(
         "MLOPS_RECEIVER_BACKEND": "kfp",
         "MLOPS_RECEIVER_KFP_HOST": kfp_host,
         "MLOPS_RECEIVER_EXPERIMENT": config.experiment,
-        "MLOPS_RECEIVER_DATA_URI": f"{base}/{config.data_path}",
+        "MLOPS_RECEIVER_PIPELINE": "windows_drift" if windows else "drift",
+        "MLOPS_RECEIVER_DATA_URI": base if windows else f"{base}/{config.data_path}",
         "MLOPS_RECEIVER_REFERENCE_URI": f"{base}/{config.reference_path}",
         "MLOPS_RECEIVER_TRACKING_URI": tracking_uri,
         "MLOPS_RECEIVER_PIPELINE_ARGUMENTS": json.dumps(config.pipeline_arguments, sort_keys=True),
@@ -292,6 +302,7 @@ def deployment(
     tracking_uri: str,
     kfp_host: str,
     releases: ReleaseWiring | None = None,
+    windows: bool = False,
 ) -> dict[str, Any]:
     health = {"httpGet": {"path": "/healthz", "port": "http"}}
     container = {
@@ -299,7 +310,7 @@ def deployment(
         "image": config.image,
         "command": ["python", "-m", "kfp_pipelines.loop.receiver"],
         "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
-        "env": settings_env(config, bucket_uri, tracking_uri, kfp_host, releases),
+        "env": settings_env(config, bucket_uri, tracking_uri, kfp_host, releases, windows),
         "resources": container_resources(
             config.resources.cpu_request,
             config.resources.memory_request,

@@ -8,8 +8,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from components.kafka.model import KafkaClientWiring
 from components.kube_resources import depends_on_of
-from components.loop import model
+from components.loop import consumer, model
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,8 @@ class RetrainReceiverArgs:
     # The progressive serving deployments whose releases the service drives (None: none). Pass
     # their namespaces and the mesh in `opts.depends_on` (Roles there; a PeerAuthentication).
     releases: model.ReleaseWiring | None = None
+    # The loop's consumer writes the prediction log's windows to `bucket_uri`: retrain on them.
+    windows: bool = False
 
 
 class RetrainReceiver(pulumi.ComponentResource):
@@ -115,7 +118,9 @@ class RetrainReceiver(pulumi.ComponentResource):
                 opts=k8s_child,
             )
         rendered = pulumi.Output.all(args.bucket_uri, args.tracking_uri).apply(
-            lambda uris: model.deployment(config, uris[0], uris[1], args.kfp_host, releases)
+            lambda uris: model.deployment(
+                config, uris[0], uris[1], args.kfp_host, releases, args.windows
+            )
         )
         k8s.apps.v1.Deployment(
             f"{name}-deployment",
@@ -143,3 +148,55 @@ class RetrainReceiver(pulumi.ComponentResource):
                 "token": self.token,
             }
         )
+
+
+@dataclass(frozen=True)
+class PredictionLogConsumerArgs:
+    """Inputs of `PredictionLogConsumer`: the loop config (namespace, image, `consumer`), the
+    URI of its bucket, the topic the model servers log to, and the platform Kafka client it
+    reads with (`KafkaClient(..., read_topics=[predictions, labels]).wiring`). Locally,
+    `credentials_secret` is its workload identity's MinIO Secret. Pass the namespace and the
+    identity in `opts.depends_on`."""
+
+    config: model.LoopConfig
+    kubernetes: k8s.Provider
+    bucket_uri: pulumi.Input[str]
+    predictions_topic: str
+    kafka: KafkaClientWiring
+    credentials_secret: str | None = None
+
+
+class PredictionLogConsumer(pulumi.ComponentResource):
+    """The prediction log, consumed into hourly Parquet windows the drift pipeline reads."""
+
+    def __init__(
+        self,
+        name: str,
+        args: PredictionLogConsumerArgs,
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        if args.kubernetes is None:
+            raise ValueError(
+                "PredictionLogConsumerArgs.kubernetes: a Kubernetes provider is required"
+            )
+        config = args.config
+        super().__init__("mlops:loop:PredictionLogConsumer", name, None, opts)
+        # Rendered before anything registers; the bucket and the brokers stay Outputs inside.
+        rendered = consumer.deployment(
+            config.consumer,
+            config.namespace,
+            config.image,
+            args.bucket_uri,
+            args.predictions_topic,
+            args.kafka,
+            args.credentials_secret,
+        )
+        k8s.apps.v1.Deployment(
+            f"{name}-deployment",
+            metadata=rendered["metadata"],
+            spec=rendered["spec"],
+            opts=pulumi.ResourceOptions(
+                parent=self, provider=args.kubernetes, depends_on=depends_on_of(opts)
+            ),
+        )
+        self.register_outputs({})

@@ -50,7 +50,7 @@ from kfp_pipelines.loop.release import (
     reconcile,
     settle,
 )
-from kfp_pipelines.loop.runs import KfpRuns, LocalRuns, RetrainRuns
+from kfp_pipelines.loop.runs import COMPILED_PIPELINES, KfpRuns, LocalRuns, RetrainRuns
 
 log = logging.getLogger("kfp_pipelines.loop.receiver")
 
@@ -473,9 +473,14 @@ def build(
             import tempfile
 
             root = settings.pipeline_root or tempfile.mkdtemp(prefix="retrain-")
-            runs = LocalRuns(Path(root))
+            runs = LocalRuns(Path(root), settings.pipeline)
         else:
-            runs = KfpRuns(settings.kfp_host, settings.experiment, settings.pipeline_root)
+            runs = KfpRuns(
+                settings.kfp_host,
+                settings.experiment,
+                settings.pipeline_root,
+                package=COMPILED_PIPELINES[settings.pipeline],
+            )
     return App(Receiver(settings, runs), releases)
 
 

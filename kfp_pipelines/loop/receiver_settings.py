@@ -66,6 +66,16 @@ REGISTRY: tuple[EnvVar, ...] = (
         "folder (backend `local`).",
     ),
     EnvVar(
+        "MLOPS_RECEIVER_PIPELINE",
+        "pipeline",
+        str,
+        "drift",
+        "The pipeline a drift alert starts: `drift` (on the file `MLOPS_RECEIVER_DATA_URI`) or "
+        "`windows_drift` (on the prediction log's windows under `MLOPS_RECEIVER_DATA_URI`, "
+        "the bucket the loop's consumer writes, labels joined).",
+        choices=("drift", "windows_drift"),
+    ),
+    EnvVar(
         "MLOPS_RECEIVER_DATA_URI",
         "data_uri",
         str,
@@ -164,6 +174,7 @@ class ReceiverSettings:
     kfp_host: str
     experiment: str
     pipeline_root: str
+    pipeline: str
     data_uri: str
     reference_uri: str
     tracking_uri: str
@@ -218,7 +229,7 @@ class ReceiverSettings:
             raise SettingsError(f"MLOPS_RECEIVER_PIPELINE_ARGUMENTS is not JSON: {exc}") from None
         if not isinstance(extra, dict):
             raise SettingsError("MLOPS_RECEIVER_PIPELINE_ARGUMENTS must be a JSON object")
-        fixed = {"data_uri", "reference_uri", "tracking_uri"} & set(extra)
+        fixed = set(self._fixed_arguments("model")) & set(extra)
         if fixed:
             raise SettingsError(
                 f"MLOPS_RECEIVER_PIPELINE_ARGUMENTS: {', '.join(sorted(fixed))} come from "
@@ -248,14 +259,18 @@ class ReceiverSettings:
     def allowed_models(self) -> frozenset[str]:
         return frozenset(m.strip() for m in self.models.split(",") if m.strip())
 
-    def pipeline_arguments_for(self, model: str) -> dict[str, Any]:
-        """The drift pipeline's parameters for one model."""
-        return {
-            "data_uri": self.data_uri.replace(MODEL_PLACEHOLDER, model),
+    def _fixed_arguments(self, model: str) -> dict[str, Any]:
+        common = {
             "reference_uri": self.reference_uri.replace(MODEL_PLACEHOLDER, model),
             "tracking_uri": self.tracking_uri,
-            **self.extra_arguments(),
         }
+        if self.pipeline == "windows_drift":
+            return {"bucket_uri": self.data_uri, "model_name": model, **common}
+        return {"data_uri": self.data_uri.replace(MODEL_PLACEHOLDER, model), **common}
+
+    def pipeline_arguments_for(self, model: str) -> dict[str, Any]:
+        """The pipeline's parameters for one model."""
+        return {**self._fixed_arguments(model), **self.extra_arguments()}
 
 
 def _var(field_name: str) -> str:

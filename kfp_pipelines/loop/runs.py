@@ -28,7 +28,14 @@ RUN_PREFIX = "retrain"
 # KFP lists at most this many runs per page; more than one page of retrains of one experiment
 # inside a rate-limit period would mean the limit is not doing its job anyway.
 LIST_PAGE_SIZE = 100
-COMPILED_PIPELINE = Path(__file__).resolve().parents[1] / "pipelines" / "drift_pipeline.yaml"
+PIPELINES = Path(__file__).resolve().parents[1] / "pipelines"
+# The retrain pipelines a drift alert may start: on fixed data files, or on the prediction
+# log's windows that the loop's consumer writes (with the labels that arrived).
+COMPILED_PIPELINES = {
+    "drift": PIPELINES / "drift_pipeline.yaml",
+    "windows_drift": PIPELINES / "windows_drift_pipeline.yaml",
+}
+COMPILED_PIPELINE = COMPILED_PIPELINES["drift"]
 
 
 def run_name(model: str, episode: str) -> str:
@@ -136,9 +143,10 @@ class KfpRuns:
 class LocalRuns:
     """The drift pipeline under kfp's local runner, one run at a time in a worker thread."""
 
-    def __init__(self, pipeline_root: Path):
+    def __init__(self, pipeline_root: Path, pipeline: str = "drift"):
         from kfp import local
 
+        self._pipeline = pipeline
         self._root = Path(pipeline_root)
         self._root.mkdir(parents=True, exist_ok=True)
         local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(self._root))
@@ -163,7 +171,7 @@ class LocalRuns:
                 created_at=datetime.now(UTC),
             )
             self._runs.append(run)
-        future = self._worker.submit(_run_drift_pipeline, arguments)
+        future = self._worker.submit(_run_pipeline, self._pipeline, arguments)
         future.add_done_callback(lambda done: _finish(run, done))
         return run
 
@@ -171,10 +179,12 @@ class LocalRuns:
         self._worker.shutdown(wait=True, cancel_futures=True)
 
 
-def _run_drift_pipeline(arguments: dict[str, Any]) -> str:
-    from kfp_pipelines.pipelines.drift import drift_pipeline
-
-    return str(drift_pipeline(**arguments).outputs["Output"])
+def _run_pipeline(pipeline: str, arguments: dict[str, Any]) -> str:
+    if pipeline == "windows_drift":
+        from kfp_pipelines.pipelines.windows_drift import windows_drift_pipeline as function
+    else:
+        from kfp_pipelines.pipelines.drift import drift_pipeline as function
+    return str(function(**arguments).outputs["Output"])
 
 
 def _finish(run: RetrainRun, future: Future) -> None:

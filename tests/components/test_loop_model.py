@@ -84,6 +84,7 @@ def test_receiver_settings_come_from_the_config_and_the_token_from_the_secret():
         "MLOPS_RECEIVER_BACKEND": "kfp",
         "MLOPS_RECEIVER_KFP_HOST": KFP,
         "MLOPS_RECEIVER_EXPERIMENT": "drift-retrain",
+        "MLOPS_RECEIVER_PIPELINE": "drift",
         "MLOPS_RECEIVER_DATA_URI": f"{BUCKET}/drift/{{model}}/recent.parquet",
         "MLOPS_RECEIVER_REFERENCE_URI": f"{BUCKET}/drift/{{model}}/reference.parquet",
         "MLOPS_RECEIVER_TRACKING_URI": TRACKING,
@@ -219,3 +220,22 @@ def test_flagger_may_call_in_plain_text_and_nobody_else():
     assert model.service_url("mlops-loop") == (
         "http://retrain-receiver.mlops-loop.svc.cluster.local:8080"
     )
+
+
+def test_with_the_consumer_a_drift_alert_retrains_on_its_windows():
+    env = {
+        var["name"]: var.get("value")
+        for var in model.settings_env(DEFAULT, BUCKET, TRACKING, KFP, windows=True)
+    }
+    assert env["MLOPS_RECEIVER_PIPELINE"] == "windows_drift"
+    assert env["MLOPS_RECEIVER_DATA_URI"] == BUCKET
+    settings = ReceiverSettings.from_env({**env, "MLOPS_RECEIVER_TOKEN": "x" * 20})
+    arguments = settings.pipeline_arguments_for("churn")
+    assert (arguments["bucket_uri"], arguments["model_name"]) == (BUCKET, "churn")
+    assert arguments["reference_uri"] == f"{BUCKET}/drift/churn/reference.parquet"
+    assert "data_uri" not in arguments
+    # Exactly the windows pipeline's declared inputs.
+    from kfp_pipelines.pipelines.windows_drift import windows_drift_pipeline
+
+    declared = set(windows_drift_pipeline.component_spec.inputs)
+    assert set(arguments) <= declared

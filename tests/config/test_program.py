@@ -20,6 +20,12 @@ IDENTITIES = {
         "buckets": {"artifacts": "read"},
     },
     "other": {"namespace": "serving", "service_account": "other", "buckets": {"artifacts": "read"}},
+    # the loop's consumer of the prediction log (required once a deployment logs to Kafka)
+    "prediction-log": {
+        "namespace": "mlops-loop",
+        "service_account": "prediction-log",
+        "buckets": {"datasets": "read_write"},
+    },
 }
 SERVING = {
     "churn": {
@@ -248,8 +254,15 @@ def _env(monitor, name):
 
 def test_serving_logs_predictions_to_msk_through_its_irsa_role():
     monitor = _kafka_serving(AWS, cluster={"name": "wiring"})
-    (client,) = monitor.of_type("mlops:kafka:KafkaClient")
-    assert client.name == "serving-churn"
+    clients = sorted(client.name for client in monitor.of_type("mlops:kafka:KafkaClient"))
+    # the serving deployment writes, the loop's consumer reads predictions and labels
+    assert clients == ["prediction-log", "serving-churn"]
+    consumer = monitor.named("prediction-log-kafka-prediction-log")
+    read = json.loads(consumer.inputs["policy"])["Statement"]
+    topics = {
+        arn.rsplit("/", 1)[1] for st in read if st["Sid"] == "ReadTopics" for arn in st["Resource"]
+    }
+    assert topics == {"labels", "predictions"}
     policy = monitor.named("serving-kafka-churn")  # the grant, inline on the serving role
     assert policy.type == "aws:iam/rolePolicy:RolePolicy"
     assert policy.parent_type == "mlops:identity:WorkloadIdentity"
@@ -296,7 +309,13 @@ def test_kafka_sink_on_a_cloud_needs_the_serving_identity():
             "mlops:serving.churn.service_account",
             "required to log predictions to the platform's Kafka: its workload identity "
             "carries the Kafka grant (MSK IAM, Managed Kafka)",
-        )
+        ),
+        (
+            "mlops:loop.consumer.service_account",
+            "the prediction-log consumer writes windows to bucket 'datasets': add a "
+            "workload_identities entry for service account 'prediction-log' in namespace "
+            "'mlops-loop' with datasets: read_write",
+        ),
     ]
 
 
