@@ -13,12 +13,12 @@ from mlops import manifests
 # --- defaults ---------------------------------------------------------------------------------
 
 
-def test_defaults_are_three_brokers_and_the_predictions_topic():
+def test_defaults_are_three_brokers_and_the_predictions_and_labels_topics():
     config = KafkaConfig()
     assert config.cluster_name == "mlops"
     assert config.brokers == 3
     assert config.storage_gb == 100
-    assert list(config.topics) == ["predictions"]
+    assert list(config.topics) == ["predictions", "labels"]
     topic = config.topics["predictions"]
     assert (topic.partitions, topic.replication_factor, topic.retention_hours) == (6, 3, 168)
     assert topic.cleanup_policy == "delete"

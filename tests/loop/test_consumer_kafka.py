@@ -407,8 +407,10 @@ def test_crash_between_write_and_commit_loses_nothing(bootstrap: str, tmp_path: 
     second = WindowConsumer(s)
     stop, thread, errors = run_in_thread(second, kafka_consumer())
     try:
-        wait_for(lambda: len(parquet_files(tmp_path)) == 4, 60, "the replay's files")
-        wait_for(lambda: committed(bootstrap, s.group_id, predictions)[0] == 3, 30, "commit")
+        # The replay waits for the crashed member's session to expire (6 s), then a rebalance;
+        # generous bounds for a loaded 2-core machine.
+        wait_for(lambda: len(parquet_files(tmp_path)) == 4, 120, "the replay's files")
+        wait_for(lambda: committed(bootstrap, s.group_id, predictions)[0] == 3, 60, "commit")
     finally:
         stop.set()
         thread.join(30)
