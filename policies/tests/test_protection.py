@@ -35,6 +35,7 @@ def test_dev_is_unprotected_and_only_fails_when_required():
             ("Cluster", "mlops-eks"),
             ("Key", "mlops-secrets-key"),
             ("Cluster", "mlops-kafka-msk"),
+            ("Topic", "mlops-kafka-labels"),
             ("Topic", "mlops-kafka-predictions"),
             ("Instance", "mlops-mlflow-database"),
             ("Key", "mlops-key"),
