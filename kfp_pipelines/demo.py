@@ -56,8 +56,9 @@ from kfp_pipelines.components.common import (
     connect_mlflow,
 )
 
-# Measured: 154 s on the 2-core dev machine at load average 6 (1M rows: 276 s), so the default
-# stays under 5 minutes with headroom on a shared CPU (kfp_pipelines/README.md).
+# Measured with the loop (alert path, two canary analyses): 245 s wall on the shared 2-core dev
+# machine, so the default stays under 5 minutes (kfp_pipelines/README.md); the training and drift
+# pipelines are about 100 s of it, the loop's fixed intervals and process starts most of the rest.
 DEFAULT_ROWS = 200_000
 STARTUP_TIMEOUT_SECONDS = 120
 # From drifted traffic to the receiver starting a run: the window fills, PSI holds for 3 s, one
