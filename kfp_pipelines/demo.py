@@ -939,6 +939,7 @@ class Demo:
             )
         )
         self.say(f"Alertmanager ready at {am_url} (the platform's routing, retrain receiver)")
+        self.alert["for_seconds"] = config.alerts.drift_for_minutes * 60
         rule = monitoring.prometheus_rule(config.alerts, config.namespace)
         prom = stack.enter_context(
             prometheus_server(
@@ -1476,7 +1477,7 @@ class Demo:
             return [*lines, f"No {DRIFT_ALERT} fired; the receiver started nothing."]
         lines.append(
             f"{DRIFT_ALERT} fired {self.alert['fired_at']:.1f}s into the demo (pending since "
-            f"{self.alert['active_at']}, held 3 s) for features "
+            f"{self.alert['active_at']}, held {self.alert['for_seconds']:g} s) for features "
             f"{', '.join(self.alert['features'])}."
         )
         if "decision" in self.alert:
