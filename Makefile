@@ -21,7 +21,19 @@ test: venv
 	$(RUN) pytest
 	$(MAKE) --no-print-directory test-policies
 
+# The demo runs Debian's Prometheus 2.42 and Alertmanager 0.25 (the alert path, the canary
+# analysis). On a machine where make runs as root with apt-get (a fresh container, as .ci/run)
+# they are installed here, without recommends, and the daemons the packages start under systemd
+# are stopped (the demo starts its own); otherwise `mlops demo` stops at once naming them.
 demo: venv
+	@if ! command -v prometheus >/dev/null || ! command -v prometheus-alertmanager >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing prometheus prometheus-alertmanager (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends prometheus prometheus-alertmanager >/dev/null; \
+	    systemctl stop prometheus prometheus-alertmanager 2>/dev/null || true; \
+	  fi; \
+	fi
 	$(RUN) mlops demo
 
 plan: venv

@@ -1,7 +1,10 @@
-"""`mlops demo` end to end (real MLflow server and model server on loopback), and its errors."""
+"""`mlops demo` end to end (real MLflow, model servers, Prometheus, Alertmanager and retrain
+receiver on loopback), and its errors."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import socket
 import subprocess
@@ -13,12 +16,14 @@ import pytest
 from kfp_pipelines.demo import free_port
 
 
-def mlops(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+def mlops(*args: str, timeout: float, path: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PATH": path} if path is not None else None
     return subprocess.run(
         [sys.executable, "-m", "mlops.cli", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
+        env=env,
     )
 
 
@@ -30,7 +35,7 @@ def listening(url: str) -> bool:
 
 
 @pytest.mark.slow
-def test_demo_trains_serves_detects_drift_and_retrains(tmp_path: Path) -> None:
+def test_demo_shows_the_loop_from_drift_alert_to_promotion_and_rollback(tmp_path: Path) -> None:
     result = mlops(
         "demo",
         "--rows",
@@ -38,30 +43,117 @@ def test_demo_trains_serves_detects_drift_and_retrains(tmp_path: Path) -> None:
         "--drift-rows",
         "5000",
         "--requests",
-        "5",
+        "10",
         "--workdir",
         str(tmp_path),
-        timeout=480,
+        timeout=600,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
     report = (tmp_path / "report.md").read_text()
     assert report in out
-    assert re.search(r"\| 1 \| champion \| training \| 0\.\d{4} \| 0\.\d{4} \| 0\.\d{4} \|", report)
-    assert re.search(r"\| 2 \| challenger \| drift \| 0\.\d{4} \|", report)
+    # version 1 trained, 2 retrained by the run the alert started and promoted, 3 (shuffled
+    # labels) rejected offline, released by hand and rolled back
+    assert re.search(r"\| 1 \| - \| training \| 0\.\d{4} \| 0\.\d{4} \| 0\.\d{4} \|", report)
+    assert re.search(
+        r"\| 2 \| champion \| drift \| 0\.\d{4} \|.*\| challenger \| promoted \|", report
+    )
+    assert re.search(
+        r"\| 3 \| - \| demo-shuffled-labels \| 0\.\d{4} \|.*\| rejected \| rejected \|", report
+    )
     assert "Drift FOUND: 6 of 47 features drifted (seasonal reference: True)." in report
     for feature in ("tenure_days", "sessions_30d", "payment_method"):
         assert re.search(rf"\| {feature} \| \d+\.\d{{4}} \| \w+ \| [\d.e-]+ \| yes \|", report)
-    assert "- normal: 5 requests / 250 rows, 0 errors" in report
+    assert "- normal: 10 requests / 500 rows, 0 errors" in report
+
+    # the alert: fired in Prometheus, reached the receiver through Alertmanager, started the
+    # drift pipeline run whose output is version 2
+    alert = report.split("## The alert", 1)[1].split("\n## ", 1)[0]
+    assert re.search(
+        r"ModelFeatureDrift fired \d+\.\ds into the demo .* features .*tenure_days", alert
+    )
+    [decision] = [json.loads(line) for line in alert.splitlines() if line.startswith("    {")]
+    assert decision["event"] == "retrain_started"
+    assert decision["alertname"] == "ModelFeatureDrift"
+    assert (decision["model"], decision["versions"], decision["run_id"]) == (
+        "churn",
+        ["1"],
+        "local-1",
+    )
+    assert "tenure_days" in decision["features"]
+    assert re.search(r"Run local-1 of the drift pipeline .* ended SUCCEEDED .* output '2'", alert)
+    events = [
+        json.loads(line)
+        for line in (tmp_path / "logs" / "receiver.log").read_text().splitlines()
+        if line.startswith("{")
+    ]
+    assert [e["run_id"] for e in events if e["event"] == "retrain_started"] == ["local-1"]
     for step in ("validate-data", "check-drift", "train-model", "register-model"):
         assert re.search(rf"    {step}\s+SUCCESS", out), step
-    # the model server's prediction log is this run's own, in the work directory
+
+    # the canaries: per interval the gate and the four checks; the good one passes every
+    # interval, the bad one fails the gate (retried each interval) and its score divergence
+    good = report.split("## Canary analysis: version 2", 1)[1].split("\n## ", 1)[0]
+    bad = report.split("## Canary analysis: version 3", 1)[1].split("\n## ", 1)[0]
+    assert "version 2 passes the golden-set gate" in good
+    passing = (
+        r"^\| (\d) \| (passes|passed before) \| 100 ok \| [\d.]+ ok \| [\d.e-]+ ok \| "
+        r"[\d.e-]+ ok \| passed \|$"
+    )
+    assert [m[0] for m in re.findall(passing, good, re.M)] == ["1", "2", "3"], good
+    assert "Result: promoted after 3 intervals with 0 failed" in good
+    assert "settle Succeeded: churn version 2 promoted: alias champion moved" in good
+    assert "version 3 fails the golden-set gate" in bad
+    failing = r"^\| (\d) \| fails \| .* \| ([\d.]+) FAILED \| [\d.e-]+ \w+ \| failed \|$"
+    found = re.findall(failing, bad, re.M)
+    assert [m[0] for m in found] == ["1", "2"], bad
+    assert all(float(m[1]) > 0.4 for m in found)  # score divergence beyond the demo's limit
+    assert "Result: rolled back after 2 intervals with 2 failed" in bad
+    assert "settle Failed: churn version 3 rolled back: tagged rollout=rejected" in bad
+    final = report.split("## Final aliases", 1)[1].split("\n## ", 1)[0]
+    assert "- `champion`: version 2" in final
+    assert "challenger" not in final
+    assert "- version 3: rollout=rejected" in final
+    release = json.loads((tmp_path / "release-configmaps.json").read_text())
+    assert release == {
+        "serving/churn-model": "models:/churn/3",
+        "serving/churn-model-primary": "models:/churn/2",
+    }
+
+    # the first model server's prediction log is this run's own, in the work directory
     logged = (tmp_path / "predictions.jsonl").read_text().splitlines()
     assert logged and all(line.startswith("{") for line in logged)
     # every process the demo started is gone
-    servers = re.findall(r"(?:MLflow|model server) ready at (http://127\.0\.0\.1:\d+)", out)
-    assert len(servers) == 2
-    assert not [url for url in servers if listening(url)]
+    started = re.findall(
+        r"(MLflow|model server|retrain receiver|Alertmanager|Prometheus|canary|primary) "
+        r"ready at (http://127\.0\.0\.1:\d+)",
+        out,
+    )
+    assert sorted({name for name, _ in started}) == sorted(
+        [
+            "MLflow",
+            "model server",
+            "retrain receiver",
+            "Alertmanager",
+            "Prometheus",
+            "canary",
+            "primary",
+        ]
+    )
+    assert len(started) == 8  # two canaries
+    assert not [url for _, url in started if listening(url)]
+
+
+def test_demo_without_prometheus_names_the_packages(tmp_path: Path) -> None:
+    # an empty PATH: neither prometheus nor prometheus-alertmanager is found
+    result = mlops("demo", "--workdir", str(tmp_path / "out"), timeout=60, path=str(tmp_path))
+    assert result.returncode == 1
+    assert result.stderr == (
+        "mlops demo: prometheus and prometheus-alertmanager not found on PATH: the demo's alert "
+        "path and canary analysis need them "
+        "(apt-get install prometheus prometheus-alertmanager)\n"
+    )
+    assert not (tmp_path / "out").exists()  # checked before anything is made
 
 
 def test_demo_with_unreachable_mlflow_gives_one_line(tmp_path: Path) -> None:
