@@ -73,13 +73,6 @@ PRIMARY_CONFIG_MAP = f"{DEPLOYMENT}-model-primary"  # Flagger's copy of `<name>-
 # The gate's ROC AUC tolerance and the offline evaluation's: the platform's default (0.01).
 GATE_TOLERANCE = 0.01
 SCRAPE_SETTLE_SECONDS = 2.0
-# The platform's default score-divergence limit (0.1) assumes a retrain on unchanged data: a
-# retrain on drifted data scores drifted traffic differently from the stale champion by design
-# (measured here: KS 0.24 at 6,000 rows, 0.32 at 200,000), so the default rolls back every drift
-# retrain. The demo sets 0.4, as a stack whose models retrain on drift would; a model that has
-# learnt nothing still diverges far beyond it (0.52 and 0.74 measured). An open question for
-# components/serving.
-DRIFT_RETRAIN_SCORE_DIVERGENCE = 0.4
 BATCH_ROWS = 50
 # Enough rows for a model that has learnt nothing to look like a model, trained in seconds; its
 # golden set (and the evaluation against the champion) at most as many recent rows.
@@ -648,7 +641,7 @@ class FileReleaseStore:
 def progressive_config() -> Any:
     """The demo's Flagger analysis: intervals of 10 s (a cluster's default is 1 m), rollback at
     2 failed checks, 3 steps of 25% up to 75% (so 3 intervals to promotion), and the platform's
-    default check thresholds except the score divergence (DRIFT_RETRAIN_SCORE_DIVERGENCE)."""
+    default check thresholds."""
     from components.serving.delivery import ProgressiveConfig
 
     return ProgressiveConfig.model_validate(
@@ -657,7 +650,6 @@ def progressive_config() -> Any:
             "threshold": 2,
             "step_weight": 25,
             "max_weight": 75,
-            "thresholds": {"score_divergence_max": DRIFT_RETRAIN_SCORE_DIVERGENCE},
         }
     )
 
@@ -1513,7 +1505,7 @@ class Demo:
         lines.append(
             f"Limits: success rate >= {limits.success_rate_min_percent:g}%, p99 <= "
             f"{limits.latency_p99_max_ms:g} ms, score divergence <= "
-            f"{limits.score_divergence_max:g} (platform default 0.1, see below), feature drift "
+            f"{limits.score_divergence_max:g}, feature drift "
             f"PSI <= {limits.feature_drift_max_psi:g}."
         )
         checks = ("success-rate", "latency-p99", "score-divergence", "feature-drift")

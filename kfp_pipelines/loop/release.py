@@ -165,10 +165,15 @@ Post = Callable[[str, dict[str, Any]], dict[str, Any]]
 Get = Callable[[str], dict[str, Any]]
 
 
+# The gate's golden-set requests are synthetic: the model server answers and scores them but
+# keeps them out of its drift window and prediction log (serving_images/model_server/app.py).
+SYNTHETIC_HEADERS = {"X-Mlops-Synthetic": "golden-set-gate"}
+
+
 def _http_post(url: str, body: dict[str, Any]) -> dict[str, Any]:
     import requests
 
-    response = requests.post(url, json=body, timeout=30)
+    response = requests.post(url, json=body, headers=SYNTHETIC_HEADERS, timeout=30)
     response.raise_for_status()
     return response.json()
 

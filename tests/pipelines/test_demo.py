@@ -107,7 +107,7 @@ def test_demo_shows_the_loop_from_drift_alert_to_promotion_and_rollback(tmp_path
     failing = r"^\| (\d) \| fails \| .* \| ([\d.]+) FAILED \| [\d.e-]+ \w+ \| failed \|$"
     found = re.findall(failing, bad, re.M)
     assert [m[0] for m in found] == ["1", "2"], bad
-    assert all(float(m[1]) > 0.4 for m in found)  # score divergence beyond the demo's limit
+    assert all(float(m[1]) > 0.4 for m in found)  # score divergence beyond the default limit
     assert "Result: rolled back after 2 intervals with 2 failed" in bad
     assert "settle Failed: churn version 3 rolled back: tagged rollout=rejected" in bad
     final = report.split("## Final aliases", 1)[1].split("\n## ", 1)[0]
