@@ -13,7 +13,7 @@ test reads the charts), and both Deployments pass Pod Security `restricted`.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 from pydantic import Field, PositiveInt, field_validator
 
@@ -34,24 +34,16 @@ FLAGGER_USER = 10001
 LOADTESTER_USER, LOADTESTER_GROUP = 100, 101
 
 
-class ResourcesConfig(ContainerResourcesConfig):
-    check_memory_limit: ClassVar[bool] = False
-
-    cpu_request: str = Field(description="CPU request.")
-    memory_request: str = Field(description="Memory request.")
-    memory_limit: str = Field(description="Memory limit.")
+class FlaggerResources(ContainerResourcesConfig):
+    cpu_request: str = Field(default="10m", description="CPU request.")
+    memory_request: str = Field(default="64Mi", description="Memory request.")
+    memory_limit: str = Field(default="512Mi", description="Memory limit (at least the request).")
 
 
-class FlaggerResources(ResourcesConfig):
-    cpu_request: str = "10m"
-    memory_request: str = "64Mi"
-    memory_limit: str = "512Mi"
-
-
-class LoadTesterResources(ResourcesConfig):
-    cpu_request: str = "100m"
-    memory_request: str = "64Mi"
-    memory_limit: str = "256Mi"
+class LoadTesterResources(ContainerResourcesConfig):
+    cpu_request: str = Field(default="100m", description="CPU request.")
+    memory_request: str = Field(default="64Mi", description="Memory request.")
+    memory_limit: str = Field(default="256Mi", description="Memory limit (at least the request).")
 
 
 class DeliveryConfig(StrictModel):

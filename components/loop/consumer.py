@@ -24,7 +24,7 @@ from components.kube import (
     restricted_container_security,
     restricted_pod_security,
 )
-from components.serving.model import KAFKA_CA_MOUNT, KAFKA_CA_VOLUME, kafka_security_env
+from components.serving.model import KAFKA_CA_VOLUME_MOUNT, kafka_ca_volume, kafka_security_env
 from kfp_pipelines.loop import consumer_settings
 from serving_images.model_server import settings as server_settings
 
@@ -121,16 +121,8 @@ def deployment(
     }
     volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}]
     if kafka.ca_config_map is not None:
-        container["volumeMounts"].append(
-            {"name": KAFKA_CA_VOLUME, "mountPath": KAFKA_CA_MOUNT, "readOnly": True}
-        )
-        ca = kafka.ca_config_map
-        volumes.append(
-            {
-                "name": KAFKA_CA_VOLUME,
-                "configMap": {"name": ca.name, "items": [{"key": ca.key, "path": ca.key}]},
-            }
-        )
+        container["volumeMounts"].append(dict(KAFKA_CA_VOLUME_MOUNT))
+        volumes.append(kafka_ca_volume(kafka.ca_config_map))
     if credentials_secret is not None:
         container["envFrom"] = [{"secretRef": {"name": credentials_secret}}]
     labels = app_labels(APP, COMPONENT)

@@ -29,6 +29,7 @@ from components.kube import (
     secret_env,
 )
 from components.loop.consumer import ConsumerConfig
+from components.serving.delivery import release_config_map_name
 from kfp_pipelines.components.image import BASE_IMAGE
 from kfp_pipelines.loop.receiver_settings import MODEL_NAME, MODEL_PLACEHOLDER
 
@@ -141,7 +142,7 @@ class Release:
 
     @property
     def config_map(self) -> str:
-        return f"{self.name}-model"  # components/serving/delivery.release_config_map_name
+        return release_config_map_name(self.name)
 
 
 @dataclass(frozen=True)

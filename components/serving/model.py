@@ -103,6 +103,17 @@ SERVER_SASL_MECHANISMS: dict[str, KafkaSaslMechanism] = {
 }
 KAFKA_CA_VOLUME = "kafka-ca"
 KAFKA_CA_MOUNT = "/etc/kafka-ca"
+KAFKA_CA_VOLUME_MOUNT = {"name": KAFKA_CA_VOLUME, "mountPath": KAFKA_CA_MOUNT, "readOnly": True}
+
+
+def kafka_ca_volume(ca: Any) -> dict[str, Any]:
+    """The pod volume of a Kafka client's CA ConfigMap (a `KeyRef`), mounted read-only at
+    KAFKA_CA_MOUNT by every Kafka client pod of the platform."""
+    return {
+        "name": KAFKA_CA_VOLUME,
+        "configMap": {"name": ca.name, "items": [{"key": ca.key, "path": ca.key}]},
+    }
+
 
 _HOST = re.compile(r"^(\*\.)?([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z]{2,63}$")
 _DURATION = re.compile(r"^[1-9][0-9]*(s|m)$")
@@ -683,9 +694,7 @@ def container(
         "volumeMounts": [{"name": "tmp", "mountPath": TMP_MOUNT}],
     }
     if _kafka_ca(config, kafka) is not None:
-        spec["volumeMounts"].append(
-            {"name": KAFKA_CA_VOLUME, "mountPath": KAFKA_CA_MOUNT, "readOnly": True}
-        )
+        spec["volumeMounts"].append(dict(KAFKA_CA_VOLUME_MOUNT))
     if config.credentials_secret is not None:
         spec["envFrom"] = [{"secretRef": {"name": config.credentials_secret}}]
     if config.pre_stop_seconds == 0:
@@ -747,12 +756,7 @@ def pod_spec(
     }
     ca = _kafka_ca(config, kafka)
     if ca is not None:
-        spec["volumes"].append(
-            {
-                "name": KAFKA_CA_VOLUME,
-                "configMap": {"name": ca.name, "items": [{"key": ca.key, "path": ca.key}]},
-            }
-        )
+        spec["volumes"].append(kafka_ca_volume(ca))
     if config.service_account is not None:
         spec["serviceAccountName"] = config.service_account
     return spec

@@ -25,6 +25,10 @@ def test_defaults_and_validation():
         DeliveryConfig(namespace="kube-system")
     with pytest.raises(ValidationError, match="replicas"):
         DeliveryConfig(replicas=0)
+    with pytest.raises(ValidationError, match="memory"):
+        DeliveryConfig.model_validate(
+            {"resources": {"memory_request": "1Gi", "memory_limit": "512Mi"}}
+        )
 
 
 def test_every_value_exists_in_the_pinned_charts(charts_dir):

@@ -276,3 +276,10 @@ def test_reconcile_all_logs_and_continues_past_a_failing_deployment(registry, ca
         assert controller.reconcile_all() == []
     assert '"event": "reconcile_failed"' in caplog.text
     assert "API server unreachable" in caplog.text
+
+
+def test_the_loop_writes_the_config_map_the_serving_component_renders():
+    from components.serving.delivery import release_config_map_name
+
+    # kfp_pipelines cannot import the components (the platform image has no Pulumi SDKs).
+    assert release.release_config_map("churn-eu") == release_config_map_name("churn-eu")
