@@ -120,9 +120,10 @@ def _alias_version(client: Any, name: str, alias: str, uri: str) -> str:
             raise
         # The tracking server answers an alias that is not set with INVALID_PARAMETER_VALUE,
         # the code of malformed requests too; the registered model's aliases tell them apart.
+        # An alias set between the two calls is there now: its version is the answer.
         aliases = client.get_registered_model(name).aliases
         if alias in aliases:
-            raise
+            return str(aliases[alias])
         present = ", ".join(sorted(aliases)) or "none"
         raise ModelNotAvailable(
             f"{uri}: registered model {name!r} has no alias {alias!r} yet (aliases: {present})",

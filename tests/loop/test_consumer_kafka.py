@@ -381,7 +381,9 @@ def test_flush_by_size_then_by_age_commits_after_each_write(bootstrap: str, tmp_
 
 def test_crash_between_write_and_commit_loses_nothing(bootstrap: str, tmp_path: Path) -> None:
     predictions, labels = topics()
-    s = settings(bootstrap, tmp_path, predictions, labels, MLOPS_CONSUMER_FLUSH_ROWS="6")
+    # 7 = the 6 prediction rows and the label: each run flushes once, when it has read both
+    # topics, in whichever order the (re)assignment hands them over.
+    s = settings(bootstrap, tmp_path, predictions, labels, MLOPS_CONSUMER_FLUSH_ROWS="7")
     produce_predictions(bootstrap, predictions, [(T0, ["a", "b", "c"])])
     produce_raw(bootstrap, labels, [label("b", 1, T0 + timedelta(minutes=1))])
 

@@ -246,3 +246,42 @@ def test_mlflow_client_retries_are_left_to_the_server_unless_the_operator_set_th
     operator = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3"}
     assert apply_mlflow_client_defaults(operator) == {}
     assert operator == {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3"}
+
+
+# -- an alias set while the server asks for it -------------------------------------------------
+
+
+class AliasRegistry:
+    """A registry whose alias appears between `get_model_version_by_alias` and the check."""
+
+    def __init__(self, aliases_after: dict[str, str]) -> None:
+        self.aliases_after = aliases_after
+
+    def get_model_version_by_alias(self, name: str, alias: str) -> Any:
+        raise MlflowException(
+            f"Registered model alias {alias} not found.", error_code=INVALID_PARAMETER_VALUE
+        )
+
+    def get_registered_model(self, name: str) -> Any:
+        return type("RegisteredModel", (), {"aliases": self.aliases_after})()
+
+
+@pytest.mark.parametrize(
+    ("aliases_after", "expected"),
+    [
+        ({"champion": "3"}, "3"),  # set in between: its version, not a fatal error
+        ({}, "not_found"),
+        ({"challenger": "4"}, "not_found"),
+    ],
+)
+def test_an_alias_set_between_two_registry_calls_is_served(
+    aliases_after: dict[str, str], expected: str
+) -> None:
+    from serving_images.model_server.model import ModelNotAvailable, _alias_version
+
+    registry = AliasRegistry(aliases_after)
+    try:
+        got = _alias_version(registry, "churn", "champion", "models:/churn@champion")
+    except ModelNotAvailable as exc:
+        got = exc.outcome
+    assert got == expected
