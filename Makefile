@@ -4,7 +4,7 @@ UV_VERSION := 0.13.8
 UV := $(or $(shell command -v uv 2>/dev/null),.tools/bin/uv)
 RUN = $(UV) run --locked
 
-.PHONY: venv test demo plan lint format schema bench-plan test-policies
+.PHONY: venv test demo plan lint format schema bench-plan bench-images images test-policies
 
 .tools/bin/uv:
 	python3 -m venv .tools
@@ -51,6 +51,14 @@ schema: venv
 
 bench-plan: venv
 	$(RUN) python bench/plan/run.py
+
+# The model server and platform images, on a local Debian base where no registry is reachable
+# (images/build.py); needs a running Docker engine, and root with debootstrap for the base.
+images: venv
+	$(RUN) python -m images.build
+
+bench-images: images
+	$(RUN) python bench/images/run.py
 
 # The policy pack is its own uv project (pulumi-policy pins protobuf 5.29; kfp here needs 6.x):
 # its own lock, its own .venv under policies/.

@@ -416,7 +416,10 @@ def test_dockerfile_base_is_a_slim_image_pinned_by_tag_and_digest() -> None:
     assert base is not None
     assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm@sha256:[0-9a-f]{64}", base.group(1))
     froms = re.findall(r"^FROM (\S+)", text, re.M)
-    assert froms and all(f == "${BASE_IMAGE}" for f in froms), froms
+    # The uv stage only lends its binary to the build stage; both runtime stages are the base.
+    assert froms == ["${UV_IMAGE}", "${BASE_IMAGE}", "${BASE_IMAGE}"], froms
+    assert re.search(r"^ARG UV_IMAGE=ghcr\.io/astral-sh/uv:\d+\.\d+\.\d+$", text, re.M)
+    assert "COPY --from=uv /uv " in text
     assert "latest" not in text
 
 
