@@ -61,11 +61,11 @@ def test_shipped_pipelines_are_the_compiled_ones():
 
 def test_inputs_are_read_from_the_compiled_yaml():
     drift = model.pipeline_inputs("drift")
-    assert {n for n, i in drift.items() if i.required} == {
-        "data_uri",
-        "reference_uri",
-        "tracking_uri",
-    }
+    assert {n for n, i in drift.items() if i.required} == {"data_uri", "tracking_uri"}
+    # Empty: the champion's training data, from its lineage (champion_reference).
+    assert drift["reference_uri"] == PipelineInput(type="STRING", required=False)
+    windows = model.pipeline_inputs("windows_drift")
+    assert {n for n, i in windows.items() if i.required} == {"bucket_uri", "tracking_uri"}
     assert drift["psi_threshold"] == PipelineInput(type="NUMBER_DOUBLE", required=False)
     assert drift["season_days"] == PipelineInput(type="NUMBER_INTEGER", required=False)
     assert "psi_threshold" not in model.pipeline_inputs("training")
@@ -190,9 +190,9 @@ def test_invalid_crons_name_the_field(cron, message):
             "STRING: 5000 (int) does not fit",
         ),
         (
-            {"parameters": {"data_uri": "s3://x/y"}},
-            "schedules.nightly.parameters: Value error, pipeline 'drift' requires "
-            "'reference_uri', 'tracking_uri' (no default)",
+            {"parameters": {"reference_uri": "s3://x/y"}},  # tracking_uri: the platform's
+            "schedules.nightly.parameters: Value error, pipeline 'drift' requires 'data_uri' "
+            "(no default)",
         ),
         (
             {"pipeline": "training"},  # drift's reference_uri is not a training input
