@@ -505,7 +505,7 @@ aws_required_tags = ResourceValidationPolicy(
     name="aws-required-tags",
     description="Taggable AWS resources carry the cost-allocation tags.",
     validate=validate_required_tags,
-    enforcement_level=EnforcementLevel.ADVISORY,
+    enforcement_level=EnforcementLevel.MANDATORY,
     config_schema=TAG_SETTINGS.schema,
 )
 

@@ -53,7 +53,8 @@ def test_pack_describes_every_policy(analyzer):
     assert [policy.name for policy in info.policies] == [policy.name for policy in POLICIES]
     levels = {p.name: analyzer_pb2.EnforcementLevel.Name(p.enforcementLevel) for p in info.policies}
     assert levels["s3-bucket-companions"] == "MANDATORY"
-    assert levels["aws-required-tags"] == "ADVISORY"
+    assert levels["aws-required-tags"] == "MANDATORY"
+    assert levels["k8s-no-latest-image"] == "ADVISORY"
 
 
 def test_analyze_reports_a_resource_violation(analyzer):
