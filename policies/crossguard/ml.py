@@ -436,16 +436,19 @@ gpu_no_spot_for_serving = ResourceValidationPolicy(
     config_schema=SPOT_SETTINGS.schema,
 )
 
-# Where each labelled GCP type keeps its labels (the fields the GCP provider takes).
-GCP_LABEL_FIELDS: dict[str, tuple[str, ...]] = {
-    "gcp:storage/bucket:Bucket": ("labels",),
-    "gcp:container/cluster:Cluster": ("resourceLabels",),
-    "gcp:container/nodePool:NodePool": ("nodeConfig", "resourceLabels"),
-    "gcp:sql/databaseInstance:DatabaseInstance": ("settings", "userLabels"),
-    "gcp:redis/instance:Instance": ("labels",),
-    "gcp:managedkafka/cluster:Cluster": ("labels",),
-    "gcp:compute/instance:Instance": ("labels",),
-    "gcp:kms/cryptoKey:CryptoKey": ("labels",),
+# Where each labelled GCP type keeps its labels, and whether the provider's defaultLabels reach
+# that field: they do for a resource's own top-level labels (the provider computes
+# terraformLabels/effectiveLabels from both), not for nested ones (a node pool's
+# nodeConfig.resourceLabels, Cloud SQL's settings.userLabels), which must be set explicitly.
+GCP_LABEL_FIELDS: dict[str, tuple[tuple[str, ...], bool]] = {
+    "gcp:storage/bucket:Bucket": (("labels",), True),
+    "gcp:container/cluster:Cluster": (("resourceLabels",), True),
+    "gcp:container/nodePool:NodePool": (("nodeConfig", "resourceLabels"), False),
+    "gcp:sql/databaseInstance:DatabaseInstance": (("settings", "userLabels"), False),
+    "gcp:redis/instance:Instance": (("labels",), True),
+    "gcp:managedkafka/cluster:Cluster": (("labels",), True),
+    "gcp:compute/instance:Instance": (("labels",), True),
+    "gcp:kms/cryptoKey:CryptoKey": (("labels",), True),
 }
 LABEL_SETTINGS = Settings(
     {
@@ -461,11 +464,11 @@ LABEL_SETTINGS = Settings(
 
 
 def validate_gcp_labels(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    path = GCP_LABEL_FIELDS.get(args.resource_type)
-    if path is None:
+    if args.resource_type not in GCP_LABEL_FIELDS:
         return
+    path, defaults_apply = GCP_LABEL_FIELDS[args.resource_type]
     merged: dict[str, Any] = {}
-    if args.provider is not None:
+    if defaults_apply and args.provider is not None:
         merged.update(as_mapping(known(lambda: get(args.provider.props, "defaultLabels"), {})))
     own = get(args.props, *path)
     if isinstance(own, Mapping):
@@ -476,9 +479,10 @@ def validate_gcp_labels(args: ResourceValidationArgs, report: ReportViolation) -
         if not merged.get(k)
     ]
     if missing:
+        source = " (with the provider's defaultLabels)" if defaults_apply else ""
         report(
-            f"{subject(args.resource_type, args.name)}: {'.'.join(path)} (with the provider's "
-            f"defaultLabels) must include {', '.join(missing)}"
+            f"{subject(args.resource_type, args.name)}: {'.'.join(path)}{source} must include "
+            f"{', '.join(missing)}"
         )
 
 
