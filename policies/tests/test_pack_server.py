@@ -71,7 +71,8 @@ def test_analyze_reports_a_resource_violation(analyzer):
     assert [(d.policyName, d.message) for d in response.diagnostics] == [
         (
             "s3-public-access-block-all-true",
-            "S3 public access blocks set all four flags to true.\n"
+            "S3 public access blocks set blockPublicAcls, blockPublicPolicy, ignorePublicAcls "
+            "and restrictPublicBuckets all to true.\n"
             "BucketPublicAccessBlock 'mlops-artifacts-public-access-block': ignorePublicAcls "
             "must be true, got false",
         )
