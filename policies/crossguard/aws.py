@@ -20,6 +20,7 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UnknownValueError
 
+from crossguard.cidrs import opens_internet, parse
 from crossguard.props import COMPUTED, Settings, as_list, as_mapping, get, known, show, subject
 
 BUCKET = "aws:s3/bucket:Bucket"
@@ -54,7 +55,6 @@ PUBLIC_GRANTEE_URIS = (
 )
 KMS_ALGORITHMS = ("aws:kms", "aws:kms:dsse")
 EKS_LOG_TYPES = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
-OPEN_CIDRS = ("0.0.0.0/0", "::/0")
 GPU_TAINT_KEY = "nvidia.com/gpu"
 GPU_TAINT_EFFECTS = ("NO_SCHEDULE", "NO_EXECUTE")
 # Instance families with NVIDIA GPUs (g4dn, g5, g6, g6e, p4d, p5, ...); Graviton families put the
@@ -339,15 +339,21 @@ def validate_eks_endpoint(args: ResourceValidationArgs, report: ReportViolation)
             f"{who}: vpcConfig.endpointPublicAccess must be false, or "
             "vpcConfig.publicAccessCidrs must list the allowed networks (unset means 0.0.0.0/0)"
         )
-    for cidr in cidrs:
-        if cidr in OPEN_CIDRS:
-            report(f"{who}: vpcConfig.publicAccessCidrs must not contain {cidr}")
+    for value in parse(cidrs)[1]:
+        report(f"{who}: vpcConfig.publicAccessCidrs has {show(value)}, which is not a CIDR")
+    # Ranges, not literals: 0.0.0.0/1 + 128.0.0.0/1 is as open as 0.0.0.0/0.
+    if opens_internet(cidrs):
+        report(
+            f"{who}: vpcConfig.publicAccessCidrs {show(cidrs)} together cover every public "
+            "address (open to the internet)"
+        )
 
 
 eks_private_endpoint = ResourceValidationPolicy(
     name="eks-api-endpoint-not-open",
     description="EKS API endpoints are private (endpointPublicAccess false) or list "
-    "publicAccessCidrs without 0.0.0.0/0 or ::/0 (unset means public, EKS's default).",
+    "publicAccessCidrs that together do not cover the internet (unset means public, EKS's "
+    "default).",
     validate=validate_eks_endpoint,
     enforcement_level=EnforcementLevel.MANDATORY,
 )

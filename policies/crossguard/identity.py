@@ -122,7 +122,7 @@ def _targets(
     return [
         c
         for c in candidates
-        if value in (c.name, known(lambda c=c: get(c.props, "name")), f"{c.name}-id")
+        if isinstance(value, str) and value == known(lambda c=c: get(c.props, "name"))
     ]
 
 

@@ -22,7 +22,6 @@ from crossguard.selectors import namespace, pod_labels, selects
 SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
 SECURITY_GROUP_RULE = "aws:ec2/securityGroupRule:SecurityGroupRule"
 INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
-EKS_CLUSTER = "aws:eks/cluster:Cluster"
 GKE_CLUSTER = "gcp:container/cluster:Cluster"
 FIREWALL = "gcp:compute/firewall:Firewall"
 CLOUD_SQL = "gcp:sql/databaseInstance:DatabaseInstance"
@@ -44,7 +43,10 @@ def _values(items: Any, *path: str) -> list[Any]:
 
 
 def address_ranges(resource_type: str, props: Any) -> list[tuple[str, list[Any]]]:
-    """(field, CIDRs) sets that each admit traffic to one resource; unknown values are skipped."""
+    """(field, CIDRs) sets that each admit traffic to one resource; unknown values are skipped.
+
+    The EKS public endpoint's ranges are checked by eks-api-endpoint-not-open.
+    """
     if resource_type == SECURITY_GROUP:
         ingress = get(props, "ingress")
         return [
@@ -60,13 +62,6 @@ def address_ranges(resource_type: str, props: Any) -> list[tuple[str, list[Any]]
         return [
             ("cidrIpv4", as_list(get(props, "cidrIpv4"))),
             ("cidrIpv6", as_list(get(props, "cidrIpv6"))),
-        ]
-    if (
-        resource_type == EKS_CLUSTER
-        and get(props, "vpcConfig", "endpointPublicAccess") is not False
-    ):
-        return [
-            ("vpcConfig.publicAccessCidrs", as_list(get(props, "vpcConfig", "publicAccessCidrs")))
         ]
     if resource_type == GKE_CLUSTER:
         blocks = get(props, "masterAuthorizedNetworksConfig", "cidrBlocks")
@@ -112,8 +107,8 @@ def validate_no_open_cidrs(args: ResourceValidationArgs, report: ReportViolation
 
 network_no_open_cidrs = ResourceValidationPolicy(
     name="network-no-open-cidrs",
-    description="No set of address ranges that admits traffic (security groups and rules, EKS "
-    "public endpoint, GKE authorized networks, firewalls, Cloud SQL authorized networks, "
+    description="No set of address ranges that admits traffic (security groups and rules, GKE "
+    "authorized networks, firewalls, Cloud SQL authorized networks, "
     "load balancer source ranges, NetworkPolicy ipBlocks) together covers the public internet, "
     "whatever the literal CIDRs (0.0.0.0/1 + 128.0.0.0/1 is open).",
     validate=validate_no_open_cidrs,

@@ -19,25 +19,23 @@ CASES = [
     # network-no-open-cidrs: sets of ranges, not literals
     Case(
         network.network_no_open_cidrs,
-        "dev",
-        "mlops-eks",
-        "vpcConfig.publicAccessCidrs",
-        HALVES,
+        "prod-gcp",
+        "mlops-gke",
+        "masterAuthorizedNetworksConfig.cidrBlocks",
+        [{"cidrBlock": c} for c in HALVES],
         [
-            'Cluster \'mlops-eks\': vpcConfig.publicAccessCidrs ["0.0.0.0/1", "128.0.0.0/1"] '
-            "together cover every public address (open to the internet)"
+            f"{GKE}: masterAuthorizedNetworksConfig.cidrBlocks[].cidrBlock "
+            '["0.0.0.0/1", "128.0.0.0/1"] together cover every public address (open to the '
+            "internet)"
         ],
     ),
     Case(
         network.network_no_open_cidrs,
-        "dev",
-        "mlops-eks",
-        "vpcConfig.publicAccessCidrs",
-        ["203.0.113.0/24", "not-a-cidr"],
-        [
-            "Cluster 'mlops-eks': vpcConfig.publicAccessCidrs has \"not-a-cidr\", which is not an "
-            "address range"
-        ],
+        "prod-gcp",
+        "mlops-control-plane-webhooks",
+        "sourceRanges",
+        ["172.16.0.0/28", "not-a-cidr"],
+        [f'{FIREWALL}: sourceRanges has "not-a-cidr", which is not an address range'],
     ),
     Case(
         network.network_no_open_cidrs,
