@@ -61,14 +61,14 @@ REGISTRY_SETTINGS = Settings(
             "default": [
                 "ghcr.io",
                 "quay.io",
-                "docker.io",
                 "registry.k8s.io",
                 "public.ecr.aws",
                 "*.dkr.ecr.*.amazonaws.com",
                 "*-docker.pkg.dev",
                 "gcr.io",
             ],
-            "description": "Registry hosts (globs) images may come from.",
+            "description": "Registry hosts (globs) images may come from (Docker Hub, with its "
+            "mutable official tags and pull limits, only where a stack allows it).",
         }
     }
 )

@@ -39,7 +39,6 @@ CASES = [
             '"redis:8.10.2-trixie" comes from docker.io, which is not in allowedRegistries'
         ],
         type="kubernetes:apps/v1:StatefulSet",
-        config={"allowedRegistries": ["ghcr.io", "quay.io"]},
         edits={IMAGE: "quay.io/opstree/redis:v8.0.0"},
     ),
     # images-pinned-by-digest
