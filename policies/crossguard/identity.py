@@ -65,6 +65,7 @@ S3_WRITE_ACTIONS = (
     "s3:DeleteBucket",
     "s3:PutLifecycleConfiguration",
 )
+PROJECT_STORAGE_ROLE_PREFIXES = ("roles/storage.", "roles/owner", "roles/editor")
 GCS_READ_ROLES = (
     "roles/storage.objectViewer",
     "roles/storage.legacyObjectReader",
@@ -175,13 +176,18 @@ def validate_serving_read_only(args: StackValidationArgs, report: ReportViolatio
             if isinstance(account, str):
                 emails.add("serviceAccount:" + account.rsplit("/", 1)[-1])
     for grant in resources:
-        if grant.resource_type not in BUCKET_IAM:
+        on_project = grant.resource_type in PROJECT_IAM
+        if grant.resource_type not in BUCKET_IAM and not on_project:
             continue
         granted = set(as_list(known(lambda g=grant: get(g.props, "member")))) | set(
             as_list(known(lambda g=grant: get(g.props, "members")))
         )
         role = known(lambda g=grant: get(g.props, "role"))
-        if granted & emails and role not in GCS_READ_ROLES:
+        # Project-wide grants matter when they reach storage (every bucket of the project).
+        reaches_storage = not on_project or (
+            isinstance(role, str) and role.startswith(PROJECT_STORAGE_ROLE_PREFIXES)
+        )
+        if granted & emails and reaches_storage and role not in GCS_READ_ROLES:
             report(
                 f"{subject(grant.resource_type, grant.name)}: a serving identity must be "
                 f"read-only on buckets, got role {show(role)}",
@@ -193,7 +199,7 @@ serving_identity_read_only = StackValidationPolicy(
     name="serving-identity-read-only",
     description="Identities of model servers (IRSA roles trusted by, or Google service accounts "
     "bound to, the serving ServiceAccounts) only read buckets: no S3 write action, only GCS "
-    "viewer roles.",
+    "viewer roles on buckets and no storage role on the project.",
     validate=validate_serving_read_only,
     enforcement_level=EnforcementLevel.MANDATORY,
     config_schema=SERVING_SETTINGS.schema,

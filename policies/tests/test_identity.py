@@ -66,6 +66,18 @@ CASES = [
             'got role "roles/storage.objectUser" @ serving-artifacts'
         ],
     ),
+    Case(
+        identity.serving_identity_read_only,
+        "prod-gcp",
+        "serving-kafka-churn-managedkafka-client",
+        "role",
+        "roles/storage.objectAdmin",
+        [
+            "IAMMember 'serving-kafka-churn-managedkafka-client': a serving identity must be "
+            'read-only on buckets, got role "roles/storage.objectAdmin" @ '
+            "serving-kafka-churn-managedkafka-client"
+        ],
+    ),
     # no-default-service-account-identity
     Case(
         identity.no_default_service_account_identity,
