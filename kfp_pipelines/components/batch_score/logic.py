@@ -101,9 +101,7 @@ def _arrays(schema: Any, batch: Any, data_uri: str, first_row: int) -> dict[str,
             elif column.kind == "bool" and not nulls:
                 arrays[column.name] = values.cast(pa.bool_()).to_numpy(zero_copy_only=False)
             elif column.kind == "str":
-                arrays[column.name] = np.asarray(
-                    values.cast(pa.string()).to_pylist(), dtype=object
-                )
+                arrays[column.name] = np.asarray(values.cast(pa.string()).to_pylist(), dtype=object)
             else:
                 arrays[column.name] = np.asarray(values.to_pylist(), dtype=object)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
