@@ -25,6 +25,7 @@ from components.capabilities.model import (
     crd,
     provisioner,
 )
+from components.cloud import Cloud
 
 # --- clusters as they come -----------------------------------------------------------------
 
@@ -68,7 +69,8 @@ def gke_baseline(pd_csi_driver: bool = True) -> ClusterBaseline:
         capabilities=frozenset(
             {api(METRICS_API), *([provisioner(GKE_PD_CSI_DRIVER)] if pd_csi_driver else [])}
         ),
-        source="GKE docs: persistent volumes and dynamic provisioning; metrics-server add-on",
+        source="GKE Standard: PD CSI driver, classes standard-rwo (default), premium-rwo and "
+        "standard, a managed metrics-server",
     )
 
 
@@ -338,3 +340,18 @@ def kustomize_declaration(directory: str) -> KustomizeDeclaration | None:
         if path.endswith(suffix):
             return declaration
     return None
+
+
+def cluster_baseline(cloud: Cloud, kubernetes_version: str) -> ClusterBaseline:
+    """What the stack's cluster has before the platform installs anything."""
+    if cloud.type == "aws":
+        return eks_baseline(kubernetes_version)
+    if cloud.type == "gcp":
+        return gke_baseline()
+    return LOCAL_BASELINES[cloud.distribution]
+
+
+def existing_cluster(cloud: Cloud, kubernetes_version: str) -> ClusterBaseline | None:
+    """The cluster a stack deploys to without creating it (local), for `plan.unmet`; None when
+    the plan creates the cluster, whose resource then offers the baseline itself."""
+    return cluster_baseline(cloud, kubernetes_version) if cloud.type == "local" else None

@@ -115,6 +115,9 @@ class Offer:
     storage_classes: tuple[StorageClassSpec, ...] = ()
     # (class name, default flag) set on a class that exists already (a StorageClassPatch)
     default_changes: tuple[tuple[str, bool], ...] = ()
+    # what the cluster has before anything is installed: comes first, so creating one of its
+    # classes again is the conflict, not the cluster's own class
+    existing: bool = False
 
 
 @dataclass(frozen=True)
@@ -278,7 +281,8 @@ def check(inventory: Inventory) -> list[Problem]:
     problems = list(inventory.problems)
     capabilities: set[Capability] = set()
     classes: dict[str, tuple[StorageClassSpec, str]] = {}
-    for offer in inventory.offers:
+    offers = sorted(inventory.offers, key=lambda offer: not offer.existing)
+    for offer in offers:
         capabilities |= offer.capabilities
         for spec in offer.storage_classes:
             if spec.name in classes:
@@ -291,7 +295,7 @@ def check(inventory: Inventory) -> list[Problem]:
                 )
                 continue
             classes[spec.name] = (spec, offer.by)
-    for offer in inventory.offers:
+    for offer in offers:
         for name, default in offer.default_changes:
             if name not in classes:
                 problems.append(

@@ -24,7 +24,10 @@ NOT_OBJECTS = ("kubernetes:helm.sh/", "kubernetes:yaml", "kubernetes:kustomize")
 
 def baseline_offer(baseline: catalog.ClusterBaseline, by: str) -> Offer:
     return Offer(
-        by=by, capabilities=baseline.capabilities, storage_classes=baseline.storage_classes
+        by=by,
+        capabilities=baseline.capabilities,
+        storage_classes=baseline.storage_classes,
+        existing=True,
     )
 
 
