@@ -52,7 +52,8 @@ def eks_baseline(kubernetes_version: str) -> ClusterBaseline:
     return ClusterBaseline(
         storage_classes=(StorageClassSpec("gp2", "kubernetes.io/aws-ebs", default=minor < 30),),
         capabilities=frozenset(),
-        source="EKS user guide (Kubernetes 1.30 release notes: gp2 no longer default)",
+        source="EKS: `gp2` in every cluster, the default only in clusters created before 1.30; "
+        "no EBS CSI driver, no metrics-server",
     )
 
 
@@ -355,3 +356,24 @@ def existing_cluster(cloud: Cloud, kubernetes_version: str) -> ClusterBaseline |
     """The cluster a stack deploys to without creating it (local), for `plan.unmet`; None when
     the plan creates the cluster, whose resource then offers the baseline itself."""
     return cluster_baseline(cloud, kubernetes_version) if cloud.type == "local" else None
+
+
+def render_baselines(kubernetes_version: str) -> str:
+    """The README table of what each cluster provides before the platform installs anything."""
+    rows = {
+        f"EKS {kubernetes_version}": eks_baseline(kubernetes_version),
+        "GKE Standard": gke_baseline(),
+        **{f"local `{name}`": baseline for name, baseline in LOCAL_BASELINES.items()},
+    }
+    lines = [
+        "| cluster | StorageClasses (provisioner) | other capabilities | source |",
+        "|---|---|---|---|",
+    ]
+    for label, baseline in rows.items():
+        classes = ", ".join(
+            f"`{spec.name}` ({spec.provisioner}{', default' if spec.default else ''})"
+            for spec in baseline.storage_classes
+        )
+        others = ", ".join(f"{cap}" for cap in sorted(baseline.capabilities)) or "none"
+        lines.append(f"| {label} | {classes} | {others} | {baseline.source} |")
+    return "\n".join(lines)

@@ -584,3 +584,11 @@ def test_kfp_claims_take_the_default_class(charts_dir):
 
 def test_an_empty_inventory_is_complete():
     assert check(Inventory()) == []
+
+
+def test_readme_table_of_cluster_baselines_is_current():
+    readme = Path(catalog.__file__).with_name("README.md").read_text()
+    table = readme.split("<!-- baselines:start -->\n")[1].split("\n<!-- baselines:end -->")[0]
+    assert table == catalog.render_baselines(versions.KUBERNETES_VERSION), (
+        "components/capabilities/README.md is stale: paste catalog.render_baselines()"
+    )
