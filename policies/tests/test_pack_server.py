@@ -7,16 +7,14 @@ reads the port from its first line of output and calls the analyzer), minus the 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-import grpc
 import pytest
+from crossguard.offline import analyzer_server
 from crossguard.pack import PACK_NAME, POLICIES
 from google.protobuf import struct_pb2
 from harness import _engine_value, entry, load_plan, stack_args, urn
-from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc, plugin_pb2
+from pulumi.runtime.proto import analyzer_pb2, plugin_pb2
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 from test_platform_complies import KNOWN_ADVISORY
 
@@ -26,21 +24,9 @@ PLAN = load_plan("prod")
 
 @pytest.fixture(scope="module")
 def analyzer():
-    process = subprocess.Popen(
-        [sys.executable, "__main__.py"],
-        cwd=PACK_DIR,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        port = int(process.stdout.readline().strip())
-        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-        grpc.channel_ready_future(channel).result(timeout=30)
-        yield analyzer_pb2_grpc.AnalyzerStub(channel)
-        channel.close()
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    # The pack's `__main__.py` as the CLI starts it (crossguard.offline does the same).
+    with analyzer_server() as stub:
+        yield stub
 
 
 def struct(values: dict) -> struct_pb2.Struct:

@@ -13,7 +13,6 @@ import pytest
 
 from kfp_pipelines.components.batch_score.logic import default_output_uri, score_file
 from kfp_pipelines.components.common import ComponentError
-from kfp_pipelines.components.evaluate_model.logic import evaluate
 from kfp_pipelines.components.register_model.logic import register
 from kfp_pipelines.components.train_model import logic as training
 from kfp_pipelines.data import churn
@@ -21,25 +20,10 @@ from kfp_pipelines.data import churn
 URI = "models:/churn@champion"
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory, churn_small: pd.DataFrame) -> Path:
-    target = tmp_path_factory.mktemp("model")
-    result = training.train(churn_small, search_iterations=1, search_rows=3000, max_iter=20)
-    training.save(result, churn_small, str(target), seed=0)
-    return target
-
-
 @pytest.fixture
-def champion(sqlite_mlflow: str, model_dir: Path, churn_small: pd.DataFrame) -> str:
+def champion(sqlite_mlflow: str, model_dir: Path, evaluation: dict) -> str:
     from mlflow import MlflowClient
 
-    model, _ = training.load(str(model_dir))
-    evaluation = {
-        "candidate": evaluate(model, churn_small.tail(2000), []),
-        "champion": None,
-        "promote": True,
-        "reason": "first",
-    }
     version, _ = register(
         tracking_uri=sqlite_mlflow,
         model_dir=str(model_dir),

@@ -14,29 +14,8 @@ from kfp_pipelines.components.champion_reference.logic import (
     resolve,
 )
 from kfp_pipelines.components.common import ComponentError
-from kfp_pipelines.components.evaluate_model.logic import evaluate
 from kfp_pipelines.components.register_model.logic import register
-from kfp_pipelines.components.train_model import logic as training
 from kfp_pipelines.data import churn
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory, churn_small: pd.DataFrame) -> Path:
-    target = tmp_path_factory.mktemp("model")
-    result = training.train(churn_small, search_iterations=1, search_rows=3000, max_iter=20)
-    training.save(result, churn_small, str(target), seed=0)
-    return target
-
-
-@pytest.fixture(scope="module")
-def evaluation(model_dir: Path, churn_small: pd.DataFrame) -> dict:
-    model, _ = training.load(str(model_dir))
-    return {
-        "candidate": evaluate(model, churn_small.tail(2000), []),
-        "champion": None,
-        "promote": True,
-        "reason": "no champion yet",
-    }
 
 
 def same_rows(left: pd.DataFrame, right: pd.DataFrame) -> None:
