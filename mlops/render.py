@@ -167,7 +167,10 @@ def values_problems(archive: Path, chart: str, values: dict[str, Any]) -> list[s
     defaults, schema = _chart_files(archive, chart)
     if schema is None:
         return []
-    validator = jsonschema.validators.validator_for(schema)(schema)
+    # Istio's schemas name `http://json-schema.org/schema#` (no draft): helm v4 reads those as
+    # draft 2020-12, its default.
+    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    validator = cls(schema)
     merged = _merge(defaults, values)
     return [
         f"values.{'.'.join(str(p) for p in e.absolute_path) or '<root>'}: {e.message}"
