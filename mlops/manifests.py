@@ -3,7 +3,8 @@
 Built-in kinds are checked by `kubernetes-validate` (strict: unknown fields are errors) against
 the pinned Kubernetes version. Custom resources are checked against the upstream CRDs in a
 folder given by the `MLOPS_CRDS_DIR` setting (the project ships none; CI points it at
-`../shared/crds`).
+`../shared/crds`, also the default when it exists), or given by the caller (the CRDs that
+rendered Helm releases install, see `mlops.render`).
 
 Why a small converter is written here: a CRD's `openAPIV3Schema` is OpenAPI 3.0 plus Kubernetes
 extensions (`x-kubernetes-int-or-string`, `x-kubernetes-preserve-unknown-fields`, `nullable`)
@@ -39,8 +40,12 @@ _CrdLoader.add_constructor("tag:yaml.org,2002:value", lambda loader, node: str(n
 
 
 def crds_dir() -> Path | None:
+    """`MLOPS_CRDS_DIR`, else `../shared/crds` beside this checkout when it exists."""
     value = os.environ.get(CRDS_DIR_SETTING)
-    return Path(value) if value else None
+    if value:
+        return Path(value)
+    sibling = Path(__file__).resolve().parents[2] / "shared" / "crds"
+    return sibling if sibling.is_dir() else None
 
 
 CrdSchemas = dict[tuple[str, str, str], dict[str, Any]]

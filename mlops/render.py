@@ -12,6 +12,10 @@ e.g. `plan.PlannedResource` or `mocks.Recorded`), so it works for any number of 
   folder with its remote bases rewritten to relative paths there (kustomize rejects absolute
   ones), then built by `kubectl kustomize`.
 
+No `--api-versions` are passed: helm's default capabilities are Kubernetes' built-in APIs, and
+none of these charts gates an object the platform enables on a CRD being present (their
+`.Capabilities.APIVersions.Has` checks are for VPA, OpenShift and PodSecurityPolicy, all off).
+
 Every object is then validated strictly by `mlops.manifests` (Kubernetes built-in schemas, the
 CRDs under `MLOPS_CRDS_DIR`, and the CRDs the rendered releases themselves install, which take
 precedence because they are the ones the cluster will have).

@@ -119,10 +119,12 @@ def test_a_field_unknown_to_kubernetes_in_a_chart_output_names_the_release_and_f
     assert "'runAsUsr' was unexpected" in problem
 
 
-def test_a_custom_resource_is_checked_against_the_crd_its_release_installs(monkeypatch, plans):
-    """With no CRD folder at all, the Prometheus CR still validates: kube-prometheus-stack's
+def test_a_custom_resource_is_checked_against_the_crd_its_release_installs(
+    monkeypatch, plans, tmp_path
+):
+    """With an empty CRD folder, the Prometheus CR still validates: kube-prometheus-stack's
     own CRDs (what the cluster will run) are used, and a wrong field is still caught."""
-    monkeypatch.delenv(manifests.CRDS_DIR_SETTING)
+    monkeypatch.setenv(manifests.CRDS_DIR_SETTING, str(tmp_path))
     monitoring = _release(plans["prod"], "mlops-monitoring-kube-prometheus-stack")
     (rendered,) = render.render([monitoring])
     render.validate([rendered])
