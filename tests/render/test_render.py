@@ -283,3 +283,26 @@ def test_a_rendered_release_is_reused_from_disk_until_its_inputs_change(
     with pytest.raises(FileNotFoundError, match="no-such-helm"):
         render.render([replace(tester, inputs={**tester.inputs, "values": changed})])
     render._helm_template.cache_clear()
+
+
+def test_plan_exits_1_naming_the_source_object_and_field_of_an_invalid_object(monkeypatch, capsys):
+    real = plan.kubernetes_objects
+
+    def with_a_typo(stack_plan):
+        objects = real(stack_plan)
+        (deployment,) = [
+            o
+            for o in objects
+            if o["kind"] == "Deployment" and o["metadata"]["name"] == "feast-feature-server"
+        ]
+        deployment["spec"]["replica"] = 2
+        return objects
+
+    monkeypatch.setattr(plan, "kubernetes_objects", with_a_typo)
+    code = cli.main(["plan", "--stack", "prod"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "(all valid)" not in out and "1 INVALID" in out
+    assert "error: 1 invalid Kubernetes objects:" in err
+    assert "- (program): Deployment feast-feature-server (apps/v1) is invalid at spec" in err
+    assert "'replica' was unexpected" in err
