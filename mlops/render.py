@@ -67,6 +67,10 @@ class RenderError(RuntimeError):
     """A release or kustomize tree cannot be rendered (missing chart, bad setting)."""
 
 
+class RenderFailed(RenderError):
+    """helm or kustomize refused the release: reported as a problem of that release."""
+
+
 class Resource(Protocol):
     type: str
     name: str
@@ -266,7 +270,7 @@ def _documents(text: str) -> list[Document]:
 def _run(command: list[str], what: str, **kwargs: Any) -> str:
     done = subprocess.run(command, capture_output=True, text=True, check=False, **kwargs)
     if done.returncode != 0:
-        raise RenderError(f"{what}: {' '.join(command[:3])} … failed:\n{done.stderr.strip()}")
+        raise RenderFailed(f"{what}: {' '.join(command[:3])} … failed:\n{done.stderr.strip()}")
     return done.stdout
 
 
@@ -348,7 +352,7 @@ def _render_helm(resource: Resource, charts: Path) -> Rendered:
     values_json = json.dumps(values, sort_keys=True)
     try:
         objects = _helm_template(archive, release, namespace, values_json, include_crds)
-    except RenderError as exc:
+    except RenderFailed as exc:
         rendered.problems.append(f"{resource.name}: {exc}")
         return rendered
     rendered.objects = [_copy(obj) for obj, _ in objects]
@@ -430,17 +434,15 @@ def _render_kustomize(resource: Resource, charts: Path, root: Path) -> Rendered:
     directory = str(resource.inputs.get("directory", ""))
     rendered = Rendered(resource.name, f"kustomize {directory}")
     upstream = _upstream_folder(directory, charts, resource.name)
+    overlay = (root / directory).resolve()
+    if upstream is None and not overlay.is_dir():
+        raise RenderError(f"kustomize {resource.name}: no folder {overlay}")
     try:
         if upstream is not None:
             objects = _kustomize_build(upstream, charts)
         else:
-            overlay = (root / directory).resolve()
-            if not overlay.is_dir():
-                raise RenderError(f"kustomize {resource.name}: no folder {overlay}")
             objects = _build_overlay(overlay, charts, resource.name)
-    except RenderError as exc:
-        if "no folder" in str(exc):
-            raise
+    except RenderFailed as exc:
         rendered.problems.append(f"{resource.name}: {exc}")
         return rendered
     rendered.objects = [_copy(obj) for obj, _ in objects]

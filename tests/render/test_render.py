@@ -306,3 +306,16 @@ def test_plan_exits_1_naming_the_source_object_and_field_of_an_invalid_object(mo
     assert "error: 1 invalid Kubernetes objects:" in err
     assert "- (program): Deployment feast-feature-server (apps/v1) is invalid at spec" in err
     assert "'replica' was unexpected" in err
+
+
+def test_a_chart_that_refuses_its_values_is_a_problem_of_that_release(plans):
+    """The device plugin's chart fails on namespace `default` (upstream guard): helm's own
+    message is reported against the release, and the other releases still render."""
+    plugin = _release(plans["prod"], "mlops-gpu-device-plugin")
+    refused = replace(plugin, inputs={**plugin.inputs, "namespace": "default"})
+    flagger = _release(plans["prod"], "mlops-delivery-flagger")
+    bad, good = render.render([refused, flagger])
+    assert bad.objects == [] and good.objects and good.problems == []
+    (problem,) = bad.problems
+    assert problem.startswith("mlops-gpu-device-plugin: helm release nvidia-device-plugin:")
+    assert "allowDefaultNamespace" in problem
