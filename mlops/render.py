@@ -101,14 +101,6 @@ class Report:
     def problems(self) -> list[str]:
         return [problem for source in self.sources for problem in source.problems]
 
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "kubernetesVersion": KUBERNETES_VERSION,
-            "total": self.total,
-            "invalid": len(self.problems),
-            "bySource": {s.source: len(s.objects) for s in self.sources},
-        }
-
     def lines(self) -> list[str]:
         state = "all valid" if not self.problems else f"{len(self.problems)} INVALID"
         out = [
