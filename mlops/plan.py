@@ -256,6 +256,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="skip rendering and validating the objects of Helm releases and kustomize trees "
         "(needs MLOPS_CHARTS_DIR, MLOPS_CRDS_DIR and the helm/kubectl dev dependency)",
     )
+    parser.add_argument(
+        "--policies",
+        action="store_true",
+        help="run the policy pack (policies/) on the plan with the stack's policy config; "
+        "exit 1 on a mandatory violation",
+    )
+    parser.add_argument(
+        "--diff",
+        type=Path,
+        metavar="BASE.json",
+        help="show what changes against a saved `--format json` plan (e.g. main's)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -286,9 +298,35 @@ def main(args: argparse.Namespace) -> int:
         print(
             f"wrote {len(written)} Kubernetes manifests to {args.render_manifests}", file=sys.stderr
         )
-    if report and report.problems:
+    invalid = bool(report and report.problems)
+    if report and invalid:
         print(f"error: {len(report.problems)} invalid Kubernetes objects:", file=sys.stderr)
         for problem in report.problems:
             print(f"  - {problem}", file=sys.stderr)
-        return 1
-    return 0
+    # an invalid object exits 1 like a mandatory policy violation; a usage error (2) wins
+    return max(governance(args, plan), int(invalid))
+
+
+def governance(args: argparse.Namespace, plan: Plan) -> int:
+    """`--diff` and `--policies`, after the plan: reports in markdown with `--format markdown`
+    (for a PR comment), else text; on stderr when the plan itself is JSON on stdout."""
+    from mlops import governance as gov
+
+    if not (args.diff or args.policies):
+        return 0
+    markdown = args.format == "markdown"
+    out = sys.stderr if args.format == "json" else sys.stdout
+    status = 0
+    try:
+        if args.diff:
+            diff = gov.diff_plans(gov.read_base(args.diff), plan.as_json(), str(args.diff))
+            print(gov.render_diff(diff, markdown), file=out)
+        if args.policies:
+            status, report = gov.run_policy_pack(
+                plan.as_json(), plan.stack, project_root(), "markdown" if markdown else "text"
+            )
+            print(report, file=out, end="")
+    except gov.GovernanceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return status
