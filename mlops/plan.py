@@ -290,9 +290,10 @@ def main(args: argparse.Namespace) -> int:
         except (render.RenderError, ToolMissing) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        # The JSON document stays the plan alone (the policy pack's fixtures are that document).
-        summary = "\n".join(report.lines())
-        print(summary, file=sys.stderr if args.format == "json" else sys.stdout)
+        # The JSON document stays the plan alone (the policy pack's fixtures are that document)
+        # and stderr stays quiet when every object is valid; invalid ones are listed below.
+        if args.format != "json":
+            print("\n".join(report.lines()))
     if args.render_manifests:
         written = write_manifests(plan, args.render_manifests, report.sources[1:] if report else ())
         print(
