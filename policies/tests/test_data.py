@@ -418,7 +418,7 @@ CASES = [
         '{"min.insync.replicas": "3", "retention.ms": "7776000000"}',
         [
             "Topic 'mlops-kafka-labels': configs.min.insync.replicas (\"3\") must be below "
-            "replicationFactor (3.0), or producers stop whenever one broker restarts"
+            "replicationFactor (3), or producers stop whenever one broker restarts"
         ],
         type=data.MSK_TOPIC,
     ),
