@@ -108,3 +108,27 @@ REDIS_IMAGE = "redis:8.10.2-trixie"
 FLAGGER_CHARTS = "https://flagger.app"
 FLAGGER = Chart(repo=FLAGGER_CHARTS, chart="flagger", version="1.44.0")
 FLAGGER_LOADTESTER = Chart(repo=FLAGGER_CHARTS, chart="loadtester", version="0.38.0")
+
+# EKS managed add-ons, pinned for KUBERNETES_VERSION 1.35 (a test keeps the two in step: the
+# kube-proxy add-on's minor is the cluster's). No AWS account is reachable from this repository's
+# CI, so the versions come from `aws eks describe-addon-versions --kubernetes-version 1.35` as
+# quoted in public EKS 1.35 configurations (checked 2026-12-04): the EKS 1.35 default versions of
+# 2026-10-02 for vpc-cni, coredns and kube-proxy, and aws-ebs-csi-driver v1.57.1-eksbuild.1, the
+# 1.35 default in several independent 1.35 configs. Before an upgrade, re-check with
+# `aws eks describe-addon-versions --kubernetes-version <minor> --addon-name <name>`.
+EKS_ADDON_VERSIONS = {
+    "vpc-cni": "v1.22.4-eksbuild.3",
+    "coredns": "v1.13.2-eksbuild.31",
+    "kube-proxy": "v1.35.3-eksbuild.29",
+    "aws-ebs-csi-driver": "v1.57.1-eksbuild.1",
+}
+
+# metrics-server (the `metrics.k8s.io` API behind every CPU/memory HorizontalPodAutoscaler) where
+# the cluster has none: the official chart, 3.13.1 = metrics-server 0.8.1 (image
+# registry.k8s.io/metrics-server/metrics-server:v0.8.1, the chart's appVersion), which upstream's
+# compatibility matrix gives for Kubernetes 1.31+.
+METRICS_SERVER = Chart(
+    repo="https://kubernetes-sigs.github.io/metrics-server/",
+    chart="metrics-server",
+    version="3.13.1",
+)

@@ -165,6 +165,11 @@ def _unwrap_secrets(value: Any, path: str, secret_paths: set[str], mask: bool = 
         return [_unwrap_secrets(v, f"{path}[{i}]", secret_paths, mask) for i, v in enumerate(value)]
     if isinstance(value, Unknown) or value == rpc.UNKNOWN:
         return UNKNOWN_MASK
+    if isinstance(value, float) and value.is_integer():
+        # The wire format (protobuf Struct) has only doubles: `runAsUser: 10001` arrives as
+        # 10001.0. The provider sends it to the API server as the JSON number 10001, so the
+        # record keeps the integer the program wrote.
+        return int(value)
     return value
 
 

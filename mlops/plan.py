@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -200,16 +201,29 @@ def kubernetes_objects(plan: Plan) -> list[dict[str, Any]]:
     return objects
 
 
-def write_manifests(plan: Plan, directory: Path) -> list[Path]:
+def _file_stem(obj: dict[str, Any]) -> str:
+    meta = obj.get("metadata") or {}
+    parts = [obj.get("kind", "").lower(), meta.get("namespace"), meta.get("name")]
+    return "-".join(str(p) for p in parts if p).replace("/", "_")
+
+
+def write_manifests(plan: Plan, directory: Path, rendered: Sequence[Any] = ()) -> list[Path]:
+    """One YAML file per object: those the program creates directly, then those of every
+    rendered Helm release or kustomize tree (`mlops.render.Rendered`, written as the renderer
+    printed them), named by release."""
     import yaml
 
+    # libyaml's emitter when present: the charts' CRDs alone are megabytes of YAML.
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
     directory.mkdir(parents=True, exist_ok=True)
+    named = [("", obj, None) for obj in kubernetes_objects(plan)]
+    for source in rendered:
+        texts = source.texts or [None] * len(source.objects)
+        named += [(f"{source.source}-", o, t) for o, t in zip(source.objects, texts, strict=True)]
     written = []
-    for index, obj in enumerate(kubernetes_objects(plan)):
-        meta = obj["metadata"]
-        stem = "-".join(filter(None, [obj["kind"].lower(), meta.get("namespace"), meta["name"]]))
-        path = directory / f"{index:03d}-{stem}.yaml"
-        path.write_text(yaml.safe_dump(obj, sort_keys=False))
+    for index, (prefix, obj, text) in enumerate(named):
+        path = directory / f"{index:03d}-{prefix}{_file_stem(obj)}.yaml"
+        path.write_text(text or yaml.dump(obj, Dumper=dumper, sort_keys=False))
         written.append(path)
     return written
 
@@ -233,7 +247,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--render-manifests",
         type=Path,
         metavar="DIR",
-        help="write every Kubernetes object the stack creates directly as YAML into DIR",
+        help="write every Kubernetes object the stack creates (directly, and inside its Helm "
+        "releases and kustomize trees) as YAML into DIR, one file per object",
+    )
+    parser.add_argument(
+        "--no-render",
+        action="store_true",
+        help="skip rendering and validating the objects of Helm releases and kustomize trees "
+        "(needs MLOPS_CHARTS_DIR, MLOPS_CRDS_DIR and the helm/kubectl dev dependency)",
+    )
+    parser.add_argument(
+        "--policies",
+        action="store_true",
+        help="run the policy pack (policies/) on the plan with the stack's policy config; "
+        "exit 1 on a mandatory violation",
+    )
+    parser.add_argument(
+        "--diff",
+        type=Path,
+        metavar="BASE.json",
+        help="show what changes against a saved `--format json` plan (e.g. main's)",
     )
 
 
@@ -247,9 +280,54 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(RENDERERS[args.format](plan))
+    report = None
+    if not args.no_render:
+        from mlops import render
+        from mlops.binaries import ToolMissing
+
+        try:
+            report = render.check(plan.resources, kubernetes_objects(plan))
+        except (render.RenderError, ToolMissing) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        # The JSON document stays the plan alone (the policy pack's fixtures are that document)
+        # and stderr stays quiet when every object is valid; invalid ones are listed below.
+        if args.format != "json":
+            print("\n".join(report.lines()))
     if args.render_manifests:
-        written = write_manifests(plan, args.render_manifests)
+        written = write_manifests(plan, args.render_manifests, report.sources[1:] if report else ())
         print(
             f"wrote {len(written)} Kubernetes manifests to {args.render_manifests}", file=sys.stderr
         )
-    return 0
+    invalid = bool(report and report.problems)
+    if report and invalid:
+        print(f"error: {len(report.problems)} invalid Kubernetes objects:", file=sys.stderr)
+        for problem in report.problems:
+            print(f"  - {problem}", file=sys.stderr)
+    # an invalid object exits 1 like a mandatory policy violation; a usage error (2) wins
+    return max(governance(args, plan), int(invalid))
+
+
+def governance(args: argparse.Namespace, plan: Plan) -> int:
+    """`--diff` and `--policies`, after the plan: reports in markdown with `--format markdown`
+    (for a PR comment), else text; on stderr when the plan itself is JSON on stdout."""
+    from mlops import governance as gov
+
+    if not (args.diff or args.policies):
+        return 0
+    markdown = args.format == "markdown"
+    out = sys.stderr if args.format == "json" else sys.stdout
+    status = 0
+    try:
+        if args.diff:
+            diff = gov.diff_plans(gov.read_base(args.diff), plan.as_json(), str(args.diff))
+            print(gov.render_diff(diff, markdown), file=out)
+        if args.policies:
+            status, report = gov.run_policy_pack(
+                plan.as_json(), plan.stack, project_root(), "markdown" if markdown else "text"
+            )
+            print(report, file=out, end="")
+    except gov.GovernanceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return status

@@ -39,6 +39,7 @@ from components.mlflow import (
     TrackingServer,
     TrackingServerArgs,
 )
+from components.mlflow.model import tracking_uri as mlflow_tracking_uri
 from components.monitoring import Observability, ObservabilityArgs, RetrainWebhook
 from components.monitoring.model import prometheus_url
 from components.namespaces import WorkloadNamespaces, WorkloadNamespacesArgs
@@ -104,6 +105,11 @@ def compose(platform: config.PlatformConfig) -> None:
             storage=store,
             kubernetes=cluster.provider,
             identities=platform.workload_identities,
+            # Schedules run against the platform's MLflow and the prediction log's windows.
+            parameter_defaults={
+                "tracking_uri": mlflow_tracking_uri(platform.mlflow.namespace),
+                "bucket_uri": store.bucket_uris[platform.loop.bucket],
+            },
         ),
     )
     workload_namespaces = [

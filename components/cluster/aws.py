@@ -17,13 +17,22 @@ from components.cloud import AwsCloud
 from components.cluster.model import (
     AUTOSCALER_NAMESPACE,
     AUTOSCALER_SERVICE_ACCOUNT,
+    EBS_CSI_ADDON,
+    EBS_CSI_MANAGED_POLICY,
+    EBS_CSI_NAMESPACE,
     ClusterConfig,
+    EksAddonSpec,
     NodePoolSpec,
     autoscaler_policy,
     autoscaler_tags,
     autoscaler_values,
+    ebs_csi_kms_policy,
+    eks_addon_inputs,
+    eks_addon_specs,
     eks_kubeconfig,
     eks_node_group_inputs,
+    gp2_not_default_patch,
+    gp3_storage_class,
     launch_template_inputs,
     select_zones,
     subnet_plan,
@@ -227,6 +236,9 @@ def build(name: str, cloud: AwsCloud, config: ClusterConfig, protect: bool, pare
     )
     if config.autoscaler:
         _cluster_autoscaler(name, config, cloud, oidc, issuer, provider, tags, parent)
+    prerequisites = _prerequisites(
+        name, config, cluster, oidc, issuer, system_pool, provider, tags, partition, parent
+    )
     return ClusterParts(
         provider=provider,
         kubeconfig=kubeconfig,
@@ -235,6 +247,7 @@ def build(name: str, cloud: AwsCloud, config: ClusterConfig, protect: bool, pare
         oidc_provider_arn=oidc.arn,
         oidc_issuer=issuer,
         node_wiring=wiring,
+        prerequisites=prerequisites,
         network=AwsNetwork(
             vpc_id=vpc.id,
             vpc_cidr=config.network.vpc_cidr,
@@ -274,6 +287,86 @@ def _cluster_autoscaler(name, config, cloud, oidc, issuer, provider, tags, paren
         values=autoscaler_values(config.name, cloud.region, role.arn),
         opts=pulumi.ResourceOptions(parent=parent, provider=provider, depends_on=[policy]),
     )
+
+
+def _prerequisites(
+    name, config, cluster, oidc, issuer, system_pool, provider, tags, partition, parent
+) -> list[pulumi.Resource]:
+    """Managed add-ons (vpc-cni, kube-proxy, coredns, EBS CSI driver with its IRSA role), the
+    default encrypted gp3 StorageClass, and EKS's gp2 class made non-default. Returns what
+    in-cluster components with volumes should wait for."""
+    child = pulumi.ResourceOptions(parent=parent)
+    specs = eks_addon_specs(config.kubernetes_version)
+    addons: dict[str, aws.eks.Addon] = {}
+    for spec in specs:
+        depends_on: list[pulumi.Resource] = [system_pool] if spec.needs_nodes else []
+        role_arn = None
+        if spec.service_account is not None:
+            role, grants = _ebs_csi_role(name, config, spec, oidc, issuer, tags, partition, child)
+            role_arn = role.arn
+            depends_on += grants
+        addons[spec.name] = aws.eks.Addon(
+            f"{name}-{spec.name}",
+            cluster_name=cluster.name,
+            service_account_role_arn=role_arn,
+            tags=tags,
+            **eks_addon_inputs(spec),
+            opts=pulumi.ResourceOptions(parent=parent, depends_on=depends_on),
+        )
+    on_cluster = pulumi.ResourceOptions(parent=parent, provider=provider)
+    gp3_class = gp3_storage_class(config.volume_kms_key_arn)
+    gp3 = k8s.storage.v1.StorageClass(
+        f"{name}-gp3",
+        metadata=gp3_class["metadata"],
+        provisioner=gp3_class["provisioner"],
+        parameters=gp3_class["parameters"],
+        reclaim_policy=gp3_class["reclaimPolicy"],
+        volume_binding_mode=gp3_class["volumeBindingMode"],
+        allow_volume_expansion=gp3_class["allowVolumeExpansion"],
+        opts=pulumi.ResourceOptions.merge(
+            on_cluster, pulumi.ResourceOptions(depends_on=[addons[EBS_CSI_ADDON]])
+        ),
+    )
+    gp2_patch = gp2_not_default_patch()
+    gp2 = k8s.storage.v1.StorageClassPatch(
+        f"{name}-gp2-not-default",
+        metadata=gp2_patch["metadata"],
+        provisioner=gp2_patch["provisioner"],
+        opts=on_cluster,
+    )
+    return [*addons.values(), gp3, gp2]
+
+
+def _ebs_csi_role(name, config, spec: EksAddonSpec, oidc, issuer, tags, partition, child):
+    """IRSA role of the EBS CSI controller: only kube-system:ebs-csi-controller-sa may assume it."""
+    role = aws.iam.Role(
+        f"{name}-ebs-csi",
+        assume_role_policy=pulumi.Output.all(oidc.arn, issuer).apply(
+            lambda values: json.dumps(
+                irsa_trust_policy(values[0], values[1], EBS_CSI_NAMESPACE, spec.service_account)
+            )
+        ),
+        tags=tags,
+        opts=child,
+    )
+    grants: list[pulumi.Resource] = [
+        aws.iam.RolePolicyAttachment(
+            f"{name}-ebs-csi",
+            role=role.name,
+            policy_arn=f"arn:{partition}:iam::aws:policy/{EBS_CSI_MANAGED_POLICY}",
+            opts=child,
+        )
+    ]
+    if config.volume_kms_key_arn is not None:
+        grants.append(
+            aws.iam.RolePolicy(
+                f"{name}-ebs-csi-kms",
+                role=role.id,
+                policy=json.dumps(ebs_csi_kms_policy(config.volume_kms_key_arn)),
+                opts=child,
+            )
+        )
+    return role, grants
 
 
 def _zones(config: ClusterConfig, invoke: pulumi.InvokeOptions) -> list[str]:

@@ -30,7 +30,10 @@ class KubernetesCluster(pulumi.ComponentResource):
     (None locally), `oidc_provider_arn` + `oidc_issuer` (AWS, else None), `workload_pool` (GCP,
     else None). `node_wiring` is what `GpuNodePools` attaches node pools to; `network` is where
     in-VPC services (databases, Kafka) attach: VPC, private subnets and the cluster security
-    group on AWS, network and node subnetwork on GCP, None locally.
+    group on AWS, network and node subnetwork on GCP, None locally. `prerequisites` is what
+    in-cluster components that claim volumes should depend on: on EKS the managed add-ons (EBS
+    CSI driver included) and the default `gp3` StorageClass; empty on GKE and locally, where
+    the cluster comes with them (components/capabilities/catalog.py names what).
     """
 
     node_wiring: EksNodeWiring | GkeNodeWiring | None
@@ -51,6 +54,7 @@ class KubernetesCluster(pulumi.ComponentResource):
         self.workload_pool = parts.workload_pool
         self.node_wiring = parts.node_wiring
         self.network = parts.network
+        self.prerequisites = list(parts.prerequisites)
         self.register_outputs(
             {
                 "kubeconfig": self.kubeconfig,

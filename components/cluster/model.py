@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from components.base import StrictModel
-from components.versions import KUBERNETES_VERSION
+from components.versions import EKS_ADDON_VERSIONS, KUBERNETES_VERSION
 
 # Nodes of every pool carry this label with the pool key as value; selectors and the device
 # plugin's node affinity use it, so it may not be overridden by pool labels.
@@ -42,6 +42,7 @@ LOG_RETENTION_DAYS = (
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _RESOURCE_NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+_KMS_KEY_ARN = re.compile(r"^arn:aws[-a-z]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")
 
 
 def label_key_problem(key: str) -> str | None:
@@ -217,6 +218,12 @@ class ClusterConfig(StrictModel):
         description="AWS: deploy the Kubernetes cluster autoscaler (IRSA role scoped to this "
         "cluster's node groups), which is what scales pools, from zero too. GKE scales natively.",
     )
+    volume_kms_key_arn: str | None = Field(
+        default=None,
+        description="AWS: customer-managed KMS key that encrypts the EBS volumes of the default "
+        "`gp3` StorageClass (the EBS CSI driver's role is granted its use). Null: EBS encrypts "
+        "with the account's AWS-managed `aws/ebs` key.",
+    )
 
     @field_validator("name")
     @classmethod
@@ -254,6 +261,15 @@ class ClusterConfig(StrictModel):
             raise ValueError(
                 f"{value} is not a CloudWatch retention "
                 f"period; use one of {', '.join(map(str, LOG_RETENTION_DAYS))}"
+            )
+        return value
+
+    @field_validator("volume_kms_key_arn")
+    @classmethod
+    def _volume_key(cls, value: str | None) -> str | None:
+        if value is not None and not _KMS_KEY_ARN.match(value):
+            raise ValueError(
+                f"{value!r} is not a KMS key ARN (arn:aws:kms:<region>:<account>:key/<key id>)"
             )
         return value
 
@@ -596,4 +612,129 @@ def autoscaler_values(cluster_name: str, region: str, role_arn: Any) -> dict[str
             "requests": {"cpu": "100m", "memory": "300Mi"},
             "limits": {"memory": "600Mi"},
         },
+    }
+
+
+# --- EKS prerequisites: managed add-ons, the EBS CSI driver, the default StorageClass ---------
+
+# The core add-ons EKS bootstraps as self-managed ones at cluster creation; declaring them as
+# managed add-ons pins their versions (components/versions.py) and lets EKS patch them.
+CORE_ADDONS = ("vpc-cni", "kube-proxy", "coredns")
+EBS_CSI_ADDON = "aws-ebs-csi-driver"
+EBS_CSI_NAMESPACE = "kube-system"
+EBS_CSI_SERVICE_ACCOUNT = "ebs-csi-controller-sa"
+EBS_CSI_MANAGED_POLICY = "service-role/AmazonEBSCSIDriverPolicy"
+EBS_CSI_PROVISIONER = "ebs.csi.aws.com"
+DEFAULT_STORAGE_CLASS = "gp3"
+# EKS creates `gp2` (in-tree provisioner) in every cluster; since 1.30 not as the default.
+EKS_GP2_CLASS = "gp2"
+EKS_GP2_PROVISIONER = "kubernetes.io/aws-ebs"
+DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
+
+
+@dataclass(frozen=True)
+class EksAddonSpec:
+    name: str
+    version: str
+    # runs pods that need a node (a Deployment): created after the system node group, or EKS
+    # reports it DEGRADED and the create times out
+    needs_nodes: bool
+    service_account: str | None = None  # IRSA: the role is bound to kube-system:<this>
+
+
+def eks_addon_specs(kubernetes_version: str) -> list[EksAddonSpec]:
+    """The managed add-ons of an EKS cluster, at the versions pinned for its minor version."""
+    if kubernetes_version != KUBERNETES_VERSION:
+        raise ValueError(
+            f"cluster.kubernetes_version: {kubernetes_version} has no pinned EKS add-on versions "
+            f"(components/versions.py EKS_ADDON_VERSIONS is for {KUBERNETES_VERSION}); pin the "
+            "add-ons for it in the same change"
+        )
+    needs_nodes = {"vpc-cni": False, "kube-proxy": False, "coredns": True, EBS_CSI_ADDON: True}
+    return [
+        EksAddonSpec(
+            name=name,
+            version=EKS_ADDON_VERSIONS[name],
+            needs_nodes=needs_nodes[name],
+            service_account=EBS_CSI_SERVICE_ACCOUNT if name == EBS_CSI_ADDON else None,
+        )
+        for name in (*CORE_ADDONS, EBS_CSI_ADDON)
+    ]
+
+
+def eks_addon_inputs(spec: EksAddonSpec) -> dict[str, Any]:
+    """`aws.eks.Addon` arguments. OVERWRITE on create adopts the self-managed add-on EKS
+    bootstrapped (NONE would fail on its fields); OVERWRITE on update keeps the add-on as
+    declared here rather than preserving edits made by hand in the cluster."""
+    return {
+        "addon_name": spec.name,
+        "addon_version": spec.version,
+        "resolve_conflicts_on_create": "OVERWRITE",
+        "resolve_conflicts_on_update": "OVERWRITE",
+    }
+
+
+def ebs_csi_kms_policy(key_arn: str) -> dict[str, Any]:
+    """What the EBS CSI driver needs to create and attach volumes encrypted with a customer key
+    (the managed AmazonEBSCSIDriverPolicy grants no KMS access): the policy of the EKS user
+    guide's "KMS encryption" step, scoped to the one key; grants only for AWS resources (EBS)."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"],
+                "Resource": key_arn,
+                "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}},
+            },
+            {
+                "Effect": "Allow",
+                "Action": [
+                    "kms:Encrypt",
+                    "kms:Decrypt",
+                    "kms:ReEncrypt*",
+                    "kms:GenerateDataKey*",
+                    "kms:DescribeKey",
+                ],
+                "Resource": key_arn,
+            },
+        ],
+    }
+
+
+def gp3_storage_class(kms_key_arn: str | None = None) -> dict[str, Any]:
+    """The cluster's default class: encrypted gp3 through the EBS CSI driver, bound only once a
+    pod is scheduled (an EBS volume lives in one zone: the pod's), expandable in place."""
+    parameters = {"type": "gp3", "encrypted": "true", "csi.storage.k8s.io/fstype": "ext4"}
+    if kms_key_arn is not None:
+        parameters["kmsKeyId"] = kms_key_arn
+    return {
+        "apiVersion": "storage.k8s.io/v1",
+        "kind": "StorageClass",
+        "metadata": {
+            "name": DEFAULT_STORAGE_CLASS,
+            "annotations": {DEFAULT_CLASS_ANNOTATION: "true"},
+        },
+        "provisioner": EBS_CSI_PROVISIONER,
+        "parameters": parameters,
+        "reclaimPolicy": "Delete",
+        "volumeBindingMode": "WaitForFirstConsumer",
+        "allowVolumeExpansion": True,
+    }
+
+
+def gp2_not_default_patch() -> dict[str, Any]:
+    """Server-side patch of EKS's own `gp2` class: never the default, whatever EKS version the
+    cluster was created at (before 1.30 EKS annotated it default; two defaults make a claim
+    without a class land on whichever was created last). `patchForce` takes the annotation over
+    from EKS's field manager; the provisioner is stated (the same immutable value EKS set) so
+    the patch is a complete, valid StorageClass."""
+    return {
+        "apiVersion": "storage.k8s.io/v1",
+        "kind": "StorageClass",
+        "metadata": {
+            "name": EKS_GP2_CLASS,
+            "annotations": {DEFAULT_CLASS_ANNOTATION: "false", "pulumi.com/patchForce": "true"},
+        },
+        "provisioner": EKS_GP2_PROVISIONER,
     }

@@ -66,3 +66,6 @@ class ClusterParts:
     workload_pool: pulumi.Output[str] | None = None
     node_wiring: EksNodeWiring | GkeNodeWiring | None = None
     network: AwsNetwork | GcpNetwork | None = None
+    # what in-cluster components with volumes wait for: the storage driver and default class
+    # the platform installs (EKS); empty where the cloud or the local cluster provides them
+    prerequisites: Sequence[pulumi.Resource] = ()

@@ -15,6 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from crossguard.offline import PLAN_UNKNOWN as PLAN_UNKNOWN  # re-exported for the tests
+from crossguard.offline import engine_value as _engine_value
+from crossguard.offline import is_custom as _is_custom
+from crossguard.offline import urn
 from crossguard.pack import POLICIES
 from pulumi_policy import (
     EnforcementLevel,
@@ -28,12 +32,10 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
-from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
+from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 
 FIXTURES = Path(__file__).parent / "fixtures"
 STACKS = ("local", "dev", "staging", "prod", "prod-gcp")
-# How `mlops plan` prints a value only the provider will know (mlops/mocks.py UNKNOWN_MASK).
-PLAN_UNKNOWN = "(known after apply)"
 DELETE = object()
 
 
@@ -73,22 +75,8 @@ def edited(inputs: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     return result
 
 
-def _engine_value(value: Any) -> Any:
-    if value == PLAN_UNKNOWN:
-        return UNKNOWN_STRING_VALUE
-    if isinstance(value, dict):
-        return {k: _engine_value(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_engine_value(v) for v in value]
-    return value
-
-
 def engine_props(inputs: dict[str, Any]) -> Any:
     return unknown_checking_proxy(_engine_value(copy.deepcopy(inputs)))
-
-
-def urn(plan: dict[str, Any], resource: dict[str, Any]) -> str:
-    return f"urn:pulumi:{plan['stack']}::mlops::{resource['type']}::{resource['name']}"
 
 
 def _options(plan: dict[str, Any], resource: dict[str, Any]) -> PolicyResourceOptions:
@@ -103,10 +91,6 @@ def _options(plan: dict[str, Any], resource: dict[str, Any]) -> PolicyResourceOp
         additional_secret_outputs=[],
         parent=urn(plan, parents[0]) if parents else None,
     )
-
-
-def _is_custom(resource: dict[str, Any]) -> bool:
-    return not resource["type"].startswith("mlops:")
 
 
 def _provider(plan: dict[str, Any], resource: dict[str, Any]) -> PolicyProviderResource | None:
@@ -172,8 +156,8 @@ def stack_args(
 ) -> StackValidationArgs:
     """Args for a stack policy over the whole plan.
 
-    `replace` maps resource names to new inputs, `drop` removes resources, `protect` overrides
-    the protect option by name.
+    `replace` maps resource names (or (type, name) where names are shared) to new inputs,
+    `drop` removes resources, `protect` overrides the protect option by name.
     """
     replace = replace or {}
     protect = protect or {}
@@ -181,7 +165,7 @@ def stack_args(
     planned = [
         {
             **r,
-            "inputs": replace.get(r["name"], r["inputs"]),
+            "inputs": replace.get((r["type"], r["name"]), replace.get(r["name"], r["inputs"])),
             "protect": protect.get(r["name"], r["protect"]),
         }
         if _is_custom(r)
@@ -243,8 +227,12 @@ def run_pack(plan: dict[str, Any], config: dict[str, dict[str, Any]] | None = No
     findings: list[Finding] = []
     deferred: list[str] = []
     for policy in POLICIES:
-        level = policy.enforcement_level
-        policy_config = config.get(policy.name)
+        # The engine takes a policy's `enforcementLevel` from its config, over the pack's own.
+        policy_config = dict(config.get(policy.name) or {})
+        level = EnforcementLevel(policy_config.pop("enforcementLevel", policy.enforcement_level))
+        if level == EnforcementLevel.DISABLED:
+            continue
+        policy_config = policy_config or None
         if isinstance(policy, StackValidationPolicy):
             for message in violations(policy, stack_args(plan, policy_config)):
                 findings.append(Finding(policy.name, level, message))

@@ -17,7 +17,7 @@ from components.cluster.model import (
     Taint,
 )
 from components.gpu.model import GpuPools
-from components.versions import CLUSTER_AUTOSCALER, KUBERNETES_VERSION
+from components.versions import CLUSTER_AUTOSCALER, EKS_ADDON_VERSIONS, KUBERNETES_VERSION
 
 
 def _error(cls, data) -> str:
@@ -99,6 +99,11 @@ def test_defaults_are_private_encrypted_and_logged():
             {"admin_role_arns": ["arn:aws:iam::123456789012:user/alice"]},
             "admin_role_arns: Value error, "
             "'arn:aws:iam::123456789012:user/alice' is not an IAM role ARN",
+        ),
+        (
+            {"volume_kms_key_arn": "alias/aws/ebs"},
+            "volume_kms_key_arn: Value error, 'alias/aws/ebs' is not a KMS key ARN "
+            "(arn:aws:kms:<region>:<account>:key/<key id>)",
         ),
         (
             {"release_channel": "UNSPECIFIED"},
@@ -498,3 +503,89 @@ AUTOSCALER_APP_MINOR = {"9.59.0": "1.35"}
 
 def test_autoscaler_chart_matches_the_kubernetes_minor():
     assert AUTOSCALER_APP_MINOR[CLUSTER_AUTOSCALER.version] == KUBERNETES_VERSION
+
+
+# --- EKS prerequisites ------------------------------------------------------------------------
+
+
+def test_eks_addons_pinned_for_the_cluster_minor():
+    specs = {spec.name: spec for spec in model.eks_addon_specs(KUBERNETES_VERSION)}
+    assert list(specs) == ["vpc-cni", "kube-proxy", "coredns", "aws-ebs-csi-driver"]
+    assert {name: spec.version for name, spec in specs.items()} == EKS_ADDON_VERSIONS
+    assert [name for name, spec in specs.items() if spec.needs_nodes] == [
+        "coredns",
+        "aws-ebs-csi-driver",
+    ]
+    assert [name for name, spec in specs.items() if spec.service_account] == ["aws-ebs-csi-driver"]
+    assert specs["aws-ebs-csi-driver"].service_account == "ebs-csi-controller-sa"
+    # kube-proxy must run the cluster's minor; every pin is an EKS add-on version string
+    assert EKS_ADDON_VERSIONS["kube-proxy"].startswith(f"v{KUBERNETES_VERSION}.")
+    for version in EKS_ADDON_VERSIONS.values():
+        assert re.fullmatch(r"v\d+\.\d+\.\d+-eksbuild\.\d+", version), version
+    assert model.eks_addon_inputs(specs["coredns"]) == {
+        "addon_name": "coredns",
+        "addon_version": EKS_ADDON_VERSIONS["coredns"],
+        "resolve_conflicts_on_create": "OVERWRITE",
+        "resolve_conflicts_on_update": "OVERWRITE",
+    }
+
+
+def test_eks_addons_for_an_unpinned_minor_is_an_error():
+    with pytest.raises(ValueError) as info:
+        model.eks_addon_specs("1.34")
+    assert str(info.value) == (
+        f"cluster.kubernetes_version: 1.34 has no pinned EKS add-on versions "
+        f"(components/versions.py EKS_ADDON_VERSIONS is for {KUBERNETES_VERSION}); pin the "
+        "add-ons for it in the same change"
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "parameters"),
+    [
+        (None, {"type": "gp3", "encrypted": "true", "csi.storage.k8s.io/fstype": "ext4"}),
+        (
+            "arn:aws:kms:eu-west-1:123456789012:key/abcd",
+            {
+                "type": "gp3",
+                "encrypted": "true",
+                "csi.storage.k8s.io/fstype": "ext4",
+                "kmsKeyId": "arn:aws:kms:eu-west-1:123456789012:key/abcd",
+            },
+        ),
+    ],
+)
+def test_gp3_storage_class(key, parameters):
+    storage_class = model.gp3_storage_class(key)
+    assert storage_class["metadata"] == {
+        "name": "gp3",
+        "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
+    }
+    assert storage_class["provisioner"] == "ebs.csi.aws.com"
+    assert storage_class["parameters"] == parameters
+    assert storage_class["volumeBindingMode"] == "WaitForFirstConsumer"
+    assert storage_class["allowVolumeExpansion"] is True
+    assert storage_class["reclaimPolicy"] == "Delete"
+
+
+def test_gp2_patch_clears_the_default_and_keeps_the_provisioner():
+    patch = model.gp2_not_default_patch()
+    assert patch["metadata"]["name"] == "gp2"
+    assert patch["metadata"]["annotations"] == {
+        "storageclass.kubernetes.io/is-default-class": "false",
+        "pulumi.com/patchForce": "true",
+    }
+    assert patch["provisioner"] == "kubernetes.io/aws-ebs"
+
+
+def test_ebs_csi_kms_policy_is_scoped_to_the_key_and_to_aws_resources():
+    key = "arn:aws:kms:eu-west-1:123456789012:key/abcd"
+    grants, use = model.ebs_csi_kms_policy(key)["Statement"]
+    assert grants == {
+        "Effect": "Allow",
+        "Action": ["kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"],
+        "Resource": key,
+        "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}},
+    }
+    assert use["Resource"] == key
+    assert "kms:Decrypt" in use["Action"] and "kms:GenerateDataKey*" in use["Action"]

@@ -8,7 +8,8 @@ from component_support import named, untranslated_keys
 
 from components.cloud import AwsCloud, GcpCloud, LocalCloud
 from components.cluster import ClusterConfig, KubernetesCluster, KubernetesClusterArgs
-from mlops import mocks
+from components.versions import EKS_ADDON_VERSIONS
+from mlops import manifests, mocks
 
 # maps whose keys the user chooses (labels, tags, Helm values): not provider property names
 AWS = AwsCloud(type="aws", region="us-east-1", tags={"owner": "ml-platform"})
@@ -122,6 +123,14 @@ def test_aws_children(aws_prod):
         ("aws:iam/role:Role", "core-autoscaler"),
         ("aws:iam/rolePolicy:RolePolicy", "core-autoscaler"),
         ("kubernetes:helm.sh/v3:Release", "core-autoscaler"),
+        ("aws:eks/addon:Addon", "core-vpc-cni"),
+        ("aws:eks/addon:Addon", "core-kube-proxy"),
+        ("aws:eks/addon:Addon", "core-coredns"),
+        ("aws:eks/addon:Addon", "core-aws-ebs-csi-driver"),
+        ("aws:iam/role:Role", "core-ebs-csi"),
+        ("aws:iam/rolePolicyAttachment:RolePolicyAttachment", "core-ebs-csi"),
+        ("kubernetes:storage.k8s.io/v1:StorageClass", "core-gp3"),
+        ("kubernetes:storage.k8s.io/v1:StorageClassPatch", "core-gp2-not-default"),
     ]
     for zone in zones:
         expected += [
@@ -358,8 +367,133 @@ def test_eks_without_autoscaler(aws_dev):
     assert monitor.of_type("kubernetes:helm.sh/v3:Release") == []
     assert sorted(r.name for r in monitor.of_type("aws:iam/role:Role")) == [
         "core-cluster-role",
+        "core-ebs-csi",
         "core-node-role",
     ]
+
+
+# --- EKS prerequisites: managed add-ons, EBS CSI driver, default StorageClass ------------------
+
+
+def _depends_on_names(record) -> set[str]:
+    return {urn.rsplit("::", 1)[-1] for urn in record.depends_on}
+
+
+def test_eks_managed_addons_are_pinned_and_adopt_the_bootstrapped_ones(aws_prod):
+    monitor, _ = aws_prod
+    addons = {r.name: r for r in monitor.of_type("aws:eks/addon:Addon")}
+    assert {name: r.inputs["addonVersion"] for name, r in addons.items()} == {
+        "core-vpc-cni": EKS_ADDON_VERSIONS["vpc-cni"],
+        "core-kube-proxy": EKS_ADDON_VERSIONS["kube-proxy"],
+        "core-coredns": EKS_ADDON_VERSIONS["coredns"],
+        "core-aws-ebs-csi-driver": EKS_ADDON_VERSIONS["aws-ebs-csi-driver"],
+    }
+    for name, addon in addons.items():
+        assert addon.inputs["addonName"] == name.removeprefix("core-"), name
+        assert addon.inputs["clusterName"] == "mlops-prod", name
+        assert addon.inputs["resolveConflictsOnCreate"] == "OVERWRITE", name
+        assert addon.inputs["resolveConflictsOnUpdate"] == "OVERWRITE", name
+        assert addon.inputs["tags"] == {"owner": "ml-platform"}, name
+        assert addon.parent_type == "mlops:cluster:KubernetesCluster", name
+        assert untranslated_keys(addon.inputs) == [], name
+    # Deployments need a node to become ACTIVE; the DaemonSets do not wait for the pool.
+    assert "core-system" in _depends_on_names(addons["core-coredns"])
+    assert "core-system" in _depends_on_names(addons["core-aws-ebs-csi-driver"])
+    assert "core-system" not in _depends_on_names(addons["core-vpc-cni"])
+    assert "core-system" not in _depends_on_names(addons["core-kube-proxy"])
+    for name in ("core-vpc-cni", "core-kube-proxy", "core-coredns"):
+        assert "serviceAccountRoleArn" not in addons[name].inputs, name
+
+
+def test_ebs_csi_driver_has_its_own_irsa_role(aws_prod):
+    monitor, resolved = aws_prod
+    role = named(monitor, "aws:iam/role:Role", "core-ebs-csi")
+    issuer = resolved["oidc_issuer"].removeprefix("https://")
+    assert json.loads(role.inputs["assumeRolePolicy"])["Statement"] == [
+        {
+            "Effect": "Allow",
+            "Principal": {"Federated": resolved["oidc_provider_arn"]},
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {
+                "StringEquals": {
+                    f"{issuer}:sub": "system:serviceaccount:kube-system:ebs-csi-controller-sa",
+                    f"{issuer}:aud": "sts.amazonaws.com",
+                }
+            },
+        }
+    ]
+    attachment = named(monitor, "aws:iam/rolePolicyAttachment:RolePolicyAttachment", "core-ebs-csi")
+    assert attachment.inputs["policyArn"] == (
+        "arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"
+    )
+    assert role.urn in attachment.depends_on  # role=role.name, known after apply
+    addon = named(monitor, "aws:eks/addon:Addon", "core-aws-ebs-csi-driver")
+    assert addon.inputs["serviceAccountRoleArn"] == _role_arn("core-ebs-csi")
+    assert attachment.urn in addon.depends_on
+    # no customer key: EBS uses aws/ebs, and the role gets no KMS grant
+    assert [r.name for r in monitor.of_type("aws:iam/rolePolicy:RolePolicy")] == [
+        "core-cluster-secrets-key",
+        "core-autoscaler",
+    ]
+
+
+def test_default_storage_class_is_encrypted_gp3_and_gp2_is_not_default(aws_prod):
+    monitor, resolved = aws_prod
+    gp3 = named(monitor, "kubernetes:storage.k8s.io/v1:StorageClass", "core-gp3")
+    assert gp3.inputs == {
+        "apiVersion": "storage.k8s.io/v1",
+        "kind": "StorageClass",
+        "metadata": {
+            "name": "gp3",
+            "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
+        },
+        "provisioner": "ebs.csi.aws.com",
+        "parameters": {"type": "gp3", "encrypted": "true", "csi.storage.k8s.io/fstype": "ext4"},
+        "reclaimPolicy": "Delete",
+        "volumeBindingMode": "WaitForFirstConsumer",
+        "allowVolumeExpansion": True,
+    }
+    assert gp3.provider.split("::")[-2] == "core-k8s"
+    assert "core-aws-ebs-csi-driver" in _depends_on_names(gp3)
+    gp2 = named(monitor, "kubernetes:storage.k8s.io/v1:StorageClassPatch", "core-gp2-not-default")
+    assert gp2.inputs["metadata"] == {
+        "name": "gp2",
+        "annotations": {
+            "storageclass.kubernetes.io/is-default-class": "false",
+            "pulumi.com/patchForce": "true",
+        },
+    }
+    assert gp2.provider.split("::")[-2] == "core-k8s"
+    for record in (gp3, gp2):  # both are complete, valid StorageClass objects
+        manifests.validate(record.inputs)
+    prerequisites = sorted(r._name for r in resolved["cluster"].prerequisites)
+    assert prerequisites == [
+        "core-aws-ebs-csi-driver",
+        "core-coredns",
+        "core-gp2-not-default",
+        "core-gp3",
+        "core-kube-proxy",
+        "core-vpc-cni",
+    ]
+
+
+def test_customer_key_encrypts_volumes_and_the_driver_may_use_it():
+    key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    monitor, _ = _run(AWS, ClusterConfig(name="mlops-prod", volume_kms_key_arn=key))
+    gp3 = named(monitor, "kubernetes:storage.k8s.io/v1:StorageClass", "core-gp3")
+    assert gp3.inputs["parameters"]["kmsKeyId"] == key
+    grant = named(monitor, "aws:iam/rolePolicy:RolePolicy", "core-ebs-csi-kms")
+    assert grant.inputs["role"] == "core-ebs-csi-id"
+    statements = json.loads(grant.inputs["policy"])["Statement"]
+    assert {statement["Resource"] for statement in statements} == {key}
+    addon = named(monitor, "aws:eks/addon:Addon", "core-aws-ebs-csi-driver")
+    assert grant.urn in addon.depends_on
+
+
+def test_unpinned_kubernetes_version_on_eks_is_an_error():
+    with pytest.raises(Exception) as info:
+        _run(AWS, ClusterConfig(kubernetes_version="1.34"))
+    assert "cluster.kubernetes_version: 1.34 has no pinned EKS add-on versions" in str(info.value)
 
 
 def test_too_few_zones_in_the_region_is_an_error():
@@ -544,6 +678,16 @@ def test_local_creates_only_the_provider():
     assert resolved["oidc_provider_arn"] is None
     assert resolved["workload_pool"] is None
     assert resolved["cluster"].node_wiring is None
+    # k3d brings its own default class and metrics-server: nothing to install or wait for
+    assert resolved["cluster"].prerequisites == []
+
+
+def test_gke_installs_no_prerequisites(gcp_prod):
+    # GKE serves the PD CSI driver, `standard-rwo` (default) and metrics.k8s.io itself
+    monitor, resolved = gcp_prod
+    assert resolved["cluster"].prerequisites == []
+    assert monitor.of_type("aws:eks/addon:Addon") == []
+    assert [r for r in monitor.recorded if r.type.startswith("kubernetes:")] == []
 
 
 def test_every_input_key_is_a_provider_property_aws_prod(aws_prod):

@@ -33,3 +33,30 @@ def sqlite_mlflow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     MlflowClient(uri).create_experiment("churn", artifact_location=str(tmp_path / "artifacts"))
     yield uri
     mlflow.set_tracking_uri(None)
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory, churn_small: pd.DataFrame) -> Path:
+    """A small churn model saved by the train step (trained once per session)."""
+    from kfp_pipelines.components.train_model import logic as training
+
+    target = tmp_path_factory.mktemp("model")
+    result = training.train(churn_small, search_iterations=1, search_rows=3000, max_iter=20)
+    training.save(result, churn_small, str(target), seed=0)
+    return target
+
+
+@pytest.fixture(scope="session")
+def evaluation(model_dir: Path, churn_small: pd.DataFrame) -> dict:
+    """The evaluate step's result for `model_dir`: promoted, no champion yet."""
+    from kfp_pipelines.components.evaluate_model.logic import evaluate
+    from kfp_pipelines.components.train_model import logic as training
+
+    model, _ = training.load(str(model_dir))
+    candidate = evaluate(model, churn_small.tail(2000), ["membership_tier"])
+    return {
+        "candidate": candidate,
+        "champion": None,
+        "promote": True,
+        "reason": "no champion yet; candidate roc_auc=0.8",
+    }

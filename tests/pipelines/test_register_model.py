@@ -6,37 +6,14 @@ import json
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
-from kfp_pipelines.components.evaluate_model.logic import evaluate
 from kfp_pipelines.components.register_model.logic import (
     flat_metrics,
     lineage_tags,
     model_card,
     register,
 )
-from kfp_pipelines.components.train_model import logic as training
 from kfp_pipelines.data import churn
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory, churn_small: pd.DataFrame) -> Path:
-    target = tmp_path_factory.mktemp("model")
-    result = training.train(churn_small, search_iterations=1, search_rows=3000, max_iter=20)
-    training.save(result, churn_small, str(target), seed=0)
-    return target
-
-
-@pytest.fixture(scope="module")
-def evaluation(model_dir: Path, churn_small: pd.DataFrame) -> dict:
-    model, _ = training.load(str(model_dir))
-    candidate = evaluate(model, churn_small.tail(2000), ["membership_tier"])
-    return {
-        "candidate": candidate,
-        "champion": None,
-        "promote": True,
-        "reason": "no champion yet; candidate roc_auc=0.8",
-    }
 
 
 def test_lineage_tags_and_flat_metrics(evaluation: dict) -> None:

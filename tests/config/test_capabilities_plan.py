@@ -1,0 +1,106 @@
+"""Every shipped stack: nothing it plans relies on a capability (StorageClass, volume driver,
+metrics API, CRD) that nothing in the stack, or the cluster as it comes, provides.
+
+The check is a pure function over planned resources, so the same test holds when the program is
+split into layered stacks: pass the union of the layers' resources.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi_kubernetes as k8s
+import pytest
+
+from components.capabilities import catalog
+from components.capabilities.model import METRICS_API, api
+from components.capabilities.plan import plan_inventory, unmet
+from components.metrics_server import MetricsServer, MetricsServerArgs, decide, hpa_sources
+from mlops import config, mocks, plan
+
+STACKS = sorted(Path(__file__).resolve().parents[2].joinpath("stacks").glob("Pulumi.*.yaml"))
+STACK_NAMES = [p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in STACKS]
+
+
+@dataclass(frozen=True)
+class Stack:
+    platform: config.PlatformConfig
+    resources: list[dict[str, Any]]
+    existing: catalog.ClusterBaseline | None
+    decision: Any
+
+
+@pytest.fixture(scope="module", params=STACKS, ids=STACK_NAMES)
+def stack(request):
+    path = request.param
+    name = path.name.removeprefix("Pulumi.").removesuffix(".yaml")
+    platform = config.load_stack_file(path)
+    resources = [r.as_json() for r in plan.build_plan(name, path).resources]
+    existing = catalog.existing_cluster(platform.cloud, platform.cluster.kubernetes_version)
+    decision = decide(
+        platform.cloud,
+        platform.cluster.kubernetes_version,
+        hpa_sources(platform.serving, platform.mesh),
+    )
+    return Stack(platform, resources, existing, decision)
+
+
+def _metrics_server_resources(decision) -> list[dict]:
+    """What `MetricsServer` registers, as planned resources (the lead wires it into a layer)."""
+
+    def program():
+        provider = k8s.Provider("cluster", context="plan")
+        MetricsServer("mlops-metrics-server", MetricsServerArgs(decision, provider))
+
+    monitor = mocks.run(program)
+    return [{"type": r.type, "name": r.name, "inputs": r.inputs} for r in monitor.recorded]
+
+
+def test_every_need_is_provided_once_metrics_server_is_where_decided(stack):
+    resources, existing, decision = stack.resources, stack.existing, stack.decision
+    extra = _metrics_server_resources(decision) if decision.install else []
+    assert [str(problem) for problem in unmet([*resources, *extra], existing)] == []
+
+
+def test_the_metrics_server_decision_matches_the_plan(stack):
+    """Installed exactly where the plan has an HPA (or a chart's) and the cluster lacks the API."""
+    resources, existing, decision = stack.resources, stack.existing, stack.decision
+    inventory = plan_inventory(resources, existing)
+    needs_metrics = api(METRICS_API) in {need.capability for need in inventory.needs}
+    provided = any(api(METRICS_API) in offer.capabilities for offer in inventory.offers)
+    assert decision.install == (needs_metrics and not provided), decision.reason
+
+
+def test_the_plan_alone_is_complete(stack, request):
+    resources, existing, decision = stack.resources, stack.existing, stack.decision
+    if decision.install:
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason="metrics-server is a ready component (components/metrics_server) that "
+                "mlops/program.py does not create yet; once wired, this passes and the marker "
+                "goes",
+            )
+        )
+    assert [str(problem) for problem in unmet(resources, existing)] == []
+
+
+def test_eks_stacks_get_the_ebs_driver_and_a_single_default_class(stack):
+    platform, resources, existing = stack.platform, stack.resources, stack.existing
+    if platform.cloud.type != "aws":
+        pytest.skip("EKS only")
+    classes = {
+        r["inputs"]["metadata"]["name"]: r["inputs"]
+        for r in resources
+        if r["type"] == "kubernetes:storage.k8s.io/v1:StorageClass"
+    }
+    assert list(classes) == ["gp3"]
+    assert classes["gp3"]["parameters"]["encrypted"] == "true"
+    addons = sorted(
+        r["inputs"]["addonName"] for r in resources if r["type"] == "aws:eks/addon:Addon"
+    )
+    assert addons == ["aws-ebs-csi-driver", "coredns", "kube-proxy", "vpc-cni"]
+    # without the EBS CSI add-on, every claim on the default class would stay Pending
+    without = [r for r in resources if r["inputs"].get("addonName") != "aws-ebs-csi-driver"]
+    problems = [str(p) for p in unmet(without, existing)]
+    assert problems and all("ebs.csi.aws.com nothing installs" in p for p in problems if "gp3" in p)
