@@ -14,6 +14,7 @@ import gc
 import json
 import logging
 import math
+import reprlib
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -34,11 +35,14 @@ from serving_images.model_server.model import (
 )
 from serving_images.model_server.prediction_log import FileSink, KafkaSink, PredictionLog, Sink
 from serving_images.model_server.schema import (
+    INT64_MAX,
+    INT64_MIN,
     V2_DATATYPE_BY_KIND,
     Column,
     InputError,
     InputSchema,
     Rows,
+    short_int,
 )
 from serving_images.model_server.settings import Settings
 
@@ -617,7 +621,17 @@ class _PermissiveSchema(InputSchema):
     def validate(self, columns: Any, n_rows: int) -> Rows:
         if n_rows == 0:
             raise InputError("the request has no rows")
-        return Rows({k: list(v) for k, v in columns.items()}, n_rows)
+        out = {k: list(v) for k, v in columns.items()}
+        # No types to check, but an integer beyond int64 would fail (or be clamped) when the
+        # merged batch becomes a DataFrame, hurting every request in it.
+        for name, values in out.items():
+            for row, value in enumerate(values):
+                if type(value) is int and not INT64_MIN <= value <= INT64_MAX:
+                    raise InputError(
+                        f"column {reprlib.repr(name)} row {row}: integer "
+                        f"{short_int(value)} is out of range for a 64-bit integer"
+                    )
+        return Rows(out, n_rows)
 
 
 def _tensor(name: str, values: list[Any]) -> dict[str, Any]:
