@@ -352,8 +352,11 @@ class ModelServerApp:
         except Exception:
             log.exception("unexpected error on %s %s", method, path)
             status, payload = 500, {"error": "internal server error"}
-        if endpoint == "invocations" and status >= 400:
-            payload = {"error_code": _mlflow_error_code(status), "message": payload["error"]}
+        if status >= 400:
+            # An error message may quote client input; it must stay encodable whatever that was.
+            payload["error"] = printable(payload["error"])
+            if endpoint == "invocations":
+                payload = {"error_code": _mlflow_error_code(status), "message": payload["error"]}
         try:
             body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
         except TypeError:
@@ -610,9 +613,55 @@ def _parse_json(body: bytes) -> Any:
     # orjson follows RFC 8259 strictly; the stdlib parser also accepts the NaN/Infinity
     # tokens that Python and pandas clients emit, which the schema then judges per column.
     try:
-        return json.loads(body)
+        payload = json.loads(body)
     except (ValueError, RecursionError):
         raise InputError(f"malformed JSON: {first_error}", 400) from None
+    # The stdlib parser also accepts "\\ud800" escapes of lone UTF-16 surrogates, which orjson
+    # rightly refuses: such a string is not Unicode text, cannot be encoded as UTF-8 and would
+    # break every later step that writes it (an error message, the prediction log).
+    where = _lone_surrogate(payload)
+    if where is not None:
+        raise InputError(
+            f"invalid JSON string at {where}: a lone UTF-16 surrogate (\\uD800-\\uDFFF "
+            "without its pair) is not Unicode text",
+            400,
+        )
+    return payload
+
+
+def _is_text(value: str) -> bool:
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _lone_surrogate(payload: Any) -> str | None:
+    """Where the first string (key or value) holding a lone surrogate is, e.g. `$.inputs[0]`."""
+    stack: list[tuple[Any, str]] = [(payload, "$")]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, str):
+            if not _is_text(value):
+                return path
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if not _is_text(key):
+                    return f"{path} (an object key)"
+                stack.append((item, f"{path}.{printable(key, 40)}"))
+        elif isinstance(value, list):
+            stack.extend((item, f"{path}[{i}]") for i, item in enumerate(value))
+    return None
+
+
+def printable(text: str, limit: int | None = None) -> str:
+    """`text` as UTF-8-encodable text (surrogates escaped), cut to `limit` characters."""
+    if limit is not None and len(text) > limit:
+        text = text[:limit] + "..."
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class _PermissiveSchema(InputSchema):

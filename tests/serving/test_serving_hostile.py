@@ -197,3 +197,45 @@ def test_accepted_extremes_round_trip(server: ServerProcess) -> None:
     response = server.post("/invocations", _body(orders="9223372036854775807", tenure="1e300"))
     assert response.status == 200, response.body
     assert np.asarray(response.body["predictions"]).shape == (1,)
+
+
+# -- lone UTF-16 surrogates -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        (_record(c='"gold\\ud800"'), "$.dataframe_records[0].c"),
+        (b'{"dataframe_records": [{"x\\udfff": 1}]}', "$.dataframe_records[0] (an object key)"),
+        (b'{"inputs": [{"name": "\\ud800", "data": [NaN]}]}', "$.inputs[0].name"),
+    ],
+)
+def test_a_lone_surrogate_is_a_400_naming_where_it_is(body: bytes, where: str) -> None:
+    with pytest.raises(InputError) as err:
+        _parse_json(body)
+    assert err.value.status == 400
+    assert err.value.message.startswith(f"invalid JSON string at {where}: a lone UTF-16 surrogate")
+
+
+def test_a_surrogate_pair_is_text_and_accepted() -> None:
+    assert _rows(_record(c='"\\ud83d\\ude00"')).columns["c"] == ["\U0001f600"]
+
+
+SURROGATES = [
+    ("in a column name", "/invocations", b'{"dataframe_records": [{"pl\\ud800an": "x"}]}'),
+    ("in a value", "/invocations", _body(plan='"gold\\udc00"')),
+    ("in a v2 input name", "/v2/models/churn/infer", b'{"inputs": [{"name": "\\ud800"}]}'),
+    ("in a v2 id", "/v2/models/churn/infer", b'{"id": "\\ud800", "inputs": []}'),
+    ("in a NaN body", "/invocations", b'{"inputs": {"tenure": NaN, "plan": "\\ud800"}}'),
+]
+
+
+@pytest.mark.parametrize(("case", "path", "body"), SURROGATES, ids=[c[0] for c in SURROGATES])
+def test_the_server_answers_lone_surrogates_with_a_serialisable_400(
+    server: ServerProcess, case: str, path: str, body: bytes
+) -> None:
+    response = server.post(path, body)
+    assert response.status == 400, response.body
+    assert "a lone UTF-16 surrogate" in _message(response)
+    orjson.loads(response.raw)
+    assert server.post("/invocations", _body()).status == 200
