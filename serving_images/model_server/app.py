@@ -268,6 +268,7 @@ class ModelServerApp:
             on_logged=self.state.prediction_log.submit,
             thread_init=_limit_threads(s.inference_threads),
             inline=model.fast_path,
+            on_split=metrics.batch_splits_child.inc,
         )
         batcher.start()
         # Everything allocated so far (MLflow, sklearn, the model) lives as long as the

@@ -68,7 +68,9 @@ class MicroBatcher:
         on_logged: Callable[[LoggedBatch], None],
         thread_init: Callable[[], None] | None = None,
         inline: bool = False,
+        on_split: Callable[[], None] = lambda: None,
     ) -> None:
+        self._on_split = on_split
         self.inline = inline
         self._predict = predict
         self.max_rows = max_rows
@@ -161,7 +163,11 @@ class MicroBatcher:
         except Exception as exc:
             if len(jobs) == 1:
                 return BatchResult([_rejected(exc)], None, None, None)
-            # One bad request must not fail its neighbours: retry each on its own.
+            # Validation rejects what it can know is bad (types, ranges, unknown categories of
+            # sklearn encoders), so this is the last resort for what only the model knows (any
+            # pyfunc): one bad request must not fail its neighbours, so each runs on its own,
+            # counted so that a client forcing it shows.
+            self._on_split()
             return BatchResult([self._run_one(j) for j in jobs], None, None, None)
         self._on_batch(len(predictions))
         if scores is not None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import reprlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -71,6 +71,11 @@ class Column:
     # MLflow marks a column optional when its training data had missing values: only then
     # may requests leave it out or send null/NaN in it.
     required: bool = True
+    # Values the model can encode (from a fitted encoder that raises on unknown ones), checked
+    # here so a bad row is rejected alone instead of failing the micro-batch it would join.
+    categories: frozenset[Any] | None = None
+    # Whether null/NaN is one of them (an encoder fitted on missing values, or an imputer).
+    categories_missing: bool = False
 
 
 @dataclass
@@ -92,6 +97,8 @@ class InputSchema:
         for column in self.columns:
             groups.setdefault(column.kind, []).append(column)
         object.__setattr__(self, "_groups", groups)
+        categorical = [c for c in self.columns if c.categories is not None]
+        object.__setattr__(self, "_categorical", categorical)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -235,7 +242,19 @@ class InputSchema:
                 continue
             for column in group:
                 out[column.name] = _check_values(column, out[column.name])
+        for column in self._categorical:  # type: ignore[attr-defined]
+            _check_categories(column, out[column.name])
         return Rows(out, n_rows)
+
+    def with_categories(self, categories: Mapping[str, tuple[frozenset[Any], bool]]) -> InputSchema:
+        """This schema with the known categories (and whether missing is one) of some columns."""
+        columns = []
+        for column in self.columns:
+            known = categories.get(column.name)
+            if known is not None and column.kind != "any":
+                column = replace(column, categories=known[0], categories_missing=known[1])
+            columns.append(column)
+        return InputSchema(tuple(columns))
 
 
 _FLOAT_TYPES = frozenset({float, int})
@@ -320,6 +339,28 @@ def _check_values(column: Column, values: Sequence[Any]) -> list[Any]:
             f"({column.mlflow_type}), got {_describe(value)}"
         )
     return out
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (type(value) is float and value != value)
+
+
+def _check_categories(column: Column, values: list[Any]) -> None:
+    known = column.categories
+    assert known is not None
+    unknown = set(values) - known  # one C-level pass in the common case
+    if column.categories_missing:
+        unknown = {v for v in unknown if not _is_missing(v)}
+    if not unknown:
+        return
+    row = next(i for i, v in enumerate(values) if v in unknown)
+    value = values[row]
+    shown = "a missing value (null/NaN)" if _is_missing(value) else _describe(value)
+    expected = _names(sorted(known, key=str), 20)
+    raise InputError(
+        f"column '{column.name}' row {row}: unknown category: {shown}; the model was trained "
+        f"on {expected}"
+    )
 
 
 def _out_of_range(column: Column, row: int, value: int, target: str) -> InputError:

@@ -239,3 +239,35 @@ def test_the_server_answers_lone_surrogates_with_a_serialisable_400(
     assert "a lone UTF-16 surrogate" in _message(response)
     orjson.loads(response.raw)
     assert server.post("/invocations", _body()).status == 200
+
+
+# -- values only the model knows are bad ----------------------------------------------------
+
+
+def test_encoder_categories_are_read_from_the_fitted_pipeline(churn_model: dict[str, Any]) -> None:
+    from serving_images.model_server.model import encoder_categories
+
+    assert encoder_categories(churn_model["model"]) == {
+        "plan": (frozenset({"basic", "gold"}), False)
+    }
+
+
+def test_unknown_categories_are_rejected_at_validation_alone(server: ServerProcess) -> None:
+    from serving_support import metric
+
+    good = _body()
+    expected = server.post("/invocations", good)
+    splits_before = metric(server.metrics(), "model_server_batch_splits_total")
+    bad_bodies = [_body(plan='"platinum"'), _body(plan=json.dumps("x" * 100_000))]
+    with ThreadPoolExecutor(8) as pool:
+        goods = [pool.submit(server.post, "/invocations", good) for _ in range(40)]
+        bads = [pool.submit(server.post, "/invocations", b) for b in bad_bodies * 5]
+        answers = [f.result() for f in goods]
+        rejected = [f.result() for f in bads]
+    assert [(a.status, a.body) for a in answers] == [(200, expected.body)] * 40
+    for response in rejected:
+        assert response.status == 422
+        assert _message(response).startswith("column 'plan' row 0: unknown category: string '")
+        assert len(response.raw) < 500
+    # None of them reached the model: no merged batch had to be split and re-run.
+    assert metric(server.metrics(), "model_server_batch_splits_total") == splits_before == 0
