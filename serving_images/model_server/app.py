@@ -353,7 +353,7 @@ class ModelServerApp:
         except Exception:
             log.exception("unexpected error on %s %s", method, path)
             status, payload = 500, {"error": "internal server error"}
-        if status >= 400:
+        if status >= 400 and "error" in payload:
             # An error message may quote client input; it must stay encodable whatever that was.
             payload["error"] = printable(payload["error"])
             if endpoint == "invocations":
