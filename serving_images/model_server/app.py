@@ -33,7 +33,13 @@ from serving_images.model_server.model import (
     ServedModel,
     resolve,
 )
-from serving_images.model_server.prediction_log import FileSink, KafkaSink, PredictionLog, Sink
+from serving_images.model_server.prediction_log import (
+    FileSink,
+    KafkaSink,
+    PredictionLog,
+    Sink,
+    SinkError,
+)
 from serving_images.model_server.schema import (
     INT64_MAX,
     INT64_MIN,
@@ -234,7 +240,8 @@ class ModelServerApp:
         # The model exists but cannot be served (bad signature, unsupported flavor, ...) or a
         # sink cannot start (e.g. an unwritable prediction file): waiting cannot fix it, and a
         # server that would never become ready is better stopped, so the orchestrator sees it.
-        message = redact(str(exc) if isinstance(exc, ModelLoadError) else repr(exc))
+        readable = isinstance(exc, ModelLoadError | SinkError)
+        message = redact(str(exc) if readable else repr(exc))
         log.error("start-up failed: %s", message)
         self.state.load_error = message
         self.state.waiting_for = f"start-up failed: {message}"
@@ -291,7 +298,9 @@ class ModelServerApp:
                 security=security_config(s),
             )
         if s.prediction_sink == "file":
-            return FileSink(s.prediction_file)
+            return FileSink(
+                s.prediction_file, s.prediction_file_max_bytes, s.prediction_file_backups
+            )
         return None
 
     def begin_drain(self) -> None:

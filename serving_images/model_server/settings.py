@@ -226,6 +226,25 @@ REGISTRY: tuple[EnvVar, ...] = (
         "JSON-lines file of the `file` sink (under /tmp so a read-only root filesystem works).",
     ),
     EnvVar(
+        "MLOPS_SERVE_PREDICTION_FILE_MAX_BYTES",
+        "prediction_file_max_bytes",
+        int,
+        64 * 1024 * 1024,
+        "Size at which the `file` sink's file is rotated to `<file>.1`; with "
+        "`MLOPS_SERVE_PREDICTION_FILE_BACKUPS` this caps the disk it uses (size the pod's "
+        "`/tmp` volume above their product). 0 = never rotate.",
+        minimum=0,
+    ),
+    EnvVar(
+        "MLOPS_SERVE_PREDICTION_FILE_BACKUPS",
+        "prediction_file_backups",
+        int,
+        2,
+        "Rotated files kept (`<file>.1` newest ... `<file>.N`); older ones are deleted. 0 = "
+        "the full file is deleted.",
+        minimum=0,
+    ),
+    EnvVar(
         "MLOPS_SERVE_PREDICTION_QUEUE_SIZE",
         "prediction_queue_size",
         int,
@@ -358,6 +377,8 @@ class Settings:
     inference_threads: int
     prediction_sink: PredictionSink
     prediction_file: str
+    prediction_file_max_bytes: int
+    prediction_file_backups: int
     prediction_queue_size: int
     kafka_bootstrap_servers: str
     kafka_topic: str
