@@ -14,6 +14,7 @@ import gc
 import json
 import logging
 import math
+import reprlib
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -32,13 +33,22 @@ from serving_images.model_server.model import (
     ServedModel,
     resolve,
 )
-from serving_images.model_server.prediction_log import FileSink, KafkaSink, PredictionLog, Sink
+from serving_images.model_server.prediction_log import (
+    FileSink,
+    KafkaSink,
+    PredictionLog,
+    Sink,
+    SinkError,
+)
 from serving_images.model_server.schema import (
+    INT64_MAX,
+    INT64_MIN,
     V2_DATATYPE_BY_KIND,
     Column,
     InputError,
     InputSchema,
     Rows,
+    short_int,
 )
 from serving_images.model_server.settings import Settings
 
@@ -230,7 +240,8 @@ class ModelServerApp:
         # The model exists but cannot be served (bad signature, unsupported flavor, ...) or a
         # sink cannot start (e.g. an unwritable prediction file): waiting cannot fix it, and a
         # server that would never become ready is better stopped, so the orchestrator sees it.
-        message = redact(str(exc) if isinstance(exc, ModelLoadError) else repr(exc))
+        readable = isinstance(exc, ModelLoadError | SinkError)
+        message = redact(str(exc) if readable else repr(exc))
         log.error("start-up failed: %s", message)
         self.state.load_error = message
         self.state.waiting_for = f"start-up failed: {message}"
@@ -264,6 +275,7 @@ class ModelServerApp:
             on_logged=self.state.prediction_log.submit,
             thread_init=_limit_threads(s.inference_threads),
             inline=model.fast_path,
+            on_split=metrics.batch_splits_child.inc,
         )
         batcher.start()
         # Everything allocated so far (MLflow, sklearn, the model) lives as long as the
@@ -286,7 +298,9 @@ class ModelServerApp:
                 security=security_config(s),
             )
         if s.prediction_sink == "file":
-            return FileSink(s.prediction_file)
+            return FileSink(
+                s.prediction_file, s.prediction_file_max_bytes, s.prediction_file_backups
+            )
         return None
 
     def begin_drain(self) -> None:
@@ -348,8 +362,11 @@ class ModelServerApp:
         except Exception:
             log.exception("unexpected error on %s %s", method, path)
             status, payload = 500, {"error": "internal server error"}
-        if endpoint == "invocations" and status >= 400:
-            payload = {"error_code": _mlflow_error_code(status), "message": payload["error"]}
+        if status >= 400 and "error" in payload:
+            # An error message may quote client input; it must stay encodable whatever that was.
+            payload["error"] = printable(payload["error"])
+            if endpoint == "invocations":
+                payload = {"error_code": _mlflow_error_code(status), "message": payload["error"]}
         try:
             body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
         except TypeError:
@@ -606,9 +623,55 @@ def _parse_json(body: bytes) -> Any:
     # orjson follows RFC 8259 strictly; the stdlib parser also accepts the NaN/Infinity
     # tokens that Python and pandas clients emit, which the schema then judges per column.
     try:
-        return json.loads(body)
+        payload = json.loads(body)
     except (ValueError, RecursionError):
         raise InputError(f"malformed JSON: {first_error}", 400) from None
+    # The stdlib parser also accepts "\\ud800" escapes of lone UTF-16 surrogates, which orjson
+    # rightly refuses: such a string is not Unicode text, cannot be encoded as UTF-8 and would
+    # break every later step that writes it (an error message, the prediction log).
+    where = _lone_surrogate(payload)
+    if where is not None:
+        raise InputError(
+            f"invalid JSON string at {where}: a lone UTF-16 surrogate (\\uD800-\\uDFFF "
+            "without its pair) is not Unicode text",
+            400,
+        )
+    return payload
+
+
+def _is_text(value: str) -> bool:
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _lone_surrogate(payload: Any) -> str | None:
+    """Where the first string (key or value) holding a lone surrogate is, e.g. `$.inputs[0]`."""
+    stack: list[tuple[Any, str]] = [(payload, "$")]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, str):
+            if not _is_text(value):
+                return path
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if not _is_text(key):
+                    return f"{path} (an object key)"
+                stack.append((item, f"{path}.{printable(key, 40)}"))
+        elif isinstance(value, list):
+            stack.extend((item, f"{path}[{i}]") for i, item in enumerate(value))
+    return None
+
+
+def printable(text: str, limit: int | None = None) -> str:
+    """`text` as UTF-8-encodable text (surrogates escaped), cut to `limit` characters."""
+    if limit is not None and len(text) > limit:
+        text = text[:limit] + "..."
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class _PermissiveSchema(InputSchema):
@@ -617,7 +680,17 @@ class _PermissiveSchema(InputSchema):
     def validate(self, columns: Any, n_rows: int) -> Rows:
         if n_rows == 0:
             raise InputError("the request has no rows")
-        return Rows({k: list(v) for k, v in columns.items()}, n_rows)
+        out = {k: list(v) for k, v in columns.items()}
+        # No types to check, but an integer beyond int64 would fail (or be clamped) when the
+        # merged batch becomes a DataFrame, hurting every request in it.
+        for name, values in out.items():
+            for row, value in enumerate(values):
+                if type(value) is int and not INT64_MIN <= value <= INT64_MAX:
+                    raise InputError(
+                        f"column {reprlib.repr(name)} row {row}: integer "
+                        f"{short_int(value)} is out of range for a 64-bit integer"
+                    )
+        return Rows(out, n_rows)
 
 
 def _tensor(name: str, values: list[Any]) -> dict[str, Any]:

@@ -68,7 +68,9 @@ class MicroBatcher:
         on_logged: Callable[[LoggedBatch], None],
         thread_init: Callable[[], None] | None = None,
         inline: bool = False,
+        on_split: Callable[[], None] = lambda: None,
     ) -> None:
+        self._on_split = on_split
         self.inline = inline
         self._predict = predict
         self.max_rows = max_rows
@@ -107,7 +109,15 @@ class MicroBatcher:
         job = Job(schema, rows, asyncio.get_running_loop().create_future(), synthetic)
         self._pending.append(job)
         self._wakeup.set()
-        return await job.future
+        future = job.future
+        try:
+            return await future
+        finally:
+            # A failed future's exception holds a traceback through this frame, and this frame
+            # holds the job, whose future holds the exception: a reference cycle that keeps the
+            # request's rows alive until a full GC pass, which may not come for a long time.
+            # (A stream of large rejected requests grew the heap by gigabytes that way.)
+            job = future = None  # type: ignore[assignment]
 
     def _take(self) -> list[Job]:
         first = self._pending.popleft()
@@ -161,7 +171,11 @@ class MicroBatcher:
         except Exception as exc:
             if len(jobs) == 1:
                 return BatchResult([_rejected(exc)], None, None, None)
-            # One bad request must not fail its neighbours: retry each on its own.
+            # Validation rejects what it can know is bad (types, ranges, unknown categories of
+            # sklearn encoders), so this is the last resort for what only the model knows (any
+            # pyfunc): one bad request must not fail its neighbours, so each runs on its own,
+            # counted so that a client forcing it shows.
+            self._on_split()
             return BatchResult([self._run_one(j) for j in jobs], None, None, None)
         self._on_batch(len(predictions))
         if scores is not None:
@@ -213,8 +227,19 @@ def _rejected(exc: Exception) -> BaseException:
     # The rows passed the signature checks, so a ValueError/TypeError from the model is about
     # their values (sklearn raises ValueError for e.g. an unknown category with
     # handle_unknown="error"); anything else is a server fault and stays a 500.
+    #
+    # The model's exception is not chained: its traceback holds the predict frames (the merged
+    # batch, the jobs and their futures), a cycle that would keep the batch alive after the
+    # answer. Its message may quote a huge client value: only the start of it is kept.
     if isinstance(exc, ValueError | TypeError):
-        err = ModelRejectedInput(f"the model rejected the input: {exc}")
-        err.__cause__ = exc
-        return err
+        message = str(exc)
+        if len(message) > MAX_MESSAGE:
+            message = message[:MAX_MESSAGE] + f"... ({len(message) - MAX_MESSAGE} more characters)"
+        log.debug("the model rejected a request: %s", message)
+        return ModelRejectedInput(f"the model rejected the input: {message}")
+    log.error("the model failed on a batch", exc_info=exc)
+    exc.__traceback__ = None
     return exc
+
+
+MAX_MESSAGE = 500

@@ -44,6 +44,7 @@ def serve(settings: object) -> int:
     import uvicorn
 
     from serving_images.model_server.app import ModelServerApp
+    from serving_images.model_server.protocol import protocol_class
     from serving_images.model_server.settings import Settings, apply_mlflow_client_defaults
 
     assert isinstance(settings, Settings)
@@ -75,7 +76,9 @@ def serve(settings: object) -> int:
         app,
         host=settings.host,
         port=settings.port,
-        http="httptools",
+        http=protocol_class(settings.header_timeout_seconds, settings.body_timeout_seconds),
+        timeout_keep_alive=settings.idle_timeout_seconds,
+        limit_concurrency=settings.max_connections,
         loop="uvloop",
         lifespan="on",
         access_log=False,

@@ -135,6 +135,14 @@ class Metrics:
             buckets=ROW_BUCKETS,
             registry=r,
         )
+        self.batch_splits = Counter(
+            "model_server_batch_splits",
+            "Merged predict calls the model failed on, so each request in them was re-run on its "
+            "own: input the validation could not tell was bad (it rejects unknown categories of "
+            "sklearn encoders itself). A rising count is a client sending such input.",
+            LABELS,
+            registry=r,
+        )
         self.log_dropped = Counter(
             "model_server_prediction_log_dropped",
             "Prediction records not delivered to the prediction log, by reason.",
@@ -176,6 +184,7 @@ class Metrics:
         self._children.clear()
         self.request_rows_child = self.request_rows.labels(model, version)
         self.batch_rows_child = self.batch_rows.labels(model, version)
+        self.batch_splits_child = self.batch_splits.labels(model, version)
 
     # Label lookups cost more than the increments themselves; cache the children.
     def count(self, endpoint: str, code: int, seconds: float | None) -> None:

@@ -219,6 +219,10 @@ class ServedModel:
             and self.classes is not None
             and len(self.classes) == 2
         )
+        if self.schema is not None and estimator is not None:
+            categories = encoder_categories(estimator)
+            if categories:
+                self.schema = self.schema.with_categories(categories)
         self._fast: Any = None
         if self.binary_scores and self.schema is not None:
             from serving_images.model_server.fastpath import compile_predict_proba
@@ -301,7 +305,10 @@ class ServedModel:
         if self.schema is None:
             return []
         synthetic = {"float": 0.0, "int": 0, "str": "", "bool": False, "any": 0.0}
-        row = {c.name: [synthetic[c.kind]] for c in self.schema.columns}
+        row = {
+            c.name: [min(c.categories, key=str) if c.categories else synthetic[c.kind]]
+            for c in self.schema.columns
+        }
         return [self.schema.validate(row, 1)]
 
     def warm_up(self, rounds: int = 3) -> None:
@@ -348,6 +355,56 @@ class ServedModel:
                 self._fast = None
                 return
         log.info("model %s: numpy fast path verified against the pipeline", self.name)
+
+
+def encoder_categories(model: Any) -> dict[str, tuple[frozenset[Any], bool]]:
+    """Input column -> (categories, missing allowed) of every fitted encoder that raises on an
+    unknown value (`handle_unknown="error"`), when a pipeline's first step routes named input
+    columns straight to it (alone, or after a `SimpleImputer`, which leaves known values as
+    they are and fills missing ones). Checking these at validation rejects the one bad request
+    instead of failing the whole micro-batch it would join. Anything else: no entry."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
+
+    from serving_images.model_server.fastpath import Unsupported, _resolve_columns
+
+    if type(model) is not Pipeline or type(model.steps[0][1]) is not ColumnTransformer:
+        return {}
+    ct = model.steps[0][1]
+    names = list(getattr(ct, "feature_names_in_", []))
+    found: dict[str, tuple[frozenset[Any], bool]] = {}
+    for _name, trans, columns in getattr(ct, "transformers_", []):
+        imputed = False
+        encoder = trans
+        if type(trans) is Pipeline:
+            steps = [step for _, step in trans.steps]
+            imputed = len(steps) > 1 and type(steps[0]) is SimpleImputer
+            encoder = steps[1] if imputed else steps[0]
+        if type(encoder) not in (OneHotEncoder, OrdinalEncoder):
+            continue
+        if encoder.handle_unknown != "error" or not hasattr(encoder, "categories_"):
+            continue
+        try:
+            selected = _resolve_columns(columns, names, ct.n_features_in_, named=True)
+        except (Unsupported, IndexError, TypeError):
+            continue
+        if len(selected) != len(encoder.categories_):
+            continue
+        for column, categories in zip(selected, encoder.categories_, strict=True):
+            values = categories.tolist()
+            known = frozenset(v for v in values if not _missing_value(v))
+            missing = imputed or len(known) < len(values)
+            if column in found:  # a column used twice: only values both encoders know
+                previous, previous_missing = found[column]
+                known, missing = known & previous, missing and previous_missing
+            found[column] = (known, missing)
+    return found
+
+
+def _missing_value(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
 
 
 def _plain(data: list[list[Any]]) -> list[list[Any]]:

@@ -60,16 +60,60 @@ class Sink(Protocol):
     def close(self, timeout: float) -> None: ...
 
 
-class FileSink:
-    """Appends JSON lines to a local file (the default for a single-process or embedded run)."""
+class SinkError(RuntimeError):
+    """A sink cannot start or write; the message names what and the setting to change."""
 
-    def __init__(self, path: str) -> None:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+
+FILE_VAR = "MLOPS_SERVE_PREDICTION_FILE"
+
+
+class FileSink:
+    """Appends JSON lines to a local file (the default for a single-process or embedded run),
+    rotating it at `max_bytes`: the full file becomes `<path>.1` (the previous `.1` becomes
+    `.2`, and so on up to `backups`; the oldest is deleted), so the files never take more than
+    about `(backups + 1) * max_bytes` of the pod's disk.
+
+    Written by hand rather than with `logging.handlers.RotatingFileHandler`: that handler
+    formats log records and writes text, while this writes pre-encoded JSON bytes in batches.
+    """
+
+    def __init__(self, path: str, max_bytes: int = 0, backups: int = 1) -> None:
         self.path = path
-        self._file = open(path, "ab")  # noqa: SIM115 - held open for the server's lifetime
+        self.max_bytes = max_bytes
+        self.backups = backups
+        try:
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            self._file = open(path, "ab")  # noqa: SIM115 - held open for the server's lifetime
+        except OSError as exc:
+            raise SinkError(
+                f"{FILE_VAR}={path!r}: cannot open the prediction file for appending: "
+                f"{exc.strerror or exc} (set {FILE_VAR} to a writable path, e.g. under /tmp, "
+                "or MLOPS_SERVE_PREDICTION_SINK=none)"
+            ) from None
+        self._size = self._file.tell()
 
     def write(self, records: list[bytes], keys: list[bytes]) -> None:
-        self._file.write(b"\n".join(records) + b"\n")
+        data = b"\n".join(records) + b"\n"
+        try:
+            if self.max_bytes and self._size and self._size + len(data) > self.max_bytes:
+                self._rotate()
+            self._file.write(data)
+        except OSError as exc:
+            raise SinkError(f"{FILE_VAR}={self.path!r}: cannot write: {exc}") from None
+        self._size += len(data)
+
+    def _rotate(self) -> None:
+        self._file.close()
+        for i in range(self.backups - 1, 0, -1):
+            older = f"{self.path}.{i}"
+            if os.path.exists(older):
+                os.replace(older, f"{self.path}.{i + 1}")
+        if self.backups > 0:
+            os.replace(self.path, f"{self.path}.1")
+        else:
+            os.remove(self.path)
+        self._file = open(self.path, "ab")  # noqa: SIM115
+        self._size = 0
 
     def poll(self) -> None:
         self._file.flush()
@@ -248,16 +292,23 @@ class PredictionLog:
             return
         records: list[bytes] = []
         keys: list[bytes] = []
-        try:
-            for item in items:
+        for item in items:
+            try:
                 item_records, item_keys = self.encode(item)
-                records += item_records
-                keys += item_keys
+            except Exception:  # a bug, not a record: drop this batch's records, not the others
+                log.exception("prediction log: cannot encode a batch")
+                self._on_drop("encode_error", len(item.request_ids))
+                continue
+            records += item_records
+            keys += item_keys
+        if not records:
+            return
+        try:
             self.sink.write(records, keys)
             self._on_written(len(records))
-        except Exception:
-            log.exception("prediction log sink failed; records dropped")
-            self._on_drop("sink_error", sum(len(i.request_ids) for i in items) - len(records))
+        except Exception as exc:
+            log.error("prediction log sink failed; %d records dropped: %s", len(records), exc)
+            self._on_drop("sink_error", len(records))
 
     @staticmethod
     def _safe(fn: Callable[..., Any], *args: Any) -> None:
@@ -284,9 +335,17 @@ class PredictionLog:
                 "predictions": batch.predictions[start:end],
                 "scores": None if batch.scores is None else batch.scores[start:end].tolist(),
             }
-            records.append(orjson.dumps(record))
-            keys.append(request_id.encode())
             start = end
+            # Each record on its own: one that cannot be encoded (a value no validation
+            # foresaw) is dropped and counted alone, never the other clients' records.
+            try:
+                encoded = orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY)
+            except (TypeError, ValueError) as exc:
+                log.warning("prediction record %s cannot be encoded, dropped: %s", request_id, exc)
+                self._on_drop("encode_error", 1)
+                continue
+            records.append(encoded)
+            keys.append(request_id.encode())
         return records, keys
 
     def close(self, timeout: float) -> None:

@@ -10,8 +10,9 @@ of them, because building a DataFrame costs far more than validating one row.
 from __future__ import annotations
 
 import math
+import reprlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -40,6 +41,17 @@ V2_DATATYPES: dict[Kind, frozenset[str]] = {
     "any": frozenset(),
 }
 V2_DATATYPE_BY_KIND = {"float": "FP64", "int": "INT64", "str": "BYTES", "bool": "BOOL"}
+# Every datatype the Open Inference Protocol defines (for inputs of columns of kind "any").
+V2_ALL_DATATYPES = frozenset().union(*V2_DATATYPES.values()) | {"UINT8", "UINT16", "UINT32"}
+
+# The range an integer column's values must fit (they become an int64 array), and the largest
+# magnitude a float may have to stand for exactly one integer (beyond 2**53, float64 cannot
+# tell neighbouring integers apart, so accepting it would silently change the client's value:
+# orjson turns an integer literal beyond the 64-bit range into such a float).
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+_EXACT_FLOAT_INT = 2**53
+# Largest integer a number column takes: beyond it, conversion to float64 overflows.
+_FLOAT_MAX = 1.7976931348623157e308
 
 
 class InputError(ValueError):
@@ -59,6 +71,11 @@ class Column:
     # MLflow marks a column optional when its training data had missing values: only then
     # may requests leave it out or send null/NaN in it.
     required: bool = True
+    # Values the model can encode (from a fitted encoder that raises on unknown ones), checked
+    # here so a bad row is rejected alone instead of failing the micro-batch it would join.
+    categories: frozenset[Any] | None = None
+    # Whether null/NaN is one of them (an encoder fitted on missing values, or an imputer).
+    categories_missing: bool = False
 
 
 @dataclass
@@ -80,6 +97,8 @@ class InputSchema:
         for column in self.columns:
             groups.setdefault(column.kind, []).append(column)
         object.__setattr__(self, "_groups", groups)
+        categorical = [c for c in self.columns if c.categories is not None]
+        object.__setattr__(self, "_categorical", categorical)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -152,7 +171,7 @@ class InputSchema:
             name = tensor.get("name")
             if not isinstance(name, str):
                 raise InputError(f"{where}.name must be a string")
-            where = f"input '{name}'"
+            where = f"input {reprlib.repr(name)}"
             if name in columns:
                 raise InputError(f"{where} appears more than once")
             shape, datatype, data = tensor.get("shape"), tensor.get("datatype"), tensor.get("data")
@@ -171,6 +190,11 @@ class InputSchema:
             if len(data) != shape[0]:
                 raise InputError(
                     f"{where}: shape {shape} says {shape[0]} values, data has {len(data)}"
+                )
+            if not isinstance(datatype, str) or datatype not in V2_ALL_DATATYPES:
+                raise InputError(
+                    f"{where}: datatype must be one of the protocol's datatype names "
+                    f"(FP64, INT64, BYTES, BOOL, ...), got {_describe(datatype)}"
                 )
             column = self.by_name.get(name)
             if (
@@ -198,8 +222,7 @@ class InputSchema:
         unknown = [name for name in columns if name not in self.by_name]
         if unknown:
             raise InputError(
-                f"unknown column(s): {', '.join(repr(u) for u in unknown)}; "
-                f"the model expects: {', '.join(self.names)}"
+                f"unknown column(s): {_names(unknown)}; the model expects: {', '.join(self.names)}"
             )
         missing = [c.name for c in self.columns if c.required and c.name not in columns]
         if missing:
@@ -219,7 +242,19 @@ class InputSchema:
                 continue
             for column in group:
                 out[column.name] = _check_values(column, out[column.name])
+        for column in self._categorical:  # type: ignore[attr-defined]
+            _check_categories(column, out[column.name])
         return Rows(out, n_rows)
+
+    def with_categories(self, categories: Mapping[str, tuple[frozenset[Any], bool]]) -> InputSchema:
+        """This schema with the known categories (and whether missing is one) of some columns."""
+        columns = []
+        for column in self.columns:
+            known = categories.get(column.name)
+            if known is not None and column.kind != "any":
+                column = replace(column, categories=known[0], categories_missing=known[1])
+            columns.append(column)
+        return InputSchema(tuple(columns))
 
 
 _FLOAT_TYPES = frozenset({float, int})
@@ -229,8 +264,18 @@ _EXACT_TYPES = {"int": frozenset({int}), "str": frozenset({str}), "bool": frozen
 def _group_ok(kind: str, values: list[Any]) -> bool:
     types = set(map(type, values))
     if kind == "float":
-        # A finite sum proves every value finite (an overflowing sum just takes the slow path).
-        return types <= _FLOAT_TYPES and math.isfinite(sum(values))
+        if not types <= _FLOAT_TYPES:
+            return False
+        if int in types and not -_FLOAT_MAX <= min(values) <= max(values) <= _FLOAT_MAX:
+            return False  # an integer too large for float64 (which a sum could cancel out)
+        # A finite sum proves every float finite; an overflowing sum takes the slow path.
+        try:
+            return math.isfinite(sum(values))
+        except OverflowError:
+            return False
+    if kind == "int":
+        # min/max are C-level: the range check costs little more than the type check.
+        return types <= _EXACT_TYPES["int"] and INT64_MIN <= min(values) <= max(values) <= INT64_MAX
     return types <= _EXACT_TYPES[kind]
 
 
@@ -254,15 +299,25 @@ def _check_values(column: Column, values: Sequence[Any]) -> list[Any]:
                     "(only finite numbers)"
                 )
             if vtype is int:
-                continue
+                if -_FLOAT_MAX <= value <= _FLOAT_MAX:
+                    continue
+                raise _out_of_range(column, row, value, "a 64-bit float")
             if value is None and not column.required:
                 continue
         elif kind == "int":
             if vtype is int:
-                continue
+                if INT64_MIN <= value <= INT64_MAX:
+                    continue
+                raise _out_of_range(column, row, value, "a 64-bit integer")
             if vtype is float and math.isfinite(value) and value.is_integer():
-                out[row] = int(value)
-                continue
+                if -_EXACT_FLOAT_INT <= value <= _EXACT_FLOAT_INT:
+                    out[row] = int(value)
+                    continue
+                raise InputError(
+                    f"column '{column.name}' row {row}: {value!r} is beyond 2**53, where a "
+                    "number with a fraction or exponent stands for no single integer; send "
+                    f"an integer literal within the 64-bit range ({column.mlflow_type})"
+                )
             if vtype is float and not math.isfinite(value):
                 if value != value:
                     raise _missing(column, row)
@@ -286,6 +341,53 @@ def _check_values(column: Column, values: Sequence[Any]) -> list[Any]:
     return out
 
 
+def _is_missing(value: Any) -> bool:
+    return value is None or (type(value) is float and value != value)
+
+
+def _check_categories(column: Column, values: list[Any]) -> None:
+    known = column.categories
+    assert known is not None
+    unknown = set(values) - known  # one C-level pass in the common case
+    if column.categories_missing:
+        unknown = {v for v in unknown if not _is_missing(v)}
+    if not unknown:
+        return
+    row = next(i for i, v in enumerate(values) if v in unknown)
+    value = values[row]
+    shown = "a missing value (null/NaN)" if _is_missing(value) else _describe(value)
+    expected = _names(sorted(known, key=str), 20)
+    raise InputError(
+        f"column '{column.name}' row {row}: unknown category: {shown}; the model was trained "
+        f"on {expected}"
+    )
+
+
+def _out_of_range(column: Column, row: int, value: int, target: str) -> InputError:
+    return InputError(
+        f"column '{column.name}' row {row}: integer {short_int(value)} is out of range for "
+        f"{target} ({column.mlflow_type}); it is rejected, not clamped"
+    )
+
+
+def _names(names: Sequence[str], most: int = 10) -> str:
+    """Client-supplied names as a message lists them: each shortened, at most `most`."""
+    shown = ", ".join(reprlib.repr(n) for n in names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def short_int(value: int) -> str:
+    """An integer as an error message shows it: a long one by its length, not its digits."""
+    if -(10**30) < value < 10**30:
+        return str(value)
+    sign = "-" if value < 0 else ""
+    # str(value) would be refused beyond 4300 digits; the bit length gives the count cheaply.
+    digits = int(value.bit_length() * math.log10(2)) + 1
+    if abs(value) < 10 ** (digits - 1):
+        digits -= 1
+    return f"{sign}<an integer of {digits} digits>"
+
+
 def _missing(column: Column, row: int) -> InputError:
     return InputError(
         f"column '{column.name}' row {row}: missing value (null/NaN), but the model's "
@@ -294,7 +396,8 @@ def _missing(column: Column, row: int) -> InputError:
 
 
 def _describe(value: Any) -> str:
-    text = repr(value)
+    # reprlib, not repr: the value may be a multi-megabyte string or a deeply nested list.
+    text = short_int(value) if type(value) is int else reprlib.repr(value)
     if len(text) > 40:
         text = text[:37] + "..."
     name = {
@@ -346,8 +449,8 @@ def _records_to_columns(records: list[Any], key: str) -> tuple[dict[str, Sequenc
             lacking = sorted(expected - set(record))
             raise InputError(
                 f"'{key}' row {i} has different columns than row 0"
-                + (f"; extra: {', '.join(extra)}" if extra else "")
-                + (f"; missing: {', '.join(lacking)}" if lacking else "")
+                + (f"; extra: {_names(extra)}" if extra else "")
+                + (f"; missing: {_names(lacking)}" if lacking else "")
             )
     return {n: [r[n] for r in records] for n in names}, len(records)
 

@@ -146,6 +146,45 @@ REGISTRY: tuple[EnvVar, ...] = (
         minimum=1,
     ),
     EnvVar(
+        "MLOPS_SERVE_HEADER_TIMEOUT_SECONDS",
+        "header_timeout_seconds",
+        float,
+        10.0,
+        "A connection whose request line and headers have not all arrived this long after it "
+        "opened (or after the first byte of a later request on it) is closed: idle and "
+        "slow-header connections cannot pile up.",
+        minimum=0.1,
+    ),
+    EnvVar(
+        "MLOPS_SERVE_BODY_TIMEOUT_SECONDS",
+        "body_timeout_seconds",
+        float,
+        30.0,
+        "A request whose body has not all arrived this long after its headers is dropped "
+        "with its connection (30 s for a 4 MiB body is a floor of about 140 KB/s).",
+        minimum=0.1,
+    ),
+    EnvVar(
+        "MLOPS_SERVE_IDLE_TIMEOUT_SECONDS",
+        "idle_timeout_seconds",
+        float,
+        75.0,
+        "How long a kept-alive connection may wait for its next request. Keep it above the "
+        "idle timeout of the load balancer in front (60 s on AWS ALB), or the balancer may "
+        "reuse a connection the server is closing and answer 502.",
+        minimum=0.1,
+    ),
+    EnvVar(
+        "MLOPS_SERVE_MAX_CONNECTIONS",
+        "max_connections",
+        int,
+        512,
+        "Most open connections (and requests in progress); beyond it new requests are "
+        "answered 503 at once. Bounds memory too: each may buffer up to "
+        "`MLOPS_SERVE_MAX_BODY_BYTES`.",
+        minimum=1,
+    ),
+    EnvVar(
         "MLOPS_SERVE_MAX_BATCH_ROWS",
         "max_batch_rows",
         int,
@@ -185,6 +224,25 @@ REGISTRY: tuple[EnvVar, ...] = (
         str,
         "/tmp/mlops-serve/predictions.jsonl",
         "JSON-lines file of the `file` sink (under /tmp so a read-only root filesystem works).",
+    ),
+    EnvVar(
+        "MLOPS_SERVE_PREDICTION_FILE_MAX_BYTES",
+        "prediction_file_max_bytes",
+        int,
+        64 * 1024 * 1024,
+        "Size at which the `file` sink's file is rotated to `<file>.1`; with "
+        "`MLOPS_SERVE_PREDICTION_FILE_BACKUPS` this caps the disk it uses (size the pod's "
+        "`/tmp` volume above their product). 0 = never rotate.",
+        minimum=0,
+    ),
+    EnvVar(
+        "MLOPS_SERVE_PREDICTION_FILE_BACKUPS",
+        "prediction_file_backups",
+        int,
+        2,
+        "Rotated files kept (`<file>.1` newest ... `<file>.N`); older ones are deleted. 0 = "
+        "the full file is deleted.",
+        minimum=0,
     ),
     EnvVar(
         "MLOPS_SERVE_PREDICTION_QUEUE_SIZE",
@@ -310,11 +368,17 @@ class Settings:
     host: str
     port: int
     max_body_bytes: int
+    header_timeout_seconds: float
+    body_timeout_seconds: float
+    idle_timeout_seconds: float
+    max_connections: int
     max_batch_rows: int
     batch_wait_ms: float
     inference_threads: int
     prediction_sink: PredictionSink
     prediction_file: str
+    prediction_file_max_bytes: int
+    prediction_file_backups: int
     prediction_queue_size: int
     kafka_bootstrap_servers: str
     kafka_topic: str

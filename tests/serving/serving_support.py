@@ -239,6 +239,42 @@ def build_slow_model(target: Path) -> str:
     return str(path)
 
 
+class RejectingModel:
+    """pyfunc model that raises ValueError quoting the value of `v` unless it is "ok" (or "",
+    the warm-up row): input only the model itself knows to be bad (the schema takes any string)."""
+
+    def predict(self, context: Any, model_input: Any, params: Any = None) -> Any:
+        bad = [v for v in model_input["v"].tolist() if v not in ("ok", "")]
+        if bad:
+            raise ValueError(f"unknown values {bad}")
+        return np.ones(len(model_input))
+
+
+def build_rejecting_model(target: Path) -> str:
+    import mlflow.pyfunc
+    import pandas as pd
+    from mlflow.models import infer_signature
+
+    python_model = type("RejectingPyfunc", (RejectingModel, mlflow.pyfunc.PythonModel), {})()
+    path = target / "rejecting"
+    example = pd.DataFrame({"v": ["ok"]})
+    mlflow.pyfunc.save_model(
+        str(path),
+        python_model=python_model,
+        signature=infer_signature(example, np.ones(1)),
+        pip_requirements=["mlflow"],
+    )
+    return str(path)
+
+
+def rss_kib(pid: int) -> int:
+    """Resident set size of a process (VmRSS of /proc/<pid>/status), in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for pid {pid}")
+
+
 def register_churn(model_path: str, tracking_dir: Path) -> str:
     """Register the saved model as churn@champion in a SQLite tracking store; returns its URI."""
     import mlflow

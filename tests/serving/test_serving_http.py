@@ -165,8 +165,8 @@ BAD_INPUTS = [
         "category the model cannot encode",
         records(plan="platinum"),
         422,
-        "the model rejected the input: Found unknown categories ['platinum'] in column 0 during "
-        "transform",
+        "column 'plan' row 0: unknown category: string 'platinum'; the model was trained on "
+        "'basic', 'gold'",
     ),
 ]
 

@@ -181,7 +181,12 @@ def test_an_unwritable_prediction_file_stops_the_server(
         wait=False,
     )
     assert server.proc.wait(timeout=60) == 1
-    assert "mlops serve: start-up failed: FileExistsError(" in server.log()
+    path = str(blocker / "predictions.jsonl")
+    assert (
+        f"mlops serve: start-up failed: MLOPS_SERVE_PREDICTION_FILE={path!r}: cannot open the "
+        "prediction file for appending: File exists (set MLOPS_SERVE_PREDICTION_FILE to a "
+        "writable path" in server.log()
+    )
 
 
 def test_ready_only_after_load(churn_model: dict[str, Any], tmp_path: Path) -> None:

@@ -199,7 +199,7 @@ def test_integral_floats_are_accepted_for_integer_columns() -> None:
         ),
         (
             {"dataframe_records": [{"x": 1}, {"y": 1}]},
-            "'dataframe_records' row 1 has different columns than row 0; extra: y; missing: x",
+            "'dataframe_records' row 1 has different columns than row 0; extra: 'y'; missing: 'x'",
             422,
         ),
         (
