@@ -43,6 +43,12 @@ KUBE_PROMETHEUS_STACK = Chart(
     version="88.3.0",
 )
 
+# The project's own images, built by images/build.py and released by
+# .github/workflows/release.yml, which pins them here by digest (images/pin_digests.py rewrites
+# these two literals to `<repo>:<tag>@sha256:<digest>`). The tag follows pyproject's version.
+MODEL_SERVER_IMAGE = "ghcr.io/mlops-platform/model-server:0.1.0"
+PLATFORM_IMAGE = "ghcr.io/mlops-platform/platform:0.1.0"
+
 # MLflow tracking server: the official image's `-full` variant (published from 3.9.0 on) carries
 # the PostgreSQL driver (psycopg2), boto3 and google-cloud-storage; the plain tag has none of
 # them. Same minor as the mlflow client in uv.lock (3.17.x).

@@ -37,6 +37,7 @@ from components.kube import (
 )
 from components.serving import delivery
 from components.serving.delivery import ProgressiveConfig
+from components.versions import MODEL_SERVER_IMAGE
 from serving_images.model_server.settings import (
     REGISTRY,
     EnvVar,
@@ -50,7 +51,7 @@ TRACKS: tuple[Track, ...] = ("stable", "canary")
 
 # The image built from serving_images/model_server/Dockerfile, published beside the platform
 # image (kfp_pipelines/components/image.py). Pin by digest in the stack once it is pushed.
-DEFAULT_IMAGE = "ghcr.io/mlops-platform/model-server:0.1.0"
+DEFAULT_IMAGE = MODEL_SERVER_IMAGE
 CONTAINER_NAME = "model-server"
 APP_NAME = "model-server"
 TRACK_LABEL = "track"

@@ -7,10 +7,13 @@ scikit-learn and MLflow installed at the versions locked in `uv.lock`. Because t
 holds kfp, components are compiled with `install_kfp_package=False`: no `pip install` at run
 time, so runs are reproducible and work on clusters without internet access.
 
-The tag follows the package version; bump it together with `pyproject.toml` (one reviewed
-change). The local runner (`mlops demo`) ignores the image and runs the same code in this venv.
+The reference lives in `components/versions.py` with every other pin: the tag follows the
+package version (bump it together with `pyproject.toml`), and the release workflow pins it by
+digest there. The local runner (`mlops demo`) ignores the image and runs the same code in this venv.
 """
 
-PLATFORM_IMAGE_REPOSITORY = "ghcr.io/mlops-platform/platform"
-PLATFORM_IMAGE_TAG = "0.1.0"
-BASE_IMAGE = f"{PLATFORM_IMAGE_REPOSITORY}:{PLATFORM_IMAGE_TAG}"
+from components.versions import PLATFORM_IMAGE
+
+BASE_IMAGE = PLATFORM_IMAGE
+# The tag without a digest the release may pin it with (`<repo>:<tag>[@sha256:...]`).
+PLATFORM_IMAGE_TAG = PLATFORM_IMAGE.split("@", 1)[0].rsplit(":", 1)[1]

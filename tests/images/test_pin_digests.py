@@ -73,22 +73,23 @@ def test_pairs_are_name_equals_digest() -> None:
 
 
 def test_command_line_rewrites_a_copy_of_the_real_version_file(tmp_path: Path) -> None:
-    """As the workflow runs it (runner's python3, stdlib only) on the real file's content, with
-    the two references the version file is to hold appended."""
+    """As the workflow runs it (runner's python3, stdlib only) on a copy of the real version
+    file, which holds the two references: exactly those lines change."""
     real = (REPO / "components" / "versions.py").read_text()
-    lines = (
-        '\nMODEL_SERVER_IMAGE = "ghcr.io/mlops-platform/model-server:0.1.0"\n'
-        'PLATFORM_IMAGE = "ghcr.io/mlops-platform/platform:0.1.0"\n'
-    )
+    for reference in (
+        'MODEL_SERVER_IMAGE = "ghcr.io/mlops-platform/model-server:0.1.0"\n',
+        'PLATFORM_IMAGE = "ghcr.io/mlops-platform/platform:0.1.0"\n',
+    ):
+        assert real.count(reference) == 1, reference
     target = tmp_path / "versions.py"
-    target.write_text(real + lines)
+    target.write_text(real)
     args = [sys.executable, str(SCRIPT), "--file", str(target), "--tag", "0.1.0"]
     pairs = [f"model-server={NEW_SERVER}", f"platform={NEW_PLATFORM}"]
     result = subprocess.run([*args, *pairs], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert target.read_text() == real + lines.replace(':0.1.0"', ':0.1.0@{}"').format(
-        NEW_SERVER, NEW_PLATFORM
-    )
+    assert target.read_text() == real.replace(
+        'model-server:0.1.0"', f'model-server:0.1.0@{NEW_SERVER}"'
+    ).replace('platform:0.1.0"', f'platform:0.1.0@{NEW_PLATFORM}"')
     missing = subprocess.run([*args, f"notebook={NEW_SERVER}"], capture_output=True, text=True)
     assert missing.returncode == 1
     assert f"{target}: no reference to ghcr.io/mlops-platform/notebook" in missing.stderr
