@@ -13,7 +13,7 @@ imports with this project's pandas 3) on the first `--peer-reps` pairs of every 
 that cannot be installed or run is recorded with the reason. Writes bench/results/drift.json
 and bench/results/drift.md.
 
-Usage: uv run python bench/drift/run.py            # quick, the default (~5-10 min on 2 CPUs)
+Usage: uv run python bench/drift/run.py            # quick, the default (~10-25 min, 2 busy CPUs)
        uv run python bench/drift/run.py --full     # more repetitions (~1 h)
 """
 
@@ -459,7 +459,7 @@ def render(result: dict) -> str:
         "A drifted pair counts as detectable when the test made for its kind has >= 95 % power at "
         "Holm's first-step level (0.01 / number of tests of the pair) and its effect clears the "
         "effect floor with 95 % probability (bench/drift/scenarios.py `detectable`; true effects "
-        "measured on 200,000-row populations with the same drift). Share of detectable pairs by "
+        "measured on 60,000-row populations with the same drift). Share of detectable pairs by "
         "window size, and the smallest size at which every pair of the kind is detectable:",
         "",
         "| kind | detectable share by size | all detectable from |",
@@ -475,13 +475,16 @@ def render(result: dict) -> str:
 
 NOTES = [
     "Reading: a location shift of 0.05 sd is below the KS floor (D 0.03 ~ 0.075 sd of a normal "
-    "column) and is never reported, by design; 0.1 sd needs tens of thousands of rows; the "
-    "smallest spread change (x1.1) sits on its floor (1.1) and is reported only partly. Pairs "
-    "the power analysis calls undetectable are still counted in the `ours` column.",
+    "column) and is reported only on columns where it moves the distribution more (skewed, "
+    "discrete); 0.1 sd needs tens of thousands of rows; spread x1.1 and +1 pp missing values "
+    "sit on their floors (1.1, 1 pp) and are reported only partly. Pairs the power analysis "
+    "calls undetectable still count in the `ours` column. Interpretation and caveats: "
+    "bench/drift/README.md.",
 ]
 
 
 def main() -> int:
+    global WORK
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="more repetitions and sizes")
     parser.add_argument("--sizes", type=int, nargs="+")
@@ -492,6 +495,9 @@ def main() -> int:
     parser.add_argument("--skip-peers", action="store_true")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument(
+        "--work", type=Path, default=WORK, help="scratch folder for the peers' pairs (emptied)"
+    )
+    parser.add_argument(
         "--render", action="store_true", help="only rewrite drift.md from drift.json"
     )
     args = parser.parse_args()
@@ -501,11 +507,12 @@ def main() -> int:
         (args.out / "drift.md").write_text(render(result))
         return 0
     args.sizes = args.sizes or ([500, 2000, 10_000, 50_000] if args.full else [500, 5000, 50_000])
-    args.reps = args.reps or (40 if args.full else 8)
+    args.reps = args.reps or (40 if args.full else 5)
     args.peer_reps = args.peer_reps if args.peer_reps is not None else (5 if args.full else 1)
 
     started = time.perf_counter()
     load_before = os.getloadavg()
+    WORK = args.work
     if WORK.exists():
         shutil.rmtree(WORK)
     WORK.mkdir(parents=True)
