@@ -25,7 +25,7 @@ def drift_pipeline(
     model_name: str = "churn",
     reference_uri: str = "",
     reference_alias: str = "champion",
-    psi_threshold: float = 0.2,
+    psi_threshold: float = 0.0,
     pvalue_threshold: float = 0.01,
     min_drifted_features: int = 1,
     season_days: int = 7,

@@ -30,7 +30,7 @@ def windows_drift_pipeline(
     end: str = "",
     hours: int = 168,
     labels_until: str = "",
-    psi_threshold: float = 0.2,
+    psi_threshold: float = 0.0,
     pvalue_threshold: float = 0.01,
     min_drifted_features: int = 1,
     season_days: int = 7,

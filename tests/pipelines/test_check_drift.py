@@ -54,8 +54,12 @@ def test_drifted_window_is_flagged_on_the_injected_features(windows, tmp_path) -
     assert summary["seasonal_reference"] is True
     assert report.startswith("# Drift FOUND\n")
     assert f"- drifted features (6): {', '.join(summary['drifted_features'])}" not in report
-    assert len(scores) == 47
+    assert summary["verdict"] == "drift"
+    assert len(scores) == 4 * 47
     assert scores["psi_tenure_days"] == round(summary["features"]["tenure_days"]["psi"], 5)
+    assert scores["drifted_tenure_days"] == 1.0
+    assert scores["drifted_age"] == 0.0
+    assert "| tenure_days | " in report and "ks@window" in report
 
 
 def test_calm_window_of_another_season_is_not_drift(windows, tmp_path) -> None:
@@ -73,19 +77,79 @@ def test_thresholds_are_passed_through(windows, tmp_path) -> None:
     assert summary["config"]["psi_threshold"] == 50.0
     assert summary["config"]["season_days"] is None
     assert summary["seasonal_reference"] is False
+    assert summary["season"]["status"] == "disabled"
+    _, summary, _, _ = run(
+        windows["reference"],
+        windows["drifted"],
+        tmp_path,
+        correction="bh",
+        min_ks=0.99,
+        min_scale_ratio=3.0,
+        min_tvd=0.5,
+        min_missing_change=0.5,
+        recent_share=0.0,
+    )
+    assert summary["config"]["correction"] == "bh"
+    assert summary["config"]["min_ks"] == 0.99
+    assert summary["recent_rows"] == 0
+    assert summary["drifted_features"] == []
+
+
+def test_unbuildable_same_season_reference_is_an_inconclusive_report(windows, tmp_path) -> None:
+    drifted, summary, report, _ = run(
+        windows["reference"], windows["drifted"], tmp_path, season_fallback="inconclusive"
+    )
+    assert summary["season"]["status"] == "same_season"
+    short = tmp_path / "short.parquet"
+    frame = churn.read_parquet(windows["reference"])
+    # three years but only 20 rows a week: a 90-day window's season holds < 1000 rows
+    churn.write_parquet(frame.iloc[::40], short)
+    drifted, summary, report, _ = run(short, windows["drifted"], tmp_path)
+    assert drifted is False
+    assert summary["verdict"] == "inconclusive"
+    assert report.startswith("# Drift INCONCLUSIVE\n")
+    assert "fewer than min_reference_rows=1000" in report
 
 
 def test_report_orders_drifted_features_first_then_by_psi() -> None:
-    def feature(psi: float, drifted: bool) -> dict:
-        return {"test": "ks", "psi": psi, "statistic": 0.1, "pvalue": 0.001, "drifted": drifted}
+    def feature(psi: float, pvalue: float, drifted: bool) -> dict:
+        return {
+            "kind": "numeric",
+            "test": "ks",
+            "slice": "window",
+            "psi": psi,
+            "effect": 0.1,
+            "pvalue": pvalue,
+            "missing_reference": 0.0,
+            "missing_current": 0.01,
+            "drifted": drifted,
+            "drifted_tests": ["ks@window"] if drifted else [],
+        }
 
     summary = {
         "drifted": True,
-        "features": {"a": feature(0.9, False), "b": feature(0.3, True), "c": feature(0.5, True)},
+        "verdict": "drift",
+        "message": "2 of 3 features drifted",
+        "features": {
+            "a": feature(0.9, 0.5, False),
+            "b": feature(0.3, 0.001, True),
+            "c": feature(0.5, 0.001, True),
+        },
         "reference_rows": 10,
         "current_rows": 5,
-        "seasonal_reference": False,
-        "config": {"psi_threshold": 0.2, "pvalue_threshold": 0.01, "min_drifted_features": 1},
+        "recent_rows": 0,
+        "n_tests": 9,
+        "season": {"status": "no_timestamp", "message": "-"},
+        "config": {
+            "psi_threshold": 0.0,
+            "pvalue_threshold": 0.01,
+            "min_drifted_features": 1,
+            "correction": "holm",
+            "min_ks": 0.03,
+            "min_scale_ratio": 1.1,
+            "min_tvd": 0.03,
+            "min_missing_change": 0.01,
+        },
     }
     text = report_markdown(summary, "ref.parquet", "cur.parquet")
     rows = [
@@ -95,7 +159,11 @@ def test_report_orders_drifted_features_first_then_by_psi() -> None:
     ]
     assert rows == ["| feature", "| c", "| b", "| a"]
     assert "- drifted features (2): c, b" in text
-    assert "- reference: `ref.parquet` (10 rows, whole reference window)" in text
+    assert "- reference: `ref.parquet` (10 rows; season: no_timestamp)" in text
+    assert "Holm (family-wise) over 9 tests" in text
+    assert (
+        "| b | numeric | ks | window | 0.1 | 0.001 | 0.3000 | 0.00% -> 1.00% | ks@window |" in text
+    )
 
 
 def test_component_and_pipeline_defaults_match_the_library_defaults():
@@ -112,3 +180,14 @@ def test_component_and_pipeline_defaults_match_the_library_defaults():
         params = inspect.signature(fn).parameters
         for name in ("psi_threshold", "pvalue_threshold", "min_drifted_features", "season_days"):
             assert params[name].default == getattr(library, name), (fn.__name__, name)
+    params = inspect.signature(check_drift.python_func).parameters
+    for name in (
+        "correction",
+        "min_ks",
+        "min_scale_ratio",
+        "min_tvd",
+        "min_missing_change",
+        "season_fallback",
+        "recent_share",
+    ):
+        assert params[name].default == getattr(library, name), name

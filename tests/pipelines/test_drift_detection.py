@@ -1,4 +1,5 @@
-"""Drift detection: PSI by hand, the reference profile contract, verdicts and bad input."""
+"""Drift detection: per-kind tests, correction, effect floors, seasonal reference, PSI by hand,
+the reference profile contract, verdicts and bad input."""
 
 from __future__ import annotations
 
@@ -126,8 +127,10 @@ def test_numeric_psi_in_detect_drift_matches_hand_computation() -> None:
     expected = 5 * 0.1 * math.log(2) + 5 * (1e-4 - 0.1) * math.log(1e-4 / 0.1)
     result = report.features["x"]
     assert result.psi == pytest.approx(expected, rel=1e-12)
-    assert result.statistic == pytest.approx(0.5)
-    assert result.test == "ks"
+    ks = next(test for test in result.tests if test.test == "ks" and test.slice == "window")
+    assert ks.statistic == pytest.approx(0.5)
+    assert ks.effect == pytest.approx(0.5)
+    assert result.kind == "integer"
     assert result.drifted is True
     assert drift.profile_psi(reference_profile(reference), current)["x"] == pytest.approx(
         expected, rel=1e-12
@@ -182,7 +185,9 @@ def test_large_windows_do_not_flag_trivial_shifts() -> None:
     report = detect_drift(reference, current)
     result = report.features["x"]
     # significant (huge samples) but tiny: PSI ~ 0.0025, far under 0.2
-    assert result.pvalue < 1e-20
+    ks = next(test for test in result.tests if test.test == "ks")
+    assert ks.pvalue < 1e-20
+    assert ks.effect < ks.min_effect == 0.03
     assert result.psi < 0.01
     assert result.drifted is False
     assert report.drifted is False
@@ -203,6 +208,11 @@ def test_report_to_dict_is_json(history: pd.DataFrame) -> None:
     data = json.loads(json.dumps(report.to_dict()))
     assert set(data) == {
         "drifted",
+        "verdict",
+        "message",
+        "recent_rows",
+        "season",
+        "n_tests",
         "n_drifted",
         "share_drifted",
         "drifted_features",
@@ -213,14 +223,31 @@ def test_report_to_dict_is_json(history: pd.DataFrame) -> None:
         "config",
     }
     assert set(data["features"]) == {"age", "gender"}
-    assert set(data["features"]["age"]) == {"kind", "test", "psi", "statistic", "pvalue", "drifted"}
-    assert data["config"]["psi_threshold"] == 0.2
+    assert set(data["features"]["age"]) == {
+        "kind",
+        "test",
+        "slice",
+        "psi",
+        "statistic",
+        "pvalue",
+        "effect",
+        "missing_reference",
+        "missing_current",
+        "drifted",
+        "drifted_tests",
+        "tests",
+    }
+    assert data["features"]["gender"]["kind"] == "categorical"
+    assert data["config"]["psi_threshold"] == 0.0
+    assert data["config"]["correction"] == "holm"
 
 
 def test_short_reference_is_used_whole(history: pd.DataFrame) -> None:
     reference = _window(history, "2023-03-01", days=90)
     report = detect_drift(reference, _window(history, "2024-03-01"), features=["age"])
     assert report.seasonal_reference is False
+    assert report.season.status == "short_reference"
+    assert "spans 89 days" in report.season.message
     assert report.reference_rows == len(reference)
 
 
@@ -266,11 +293,16 @@ def test_bad_input_is_a_clear_value_error(reference, current, kwargs, message) -
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [
-        ({"psi_threshold": 0}, "psi_threshold"),
+        ({"psi_threshold": -1}, "psi_threshold"),
         ({"pvalue_threshold": 1.5}, "pvalue_threshold"),
         ({"bins": 1}, "bins"),
         ({"drift_share": 2}, "drift_share"),
         ({"season_days": 400}, "season_days"),
+        ({"correction": "bonferroni"}, "correction"),
+        ({"min_ks": 2}, "min_ks"),
+        ({"min_scale_ratio": 0.5}, "min_scale_ratio"),
+        ({"recent_share": 1}, "recent_share"),
+        ({"season_fallback": "year"}, "season_fallback"),
     ],
 )
 def test_bad_thresholds_name_the_parameter(kwargs: dict, field: str) -> None:
@@ -285,6 +317,9 @@ def test_seasonal_reference_mask_keeps_the_same_calendar_days() -> None:
     reference = pd.DataFrame({"snapshot_date": stamps, "x": np.arange(len(stamps))})
     current = pd.DataFrame({"snapshot_date": pd.to_datetime(["2024-04-09"]), "x": [0]})
     mask = drift.seasonal_reference_mask(reference, current, season_days=3, min_reference_rows=1)
+    # the same day of year is enough for one row (0-based day 99: 10 April in 2023)
+    assert reference.loc[mask, "snapshot_date"].dt.strftime("%m-%d").tolist() == ["04-10"]
+    mask = drift.seasonal_reference_mask(reference, current, season_days=3, min_reference_rows=7)
     # 2024-04-09 is day 100 of a leap year (0-based 99): days 96..102 of 2023 are kept
     assert reference.loc[mask, "snapshot_date"].dt.strftime("%m-%d").tolist() == [
         "04-07",
@@ -297,10 +332,167 @@ def test_seasonal_reference_mask_keeps_the_same_calendar_days() -> None:
     ]
     # the window wraps around the new year
     current = pd.DataFrame({"snapshot_date": pd.to_datetime(["2024-01-01"]), "x": [0]})
-    mask = drift.seasonal_reference_mask(reference, current, season_days=1, min_reference_rows=1)
+    mask = drift.seasonal_reference_mask(reference, current, season_days=1, min_reference_rows=3)
     assert reference.loc[mask, "snapshot_date"].dt.strftime("%m-%d").tolist() == [
         "01-01",
         "01-02",
         "12-31",
     ]
     assert drift.seasonal_reference_mask(reference, current, season_days=1) is None
+
+
+def _mixed(rng: np.random.Generator, n: int) -> pd.DataFrame:
+    x = rng.normal(10, 2, n)
+    x[rng.random(n) < 0.02] = np.nan
+    return pd.DataFrame(
+        {
+            "x": x,
+            "skewed": rng.lognormal(0, 1, n),
+            "visits": rng.poisson(2, n),
+            "plan": rng.choice(["basic", "plus", "gold", "team"], n, p=[0.5, 0.3, 0.15, 0.05]),
+        }
+    )
+
+
+def test_false_alarms_stay_under_the_level_at_small_and_large_windows() -> None:
+    rng = np.random.default_rng(7)
+    alarms = {
+        n: sum(detect_drift(_mixed(rng, n), _mixed(rng, n)).drifted for _ in range(30))
+        for n in (300, 20_000)
+    }
+    # alpha 0.01 family-wise: 30 null pairs per size should give no or one alarm
+    assert alarms == {300: 0, 20_000: 0}
+
+
+@pytest.mark.parametrize(
+    ("change", "feature", "test"),
+    [
+        (lambda f, rng: f.assign(x=f["x"] + 0.4), "x", "ks"),
+        # same median, 1.6x the spread
+        (lambda f, rng: f.assign(x=10 + (f["x"] - 10) * 1.6), "x", "brown_forsythe"),
+        (
+            lambda f, rng: f.assign(x=f["x"].mask(rng.random(len(f)) < 0.08)),
+            "x",
+            "missing_rate",
+        ),
+        (
+            lambda f, rng: f.assign(
+                plan=f["plan"].where(~((f["plan"] == "basic") & (rng.random(len(f)) < 0.2)), "team")
+            ),
+            "plan",
+            "chi2",
+        ),
+        (
+            lambda f, rng: f.assign(visits=f["visits"] + (rng.random(len(f)) < 0.2)),
+            "visits",
+            "chi2",
+        ),
+    ],
+    ids=["location", "spread", "missing_surge", "category_shares", "integer_counts"],
+)
+def test_each_kind_of_drift_is_caught_by_its_test(change, feature, test) -> None:
+    rng = np.random.default_rng(3)
+    reference, current = _mixed(rng, 5000), change(_mixed(rng, 5000), rng)
+    report = detect_drift(reference, current)
+    assert report.drifted_features == [feature]
+    assert f"{test}@window" in report.features[feature].drifted_tests
+    assert report.verdict == "drift"
+
+
+def test_missing_values_are_compared_not_dropped() -> None:
+    reference = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0] * 500})
+    current = reference.copy()
+    current.loc[current.index[:300], "x"] = np.nan
+    result = detect_drift(reference, current).features["x"]
+    assert result.missing_reference == 0.0
+    assert result.missing_current == pytest.approx(0.15)
+    assert result.drifted_tests == ["missing_rate@window"]
+
+
+def test_column_kinds() -> None:
+    frame = pd.DataFrame(
+        {
+            "f": [0.5, 1.5, 2.5, 3.5],
+            "i": [1, 2, 3, 4],
+            "i_nan": [1.0, np.nan, 3.0, 4.0],
+            "flag": [True, False, True, True],
+            "s": ["a", "b", "a", "c"],
+        }
+    )
+    kinds = {name: feature.kind for name, feature in detect_drift(frame, frame).features.items()}
+    assert kinds == {
+        "f": "numeric",
+        "i": "integer",
+        "i_nan": "integer",
+        "flag": "categorical",
+        "s": "categorical",
+    }
+
+
+def test_holm_and_bh_adjustments_match_hand_computation() -> None:
+    pvalues = np.array([0.01, 0.04, 0.03, 0.005])
+    # Holm: sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1, made monotone
+    assert drift._adjust(pvalues, "holm").tolist() == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    # BH: p * m / rank, made monotone from the top
+    assert drift._adjust(pvalues, "bh").tolist() == pytest.approx([0.02, 0.04, 0.04, 0.02])
+
+
+def test_rare_categories_are_pooled_until_chi2_is_valid() -> None:
+    ref = pd.Series({"a": 500, "b": 400, "c": 3, "d": 2, "e": 1})
+    cur = pd.Series({"a": 50, "b": 45, "c": 1, "f": 1})
+    table = drift._pooled_table(ref, cur)
+    expected = table.sum(axis=1, keepdims=True) * table.sum(axis=0) / table.sum()
+    assert table.sum() == ref.sum() + cur.sum()
+    assert expected.min() >= drift.MIN_EXPECTED
+    assert table.shape == (2, 2)
+    assert drift._pooled_table(pd.Series({"a": 10}), pd.Series({"a": 3})) is None
+
+
+def test_effect_floors_are_parameters() -> None:
+    rng = np.random.default_rng(5)
+    reference, current = _mixed(rng, 20_000), _mixed(rng, 20_000)
+    current["x"] += 0.3  # 0.15 sd: KS D ~ 0.06
+    assert detect_drift(reference, current).drifted_features == ["x"]
+    assert detect_drift(reference, current, min_ks=0.1).drifted_features == []
+    assert detect_drift(reference, current, psi_threshold=0.2).drifted_features == []
+
+
+def test_same_season_reference_that_cannot_be_built_is_inconclusive(history) -> None:
+    reference = _reference(history)
+    current = _window(history, "2024-03-01")
+    report = detect_drift(reference, current, min_reference_rows=100_000)
+    assert report.verdict == "inconclusive"
+    assert report.drifted is False
+    assert report.season.status == "too_few_rows"
+    assert "fewer than min_reference_rows=100000" in report.message
+    assert report.reference_rows == len(reference)
+    forced = detect_drift(reference, current, min_reference_rows=100_000, season_fallback="whole")
+    assert forced.verdict in {"drift", "no_drift"}
+    assert forced.season.status == "too_few_rows"
+
+
+def test_gradual_drift_is_caught_in_the_recent_slice() -> None:
+    rng = np.random.default_rng(11)
+    n = 8000
+    reference = pd.DataFrame(
+        {
+            "snapshot_date": pd.Timestamp("2024-01-01")
+            + pd.to_timedelta(np.sort(rng.integers(0, 90, 40_000)), unit="D"),
+            "x": rng.normal(0, 1, 40_000),
+        }
+    )
+    days = np.sort(rng.integers(0, 28, n))
+    ramp = np.clip((days - 14) / 14, 0, None) * 0.5  # starts mid-window, 0.5 sd at its end
+    current = pd.DataFrame(
+        {
+            "snapshot_date": pd.Timestamp("2024-04-01") + pd.to_timedelta(days, unit="D"),
+            "x": rng.normal(0, 1, n) + ramp,
+        }
+    )
+    report = detect_drift(reference, current)
+    assert report.recent_rows > 0
+    assert report.drifted_features == ["x"]
+    assert "ks@recent" in report.features["x"].drifted_tests
+    without = detect_drift(reference, current, recent_share=0)
+    assert without.recent_rows == 0
+    assert all(test.slice == "window" for test in without.features["x"].tests)
