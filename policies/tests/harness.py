@@ -88,7 +88,9 @@ def engine_props(inputs: dict[str, Any]) -> Any:
 
 
 def urn(plan: dict[str, Any], resource: dict[str, Any]) -> str:
-    return f"urn:pulumi:{plan['stack']}::mlops::{resource['type']}::{resource['name']}"
+    # each layer is its own Pulumi project (mlops-infra, mlops-platform, mlops-ml)
+    project = f"mlops-{resource['layer']}" if resource.get("layer") else "mlops"
+    return f"urn:pulumi:{plan['stack']}::{project}::{resource['type']}::{resource['name']}"
 
 
 def _options(plan: dict[str, Any], resource: dict[str, Any]) -> PolicyResourceOptions:
@@ -110,9 +112,13 @@ def _is_custom(resource: dict[str, Any]) -> bool:
 
 
 def _provider(plan: dict[str, Any], resource: dict[str, Any]) -> PolicyProviderResource | None:
-    """The stack's explicit provider for the resource's package (the program makes one each)."""
+    """The explicit provider for the resource's package (each layer's program makes one)."""
     package = resource["type"].split(":")[0]
-    providers = of_type(plan, f"pulumi:providers:{package}")
+    providers = [
+        p
+        for p in of_type(plan, f"pulumi:providers:{package}")
+        if p.get("layer") == resource.get("layer")
+    ]
     if not providers:
         return None
     provider = providers[0]

@@ -8,7 +8,7 @@ import pytest
 from components.monitoring import AlertsConfig
 from components.serving import ModelDeploymentConfig
 from components.serving.model import pod_monitor
-from mlops import config, mocks, program
+from mlops import config, mocks, plan
 
 LOCAL = {"type": "local", "kube_context": "kind-mlops", "distribution": "kind"}
 IDENTITIES = {
@@ -27,11 +27,11 @@ SERVING = {
 
 
 def _run(**values):
-    return mocks.run(
-        program.main,
-        stack="wiring",
-        config={f"mlops:{key}": json.dumps(value) for key, value in values.items()},
+    """Every layer of the platform under mocks, in deploy order, as one record."""
+    layers = plan.run_layers(
+        "wiring", {f"mlops:{key}": json.dumps(value) for key, value in values.items()}
     )
+    return mocks.merged([monitor for _, monitor in layers])
 
 
 def test_serving_deployment_waits_for_its_namespace_monitoring_and_identity():
@@ -42,7 +42,9 @@ def test_serving_deployment_waits_for_its_namespace_monitoring_and_identity():
     # depends_on a component means on each of its children (as the engine records it)
     waits_for = {urn.split("::")[-1] for urn in deployment.depends_on}
     assert "mlops-serving" in waits_for  # its namespace
-    assert "mlops-monitoring-kube-prometheus-stack" in waits_for  # the PodMonitor CRD
+    # the PodMonitor CRD comes with the monitoring chart, a layer deployed before
+    assert deployment.layer == "ml"
+    assert monitor.named("mlops-monitoring-kube-prometheus-stack").layer == "platform"
     assert {"serving-service-account", "serving-s3-credentials"} <= waits_for
     assert not any(name.startswith("other-") for name in waits_for)  # not the other identity
     namespaces = {
@@ -150,7 +152,9 @@ def test_serving_waits_for_istiod_and_needs_the_mesh():
     (istiod,) = [
         r for r in monitor.of_type("kubernetes:helm.sh/v3:Release") if r.inputs["chart"] == "istiod"
     ]
-    assert istiod.name in waits_for
+    # istiod (sidecar injection, the mesh CRDs) is up before: the platform layer runs first
+    assert istiod.name not in waits_for
+    assert (istiod.layer, monitor.named("churn").layer) == ("platform", "ml")
     with pytest.raises(config.ConfigError) as caught:
         config.validate(
             {
@@ -308,7 +312,9 @@ def test_progressive_serving_waits_for_flagger_which_queries_the_platform_promet
         mlflow=LOOP_CLIENT,
     )
     waits_for = {urn.split("::")[-1] for urn in monitor.named("churn").depends_on}
-    assert {"mlops-delivery-flagger", "mlops-delivery-load-tester"} <= waits_for
+    # Flagger (the Canary CRD) is deployed with the platform layer, before the ml layer
+    assert not {"mlops-delivery-flagger", "mlops-delivery-load-tester"} & waits_for
+    assert monitor.named("mlops-delivery-flagger").layer == "platform"
     (flagger,) = [
         r
         for r in monitor.of_type("kubernetes:helm.sh/v3:Release")
