@@ -246,6 +246,34 @@ class PlatformConfig(StrictModel):
         return problems
 
 
+# Settings that only one cloud reads: a `<cloud>_` prefix, or a backend block.
+_BACKEND_BLOCKS = {"msk": "aws", "managed_kafka": "gcp", "strimzi": "local", "minio": "local"}
+# Maps whose keys are the user's own names, not settings (a pipeline parameter may be `aws_x`).
+_FREE_FORM = {"tags", "labels", "parameters", "server_settings", "annotations", "node_selector"}
+
+
+def wrong_cloud_problems(values: Mapping[str, Any], cloud: str) -> list[tuple[str, str]]:
+    """(dotted path, message) for every setting of another cloud than `cloud`: ignored by the
+    components, so most likely a stack file copied from another environment."""
+    problems: list[tuple[str, str]] = []
+
+    def walk(node: Any, path: str) -> None:
+        if not isinstance(node, Mapping):
+            return
+        for key, value in node.items():
+            where = f"{path}.{key}" if path else str(key)
+            owner = _BACKEND_BLOCKS.get(str(key)) or next(
+                (c for c in ("aws", "gcp", "local") if str(key).startswith(f"{c}_")), None
+            )
+            if owner is not None and owner != cloud and value is not None:
+                problems.append((where, f"only read on {owner}; this stack's cloud is {cloud}"))
+            elif str(key) not in _FREE_FORM:
+                walk(value, where)
+
+    walk({k: v for k, v in values.items() if k != "cloud"}, "")
+    return problems
+
+
 def consumed_topics(platform: PlatformConfig) -> list[str]:
     """What the loop's consumer reads (mlops/wiring.py)."""
     return wiring.consumed_topics(platform)
@@ -320,7 +348,7 @@ def validate(
     except ValidationError as exc:
         problems = [_problem(_dotted(err["loc"], ours), _message(err)) for err in exc.errors()]
         raise ConfigError(source, problems) from None
-    cross = platform.cross_field_problems()
+    cross = wrong_cloud_problems(ours, platform.cloud.type) + platform.cross_field_problems()
     if cross:
         raise ConfigError(source, [(f"{NAMESPACE}:{path}", message) for path, message in cross])
     return platform

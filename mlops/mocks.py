@@ -17,6 +17,7 @@ import pulumi
 from pulumi.output import Unknown
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
+from pulumi.runtime.proto import resource_pb2
 
 SECRET_MASK = "[secret]"
 # What `pulumi preview` shows for a value only the provider will know.
@@ -51,6 +52,7 @@ class Recorded:
     secret_inputs: set[str] = field(default_factory=set)
     ignore_changes: list[str] = field(default_factory=list)
     masked_inputs: dict[str, Any] = field(default_factory=dict)
+    aliases: list[str] = field(default_factory=list)  # full URNs it was known by before
     layer: str = ""  # the platform layer whose program registered it (mlops.plan.run_layers)
 
     @property
@@ -230,9 +232,21 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 secret_inputs=secret_paths,
                 masked_inputs=masked,
                 ignore_changes=list(request.ignoreChanges),
+                aliases=[*request.aliasURNs, *(a.urn for a in request.aliases if a.urn)],
             )
         )
         return response
+
+    def GetDeploymentInfo(self, request):
+        # Without alias specs the SDK sends every alias as a full URN (recorded above), as it
+        # does to engines that predate them.
+        info = super().GetDeploymentInfo(request)
+        features = [
+            f
+            for f in info.supportedFeatures
+            if f != resource_pb2.RESOURCE_MONITOR_FEATURE_ALIAS_SPECS
+        ]
+        return resource_pb2.DeploymentInfo(supportedFeatures=features)
 
     def of_type(self, typ: str) -> list[Recorded]:
         return [r for r in self.recorded if r.type == typ]

@@ -55,6 +55,7 @@ class PlannedResource:
     depends_on: list[str] = field(default_factory=list)
     layer: str = ""
     urn: str = ""
+    aliases: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -192,6 +193,7 @@ def _planned(monitor: Any, layer: str) -> list[PlannedResource]:
             depends_on=sorted(_name_of(d) for d in r.depends_on),
             layer=layer,
             urn=r.urn,
+            aliases=list(r.aliases),
         )
         for r in monitor.recorded
     ]

@@ -261,3 +261,53 @@ def test_check_layers_names_a_backwards_edge():
     assert wiring.check_layers({"cluster": ("serving:x",), "serving:x": ()}) == [
         "cluster (infra) waits for serving:x (ml)"
     ]
+
+
+@pytest.mark.parametrize(
+    ("cloud", "values", "expected"),
+    [
+        (AWS, {"mlflow": {"database": {"aws_instance_class": "db.t4g.small"}}}, []),
+        (
+            AWS,
+            {"mlflow": {"database": {"gcp_tier": "db-custom-2-7680"}}},
+            [("mlops:mlflow.database.gcp_tier", "only read on gcp; this stack's cloud is aws")],
+        ),
+        (
+            LOCAL,
+            {"kafka": {"msk": {"instance_type": "kafka.t3.small"}}},
+            [("mlops:kafka.msk", "only read on aws; this stack's cloud is local")],
+        ),
+        (
+            {"type": "gcp", "project": "p", "region": "europe-west4"},
+            {"storage": {"minio": {"storage_size": "5Gi"}}},
+            [("mlops:storage.minio", "only read on local; this stack's cloud is gcp")],
+        ),
+        # user-named keys are not settings
+        (
+            LOCAL,
+            {
+                "pipelines": {
+                    "schedules": {
+                        "s": {
+                            "pipeline": "drift",
+                            "cron": "0 0 2 * * *",
+                            "parameters": {"aws_like": "x"},
+                        }
+                    }
+                }
+            },
+            None,
+        ),
+    ],
+)
+def test_a_setting_for_another_cloud_is_an_error(cloud, values, expected):
+    raw = {"mlops:cloud": cloud, **{f"mlops:{k}": v for k, v in values.items()}}
+    if expected == []:
+        config.validate(raw, "stacks/Pulumi.t.yaml")
+        return
+    if expected is None:
+        assert config.wrong_cloud_problems(values, cloud["type"]) == []
+        return
+    with pytest.raises(config.ConfigError) as caught:
+        config.validate(raw, "stacks/Pulumi.t.yaml")
+    assert [p for p in caught.value.problems if "only read on" in p[1]] == expected
