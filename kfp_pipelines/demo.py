@@ -780,7 +780,6 @@ class Demo:
                 stack,
                 self.binaries or require_monitoring_binaries(),
                 tracking_uri,
-                train_path,
                 drifted_path,
             )
 
@@ -884,7 +883,6 @@ class Demo:
         stack: contextlib.ExitStack,
         binaries: dict[str, str],
         tracking_uri: str,
-        train_path: Path,
         drifted_path: Path,
     ) -> tuple[Prometheus, tuple[str, Path, subprocess.Popen]]:
         """The receiver, Alertmanager with the platform's routing to it, and Prometheus with the
@@ -914,7 +912,6 @@ class Demo:
             "MLOPS_RECEIVER_BACKEND": "local",
             "MLOPS_RECEIVER_PIPELINE_ROOT": str(self.workdir / "pipeline-root"),
             "MLOPS_RECEIVER_DATA_URI": str(drifted_path),
-            "MLOPS_RECEIVER_REFERENCE_URI": str(train_path),
             "MLOPS_RECEIVER_TRACKING_URI": tracking_uri,
             "MLOPS_RECEIVER_PIPELINE_ARGUMENTS": json.dumps({"seed": self.seed}),
             "MLOPS_RECEIVER_MODELS": REGISTERED_MODEL_NAME,
@@ -1326,6 +1323,7 @@ class Demo:
             dataset_sha256=hashlib.sha256(train_path.read_bytes()).hexdigest(),
             pipeline="demo-shuffled-labels",
             golden_path=str(golden_path),
+            reference_path=str(train_path),
         )
         return version, reason, promote
 

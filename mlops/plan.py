@@ -308,6 +308,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="write every Kubernetes object the stack creates directly as YAML into DIR",
     )
+    parser.add_argument(
+        "--policies",
+        action="store_true",
+        help="run the policy pack (policies/) on the plan with the stack's policy config; "
+        "exit 1 on a mandatory violation",
+    )
+    parser.add_argument(
+        "--diff",
+        type=Path,
+        metavar="BASE.json",
+        help="show what changes against a saved `--format json` plan (e.g. main's)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -325,4 +337,29 @@ def main(args: argparse.Namespace) -> int:
         print(
             f"wrote {len(written)} Kubernetes manifests to {args.render_manifests}", file=sys.stderr
         )
-    return 0
+    return governance(args, plan)
+
+
+def governance(args: argparse.Namespace, plan: Plan) -> int:
+    """`--diff` and `--policies`, after the plan: reports in markdown with `--format markdown`
+    (for a PR comment), else text; on stderr when the plan itself is JSON on stdout."""
+    from mlops import governance as gov
+
+    if not (args.diff or args.policies):
+        return 0
+    markdown = args.format == "markdown"
+    out = sys.stderr if args.format == "json" else sys.stdout
+    status = 0
+    try:
+        if args.diff:
+            diff = gov.diff_plans(gov.read_base(args.diff), plan.as_json(), str(args.diff))
+            print(gov.render_diff(diff, markdown), file=out)
+        if args.policies:
+            status, report = gov.run_policy_pack(
+                plan.as_json(), plan.stack, project_root(), "markdown" if markdown else "text"
+            )
+            print(report, file=out, end="")
+    except gov.GovernanceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return status

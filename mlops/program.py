@@ -50,6 +50,7 @@ from components.mlflow import (
     TrackingServer,
     TrackingServerArgs,
 )
+from components.mlflow.model import tracking_uri as mlflow_tracking_uri
 from components.monitoring import Observability, ObservabilityArgs, RetrainWebhook
 from components.monitoring.model import prometheus_url
 from components.namespaces import WorkloadNamespaces, WorkloadNamespacesArgs
@@ -161,6 +162,11 @@ def compose_platform(platform: config.PlatformConfig) -> None:
             storage=store,
             kubernetes=cluster.provider,
             identities=platform.workload_identities,
+            # Schedules run against the platform's MLflow and the prediction log's windows.
+            parameter_defaults={
+                "tracking_uri": mlflow_tracking_uri(platform.mlflow.namespace),
+                "bucket_uri": store.bucket_uris[platform.loop.bucket],
+            },
         ),
     )
     made.add("pipelines", pipelines)

@@ -72,8 +72,10 @@ class LoopConfig(StrictModel):
         description="Recent labelled window in `bucket`; `{model}` is the alert's model.",
     )
     reference_path: str = Field(
-        default=f"drift/{MODEL_PLACEHOLDER}/reference.parquet",
-        description="The champion's training data in `bucket`; `{model}` as above.",
+        default="",
+        description="Reference data of the drift check in `bucket` (`{model}` as above); empty: "
+        "the champion's training data, found through its lineage in MLflow (the register step "
+        "logs a sample with every version).",
     )
     retrain_interval_hours: PositiveFloat = Field(
         default=6, description="At most one retrain per model in this period."
@@ -107,6 +109,8 @@ class LoopConfig(StrictModel):
     @field_validator("data_path", "reference_path")
     @classmethod
     def _path(cls, value: str, info) -> str:
+        if not value and info.field_name == "reference_path":
+            return value
         if not re.match(r"^[A-Za-z0-9_.{}/-]+$", value) or value.startswith("/") or ".." in value:
             raise ValueError(
                 f"{info.field_name} {value!r} must be a relative object path (letters, digits, "
@@ -277,7 +281,9 @@ def settings_env(
         "MLOPS_RECEIVER_EXPERIMENT": config.experiment,
         "MLOPS_RECEIVER_PIPELINE": "windows_drift" if windows else "drift",
         "MLOPS_RECEIVER_DATA_URI": base if windows else f"{base}/{config.data_path}",
-        "MLOPS_RECEIVER_REFERENCE_URI": f"{base}/{config.reference_path}",
+        "MLOPS_RECEIVER_REFERENCE_URI": f"{base}/{config.reference_path}"
+        if config.reference_path
+        else "",
         "MLOPS_RECEIVER_TRACKING_URI": tracking_uri,
         "MLOPS_RECEIVER_PIPELINE_ARGUMENTS": json.dumps(config.pipeline_arguments, sort_keys=True),
         "MLOPS_RECEIVER_RETRAIN_INTERVAL_SECONDS": f"{config.retrain_interval_hours * 3600:g}",

@@ -346,11 +346,24 @@ class MlflowConfig(StrictModel):
         description="MLflow users for the platform's clients, keyed by a logical name (user "
         "`svc-<key>`), each with its credentials Secret in its namespace.",
     )
+    ingress_namespaces: list[str] = Field(
+        default_factory=list,
+        description="Further namespaces whose pods may reach the tracking server (e.g. an "
+        "ingress gateway's). Its own namespace and its clients' are always allowed; nothing "
+        "else is (a NetworkPolicy). `kubectl port-forward` is not affected.",
+    )
 
     @field_validator("namespace", "service_account")
     @classmethod
     def _dns_label(cls, value: str, info) -> str:
         return check_dns_label(value, info.field_name)
+
+    @field_validator("ingress_namespaces")
+    @classmethod
+    def _namespaces(cls, value: list[str]) -> list[str]:
+        for namespace in value:
+            check_dns_label(namespace, "ingress_namespaces")
+        return value
 
     @field_validator("artifact_bucket")
     @classmethod
@@ -1034,6 +1047,44 @@ def postgres_service(config: MlflowConfig) -> dict[str, Any]:
     }
 
 
+def ingress_namespaces(config: MlflowConfig) -> list[str]:
+    """Namespaces whose pods may reach the tracking server: its clients' (the only holders of
+    credentials), the configured extra ones; its own is allowed by a pod selector."""
+    names = {client.namespace for client in config.clients.values()}
+    return sorted((names | set(config.ingress_namespaces)) - {config.namespace})
+
+
+def tracking_network_policy(config: MlflowConfig) -> dict[str, Any]:
+    """The tracking server takes connections on its port from its own namespace (the users'
+    provisioning Job) and from `ingress_namespaces`, nothing else."""
+    sources: list[dict[str, Any]] = [{"podSelector": {}}]
+    namespaces = ingress_namespaces(config)
+    if namespaces:
+        sources.append(
+            {
+                "namespaceSelector": {
+                    "matchExpressions": [
+                        {
+                            "key": "kubernetes.io/metadata.name",
+                            "operator": "In",
+                            "values": namespaces,
+                        }
+                    ]
+                }
+            }
+        )
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _metadata(SERVER_NAME, config.namespace, "tracking-server"),
+        "spec": {
+            "podSelector": {"matchLabels": selector_labels("tracking-server")},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": sources, "ports": [{"protocol": "TCP", "port": PORT}]}],
+        },
+    }
+
+
 def postgres_network_policy(config: MlflowConfig) -> dict[str, Any]:
     """Only the tracking server's pods reach the database."""
     return {
@@ -1063,6 +1114,7 @@ class Rendered:
     deployment: dict[str, Any]
     service: dict[str, Any]
     pod_disruption_budget: dict[str, Any]
+    network_policy: dict[str, Any]
     postgres_statefulset: dict[str, Any] | None = None
     postgres_service: dict[str, Any] | None = None
     postgres_network_policy: dict[str, Any] | None = None
@@ -1074,7 +1126,7 @@ class Rendered:
     client_passwords_secret: dict[str, Any] | None = None
 
     def objects(self) -> list[dict[str, Any]]:
-        found = [self.deployment, self.service, self.pod_disruption_budget]
+        found = [self.deployment, self.service, self.pod_disruption_budget, self.network_policy]
         found += [
             obj
             for obj in (
@@ -1100,6 +1152,7 @@ def render(
         deployment=deployment(config, cloud, artifacts_uri, aws_region),
         service=service(config),
         pod_disruption_budget=pod_disruption_budget(config),
+        network_policy=tracking_network_policy(config),
         postgres_statefulset=postgres_statefulset(config) if local else None,
         postgres_service=postgres_service(config) if local else None,
         postgres_network_policy=postgres_network_policy(config) if local else None,

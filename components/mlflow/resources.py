@@ -216,6 +216,12 @@ class TrackingServer(pulumi.ComponentResource):
             spec=rendered.pod_disruption_budget["spec"],
             opts=in_namespace,
         )
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-ingress",
+            metadata=rendered.network_policy["metadata"],
+            spec=rendered.network_policy["spec"],
+            opts=in_namespace,
+        )
 
         clients = _client_users(name, config, rendered, in_namespace, [server, svc, secret])
 

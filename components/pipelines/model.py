@@ -29,7 +29,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -140,10 +140,22 @@ def pipeline_inputs(pipeline: str) -> dict[str, PipelineInput]:
     return declared_inputs(_compiled(SHIPPED_PIPELINES[pipeline]))
 
 
+# Inputs the platform fills in for every schedule whose pipeline declares them (the program
+# passes their values: they are outputs of other components), unless a schedule sets them.
+PLATFORM_PARAMETERS: dict[str, str] = {
+    "tracking_uri": "the platform's MLflow tracking server (in-cluster URL)",
+    "bucket_uri": "the datasets bucket the prediction-log consumer writes its windows to",
+}
+
+
 def parameter_problems(
-    pipeline: str, inputs: Mapping[str, PipelineInput], parameters: Mapping[str, Any]
+    pipeline: str,
+    inputs: Mapping[str, PipelineInput],
+    parameters: Mapping[str, Any],
+    provided: Collection[str] = tuple(PLATFORM_PARAMETERS),
 ) -> list[str]:
-    """What is wrong with a schedule's parameters for `pipeline`, each message naming them."""
+    """What is wrong with a schedule's parameters for `pipeline`, each message naming them.
+    Inputs in `provided` are filled in by the platform when the schedule leaves them out."""
     problems = []
     for name, value in parameters.items():
         declared = inputs.get(name)
@@ -161,7 +173,9 @@ def parameter_problems(
                 f"{name!r} of pipeline {pipeline!r} is {declared.type}: "
                 f"{value!r} ({type(value).__name__}) does not fit"
             )
-    missing = sorted(n for n, i in inputs.items() if i.required and n not in parameters)
+    missing = sorted(
+        n for n, i in inputs.items() if i.required and n not in parameters and n not in provided
+    )
     if missing:
         problems.append(
             f"pipeline {pipeline!r} requires {', '.join(repr(m) for m in missing)} (no default)"
@@ -548,8 +562,43 @@ def pipeline_texts() -> dict[str, str]:
     return {name: path.read_text() for name, path in SHIPPED_PIPELINES.items()}
 
 
-def sync_spec(config: PipelinesConfig, texts: Mapping[str, str]) -> dict[str, Any]:
-    """What `kfp_pipelines.sync` converges KFP to (its `load_spec` reads this)."""
+def schedule_parameters(
+    schedule: ScheduleConfig, defaults: Mapping[str, str], texts: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The schedule's arguments: its own, plus each platform value its pipeline declares."""
+    text = (texts or {}).get(schedule.pipeline)
+    inputs = (
+        declared_inputs(_first_document(text))
+        if text is not None
+        else pipeline_inputs(schedule.pipeline)
+    )
+    filled = {name: value for name, value in defaults.items() if name in inputs}
+    return dict(sorted({**filled, **schedule.parameters}.items()))
+
+
+def schedule_problems(config: PipelinesConfig, provided: Collection[str]) -> list[tuple[str, str]]:
+    """Schedules that need a platform value the program does not provide (a component used
+    on its own, without the platform's MLflow or buckets)."""
+    problems = []
+    for key, schedule in sorted(config.schedules.items()):
+        inputs = pipeline_inputs(schedule.pipeline)
+        for name in sorted(set(PLATFORM_PARAMETERS) - set(provided)):
+            if name in inputs and inputs[name].required and name not in schedule.parameters:
+                problems.append(
+                    (
+                        f"pipelines.schedules.{key}.parameters.{name}",
+                        f"required by pipeline {schedule.pipeline!r} and not provided by the "
+                        f"platform here ({PLATFORM_PARAMETERS[name]}): set it",
+                    )
+                )
+    return problems
+
+
+def sync_spec(
+    config: PipelinesConfig, texts: Mapping[str, str], defaults: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """What `kfp_pipelines.sync` converges KFP to (its `load_spec` reads this); `defaults` are
+    the platform's values of `PLATFORM_PARAMETERS`."""
     names = {pipeline: pipeline_info(text)[0] for pipeline, text in texts.items()}
     return {
         "version": kfp_sync.SPEC_VERSION,
@@ -570,7 +619,7 @@ def sync_spec(config: PipelinesConfig, texts: Mapping[str, str]) -> dict[str, An
             key: {
                 "pipeline": names[schedule.pipeline],
                 "cron": schedule.cron,
-                "parameters": dict(sorted(schedule.parameters.items())),
+                "parameters": schedule_parameters(schedule, defaults or {}, texts),
                 "enabled": schedule.enabled,
                 "max_concurrency": schedule.max_concurrency,
                 "no_catchup": not schedule.catchup,
@@ -581,22 +630,30 @@ def sync_spec(config: PipelinesConfig, texts: Mapping[str, str]) -> dict[str, An
     }
 
 
-def sync_files(config: PipelinesConfig, texts: Mapping[str, str] | None = None) -> dict[str, str]:
+def sync_files(
+    config: PipelinesConfig,
+    texts: Mapping[str, str] | None = None,
+    defaults: Mapping[str, str] | None = None,
+) -> dict[str, str]:
     """The ConfigMap's data: `spec.json` and every compiled pipeline."""
     texts = pipeline_texts() if texts is None else texts
-    spec = json.dumps(sync_spec(config, texts), indent=2, sort_keys=True) + "\n"
+    spec = json.dumps(sync_spec(config, texts, defaults), indent=2, sort_keys=True) + "\n"
     return {
         kfp_sync.SPEC_FILE: spec,
         **{pipeline_file(p): text for p, text in sorted(texts.items())},
     }
 
 
-def sync_digest(config: PipelinesConfig, texts: Mapping[str, str] | None = None) -> str:
+def sync_digest(
+    config: PipelinesConfig,
+    texts: Mapping[str, str] | None = None,
+    defaults: Mapping[str, str] | None = None,
+) -> str:
     """10 hex digits naming the ConfigMap and the Job: they change, and so the Job runs again,
     exactly when what it would do changes: the spec, a compiled pipeline, the image or the API
     it talks to."""
     material = {
-        "files": sync_files(config, texts),
+        "files": sync_files(config, texts, defaults),
         "image": config.sync_image,
         "api": api_endpoint(),
     }
@@ -604,8 +661,12 @@ def sync_digest(config: PipelinesConfig, texts: Mapping[str, str] | None = None)
     return hashlib.sha256(encoded).hexdigest()[:10]
 
 
-def sync_object_name(config: PipelinesConfig, texts: Mapping[str, str] | None = None) -> str:
-    return f"{SYNC_NAME}-{sync_digest(config, texts)}"
+def sync_object_name(
+    config: PipelinesConfig,
+    texts: Mapping[str, str] | None = None,
+    defaults: Mapping[str, str] | None = None,
+) -> str:
+    return f"{SYNC_NAME}-{sync_digest(config, texts, defaults)}"
 
 
 def _sync_metadata(name: str) -> dict[str, Any]:
@@ -617,21 +678,27 @@ def _sync_metadata(name: str) -> dict[str, Any]:
 
 
 def sync_config_map(
-    config: PipelinesConfig, texts: Mapping[str, str] | None = None
+    config: PipelinesConfig,
+    texts: Mapping[str, str] | None = None,
+    defaults: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The spec and the compiled pipelines; immutable, since its name changes with them."""
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": _sync_metadata(sync_object_name(config, texts)),
+        "metadata": _sync_metadata(sync_object_name(config, texts, defaults)),
         "immutable": True,
-        "data": sync_files(config, texts),
+        "data": sync_files(config, texts, defaults),
     }
 
 
-def sync_job(config: PipelinesConfig, texts: Mapping[str, str] | None = None) -> dict[str, Any]:
+def sync_job(
+    config: PipelinesConfig,
+    texts: Mapping[str, str] | None = None,
+    defaults: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     """Runs `python -m kfp_pipelines.sync` once per digest against the in-cluster API."""
-    name = sync_object_name(config, texts)
+    name = sync_object_name(config, texts, defaults)
     container = {
         "name": SYNC_NAME,
         "image": config.sync_image,

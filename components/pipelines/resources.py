@@ -36,6 +36,9 @@ class KubeflowPipelinesArgs:
     storage: ArtifactStore
     kubernetes: k8s.Provider
     identities: Mapping[str, WorkloadIdentityConfig] = field(default_factory=dict)
+    # Values of `model.PLATFORM_PARAMETERS` (tracking_uri, bucket_uri) for the schedules whose
+    # pipelines declare them; a schedule's own `parameters` win.
+    parameter_defaults: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
 
 
 class KubeflowPipelines(pulumi.ComponentResource):
@@ -54,6 +57,13 @@ class KubeflowPipelines(pulumi.ComponentResource):
             raise ValueError("KubeflowPipelinesArgs.kubernetes: a Kubernetes provider is required")
         config = args.config
         problems = model.pipelines_problems(config, args.storage.bucket_names, args.identities)
+        unknown = sorted(set(args.parameter_defaults) - set(model.PLATFORM_PARAMETERS))
+        if unknown:
+            raise ValueError(
+                f"KubeflowPipelinesArgs.parameter_defaults: {', '.join(unknown)} are not platform "
+                f"parameters ({', '.join(model.PLATFORM_PARAMETERS)})"
+            )
+        problems += model.schedule_problems(config, args.parameter_defaults)
         if problems:
             path, message = problems[0]
             raise ValueError(f"{path}: {message}")
@@ -62,10 +72,18 @@ class KubeflowPipelines(pulumi.ComponentResource):
             raise ValueError("pipelines: locally the object store must report its MinIO endpoint")
         bucket = pulumi.Output.from_input(args.storage.bucket_names[config.artifact_bucket])
         endpoint = args.storage.endpoint if cloud_type == "local" else None
-        # Rendered before anything is registered: the compiled pipelines are read here.
-        sync_objects = (
-            (model.sync_config_map(config), model.sync_job(config)) if config.publish else None
-        )
+        # Rendered before anything is registered (the compiled pipelines are read here), then
+        # again with the platform's values once they resolve.
+        sync_objects = None
+        if config.publish:
+            texts = model.pipeline_texts()
+            model.sync_spec(config, texts)
+            sync_objects = pulumi.Output.all(**args.parameter_defaults).apply(
+                lambda defaults: (
+                    model.sync_config_map(config, texts, defaults),
+                    model.sync_job(config, texts, defaults),
+                )
+            )
 
         super().__init__("mlops:pipelines:KubeflowPipelines", name, None, opts)
 
@@ -106,7 +124,7 @@ class KubeflowPipelines(pulumi.ComponentResource):
         )
 
         if sync_objects is not None:
-            _sync(name, *sync_objects, in_namespace, [install, launcher_config])
+            _sync(name, sync_objects, in_namespace, [install, launcher_config])
 
         self.namespace_owner = cluster_scoped
         self.namespace = pulumi.Output.from_input(model.NAMESPACE)
@@ -125,8 +143,7 @@ class KubeflowPipelines(pulumi.ComponentResource):
 
 def _sync(
     name: str,
-    config_map: dict[str, Any],
-    job: dict[str, Any],
+    objects: pulumi.Output[tuple[dict[str, Any], dict[str, Any]]],
     in_namespace: pulumi.ResourceOptions,
     install: list[pulumi.Resource],
 ) -> None:
@@ -134,6 +151,7 @@ def _sync(
     would do. The Job is created after the install and the launcher config its runs read; the
     API server may still be starting then, so the program waits for its health check itself.
     `pulumi up` waits for the Job to complete: a failed sync fails the update."""
+    config_map, job = objects[0], objects[1]
     spec = k8s.core.v1.ConfigMap(
         f"{name}-sync-spec",
         metadata=config_map["metadata"],

@@ -88,7 +88,8 @@ REGISTRY: tuple[EnvVar, ...] = (
         "reference_uri",
         str,
         "",
-        f"The champion's training data (required); `{MODEL_PLACEHOLDER}` as above.",
+        "Reference data of the drift check; empty (the default): the champion's training "
+        f"data, found through its lineage in MLflow; `{MODEL_PLACEHOLDER}` as above.",
     ),
     EnvVar(
         "MLOPS_RECEIVER_TRACKING_URI",
@@ -209,7 +210,7 @@ class ReceiverSettings:
         return settings
 
     def check(self) -> None:
-        for name in ("data_uri", "reference_uri", "tracking_uri"):
+        for name in ("data_uri", "tracking_uri"):
             if not getattr(self, name):
                 raise SettingsError(f"{_var(name)} must be set")
         if len(self.token) < MIN_TOKEN_LENGTH:
@@ -260,13 +261,16 @@ class ReceiverSettings:
         return frozenset(m.strip() for m in self.models.split(",") if m.strip())
 
     def _fixed_arguments(self, model: str) -> dict[str, Any]:
-        common = {
-            "reference_uri": self.reference_uri.replace(MODEL_PLACEHOLDER, model),
-            "tracking_uri": self.tracking_uri,
-        }
+        common: dict[str, Any] = {"tracking_uri": self.tracking_uri}
+        if self.reference_uri:
+            common["reference_uri"] = self.reference_uri.replace(MODEL_PLACEHOLDER, model)
         if self.pipeline == "windows_drift":
             return {"bucket_uri": self.data_uri, "model_name": model, **common}
-        return {"data_uri": self.data_uri.replace(MODEL_PLACEHOLDER, model), **common}
+        return {
+            "data_uri": self.data_uri.replace(MODEL_PLACEHOLDER, model),
+            "model_name": model,
+            **common,
+        }
 
     def pipeline_arguments_for(self, model: str) -> dict[str, Any]:
         """The pipeline's parameters for one model."""

@@ -17,10 +17,12 @@ TARGETS = {
     "training_pipeline": HERE / "training_pipeline.yaml",
     "drift_pipeline": HERE / "drift_pipeline.yaml",
     "windows_drift_pipeline": HERE / "windows_drift_pipeline.yaml",
+    "batch_scoring_pipeline": HERE / "batch_scoring_pipeline.yaml",
 }
 
 
 def pipelines() -> dict:
+    from kfp_pipelines.pipelines.batch_scoring import batch_scoring_pipeline
     from kfp_pipelines.pipelines.drift import drift_pipeline
     from kfp_pipelines.pipelines.training import training_pipeline
     from kfp_pipelines.pipelines.windows_drift import windows_drift_pipeline
@@ -29,6 +31,7 @@ def pipelines() -> dict:
         "training_pipeline": training_pipeline,
         "drift_pipeline": drift_pipeline,
         "windows_drift_pipeline": windows_drift_pipeline,
+        "batch_scoring_pipeline": batch_scoring_pipeline,
     }
 
 

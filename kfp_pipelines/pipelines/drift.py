@@ -11,7 +11,7 @@ from kfp.dsl import Dataset
 
 from kfp_pipelines.components.check_drift.component import check_drift
 from kfp_pipelines.components.validate_data.component import validate_data
-from kfp_pipelines.pipelines.steps import split_train_evaluate_register
+from kfp_pipelines.pipelines.steps import champion_reference_step, split_train_evaluate_register
 
 
 @dsl.pipeline(
@@ -21,8 +21,10 @@ from kfp_pipelines.pipelines.steps import split_train_evaluate_register
 )
 def drift_pipeline(
     data_uri: str,
-    reference_uri: str,
     tracking_uri: str,
+    model_name: str = "churn",
+    reference_uri: str = "",
+    reference_alias: str = "champion",
     psi_threshold: float = 0.2,
     pvalue_threshold: float = 0.01,
     min_drifted_features: int = 1,
@@ -37,14 +39,20 @@ def drift_pipeline(
 ) -> str:
     """Returns the new model version, or "" when no drift was found (nothing retrained).
 
-    `data_uri` is the recent, labelled window (Parquet); `reference_uri` the data the champion
-    was trained on. On drift the model is retrained on the recent window.
+    `data_uri` is the recent, labelled window (Parquet). The reference is the training data of
+    `model_name@reference_alias` (logged with its run by the register step), or the file at
+    `reference_uri` when one is given. On drift the model is retrained on the recent window.
     """
     data = dsl.importer(artifact_uri=data_uri, artifact_class=Dataset, reimport=False)
-    reference = dsl.importer(artifact_uri=reference_uri, artifact_class=Dataset, reimport=False)
+    reference = champion_reference_step(
+        tracking_uri=tracking_uri,
+        model_name=model_name,
+        alias=reference_alias,
+        reference_uri=reference_uri,
+    )
     validated = validate_data(dataset=data.output)
     drift = check_drift(
-        reference=reference.output,
+        reference=reference.outputs["reference"],
         current=data.output,
         psi_threshold=psi_threshold,
         pvalue_threshold=pvalue_threshold,

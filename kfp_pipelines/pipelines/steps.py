@@ -6,6 +6,7 @@ from typing import Any
 
 from kfp import kubernetes
 
+from kfp_pipelines.components.champion_reference.component import champion_reference
 from kfp_pipelines.components.evaluate_model.component import evaluate_model
 from kfp_pipelines.components.register_model.component import register_model
 from kfp_pipelines.components.split_data.component import split_data
@@ -61,18 +62,40 @@ def split_train_evaluate_register(
         model=trained.outputs["model"],
         evaluation=evaluated.outputs["evaluation"],
         golden=split.outputs["golden"],
+        reference=split.outputs["train"],
         tracking_uri=tracking_uri,
         dataset_sha256=validated.outputs["Output"],
         pipeline=pipeline,
         **gate,
     )
-    # Both read or write the registry, whose state a cached result would not reflect.
     for task in (evaluated, registered):
-        task.set_caching_options(False)
-        kubernetes.use_secret_as_env(
-            task,
-            secret_name=MLFLOW_CREDENTIALS_SECRET,
-            secret_key_to_env=MLFLOW_CREDENTIALS,
-            optional=True,
-        )
+        reads_registry(task)
     return split, evaluated, registered
+
+
+def reads_registry(task: Any) -> Any:
+    """A step that reads or writes the MLflow registry: the platform's client credentials,
+    and no caching (a cached result would not reflect the registry's current state)."""
+    task.set_caching_options(False)
+    kubernetes.use_secret_as_env(
+        task,
+        secret_name=MLFLOW_CREDENTIALS_SECRET,
+        secret_key_to_env=MLFLOW_CREDENTIALS,
+        optional=True,
+    )
+    return task
+
+
+def champion_reference_step(
+    *, tracking_uri: Any, model_name: Any, alias: Any, reference_uri: Any
+) -> Any:
+    """The drift check's reference: the training data of `model_name@alias` from its lineage,
+    or the file at `reference_uri` when one is given."""
+    return reads_registry(
+        champion_reference(
+            tracking_uri=tracking_uri,
+            model_name=model_name,
+            alias=alias,
+            reference_uri=reference_uri,
+        )
+    )

@@ -7,12 +7,11 @@ steps are gated by `enabled` for the reason given in drift.py.
 """
 
 from kfp import dsl
-from kfp.dsl import Dataset
 
 from kfp_pipelines.components.check_drift.component import check_drift
 from kfp_pipelines.components.read_windows.component import read_windows
 from kfp_pipelines.components.validate_data.component import validate_data
-from kfp_pipelines.pipelines.steps import split_train_evaluate_register
+from kfp_pipelines.pipelines.steps import champion_reference_step, split_train_evaluate_register
 
 
 @dsl.pipeline(
@@ -23,9 +22,10 @@ from kfp_pipelines.pipelines.steps import split_train_evaluate_register
 )
 def windows_drift_pipeline(
     bucket_uri: str,
-    reference_uri: str,
     tracking_uri: str,
     model_name: str = "churn",
+    reference_uri: str = "",
+    reference_alias: str = "champion",
     start: str = "",
     end: str = "",
     hours: int = 168,
@@ -45,7 +45,9 @@ def windows_drift_pipeline(
     """Returns the new model version, or "" when no drift was found (nothing retrained).
 
     `bucket_uri` is the datasets bucket the prediction-log consumer writes to; the range is
-    `[start, end)` or, for a recurring run, the last `hours` before the current hour.
+    `[start, end)` or, for a recurring run, the last `hours` before the current hour. The
+    reference is the training data of `model_name@reference_alias` (its run's logged sample),
+    or the file at `reference_uri` when one is given.
     """
     read = read_windows(
         bucket_uri=bucket_uri,
@@ -57,10 +59,15 @@ def windows_drift_pipeline(
     )
     # A recurring run reads a different range each time with the same arguments.
     read.set_caching_options(False)
-    reference = dsl.importer(artifact_uri=reference_uri, artifact_class=Dataset, reimport=False)
+    reference = champion_reference_step(
+        tracking_uri=tracking_uri,
+        model_name=model_name,
+        alias=reference_alias,
+        reference_uri=reference_uri,
+    )
     validated = validate_data(dataset=read.outputs["labelled"])
     drift = check_drift(
-        reference=reference.output,
+        reference=reference.outputs["reference"],
         current=read.outputs["current"],
         psi_threshold=psi_threshold,
         pvalue_threshold=pvalue_threshold,

@@ -20,6 +20,7 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UnknownValueError
 
+from crossguard.cidrs import opens_internet, parse
 from crossguard.props import COMPUTED, Settings, as_list, as_mapping, get, known, show, subject
 
 BUCKET = "aws:s3/bucket:Bucket"
@@ -54,7 +55,6 @@ PUBLIC_GRANTEE_URIS = (
 )
 KMS_ALGORITHMS = ("aws:kms", "aws:kms:dsse")
 EKS_LOG_TYPES = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
-OPEN_CIDRS = ("0.0.0.0/0", "::/0")
 GPU_TAINT_KEY = "nvidia.com/gpu"
 GPU_TAINT_EFFECTS = ("NO_SCHEDULE", "NO_EXECUTE")
 # Instance families with NVIDIA GPUs (g4dn, g5, g6, g6e, p4d, p5, ...); Graviton families put the
@@ -274,7 +274,8 @@ def validate_public_access_block(args: ResourceValidationArgs, report: ReportVio
 
 s3_public_access_block = ResourceValidationPolicy(
     name="s3-public-access-block-all-true",
-    description="S3 public access blocks set all four flags to true.",
+    description="S3 public access blocks set blockPublicAcls, blockPublicPolicy, "
+    "ignorePublicAcls and restrictPublicBuckets all to true.",
     validate=validate_public_access_block,
     enforcement_level=EnforcementLevel.MANDATORY,
 )
@@ -295,7 +296,9 @@ def validate_no_public_acl(args: ResourceValidationArgs, report: ReportViolation
 
 s3_no_public_acl = ResourceValidationPolicy(
     name="s3-no-public-acl",
-    description="S3 buckets are never made public through an ACL.",
+    description="S3 buckets are never made public through an ACL: no public-read, "
+    "public-read-write or authenticated-read canned ACL, no grant to AllUsers or "
+    "AuthenticatedUsers.",
     validate=validate_no_public_acl,
     enforcement_level=EnforcementLevel.MANDATORY,
 )
@@ -336,14 +339,21 @@ def validate_eks_endpoint(args: ResourceValidationArgs, report: ReportViolation)
             f"{who}: vpcConfig.endpointPublicAccess must be false, or "
             "vpcConfig.publicAccessCidrs must list the allowed networks (unset means 0.0.0.0/0)"
         )
-    for cidr in cidrs:
-        if cidr in OPEN_CIDRS:
-            report(f"{who}: vpcConfig.publicAccessCidrs must not contain {cidr}")
+    for value in parse(cidrs)[1]:
+        report(f"{who}: vpcConfig.publicAccessCidrs has {show(value)}, which is not a CIDR")
+    # Ranges, not literals: 0.0.0.0/1 + 128.0.0.0/1 is as open as 0.0.0.0/0.
+    if opens_internet(cidrs):
+        report(
+            f"{who}: vpcConfig.publicAccessCidrs {show(cidrs)} together cover every public "
+            "address (open to the internet)"
+        )
 
 
 eks_private_endpoint = ResourceValidationPolicy(
     name="eks-api-endpoint-not-open",
-    description="EKS API endpoints are private or restricted to listed networks.",
+    description="EKS API endpoints are private (endpointPublicAccess false) or list "
+    "publicAccessCidrs that together do not cover the internet (unset means public, EKS's "
+    "default).",
     validate=validate_eks_endpoint,
     enforcement_level=EnforcementLevel.MANDATORY,
 )
@@ -363,7 +373,8 @@ def validate_eks_secrets_encryption(args: ResourceValidationArgs, report: Report
 
 eks_secrets_encryption = ResourceValidationPolicy(
     name="eks-secrets-encryption",
-    description="EKS clusters envelope-encrypt Kubernetes secrets with a KMS key.",
+    description="EKS clusters envelope-encrypt Kubernetes secrets with a KMS key "
+    "(encryptionConfig.resources has secrets, provider.keyArn names a key).",
     validate=validate_eks_secrets_encryption,
     enforcement_level=EnforcementLevel.MANDATORY,
 )
@@ -395,7 +406,8 @@ def validate_eks_logs(args: ResourceValidationArgs, report: ReportViolation) -> 
 
 eks_control_plane_logs = ResourceValidationPolicy(
     name="eks-control-plane-logs",
-    description="EKS clusters enable the required control-plane log types.",
+    description="EKS clusters enable the required control-plane log types "
+    "(enabledClusterLogTypes; all five by default).",
     validate=validate_eks_logs,
     enforcement_level=EnforcementLevel.MANDATORY,
     config_schema=EKS_LOG_SETTINGS.schema,
@@ -432,7 +444,8 @@ def validate_eks_gpu_taint(args: ResourceValidationArgs, report: ReportViolation
 
 eks_gpu_node_group_taint = ResourceValidationPolicy(
     name="eks-gpu-node-group-taint",
-    description="EKS GPU node groups are tainted nvidia.com/gpu NoSchedule.",
+    description="EKS node groups with an NVIDIA/GPU amiType or a g*/p* GPU instance family are "
+    "tainted nvidia.com/gpu with effect NO_SCHEDULE (or NO_EXECUTE).",
     validate=validate_eks_gpu_taint,
     enforcement_level=EnforcementLevel.MANDATORY,
 )
@@ -451,7 +464,8 @@ def validate_imdsv2(args: ResourceValidationArgs, report: ReportViolation) -> No
 
 imdsv2_required = ResourceValidationPolicy(
     name="ec2-imdsv2-required",
-    description="Launch templates and instances require IMDSv2 session tokens.",
+    description="Launch templates and instances require IMDSv2 session tokens "
+    "(metadataOptions.httpTokens required).",
     validate=validate_imdsv2,
     enforcement_level=EnforcementLevel.MANDATORY,
 )
@@ -503,9 +517,10 @@ def validate_required_tags(args: ResourceValidationArgs, report: ReportViolation
 
 aws_required_tags = ResourceValidationPolicy(
     name="aws-required-tags",
-    description="Taggable AWS resources carry the cost-allocation tags.",
+    description="Taggable AWS resources carry the cost-allocation tags (requiredTags), their own "
+    "or the provider's defaultTags.",
     validate=validate_required_tags,
-    enforcement_level=EnforcementLevel.ADVISORY,
+    enforcement_level=EnforcementLevel.MANDATORY,
     config_schema=TAG_SETTINGS.schema,
 )
 

@@ -109,7 +109,8 @@ def validate_gke_gpu_taint(args: ResourceValidationArgs, report: ReportViolation
 
 gke_gpu_node_pool_taint = ResourceValidationPolicy(
     name="gke-gpu-node-pool-taint",
-    description="GKE node pools with GPUs are tainted nvidia.com/gpu NoSchedule.",
+    description="GKE node pools with guestAccelerators are tainted nvidia.com/gpu NO_SCHEDULE "
+    "in nodeConfig.taints.",
     validate=validate_gke_gpu_taint,
     enforcement_level=EnforcementLevel.MANDATORY,
 )

@@ -60,7 +60,9 @@ def validate_helm_release(args: ResourceValidationArgs, report: ReportViolation)
 
 helm_release_pinned = ResourceValidationPolicy(
     name="helm-release-pinned",
-    description="Helm charts are pinned to an exact version and come from an https/oci repo.",
+    description="Helm releases and charts are pinned to an exact SemVer version (no ranges, "
+    "partials or empty) and come from an https:// or oci:// repository; charts from a local "
+    "path are skipped.",
     validate=validate_helm_release,
     enforcement_level=EnforcementLevel.MANDATORY,
 )
@@ -97,7 +99,8 @@ def validate_image_tags(args: ResourceValidationArgs, report: ReportViolation) -
 
 no_latest_images = ResourceValidationPolicy(
     name="k8s-no-latest-image",
-    description="Containers use a pinned image tag or digest, never latest or no tag.",
+    description="Containers of Pods, Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs "
+    "and CronJobs use an image tag other than latest, or a digest.",
     validate=validate_image_tags,
     enforcement_level=EnforcementLevel.ADVISORY,
 )
@@ -112,7 +115,7 @@ def validate_privileged(args: ResourceValidationArgs, report: ReportViolation) -
 
 no_privileged_containers = ResourceValidationPolicy(
     name="k8s-no-privileged-container",
-    description="Containers do not run privileged.",
+    description="Containers of every workload kind do not set securityContext.privileged.",
     validate=validate_privileged,
     enforcement_level=EnforcementLevel.ADVISORY,
 )

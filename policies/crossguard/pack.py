@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from crossguard import aws, gcp, kubernetes, protection
+from crossguard import aws, data, gcp, identity, kubernetes, ml, network, protection, supply_chain
 
 PACK_NAME = "mlops-crossguard"
-POLICIES = [*aws.POLICIES, *gcp.POLICIES, *kubernetes.POLICIES, *protection.POLICIES]
+POLICIES = [
+    *aws.POLICIES,
+    *gcp.POLICIES,
+    *kubernetes.POLICIES,
+    *protection.POLICIES,
+    *data.POLICIES,
+    *network.POLICIES,
+    *identity.POLICIES,
+    *supply_chain.POLICIES,
+    *ml.POLICIES,
+]

@@ -68,16 +68,23 @@ def as_mapping(value: Any) -> Mapping[str, Any]:
     return {}
 
 
+def plain(value: Any) -> Any:
+    """The SDK's read-only proxies turned into plain dicts and lists, recursively."""
+    if isinstance(value, Mapping):
+        return {k: plain(value[k]) for k in value}
+    if is_list(value):
+        return [plain(v) for v in as_list(value)]
+    return value
+
+
 def show(value: Any) -> str:
     """A value as it would be written in a stack file, for violation messages."""
     if value is None:
         return "unset"
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, Mapping):
-        return json.dumps({k: value[k] for k in value}, sort_keys=True, default=str)
-    if is_list(value):
-        return json.dumps(as_list(value), default=str)
+    if isinstance(value, Mapping) or is_list(value):
+        return json.dumps(plain(value), sort_keys=True, default=str)
     return json.dumps(value) if isinstance(value, str) else str(value)
 
 

@@ -63,7 +63,8 @@ def validate_protected(args: StackValidationArgs, report: ReportViolation) -> No
 
 stateful_resources_protected = StackValidationPolicy(
     name="stateful-resources-protected",
-    description="Stateful resources carry the protect option where the stack requires it.",
+    description="Where requireProtect is on, stateful types (buckets, KMS keys, clusters, "
+    "databases, Kafka clusters and topics) carry the protect resource option.",
     validate=validate_protected,
     enforcement_level=EnforcementLevel.MANDATORY,
     config_schema=PROTECT_SETTINGS.schema,

@@ -178,8 +178,8 @@ def stack_args(
 ) -> StackValidationArgs:
     """Args for a stack policy over the whole plan.
 
-    `replace` maps resource names to new inputs, `drop` removes resources, `protect` overrides
-    the protect option by name.
+    `replace` maps resource names (or (type, name) where names are shared) to new inputs,
+    `drop` removes resources, `protect` overrides the protect option by name.
     """
     replace = replace or {}
     protect = protect or {}
@@ -187,7 +187,7 @@ def stack_args(
     planned = [
         {
             **r,
-            "inputs": replace.get(r["name"], r["inputs"]),
+            "inputs": replace.get((r["type"], r["name"]), replace.get(r["name"], r["inputs"])),
             "protect": protect.get(r["name"], r["protect"]),
         }
         if _is_custom(r)
@@ -249,8 +249,12 @@ def run_pack(plan: dict[str, Any], config: dict[str, dict[str, Any]] | None = No
     findings: list[Finding] = []
     deferred: list[str] = []
     for policy in POLICIES:
-        level = policy.enforcement_level
-        policy_config = config.get(policy.name)
+        # The engine takes a policy's `enforcementLevel` from its config, over the pack's own.
+        policy_config = dict(config.get(policy.name) or {})
+        level = EnforcementLevel(policy_config.pop("enforcementLevel", policy.enforcement_level))
+        if level == EnforcementLevel.DISABLED:
+            continue
+        policy_config = policy_config or None
         if isinstance(policy, StackValidationPolicy):
             for message in violations(policy, stack_args(plan, policy_config)):
                 findings.append(Finding(policy.name, level, message))

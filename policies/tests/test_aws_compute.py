@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from crossguard import aws
 from harness import (
@@ -46,13 +48,26 @@ def test_public_endpoint_without_cidrs(value):
     ]
 
 
-@pytest.mark.parametrize("cidr", ["0.0.0.0/0", "::/0"])
-def test_public_endpoint_open_to_the_internet(cidr):
+@pytest.mark.parametrize(
+    "open_", [["0.0.0.0/0"], ["::/0"], ["0.0.0.0/1", "128.0.0.0/1"]], ids=["v4", "v6", "halves"]
+)
+def test_public_endpoint_open_to_the_internet(open_):
     dev_cluster = entry(DEV, "mlops-eks")
-    cidrs = ["203.0.113.0/24", cidr]
+    cidrs = ["203.0.113.0/24", *open_]
     assert check(
         aws.eks_private_endpoint, dev_cluster, "vpcConfig.publicAccessCidrs", cidrs, plan=DEV
-    ) == [f"Cluster 'mlops-eks': vpcConfig.publicAccessCidrs must not contain {cidr}"]
+    ) == [
+        f"Cluster 'mlops-eks': vpcConfig.publicAccessCidrs {json.dumps(cidrs)} together cover "
+        "every public address (open to the internet)"
+    ]
+
+
+def test_public_endpoint_with_a_value_that_is_no_cidr():
+    dev_cluster = entry(DEV, "mlops-eks")
+    cidrs = ["203.0.113.0/24", "office"]
+    assert check(
+        aws.eks_private_endpoint, dev_cluster, "vpcConfig.publicAccessCidrs", cidrs, plan=DEV
+    ) == ["Cluster 'mlops-eks': vpcConfig.publicAccessCidrs has \"office\", which is not a CIDR"]
 
 
 def test_secrets_not_encrypted():

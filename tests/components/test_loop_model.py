@@ -86,7 +86,7 @@ def test_receiver_settings_come_from_the_config_and_the_token_from_the_secret():
         "MLOPS_RECEIVER_EXPERIMENT": "drift-retrain",
         "MLOPS_RECEIVER_PIPELINE": "drift",
         "MLOPS_RECEIVER_DATA_URI": f"{BUCKET}/drift/{{model}}/recent.parquet",
-        "MLOPS_RECEIVER_REFERENCE_URI": f"{BUCKET}/drift/{{model}}/reference.parquet",
+        "MLOPS_RECEIVER_REFERENCE_URI": "",  # the champion's training data, from its lineage
         "MLOPS_RECEIVER_TRACKING_URI": TRACKING,
         "MLOPS_RECEIVER_PIPELINE_ARGUMENTS": '{"psi_threshold": 0.25}',
         "MLOPS_RECEIVER_RETRAIN_INTERVAL_SECONDS": "1800",
@@ -232,10 +232,21 @@ def test_with_the_consumer_a_drift_alert_retrains_on_its_windows():
     settings = ReceiverSettings.from_env({**env, "MLOPS_RECEIVER_TOKEN": "x" * 20})
     arguments = settings.pipeline_arguments_for("churn")
     assert (arguments["bucket_uri"], arguments["model_name"]) == (BUCKET, "churn")
-    assert arguments["reference_uri"] == f"{BUCKET}/drift/churn/reference.parquet"
+    assert "reference_uri" not in arguments  # the pipeline finds the champion's training data
     assert "data_uri" not in arguments
     # Exactly the windows pipeline's declared inputs.
     from kfp_pipelines.pipelines.windows_drift import windows_drift_pipeline
 
     declared = set(windows_drift_pipeline.component_spec.inputs)
     assert set(arguments) <= declared
+
+
+def test_an_explicit_reference_path_overrides_the_lineage():
+    config = LoopConfig(reference_path="drift/{model}/reference.parquet")
+    env = {
+        var["name"]: var.get("value")
+        for var in model.settings_env(config, BUCKET, TRACKING, KFP, windows=True)
+    }
+    settings = ReceiverSettings.from_env({**env, "MLOPS_RECEIVER_TOKEN": "x" * 20})
+    arguments = settings.pipeline_arguments_for("churn")
+    assert arguments["reference_uri"] == f"{BUCKET}/drift/churn/reference.parquet"

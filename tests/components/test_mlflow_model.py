@@ -62,6 +62,7 @@ def test_defaults_are_the_documented_ones():
         },
         "auth": {"enabled": True, "admin_username": "admin", "default_permission": "READ"},
         "clients": {},
+        "ingress_namespaces": [],
     }
     assert config.image == versions.MLFLOW_IMAGE
 
@@ -191,7 +192,12 @@ def test_default_identifier_is_checked():
 def test_every_rendered_object_is_valid(cloud, auth):
     rendered = _render(MlflowConfig(auth={"enabled": auth}), cloud)
     kinds = [(o["kind"], o["metadata"]["name"]) for o in rendered.objects()]
-    expected = [("Deployment", "mlflow"), ("Service", "mlflow"), ("PodDisruptionBudget", "mlflow")]
+    expected = [
+        ("Deployment", "mlflow"),
+        ("Service", "mlflow"),
+        ("PodDisruptionBudget", "mlflow"),
+        ("NetworkPolicy", "mlflow"),
+    ]
     if cloud == "local":
         expected += [
             ("StatefulSet", "mlflow-postgres"),
@@ -1155,3 +1161,42 @@ def test_program_provisions_users_on_a_real_server_idempotently(
     assert _status(uri, get_experiment, *serving) == 401
     new_serving = ("svc-serving", rotated[model.client_password_env("serving")])
     assert _status(uri, *create_run[:1], *new_serving, body=create_run[1]) == 200
+
+
+@pytest.mark.parametrize(
+    ("clients", "extra", "namespaces"),
+    [
+        ({}, [], None),  # its own namespace only
+        (
+            {"serving": {"namespace": "serving"}, "pipelines": {"namespace": "kubeflow"}},
+            [],
+            ["kubeflow", "serving"],
+        ),
+        # an ingress gateway's namespace; a client in MLflow's own namespace adds nothing
+        ({"ops": {"namespace": "mlflow"}}, ["istio-ingress"], ["istio-ingress"]),
+    ],
+)
+def test_only_its_namespace_and_its_clients_reach_the_tracking_server(clients, extra, namespaces):
+    config = MlflowConfig(clients=clients, ingress_namespaces=extra)
+    policy = model.tracking_network_policy(config)
+    manifests.validate(policy)
+    spec = policy["spec"]
+    assert spec["podSelector"] == {"matchLabels": model.selector_labels("tracking-server")}
+    assert spec["policyTypes"] == ["Ingress"]
+    [rule] = spec["ingress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": model.PORT}]
+    assert rule["from"][0] == {"podSelector": {}}
+    if namespaces is None:
+        assert len(rule["from"]) == 1
+    else:
+        [expression] = rule["from"][1]["namespaceSelector"]["matchExpressions"]
+        assert expression == {
+            "key": "kubernetes.io/metadata.name",
+            "operator": "In",
+            "values": namespaces,
+        }
+
+
+def test_ingress_namespaces_must_be_names():
+    with pytest.raises(ValidationError, match="ingress_namespaces"):
+        MlflowConfig(ingress_namespaces=["Not_A_Namespace"])

@@ -119,6 +119,7 @@ KUBERNETES_CHILDREN = [
     (DEPLOYMENT, "tracking-server"),
     (SERVICE, "tracking-service"),
     (PDB, "tracking-pdb"),
+    (NETWORK_POLICY, "tracking-ingress"),
 ]
 PASSWORDS = [
     (PASSWORD, "tracking-database-password"),
@@ -234,6 +235,7 @@ def test_kubernetes_objects_are_the_rendered_ones_with_the_bucket(cloud):
     for typ, name, key in (
         (SERVICE, "tracking-service", "service"),
         (PDB, "tracking-pdb", "pod_disruption_budget"),
+        (NETWORK_POLICY, "tracking-ingress", "network_policy"),
     ):
         record = named(monitor, typ, name)
         assert record.inputs == getattr(rendered, key)

@@ -48,7 +48,7 @@ class FakeStore:
     endpoint: pulumi.Output | None = None
 
 
-def _run(cloud, config=None, identities=IDENTITIES, store=None):
+def _run(cloud, config=None, identities=IDENTITIES, store=None, defaults=None):
     built = {}
 
     def program():
@@ -61,6 +61,7 @@ def _run(cloud, config=None, identities=IDENTITIES, store=None):
                 storage=store or FakeStore(),
                 kubernetes=provider,
                 identities=identities,
+                parameter_defaults=defaults or {},
             ),
         )
 
@@ -150,6 +151,34 @@ def test_a_changed_schedule_is_a_new_job_and_publish_false_creates_none():
     assert all(n.startswith("kfp-sync-") for n in names)
     off, _ = _run(AWS, config=PipelinesConfig(publish=False))
     assert not [r for r in off.recorded if r.name.startswith("kfp-sync")]
+
+
+WINDOWS = {"nightly": {"pipeline": "windows_drift", "cron": "0 0 2 * * *"}}
+
+
+def test_the_platform_fills_in_its_values_where_the_pipeline_declares_them():
+    config = PipelinesConfig(
+        schedules={
+            **WINDOWS,
+            "weekly": {**WINDOWS["nightly"], "parameters": {"tracking_uri": "http://other"}},
+        }
+    )
+    defaults = {
+        "tracking_uri": "http://mlflow.mlflow.svc.cluster.local:5000",
+        # An output of the object store, resolved before the spec is rendered.
+        "bucket_uri": pulumi.Output.from_input("s3://acme-dev-datasets"),
+    }
+    monitor, _ = _run(AWS, config=config, defaults=defaults)
+    spec = monitor.named("kfp-sync-spec").inputs
+    recurring = json.loads(spec["data"]["spec.json"])["recurring_runs"]
+    assert recurring["nightly"]["parameters"] == {
+        "bucket_uri": "s3://acme-dev-datasets",
+        "tracking_uri": "http://mlflow.mlflow.svc.cluster.local:5000",
+    }
+    assert recurring["weekly"]["parameters"]["tracking_uri"] == "http://other"  # its own wins
+    resolved = {"tracking_uri": defaults["tracking_uri"], "bucket_uri": "s3://acme-dev-datasets"}
+    assert spec == model.sync_config_map(config, defaults=resolved)
+    assert monitor.named("kfp-sync").inputs == model.sync_job(config, defaults=resolved)
 
 
 @pytest.mark.parametrize(("cloud", "scheme"), [(AWS, "s3"), (GCP, "gs")])
@@ -267,6 +296,15 @@ def test_local_launcher_uses_the_store_endpoint_and_the_runner_identity_secret()
             IDENTITIES,
             FakeStore(endpoint=None),
             "pipelines: locally the object store must report its MinIO endpoint",
+        ),
+        (
+            AWS,
+            PipelinesConfig(schedules=WINDOWS),
+            IDENTITIES,
+            None,
+            "pipelines.schedules.nightly.parameters.bucket_uri: required by pipeline "
+            "'windows_drift' and not provided by the platform here (the datasets bucket the "
+            "prediction-log consumer writes its windows to): set it",
         ),
     ],
 )

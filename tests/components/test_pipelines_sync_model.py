@@ -56,16 +56,19 @@ def test_shipped_pipelines_are_the_compiled_ones():
         "training": Path("training_pipeline.yaml"),
         "drift": Path("drift_pipeline.yaml"),
         "windows_drift": Path("windows_drift_pipeline.yaml"),
+        "batch_scoring": Path("batch_scoring_pipeline.yaml"),
     }
 
 
 def test_inputs_are_read_from_the_compiled_yaml():
     drift = model.pipeline_inputs("drift")
-    assert {n for n, i in drift.items() if i.required} == {
-        "data_uri",
-        "reference_uri",
-        "tracking_uri",
-    }
+    assert {n for n, i in drift.items() if i.required} == {"data_uri", "tracking_uri"}
+    # Empty: the champion's training data, from its lineage (champion_reference).
+    assert drift["reference_uri"] == PipelineInput(type="STRING", required=False)
+    windows = model.pipeline_inputs("windows_drift")
+    assert {n for n, i in windows.items() if i.required} == {"bucket_uri", "tracking_uri"}
+    scoring = model.pipeline_inputs("batch_scoring")
+    assert {n for n, i in scoring.items() if i.required} == {"data_uri", "tracking_uri"}
     assert drift["psi_threshold"] == PipelineInput(type="NUMBER_DOUBLE", required=False)
     assert drift["season_days"] == PipelineInput(type="NUMBER_INTEGER", required=False)
     assert "psi_threshold" not in model.pipeline_inputs("training")
@@ -162,7 +165,7 @@ def test_invalid_crons_name_the_field(cron, message):
         (
             {"pipeline": "nowcast"},
             "schedules.nightly.pipeline: Value error, pipeline 'nowcast' is not a shipped "
-            "pipeline; choose 'training', 'drift', 'windows_drift'",
+            "pipeline; choose 'training', 'drift', 'windows_drift', 'batch_scoring'",
         ),
         (
             {"parameters": {**DRIFT["parameters"], "psi": 0.3}},
@@ -190,9 +193,9 @@ def test_invalid_crons_name_the_field(cron, message):
             "STRING: 5000 (int) does not fit",
         ),
         (
-            {"parameters": {"data_uri": "s3://x/y"}},
-            "schedules.nightly.parameters: Value error, pipeline 'drift' requires "
-            "'reference_uri', 'tracking_uri' (no default)",
+            {"parameters": {"reference_uri": "s3://x/y"}},  # tracking_uri: the platform's
+            "schedules.nightly.parameters: Value error, pipeline 'drift' requires 'data_uri' "
+            "(no default)",
         ),
         (
             {"pipeline": "training"},  # drift's reference_uri is not a training input
@@ -289,6 +292,11 @@ def test_spec_names_pipelines_by_their_compiled_name_and_runs_as_the_runner():
     spec = json.loads(model.sync_files(_config(nightly=DRIFT))["spec.json"])
     assert spec["pipelines"] == [
         {
+            "name": "churn-batch-scoring",
+            "file": "batch_scoring.yaml",
+            "description": model.pipeline_info(model.pipeline_texts()["batch_scoring"])[1],
+        },
+        {
             "name": "churn-drift",
             "file": "drift.yaml",
             "description": model.pipeline_info(model.pipeline_texts()["drift"])[1],
@@ -320,7 +328,13 @@ def test_spec_names_pipelines_by_their_compiled_name_and_runs_as_the_runner():
 
 def test_files_are_the_spec_and_the_committed_yaml_byte_for_byte():
     files = model.sync_files(_config())
-    assert sorted(files) == ["drift.yaml", "spec.json", "training.yaml", "windows_drift.yaml"]
+    assert sorted(files) == [
+        "batch_scoring.yaml",
+        "drift.yaml",
+        "spec.json",
+        "training.yaml",
+        "windows_drift.yaml",
+    ]
     for name, path in model.SHIPPED_PIPELINES.items():
         assert files[f"{name}.yaml"] == path.read_text()
     assert json.loads(files["spec.json"])["recurring_runs"] == {}
@@ -332,6 +346,7 @@ def test_the_program_reads_what_the_model_writes(tmp_path):
     spec = sync.load_spec(tmp_path)
     assert spec.experiment == "churn"
     assert [p.name for p in spec.pipelines] == [
+        "churn-batch-scoring",
         "churn-drift",
         "churn-training",
         "churn-windows-drift",

@@ -173,9 +173,9 @@ def test_compiled_windows_drift_pipeline_shape() -> None:
     )
     tasks = compiled["root"]["dag"]["tasks"]
     assert sorted(tasks) == [
+        "champion-reference",
         "check-drift",
         "evaluate-model",
-        "importer",
         "read-windows",
         "register-model",
         "split-data",
@@ -183,6 +183,9 @@ def test_compiled_windows_drift_pipeline_shape() -> None:
         "validate-data",
     ]
     assert tasks["read-windows"]["cachingOptions"] == {}
+    assert tasks["champion-reference"]["cachingOptions"] == {}  # the alias moves
+    reference = tasks["check-drift"]["inputs"]["artifacts"]["reference"]["taskOutputArtifact"]
+    assert reference == {"outputArtifactKey": "reference", "producerTask": "champion-reference"}
     current = tasks["check-drift"]["inputs"]["artifacts"]["current"]["taskOutputArtifact"]
     assert current == {"outputArtifactKey": "current", "producerTask": "read-windows"}
     for step in ("validate-data", "split-data"):

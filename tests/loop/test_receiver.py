@@ -171,6 +171,7 @@ async def test_firing_drift_starts_one_run_with_the_settings_arguments(setup, ca
     assert setup.runs.arguments == [
         {
             "data_uri": "s3://datasets/churn/recent.parquet",
+            "model_name": "churn",
             "reference_uri": "s3://datasets/churn/reference.parquet",
             "tracking_uri": "http://mlflow.mlflow.svc.cluster.local:5000",
             "search_iterations": 1,

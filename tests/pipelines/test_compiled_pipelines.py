@@ -87,7 +87,18 @@ def test_registry_steps_get_the_mlflow_client_credentials_on_a_cluster(name: str
     assert MLFLOW_CREDENTIALS_SECRET == DEFAULT_CLIENT_SECRET
     _spec, platform = yaml.safe_load_all(compile_module.TARGETS[name].read_text())
     executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
-    assert sorted(executors) == ["exec-evaluate-model", "exec-register-model"]
+    registry_steps = {
+        "training_pipeline": ["exec-evaluate-model", "exec-register-model"],
+        # the drift check's reference comes from the registry too
+        "drift_pipeline": ["exec-champion-reference", "exec-evaluate-model", "exec-register-model"],
+        "windows_drift_pipeline": [
+            "exec-champion-reference",
+            "exec-evaluate-model",
+            "exec-register-model",
+        ],
+        "batch_scoring_pipeline": ["exec-batch-score"],
+    }[name]
+    assert sorted(executors) == registry_steps
     for executor in executors.values():
         (secret,) = executor["secretAsEnv"]
         assert secret["secretName"] == DEFAULT_CLIENT_SECRET

@@ -81,10 +81,10 @@ def test_drift_pipeline_without_drift_retrains_nothing(tmp_path: Path, capsys) -
     )
     assert run.output == ""
     assert sorted(run.steps) == [
+        "champion-reference",
         "check-drift",
         "evaluate-model",
         "importer",
-        "importer-2",
         "register-model",
         "split-data",
         "train-model",

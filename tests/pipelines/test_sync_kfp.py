@@ -340,9 +340,12 @@ def test_first_sync_creates_everything_and_a_second_changes_nothing(kfp_api, tmp
     drift_version = sync.version_name("churn-drift", texts["drift"])
     training_version = sync.version_name("churn-training", texts["training"])
     windows_version = sync.version_name("churn-windows-drift", texts["windows_drift"])
+    scoring_version = sync.version_name("churn-batch-scoring", texts["batch_scoring"])
     assert sorted(changes.created) == sorted(
         [
             "experiment churn",
+            "pipeline churn-batch-scoring",
+            f"pipeline version {scoring_version}",
             "pipeline churn-drift",
             "pipeline churn-training",
             "pipeline churn-windows-drift",

@@ -11,6 +11,7 @@ def register_model(
     model: Input[Model],
     evaluation: Input[Artifact],
     golden: Input[Dataset],
+    reference: Input[Dataset],
     tracking_uri: str,
     dataset_sha256: str,
     model_card: Output[Markdown],
@@ -23,7 +24,8 @@ def register_model(
     (dataset hash, code version, parameters) and the drift reference profile of its training
     data (model metadata). It gets alias `challenger` only when evaluation allowed promotion.
     A label-stratified sample of the golden set is logged with the run (`golden/`), for the
-    release gate on the cluster.
+    release gate on the cluster; a uniform sample of `reference` (the training split) as
+    `reference/`, the drift check's reference while this version serves.
     The model card (metrics, segments, lineage) is logged with the run and written here.
 
     Returns:
@@ -47,6 +49,7 @@ def register_model(
             dataset_sha256=dataset_sha256,
             pipeline=pipeline,
             golden_path=golden.path,
+            reference_path=reference.path,
         )
     except ComponentError as error:
         fail(error)

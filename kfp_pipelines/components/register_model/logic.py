@@ -84,6 +84,26 @@ def _log_golden(golden_path: str) -> None:
         mlflow.log_artifact(str(path), artifact_path="golden")
 
 
+def _log_reference(reference_path: str) -> None:
+    import tempfile
+    from pathlib import Path
+
+    import mlflow
+
+    from kfp_pipelines.components.champion_reference.logic import (
+        REFERENCE_ARTIFACT,
+        reference_sample,
+    )
+    from kfp_pipelines.components.common import read_dataset
+
+    folder_name, file_name = REFERENCE_ARTIFACT.rsplit("/", 1)
+    sample = reference_sample(read_dataset(reference_path))
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / file_name
+        sample.to_parquet(path, index=False)
+        mlflow.log_artifact(str(path), artifact_path=folder_name)
+
+
 def _fmt(value: Any) -> str:
     return "n/a" if value is None else (f"{value:.4f}" if isinstance(value, float) else str(value))
 
@@ -157,6 +177,7 @@ def register(
     dataset_sha256: str,
     pipeline: str,
     golden_path: str | None = None,
+    reference_path: str | None = None,
 ) -> tuple[str, str]:
     """Log and register the model; alias `challenger` only when evaluation allowed promotion.
 
@@ -205,6 +226,8 @@ def register(
         mlflow.log_dict(evaluation, "evaluation.json")
         if golden_path is not None:
             _log_golden(golden_path)
+        if reference_path is not None:
+            _log_reference(reference_path)
         run_id = run.info.run_id
     for key, value in {**tags, "training_run_id": run_id}.items():
         client.set_model_version_tag(REGISTERED_MODEL_NAME, version, key, value)
