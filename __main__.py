@@ -1,4 +1,5 @@
-"""Entry point for `pulumi up` / `pulumi preview`: see mlops/program.py."""
+"""Entry point of `pulumi up` / `pulumi preview` for every layer (deploy/<layer>/Pulumi.yaml sets
+`main` to this folder): the layer is the project's, see mlops/program.py."""
 
 from mlops.program import main
 

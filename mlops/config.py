@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from components.base import StrictModel
 from components.cloud import Cloud
@@ -34,37 +34,15 @@ from components.loop import config_problems as loop_problems
 from components.mesh import MeshConfig
 from components.mlflow import MlflowConfig
 from components.mlflow.model import config_problems as mlflow_problems
+from components.mlflow.model import tracking_uri as mlflow_tracking_uri
 from components.monitoring import MonitoringConfig
 from components.pipelines import PipelinesConfig, pipelines_problems
-from components.pipelines.model import NAMESPACE as PIPELINES_NAMESPACE
-from components.pipelines.model import RUNNER_SERVICE_ACCOUNT
 from components.secret_config import SECRET_PLACEHOLDER, mark_engine_secrets
 from components.serving import ServingDeployments
 from components.storage import StorageConfig
+from mlops import wiring
 
 NAMESPACE = "mlops"
-
-
-def _default_identities() -> dict[str, WorkloadIdentityConfig]:
-    """What the always-on MLflow server, pipeline steps and Feast server run as."""
-    mlflow, feast = MlflowConfig(), FeastConfig()
-    return {
-        "mlflow": WorkloadIdentityConfig(
-            namespace=mlflow.namespace,
-            service_account=mlflow.service_account,
-            buckets={mlflow.artifact_bucket: "read_write"},
-        ),
-        "pipelines": WorkloadIdentityConfig(
-            namespace=PIPELINES_NAMESPACE,
-            service_account=RUNNER_SERVICE_ACCOUNT,
-            buckets={"artifacts": "read_write", "datasets": "read_write", "features": "read"},
-        ),
-        "feast": WorkloadIdentityConfig(
-            namespace=feast.namespace,
-            service_account=feast.service_account,
-            buckets={feast.registry.bucket: "read_write", "datasets": "read"},
-        ),
-    }
 
 
 class PlatformConfig(StrictModel):
@@ -92,10 +70,11 @@ class PlatformConfig(StrictModel):
         default_factory=StorageConfig, description="Object storage: a map of buckets."
     )
     workload_identities: dict[str, WorkloadIdentityConfig] = Field(
-        default_factory=_default_identities,
-        description="Kubernetes service accounts allowed to use named buckets without static "
-        "keys, keyed by identity name. Default: the MLflow server's, the pipeline runner's and "
-        "the Feast server's; a stack that sets this map must keep them.",
+        default_factory=dict,
+        description="Extra Kubernetes service accounts allowed to use named buckets without "
+        "static keys, keyed by identity name. The platform derives its own (MLflow, the "
+        "pipeline runner, Feast, every serving service account, the loop's consumer: "
+        "mlops/wiring.py); an entry for one of those service accounts adds bucket grants to it.",
     )
     feast: FeastConfig = Field(
         default_factory=FeastConfig,
@@ -138,6 +117,24 @@ class PlatformConfig(StrictModel):
         description="Models served by the model server (stable and canary tracks behind Istio), "
         "keyed by deployment name.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _serving_tracking_uri(cls, data: Any) -> Any:
+        """A serving deployment loads its models through the platform's MLflow unless it names
+        another tracking server: filled in before the deployment's own check requires one."""
+        if not isinstance(data, Mapping) or not isinstance(data.get("serving"), Mapping):
+            return data
+        mlflow = data.get("mlflow")
+        namespace = mlflow.get("namespace") if isinstance(mlflow, Mapping) else None
+        uri = mlflow_tracking_uri(namespace if isinstance(namespace, str) else "mlflow")
+        serving = {
+            key: {"mlflow_tracking_uri": uri, **deployment}
+            if isinstance(deployment, Mapping)
+            else deployment
+            for key, deployment in data["serving"].items()
+        }
+        return {**data, "serving": serving}
 
     def cross_field_problems(self) -> list[tuple[str, str]]:
         """Checks that span components, as (dotted path, message)."""
@@ -184,29 +181,9 @@ class PlatformConfig(StrictModel):
         for topic, path in ((logged[0], "serving"), (labels, "loop.consumer.labels_topic")):
             if topic not in self.kafka.topics:
                 problems.append((path, f"topic {topic!r} is not in kafka.topics"))
-        consumer = self.loop.consumer
-        if not any(
-            (identity.namespace, identity.service_account)
-            == (self.loop.namespace, consumer.service_account)
-            and identity.buckets.get(self.loop.bucket) == "read_write"
-            for identity in self.workload_identities.values()
-        ):
-            problems.append(
-                (
-                    "loop.consumer.service_account",
-                    f"the prediction-log consumer writes windows to bucket {self.loop.bucket!r}: "
-                    f"add a workload_identities entry for service account "
-                    f"{consumer.service_account!r} in namespace {self.loop.namespace!r} with "
-                    f"{self.loop.bucket}: read_write",
-                )
-            )
         return problems
 
     def _serving_problems(self) -> list[tuple[str, str]]:
-        identities = {
-            (identity.namespace, identity.service_account)
-            for identity in self.workload_identities.values()
-        }
         problems = []
         for key, deployment in self.serving.items():
             account = deployment.service_account
@@ -266,28 +243,40 @@ class PlatformConfig(StrictModel):
                             f"'serving-{key}' is the Kafka user of serving.{key}; rename it",
                         )
                     )
-            if account is not None and (deployment.namespace, account) not in identities:
-                problems.append(
-                    (
-                        f"serving.{key}.service_account",
-                        f"{account!r} is not the service account of any workload_identities "
-                        f"entry in namespace {deployment.namespace!r}",
-                    )
-                )
         return problems
 
 
+# Settings that only one cloud reads: a `<cloud>_` prefix, or a backend block.
+_BACKEND_BLOCKS = {"msk": "aws", "managed_kafka": "gcp", "strimzi": "local", "minio": "local"}
+# Maps whose keys are the user's own names, not settings (a pipeline parameter may be `aws_x`).
+_FREE_FORM = {"tags", "labels", "parameters", "server_settings", "annotations", "node_selector"}
+
+
+def wrong_cloud_problems(values: Mapping[str, Any], cloud: str) -> list[tuple[str, str]]:
+    """(dotted path, message) for every setting of another cloud than `cloud`: ignored by the
+    components, so most likely a stack file copied from another environment."""
+    problems: list[tuple[str, str]] = []
+
+    def walk(node: Any, path: str) -> None:
+        if not isinstance(node, Mapping):
+            return
+        for key, value in node.items():
+            where = f"{path}.{key}" if path else str(key)
+            owner = _BACKEND_BLOCKS.get(str(key)) or next(
+                (c for c in ("aws", "gcp", "local") if str(key).startswith(f"{c}_")), None
+            )
+            if owner is not None and owner != cloud and value is not None:
+                problems.append((where, f"only read on {owner}; this stack's cloud is {cloud}"))
+            elif str(key) not in _FREE_FORM:
+                walk(value, where)
+
+    walk({k: v for k, v in values.items() if k != "cloud"}, "")
+    return problems
+
+
 def consumed_topics(platform: PlatformConfig) -> list[str]:
-    """What the loop's consumer reads: the topics the serving deployments log to on the
-    platform's Kafka, then the labels topic; empty when nothing logs there (no consumer)."""
-    logged = sorted(
-        {
-            deployment.kafka_topic
-            for deployment in platform.serving.values()
-            if deployment.prediction_sink == "kafka" and deployment.kafka_bootstrap_servers is None
-        }
-    )
-    return [*logged, platform.loop.consumer.labels_topic] if logged else []
+    """What the loop's consumer reads (mlops/wiring.py)."""
+    return wiring.consumed_topics(platform)
 
 
 def loop_mlflow_client(platform: PlatformConfig) -> Any:
@@ -354,11 +343,12 @@ def validate(
         if key.split(":", 1)[0] == NAMESPACE
     }
     try:
-        platform = PlatformConfig.model_validate(ours)
+        # what the stack says, completed with what the platform derives from it
+        platform = wiring.effective(PlatformConfig.model_validate(ours))
     except ValidationError as exc:
         problems = [_problem(_dotted(err["loc"], ours), _message(err)) for err in exc.errors()]
         raise ConfigError(source, problems) from None
-    cross = platform.cross_field_problems()
+    cross = wrong_cloud_problems(ours, platform.cloud.type) + platform.cross_field_problems()
     if cross:
         raise ConfigError(source, [(f"{NAMESPACE}:{path}", message) for path, message in cross])
     return platform

@@ -70,12 +70,14 @@ class Change:
     type: str
     name: str
     keys: list[str] = field(default_factory=list)  # changed inputs (dotted, two levels)
+    layer: str = ""
     protected: bool = False
     replaced: bool = False  # a replacement-forcing input changed
 
     @property
     def label(self) -> str:
-        return f"{self.type}::{self.name}"
+        where = f"{self.layer}: " if self.layer else ""
+        return f"{where}{self.type}::{self.name}"
 
 
 @dataclass
@@ -126,23 +128,22 @@ def diff_plans(base: dict[str, Any], new: dict[str, Any], base_name: str = "base
 
     def index(plan: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
         try:
-            return {(r["type"], r["name"]): r for r in plan["resources"]}
+            # A layer is its own project: the same provider name may appear in each.
+            return {(r.get("layer") or "", r["type"], r["name"]): r for r in plan["resources"]}
         except (KeyError, TypeError) as exc:
             raise GovernanceError(
                 f"{base_name}: not an `mlops plan --format json` output ({exc})"
             ) from None
 
     old, now = index(base), index(new)
-    added = [
-        Change(t, n, protected=now[(t, n)].get("protect", False))
-        for t, n in now
-        if (t, n) not in old
-    ]
-    removed = [
-        Change(t, n, protected=old[(t, n)].get("protect", False))
-        for t, n in old
-        if (t, n) not in now
-    ]
+
+    def change(key: tuple[str, str, str], plan: dict, **fields: Any) -> Change:
+        layer, type_, name = key
+        protected = bool(plan[key].get("protect", False))
+        return Change(type_, name, layer=layer, protected=protected, **fields)
+
+    added = [change(key, now) for key in now if key not in old]
+    removed = [change(key, old) for key in old if key not in now]
     changed = []
     for key in sorted(set(old) & set(now)):
         before, after = old[key], now[key]
@@ -153,15 +154,9 @@ def diff_plans(base: dict[str, Any], new: dict[str, Any], base_name: str = "base
             continue
         top = {k.split(".")[0] for k in keys}
         changed.append(
-            Change(
-                key[0],
-                key[1],
-                keys,
-                protected=bool(before.get("protect")),
-                replaced=bool(top & REPLACED_BY.get(key[0], frozenset())),
-            )
+            change(key, old, keys=keys, replaced=bool(top & REPLACED_BY.get(key[1], frozenset())))
         )
-    order = lambda c: (c.type, c.name)  # noqa: E731
+    order = lambda c: (c.layer, c.type, c.name)  # noqa: E731
     return PlanDiff(base_name, sorted(added, key=order), changed, sorted(removed, key=order))
 
 

@@ -17,10 +17,22 @@ import pulumi
 from pulumi.output import Unknown
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
+from pulumi.runtime.proto import resource_pb2
 
 SECRET_MASK = "[secret]"
 # What `pulumi preview` shows for a value only the provider will know.
 UNKNOWN_MASK = "(known after apply)"
+
+
+STACK_REFERENCE = "pulumi:pulumi:StackReference"
+
+
+@dataclass
+class Exports:
+    """A stack's outputs as `pulumi.export` set them: plain values, and which are secret."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    secret_names: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -40,6 +52,8 @@ class Recorded:
     secret_inputs: set[str] = field(default_factory=set)
     ignore_changes: list[str] = field(default_factory=list)
     masked_inputs: dict[str, Any] = field(default_factory=dict)
+    aliases: list[str] = field(default_factory=list)  # full URNs it was known by before
+    layer: str = ""  # the platform layer whose program registered it (mlops.plan.run_layers)
 
     @property
     def parent_name(self) -> str | None:
@@ -127,9 +141,28 @@ _CALL_RESULTS: dict[str, dict[str, Any]] = {
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
-    """Mocks that echo inputs back as outputs, with provider-computed fields filled in."""
+    """Mocks that echo inputs back as outputs, with provider-computed fields filled in.
+
+    `stacks` are the outputs of the stacks a program may reference (`pulumi.StackReference`),
+    by `org/project/stack`, as `Exports` recorded from running their programs."""
+
+    def __init__(self, stacks: dict[str, Exports] | None = None):
+        self.stacks = stacks or {}
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        if args.typ == STACK_REFERENCE:
+            name = args.inputs.get("name") or args.name
+            if name not in self.stacks:
+                raise KeyError(
+                    f"stack reference {name!r}: no such stack planned before this one "
+                    f"(have: {', '.join(sorted(self.stacks)) or 'none'})"
+                )
+            exports = self.stacks[name]
+            return name, {
+                "name": name,
+                "outputs": exports.values,
+                "secretOutputNames": sorted(exports.secret_names),
+            }
         outputs = dict(args.inputs)
         outputs.update(_fake_outputs(args.typ, args.name, args.inputs))
         return f"{args.name}-id", outputs
@@ -179,6 +212,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
     def __init__(self, mocks: pulumi.runtime.Mocks | None = None):
         super().__init__(mocks or RecordingMocks())
         self.recorded: list[Recorded] = []
+        self.exports = Exports()
 
     def RegisterResource(self, request):
         response = super().RegisterResource(request)
@@ -203,9 +237,21 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 secret_inputs=secret_paths,
                 masked_inputs=masked,
                 ignore_changes=list(request.ignoreChanges),
+                aliases=[*request.aliasURNs, *(a.urn for a in request.aliases if a.urn)],
             )
         )
         return response
+
+    def GetDeploymentInfo(self, request):
+        # Without alias specs the SDK sends every alias as a full URN (recorded above), as it
+        # does to engines that predate them.
+        info = super().GetDeploymentInfo(request)
+        features = [
+            f
+            for f in info.supportedFeatures
+            if f != resource_pb2.RESOURCE_MONITOR_FEATURE_ALIAS_SPECS
+        ]
+        return resource_pb2.DeploymentInfo(supportedFeatures=features)
 
     def of_type(self, typ: str) -> list[Recorded]:
         return [r for r in self.recorded if r.type == typ]
@@ -220,14 +266,45 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         return matches[0]
 
 
-def install(project: str = "mlops", stack: str = "test", preview: bool = True) -> RecordingMonitor:
+ORGANIZATION = "organization"  # what the self-managed backends call every stack's organization
+
+
+def install(
+    project: str = "mlops",
+    stack: str = "test",
+    preview: bool = True,
+    stacks: dict[str, Exports] | None = None,
+) -> RecordingMonitor:
     """Point the Pulumi runtime at a fresh recording monitor and return it."""
     asyncio.set_event_loop(asyncio.new_event_loop())
-    monitor = RecordingMonitor()
+    monitor = RecordingMonitor(RecordingMocks(stacks))
     pulumi.runtime.set_mocks(
-        monitor.mocks, project=project, stack=stack, preview=preview, monitor=monitor
+        monitor.mocks,
+        project=project,
+        stack=stack,
+        preview=preview,
+        monitor=monitor,
+        organization=ORGANIZATION,
     )
     return monitor
+
+
+def _collect_exports() -> Exports:
+    """The root stack's outputs once the program has run (`pulumi.export`)."""
+    from pulumi.runtime.settings import get_root_resource
+    from pulumi.runtime.sync_await import _sync_await
+
+    exports = Exports()
+    root = get_root_resource()
+    for name, value in (getattr(root, "outputs", None) or {}).items():
+        output = pulumi.Output.from_input(value)
+        resolved = _sync_await(output.future(with_unknowns=True))
+        paths: set[str] = set()
+        plain = _unwrap_secrets(resolved, "", paths)
+        exports.values[name] = plain
+        if _sync_await(output.is_secret()) or paths:
+            exports.secret_names.add(name)
+    return exports
 
 
 def run(
@@ -237,16 +314,28 @@ def run(
     stack: str = "test",
     config: dict[str, str] | None = None,
     secret_keys: list[str] | None = None,
+    stacks: dict[str, Exports] | None = None,
 ) -> RecordingMonitor:
     """Run `program()` as `pulumi preview` would, under mocks, and return what it registered.
 
     `config` maps full keys (`mlops:cloud`) to strings, as the engine passes them; an exception
-    raised by the program propagates.
+    raised by the program propagates. `stacks`: the outputs of the stacks it may reference;
+    what it exports is in `monitor.exports`.
     """
     from pulumi.runtime.stack import run_pulumi_func
     from pulumi.runtime.sync_await import _sync_await
 
-    monitor = install(project=project, stack=stack)
+    monitor = install(project=project, stack=stack, stacks=stacks)
     pulumi.runtime.set_all_config(config or {}, secret_keys or [])
     _sync_await(run_pulumi_func(program))
+    monitor.exports = _collect_exports()
     return monitor
+
+
+def merged(monitors: list[RecordingMonitor]) -> RecordingMonitor:
+    """One monitor holding what several programs registered (the layers of one environment),
+    for tests that look at the whole platform."""
+    combined = RecordingMonitor()
+    for monitor in monitors:
+        combined.recorded += monitor.recorded
+    return combined

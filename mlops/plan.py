@@ -20,21 +20,27 @@ STACK_TYPE = "pulumi:pulumi:Stack"
 NOT_MANIFESTS = ("kubernetes:helm.sh/", "kubernetes:yaml:", "kubernetes:kustomize:")
 
 
+# One Pulumi project per layer, `deploy/<layer>/Pulumi.yaml`; they share the stack files.
+DEPLOY_DIR = "deploy"
+
+
 def project_root(start: Path | None = None) -> Path:
-    """The folder holding Pulumi.yaml: the working directory or a parent, else this checkout."""
+    """The checkout holding deploy/infra/Pulumi.yaml: the working directory or a parent (also
+    from inside deploy/<layer>), else this checkout."""
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
-        if (folder / "Pulumi.yaml").is_file():
+        if (folder / DEPLOY_DIR / "infra" / "Pulumi.yaml").is_file():
             return folder
     return Path(__file__).resolve().parents[1]
 
 
 def stack_file_path(stack: str, root: Path | None = None) -> Path:
+    """`stacks/Pulumi.<stack>.yaml`, where every layer's project keeps its stack config."""
     import yaml
 
-    root = root or project_root()
-    project = yaml.safe_load((root / "Pulumi.yaml").read_text())
-    return root / project.get("stackConfigDir", ".") / f"Pulumi.{stack}.yaml"
+    project_dir = (root or project_root()) / DEPLOY_DIR / "infra"
+    project = yaml.safe_load((project_dir / "Pulumi.yaml").read_text())
+    return (project_dir / project.get("stackConfigDir", ".")).resolve() / f"Pulumi.{stack}.yaml"
 
 
 @dataclass
@@ -47,9 +53,13 @@ class PlannedResource:
     protect: bool = False
     retain_on_delete: bool = False
     depends_on: list[str] = field(default_factory=list)
+    layer: str = ""
+    urn: str = ""
+    aliases: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return {
+            "layer": self.layer,
             "type": self.type,
             "name": self.name,
             "parent": self.parent,
@@ -66,6 +76,7 @@ class Plan:
     stack: str
     stack_file: str
     resources: list[PlannedResource]
+    layers: list[str] = field(default_factory=list)
 
     @property
     def counts_by_type(self) -> dict[str, int]:
@@ -78,6 +89,7 @@ class Plan:
     def as_json(self) -> dict[str, Any]:
         return {
             "stack": self.stack,
+            "layers": self.layers,
             "stackFile": self.stack_file,
             "total": len(self.resources),
             "countsByComponent": self.counts_by_component,
@@ -94,25 +106,74 @@ def _type_of(urn: str) -> str:
     return urn.split("::")[2].split("$")[-1]
 
 
-def build_plan(stack: str, stack_file_path: Path) -> Plan:
-    """Validate the stack file, run the program under mocks, and collect what it registered.
+def build_plan(stack: str, stack_file_path: Path, layers: Sequence[str] | None = None) -> Plan:
+    """Validate the stack file, run each layer's program under mocks in deploy order, and
+    collect what it registered: all layers, or those named in `layers` (the earlier layers are
+    still run, unshown, so their exports feed the `StackReference`s of the later ones).
 
     Raises `config.ConfigError` before anything runs when the config is invalid.
     """
-    from mlops import config, mocks, program
+    from mlops import config
+    from mlops.wiring import LAYERS
 
+    wanted = list(LAYERS) if not layers else [layer for layer in LAYERS if layer in layers]
     stack_file = config.read_stack_file(stack_file_path)
     config.validate(stack_file.values, stack_file.path, stack_file.secret_keys)
-    monitor = mocks.run(
-        program.main,
-        project="mlops",
-        stack=stack,
-        config=stack_file.engine_config(),
-        secret_keys=sorted(stack_file.secret_keys),
+    resources: list[PlannedResource] = []
+    for layer, monitor in run_layers(
+        stack, stack_file.engine_config(), sorted(stack_file.secret_keys), until=wanted[-1]
+    ):
+        if layer in wanted:
+            resources += _planned(monitor, layer)
+    # Registration order depends on output resolution; a plan must read the same every run.
+    rank = {layer: index for index, layer in enumerate(LAYERS)}
+    resources.sort(
+        key=lambda r: (
+            rank[r.layer],
+            r.component != "(stack)",
+            r.component,
+            r.parent is not None,
+            r.type,
+            r.name,
+        )
     )
+    return Plan(stack=stack, stack_file=str(stack_file_path), resources=resources, layers=wanted)
+
+
+def run_layers(
+    stack: str,
+    config: dict[str, str],
+    secret_keys: Sequence[str] = (),
+    until: str | None = None,
+) -> list[tuple[str, Any]]:
+    """Run the layers' programs under mocks in deploy order (up to `until`), each layer's
+    exports answering the next layers' `StackReference`s: [(layer, RecordingMonitor)]."""
+    from mlops import handoff, mocks, program
+    from mlops.wiring import LAYERS
+
+    layers = LAYERS if until is None else LAYERS[: LAYERS.index(until) + 1]
+    exported: dict[str, mocks.Exports] = {}
+    monitors = []
+    for layer in layers:
+        monitor = mocks.run(
+            program.main,
+            project=handoff.project_of(layer),
+            stack=stack,
+            config=config,
+            secret_keys=list(secret_keys),
+            stacks=exported,
+        )
+        exported[handoff.reference_name(mocks.ORGANIZATION, layer, stack)] = monitor.exports
+        for record in monitor.recorded:
+            record.layer = layer
+        monitors.append((layer, monitor))
+    return monitors
+
+
+def _planned(monitor: Any, layer: str) -> list[PlannedResource]:
     by_urn = {r.urn: r for r in monitor.recorded}
 
-    def top_component(record: mocks.Recorded) -> str:
+    def top_component(record: Any) -> str:
         top = record
         while top.parent in by_urn:
             top = by_urn[top.parent]
@@ -120,7 +181,7 @@ def build_plan(stack: str, stack_file_path: Path) -> Plan:
             return "(stack)"
         return f"{top.type} {top.name}"
 
-    resources = [
+    return [
         PlannedResource(
             type=r.type,
             name=r.name,
@@ -130,14 +191,12 @@ def build_plan(stack: str, stack_file_path: Path) -> Plan:
             protect=r.protect,
             retain_on_delete=r.retain_on_delete,
             depends_on=sorted(_name_of(d) for d in r.depends_on),
+            layer=layer,
+            urn=r.urn,
+            aliases=list(r.aliases),
         )
         for r in monitor.recorded
     ]
-    # Registration order depends on output resolution; a plan must read the same every run.
-    resources.sort(
-        key=lambda r: (r.component != "(stack)", r.component, r.parent is not None, r.type, r.name)
-    )
-    return Plan(stack=stack, stack_file=str(stack_file_path), resources=resources)
 
 
 def _summary(inputs: dict[str, Any], width: int = 90) -> str:
@@ -145,18 +204,23 @@ def _summary(inputs: dict[str, Any], width: int = 90) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _groups(plan: Plan) -> dict[str, list[PlannedResource]]:
-    groups: dict[str, list[PlannedResource]] = {}
+def _groups(plan: Plan) -> dict[tuple[str, str], list[PlannedResource]]:
+    groups: dict[tuple[str, str], list[PlannedResource]] = {}
     for resource in plan.resources:
-        groups.setdefault(resource.component, []).append(resource)
+        groups.setdefault((resource.layer, resource.component), []).append(resource)
     return groups
 
 
 def render_table(plan: Plan) -> str:
-    lines = [f"Stack {plan.stack} ({plan.stack_file}): {len(plan.resources)} resources"]
-    for component, resources in _groups(plan).items():
+    lines = [
+        f"Stack {plan.stack} ({plan.stack_file}): {len(plan.resources)} resources in layers "
+        + ", ".join(
+            f"{layer} [{sum(r.layer == layer for r in plan.resources)}]" for layer in plan.layers
+        )
+    ]
+    for (layer, component), resources in _groups(plan).items():
         lines.append("")
-        lines.append(f"{component}  [{len(resources)}]")
+        lines.append(f"{layer}: {component}  [{len(resources)}]")
         for r in resources:
             flags = " protected" if r.protect else ""
             lines.append(f"  {r.type:<55} {r.name:<40} parent={r.parent or '-'}{flags}")
@@ -171,10 +235,11 @@ def render_markdown(plan: Plan) -> str:
     lines = [
         f"# Plan for stack `{plan.stack}`",
         "",
-        f"{len(plan.resources)} resources from `{plan.stack_file}`.",
+        f"{len(plan.resources)} resources from `{plan.stack_file}`, layers "
+        f"{', '.join(plan.layers)}.",
     ]
-    for component, resources in _groups(plan).items():
-        lines += ["", f"## `{component}` ({len(resources)})", ""]
+    for (layer, component), resources in _groups(plan).items():
+        lines += ["", f"## {layer}: `{component}` ({len(resources)})", ""]
         lines += ["| type | name | parent | key inputs |", "|---|---|---|---|"]
         for r in resources:
             summary = _summary(r.inputs, 120).replace("|", "\\|")
@@ -242,6 +307,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="plan this stack file instead of stacks/Pulumi.<stack>.yaml",
     )
+    parser.add_argument(
+        "--layer",
+        action="append",
+        choices=["infra", "platform", "ml"],
+        help="plan only this layer (repeatable); the earlier layers still run, unshown, to feed "
+        "its stack references. Default: every layer, in deploy order",
+    )
     parser.add_argument("--format", choices=sorted(RENDERERS), default="table")
     parser.add_argument(
         "--render-manifests",
@@ -275,7 +347,7 @@ def main(args: argparse.Namespace) -> int:
 
     path = args.stack_file or stack_file_path(args.stack)
     try:
-        plan = build_plan(args.stack, path)
+        plan = build_plan(args.stack, path, args.layer)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,12 +1,23 @@
-"""The Pulumi program: validate the stack config once, then compose the components.
+"""The Pulumi program of each layer: validate the stack config once, then compose.
 
-`__main__.py` (what `pulumi up` runs) and `mlops plan` (the same program under mocks) both call
-`main()`; there is no other entry point and no logic outside the components.
+The platform is three stacks per environment, one per layer, deployed in this order:
+
+- **infra** (`deploy/infra`, project `mlops-infra`): network, cluster, GPU pools, object store.
+- **platform** (`deploy/platform`, `mlops-platform`): the add-ons that bring CRDs and
+  controllers: Istio, kube-prometheus-stack, Flagger, Kubeflow Pipelines.
+- **ml** (`deploy/ml`, `mlops-ml`): namespaces, workload identities, Kafka, MLflow, Feast, the
+  loop and the serving deployments, whose custom resources need the platform's CRDs.
+
+Every project's `main` is this checkout's `__main__.py`, which calls `main()`: the layer is the
+project's. A later layer reads an earlier one through a `StackReference` (`mlops/handoff.py`);
+what waits for what is derived from the config (`mlops/wiring.py`). `mlops plan` runs the same
+programs under mocks, layer after layer.
 """
 
 from __future__ import annotations
 
 import pulumi
+import pulumi_random as random
 
 from components.cluster import KubernetesCluster, KubernetesClusterArgs
 from components.cluster.wiring import AwsNetwork, GcpNetwork
@@ -29,7 +40,7 @@ from components.loop import (
     RetrainReceiver,
     RetrainReceiverArgs,
 )
-from components.loop.model import Release, ReleaseWiring
+from components.loop.model import TOKEN_LENGTH, Release, ReleaseWiring
 from components.loop.model import receiver_url as loop_receiver_url
 from components.loop.model import service_url as loop_service_url
 from components.mesh import IstioMesh, IstioMeshArgs
@@ -44,34 +55,63 @@ from components.monitoring import Observability, ObservabilityArgs, RetrainWebho
 from components.monitoring.model import prometheus_url
 from components.namespaces import WorkloadNamespaces, WorkloadNamespacesArgs
 from components.pipelines import KubeflowPipelines, KubeflowPipelinesArgs
-from components.pipelines.model import NAMESPACE as PIPELINES_NAMESPACE
 from components.pipelines.model import api_endpoint as pipelines_api_endpoint
 from components.providers import cloud_provider
 from components.serving import ModelDeployment, ModelDeploymentArgs
 from components.serving.delivery import FlaggerWiring
 from components.serving.model import served_model_name
 from components.storage import ObjectStore, ObjectStoreArgs
-from mlops import config
+from mlops import config, handoff, wiring
+from mlops.wiring import LAYERS, Node
 
 NAME = "mlops"
 
 
-def main() -> None:
+def main(layer: str | None = None) -> None:
+    """Run one layer's program: `layer`, else the one of the current project."""
+    layer = layer or handoff.layer_of_project(pulumi.get_project())
+    if layer not in LAYERS:
+        raise pulumi.RunError(
+            f"project {pulumi.get_project()!r} is not a layer of the platform: run pulumi in "
+            f"deploy/<layer> ({', '.join(LAYERS)}), e.g. `pulumi -C deploy/infra up`"
+        )
     try:
         platform = config.from_pulumi_runtime()
     except config.ConfigError as exc:
         # RunError is reported by the engine as a clean message, without a Python stack trace,
         # and nothing has been registered yet.
         raise pulumi.RunError(str(exc)) from None
-    compose(platform)
+    COMPOSERS[layer](platform)
 
 
-def compose(platform: config.PlatformConfig) -> None:
-    """Create every component of the platform from validated config and export its outputs."""
+def _reference(layer: str) -> pulumi.StackReference:
+    """The same environment's stack of an earlier layer."""
+    name = handoff.reference_name(pulumi.get_organization(), layer, pulumi.get_stack())
+    return pulumi.StackReference(name)
+
+
+class _Made:
+    """The resources created so far in this layer, by wiring node (`mlops/wiring.py`)."""
+
+    def __init__(self, platform: config.PlatformConfig):
+        self.edges = wiring.graph(platform)
+        self.nodes: dict[Node, list[pulumi.Resource]] = {}
+
+    def add(self, node: Node, *resources: pulumi.Resource | None) -> None:
+        self.nodes[node] = [r for r in resources if r is not None]
+
+    def waits(self, node: Node) -> pulumi.ResourceOptions:
+        """`depends_on` of `node`: what it waits for in this layer (earlier layers are up)."""
+        return pulumi.ResourceOptions(
+            depends_on=[r for wait in wiring.same_layer(self.edges, node) for r in self.nodes[wait]]
+        )
+
+
+def compose_infra(platform: config.PlatformConfig) -> None:
+    """Network, cluster, GPU pools and the object store."""
     cloud = platform.cloud
     provider = cloud_provider(NAME, cloud)
     on_cloud = pulumi.ResourceOptions(providers=[provider] if provider else None)
-
     cluster = KubernetesCluster(
         NAME,
         KubernetesClusterArgs(
@@ -97,6 +137,23 @@ def compose(platform: config.PlatformConfig) -> None:
         ),
         on_cloud,
     )
+    pulumi.export("cloud", cloud.type)
+    pulumi.export("cluster_endpoint", cluster.endpoint)
+    for key, value in handoff.cluster_exports(cluster).items():
+        pulumi.export(key, value)
+    for key, value in handoff.storage_exports(store, platform.workload_identities).items():
+        pulumi.export(key, value)
+    pulumi.export("bucket_uris", store.bucket_uris)
+    pulumi.export("storage_endpoint", store.endpoint)
+
+
+def compose_platform(platform: config.PlatformConfig) -> None:
+    """The add-ons whose CRDs and controllers the ml layer's resources need."""
+    cloud = platform.cloud
+    infra = _reference("infra")
+    cluster = handoff.cluster_from(infra, platform, f"{NAME}-k8s")
+    store = handoff.storage_from(infra, platform)
+    made = _Made(platform)
     pipelines = KubeflowPipelines(
         f"{NAME}-pipelines",
         KubeflowPipelinesArgs(
@@ -112,27 +169,85 @@ def compose(platform: config.PlatformConfig) -> None:
             },
         ),
     )
-    workload_namespaces = [
-        *(identity.namespace for identity in platform.workload_identities.values()),
-        *(deployment.namespace for deployment in platform.serving.values()),
-        platform.mlflow.namespace,
-        *(client.namespace for client in platform.mlflow.clients.values()),
-        platform.feast.namespace,
-        platform.loop.namespace,
-    ]
+    made.add("pipelines", pipelines)
+    mesh = (
+        IstioMesh(
+            f"{NAME}-mesh",
+            IstioMeshArgs(config=platform.mesh, cloud=cloud, kubernetes=cluster.provider),
+        )
+        if platform.mesh.enabled
+        else None
+    )
+    made.add("mesh", *(mesh.ready if mesh is not None else []))
+    # Alertmanager authenticates to the loop's retrain receiver (ml layer) with this token: it
+    # is created here, with the monitoring release that mounts it, and handed to the ml layer.
+    token = random.RandomPassword(f"{NAME}-loop-token", length=TOKEN_LENGTH, special=False)
+    made.add("loop-token", token)
+    monitoring = Observability(
+        f"{NAME}-monitoring",
+        ObservabilityArgs(
+            config=platform.monitoring,
+            kubernetes=cluster.provider,
+            protect=platform.protect_stateful,
+            retrain=RetrainWebhook(
+                url=loop_receiver_url(platform.loop.namespace),
+                token=pulumi.Output.secret(token.result),
+            ),
+        ),
+        made.waits("monitoring"),
+    )
+    made.add("monitoring", monitoring)
+    delivery = (
+        ProgressiveDelivery(
+            f"{NAME}-delivery",
+            ProgressiveDeliveryArgs(
+                config=platform.delivery,
+                prometheus_url=monitoring.prometheus_url,
+                kubernetes=cluster.provider,
+            ),
+            made.waits("delivery"),
+        )
+        if platform.delivery.enabled
+        else None
+    )
+    made.add("delivery", delivery)
+    pulumi.export("cloud", cloud.type)
+    pulumi.export("loop_token", pulumi.Output.secret(token.result))
+    if mesh is not None:
+        pulumi.export("mesh", {"namespace": mesh.namespace, "version": mesh.version})
+    pulumi.export(
+        "pipelines",
+        {
+            "api_endpoint": pipelines.api_endpoint,
+            "ui_service": pipelines.ui_service,
+            "pipeline_root": pipelines.pipeline_root,
+        },
+    )
+    pulumi.export("prometheus_url", monitoring.prometheus_url)
+    pulumi.export("alertmanager_url", monitoring.alertmanager_url)
+    pulumi.export("grafana_service", monitoring.grafana_service)
+    pulumi.export("grafana_admin_password", monitoring.grafana_admin_password)
+
+
+def compose_ml(platform: config.PlatformConfig) -> None:
+    """The workloads: namespaces, identities, Kafka, MLflow, Feast, the loop and serving."""
+    cloud = platform.cloud
+    provider = cloud_provider(NAME, cloud)
+    on_cloud = pulumi.ResourceOptions(providers=[provider] if provider else None)
+    infra = _reference("infra")
+    cluster = handoff.cluster_from(infra, platform, f"{NAME}-k8s")
+    store = handoff.storage_from(infra, platform)
+    platform_layer = _reference("platform")
+    made = _Made(platform)
+
     namespaces = WorkloadNamespaces(
         NAME,
         WorkloadNamespacesArgs(
-            # Kubeflow's own manifests create and label its namespace (Pod Security baseline).
-            names=[name for name in workload_namespaces if name != PIPELINES_NAMESPACE],
-            kubernetes=cluster.provider,
+            names=wiring.workload_namespaces(platform), kubernetes=cluster.provider
         ),
     )
-
-    def namespace(name: str) -> pulumi.Resource:
-        return (
-            pipelines.namespace_owner if name == PIPELINES_NAMESPACE else namespaces.by_name[name]
-        )
+    for name, namespace in namespaces.by_name.items():
+        made.add(f"namespace:{name}", namespace)
 
     network = cluster.network
     kafka = KafkaCluster(
@@ -153,53 +268,31 @@ def compose(platform: config.PlatformConfig) -> None:
         ),
         on_cloud,
     )
-    # Serving deployments that log predictions to the platform's Kafka are its clients: their
-    # credentials (Strimzi) or the grant their identity needs (MSK IAM, Managed Kafka).
-    kafka_clients = {
-        key: KafkaClient(
-            f"serving-{key}",
-            KafkaClientArgs(
-                cluster=kafka, namespace=deployment.namespace, write_topics=[deployment.kafka_topic]
-            ),
-            pulumi.ResourceOptions(depends_on=[namespace(deployment.namespace)]),
-        )
-        for key, deployment in platform.serving.items()
-        if deployment.prediction_sink == "kafka" and deployment.kafka_bootstrap_servers is None
-    }
-    # The loop's prediction-log consumer reads what the serving deployments log to the
-    # platform's Kafka, and the labels that arrive later.
-    consumer_client = (
-        KafkaClient(
-            "prediction-log",
+    made.add("kafka", kafka)
+    # Serving deployments logging to the platform's Kafka and the loop's consumer are its
+    # clients: their credentials (Strimzi) or the grant their identity needs (MSK IAM, GCP).
+    kafka_clients = {}
+    for spec in wiring.kafka_clients(platform):
+        node = f"kafka-client:{spec.name}"
+        kafka_clients[spec.name] = KafkaClient(
+            spec.name,
             KafkaClientArgs(
                 cluster=kafka,
-                namespace=platform.loop.namespace,
-                read_topics=config.consumed_topics(platform),
+                namespace=spec.namespace,
+                write_topics=list(spec.write_topics),
+                read_topics=list(spec.read_topics),
             ),
-            pulumi.ResourceOptions(depends_on=[namespace(platform.loop.namespace)]),
+            made.waits(node),
         )
-        if config.consumed_topics(platform)
-        else None
-    )
-    # Whose identity carries which Kafka grant: (namespace, service account) -> client.
-    kafka_grants = [
-        (
-            (platform.serving[key].namespace, platform.serving[key].service_account),
-            f"kafka-{key}",
-            client,
-        )
-        for key, client in kafka_clients.items()
-    ]
-    if consumer_client is not None:
-        kafka_grants.append(
-            (
-                (platform.loop.namespace, platform.loop.consumer.service_account),
-                "kafka-prediction-log",
-                consumer_client,
-            )
-        )
-    identities = {
-        key: WorkloadIdentity(
+        made.add(node, kafka_clients[spec.name])
+    grants = {
+        (spec.namespace, spec.service_account): (spec.grant, kafka_clients[spec.name].grant)
+        for spec in wiring.kafka_clients(platform)
+    }
+    identities = {}
+    for key, identity in platform.workload_identities.items():
+        grant = grants.get((identity.namespace, identity.service_account))
+        identities[key] = WorkloadIdentity(
             key,
             WorkloadIdentityArgs(
                 cloud=cloud,
@@ -207,19 +300,11 @@ def compose(platform: config.PlatformConfig) -> None:
                 storage=store,
                 cluster=cluster,
                 kubernetes=cluster.provider,
-                grants={
-                    grant_key: client.grant
-                    for account, grant_key, client in kafka_grants
-                    if account == (identity.namespace, identity.service_account)
-                },
+                grants=dict([grant]) if grant else {},
             ),
-            pulumi.ResourceOptions.merge(
-                on_cloud,
-                pulumi.ResourceOptions(depends_on=[namespace(identity.namespace)]),
-            ),
+            pulumi.ResourceOptions.merge(on_cloud, made.waits(f"identity:{key}")),
         )
-        for key, identity in platform.workload_identities.items()
-    }
+        made.add(f"identity:{key}", identities[key])
     mlflow = TrackingServer(
         f"{NAME}-mlflow",
         TrackingServerArgs(
@@ -239,23 +324,9 @@ def compose(platform: config.PlatformConfig) -> None:
             if isinstance(network, GcpNetwork)
             else None,
         ),
-        pulumi.ResourceOptions.merge(
-            on_cloud,
-            pulumi.ResourceOptions(
-                depends_on=[
-                    namespace(platform.mlflow.namespace),
-                    # its clients' credential Secrets go into their namespaces
-                    *(namespace(client.namespace) for client in platform.mlflow.clients.values()),
-                    *_identities_of(
-                        platform,
-                        identities,
-                        platform.mlflow.namespace,
-                        platform.mlflow.service_account,
-                    ),
-                ]
-            ),
-        ),
+        pulumi.ResourceOptions.merge(on_cloud, made.waits("mlflow")),
     )
+    made.add("mlflow", mlflow)
     feast = FeatureStore(
         f"{NAME}-feast",
         FeatureStoreArgs(
@@ -266,34 +337,12 @@ def compose(platform: config.PlatformConfig) -> None:
             network=network,
             protect=platform.protect_stateful,
         ),
-        pulumi.ResourceOptions.merge(
-            on_cloud,
-            pulumi.ResourceOptions(
-                depends_on=[
-                    namespace(platform.feast.namespace),
-                    *_identities_of(
-                        platform,
-                        identities,
-                        platform.feast.namespace,
-                        platform.feast.service_account,
-                    ),
-                ]
-            ),
-        ),
+        pulumi.ResourceOptions.merge(on_cloud, made.waits("feast")),
     )
-    mesh = (
-        IstioMesh(
-            f"{NAME}-mesh",
-            IstioMeshArgs(config=platform.mesh, cloud=cloud, kubernetes=cluster.provider),
-        )
-        if platform.mesh.enabled
-        else None
-    )
-    # The retrain receiver comes first: Alertmanager mounts its token from the monitoring
-    # namespace, so the token must exist before the monitoring release.
+    made.add("feast", feast)
     # The loop service drives the releases of every progressive deployment (Flagger's gate and
     # registry webhooks, new challengers into the release ConfigMaps).
-    releases = _release_wiring(platform)
+    topics = wiring.consumed_topics(platform)
     receiver = RetrainReceiver(
         f"{NAME}-loop",
         RetrainReceiverArgs(
@@ -303,26 +352,14 @@ def compose(platform: config.PlatformConfig) -> None:
             tracking_uri=mlflow.tracking_uri,
             kfp_host=pipelines_api_endpoint(),
             alertmanager_namespace=platform.monitoring.namespace,
-            releases=releases,
-            windows=consumer_client is not None,
+            releases=_release_wiring(platform),
+            token=platform_layer.get_output("loop_token"),
+            windows=bool(topics),
         ),
-        pulumi.ResourceOptions(
-            depends_on=[
-                namespace(platform.loop.namespace),
-                *(
-                    [
-                        # its MLflow client Secret, Roles in the serving namespaces, a sidecar
-                        mlflow,
-                        *(namespace(r.namespace) for r in releases.releases),
-                        *(mesh.ready if mesh is not None else []),
-                    ]
-                    if releases is not None
-                    else []
-                ),
-            ]
-        ),
+        made.waits("receiver"),
     )
-    if consumer_client is not None:
+    made.add("receiver", receiver)
+    if topics:
         consumer = platform.loop.consumer
         PredictionLogConsumer(
             f"{NAME}-prediction-log",
@@ -330,32 +367,14 @@ def compose(platform: config.PlatformConfig) -> None:
                 config=platform.loop,
                 kubernetes=cluster.provider,
                 bucket_uri=store.bucket_uris[platform.loop.bucket],
-                predictions_topic=config.consumed_topics(platform)[0],
-                kafka=consumer_client.wiring,
+                predictions_topic=topics[0],
+                kafka=kafka_clients[wiring.CONSUMER].wiring,
                 credentials_secret=credentials_secret_name(consumer.service_account)
                 if cloud.type == "local"
                 else None,
             ),
-            pulumi.ResourceOptions(
-                depends_on=[
-                    namespace(platform.loop.namespace),
-                    *_identities_of(
-                        platform, identities, platform.loop.namespace, consumer.service_account
-                    ),
-                ]
-            ),
+            made.waits("consumer"),
         )
-    monitoring = Observability(
-        f"{NAME}-monitoring",
-        ObservabilityArgs(
-            config=platform.monitoring,
-            kubernetes=cluster.provider,
-            protect=platform.protect_stateful,
-            retrain=RetrainWebhook(
-                url=loop_receiver_url(platform.loop.namespace), token=receiver.token
-            ),
-        ),
-    )
     # Progressive delivery: Flagger queries the platform's Prometheus and drives the mesh.
     flagger = (
         FlaggerWiring(
@@ -366,57 +385,23 @@ def compose(platform: config.PlatformConfig) -> None:
         if platform.delivery.enabled
         else None
     )
-    delivery = (
-        ProgressiveDelivery(
-            f"{NAME}-delivery",
-            ProgressiveDeliveryArgs(
-                config=platform.delivery,
-                prometheus_url=monitoring.prometheus_url,
-                kubernetes=cluster.provider,
-            ),
-            pulumi.ResourceOptions(
-                depends_on=[monitoring, *(mesh.ready if mesh is not None else [])]
-            ),
-        )
-        if platform.delivery.enabled
-        else None
-    )
     deployments = {
         key: ModelDeployment(
             key,
             ModelDeploymentArgs(
                 config=deployment,
                 kubernetes=cluster.provider,
-                kafka=kafka_clients[key].wiring if key in kafka_clients else None,
+                kafka=kafka_clients[f"serving-{key}"].wiring
+                if f"serving-{key}" in kafka_clients
+                else None,
                 flagger=flagger if deployment.progressive is not None else None,
             ),
-            pulumi.ResourceOptions(
-                depends_on=[
-                    namespace(deployment.namespace),
-                    # its model is loaded through MLflow, with the client credentials it creates
-                    mlflow,
-                    # Its PodMonitor is a prometheus-operator resource: the CRDs come with the
-                    # monitoring chart.
-                    monitoring,
-                    # sidecar injection and the DestinationRule/VirtualService CRDs
-                    *(mesh.ready if mesh is not None else []),
-                    # the Canary and MetricTemplate CRDs, and Flagger to act on them
-                    *([delivery] if delivery is not None and deployment.progressive else []),
-                    *_identities_of(
-                        platform, identities, deployment.namespace, deployment.service_account
-                    ),
-                ]
-            ),
+            made.waits(f"serving:{key}"),
         )
         for key, deployment in platform.serving.items()
     }
 
     pulumi.export("cloud", cloud.type)
-    pulumi.export("cluster_name", cluster.cluster_name)
-    pulumi.export("cluster_endpoint", cluster.endpoint)
-    pulumi.export("kubeconfig", cluster.kubeconfig)
-    pulumi.export("bucket_uris", store.bucket_uris)
-    pulumi.export("storage_endpoint", store.endpoint)
     pulumi.export(
         "kafka",
         {
@@ -426,8 +411,6 @@ def compose(platform: config.PlatformConfig) -> None:
             "sasl_mechanism": kafka.sasl_mechanism,
         },
     )
-    if mesh is not None:
-        pulumi.export("mesh", {"namespace": mesh.namespace, "version": mesh.version})
     pulumi.export(
         "mlflow",
         {
@@ -436,14 +419,6 @@ def compose(platform: config.PlatformConfig) -> None:
             "admin_password": mlflow.admin_password,
             "credentials_secret": mlflow.credentials_secret_name,
             "database_endpoint": mlflow.database_endpoint,
-        },
-    )
-    pulumi.export(
-        "pipelines",
-        {
-            "api_endpoint": pipelines.api_endpoint,
-            "ui_service": pipelines.ui_service,
-            "pipeline_root": pipelines.pipeline_root,
         },
     )
     pulumi.export(
@@ -457,10 +432,6 @@ def compose(platform: config.PlatformConfig) -> None:
         },
     )
     pulumi.export("loop", {"receiver_url": receiver.url})
-    pulumi.export("prometheus_url", monitoring.prometheus_url)
-    pulumi.export("alertmanager_url", monitoring.alertmanager_url)
-    pulumi.export("grafana_service", monitoring.grafana_service)
-    pulumi.export("grafana_admin_password", monitoring.grafana_admin_password)
     pulumi.export(
         "serving",
         {
@@ -483,6 +454,9 @@ def compose(platform: config.PlatformConfig) -> None:
     )
 
 
+COMPOSERS = {"infra": compose_infra, "platform": compose_platform, "ml": compose_ml}
+
+
 def _release_wiring(platform: config.PlatformConfig) -> ReleaseWiring | None:
     releases = tuple(
         Release(
@@ -501,17 +475,3 @@ def _release_wiring(platform: config.PlatformConfig) -> ReleaseWiring | None:
         mlflow_credentials_secret=config.loop_mlflow_client(platform).secret_name,
         flagger_namespace=platform.delivery.namespace,
     )
-
-
-def _identities_of(
-    platform: config.PlatformConfig,
-    identities: dict[str, WorkloadIdentity],
-    namespace: str,
-    service_account: str | None,
-) -> list[WorkloadIdentity]:
-    """The workload identities whose service account a workload runs as (it waits for them)."""
-    return [
-        identities[key]
-        for key, identity in platform.workload_identities.items()
-        if (identity.namespace, identity.service_account) == (namespace, service_account)
-    ]

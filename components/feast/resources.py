@@ -20,6 +20,7 @@ import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from components import naming
 from components.cloud import AwsCloud, Cloud, GcpCloud
 from components.cluster.wiring import AwsNetwork, GcpNetwork
 from components.feast import model
@@ -104,7 +105,7 @@ class FeatureStore(pulumi.ComponentResource):
         identifier = None
         if cloud.type != "local":
             identifier = config.online_store.identifier or model.default_identifier(
-                default_bucket_prefix(pulumi.get_project(), pulumi.get_stack())
+                default_bucket_prefix(*naming.environment())
             )
         aws_region = cloud.region if isinstance(cloud, AwsCloud) else None
         # Rendered (and so checked) before anything is registered; rendered again below with

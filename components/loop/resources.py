@@ -30,6 +30,9 @@ class RetrainReceiverArgs:
     # The progressive serving deployments whose releases the service drives (None: none). Pass
     # their namespaces and the mesh in `opts.depends_on` (Roles there; a PeerAuthentication).
     releases: model.ReleaseWiring | None = None
+    # The bearer token Alertmanager sends (a secret). Given when the monitoring release is
+    # created first, in an earlier stack (mlops/program.py); else generated here.
+    token: pulumi.Input[str] | None = None
     # The loop's consumer writes the prediction log's windows to `bucket_uri`: retrain on them.
     windows: bool = False
 
@@ -66,13 +69,16 @@ class RetrainReceiver(pulumi.ComponentResource):
             parent=self, provider=args.kubernetes, depends_on=depends_on_of(opts)
         )
 
-        password = random.RandomPassword(
-            f"{name}-token",
-            length=model.TOKEN_LENGTH,
-            special=False,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        token = pulumi.Output.secret(password.result)
+        if args.token is not None:
+            token = pulumi.Output.secret(args.token)
+        else:
+            password = random.RandomPassword(
+                f"{name}-token",
+                length=model.TOKEN_LENGTH,
+                special=False,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            token = pulumi.Output.secret(password.result)
         secret = k8s.core.v1.Secret(
             f"{name}-token",
             metadata=envelope["metadata"],

@@ -22,6 +22,7 @@ import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from components import naming
 from components.cloud import AwsCloud, Cloud, GcpCloud
 from components.kube_resources import depends_on_of, in_cluster_store
 from components.mlflow import model
@@ -127,7 +128,7 @@ class TrackingServer(pulumi.ComponentResource):
         identifier = None
         if cloud.type != "local":
             identifier = config.database.identifier or model.default_identifier(
-                default_bucket_prefix(pulumi.get_project(), pulumi.get_stack())
+                default_bucket_prefix(*naming.environment())
             )
         aws_region = cloud.region if isinstance(cloud, AwsCloud) else None
         # Rendered (and so checked) before anything is registered. The bucket URI is an

@@ -16,6 +16,7 @@ import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from components import naming
 from components.cloud import AwsCloud, Cloud, GcpCloud
 from components.identity.model import WorkloadIdentityConfig, check_workload_identities
 from components.storage import model
@@ -63,9 +64,7 @@ class ObjectStore(pulumi.ComponentResource):
         self, name: str, args: ObjectStoreArgs, opts: pulumi.ResourceOptions | None = None
     ):
         # Validate everything before registering anything: a bad config changes nothing.
-        prefix = args.config.bucket_prefix or model.default_bucket_prefix(
-            pulumi.get_project(), pulumi.get_stack()
-        )
+        prefix = args.config.bucket_prefix or model.default_bucket_prefix(*naming.environment())
         physical = model.physical_bucket_names(prefix, args.config.buckets)
         if args.cloud.type == "aws":
             model.check_bucket_name(

@@ -43,7 +43,9 @@ def engine_value(value: Any) -> Any:
 
 
 def urn(plan: dict[str, Any], resource: dict[str, Any]) -> str:
-    return f"urn:pulumi:{plan['stack']}::mlops::{resource['type']}::{resource['name']}"
+    # Each layer is its own Pulumi project (mlops-infra, mlops-platform, mlops-ml).
+    project = f"mlops-{resource['layer']}" if resource.get("layer") else "mlops"
+    return f"urn:pulumi:{plan['stack']}::{project}::{resource['type']}::{resource['name']}"
 
 
 def is_custom(resource: dict[str, Any]) -> bool:
@@ -149,8 +151,11 @@ def analyze(plan: dict[str, Any], config: dict[str, Any]) -> list[Diagnostic]:
         return message
 
     resources = [r for r in plan["resources"] if is_custom(r)]
+    # Each layer's program makes its own explicit provider per package.
     providers = {
-        r["type"].split(":")[-1]: r for r in resources if r["type"].startswith("pulumi:providers:")
+        (r["type"].split(":")[-1], r.get("layer")): r
+        for r in resources
+        if r["type"].startswith("pulumi:providers:")
     }
     by_urn = {urn(plan, r): r for r in resources}
     raw: list[tuple[Any, str]] = []
@@ -167,7 +172,7 @@ def analyze(plan: dict[str, Any], config: dict[str, Any]) -> list[Diagnostic]:
         for resource in resources:
             if resource["type"].startswith("pulumi:providers:"):
                 continue
-            provider = providers.get(resource["type"].split(":")[0])
+            provider = providers.get((resource["type"].split(":")[0], resource.get("layer")))
             provider_message = (
                 analyzer_pb2.AnalyzerProviderResource(
                     type=provider["type"],

@@ -94,9 +94,13 @@ def _options(plan: dict[str, Any], resource: dict[str, Any]) -> PolicyResourceOp
 
 
 def _provider(plan: dict[str, Any], resource: dict[str, Any]) -> PolicyProviderResource | None:
-    """The stack's explicit provider for the resource's package (the program makes one each)."""
+    """The explicit provider for the resource's package (each layer's program makes one)."""
     package = resource["type"].split(":")[0]
-    providers = of_type(plan, f"pulumi:providers:{package}")
+    providers = [
+        p
+        for p in of_type(plan, f"pulumi:providers:{package}")
+        if p.get("layer") == resource.get("layer")
+    ]
     if not providers:
         return None
     provider = providers[0]

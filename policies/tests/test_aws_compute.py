@@ -6,7 +6,16 @@ import json
 
 import pytest
 from crossguard import aws
-from harness import DELETE, PLAN_UNKNOWN, edited, entry, load_plan, resource_args, violations
+from harness import (
+    DELETE,
+    PLAN_UNKNOWN,
+    edited,
+    entry,
+    load_plan,
+    of_type,
+    resource_args,
+    violations,
+)
 
 PROD = load_plan("prod")
 DEV = load_plan("dev")
@@ -191,8 +200,11 @@ ARTIFACTS = entry(PROD, "mlops-artifacts")
 
 
 def test_tags_come_from_the_resource_and_the_provider_default_tags():
-    provider = entry(PROD, "mlops", "pulumi:providers:aws")
-    assert '"cost-center": "ml-platform"' in provider["inputs"]["defaultTags"]
+    # one AWS provider per layer that creates AWS resources (infra, ml), alike
+    providers = of_type(PROD, "pulumi:providers:aws")
+    assert [p["layer"] for p in providers] == ["infra", "ml"]
+    for provider in providers:
+        assert '"cost-center": "ml-platform"' in provider["inputs"]["defaultTags"]
     args = resource_args(PROD, ARTIFACTS, edited(ARTIFACTS["inputs"], "tags", {"team": "ml"}))
     assert aws.effective_tags(args) == {
         "managed-by": "mlops-platform",

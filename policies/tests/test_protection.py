@@ -32,17 +32,18 @@ def test_dev_is_unprotected_and_only_fails_when_required():
         f"{kind} '{name}': resource option protect must be true on this stack "
         f"(stateful resource) @ {name}"
         for kind, name in [
+            # the infra layer's, then the ml layer's (the plan lists layers in deploy order)
             ("Cluster", "mlops-eks"),
             ("Key", "mlops-secrets-key"),
-            ("Cluster", "mlops-kafka-msk"),
-            ("Topic", "mlops-kafka-labels"),
-            ("Topic", "mlops-kafka-predictions"),
-            ("Instance", "mlops-mlflow-database"),
             ("Key", "mlops-key"),
             ("Bucket", "mlops-access-logs"),
             ("Bucket", "mlops-artifacts"),
             ("Bucket", "mlops-datasets"),
             ("Bucket", "mlops-features"),
+            ("Cluster", "mlops-kafka-msk"),
+            ("Topic", "mlops-kafka-labels"),
+            ("Topic", "mlops-kafka-predictions"),
+            ("Instance", "mlops-mlflow-database"),
         ]
     ]
 

@@ -179,22 +179,8 @@ GCP = {"mlops:cloud": {"type": "gcp", "project": "p", "region": "europe-west4"}}
                     "unknown bucket(s) 'models'; "
                     "storage.buckets has 'artifacts', 'datasets', 'features'",
                 ),
-                (
-                    "mlops:workload_identities.mlflow.buckets",
-                    "the MLflow server writes artifacts: 'artifacts' must be read_write",
-                ),
-                # a stack that sets workload_identities replaces the default map
-                (
-                    "mlops:feast.service_account",
-                    "no workload_identities entry for feast/feast; declare one with buckets: "
-                    "{features: read_write}",
-                ),
-                (
-                    "mlops:pipelines",
-                    "pipeline steps run as kubeflow/pipeline-runner: add a workload_identities "
-                    "entry with namespace 'kubeflow' and service_account 'pipeline-runner' and "
-                    "read_write on 'artifacts'",
-                ),
+                # the entry adds its grants to the platform's MLflow identity (which keeps
+                # read_write on its artifacts): only the unknown bucket is wrong
             ],
         ),
         (

@@ -8,24 +8,12 @@ import pytest
 from components.monitoring import AlertsConfig
 from components.serving import ModelDeploymentConfig
 from components.serving.model import pod_monitor
-from mlops import config, mocks, program
+from mlops import config, mocks, plan
 
 LOCAL = {"type": "local", "kube_context": "kind-mlops", "distribution": "kind"}
 IDENTITIES = {
-    # the defaults a stack must keep when it sets the map (MLflow, the pipeline runner)
-    **{key: value.model_dump() for key, value in config._default_identities().items()},
-    "serving": {
-        "namespace": "serving",
-        "service_account": "model-server",
-        "buckets": {"artifacts": "read"},
-    },
+    # an extra identity beside the platform's own (mlops/wiring.py derives those)
     "other": {"namespace": "serving", "service_account": "other", "buckets": {"artifacts": "read"}},
-    # the loop's consumer of the prediction log (required once a deployment logs to Kafka)
-    "prediction-log": {
-        "namespace": "mlops-loop",
-        "service_account": "prediction-log",
-        "buckets": {"datasets": "read_write"},
-    },
 }
 SERVING = {
     "churn": {
@@ -39,11 +27,11 @@ SERVING = {
 
 
 def _run(**values):
-    return mocks.run(
-        program.main,
-        stack="wiring",
-        config={f"mlops:{key}": json.dumps(value) for key, value in values.items()},
+    """Every layer of the platform under mocks, in deploy order, as one record."""
+    layers = plan.run_layers(
+        "wiring", {f"mlops:{key}": json.dumps(value) for key, value in values.items()}
     )
+    return mocks.merged([monitor for _, monitor in layers])
 
 
 def test_serving_deployment_waits_for_its_namespace_monitoring_and_identity():
@@ -54,7 +42,9 @@ def test_serving_deployment_waits_for_its_namespace_monitoring_and_identity():
     # depends_on a component means on each of its children (as the engine records it)
     waits_for = {urn.split("::")[-1] for urn in deployment.depends_on}
     assert "mlops-serving" in waits_for  # its namespace
-    assert "mlops-monitoring-kube-prometheus-stack" in waits_for  # the PodMonitor CRD
+    # the PodMonitor CRD comes with the monitoring chart, a layer deployed before
+    assert deployment.layer == "ml"
+    assert monitor.named("mlops-monitoring-kube-prometheus-stack").layer == "platform"
     assert {"serving-service-account", "serving-s3-credentials"} <= waits_for
     assert not any(name.startswith("other-") for name in waits_for)  # not the other identity
     namespaces = {
@@ -70,23 +60,16 @@ def test_every_stack_gets_monitoring_and_no_serving_unless_declared():
     assert monitor.of_type("mlops:serving:ModelDeployment") == []
 
 
-def test_unknown_serving_service_account_is_a_config_error_naming_the_field():
-    with pytest.raises(config.ConfigError) as caught:
-        config.validate(
-            {
-                "mlops:cloud": LOCAL,
-                "mlops:workload_identities": IDENTITIES,
-                "mlops:serving": {"churn": {**SERVING["churn"], "service_account": "nobody"}},
-            },
-            source="stacks/Pulumi.x.yaml",
-        )
-    assert caught.value.problems == [
-        (
-            "mlops:serving.churn.service_account",
-            "'nobody' is not the service account of any workload_identities entry in "
-            "namespace 'serving'",
-        )
-    ]
+def test_a_serving_service_account_gets_its_identity_derived():
+    platform = config.validate(
+        {
+            "mlops:cloud": LOCAL,
+            "mlops:serving": {"churn": {**SERVING["churn"], "service_account": "scorer"}},
+        },
+        source="stacks/Pulumi.x.yaml",
+    )
+    identity = platform.workload_identities["serving"]
+    assert (identity.namespace, identity.service_account) == ("serving", "scorer")
 
 
 def test_the_alert_rules_select_the_job_the_serving_pod_monitor_produces():
@@ -169,7 +152,9 @@ def test_serving_waits_for_istiod_and_needs_the_mesh():
     (istiod,) = [
         r for r in monitor.of_type("kubernetes:helm.sh/v3:Release") if r.inputs["chart"] == "istiod"
     ]
-    assert istiod.name in waits_for
+    # istiod (sidecar injection, the mesh CRDs) is up before: the platform layer runs first
+    assert istiod.name not in waits_for
+    assert (istiod.layer, monitor.named("churn").layer) == ("platform", "ml")
     with pytest.raises(config.ConfigError) as caught:
         config.validate(
             {
@@ -195,22 +180,21 @@ def test_serving_credentials_come_from_an_mlflow_client_in_its_namespace():
     values = {
         "mlops:cloud": LOCAL,
         "mlops:workload_identities": IDENTITIES,
-        "mlops:serving": {
-            "churn": {**SERVING["churn"], "credentials_secret": "mlflow-client-credentials"}
-        },
+        "mlops:serving": {"churn": {**SERVING["churn"], "credentials_secret": "mlflow-other"}},
     }
     with pytest.raises(config.ConfigError) as caught:
         config.validate(values, source="stacks/Pulumi.x.yaml")
     assert caught.value.problems == [
         (
             "mlops:serving.churn.credentials_secret",
-            "'mlflow-client-credentials' is not the Secret of any mlflow.clients entry in "
-            "namespace 'serving'",
+            "'mlflow-other' is not the Secret of any mlflow.clients entry in namespace 'serving'",
         )
     ]
-    clients = {"clients": {"serving": {"namespace": "serving"}}}
-    platform = config.validate({**values, "mlops:mlflow": clients}, source="x")
+    # by default: the Secret of the MLflow client the platform derives for the namespace
+    del values["mlops:serving"]["churn"]["credentials_secret"]
+    platform = config.validate(values, source="x")
     assert platform.serving["churn"].credentials_secret == "mlflow-client-credentials"
+    assert platform.mlflow.clients["serving"].namespace == "serving"
 
 
 def test_mlflow_client_secrets_land_in_created_namespaces_before_the_server_runs():
@@ -234,10 +218,7 @@ def test_mlflow_client_secrets_land_in_created_namespaces_before_the_server_runs
 
 
 def _kafka_serving(cloud, **extra):
-    identities = {
-        **IDENTITIES,
-        "serving": {**IDENTITIES["serving"], "buckets": {"artifacts": "read"}},
-    }
+    identities = IDENTITIES
     deployment = {**SERVING["churn"], "prediction_sink": "kafka", "credentials_secret": None}
     return _run(
         cloud=cloud,
@@ -310,12 +291,6 @@ def test_kafka_sink_on_a_cloud_needs_the_serving_identity():
             "required to log predictions to the platform's Kafka: its workload identity "
             "carries the Kafka grant (MSK IAM, Managed Kafka)",
         ),
-        (
-            "mlops:loop.consumer.service_account",
-            "the prediction-log consumer writes windows to bucket 'datasets': add a "
-            "workload_identities entry for service account 'prediction-log' in namespace "
-            "'mlops-loop' with datasets: read_write",
-        ),
     ]
 
 
@@ -337,7 +312,9 @@ def test_progressive_serving_waits_for_flagger_which_queries_the_platform_promet
         mlflow=LOOP_CLIENT,
     )
     waits_for = {urn.split("::")[-1] for urn in monitor.named("churn").depends_on}
-    assert {"mlops-delivery-flagger", "mlops-delivery-load-tester"} <= waits_for
+    # Flagger (the Canary CRD) is deployed with the platform layer, before the ml layer
+    assert not {"mlops-delivery-flagger", "mlops-delivery-load-tester"} & waits_for
+    assert monitor.named("mlops-delivery-flagger").layer == "platform"
     (flagger,) = [
         r
         for r in monitor.of_type("kubernetes:helm.sh/v3:Release")
@@ -389,11 +366,6 @@ def test_progressive_serving_needs_flagger():
         (
             "mlops:serving.churn.progressive",
             "Flagger runs the analysis, but delivery.enabled is false",
-        ),
-        (
-            "mlops:serving.churn.progressive",
-            "the loop service moves the model's MLflow aliases after each rollout: add an "
-            "mlflow.clients entry in namespace 'mlops-loop' with permission EDIT or MANAGE",
         ),
     ]
     assert _run(cloud=LOCAL).of_type("mlops:delivery:ProgressiveDelivery") == []

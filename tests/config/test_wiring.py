@@ -1,0 +1,313 @@
+"""mlops/wiring.py: what the program wires, derived from the config alone (no Pulumi)."""
+
+from __future__ import annotations
+
+import pytest
+
+from mlops import config, wiring
+
+LOCAL = {"type": "local", "kube_context": "kind-mlops", "distribution": "kind"}
+AWS = {"type": "aws", "region": "us-east-1"}
+CHURN = {"stable": {"model_uri": "models:/churn@champion"}, "service_account": "model-server"}
+
+
+def _platform(**values) -> config.PlatformConfig:
+    values.setdefault("cloud", LOCAL)
+    return config.validate({f"mlops:{k}": v for k, v in values.items()}, "stacks/Pulumi.t.yaml")
+
+
+def _identities(platform) -> dict[str, tuple[str, str, dict[str, str]]]:
+    return {
+        key: (i.namespace, i.service_account, dict(i.buckets))
+        for key, i in platform.workload_identities.items()
+    }
+
+
+BASE = {
+    "mlflow": ("mlflow", "mlflow", {"artifacts": "read_write"}),
+    "pipelines": (
+        "kubeflow",
+        "pipeline-runner",
+        {"artifacts": "read_write", "datasets": "read_write", "features": "read"},
+    ),
+    "feast": ("feast", "feast", {"features": "read_write", "datasets": "read"}),
+}
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        # nothing served: the always-on components' identities only
+        ({}, BASE),
+        # a served model's account reads MLflow's artifact bucket; logging to the platform's
+        # Kafka adds the loop's consumer, which writes windows to the loop's bucket
+        (
+            {"serving": {"churn": {**CHURN, "prediction_sink": "kafka"}}},
+            {
+                **BASE,
+                "serving": ("serving", "model-server", {"artifacts": "read"}),
+                "prediction-log": ("mlops-loop", "prediction-log", {"datasets": "read_write"}),
+            },
+        ),
+        # two accounts in one namespace get one identity each, named by namespace and account
+        (
+            {
+                "serving": {
+                    "a": CHURN,
+                    "b": {**CHURN, "service_account": "other"},
+                    "c": CHURN,  # shares a's account: one identity
+                }
+            },
+            {
+                **BASE,
+                "serving-model-server": ("serving", "model-server", {"artifacts": "read"}),
+                "serving-other": ("serving", "other", {"artifacts": "read"}),
+            },
+        ),
+        # a deployment without a service account runs as `default`: no identity
+        ({"serving": {"churn": {"stable": CHURN["stable"]}}}, BASE),
+        # the user's extra identity is added; one for a platform account adds its grants
+        (
+            {
+                "workload_identities": {
+                    "trainer": {
+                        "namespace": "team-a",
+                        "service_account": "trainer",
+                        "buckets": {"datasets": "read"},
+                    },
+                    "more-feast": {
+                        "namespace": "feast",
+                        "service_account": "feast",
+                        "buckets": {"artifacts": "read", "datasets": "read_write"},
+                    },
+                }
+            },
+            {
+                **BASE,
+                "feast": (
+                    "feast",
+                    "feast",
+                    {"features": "read_write", "datasets": "read_write", "artifacts": "read"},
+                ),
+                "trainer": ("team-a", "trainer", {"datasets": "read"}),
+            },
+        ),
+        # read never downgrades a platform grant
+        (
+            {
+                "workload_identities": {
+                    "x": {
+                        "namespace": "mlflow",
+                        "service_account": "mlflow",
+                        "buckets": {"artifacts": "read"},
+                    }
+                }
+            },
+            BASE,
+        ),
+    ],
+)
+def test_workload_identities_are_derived_and_merged(values, expected):
+    assert _identities(_platform(**values)) == expected
+
+
+@pytest.mark.parametrize(
+    ("serving", "clients", "expected"),
+    [
+        ({}, {}, {"pipelines": ("kubeflow", "EDIT")}),
+        (
+            {"churn": CHURN},
+            {},
+            {"pipelines": ("kubeflow", "EDIT"), "serving": ("serving", "READ")},
+        ),
+        # a progressive deployment: the loop service moves the aliases (EDIT)
+        (
+            {"churn": {**CHURN, "progressive": {}}},
+            {},
+            {
+                "pipelines": ("kubeflow", "EDIT"),
+                "serving": ("serving", "READ"),
+                "loop": ("mlops-loop", "EDIT"),
+            },
+        ),
+        # the user's entry with a platform key replaces it; others are added
+        (
+            {"churn": CHURN},
+            {
+                "serving": {"namespace": "serving", "permission": "MANAGE"},
+                "notebooks": {"namespace": "team-a"},
+            },
+            {
+                "pipelines": ("kubeflow", "EDIT"),
+                "serving": ("serving", "MANAGE"),
+                "notebooks": ("team-a", "READ"),
+            },
+        ),
+    ],
+)
+def test_mlflow_clients_are_derived(serving, clients, expected):
+    values = {"serving": serving, "mesh": {"enabled": True}, "delivery": {"enabled": True}}
+    if clients:
+        values["mlflow"] = {"clients": clients}
+    platform = _platform(**values)
+    got = {k: (c.namespace, c.permission) for k, c in platform.mlflow.clients.items()}
+    assert got == expected
+
+
+def test_serving_gets_the_platform_tracking_uri_and_its_namespace_client_secret():
+    platform = _platform(
+        mlflow={"namespace": "tracking"},
+        serving={
+            "churn": CHURN,
+            "own": {
+                **CHURN,
+                "mlflow_tracking_uri": "https://mlflow.example.com",
+                "credentials_secret": "mine",
+            },
+        },
+    )
+    churn, own = platform.serving["churn"], platform.serving["own"]
+    assert churn.mlflow_tracking_uri == "http://mlflow.tracking.svc.cluster.local:5000"
+    assert churn.credentials_secret == "mlflow-client-credentials"
+    assert (own.mlflow_tracking_uri, own.credentials_secret) == (
+        "https://mlflow.example.com",
+        "mine",
+    )
+
+
+def test_effective_config_is_a_fixed_point():
+    platform = _platform(serving={"churn": {**CHURN, "prediction_sink": "kafka"}})
+    assert wiring.effective(platform) == platform
+
+
+@pytest.mark.parametrize(
+    ("serving", "expected"),
+    [
+        ({}, []),
+        ({"churn": CHURN}, []),  # logs nowhere
+        (
+            {"churn": {**CHURN, "prediction_sink": "kafka"}},
+            [
+                ("serving-churn", "serving", "model-server", ("predictions",), ()),
+                ("prediction-log", "mlops-loop", "prediction-log", (), ("predictions", "labels")),
+            ],
+        ),
+        # a deployment logging to another Kafka is not the platform's client
+        ({"churn": {**CHURN, "prediction_sink": "kafka", "kafka_bootstrap_servers": "k:9092"}}, []),
+    ],
+)
+def test_kafka_clients(serving, expected):
+    platform = _platform(serving=serving)
+    got = [
+        (c.name, c.namespace, c.service_account, c.write_topics, c.read_topics)
+        for c in wiring.kafka_clients(platform)
+    ]
+    assert got == expected
+
+
+def test_workload_namespaces_leave_kubeflow_to_its_manifests():
+    platform = _platform(
+        serving={"churn": {**CHURN, "namespace": "models", "service_account": "model-server"}}
+    )
+    assert wiring.workload_namespaces(platform) == ["feast", "mlflow", "mlops-loop", "models"]
+
+
+PROD_LIKE = {
+    "cloud": AWS,
+    "mesh": {"enabled": True},
+    "delivery": {"enabled": True},
+    "serving": {"churn": {**CHURN, "prediction_sink": "kafka", "progressive": {}}},
+}
+
+
+def test_graph_waits_for_namespaces_identities_and_crds():
+    edges = wiring.graph(_platform(**PROD_LIKE))
+    assert set(edges["serving:churn"]) == {
+        "namespace:serving",
+        "mlflow",
+        "monitoring",
+        "mesh",
+        "delivery",
+        "kafka-client:serving-churn",
+        "identity:serving",
+    }
+    assert set(edges["identity:serving"]) == {
+        "storage",
+        "namespace:serving",
+        "kafka-client:serving-churn",
+    }
+    # the runner's identity lives in Kubeflow's namespace: it waits for KFP
+    assert "pipelines" in edges["identity:pipelines"]
+    assert set(edges["consumer"]) == {
+        "namespace:mlops-loop",
+        "kafka-client:prediction-log",
+        "identity:prediction-log",
+    }
+    # within its layer, serving waits for what the ml layer creates; the rest is layer order
+    assert set(wiring.same_layer(edges, "serving:churn")) == {
+        "namespace:serving",
+        "mlflow",
+        "kafka-client:serving-churn",
+        "identity:serving",
+    }
+
+
+@pytest.mark.parametrize("values", [{}, PROD_LIKE])
+def test_no_layer_waits_for_a_later_one(values):
+    assert wiring.check_layers(wiring.graph(_platform(**values))) == []
+
+
+def test_check_layers_names_a_backwards_edge():
+    assert wiring.check_layers({"cluster": ("serving:x",), "serving:x": ()}) == [
+        "cluster (infra) waits for serving:x (ml)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("cloud", "values", "expected"),
+    [
+        (AWS, {"mlflow": {"database": {"aws_instance_class": "db.t4g.small"}}}, []),
+        (
+            AWS,
+            {"mlflow": {"database": {"gcp_tier": "db-custom-2-7680"}}},
+            [("mlops:mlflow.database.gcp_tier", "only read on gcp; this stack's cloud is aws")],
+        ),
+        (
+            LOCAL,
+            {"kafka": {"msk": {"instance_type": "kafka.t3.small"}}},
+            [("mlops:kafka.msk", "only read on aws; this stack's cloud is local")],
+        ),
+        (
+            {"type": "gcp", "project": "p", "region": "europe-west4"},
+            {"storage": {"minio": {"storage_size": "5Gi"}}},
+            [("mlops:storage.minio", "only read on local; this stack's cloud is gcp")],
+        ),
+        # user-named keys are not settings
+        (
+            LOCAL,
+            {
+                "pipelines": {
+                    "schedules": {
+                        "s": {
+                            "pipeline": "drift",
+                            "cron": "0 0 2 * * *",
+                            "parameters": {"aws_like": "x"},
+                        }
+                    }
+                }
+            },
+            None,
+        ),
+    ],
+)
+def test_a_setting_for_another_cloud_is_an_error(cloud, values, expected):
+    raw = {"mlops:cloud": cloud, **{f"mlops:{k}": v for k, v in values.items()}}
+    if expected == []:
+        config.validate(raw, "stacks/Pulumi.t.yaml")
+        return
+    if expected is None:
+        assert config.wrong_cloud_problems(values, cloud["type"]) == []
+        return
+    with pytest.raises(config.ConfigError) as caught:
+        config.validate(raw, "stacks/Pulumi.t.yaml")
+    assert [p for p in caught.value.problems if "only read on" in p[1]] == expected
