@@ -44,6 +44,8 @@ from components.loop.model import TOKEN_LENGTH, Release, ReleaseWiring
 from components.loop.model import receiver_url as loop_receiver_url
 from components.loop.model import service_url as loop_service_url
 from components.mesh import IstioMesh, IstioMeshArgs
+from components.metrics_server import MetricsServer, MetricsServerArgs, hpa_sources
+from components.metrics_server import decide as decide_metrics_server
 from components.mlflow import (
     AwsDatabaseNetwork,
     GcpDatabaseNetwork,
@@ -211,6 +213,16 @@ def compose_platform(platform: config.PlatformConfig) -> None:
         else None
     )
     made.add("delivery", delivery)
+    # The metrics API behind every CPU HorizontalPodAutoscaler (serving, istiod), where the
+    # cluster has none of its own (EKS, kind); the HPAs are in the ml layer, deployed after it.
+    metrics = decide_metrics_server(
+        cloud, platform.cluster.kubernetes_version, hpa_sources(platform.serving, platform.mesh)
+    )
+    if metrics.install:
+        MetricsServer(
+            f"{NAME}-metrics-server",
+            MetricsServerArgs(decision=metrics, kubernetes=cluster.provider),
+        )
     pulumi.export("cloud", cloud.type)
     pulumi.export("loop_token", pulumi.Output.secret(token.result))
     if mesh is not None:
