@@ -211,3 +211,23 @@ def probe(action: dict[str, Any], period: int, failures: int, timeout: int = 3) 
         "timeoutSeconds": timeout,
         "failureThreshold": failures,
     }
+
+
+def ingress_network_policy(
+    metadata: dict[str, Any],
+    pod_labels: dict[str, str],
+    sources: list[dict[str, Any]],
+    port: int,
+) -> dict[str, Any]:
+    """A NetworkPolicy that lets only `sources` (NetworkPolicy peers) reach `port` of the pods
+    with `pod_labels`; every other ingress to those pods is refused."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": metadata,
+        "spec": {
+            "podSelector": {"matchLabels": pod_labels},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": sources, "ports": [{"protocol": "TCP", "port": port}]}],
+        },
+    }

@@ -752,16 +752,12 @@ def _clients(config: FeastConfig) -> list[dict[str, Any]]:
 def server_network_policy(config: FeastConfig) -> dict[str, Any]:
     """The server has no authentication of its own (and exposes /materialize and /push):
     only the platform's client namespaces reach it."""
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": _metadata(SERVER_NAME, config.namespace, "feature-server"),
-        "spec": {
-            "podSelector": {"matchLabels": selector_labels("feature-server")},
-            "policyTypes": ["Ingress"],
-            "ingress": [{"from": _clients(config), "ports": [{"protocol": "TCP", "port": PORT}]}],
-        },
-    }
+    return kube.ingress_network_policy(
+        _metadata(SERVER_NAME, config.namespace, "feature-server"),
+        selector_labels("feature-server"),
+        _clients(config),
+        PORT,
+    )
 
 
 # --- local Redis ------------------------------------------------------------------------------
@@ -869,18 +865,12 @@ def redis_service(config: FeastConfig) -> dict[str, Any]:
 def redis_network_policy(config: FeastConfig) -> dict[str, Any]:
     """The feature server and the client namespaces (materialization jobs write to Redis
     directly) reach Redis; nothing else does."""
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": _metadata(REDIS_NAME, config.namespace, "online-store"),
-        "spec": {
-            "podSelector": {"matchLabels": selector_labels("online-store")},
-            "policyTypes": ["Ingress"],
-            "ingress": [
-                {"from": _clients(config), "ports": [{"protocol": "TCP", "port": REDIS_PORT}]}
-            ],
-        },
-    }
+    return kube.ingress_network_policy(
+        _metadata(REDIS_NAME, config.namespace, "online-store"),
+        selector_labels("online-store"),
+        _clients(config),
+        REDIS_PORT,
+    )
 
 
 # --- everything -------------------------------------------------------------------------------

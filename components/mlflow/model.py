@@ -1073,35 +1073,22 @@ def tracking_network_policy(config: MlflowConfig) -> dict[str, Any]:
                 }
             }
         )
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": _metadata(SERVER_NAME, config.namespace, "tracking-server"),
-        "spec": {
-            "podSelector": {"matchLabels": selector_labels("tracking-server")},
-            "policyTypes": ["Ingress"],
-            "ingress": [{"from": sources, "ports": [{"protocol": "TCP", "port": PORT}]}],
-        },
-    }
+    return kube.ingress_network_policy(
+        _metadata(SERVER_NAME, config.namespace, "tracking-server"),
+        selector_labels("tracking-server"),
+        sources,
+        PORT,
+    )
 
 
 def postgres_network_policy(config: MlflowConfig) -> dict[str, Any]:
     """Only the tracking server's pods reach the database."""
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": _metadata(POSTGRES_NAME, config.namespace, "database"),
-        "spec": {
-            "podSelector": {"matchLabels": selector_labels("database")},
-            "policyTypes": ["Ingress"],
-            "ingress": [
-                {
-                    "from": [{"podSelector": {"matchLabels": selector_labels("tracking-server")}}],
-                    "ports": [{"protocol": "TCP", "port": POSTGRES_PORT}],
-                }
-            ],
-        },
-    }
+    return kube.ingress_network_policy(
+        _metadata(POSTGRES_NAME, config.namespace, "database"),
+        selector_labels("database"),
+        [{"podSelector": {"matchLabels": selector_labels("tracking-server")}}],
+        POSTGRES_PORT,
+    )
 
 
 # --- everything -------------------------------------------------------------------------------
