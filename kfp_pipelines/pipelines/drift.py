@@ -9,9 +9,7 @@ drift they write placeholders and finish in a second.
 from kfp import dsl
 from kfp.dsl import Dataset
 
-from kfp_pipelines.components.check_drift.component import check_drift
-from kfp_pipelines.components.validate_data.component import validate_data
-from kfp_pipelines.pipelines.steps import champion_reference_step, split_train_evaluate_register
+from kfp_pipelines.pipelines.steps import check_drift_then_retrain
 
 
 @dsl.pipeline(
@@ -44,36 +42,30 @@ def drift_pipeline(
     `reference_uri` when one is given. On drift the model is retrained on the recent window.
     """
     data = dsl.importer(artifact_uri=data_uri, artifact_class=Dataset, reimport=False)
-    reference = champion_reference_step(
+    drift_args = {
+        "psi_threshold": psi_threshold,
+        "pvalue_threshold": pvalue_threshold,
+        "min_drifted_features": min_drifted_features,
+        "season_days": season_days,
+    }
+    retrain_args = {
+        "golden_fraction": golden_fraction,
+        "search_iterations": search_iterations,
+        "search_rows": search_rows,
+        "max_iter": max_iter,
+        "primary_metric": primary_metric,
+        "tolerance": tolerance,
+        "seed": seed,
+    }
+    registered = check_drift_then_retrain(
+        current=data.output,
+        labelled=data.output,
         tracking_uri=tracking_uri,
         model_name=model_name,
-        alias=reference_alias,
+        reference_alias=reference_alias,
         reference_uri=reference_uri,
-    )
-    validated = validate_data(dataset=data.output)
-    drift = check_drift(
-        reference=reference.outputs["reference"],
-        current=data.output,
-        psi_threshold=psi_threshold,
-        pvalue_threshold=pvalue_threshold,
-        min_drifted_features=min_drifted_features,
-        season_days=season_days,
-    )
-    drift.after(validated)
-    drifted = drift.outputs["Output"]
-    _, _, registered = split_train_evaluate_register(
-        dataset=data.output,
-        validated=validated,
-        tracking_uri=tracking_uri,
         pipeline="drift",
-        golden_fraction=golden_fraction,
-        search_iterations=search_iterations,
-        search_rows=search_rows,
-        max_iter=max_iter,
-        primary_metric=primary_metric,
-        tolerance=tolerance,
-        seed=seed,
-        enabled=drifted,
+        drift=drift_args,
+        retrain=retrain_args,
     )
-    drift.set_caching_options(False)
     return registered.outputs["Output"]

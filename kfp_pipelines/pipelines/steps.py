@@ -7,10 +7,12 @@ from typing import Any
 from kfp import kubernetes
 
 from kfp_pipelines.components.champion_reference.component import champion_reference
+from kfp_pipelines.components.check_drift.component import check_drift
 from kfp_pipelines.components.evaluate_model.component import evaluate_model
 from kfp_pipelines.components.register_model.component import register_model
 from kfp_pipelines.components.split_data.component import split_data
 from kfp_pipelines.components.train_model.component import train_model
+from kfp_pipelines.components.validate_data.component import validate_data
 
 # On a cluster the platform's MLflow requires basic auth: its component creates the pipeline
 # runner's user and puts the credentials in this Secret in the runner's namespace
@@ -99,3 +101,39 @@ def champion_reference_step(
             reference_uri=reference_uri,
         )
     )
+
+
+def check_drift_then_retrain(
+    *,
+    current: Any,
+    labelled: Any,
+    tracking_uri: Any,
+    model_name: Any,
+    reference_alias: Any,
+    reference_uri: Any,
+    pipeline: str,
+    drift: dict[str, Any],
+    retrain: dict[str, Any],
+) -> Any:
+    """What both drift pipelines do with their window: `current` checked for drift against the
+    champion's reference (`drift`: check_drift's thresholds), then, gated by the verdict, the
+    retraining steps on `labelled` (`retrain`: their parameters). Returns the register task."""
+    reference = champion_reference_step(
+        tracking_uri=tracking_uri,
+        model_name=model_name,
+        alias=reference_alias,
+        reference_uri=reference_uri,
+    )
+    validated = validate_data(dataset=labelled)
+    checked = check_drift(reference=reference.outputs["reference"], current=current, **drift)
+    checked.after(validated)
+    _, _, registered = split_train_evaluate_register(
+        dataset=labelled,
+        validated=validated,
+        tracking_uri=tracking_uri,
+        pipeline=pipeline,
+        enabled=checked.outputs["Output"],
+        **retrain,
+    )
+    checked.set_caching_options(False)
+    return registered

@@ -8,10 +8,8 @@ steps are gated by `enabled` for the reason given in drift.py.
 
 from kfp import dsl
 
-from kfp_pipelines.components.check_drift.component import check_drift
 from kfp_pipelines.components.read_windows.component import read_windows
-from kfp_pipelines.components.validate_data.component import validate_data
-from kfp_pipelines.pipelines.steps import champion_reference_step, split_train_evaluate_register
+from kfp_pipelines.pipelines.steps import check_drift_then_retrain
 
 
 @dsl.pipeline(
@@ -59,36 +57,30 @@ def windows_drift_pipeline(
     )
     # A recurring run reads a different range each time with the same arguments.
     read.set_caching_options(False)
-    reference = champion_reference_step(
+    drift_args = {
+        "psi_threshold": psi_threshold,
+        "pvalue_threshold": pvalue_threshold,
+        "min_drifted_features": min_drifted_features,
+        "season_days": season_days,
+    }
+    retrain_args = {
+        "golden_fraction": golden_fraction,
+        "search_iterations": search_iterations,
+        "search_rows": search_rows,
+        "max_iter": max_iter,
+        "primary_metric": primary_metric,
+        "tolerance": tolerance,
+        "seed": seed,
+    }
+    registered = check_drift_then_retrain(
+        current=read.outputs["current"],
+        labelled=read.outputs["labelled"],
         tracking_uri=tracking_uri,
         model_name=model_name,
-        alias=reference_alias,
+        reference_alias=reference_alias,
         reference_uri=reference_uri,
-    )
-    validated = validate_data(dataset=read.outputs["labelled"])
-    drift = check_drift(
-        reference=reference.outputs["reference"],
-        current=read.outputs["current"],
-        psi_threshold=psi_threshold,
-        pvalue_threshold=pvalue_threshold,
-        min_drifted_features=min_drifted_features,
-        season_days=season_days,
-    )
-    drift.after(validated)
-    drifted = drift.outputs["Output"]
-    _, _, registered = split_train_evaluate_register(
-        dataset=read.outputs["labelled"],
-        validated=validated,
-        tracking_uri=tracking_uri,
         pipeline="windows-drift",
-        golden_fraction=golden_fraction,
-        search_iterations=search_iterations,
-        search_rows=search_rows,
-        max_iter=max_iter,
-        primary_metric=primary_metric,
-        tolerance=tolerance,
-        seed=seed,
-        enabled=drifted,
+        drift=drift_args,
+        retrain=retrain_args,
     )
-    drift.set_caching_options(False)
     return registered.outputs["Output"]
