@@ -342,17 +342,19 @@ def test_flush_by_size_then_by_age_commits_after_each_write(bootstrap: str, tmp_
         tmp_path,
         predictions,
         labels,
-        MLOPS_CONSUMER_FLUSH_ROWS="4",
+        # 6: the size flush waits for all three records (a flush of the first two would
+        # leave the third to an age flush that could pass for the one checked below).
+        MLOPS_CONSUMER_FLUSH_ROWS="6",
         MLOPS_CONSUMER_FLUSH_SECONDS="2",
     )
     metrics = ConsumerMetrics()
     stop, thread, errors = run_in_thread(WindowConsumer(s, metrics))
     try:
-        produce_predictions(bootstrap, predictions, [(T0, ["a", "b", "c"])])  # 6 rows >= 4
+        produce_predictions(bootstrap, predictions, [(T0, ["a", "b", "c"])])  # 6 rows >= 6
         wait_for(lambda: len(parquet_files(tmp_path)) == 1, 30, "a flush by size")
         wait_for(lambda: committed(bootstrap, s.group_id, predictions)[0] == 3, 30, "its commit")
         started = time.monotonic()
-        produce_predictions(bootstrap, predictions, [(T0, ["d"])])  # 2 rows < 4
+        produce_predictions(bootstrap, predictions, [(T0, ["d"])])  # 2 rows < 6
         wait_for(lambda: len(parquet_files(tmp_path)) == 2, 30, "a flush by age")
         # Not before MLOPS_CONSUMER_FLUSH_SECONDS after the record arrived.
         assert time.monotonic() - started >= 2 - 0.5
