@@ -1131,7 +1131,7 @@ def signed(value: float) -> str:
 
 def _headline(result: Estimate) -> str:
     if result.cloud == "local":
-        return "local cluster: no cloud spend (runs on a cluster you already have)"
+        return "$0 per month, local cluster: no cloud spend (runs on a cluster you already have)"
     where = f"{result.cloud} {result.region}"
     table = f", prices of {result.retrieved.isoformat()} ({result.table})" if result.table else ""
     return f"{usd_range(result.monthly_min, result.monthly_max)} per month, {where}{table}"

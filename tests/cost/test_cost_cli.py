@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
+from pathlib import Path
+
+import yaml
 
 from mlops import cli
+
+WORKFLOW = Path(__file__).resolve().parents[2] / ".github" / "workflows" / "preview.yml"
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -53,8 +59,8 @@ def test_text_output_has_the_estimate_and_limits(capsys):
     code, out, _ = run(capsys, "--stack", "local")
     assert code == 0
     assert (
-        "Estimated monthly cost (USD, minimum to maximum scale): local cluster: no cloud spend"
-        in out
+        "Estimated monthly cost (USD, minimum to maximum scale): $0 per month, local cluster: "
+        "no cloud spend" in out
     )
     assert "Limits: On-demand list prices" in out
 
@@ -63,3 +69,31 @@ def test_unreadable_base_is_a_usage_error(capsys, tmp_path):
     code, _, err = run(capsys, "--stack", "local", "--diff", str(tmp_path / "missing.json"))
     assert code == 2
     assert f"--diff {tmp_path / 'missing.json'}: cannot read it" in err
+
+
+def test_preview_workflow_puts_estimate_and_change_in_the_comment(capsys, tmp_path):
+    """The PR comment's shell lines, taken from the workflow, run on a real markdown plan."""
+    steps = yaml.safe_load(WORKFLOW.read_text())["jobs"]["offline"]["steps"]
+    script = next(step["run"] for step in steps if step.get("id") == "plan")
+    lines = [line.strip() for line in script.splitlines()]
+    wanted = [line for line in lines if line.startswith(("cost=$(", "change=$(", "sed -n"))]
+    wanted += [line for line in lines if line.startswith('echo "<details>')]
+    assert len(wanted) == 4, wanted
+    _, out, _ = run(capsys, "--stack", "dev", "--format", "json")
+    base = tmp_path / "main.json"
+    base.write_text(out)
+    _, markdown, _ = run(capsys, "--stack", "dev", "--format", "markdown", "--diff", str(base))
+    plans = tmp_path / ".plans"
+    plans.mkdir()
+    (plans / "dev.md").write_text(markdown)
+    done = subprocess.run(
+        ["bash", "-c", "stack=dev\n" + "\n".join(wanted)],
+        cwd=tmp_path, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    comment = done.stdout
+    assert comment.startswith("### Cost estimate: $")
+    assert "### Plan diff against" in comment
+    total = markdown.split("### Cost estimate: ", 1)[1].split(" per month", 1)[0]
+    assert comment.rstrip().endswith(
+        f"<details><summary><b>dev</b>: {total} per month (±$0/month min, ±$0/month max)</summary>"
+    )
