@@ -668,15 +668,26 @@ def _gke_node_pool(r: dict[str, Any], p: _Pricer) -> list:
 
 def _cloud_nat(r: dict[str, Any], p: _Pricer) -> list:
     low, high = (min(n, CLOUD_NAT_MAX_BILLED_VMS) for n in p.node_range)
-    return [
+    rows = [
         (
             f"NAT gateway for {_range(low, high)} VMs",
             "cloud-nat.vm",
             "hour",
             *_hourly(low, high, p),
-            "billed per VM up to 32; data processed and NAT IP addresses not included",
+            "billed per VM up to 32; data processed not included",
         )
     ]
+    addresses = len(r["inputs"].get("natIps") or []) or 1
+    note = (
+        "auto-allocated: at least one, more as VMs need ports"
+        if r["inputs"].get("natIpAllocateOption", "AUTO_ONLY") == "AUTO_ONLY"
+        else ""
+    )
+    rows.append(
+        (f"{addresses} NAT IP address(es)", "cloud-nat.ip", "hour",
+         *_hourly(addresses, addresses, p), note)
+    )  # fmt: skip
+    return rows
 
 
 def _global_address(r: dict[str, Any], p: _Pricer) -> list:

@@ -61,6 +61,7 @@ GCP = table(
     gce__gpu__nvidia_tesla_t4=price(0.35),
     pd__balanced=price(0.10, "GB-month"),
     cloud_nat__vm=price(0.0014),
+    cloud_nat__ip=price(0.005),
     cloudsql__enterprise__vcpu=price(0.04),
     cloudsql__enterprise__memory=price(0.007, "GB-hour"),
     cloudsql__storage__pd_ssd=price(0.17, "GB-month"),
@@ -261,7 +262,8 @@ def test_kubernetes_objects_that_provision_cloud_resources(resources, expected):
              resource("gcp:compute/routerNat:RouterNat", "nat", {})],
             [("gce.e2-standard-8", "3-6 x e2-standard-8", 657.0, 1314.0),
              ("pd.balanced", "boot disk 50 GB pd-balanced x 3-6", 15.0, 30.0),
-             ("cloud-nat.vm", "NAT gateway for 3-6 VMs", 3.07, 6.13)],
+             ("cloud-nat.vm", "NAT gateway for 3-6 VMs", 3.07, 6.13),
+             ("cloud-nat.ip", "1 NAT IP address(es)", 3.65, 3.65)],
             id="node-pool-total-counts-and-nat-per-vm",
         ),
         pytest.param(
