@@ -33,8 +33,8 @@ LIMITS = (
     "Spot node groups are priced at the on-demand price (an upper bound).",
     "No data transfer, NAT data processing, requests, IOPS above the baseline, backups beyond "
     "the free allowance, or support plans.",
-    "Usage-based services (object storage, log ingestion) are estimated from the assumptions "
-    "stated in the pricing table and listed here.",
+    "Usage-based services (object storage, log ingestion, Managed Kafka storage) are estimated "
+    "from the assumptions stated in the pricing table and listed here.",
     "Volumes are counted where the plan states them (PVCs, StatefulSets, Strimzi node pools, "
     "chart values); volumes a chart or a kustomize tree creates by default are not.",
 )
@@ -1145,7 +1145,10 @@ def _headline(result: Estimate) -> str:
         return "$0 per month, local cluster: no cloud spend (runs on a cluster you already have)"
     where = f"{result.cloud} {result.region}"
     table = f", prices of {result.retrieved.isoformat()} ({result.table})" if result.table else ""
-    return f"{usd_range(result.monthly_min, result.monthly_max)} per month, {where}{table}"
+    # An estimate with unpriced lines is a lower bound: the headline says so up front.
+    unpriced = f" + {len(result.unpriced)} unpriced lines" if result.unpriced else ""
+    total = usd_range(result.monthly_min, result.monthly_max)
+    return f"{total} per month{unpriced}, {where}{table}"
 
 
 def render_text(result: Estimate, delta: CostChange | None = None) -> str:

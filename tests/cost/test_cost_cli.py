@@ -46,7 +46,7 @@ def test_markdown_cost_section_comes_before_the_diff_with_the_change(capsys, tmp
     code, out, _ = run(capsys, "--stack", "dev", "--format", "markdown", "--diff", str(base_file))
     assert code == 0
     section = out[out.index("### Cost estimate: $") : out.index("### Plan diff")]
-    assert "per month, aws us-east-1, prices of " in section
+    assert "per month + 5 unpriced lines, aws us-east-1, prices of " in section
     # m6i.xlarge nodes (priced) became m6i.large ones (unpriced): the priced lines go down
     assert f"Change against `{base_file}`: **-$" in section
     assert "| infra: mlops-system 1-2 x m6i.xlarge | $280 | $0.00 |" in section
@@ -93,7 +93,8 @@ def test_preview_workflow_puts_estimate_and_change_in_the_comment(capsys, tmp_pa
     comment = done.stdout
     assert comment.startswith("### Cost estimate: $")
     assert "### Plan diff against" in comment
-    total = markdown.split("### Cost estimate: ", 1)[1].split(" per month", 1)[0]
+    headline = markdown.split("### Cost estimate: ", 1)[1].split(", aws us-east-1", 1)[0]
+    assert headline.endswith(" unpriced lines")  # dev has prices the table does not know
     assert comment.rstrip().endswith(
-        f"<details><summary><b>dev</b>: {total} per month (±$0/month min, ±$0/month max)</summary>"
+        f"<details><summary><b>dev</b>: {headline} (±$0/month min, ±$0/month max)</summary>"
     )
