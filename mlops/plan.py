@@ -343,15 +343,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from mlops import cost
     from mlops.config import ConfigError
 
     path = args.stack_file or stack_file_path(args.stack)
     try:
         plan = build_plan(args.stack, path, args.layer)
-    except ConfigError as exc:
+        estimate, cost_change = cost.report(plan.as_json(), args.diff)
+    except (ConfigError, cost.CostError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(RENDERERS[args.format](plan))
+    if args.format == "json":
+        # The plan document with its cost estimate beside the resources (`cost`).
+        document = {**plan.as_json(), "cost": cost.as_json(estimate, cost_change)}
+        print(json.dumps(document, indent=2, sort_keys=True))
+    else:
+        print(RENDERERS[args.format](plan))
     report = None
     if not args.no_render:
         from mlops import render
@@ -366,6 +373,10 @@ def main(args: argparse.Namespace) -> int:
         # and stderr stays quiet when every object is valid; invalid ones are listed below.
         if args.format != "json":
             print("\n".join(report.lines()))
+    if args.format != "json":
+        # Right before the diff and policies: the PR comment shows from here on.
+        render_cost = cost.render_markdown if args.format == "markdown" else cost.render_text
+        print(render_cost(estimate, cost_change))
     if args.render_manifests:
         written = write_manifests(plan, args.render_manifests, report.sources[1:] if report else ())
         print(
