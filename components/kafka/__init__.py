@@ -15,6 +15,8 @@ from components.kafka.resources import (
     KafkaClientArgs,
     KafkaCluster,
     KafkaClusterArgs,
+    StrimziOperator,
+    StrimziOperatorArgs,
 )
 
 __all__ = [
@@ -29,5 +31,7 @@ __all__ = [
     "ManagedKafkaConfig",
     "MskConfig",
     "StrimziConfig",
+    "StrimziOperator",
+    "StrimziOperatorArgs",
     "TopicConfig",
 ]

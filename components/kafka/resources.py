@@ -44,7 +44,9 @@ class KafkaClusterArgs:
 
     `aws_network` is required on AWS, `gcp_subnetwork` (the node subnetwork's id,
     `projects/P/regions/R/subnetworks/S`) on GCP, `kubernetes` locally. `protect` (the root
-    config's `protect_stateful`) protects and retains the cluster and its topics.
+    config's `protect_stateful`) protects and retains the cluster and its topics. `operator`:
+    locally, the `StrimziOperator` when it is created in the same program (the platform creates
+    it in an earlier layer, so leaves this out).
     """
 
     cloud: Cloud
@@ -53,6 +55,7 @@ class KafkaClusterArgs:
     kubernetes: k8s.Provider | None = None
     aws_network: AwsKafkaNetwork | None = None
     gcp_subnetwork: pulumi.Input[str] | None = None
+    operator: pulumi.Resource | None = None
 
 
 @dataclass
@@ -319,32 +322,15 @@ def _build_gcp(component: KafkaCluster, name: str, args: KafkaClusterArgs) -> _B
 def _build_local(component: KafkaCluster, name: str, args: KafkaClusterArgs) -> _Built:
     config = args.config
     local = config.strimzi
-    k8s_child = pulumi.ResourceOptions(parent=component, provider=args.kubernetes)
-
-    namespace_doc = model.strimzi_namespace(local)
-    namespace = k8s.core.v1.Namespace(
-        f"{name}-namespace", metadata=namespace_doc["metadata"], opts=k8s_child
-    )
-    operator = k8s.helm.v3.Release(
-        f"{name}-strimzi",
-        name=model.STRIMZI_RELEASE_NAME,
-        chart=f"{STRIMZI_KAFKA_OPERATOR.repo}/{STRIMZI_KAFKA_OPERATOR.chart}",
-        version=STRIMZI_KAFKA_OPERATOR.version,
-        namespace=local.namespace,
-        values=model.strimzi_operator_values(),
-        timeout=OPERATOR_TIMEOUT_SECONDS,
-        opts=pulumi.ResourceOptions(
-            parent=component, provider=args.kubernetes, depends_on=[namespace]
-        ),
-    )
-
-    # The CRDs come with the operator release: every custom resource waits for it. The node
-    # pool and the Kafka hold the data (PVCs), so they are the stateful ones.
+    # The operator and its CRDs are `StrimziOperator`, deployed by an earlier layer; in one
+    # program (`args.operator`) every custom resource waits for it. The node pool and the Kafka
+    # hold the data (PVCs), so they are the stateful ones.
+    operator = [args.operator] if args.operator is not None else []
     after_operator = pulumi.ResourceOptions(
-        parent=component, provider=args.kubernetes, depends_on=[operator]
+        parent=component, provider=args.kubernetes, depends_on=operator
     )
     stateful_after_operator = _stateful(
-        component, args.protect, provider=args.kubernetes, depends_on=[operator]
+        component, args.protect, provider=args.kubernetes, depends_on=operator
     )
 
     def custom(resource_name: str, doc: dict, opts: pulumi.ResourceOptions):
@@ -381,6 +367,58 @@ def _build_local(component: KafkaCluster, name: str, args: KafkaClusterArgs) -> 
         plaintext_bootstrap_servers=plain,
         user_secrets=user_secrets,
     )
+
+
+@dataclass(frozen=True)
+class StrimziOperatorArgs:
+    """Inputs of `StrimziOperator`: the `kafka` config (its `strimzi` block: the namespace of
+    operator and cluster) and the Kubernetes provider."""
+
+    config: model.KafkaConfig
+    kubernetes: k8s.Provider
+
+
+class StrimziOperator(pulumi.ComponentResource):
+    """The Strimzi operator (its namespace and Helm release), which brings the
+    `kafka.strimzi.io` CRDs.
+
+    It is planned in an earlier layer than the Kafka custom resources (`KafkaCluster` locally):
+    a preview of a custom resource next to the release installing its CRD fails on a fresh
+    cluster (pulumi-kubernetes #3027, #3176)."""
+
+    namespace: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: StrimziOperatorArgs, opts: pulumi.ResourceOptions | None = None
+    ):
+        if args.kubernetes is None:
+            raise ValueError("StrimziOperatorArgs.kubernetes: a Kubernetes provider is required")
+        local = args.config.strimzi
+        namespace_doc = model.strimzi_namespace(local)
+        values = model.strimzi_operator_values()
+
+        super().__init__("mlops:kafka:StrimziOperator", name, None, opts)
+        # The children keep the names they had inside `KafkaCluster` (`<name>-namespace`,
+        # `<name>-strimzi`).
+        namespace = k8s.core.v1.Namespace(
+            f"{name}-namespace",
+            metadata=namespace_doc["metadata"],
+            opts=pulumi.ResourceOptions(parent=self, provider=args.kubernetes),
+        )
+        k8s.helm.v3.Release(
+            f"{name}-strimzi",
+            name=model.STRIMZI_RELEASE_NAME,
+            chart=f"{STRIMZI_KAFKA_OPERATOR.repo}/{STRIMZI_KAFKA_OPERATOR.chart}",
+            version=STRIMZI_KAFKA_OPERATOR.version,
+            namespace=local.namespace,
+            values=values,
+            timeout=OPERATOR_TIMEOUT_SECONDS,
+            opts=pulumi.ResourceOptions(
+                parent=self, provider=args.kubernetes, depends_on=[namespace]
+            ),
+        )
+        self.namespace = namespace.metadata.name
+        self.register_outputs({"namespace": self.namespace})
 
 
 _BACKENDS: dict[str, Callable[[KafkaCluster, str, KafkaClusterArgs], _Built]] = {

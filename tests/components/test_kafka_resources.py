@@ -17,6 +17,8 @@ from components.kafka import (
     KafkaCluster,
     KafkaClusterArgs,
     KafkaConfig,
+    StrimziOperator,
+    StrimziOperatorArgs,
     model,
 )
 from mlops import manifests, mocks
@@ -74,6 +76,13 @@ class KafkaMocks(mocks.RecordingMocks):
         return resource_id, outputs
 
 
+def _operator(cloud, config, provider):
+    """Locally, Strimzi's operator in the same program (the platform plans it a layer before)."""
+    if cloud.type != "local":
+        return None
+    return StrimziOperator("strimzi", StrimziOperatorArgs(config=config, kubernetes=provider))
+
+
 def _run(cloud, config=CONFIG, protect=False, network=NETWORK, subnetwork=SUBNETWORK):
     built = {}
 
@@ -88,6 +97,7 @@ def _run(cloud, config=CONFIG, protect=False, network=NETWORK, subnetwork=SUBNET
                 kubernetes=provider,
                 aws_network=network if cloud.type == "aws" else None,
                 gcp_subnetwork=subnetwork if cloud.type == "gcp" else None,
+                operator=_operator(cloud, config, provider),
             ),
         )
 
@@ -382,36 +392,42 @@ def local_built():
     return _run(LOCAL, config=LOCAL_CONFIG)
 
 
-def test_local_creates_operator_then_custom_resources(local_built):
+def test_local_creates_custom_resources_after_the_operator(local_built):
     monitor, _ = local_built
+    # the operator (its CRDs) is `StrimziOperator`, planned a layer before the custom resources
+    operator = monitor.named("strimzi")
+    assert operator.type == "mlops:kafka:StrimziOperator"
+    assert sorted((r.type, r.name) for r in monitor.recorded if r.parent == operator.urn) == [
+        ("kubernetes:core/v1:Namespace", "strimzi-namespace"),
+        ("kubernetes:helm.sh/v3:Release", "strimzi-strimzi"),
+    ]
     assert _children(monitor) == [
-        ("kubernetes:core/v1:Namespace", "kafka-namespace"),
-        ("kubernetes:helm.sh/v3:Release", "kafka-strimzi"),
         ("kubernetes:kafka.strimzi.io/v1:Kafka", "kafka-kafka"),
         ("kubernetes:kafka.strimzi.io/v1:KafkaNodePool", "kafka-node-pool"),
         ("kubernetes:kafka.strimzi.io/v1:KafkaTopic", "kafka-predictions"),
         ("kubernetes:kafka.strimzi.io/v1:KafkaUser", "kafka-user-model-server"),
     ]
-    assert len(monitor.recorded) == 8  # plus the test's provider and the component
+    # plus the test's provider, the two components and the operator's two children
+    assert len(monitor.recorded) == 4 + 5
     provider = monitor.named("k8s").urn
-    operator = named(monitor, "kubernetes:helm.sh/v3:Release", "kafka-strimzi")
+    release = named(monitor, "kubernetes:helm.sh/v3:Release", "strimzi-strimzi")
     for record in monitor.recorded:
         if record.type.startswith("kubernetes:") and record.type != "pulumi:providers:kubernetes":
             assert record.provider.startswith(provider), record.name
         if record.type.startswith("kubernetes:kafka.strimzi.io/"):
-            assert operator.urn in record.depends_on, record.name
+            assert release.urn in record.depends_on, record.name
 
 
 def test_local_operator_is_the_pinned_oci_chart(local_built):
     monitor, _ = local_built
-    release = named(monitor, "kubernetes:helm.sh/v3:Release", "kafka-strimzi")
+    release = named(monitor, "kubernetes:helm.sh/v3:Release", "strimzi-strimzi")
     assert release.inputs["chart"] == "oci://quay.io/strimzi-helm/strimzi-kafka-operator"
     assert release.inputs["version"] == versions.STRIMZI_KAFKA_OPERATOR.version == "1.2.0"
     assert release.inputs["name"] == "strimzi"
     assert release.inputs["namespace"] == "kafka"
     assert release.inputs["values"] == model.strimzi_operator_values()
     assert "repositoryOpts" not in release.inputs
-    namespace = named(monitor, "kubernetes:core/v1:Namespace", "kafka-namespace")
+    namespace = named(monitor, "kubernetes:core/v1:Namespace", "strimzi-namespace")
     assert namespace.urn in release.depends_on
     assert namespace.inputs["metadata"] == model.strimzi_namespace(LOCAL_CONFIG.strimzi)["metadata"]
 
@@ -494,6 +510,7 @@ def _run_client(cloud, config=CONFIG, write=("predictions",), read=()):
                 kubernetes=provider,
                 aws_network=NETWORK if cloud.type == "aws" else None,
                 gcp_subnetwork=SUBNETWORK if cloud.type == "gcp" else None,
+                operator=_operator(cloud, config, provider),
             ),
         )
         namespace = k8s.core.v1.Namespace(
@@ -552,9 +569,10 @@ def test_local_user_takes_its_password_from_our_secret_and_is_valid(local_client
     manifests.validate(doc)
     source = monitor.named("churn-password-source")
     assert source.urn in user.depends_on
-    # depending on the cluster component waits for its children: operator (CRDs), Kafka Ready
+    # depending on the cluster component waits for its children: Kafka Ready (the operator and
+    # its CRDs are a layer before)
     for record in (user, source):
-        for dependency in ("kafka-strimzi", "kafka-kafka", "kafka-node-pool"):
+        for dependency in ("kafka-kafka", "kafka-node-pool"):
             assert monitor.named(dependency).urn in record.depends_on, (record.name, dependency)
     # no ACLs: the Kafka CR turns no authorization on (see README)
     assert "authorization" not in model.strimzi_kafka(LOCAL_CONFIG)["spec"]["kafka"]

@@ -252,6 +252,41 @@ def test_graph_waits_for_namespaces_identities_and_crds():
     }
 
 
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        # on a cloud: the alert rules and mesh-wide mTLS wait for their add-ons; Kafka is managed
+        (
+            PROD_LIKE,
+            {
+                "alerts": ("ml", ["monitoring"]),
+                "mesh-mtls": ("ml", ["mesh"]),
+                "kafka": ("ml", ["cluster"]),
+            },
+        ),
+        # locally, Strimzi's operator is a platform add-on and the Kafka objects wait for it;
+        # without the mesh there is no mesh-wide policy
+        (
+            {"mesh": {"enabled": False}},
+            {
+                "alerts": ("ml", ["monitoring"]),
+                "kafka-operator": ("platform", ["cluster"]),
+                "kafka": ("ml", ["cluster", "kafka-operator"]),
+            },
+        ),
+    ],
+    ids=["aws", "local"],
+)
+def test_custom_resources_wait_one_layer_after_the_add_on_with_their_crds(values, expected):
+    edges = wiring.graph(_platform(**values))
+    crd_users = {"alerts", "mesh-mtls", "kafka", "kafka-operator"}
+    assert {
+        node: (wiring.layer_of(node), list(edges[node])) for node in edges if node in crd_users
+    } == expected
+    # in their own layer they wait for nothing: the add-on is one `pulumi up` earlier
+    assert wiring.same_layer(edges, "alerts") == []
+
+
 @pytest.mark.parametrize("values", [{}, PROD_LIKE])
 def test_no_layer_waits_for_a_later_one(values):
     assert wiring.check_layers(wiring.graph(_platform(**values))) == []
