@@ -281,7 +281,7 @@ PLATFORM_NODES = frozenset(
 
 def strimzi(platform: PlatformConfig) -> bool:
     """Kafka runs in the cluster (Strimzi): its operator is a platform add-on."""
-    return platform.cloud.type == "local"
+    return platform.kafka.backend is not None and platform.kafka.backend.type == "strimzi"
 
 
 def layer_of(node: Node) -> Layer:

@@ -104,7 +104,8 @@ class FeatureStore(pulumi.ComponentResource):
             )
         identifier = None
         if cloud.type != "local":
-            identifier = config.online_store.identifier or model.default_identifier(
+            managed = config.elasticache if cloud.type == "aws" else config.memorystore
+            identifier = managed.identifier or model.default_identifier(
                 default_bucket_prefix(*naming.environment())
             )
         aws_region = cloud.region if isinstance(cloud, AwsCloud) else None
@@ -230,9 +231,7 @@ class FeatureStore(pulumi.ComponentResource):
 def _secret_data(config: model.FeastConfig, cloud_type: str, password: str) -> dict[str, str]:
     data = {model.REDIS_PASSWORD_KEY: password}
     if cloud_type == "local":
-        data[model.REDIS_CONF_KEY] = model.redis_conf(
-            password, config.online_store.local_memory_limit
-        )
+        data[model.REDIS_CONF_KEY] = model.redis_conf(password, config.redis.memory_limit)
     return data
 
 
@@ -261,7 +260,7 @@ def _aws_online_store(
     cloud = args.cloud
     network = args.network
     assert isinstance(cloud, AwsCloud) and isinstance(network, AwsNetwork) and identifier
-    online = args.config.online_store
+    online = args.config.elasticache
     tags = dict(cloud.tags)
     child = pulumi.ResourceOptions(parent=component)
     password = _generated_password(component, name)
@@ -301,7 +300,7 @@ def _aws_online_store(
         engine="valkey",
         engine_version=ELASTICACHE_VALKEY_VERSION,
         auto_minor_version_upgrade=True,
-        node_type=online.aws_node_type,
+        node_type=online.node_type,
         num_cache_clusters=1 + online.replicas,
         automatic_failover_enabled=highly_available,
         multi_az_enabled=highly_available,
@@ -309,11 +308,11 @@ def _aws_online_store(
         subnet_group_name=subnet_group.name,
         security_group_ids=[security_group.id],
         at_rest_encryption_enabled=True,
-        kms_key_id=online.aws_kms_key_arn,
+        kms_key_id=online.kms_key_arn,
         transit_encryption_enabled=True,
         transit_encryption_mode="required",
         auth_token=password,
-        snapshot_retention_limit=online.aws_snapshot_retention_days,
+        snapshot_retention_limit=online.snapshot_retention_days,
         final_snapshot_identifier=f"{identifier}-final" if args.protect else None,
         tags=tags,
         opts=_stateful(component, args.protect),
@@ -335,7 +334,7 @@ def _gcp_online_store(
     cloud = args.cloud
     network = args.network
     assert isinstance(cloud, GcpCloud) and isinstance(network, GcpNetwork) and identifier
-    online = args.config.online_store
+    online = args.config.memorystore
     protect = args.protect if online.deletion_protection is None else online.deletion_protection
     replicas = online.replicas
     instance = gcp.redis.Instance(
@@ -345,7 +344,7 @@ def _gcp_online_store(
         region=network.region,
         display_name=f"Feast online store ({identifier})",
         tier="STANDARD_HA" if replicas >= 1 else "BASIC",
-        memory_size_gb=online.gcp_memory_size_gb,
+        memory_size_gb=online.memory_size_gb,
         # Read replicas beyond the one failover replica need the read-replicas mode.
         read_replicas_mode="READ_REPLICAS_ENABLED" if replicas > 1 else None,
         replica_count=replicas if replicas > 1 else None,
@@ -357,7 +356,7 @@ def _gcp_online_store(
         auth_enabled=True,
         transit_encryption_mode="SERVER_AUTHENTICATION",
         persistence_config={"persistence_mode": "RDB", "rdb_snapshot_period": "TWENTY_FOUR_HOURS"}
-        if online.gcp_persistence
+        if online.persistence
         else {"persistence_mode": "DISABLED"},
         deletion_protection=protect,
         labels=dict(cloud.labels),

@@ -3,8 +3,11 @@
 from components.mlflow.model import (
     AuthConfig,
     ClientConfig,
+    CloudSqlConfig,
     DatabaseConfig,
     MlflowConfig,
+    PostgresConfig,
+    RdsConfig,
     ResourcesConfig,
 )
 from components.mlflow.resources import (
@@ -18,9 +21,12 @@ __all__ = [
     "AuthConfig",
     "AwsDatabaseNetwork",
     "ClientConfig",
+    "CloudSqlConfig",
     "DatabaseConfig",
     "GcpDatabaseNetwork",
     "MlflowConfig",
+    "PostgresConfig",
+    "RdsConfig",
     "ResourcesConfig",
     "TrackingServer",
     "TrackingServerArgs",

@@ -127,7 +127,8 @@ class TrackingServer(pulumi.ComponentResource):
             )
         identifier = None
         if cloud.type != "local":
-            identifier = config.database.identifier or model.default_identifier(
+            managed = config.rds if cloud.type == "aws" else config.cloud_sql
+            identifier = managed.identifier or model.default_identifier(
                 default_bucket_prefix(*naming.environment())
             )
         aws_region = cloud.region if isinstance(cloud, AwsCloud) else None
@@ -353,7 +354,8 @@ def _stateful(parent: pulumi.Resource, protect: bool, **extra: Any) -> pulumi.Re
 
 
 def _deletion_protection(args: TrackingServerArgs) -> bool:
-    configured = args.config.database.deletion_protection
+    config = args.config
+    configured = (config.rds if args.cloud.type == "aws" else config.cloud_sql).deletion_protection
     return args.protect if configured is None else configured
 
 
@@ -370,7 +372,7 @@ def _aws_database(
     cloud = args.cloud
     assert isinstance(cloud, AwsCloud) and args.aws_network is not None and identifier
     network = args.aws_network
-    database = args.config.database
+    database = args.config.rds
     tags = dict(cloud.tags)
     child = pulumi.ResourceOptions(parent=component)
 
@@ -410,12 +412,12 @@ def _aws_database(
         # A major version only: RDS picks the current minor and applies minor upgrades.
         engine_version=str(POSTGRES_MAJOR_VERSION),
         auto_minor_version_upgrade=True,
-        instance_class=database.aws_instance_class,
+        instance_class=database.instance_class,
         allocated_storage=database.storage_gb,
         max_allocated_storage=database.max_storage_gb,
         storage_type="gp3",
         storage_encrypted=True,
-        kms_key_id=database.aws_kms_key_arn,
+        kms_key_id=database.kms_key_arn,
         db_name=model.DATABASE_NAME,
         username=model.DATABASE_USER,
         password=password,
@@ -451,7 +453,7 @@ def _gcp_database(
     cloud = args.cloud
     assert isinstance(cloud, GcpCloud) and args.gcp_network is not None and identifier
     network = args.gcp_network
-    database = args.config.database
+    database = args.config.cloud_sql
     child = pulumi.ResourceOptions(parent=component)
 
     peering = network.private_services_access
@@ -488,7 +490,7 @@ def _gcp_database(
         settings={
             # PostgreSQL 16+ defaults to Enterprise Plus, which refuses custom tiers.
             "edition": "ENTERPRISE",
-            "tier": database.gcp_tier,
+            "tier": database.tier,
             "availability_type": "REGIONAL" if database.high_availability else "ZONAL",
             "disk_type": "PD_SSD",
             "disk_size": database.storage_gb,

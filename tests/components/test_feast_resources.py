@@ -352,7 +352,9 @@ def test_aws_replication_group(protect):
 
 
 def test_aws_single_node_has_no_failover():
-    config = FeastConfig(online_store={"replicas": 0, "aws_node_type": "cache.r7g.large"})
+    config = FeastConfig(
+        online_store={"type": "elasticache", "replicas": 0, "node_type": "cache.r7g.large"}
+    )
     monitor, _ = _run(AWS, config=config)
     inputs = named(monitor, REPLICATION_GROUP, "features-redis").inputs
     assert inputs["numCacheClusters"] == 1
@@ -425,14 +427,14 @@ def test_gcp_memorystore_instance(protect):
 
 
 def test_gcp_read_replicas_and_basic_tier():
-    monitor, _ = _run(GCP, config=FeastConfig(online_store={"replicas": 3}))
+    monitor, _ = _run(GCP, config=FeastConfig(online_store={"type": "memorystore", "replicas": 3}))
     inputs = named(monitor, MEMORYSTORE, "features-redis").inputs
     assert (inputs["tier"], inputs["readReplicasMode"], inputs["replicaCount"]) == (
         "STANDARD_HA",
         "READ_REPLICAS_ENABLED",
         3,
     )
-    config = FeastConfig(online_store={"replicas": 0, "gcp_persistence": False})
+    config = FeastConfig(online_store={"type": "memorystore", "replicas": 0, "persistence": False})
     monitor, _ = _run(GCP, config=config)
     inputs = named(monitor, MEMORYSTORE, "features-redis").inputs
     assert inputs["tier"] == "BASIC"

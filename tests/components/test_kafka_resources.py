@@ -237,7 +237,7 @@ def test_aws_outputs(aws_built):
 def test_aws_protect_keeps_cluster_and_topics_and_options_flow_through():
     config = CONFIG.model_copy(
         update={
-            "msk": CONFIG.msk.model_copy(
+            "backend": CONFIG.msk.model_copy(
                 update={
                     "broker_logs": True,
                     "kms_key": "arn:aws:kms:us-east-1:123456789012:key/abc",
@@ -358,7 +358,7 @@ def test_gcp_outputs(gcp_built):
 def test_gcp_protect_and_cmek():
     key = "projects/acme-ml/locations/europe-west4/keyRings/ml/cryptoKeys/kafka"
     config = CONFIG.model_copy(
-        update={"managed_kafka": CONFIG.managed_kafka.model_copy(update={"kms_key": key})}
+        update={"backend": CONFIG.managed_kafka.model_copy(update={"kms_key": key})}
     )
     monitor, _ = _run(GCP, config=config, protect=True)
     cluster = named(monitor, "gcp:managedkafka/cluster:Cluster", "kafka-cluster")
@@ -383,7 +383,7 @@ LOCAL_CONFIG = KafkaConfig(
     brokers=1,
     storage_gb=10,
     topics={"predictions": {"replication_factor": 1}},
-    strimzi={"plain_listener": True, "users": ["model-server"]},
+    backend={"type": "strimzi", "plain_listener": True, "users": ["model-server"]},
 )
 
 

@@ -354,7 +354,8 @@ def test_aws_rds_instance(protect):
 def test_aws_explicit_settings_reach_the_instance():
     config = MlflowConfig(
         database={
-            "aws_instance_class": "db.r7g.large",
+            "type": "rds",
+            "instance_class": "db.r7g.large",
             "storage_gb": 50,
             "max_storage_gb": 500,
             "high_availability": True,
@@ -362,7 +363,7 @@ def test_aws_explicit_settings_reach_the_instance():
             "iam_authentication": True,
             "deletion_protection": True,
             "identifier": "ml-prod-registry",
-            "aws_kms_key_arn": "arn:aws:kms:eu-west-1:123456789012:key/abcd-1234",
+            "kms_key_arn": "arn:aws:kms:eu-west-1:123456789012:key/abcd-1234",
         }
     )
     monitor, _ = _run(AWS, config=config, protect=False)
@@ -533,7 +534,12 @@ def test_gcp_cloud_sql_instance(protect):
 
 def test_gcp_high_availability_iam_auth_and_short_retention():
     config = MlflowConfig(
-        database={"high_availability": True, "iam_authentication": True, "backup_retention_days": 3}
+        database={
+            "type": "cloud_sql",
+            "high_availability": True,
+            "iam_authentication": True,
+            "backup_retention_days": 3,
+        }
     )
     monitor, _ = _run(GCP, config=config)
     settings = named(monitor, CLOUD_SQL, "tracking-database").inputs["settings"]

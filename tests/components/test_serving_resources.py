@@ -275,7 +275,9 @@ SERVING_IDENTITY = WorkloadIdentityConfig(
     namespace="serving", service_account="model-server", buckets={"artifacts": "read"}
 )
 STORAGE = StorageConfig(bucket_prefix="acme-dev", buckets={"artifacts": {}})
-KAFKA_CONFIG = KafkaConfig(brokers=3, topics={"predictions": {}}, strimzi={"users": []})
+KAFKA_CONFIG = KafkaConfig(
+    brokers=3, topics={"predictions": {}}, backend={"type": "strimzi", "users": []}
+)
 
 
 @dataclass
