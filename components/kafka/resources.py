@@ -399,11 +399,15 @@ class StrimziOperator(pulumi.ComponentResource):
 
         super().__init__("mlops:kafka:StrimziOperator", name, None, opts)
         # The children keep the names they had inside `KafkaCluster` (`<name>-namespace`,
-        # `<name>-strimzi`).
+        # `<name>-strimzi`). Moved here from the ml stack with `pulumi state move`, which
+        # re-parents them to the stack, the alias adopts them (UPGRADING.md).
+        moved = pulumi.ResourceOptions(
+            parent=self,
+            provider=args.kubernetes,
+            aliases=[pulumi.Alias(parent=pulumi.ROOT_STACK_RESOURCE)],
+        )
         namespace = k8s.core.v1.Namespace(
-            f"{name}-namespace",
-            metadata=namespace_doc["metadata"],
-            opts=pulumi.ResourceOptions(parent=self, provider=args.kubernetes),
+            f"{name}-namespace", metadata=namespace_doc["metadata"], opts=moved
         )
         k8s.helm.v3.Release(
             f"{name}-strimzi",
@@ -413,8 +417,8 @@ class StrimziOperator(pulumi.ComponentResource):
             namespace=local.namespace,
             values=values,
             timeout=OPERATOR_TIMEOUT_SECONDS,
-            opts=pulumi.ResourceOptions(
-                parent=self, provider=args.kubernetes, depends_on=[namespace]
+            opts=pulumi.ResourceOptions.merge(
+                moved, pulumi.ResourceOptions(depends_on=[namespace])
             ),
         )
         self.namespace = namespace.metadata.name

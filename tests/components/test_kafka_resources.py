@@ -411,6 +411,10 @@ def test_local_creates_custom_resources_after_the_operator(local_built):
     assert len(monitor.recorded) == 4 + 5
     provider = monitor.named("k8s").urn
     release = named(monitor, "kubernetes:helm.sh/v3:Release", "strimzi-strimzi")
+    # moved here from the ml stack by `pulumi state move` (re-parented to the stack): adopted
+    assert release.aliases == [
+        "urn:pulumi:test::mlops::kubernetes:helm.sh/v3:Release::strimzi-strimzi"
+    ]
     for record in monitor.recorded:
         if record.type.startswith("kubernetes:") and record.type != "pulumi:providers:kubernetes":
             assert record.provider.startswith(provider), record.name
