@@ -314,7 +314,7 @@ def _prerequisites(
             opts=pulumi.ResourceOptions(parent=parent, depends_on=depends_on),
         )
     on_cluster = pulumi.ResourceOptions(parent=parent, provider=provider)
-    gp3_class = gp3_storage_class(config.volume_kms_key_arn)
+    gp3_class = gp3_storage_class(config.name, config.volume_kms_key_arn)
     gp3 = k8s.storage.v1.StorageClass(
         f"{name}-gp3",
         metadata=gp3_class["metadata"],

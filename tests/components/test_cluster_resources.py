@@ -448,7 +448,13 @@ def test_default_storage_class_is_encrypted_gp3_and_gp2_is_not_default(aws_prod)
             "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
         },
         "provisioner": "ebs.csi.aws.com",
-        "parameters": {"type": "gp3", "encrypted": "true", "csi.storage.k8s.io/fstype": "ext4"},
+        "parameters": {
+            "type": "gp3",
+            "encrypted": "true",
+            "csi.storage.k8s.io/fstype": "ext4",
+            # what `mlops teardown-check` finds a cluster's volumes by
+            "tagSpecification_1": "kubernetes.io/cluster/mlops-prod=owned",
+        },
         "reclaimPolicy": "Delete",
         "volumeBindingMode": "WaitForFirstConsumer",
         "allowVolumeExpansion": True,

@@ -203,3 +203,10 @@ def test_the_teardown_order_is_documented():
     readme = (plan.project_root() / "README.md").read_text()
     for layer in ("deploy/ml", "deploy/platform", "deploy/infra"):
         assert f"pulumi -C {layer} destroy" in readme
+    # the check for what Kubernetes made runs between the platform and the infra layer
+    steps = [
+        readme.index("pulumi -C deploy/platform destroy"),
+        readme.index("mlops teardown-check --stack"),
+        readme.index("pulumi -C deploy/infra destroy"),
+    ]
+    assert steps == sorted(steps)
