@@ -23,7 +23,6 @@ import pulumi
 import pulumi_random as random
 
 from components.cluster import KubernetesCluster, KubernetesClusterArgs
-from components.cluster.wiring import AwsNetwork, GcpNetwork
 from components.delivery import ProgressiveDelivery, ProgressiveDeliveryArgs
 from components.delivery.model import load_tester_url
 from components.feast import FeatureStore, FeatureStoreArgs
@@ -31,7 +30,6 @@ from components.gpu import GpuNodePools, GpuNodePoolsArgs
 from components.identity import WorkloadIdentity, WorkloadIdentityArgs
 from components.identity.model import credentials_secret_name
 from components.kafka import (
-    AwsKafkaNetwork,
     KafkaClient,
     KafkaClientArgs,
     KafkaCluster,
@@ -51,12 +49,7 @@ from components.loop.model import service_url as loop_service_url
 from components.mesh import IstioMesh, IstioMeshArgs, MeshMutualTls, MeshMutualTlsArgs
 from components.metrics_server import MetricsServer, MetricsServerArgs, hpa_sources
 from components.metrics_server import decide as decide_metrics_server
-from components.mlflow import (
-    AwsDatabaseNetwork,
-    GcpDatabaseNetwork,
-    TrackingServer,
-    TrackingServerArgs,
-)
+from components.mlflow import TrackingServer, TrackingServerArgs
 from components.mlflow.model import tracking_uri as mlflow_tracking_uri
 from components.monitoring import (
     ModelAlerts,
@@ -309,14 +302,7 @@ def compose_ml(platform: config.PlatformConfig) -> None:
             config=platform.kafka,
             protect=platform.protect_stateful,
             kubernetes=cluster.provider,
-            aws_network=AwsKafkaNetwork(
-                vpc_id=network.vpc_id,
-                subnet_ids=network.private_subnet_ids,
-                client_security_group_ids=[network.cluster_security_group_id],
-            )
-            if isinstance(network, AwsNetwork)
-            else None,
-            gcp_subnetwork=network.subnetwork_id if isinstance(network, GcpNetwork) else None,
+            network=network,
         ),
         on_cloud,
     )
@@ -365,16 +351,7 @@ def compose_ml(platform: config.PlatformConfig) -> None:
             storage=store,
             kubernetes=cluster.provider,
             protect=platform.protect_stateful,
-            aws_network=AwsDatabaseNetwork(
-                vpc_id=network.vpc_id,
-                subnet_ids=network.private_subnet_ids,
-                client_security_group_ids=[network.cluster_security_group_id],
-            )
-            if isinstance(network, AwsNetwork)
-            else None,
-            gcp_network=GcpDatabaseNetwork(network=network.network_id)
-            if isinstance(network, GcpNetwork)
-            else None,
+            network=network,
         ),
         pulumi.ResourceOptions.merge(on_cloud, made.waits("mlflow")),
     )

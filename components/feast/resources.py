@@ -22,9 +22,9 @@ import pulumi_random as random
 
 from components import naming
 from components.cloud import AwsCloud, Cloud, GcpCloud
-from components.cluster.wiring import AwsNetwork, GcpNetwork
 from components.feast import model
 from components.kube_resources import depends_on_of, in_cluster_store
+from components.network import Network
 from components.storage.model import default_bucket_prefix
 from components.versions import ELASTICACHE_VALKEY_VERSION, MEMORYSTORE_REDIS_VERSION
 
@@ -50,7 +50,7 @@ class FeatureStoreArgs:
     config: model.FeastConfig
     storage: FeatureBuckets
     kubernetes: k8s.Provider
-    network: AwsNetwork | GcpNetwork | None = None
+    network: Network | None = None
     protect: bool = False
 
 
@@ -92,16 +92,13 @@ class FeatureStore(pulumi.ComponentResource):
             raise ValueError(
                 f"feast.registry.bucket: unknown bucket {bucket!r}; the store has {known}"
             )
-        if cloud.type == "aws" and not isinstance(args.network, AwsNetwork):
-            raise ValueError(
-                "FeatureStoreArgs.network: on AWS the cluster's AwsNetwork (VPC, private "
-                "subnets, cluster security group) is required for ElastiCache"
-            )
-        if cloud.type == "gcp" and not isinstance(args.network, GcpNetwork):
-            raise ValueError(
-                "FeatureStoreArgs.network: on GCP the cluster's GcpNetwork is required for "
-                "Memorystore"
-            )
+        if cloud.type in ("aws", "gcp"):
+            if args.network is None:
+                raise ValueError(
+                    "FeatureStoreArgs.network: the cluster's network is required on "
+                    f"{cloud.type} (ElastiCache, Memorystore)"
+                )
+            args.network.require(cloud.type, "FeatureStoreArgs.network")
         identifier = None
         if cloud.type != "local":
             managed = config.elasticache if cloud.type == "aws" else config.memorystore
@@ -259,7 +256,7 @@ def _aws_online_store(
 ) -> _OnlineStore:
     cloud = args.cloud
     network = args.network
-    assert isinstance(cloud, AwsCloud) and isinstance(network, AwsNetwork) and identifier
+    assert isinstance(cloud, AwsCloud) and network is not None and identifier
     online = args.config.elasticache
     tags = dict(cloud.tags)
     child = pulumi.ResourceOptions(parent=component)
@@ -333,7 +330,7 @@ def _gcp_online_store(
 ) -> _OnlineStore:
     cloud = args.cloud
     network = args.network
-    assert isinstance(cloud, GcpCloud) and isinstance(network, GcpNetwork) and identifier
+    assert isinstance(cloud, GcpCloud) and network is not None and identifier
     online = args.config.memorystore
     protect = args.protect if online.deletion_protection is None else online.deletion_protection
     replicas = online.replicas

@@ -10,7 +10,6 @@ from components.kafka.model import (
     TopicConfig,
 )
 from components.kafka.resources import (
-    AwsKafkaNetwork,
     KafkaClient,
     KafkaClientArgs,
     KafkaCluster,
@@ -20,7 +19,6 @@ from components.kafka.resources import (
 )
 
 __all__ = [
-    "AwsKafkaNetwork",
     "KafkaClient",
     "KafkaClientArgs",
     "KafkaClientWiring",

@@ -17,6 +17,7 @@ from components.cloud import AwsCloud, Cloud, GcpCloud
 from components.identity.resources import CloudGrant
 from components.kafka import model
 from components.kube_resources import depends_on_of
+from components.network import Network
 from components.versions import STRIMZI_KAFKA_OPERATOR
 
 # The operator install creates the CRDs and waits for the operator Deployment; image pulls on a
@@ -25,25 +26,13 @@ OPERATOR_TIMEOUT_SECONDS = 600
 
 
 @dataclass(frozen=True)
-class AwsKafkaNetwork:
-    """Where MSK brokers live, from the cluster component (see README: not all exposed yet).
-
-    `subnet_ids`: the cluster VPC's private subnets (one per zone; MSK uses the first 3).
-    `client_security_group_ids`: security groups of the clients (the EKS cluster security
-    group, which managed node groups use); only they may reach the brokers.
-    """
-
-    vpc_id: pulumi.Input[str]
-    subnet_ids: Sequence[pulumi.Input[str]]
-    client_security_group_ids: Sequence[pulumi.Input[str]]
-
-
-@dataclass(frozen=True)
 class KafkaClusterArgs:
     """Inputs of `KafkaCluster`.
 
-    `aws_network` is required on AWS, `gcp_subnetwork` (the node subnetwork's id,
-    `projects/P/regions/R/subnetworks/S`) on GCP, `kubernetes` locally. `protect` (the root
+    `network` (the cluster's, `components.network.Network`) is required on the clouds: MSK's
+    brokers go into its private subnets (the first 3) behind a group that admits only its
+    client security groups; Managed Kafka's endpoints into its node subnetwork. `kubernetes` is
+    required locally. `protect` (the root
     config's `protect_stateful`) protects and retains the cluster and its topics. `operator`:
     locally, the `StrimziOperator` when it is created in the same program (the platform creates
     it in an earlier layer, so leaves this out).
@@ -53,8 +42,7 @@ class KafkaClusterArgs:
     config: model.KafkaConfig
     protect: bool = False
     kubernetes: k8s.Provider | None = None
-    aws_network: AwsKafkaNetwork | None = None
-    gcp_subnetwork: pulumi.Input[str] | None = None
+    network: Network | None = None
     operator: pulumi.Resource | None = None
 
 
@@ -93,20 +81,15 @@ class KafkaCluster(pulumi.ComponentResource):
         # Validate everything before registering anything: a bad config changes nothing.
         cloud_type = args.cloud.type
         model.check_cloud(args.config, cloud_type)
+        if cloud_type in ("aws", "gcp"):
+            if args.network is None:
+                raise ValueError(
+                    f"KafkaClusterArgs.network: the cluster's network is required on {cloud_type}"
+                )
+            args.network.require(cloud_type, "KafkaClusterArgs.network")
         if cloud_type == "aws":
-            if args.aws_network is None:
-                raise ValueError(
-                    "KafkaClusterArgs.aws_network: VPC, subnets and client security groups are "
-                    "required on AWS"
-                )
-            model.msk_client_subnets(len(args.aws_network.subnet_ids), args.config.brokers)
-            if not args.aws_network.client_security_group_ids:
-                raise ValueError(
-                    "KafkaClusterArgs.aws_network.client_security_group_ids: at least one "
-                    "client security group is required (nothing else may reach the brokers)"
-                )
-        if cloud_type == "gcp" and args.gcp_subnetwork is None:
-            raise ValueError("KafkaClusterArgs.gcp_subnetwork: the subnetwork is required on GCP")
+            assert args.network is not None
+            model.msk_client_subnets(len(args.network.private_subnet_ids), args.config.brokers)
         if cloud_type == "local" and args.kubernetes is None:
             raise ValueError(
                 "KafkaClusterArgs.kubernetes: a Kubernetes provider is required locally"
@@ -157,13 +140,13 @@ def _stateful(parent: pulumi.Resource, protect: bool, **extra) -> pulumi.Resourc
 def _build_aws(component: KafkaCluster, name: str, args: KafkaClusterArgs) -> _Built:
     cloud = args.cloud
     assert isinstance(cloud, AwsCloud)
-    network = args.aws_network
+    network = args.network
     assert network is not None
     config = args.config
     msk = config.msk
     tags = dict(cloud.tags)
     child = pulumi.ResourceOptions(parent=component)
-    used = model.msk_client_subnets(len(network.subnet_ids), config.brokers)
+    used = model.msk_client_subnets(len(network.private_subnet_ids), config.brokers)
 
     # The brokers' own group: no rule but SASL/IAM over TLS from the clients' groups.
     broker_sg = aws.ec2.SecurityGroup(
@@ -213,7 +196,7 @@ def _build_aws(component: KafkaCluster, name: str, args: KafkaClusterArgs) -> _B
         }
 
     broker_info: dict = {
-        "client_subnets": list(network.subnet_ids[:used]),
+        "client_subnets": list(network.private_subnet_ids[:used]),
         "instance_type": msk.instance_type,
         "security_groups": [broker_sg.id],
         "connectivity_info": {"public_access": {"type": "DISABLED"}},
@@ -275,7 +258,9 @@ def _build_gcp(component: KafkaCluster, name: str, args: KafkaClusterArgs) -> _B
     config = args.config
     managed = config.managed_kafka
 
-    gcp_config: dict = {"access_config": {"network_configs": [{"subnet": args.gcp_subnetwork}]}}
+    assert args.network is not None
+    subnet = args.network.subnetwork_id
+    gcp_config: dict = {"access_config": {"network_configs": [{"subnet": subnet}]}}
     if managed.kms_key is not None:
         gcp_config["kms_key"] = managed.kms_key
     cluster = gcp.managedkafka.Cluster(

@@ -11,19 +11,15 @@ from components.mlflow.model import (
     ResourcesConfig,
 )
 from components.mlflow.resources import (
-    AwsDatabaseNetwork,
-    GcpDatabaseNetwork,
     TrackingServer,
     TrackingServerArgs,
 )
 
 __all__ = [
     "AuthConfig",
-    "AwsDatabaseNetwork",
     "ClientConfig",
     "CloudSqlConfig",
     "DatabaseConfig",
-    "GcpDatabaseNetwork",
     "MlflowConfig",
     "PostgresConfig",
     "RdsConfig",

@@ -11,8 +11,8 @@ import yaml
 from pulumi.runtime.sync_await import _sync_await
 
 from components.cloud import AwsCloud, GcpCloud, LocalCloud
-from components.cluster.wiring import AwsNetwork, GcpNetwork
 from components.feast import FeastConfig, FeatureStore, FeatureStoreArgs, model
+from components.network import Network
 from mlops import manifests, mocks
 from tests.components.component_support import (
     named,
@@ -73,17 +73,20 @@ def _store(uri):
 
 def _networks():
     return {
-        "aws": AwsNetwork(
-            vpc_id=_out("vpc-0abc"),
-            vpc_cidr="10.0.0.0/16",
+        "aws": Network(
+            cloud="aws",
+            network_id=_out("vpc-0abc"),
+            cidr="10.0.0.0/16",
             private_subnet_ids=[_out("subnet-a"), _out("subnet-b"), _out("subnet-c")],
-            cluster_security_group_id=_out("sg-cluster"),
+            client_security_group_ids=[_out("sg-cluster")],
         ),
-        "gcp": GcpNetwork(
+        "gcp": Network(
+            cloud="gcp",
+            network_id=_out("projects/acme-ml/global/networks/core"),
+            cidr="10.40.0.0/20",
+            private_subnet_ids=[_out("projects/acme-ml/regions/europe-west4/subnetworks/nodes")],
             project="acme-ml",
             region="europe-west4",
-            network_id=_out("projects/acme-ml/global/networks/core"),
-            subnetwork_id=_out("projects/acme-ml/regions/europe-west4/subnetworks/nodes"),
         ),
         "local": None,
     }
@@ -278,8 +281,8 @@ def test_an_unknown_bucket_fails_before_anything_is_registered():
 @pytest.mark.parametrize(
     ("cloud", "message"),
     [
-        (AWS, "FeatureStoreArgs.network: on AWS the cluster's AwsNetwork"),
-        (GCP, "FeatureStoreArgs.network: on GCP the cluster's GcpNetwork"),
+        (AWS, "FeatureStoreArgs.network: the cluster's network is required on aws"),
+        (GCP, "FeatureStoreArgs.network: the cluster's network is required on gcp"),
     ],
     ids=["aws", "gcp"],
 )

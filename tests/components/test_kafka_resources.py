@@ -11,7 +11,6 @@ import pytest
 from components import versions
 from components.cloud import AwsCloud, GcpCloud, LocalCloud
 from components.kafka import (
-    AwsKafkaNetwork,
     KafkaClient,
     KafkaClientArgs,
     KafkaCluster,
@@ -21,6 +20,7 @@ from components.kafka import (
     StrimziOperatorArgs,
     model,
 )
+from components.network import Network
 from mlops import manifests, mocks
 from tests.components.component_support import (
     named,
@@ -36,12 +36,28 @@ CONFIG = KafkaConfig(
     cluster_name="mlops-dev",
     topics={"predictions": {}, "features": {"retention_hours": None, "cleanup_policy": "compact"}},
 )
-NETWORK = AwsKafkaNetwork(
-    vpc_id="vpc-123",
-    subnet_ids=["subnet-a", "subnet-b", "subnet-c"],
-    client_security_group_ids=["sg-eks-cluster"],
-)
+
+
+def aws_network(subnets, groups=("sg-eks-cluster",)):
+    return Network(
+        cloud="aws",
+        network_id="vpc-123",
+        cidr="10.30.0.0/16",
+        private_subnet_ids=list(subnets),
+        client_security_group_ids=list(groups),
+    )
+
+
+NETWORK = aws_network(["subnet-a", "subnet-b", "subnet-c"])
 SUBNETWORK = "projects/acme-ml/regions/europe-west4/subnetworks/mlops-nodes"
+GCP_NETWORK = Network(
+    cloud="gcp",
+    network_id="projects/acme-ml/global/networks/mlops",
+    cidr="10.40.0.0/20",
+    private_subnet_ids=[SUBNETWORK],
+    project="acme-ml",
+    region="europe-west4",
+)
 MSK_BROKERS = (
     "b-1.mlopsdev.abc.c2.kafka.us-east-1.amazonaws.com:9098,"
     "b-2.mlopsdev.abc.c2.kafka.us-east-1.amazonaws.com:9098"
@@ -83,7 +99,7 @@ def _operator(cloud, config, provider):
     return StrimziOperator("strimzi", StrimziOperatorArgs(config=config, kubernetes=provider))
 
 
-def _run(cloud, config=CONFIG, protect=False, network=NETWORK, subnetwork=SUBNETWORK):
+def _run(cloud, config=CONFIG, protect=False, network=NETWORK, gcp_network=GCP_NETWORK):
     built = {}
 
     def program():
@@ -95,8 +111,7 @@ def _run(cloud, config=CONFIG, protect=False, network=NETWORK, subnetwork=SUBNET
                 config=config,
                 protect=protect,
                 kubernetes=provider,
-                aws_network=network if cloud.type == "aws" else None,
-                gcp_subnetwork=subnetwork if cloud.type == "gcp" else None,
+                network={"aws": network, "gcp": gcp_network}.get(cloud.type),
                 operator=_operator(cloud, config, provider),
             ),
         )
@@ -266,7 +281,7 @@ def test_aws_protect_keeps_cluster_and_topics_and_options_flow_through():
 
 def test_aws_uses_the_first_two_of_two_zones_and_checks_brokers():
     config = KafkaConfig(brokers=4)
-    two = AwsKafkaNetwork("vpc-1", ["subnet-a", "subnet-b"], ["sg-1", "sg-2"])
+    two = aws_network(["subnet-a", "subnet-b"], ["sg-1", "sg-2"])
     monitor, _ = _run(AWS, config=config, network=two)
     cluster = named(monitor, "aws:msk/cluster:Cluster", "kafka-msk")
     assert cluster.inputs["brokerNodeGroupInfo"]["clientSubnets"] == ["subnet-a", "subnet-b"]
@@ -276,15 +291,12 @@ def test_aws_uses_the_first_two_of_two_zones_and_checks_brokers():
 @pytest.mark.parametrize(
     ("network", "message"),
     [
-        (None, "KafkaClusterArgs.aws_network: VPC, subnets and client security groups"),
+        (None, "KafkaClusterArgs.network: the cluster's network is required on aws"),
         (
-            AwsKafkaNetwork("vpc-1", ["subnet-a", "subnet-b"], ["sg-1"]),
+            aws_network(["subnet-a", "subnet-b"], ["sg-1"]),
             "kafka.brokers: 3 brokers must be a multiple of the 2 zones MSK uses",
         ),
-        (
-            AwsKafkaNetwork("vpc-1", ["subnet-a", "subnet-b", "subnet-c"], []),
-            "aws_network.client_security_group_ids: at least one client security group",
-        ),
+        (GCP_NETWORK, "KafkaClusterArgs.network: a aws network is required, got the gcp"),
     ],
 )
 def test_aws_bad_network_fails_before_anything_is_created(network, message):
@@ -370,8 +382,8 @@ def test_gcp_protect_and_cmek():
 
 
 def test_gcp_errors_name_the_field():
-    with pytest.raises(ValueError, match=r"KafkaClusterArgs\.gcp_subnetwork"):
-        _run(GCP, subnetwork=None)
+    with pytest.raises(ValueError, match=r"KafkaClusterArgs\.network: the cluster's network"):
+        _run(GCP, gcp_network=None)
     too_many = KafkaConfig(brokers=4, topics={"predictions": {"replication_factor": 4}})
     with pytest.raises(ValueError, match=r"kafka\.brokers: 4 brokers, but managed_kafka"):
         _run(GCP, config=too_many)
@@ -512,8 +524,7 @@ def _run_client(cloud, config=CONFIG, write=("predictions",), read=()):
                 cloud=cloud,
                 config=config,
                 kubernetes=provider,
-                aws_network=NETWORK if cloud.type == "aws" else None,
-                gcp_subnetwork=SUBNETWORK if cloud.type == "gcp" else None,
+                network={"aws": NETWORK, "gcp": GCP_NETWORK}.get(cloud.type),
                 operator=_operator(cloud, config, provider),
             ),
         )
