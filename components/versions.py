@@ -120,7 +120,12 @@ FLAGGER_LOADTESTER = Chart(repo=FLAGGER_CHARTS, chart="loadtester", version="0.3
 # CI, so the versions come from `aws eks describe-addon-versions --kubernetes-version 1.35` as
 # quoted in public EKS 1.35 configurations (checked 2026-12-04): the EKS 1.35 default versions of
 # 2026-10-02 for vpc-cni, coredns and kube-proxy, and aws-ebs-csi-driver v1.57.1-eksbuild.1, the
-# 1.35 default in several independent 1.35 configs. Before an upgrade, re-check with
+# 1.35 default in several independent 1.35 configs. Re-checked 2026-12-05 against the public
+# sources the docs/pages search reaches: the EKS user guide's CoreDNS table stops at 1.34
+# (v1.12.4-eksbuild.1), its kube-proxy table at 1.34 (v1.34.0-eksbuild.5); EKS Distro's
+# v1-34-eks-16 release notes ship CoreDNS v1.13.2 ("project updates for coredns 1.29-1.35"), the
+# CoreDNS minor pinned here. No public page lists the 1.35 eksbuild numbers or contradicts them,
+# so the pins stay unconfirmed by AWS's own tables. Before an upgrade, re-check with
 # `aws eks describe-addon-versions --kubernetes-version <minor> --addon-name <name>`.
 EKS_ADDON_VERSIONS = {
     "vpc-cni": "v1.22.4-eksbuild.3",

@@ -15,6 +15,11 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "plan": ("mlops.plan", "show every resource `pulumi up` would register, offline"),
     "demo": ("kfp_pipelines.demo", "train, serve, detect drift and retrain on one machine"),
     "serve": ("serving_images.model_server.cli", "serve one MLflow model over HTTP"),
+    "teardown-check": (
+        "mlops.teardown",
+        "before destroying the infra layer: wait until the cloud resources Kubernetes made "
+        "(load balancers, volumes) are gone",
+    ),
     "schema": ("mlops.schema", "write the JSON Schema of stack files (stacks/stack.schema.json)"),
 }
 

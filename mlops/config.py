@@ -21,18 +21,18 @@ from components.base import StrictModel
 from components.cloud import Cloud
 from components.cluster import ClusterConfig
 from components.delivery import DeliveryConfig
-from components.feast import FeastConfig
+from components.feast import ElastiCacheConfig, FeastConfig, MemorystoreConfig, RedisConfig
 from components.feast.model import config_problems as feast_problems
 from components.gpu import GpuPools, pool_problems
 from components.identity import WorkloadIdentityConfig
 from components.identity.model import check_buckets, check_identity_name
-from components.kafka import KafkaConfig
+from components.kafka import KafkaConfig, ManagedKafkaConfig, MskConfig, StrimziConfig
 from components.kafka.model import cloud_problems as kafka_problems
 from components.kafka.model import msk_client_subnets
 from components.loop import LoopConfig
 from components.loop import config_problems as loop_problems
 from components.mesh import MeshConfig
-from components.mlflow import MlflowConfig
+from components.mlflow import CloudSqlConfig, MlflowConfig, PostgresConfig, RdsConfig
 from components.mlflow.model import config_problems as mlflow_problems
 from components.mlflow.model import tracking_uri as mlflow_tracking_uri
 from components.monitoring import MonitoringConfig
@@ -40,9 +40,104 @@ from components.pipelines import PipelinesConfig, pipelines_problems
 from components.secret_config import SECRET_PLACEHOLDER, mark_engine_secrets
 from components.serving import ServingDeployments
 from components.storage import StorageConfig
+from components.storage.model import GcsConfig, MinioConfig, S3Config
 from mlops import wiring
 
 NAMESPACE = "mlops"
+
+# Pluggable backends: where each `type:` block is, and the backend each cloud runs (its model).
+# A block may leave out `type` (or be left out): the cloud's own is filled in.
+BACKENDS: dict[tuple[str, str], dict[str, type[StrictModel]]] = {
+    ("kafka", "backend"): {"aws": MskConfig, "gcp": ManagedKafkaConfig, "local": StrimziConfig},
+    ("storage", "backend"): {"aws": S3Config, "gcp": GcsConfig, "local": MinioConfig},
+    ("feast", "online_store"): {
+        "aws": ElastiCacheConfig,
+        "gcp": MemorystoreConfig,
+        "local": RedisConfig,
+    },
+    ("mlflow", "database"): {"aws": RdsConfig, "gcp": CloudSqlConfig, "local": PostgresConfig},
+}
+
+
+def _type_of(model: type[StrictModel]) -> str:
+    return str(model.model_fields["type"].default)
+
+
+def with_backend_types(data: Any) -> tuple[Any, list[tuple[str, str]]]:
+    """`data` (the `mlops:` values) with every backend block's `type` filled in from the cloud,
+    and (dotted path, message) for a type that is not the cloud's."""
+    if not isinstance(data, Mapping):
+        return data, []
+    cloud = data.get("cloud")
+    cloud_type = cloud.get("type") if isinstance(cloud, Mapping) else None
+    if cloud_type not in ("aws", "gcp", "local"):
+        return data, []  # the cloud's own error says why
+    filled = dict(data)
+    problems: list[tuple[str, str]] = []
+    for (section, key), by_cloud in BACKENDS.items():
+        block = filled.get(section, {})
+        if not isinstance(block, Mapping):
+            continue  # the section's own error
+        backend = block.get(key)
+        if backend is None:
+            backend = {}
+        if not isinstance(backend, Mapping):
+            continue
+        wanted = _type_of(by_cloud[cloud_type])
+        given = backend.get("type", wanted)
+        if given != wanted:
+            owner = next((c for c, m in by_cloud.items() if _type_of(m) == given), None)
+            runs_on = f"{given!r} runs on {owner}" if owner else f"{given!r} is no backend"
+            problems.append(
+                (
+                    f"{section}.{key}.type",
+                    f"{runs_on}; this stack's cloud is {cloud_type}: use {wanted!r} (or leave "
+                    "`type` out)",
+                )
+            )
+            continue
+        filled[section] = {**block, key: {**backend, "type": wanted}}
+    return filled, problems
+
+
+# Keys that became a backend block's (UPGRADING.md), for the error an old stack file gets.
+MOVED = {
+    ("kafka", "msk"): "kafka.backend (type: msk)",
+    ("kafka", "managed_kafka"): "kafka.backend (type: managed_kafka)",
+    ("kafka", "strimzi"): "kafka.backend (type: strimzi)",
+    ("storage", "minio"): "storage.backend (type: minio)",
+    ("storage", "kms_key"): "storage.backend.kms_key",
+    ("storage", "access_log_retention_days"): "storage.backend.access_log_retention_days",
+}
+
+
+def _backend_field_hint(loc: tuple[Any, ...], data: Mapping[str, Any]) -> str | None:
+    """For an unknown field in a backend block that another backend has: whose it is; for a
+    key that moved into a backend block: where it is now."""
+    if tuple(loc) in MOVED:
+        return f"unknown field: moved to {MOVED[tuple(loc)]}, see UPGRADING.md"
+    for (section, key), by_cloud in BACKENDS.items():
+        if len(loc) != 4 or tuple(loc[:2]) != (section, key):
+            continue
+        field = str(loc[3])
+        owners = [
+            f"{_type_of(model)} ({cloud})"
+            for cloud, model in by_cloud.items()
+            if _type_of(model) != loc[2] and field in model.model_fields
+        ]
+        cloud = data.get("cloud", {}).get("type")
+        if owners:
+            return (
+                f"unknown field for type {loc[2]!r}: a setting of {', '.join(owners)}; this "
+                f"stack's cloud is {cloud}"
+            )
+        prefix = next((p for p in ("aws_", "gcp_", "local_") if field.startswith(p)), None)
+        if prefix is not None:
+            return (
+                f"unknown field: a `type:` block names its settings without the cloud prefix "
+                f"({field} -> {field.removeprefix(prefix)}), see UPGRADING.md"
+            )
+    return None
 
 
 class PlatformConfig(StrictModel):
@@ -117,6 +212,16 @@ class PlatformConfig(StrictModel):
         description="Models served by the model server (stable and canary tracks behind Istio), "
         "keyed by deployment name.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _backend_types(cls, data: Any) -> Any:
+        """Each backend block's `type` from the cloud (see `with_backend_types`)."""
+        filled, problems = with_backend_types(data)
+        if problems:
+            path, message = problems[0]
+            raise ValueError(f"{path}: {message}")
+        return filled
 
     @model_validator(mode="before")
     @classmethod
@@ -239,15 +344,15 @@ class PlatformConfig(StrictModel):
                 if f"serving-{key}" in self.kafka.strimzi.users:
                     problems.append(
                         (
-                            "kafka.strimzi.users",
+                            "kafka.backend.users",
                             f"'serving-{key}' is the Kafka user of serving.{key}; rename it",
                         )
                     )
         return problems
 
 
-# Settings that only one cloud reads: a `<cloud>_` prefix, or a backend block.
-_BACKEND_BLOCKS = {"msk": "aws", "managed_kafka": "gcp", "strimzi": "local", "minio": "local"}
+# Settings that only one cloud reads and that are not yet a backend's `type:` block (those
+# refuse another backend's fields themselves, see BACKENDS): a `<cloud>_` prefix.
 # Maps whose keys are the user's own names, not settings (a pipeline parameter may be `aws_x`).
 _FREE_FORM = {"tags", "labels", "parameters", "server_settings", "annotations", "node_selector"}
 
@@ -262,9 +367,7 @@ def wrong_cloud_problems(values: Mapping[str, Any], cloud: str) -> list[tuple[st
             return
         for key, value in node.items():
             where = f"{path}.{key}" if path else str(key)
-            owner = _BACKEND_BLOCKS.get(str(key)) or next(
-                (c for c in ("aws", "gcp", "local") if str(key).startswith(f"{c}_")), None
-            )
+            owner = next((c for c in ("aws", "gcp", "local") if str(key).startswith(f"{c}_")), None)
             if owner is not None and owner != cloud and value is not None:
                 problems.append((where, f"only read on {owner}; this stack's cloud is {cloud}"))
             elif str(key) not in _FREE_FORM:
@@ -342,11 +445,23 @@ def validate(
         for key, value in values.items()
         if key.split(":", 1)[0] == NAMESPACE
     }
+    ours, wrong_types = with_backend_types(ours)
+    if wrong_types:
+        raise ConfigError(
+            source, [(f"{NAMESPACE}:{path}", message) for path, message in wrong_types]
+        )
     try:
         # what the stack says, completed with what the platform derives from it
         platform = wiring.effective(PlatformConfig.model_validate(ours))
     except ValidationError as exc:
-        problems = [_problem(_dotted(err["loc"], ours), _message(err)) for err in exc.errors()]
+        problems = [
+            _problem(
+                _dotted(err["loc"], ours),
+                (err["type"] == "extra_forbidden" and _backend_field_hint(err["loc"], ours))
+                or _message(err),
+            )
+            for err in exc.errors()
+        ]
         raise ConfigError(source, problems) from None
     cross = wrong_cloud_problems(ours, platform.cloud.type) + platform.cross_field_problems()
     if cross:

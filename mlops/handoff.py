@@ -15,8 +15,9 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components import network as network_handoff
 from components.cluster import KubernetesCluster
-from components.cluster.wiring import AwsNetwork, GcpNetwork
+from components.network import Network
 from components.storage import ObjectStore
 from mlops.config import PlatformConfig
 
@@ -58,19 +59,9 @@ def cluster_exports(cluster: KubernetesCluster) -> dict[str, Any]:
         "oidc_provider_arn": cluster.oidc_provider_arn,
         "oidc_issuer": cluster.oidc_issuer,
         "workload_pool": cluster.workload_pool,
-        "network": None,
+        # the one network hand-off (components/network.py), for what attaches to the network
+        "network": network_handoff.exports(network) if network is not None else None,
     }
-    if isinstance(network, AwsNetwork):
-        exported["network"] = {
-            "vpc_id": network.vpc_id,
-            "private_subnet_ids": list(network.private_subnet_ids),
-            "cluster_security_group_id": network.cluster_security_group_id,
-        }
-    elif isinstance(network, GcpNetwork):
-        exported["network"] = {
-            "network_id": network.network_id,
-            "subnetwork_id": network.subnetwork_id,
-        }
     return exported
 
 
@@ -79,7 +70,7 @@ class ClusterHandoff:
     """The parts of `KubernetesCluster` later layers use (`ClusterIdentity` for identities)."""
 
     provider: k8s.Provider
-    network: AwsNetwork | GcpNetwork | None
+    network: Network | None
     oidc_provider_arn: pulumi.Output[str] | None = None
     oidc_issuer: pulumi.Output[str] | None = None
     workload_pool: pulumi.Output[str] | None = None
@@ -110,23 +101,7 @@ def cluster_from(
         kubeconfig=infra.get_output("kubeconfig"),
         opts=pulumi.ResourceOptions(aliases=[alias]),
     )
-    network_out = infra.get_output("network")
-    network: AwsNetwork | GcpNetwork
-    if cloud.type == "aws":
-        zones = platform.cluster.network.availability_zones
-        network = AwsNetwork(
-            vpc_id=_item(network_out, "vpc_id"),
-            vpc_cidr=platform.cluster.network.vpc_cidr,
-            private_subnet_ids=[_item(network_out, "private_subnet_ids", i) for i in range(zones)],
-            cluster_security_group_id=_item(network_out, "cluster_security_group_id"),
-        )
-    else:
-        network = GcpNetwork(
-            project=cloud.project,
-            region=cloud.region,
-            network_id=_item(network_out, "network_id"),
-            subnetwork_id=_item(network_out, "subnetwork_id"),
-        )
+    network = network_from(infra, platform)
     return ClusterHandoff(
         provider=provider,
         network=network,
@@ -134,6 +109,35 @@ def cluster_from(
         oidc_issuer=infra.get_output("oidc_issuer"),
         workload_pool=infra.get_output("workload_pool"),
     )
+
+
+def network_from(infra: pulumi.StackReference, platform: PlatformConfig) -> Network:
+    """The infra layer's `network` export as the hand-off again. How many subnets and groups
+    there are, the CIDR, project and region come from the config every layer shares; the ids
+    are the infra layer's outputs."""
+    out = infra.get_output("network")
+    cloud = platform.cloud
+    if cloud.type == "aws":
+        return Network(
+            cloud="aws",
+            network_id=_item(out, "network_id"),
+            cidr=platform.cluster.network.vpc_cidr,
+            private_subnet_ids=[
+                _item(out, "private_subnet_ids", i)
+                for i in range(platform.cluster.network.availability_zones)
+            ],
+            client_security_group_ids=[_item(out, "client_security_group_ids", 0)],
+        )
+    if cloud.type == "gcp":
+        return Network(
+            cloud="gcp",
+            network_id=_item(out, "network_id"),
+            cidr=platform.cluster.network.vpc_cidr,
+            private_subnet_ids=[_item(out, "private_subnet_ids", 0)],
+            project=cloud.project,
+            region=cloud.region,
+        )
+    raise ValueError(f"cloud {cloud.type!r}: a local cluster hands over no network")
 
 
 # -- the object store -------------------------------------------------------------------------

@@ -4,9 +4,12 @@ The platform is three stacks per environment, one per layer, deployed in this or
 
 - **infra** (`deploy/infra`, project `mlops-infra`): network, cluster, GPU pools, object store.
 - **platform** (`deploy/platform`, `mlops-platform`): the add-ons that bring CRDs and
-  controllers: Istio, kube-prometheus-stack, Flagger, Kubeflow Pipelines.
+  controllers: Istio, kube-prometheus-stack, Flagger, Kubeflow Pipelines, metrics-server, and
+  the Strimzi operator where Kafka runs in the cluster.
 - **ml** (`deploy/ml`, `mlops-ml`): namespaces, workload identities, Kafka, MLflow, Feast, the
-  loop and the serving deployments, whose custom resources need the platform's CRDs.
+  loop and the serving deployments, and every custom resource of the platform's CRDs (the
+  alert rules, mesh-wide mTLS, Strimzi's Kafka objects): no layer plans a custom resource next
+  to the release that installs its CRD.
 
 Every project's `main` is this checkout's `__main__.py`, which calls `main()`: the layer is the
 project's. A later layer reads an earlier one through a `StackReference` (`mlops/handoff.py`);
@@ -20,7 +23,6 @@ import pulumi
 import pulumi_random as random
 
 from components.cluster import KubernetesCluster, KubernetesClusterArgs
-from components.cluster.wiring import AwsNetwork, GcpNetwork
 from components.delivery import ProgressiveDelivery, ProgressiveDeliveryArgs
 from components.delivery.model import load_tester_url
 from components.feast import FeatureStore, FeatureStoreArgs
@@ -28,11 +30,12 @@ from components.gpu import GpuNodePools, GpuNodePoolsArgs
 from components.identity import WorkloadIdentity, WorkloadIdentityArgs
 from components.identity.model import credentials_secret_name
 from components.kafka import (
-    AwsKafkaNetwork,
     KafkaClient,
     KafkaClientArgs,
     KafkaCluster,
     KafkaClusterArgs,
+    StrimziOperator,
+    StrimziOperatorArgs,
 )
 from components.loop import (
     PredictionLogConsumer,
@@ -43,17 +46,18 @@ from components.loop import (
 from components.loop.model import TOKEN_LENGTH, Release, ReleaseWiring
 from components.loop.model import receiver_url as loop_receiver_url
 from components.loop.model import service_url as loop_service_url
-from components.mesh import IstioMesh, IstioMeshArgs
+from components.mesh import IstioMesh, IstioMeshArgs, MeshMutualTls, MeshMutualTlsArgs
 from components.metrics_server import MetricsServer, MetricsServerArgs, hpa_sources
 from components.metrics_server import decide as decide_metrics_server
-from components.mlflow import (
-    AwsDatabaseNetwork,
-    GcpDatabaseNetwork,
-    TrackingServer,
-    TrackingServerArgs,
-)
+from components.mlflow import TrackingServer, TrackingServerArgs
 from components.mlflow.model import tracking_uri as mlflow_tracking_uri
-from components.monitoring import Observability, ObservabilityArgs, RetrainWebhook
+from components.monitoring import (
+    ModelAlerts,
+    ModelAlertsArgs,
+    Observability,
+    ObservabilityArgs,
+    RetrainWebhook,
+)
 from components.monitoring.model import prometheus_url
 from components.namespaces import WorkloadNamespaces, WorkloadNamespacesArgs
 from components.pipelines import KubeflowPipelines, KubeflowPipelinesArgs
@@ -213,6 +217,16 @@ def compose_platform(platform: config.PlatformConfig) -> None:
         else None
     )
     made.add("delivery", delivery)
+    # Strimzi's CRDs for the ml layer's Kafka custom resources (Kafka in the cluster).
+    if wiring.strimzi(platform):
+        made.add(
+            "kafka-operator",
+            StrimziOperator(
+                f"{NAME}-kafka",
+                StrimziOperatorArgs(config=platform.kafka, kubernetes=cluster.provider),
+                made.waits("kafka-operator"),
+            ),
+        )
     # The metrics API behind every CPU HorizontalPodAutoscaler (serving, istiod), where the
     # cluster has none of its own (EKS, kind); the HPAs are in the ml layer, deployed after it.
     metrics = decide_metrics_server(
@@ -261,6 +275,25 @@ def compose_ml(platform: config.PlatformConfig) -> None:
     for name, namespace in namespaces.by_name.items():
         made.add(f"namespace:{name}", namespace)
 
+    # The custom resources of the platform layer's CRDs (kube-prometheus-stack, istio-base).
+    made.add(
+        "alerts",
+        ModelAlerts(
+            f"{NAME}-monitoring",
+            ModelAlertsArgs(config=platform.monitoring, kubernetes=cluster.provider),
+            made.waits("alerts"),
+        ),
+    )
+    if platform.mesh.enabled:
+        made.add(
+            "mesh-mtls",
+            MeshMutualTls(
+                f"{NAME}-mesh",
+                MeshMutualTlsArgs(config=platform.mesh, kubernetes=cluster.provider),
+                made.waits("mesh-mtls"),
+            ),
+        )
+
     network = cluster.network
     kafka = KafkaCluster(
         f"{NAME}-kafka",
@@ -269,14 +302,7 @@ def compose_ml(platform: config.PlatformConfig) -> None:
             config=platform.kafka,
             protect=platform.protect_stateful,
             kubernetes=cluster.provider,
-            aws_network=AwsKafkaNetwork(
-                vpc_id=network.vpc_id,
-                subnet_ids=network.private_subnet_ids,
-                client_security_group_ids=[network.cluster_security_group_id],
-            )
-            if isinstance(network, AwsNetwork)
-            else None,
-            gcp_subnetwork=network.subnetwork_id if isinstance(network, GcpNetwork) else None,
+            network=network,
         ),
         on_cloud,
     )
@@ -325,16 +351,7 @@ def compose_ml(platform: config.PlatformConfig) -> None:
             storage=store,
             kubernetes=cluster.provider,
             protect=platform.protect_stateful,
-            aws_network=AwsDatabaseNetwork(
-                vpc_id=network.vpc_id,
-                subnet_ids=network.private_subnet_ids,
-                client_security_group_ids=[network.cluster_security_group_id],
-            )
-            if isinstance(network, AwsNetwork)
-            else None,
-            gcp_network=GcpDatabaseNetwork(network=network.network_id)
-            if isinstance(network, GcpNetwork)
-            else None,
+            network=network,
         ),
         pulumi.ResourceOptions.merge(on_cloud, made.waits("mlflow")),
     )

@@ -270,12 +270,25 @@ def workload_namespaces(platform: PlatformConfig) -> list[str]:
 
 Node = str  # "cluster", "namespace:serving", "identity:mlflow", "serving:churn", ...
 
+# The add-ons that bring CRDs and controllers. Nothing of theirs is a custom resource of their
+# own CRDs: those are the nodes that wait for them in the ml layer ("alerts" for "monitoring",
+# "mesh-mtls" for "mesh", "kafka" for "kafka-operator"), so a layer's preview never needs a CRD
+# that its own `pulumi up` would install (pulumi-kubernetes #3027, #3176).
+PLATFORM_NODES = frozenset(
+    {"mesh", "monitoring", "delivery", "pipelines", "loop-token", "kafka-operator"}
+)
+
+
+def strimzi(platform: PlatformConfig) -> bool:
+    """Kafka runs in the cluster (Strimzi): its operator is a platform add-on."""
+    return platform.kafka.backend is not None and platform.kafka.backend.type == "strimzi"
+
 
 def layer_of(node: Node) -> Layer:
     kind = node.split(":", 1)[0]
     if kind in ("cluster", "gpu", "storage"):
         return "infra"
-    if kind in ("mesh", "monitoring", "delivery", "pipelines", "loop-token"):
+    if kind in PLATFORM_NODES:
         return "platform"
     return "ml"
 
@@ -305,11 +318,17 @@ def graph(platform: PlatformConfig) -> dict[Node, tuple[Node, ...]]:
         "monitoring": ["cluster", "loop-token"],
         **({"mesh": ["cluster"]} if platform.mesh.enabled else {}),
     }
+    if strimzi(platform):
+        nodes["kafka-operator"] = ["cluster"]
     if platform.delivery.enabled:
         nodes["delivery"] = ["cluster", "monitoring", *mesh]
+    # the custom resources of the add-ons' CRDs, one layer after them
+    nodes["alerts"] = ["monitoring"]
+    if platform.mesh.enabled:
+        nodes["mesh-mtls"] = ["mesh"]
     for name in workload_namespaces(platform):
         nodes[f"namespace:{name}"] = ["cluster"]
-    nodes["kafka"] = ["cluster"]
+    nodes["kafka"] = ["cluster", *(["kafka-operator"] if strimzi(platform) else [])]
     for client in kafka_clients(platform):
         nodes[f"kafka-client:{client.name}"] = ["kafka", namespace(client.namespace)]
     grants = {

@@ -38,8 +38,9 @@ from components.cluster.model import (
     subnet_plan,
     system_pool_spec,
 )
-from components.cluster.wiring import AwsNetwork, ClusterParts, EksNodeWiring
+from components.cluster.wiring import ClusterParts, EksNodeWiring
 from components.identity.model import irsa_trust_policy
+from components.network import Network
 from components.versions import CLUSTER_AUTOSCALER
 
 CLUSTER_POLICIES = ("AmazonEKSClusterPolicy",)
@@ -248,11 +249,14 @@ def build(name: str, cloud: AwsCloud, config: ClusterConfig, protect: bool, pare
         oidc_issuer=issuer,
         node_wiring=wiring,
         prerequisites=prerequisites,
-        network=AwsNetwork(
-            vpc_id=vpc.id,
-            vpc_cidr=config.network.vpc_cidr,
+        network=Network(
+            cloud="aws",
+            network_id=vpc.id,
+            cidr=config.network.vpc_cidr,
             private_subnet_ids=[private_subnets[zone].id for zone in zones],
-            cluster_security_group_id=cluster.vpc_config.cluster_security_group_id,
+            # The group EKS attaches to the control plane and to every managed node group (the
+            # platform's launch templates set none): allowing it lets pods on any node connect.
+            client_security_group_ids=[cluster.vpc_config.cluster_security_group_id],
         ),
     )
 
@@ -314,7 +318,7 @@ def _prerequisites(
             opts=pulumi.ResourceOptions(parent=parent, depends_on=depends_on),
         )
     on_cluster = pulumi.ResourceOptions(parent=parent, provider=provider)
-    gp3_class = gp3_storage_class(config.volume_kms_key_arn)
+    gp3_class = gp3_storage_class(config.name, config.volume_kms_key_arn)
     gp3 = k8s.storage.v1.StorageClass(
         f"{name}-gp3",
         metadata=gp3_class["metadata"],

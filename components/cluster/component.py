@@ -9,7 +9,8 @@ import pulumi
 from components.cloud import Cloud
 from components.cluster import aws, gcp, local
 from components.cluster.model import ClusterConfig
-from components.cluster.wiring import AwsNetwork, EksNodeWiring, GcpNetwork, GkeNodeWiring
+from components.cluster.wiring import EksNodeWiring, GkeNodeWiring
+from components.network import Network
 
 # The cloud picks the implementation; every one returns the same ClusterParts.
 _IMPLEMENTATIONS = {"aws": aws.build, "gcp": gcp.build, "local": local.build}
@@ -37,7 +38,7 @@ class KubernetesCluster(pulumi.ComponentResource):
     """
 
     node_wiring: EksNodeWiring | GkeNodeWiring | None
-    network: AwsNetwork | GcpNetwork | None
+    network: Network | None
 
     def __init__(
         self, name: str, args: KubernetesClusterArgs, opts: pulumi.ResourceOptions | None = None

@@ -18,7 +18,8 @@ from components.cluster.model import (
     system_pool_spec,
     workload_pool,
 )
-from components.cluster.wiring import ClusterParts, GcpNetwork, GkeNodeWiring
+from components.cluster.wiring import ClusterParts, GkeNodeWiring
+from components.network import Network
 
 # Least privilege for nodes: the minimal role Google defines for node service accounts
 # (logs, metrics, metadata) plus pulling images from Artifact Registry.
@@ -205,11 +206,13 @@ def build(name: str, cloud: GcpCloud, config: ClusterConfig, protect: bool, pare
         endpoint=cluster.endpoint,
         workload_pool=pulumi.Output.from_input(pool),
         node_wiring=wiring,
-        network=GcpNetwork(
+        network=Network(
+            cloud="gcp",
+            network_id=network.id,
+            cidr=config.network.vpc_cidr,
+            private_subnet_ids=[subnetwork.id],
             project=cloud.project,
             region=cloud.region,
-            network_id=network.id,
-            subnetwork_id=subnetwork.id,
         ),
     )
 

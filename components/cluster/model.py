@@ -702,10 +702,24 @@ def ebs_csi_kms_policy(key_arn: str) -> dict[str, Any]:
     }
 
 
-def gp3_storage_class(kms_key_arn: str | None = None) -> dict[str, Any]:
+def cluster_tag(cluster_name: str) -> str:
+    """The tag key Kubernetes' AWS integrations put on what they create for a cluster."""
+    return f"kubernetes.io/cluster/{cluster_name}"
+
+
+def gp3_storage_class(cluster_name: str, kms_key_arn: str | None = None) -> dict[str, Any]:
     """The cluster's default class: encrypted gp3 through the EBS CSI driver, bound only once a
-    pod is scheduled (an EBS volume lives in one zone: the pod's), expandable in place."""
-    parameters = {"type": "gp3", "encrypted": "true", "csi.storage.k8s.io/fstype": "ext4"}
+    pod is scheduled (an EBS volume lives in one zone: the pod's), expandable in place.
+
+    Its volumes are tagged `kubernetes.io/cluster/<name>=owned` (the driver's `tagSpecification_*`
+    parameters, since v1.6.0): the driver itself only adds `ebs.csi.aws.com/cluster=true`, which
+    says nothing of which cluster, and `mlops teardown-check` finds what a cluster left by it."""
+    parameters = {
+        "type": "gp3",
+        "encrypted": "true",
+        "csi.storage.k8s.io/fstype": "ext4",
+        "tagSpecification_1": f"{cluster_tag(cluster_name)}=owned",
+    }
     if kms_key_arn is not None:
         parameters["kmsKeyId"] = kms_key_arn
     return {

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.network import Network
+
 
 @dataclass(frozen=True)
 class EksNodeWiring:
@@ -34,28 +36,6 @@ class GkeNodeWiring:
 
 
 @dataclass(frozen=True)
-class AwsNetwork:
-    """Where in-VPC services (RDS, MSK) go, and who may reach them."""
-
-    vpc_id: pulumi.Output[str]
-    vpc_cidr: str
-    private_subnet_ids: Sequence[pulumi.Output[str]]
-    # The group EKS attaches to the control plane and to every managed node group (the
-    # platform's launch templates set none): allowing it lets pods on any node connect.
-    cluster_security_group_id: pulumi.Output[str]
-
-
-@dataclass(frozen=True)
-class GcpNetwork:
-    """The VPC network and node subnetwork, for private services (Cloud SQL, Managed Kafka)."""
-
-    project: str
-    region: str
-    network_id: pulumi.Output[str]
-    subnetwork_id: pulumi.Output[str]
-
-
-@dataclass(frozen=True)
 class ClusterParts:
     provider: k8s.Provider
     kubeconfig: pulumi.Output[str] | None
@@ -65,7 +45,7 @@ class ClusterParts:
     oidc_issuer: pulumi.Output[str] | None = None
     workload_pool: pulumi.Output[str] | None = None
     node_wiring: EksNodeWiring | GkeNodeWiring | None = None
-    network: AwsNetwork | GcpNetwork | None = None
+    network: Network | None = None  # the hand-off to what attaches to it (none locally)
     # what in-cluster components with volumes wait for: the storage driver and default class
     # the platform installs (EKS); empty where the cloud or the local cluster provides them
     prerequisites: Sequence[pulumi.Resource] = ()

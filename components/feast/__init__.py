@@ -2,20 +2,26 @@
 the feature server in the cluster."""
 
 from components.feast.model import (
+    ElastiCacheConfig,
     FeastConfig,
+    MemorystoreConfig,
     OfflineStoreConfig,
     OnlineStoreConfig,
+    RedisConfig,
     RegistryConfig,
     ServerConfig,
 )
 from components.feast.resources import FeatureStore, FeatureStoreArgs
 
 __all__ = [
+    "ElastiCacheConfig",
     "FeastConfig",
     "FeatureStore",
     "FeatureStoreArgs",
+    "MemorystoreConfig",
     "OfflineStoreConfig",
     "OnlineStoreConfig",
+    "RedisConfig",
     "RegistryConfig",
     "ServerConfig",
 ]

@@ -19,7 +19,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import Field, field_validator, model_validator
@@ -162,48 +162,15 @@ class OfflineStoreConfig(StrictModel):
         return value
 
 
-class OnlineStoreConfig(StrictModel):
-    """The Redis online store: ElastiCache (AWS), Memorystore (GCP) or a StatefulSet (local).
-
-    Clouds always use TLS and AUTH; locally Redis requires the generated password and only
-    the feature server and `client_namespaces` reach it.
-    """
+class _ManagedRedisConfig(StrictModel):
+    """What ElastiCache and Memorystore share (both always use TLS and AUTH)."""
 
     replicas: int = Field(
         default=1,
         ge=0,
         le=5,
-        description="Read replicas beside the primary. Clouds: at least 1 turns on automatic "
-        "failover (ElastiCache Multi-AZ, Memorystore STANDARD_HA). Ignored locally (one pod).",
-    )
-    aws_node_type: str = Field(default="cache.t4g.small", description="AWS: ElastiCache node type.")
-    aws_kms_key_arn: str | None = Field(
-        default=None,
-        description="AWS: customer key for at-rest encryption. Default: the ElastiCache "
-        "service key. Data is encrypted at rest either way.",
-    )
-    aws_snapshot_retention_days: int = Field(
-        default=1,
-        ge=0,
-        le=35,
-        description="AWS: days of automatic snapshots (0: none; the online store can be "
-        "rebuilt by materializing again).",
-    )
-    gcp_memory_size_gb: int = Field(
-        default=1, ge=1, le=300, description="GCP: Memorystore capacity in GiB."
-    )
-    gcp_persistence: bool = Field(
-        default=True, description="GCP: daily RDB snapshots (Memorystore persistence)."
-    )
-    local_memory_limit: str = Field(
-        default="1Gi",
-        description="Local: memory limit of the Redis pod; Redis's maxmemory is 70 % of it.",
-    )
-    local_storage_gb: int = Field(
-        default=5, ge=1, le=1024, description="Local: size of the append-only-file volume."
-    )
-    local_storage_class: str | None = Field(
-        default=None, description="Local: StorageClass of the volume; null: the cluster default."
+        description="Read replicas beside the primary; at least 1 turns on automatic failover "
+        "(ElastiCache Multi-AZ, Memorystore STANDARD_HA).",
     )
     key_ttl_seconds: int | None = Field(
         default=None,
@@ -211,48 +178,11 @@ class OnlineStoreConfig(StrictModel):
         description="Expire entity keys this long after their last write (Feast's "
         "`key_ttl_seconds`); null keeps them.",
     )
-    deletion_protection: bool | None = Field(
-        default=None,
-        description="GCP: refuse to delete the instance. Default: the stack's `protect_stateful`.",
-    )
     identifier: str | None = Field(
         default=None,
         description="ElastiCache replication group id / Memorystore instance name. Default: "
         "`<project>-<stack>-feast`.",
     )
-
-    @field_validator("aws_node_type")
-    @classmethod
-    def _node_type(cls, value: str) -> str:
-        if not _AWS_NODE_TYPE.match(value):
-            raise ValueError(f"aws_node_type {value!r} must look like cache.t4g.small")
-        return value
-
-    @field_validator("aws_kms_key_arn")
-    @classmethod
-    def _kms(cls, value: str | None) -> str | None:
-        if value is not None and not _AWS_KEY.match(value):
-            raise ValueError(
-                f"aws_kms_key_arn {value!r} must be a KMS key ARN "
-                "(arn:aws:kms:<region>:<account>:key/<id>)"
-            )
-        return value
-
-    @field_validator("local_memory_limit")
-    @classmethod
-    def _memory(cls, value: str) -> str:
-        if not is_quantity(value) or quantity_value(value) < 64 * 2**20:
-            raise ValueError(
-                f"local_memory_limit {value!r} must be a Kubernetes quantity of at least 64Mi"
-            )
-        return value
-
-    @field_validator("local_storage_class")
-    @classmethod
-    def _storage_class(cls, value: str | None) -> str | None:
-        if value is not None and (len(value) > 253 or not _HOST.match(value)):
-            raise ValueError(f"local_storage_class {value!r} is not a valid StorageClass name")
-        return value
 
     @field_validator("identifier")
     @classmethod
@@ -260,6 +190,103 @@ class OnlineStoreConfig(StrictModel):
         if value is not None:
             check_identifier(value, "identifier")
         return value
+
+
+class ElastiCacheConfig(_ManagedRedisConfig):
+    """AWS: an ElastiCache for Redis OSS replication group."""
+
+    type: Literal["elasticache"] = Field(
+        default="elasticache", description="ElastiCache for Redis OSS (AWS stacks)."
+    )
+    node_type: str = Field(default="cache.t4g.small", description="ElastiCache node type.")
+    kms_key_arn: str | None = Field(
+        default=None,
+        description="Customer key for at-rest encryption. Default: the ElastiCache service "
+        "key. Data is encrypted at rest either way.",
+    )
+    snapshot_retention_days: int = Field(
+        default=1,
+        ge=0,
+        le=35,
+        description="Days of automatic snapshots (0: none; the online store can be rebuilt by "
+        "materializing again).",
+    )
+
+    @field_validator("node_type")
+    @classmethod
+    def _node_type(cls, value: str) -> str:
+        if not _AWS_NODE_TYPE.match(value):
+            raise ValueError(f"node_type {value!r} must look like cache.t4g.small")
+        return value
+
+    @field_validator("kms_key_arn")
+    @classmethod
+    def _kms(cls, value: str | None) -> str | None:
+        if value is not None and not _AWS_KEY.match(value):
+            raise ValueError(
+                f"kms_key_arn {value!r} must be a KMS key ARN "
+                "(arn:aws:kms:<region>:<account>:key/<id>)"
+            )
+        return value
+
+
+class MemorystoreConfig(_ManagedRedisConfig):
+    """GCP: a Memorystore for Redis instance."""
+
+    type: Literal["memorystore"] = Field(
+        default="memorystore", description="Memorystore for Redis (GCP stacks)."
+    )
+    memory_size_gb: int = Field(default=1, ge=1, le=300, description="Capacity in GiB.")
+    persistence: bool = Field(default=True, description="Daily RDB snapshots.")
+    deletion_protection: bool | None = Field(
+        default=None,
+        description="Refuse to delete the instance. Default: the stack's `protect_stateful`.",
+    )
+
+
+class RedisConfig(StrictModel):
+    """Local: one Redis pod (a StatefulSet) that requires the generated password; only the
+    feature server and `client_namespaces` reach it."""
+
+    type: Literal["redis"] = Field(default="redis", description="Redis in the cluster (local).")
+    memory_limit: str = Field(
+        default="1Gi",
+        description="Memory limit of the Redis pod; Redis's maxmemory is 70 % of it.",
+    )
+    storage_gb: int = Field(
+        default=5, ge=1, le=1024, description="Size of the append-only-file volume."
+    )
+    storage_class: str | None = Field(
+        default=None, description="StorageClass of the volume; null: the cluster default."
+    )
+    key_ttl_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        description="Expire entity keys this long after their last write (Feast's "
+        "`key_ttl_seconds`); null keeps them.",
+    )
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _memory(cls, value: str) -> str:
+        if not is_quantity(value) or quantity_value(value) < 64 * 2**20:
+            raise ValueError(
+                f"memory_limit {value!r} must be a Kubernetes quantity of at least 64Mi"
+            )
+        return value
+
+    @field_validator("storage_class")
+    @classmethod
+    def _storage_class(cls, value: str | None) -> str | None:
+        if value is not None and (len(value) > 253 or not _HOST.match(value)):
+            raise ValueError(f"storage_class {value!r} is not a valid StorageClass name")
+        return value
+
+
+# The Redis online store, a `type:` block: only the chosen backend's fields are accepted.
+OnlineStoreConfig = Annotated[
+    ElastiCacheConfig | MemorystoreConfig | RedisConfig, Field(discriminator="type")
+]
 
 
 class ServerConfig(StrictModel):
@@ -320,7 +347,30 @@ class FeastConfig(StrictModel):
     )
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     offline_store: OfflineStoreConfig = Field(default_factory=OfflineStoreConfig)
-    online_store: OnlineStoreConfig = Field(default_factory=OnlineStoreConfig)
+    online_store: OnlineStoreConfig | None = Field(
+        default=None,
+        description="The Redis online store, a `type:` block with only that backend's "
+        "settings: `elasticache` (AWS), `memorystore` (GCP) or `redis` (local, a StatefulSet). "
+        "The type follows the stack's cloud: omit it (or the whole block) and the cloud's own "
+        "is used.",
+    )
+
+    # The online store's settings, for the resource layer: the block of that type, else its
+    # defaults (the root config fills `online_store` in from the cloud).
+    @property
+    def elasticache(self) -> ElastiCacheConfig:
+        store = self.online_store
+        return store if isinstance(store, ElastiCacheConfig) else ElastiCacheConfig()
+
+    @property
+    def memorystore(self) -> MemorystoreConfig:
+        store = self.online_store
+        return store if isinstance(store, MemorystoreConfig) else MemorystoreConfig()
+
+    @property
+    def redis(self) -> RedisConfig:
+        return self.online_store if isinstance(self.online_store, RedisConfig) else RedisConfig()
+
     server: ServerConfig = Field(default_factory=ServerConfig)
 
     @field_validator("namespace", "service_account")
@@ -473,8 +523,9 @@ def feature_store_config(
         "redis_type": "redis",
         "connection_string": connection_string(endpoint),
     }
-    if config.online_store.key_ttl_seconds is not None:
-        online["key_ttl_seconds"] = config.online_store.key_ttl_seconds
+    key_ttl_seconds = getattr(config.online_store, "key_ttl_seconds", None)
+    if key_ttl_seconds is not None:
+        online["key_ttl_seconds"] = key_ttl_seconds
     return {
         "project": config.project,
         # `local`: the stores below are all named explicitly; materialization runs in the
@@ -767,7 +818,7 @@ def redis_statefulset(config: FeastConfig) -> dict[str, Any]:
     """The official redis image, non-root on a read-only root. Its entrypoint skips the
     chown/gosu step when started unprivileged; the config file (with requirepass) comes from
     the Secret, so the password is in no argv and no environment of the server."""
-    online = config.online_store
+    online = config.redis
     ping = {
         "exec": {
             "command": [
@@ -780,10 +831,10 @@ def redis_statefulset(config: FeastConfig) -> dict[str, Any]:
     }
     claim_spec: dict[str, Any] = {
         "accessModes": ["ReadWriteOnce"],
-        "resources": {"requests": {"storage": f"{online.local_storage_gb}Gi"}},
+        "resources": {"requests": {"storage": f"{online.storage_gb}Gi"}},
     }
-    if online.local_storage_class is not None:
-        claim_spec["storageClassName"] = online.local_storage_class
+    if online.storage_class is not None:
+        claim_spec["storageClassName"] = online.storage_class
     return {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
@@ -815,7 +866,7 @@ def redis_statefulset(config: FeastConfig) -> dict[str, Any]:
                             "env": [_secret_env("REDISCLI_AUTH", REDIS_PASSWORD_KEY)],
                             "resources": {
                                 "requests": {"cpu": "100m", "memory": "256Mi"},
-                                "limits": {"memory": online.local_memory_limit},
+                                "limits": {"memory": online.memory_limit},
                             },
                             "startupProbe": kube.probe(ping, 5, 60),
                             "readinessProbe": kube.probe(ping, 5, 3),

@@ -22,9 +22,9 @@ import pulumi_random as random
 
 from components import naming
 from components.cloud import AwsCloud, Cloud, GcpCloud
-from components.cluster.wiring import AwsNetwork, GcpNetwork
 from components.feast import model
 from components.kube_resources import depends_on_of, in_cluster_store
+from components.network import Network
 from components.storage.model import default_bucket_prefix
 from components.versions import ELASTICACHE_VALKEY_VERSION, MEMORYSTORE_REDIS_VERSION
 
@@ -50,7 +50,7 @@ class FeatureStoreArgs:
     config: model.FeastConfig
     storage: FeatureBuckets
     kubernetes: k8s.Provider
-    network: AwsNetwork | GcpNetwork | None = None
+    network: Network | None = None
     protect: bool = False
 
 
@@ -92,19 +92,17 @@ class FeatureStore(pulumi.ComponentResource):
             raise ValueError(
                 f"feast.registry.bucket: unknown bucket {bucket!r}; the store has {known}"
             )
-        if cloud.type == "aws" and not isinstance(args.network, AwsNetwork):
-            raise ValueError(
-                "FeatureStoreArgs.network: on AWS the cluster's AwsNetwork (VPC, private "
-                "subnets, cluster security group) is required for ElastiCache"
-            )
-        if cloud.type == "gcp" and not isinstance(args.network, GcpNetwork):
-            raise ValueError(
-                "FeatureStoreArgs.network: on GCP the cluster's GcpNetwork is required for "
-                "Memorystore"
-            )
+        if cloud.type in ("aws", "gcp"):
+            if args.network is None:
+                raise ValueError(
+                    "FeatureStoreArgs.network: the cluster's network is required on "
+                    f"{cloud.type} (ElastiCache, Memorystore)"
+                )
+            args.network.require(cloud.type, "FeatureStoreArgs.network")
         identifier = None
         if cloud.type != "local":
-            identifier = config.online_store.identifier or model.default_identifier(
+            managed = config.elasticache if cloud.type == "aws" else config.memorystore
+            identifier = managed.identifier or model.default_identifier(
                 default_bucket_prefix(*naming.environment())
             )
         aws_region = cloud.region if isinstance(cloud, AwsCloud) else None
@@ -230,9 +228,7 @@ class FeatureStore(pulumi.ComponentResource):
 def _secret_data(config: model.FeastConfig, cloud_type: str, password: str) -> dict[str, str]:
     data = {model.REDIS_PASSWORD_KEY: password}
     if cloud_type == "local":
-        data[model.REDIS_CONF_KEY] = model.redis_conf(
-            password, config.online_store.local_memory_limit
-        )
+        data[model.REDIS_CONF_KEY] = model.redis_conf(password, config.redis.memory_limit)
     return data
 
 
@@ -260,8 +256,8 @@ def _aws_online_store(
 ) -> _OnlineStore:
     cloud = args.cloud
     network = args.network
-    assert isinstance(cloud, AwsCloud) and isinstance(network, AwsNetwork) and identifier
-    online = args.config.online_store
+    assert isinstance(cloud, AwsCloud) and network is not None and identifier
+    online = args.config.elasticache
     tags = dict(cloud.tags)
     child = pulumi.ResourceOptions(parent=component)
     password = _generated_password(component, name)
@@ -301,7 +297,7 @@ def _aws_online_store(
         engine="valkey",
         engine_version=ELASTICACHE_VALKEY_VERSION,
         auto_minor_version_upgrade=True,
-        node_type=online.aws_node_type,
+        node_type=online.node_type,
         num_cache_clusters=1 + online.replicas,
         automatic_failover_enabled=highly_available,
         multi_az_enabled=highly_available,
@@ -309,11 +305,11 @@ def _aws_online_store(
         subnet_group_name=subnet_group.name,
         security_group_ids=[security_group.id],
         at_rest_encryption_enabled=True,
-        kms_key_id=online.aws_kms_key_arn,
+        kms_key_id=online.kms_key_arn,
         transit_encryption_enabled=True,
         transit_encryption_mode="required",
         auth_token=password,
-        snapshot_retention_limit=online.aws_snapshot_retention_days,
+        snapshot_retention_limit=online.snapshot_retention_days,
         final_snapshot_identifier=f"{identifier}-final" if args.protect else None,
         tags=tags,
         opts=_stateful(component, args.protect),
@@ -334,8 +330,8 @@ def _gcp_online_store(
 ) -> _OnlineStore:
     cloud = args.cloud
     network = args.network
-    assert isinstance(cloud, GcpCloud) and isinstance(network, GcpNetwork) and identifier
-    online = args.config.online_store
+    assert isinstance(cloud, GcpCloud) and network is not None and identifier
+    online = args.config.memorystore
     protect = args.protect if online.deletion_protection is None else online.deletion_protection
     replicas = online.replicas
     instance = gcp.redis.Instance(
@@ -345,7 +341,7 @@ def _gcp_online_store(
         region=network.region,
         display_name=f"Feast online store ({identifier})",
         tier="STANDARD_HA" if replicas >= 1 else "BASIC",
-        memory_size_gb=online.gcp_memory_size_gb,
+        memory_size_gb=online.memory_size_gb,
         # Read replicas beyond the one failover replica need the read-replicas mode.
         read_replicas_mode="READ_REPLICAS_ENABLED" if replicas > 1 else None,
         replica_count=replicas if replicas > 1 else None,
@@ -357,7 +353,7 @@ def _gcp_online_store(
         auth_enabled=True,
         transit_encryption_mode="SERVER_AUTHENTICATION",
         persistence_config={"persistence_mode": "RDB", "rdb_snapshot_period": "TWENTY_FOUR_HOURS"}
-        if online.gcp_persistence
+        if online.persistence
         else {"persistence_mode": "DISABLED"},
         deletion_protection=protect,
         labels=dict(cloud.labels),

@@ -10,15 +10,15 @@ from components.kafka.model import (
     TopicConfig,
 )
 from components.kafka.resources import (
-    AwsKafkaNetwork,
     KafkaClient,
     KafkaClientArgs,
     KafkaCluster,
     KafkaClusterArgs,
+    StrimziOperator,
+    StrimziOperatorArgs,
 )
 
 __all__ = [
-    "AwsKafkaNetwork",
     "KafkaClient",
     "KafkaClientArgs",
     "KafkaClientWiring",
@@ -29,5 +29,7 @@ __all__ = [
     "ManagedKafkaConfig",
     "MskConfig",
     "StrimziConfig",
+    "StrimziOperator",
+    "StrimziOperatorArgs",
     "TopicConfig",
 ]

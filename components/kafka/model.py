@@ -13,7 +13,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, PositiveInt, field_validator, model_validator
 
@@ -130,6 +130,7 @@ class TopicConfig(StrictModel):
 class MskConfig(StrictModel):
     """AWS: an MSK provisioned cluster."""
 
+    type: Literal["msk"] = Field(default="msk", description="Amazon MSK (AWS stacks).")
     instance_type: str = Field(
         default="kafka.m7g.large",
         description="Broker instance type (`kafka.*` Standard or `express.*` Express brokers).",
@@ -193,6 +194,9 @@ class MskConfig(StrictModel):
 class ManagedKafkaConfig(StrictModel):
     """GCP: a Managed Service for Apache Kafka cluster, sized by vCPU and memory."""
 
+    type: Literal["managed_kafka"] = Field(
+        default="managed_kafka", description="Managed Service for Apache Kafka (GCP stacks)."
+    )
     vcpu_count: int = Field(default=3, ge=3, description="Total vCPUs (at least 3).")
     memory_gib: PositiveInt = Field(default=12, description="Total memory, 1 to 8 GiB per vCPU.")
     kafka_version: str = Field(
@@ -232,6 +236,9 @@ class ManagedKafkaConfig(StrictModel):
 class StrimziConfig(StrictModel):
     """Local: Strimzi operator + one KRaft Kafka cluster in `namespace`."""
 
+    type: Literal["strimzi"] = Field(
+        default="strimzi", description="Strimzi in the cluster (local stacks)."
+    )
     namespace: str = Field(default="kafka", description="Namespace of operator and cluster.")
     kafka_version: str = Field(
         default="4.3.1",
@@ -285,6 +292,12 @@ class StrimziConfig(StrictModel):
         return users
 
 
+# Only the chosen backend's fields are accepted: a setting of another cloud's is an error.
+KafkaBackend = Annotated[
+    MskConfig | ManagedKafkaConfig | StrimziConfig, Field(discriminator="type")
+]
+
+
 def _default_topics() -> dict[str, TopicConfig]:
     # `predictions`: what the model server produces to (MLOPS_SERVE_KAFKA_TOPIC's default);
     # `labels`: the ground truth that arrives later, joined to them by the loop's consumer.
@@ -314,11 +327,28 @@ class KafkaConfig(StrictModel):
     topics: dict[str, TopicConfig] = Field(
         default_factory=_default_topics, description="Topic name -> settings."
     )
-    msk: MskConfig = Field(default_factory=MskConfig, description="AWS only.")
-    managed_kafka: ManagedKafkaConfig = Field(
-        default_factory=ManagedKafkaConfig, description="GCP only."
+    backend: KafkaBackend | None = Field(
+        default=None,
+        description="Where Kafka runs, a `type:` block with only that backend's settings: "
+        "`msk` (AWS), `managed_kafka` (GCP) or `strimzi` (local). The type follows the stack's "
+        "cloud: omit it (or the whole block) and the cloud's own is used.",
     )
-    strimzi: StrimziConfig = Field(default_factory=StrimziConfig, description="Local only.")
+
+    # The backend's settings, for the resource layer: the backend of that type, else its
+    # defaults (the root config fills `backend` in from the cloud, so a stack always has one).
+    @property
+    def msk(self) -> MskConfig:
+        return self.backend if isinstance(self.backend, MskConfig) else MskConfig()
+
+    @property
+    def managed_kafka(self) -> ManagedKafkaConfig:
+        if isinstance(self.backend, ManagedKafkaConfig):
+            return self.backend
+        return ManagedKafkaConfig()
+
+    @property
+    def strimzi(self) -> StrimziConfig:
+        return self.backend if isinstance(self.backend, StrimziConfig) else StrimziConfig()
 
     @field_validator("cluster_name")
     @classmethod

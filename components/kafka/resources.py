@@ -17,6 +17,7 @@ from components.cloud import AwsCloud, Cloud, GcpCloud
 from components.identity.resources import CloudGrant
 from components.kafka import model
 from components.kube_resources import depends_on_of
+from components.network import Network
 from components.versions import STRIMZI_KAFKA_OPERATOR
 
 # The operator install creates the CRDs and waits for the operator Deployment; image pulls on a
@@ -25,34 +26,24 @@ OPERATOR_TIMEOUT_SECONDS = 600
 
 
 @dataclass(frozen=True)
-class AwsKafkaNetwork:
-    """Where MSK brokers live, from the cluster component (see README: not all exposed yet).
-
-    `subnet_ids`: the cluster VPC's private subnets (one per zone; MSK uses the first 3).
-    `client_security_group_ids`: security groups of the clients (the EKS cluster security
-    group, which managed node groups use); only they may reach the brokers.
-    """
-
-    vpc_id: pulumi.Input[str]
-    subnet_ids: Sequence[pulumi.Input[str]]
-    client_security_group_ids: Sequence[pulumi.Input[str]]
-
-
-@dataclass(frozen=True)
 class KafkaClusterArgs:
     """Inputs of `KafkaCluster`.
 
-    `aws_network` is required on AWS, `gcp_subnetwork` (the node subnetwork's id,
-    `projects/P/regions/R/subnetworks/S`) on GCP, `kubernetes` locally. `protect` (the root
-    config's `protect_stateful`) protects and retains the cluster and its topics.
+    `network` (the cluster's, `components.network.Network`) is required on the clouds: MSK's
+    brokers go into its private subnets (the first 3) behind a group that admits only its
+    client security groups; Managed Kafka's endpoints into its node subnetwork. `kubernetes` is
+    required locally. `protect` (the root
+    config's `protect_stateful`) protects and retains the cluster and its topics. `operator`:
+    locally, the `StrimziOperator` when it is created in the same program (the platform creates
+    it in an earlier layer, so leaves this out).
     """
 
     cloud: Cloud
     config: model.KafkaConfig
     protect: bool = False
     kubernetes: k8s.Provider | None = None
-    aws_network: AwsKafkaNetwork | None = None
-    gcp_subnetwork: pulumi.Input[str] | None = None
+    network: Network | None = None
+    operator: pulumi.Resource | None = None
 
 
 @dataclass
@@ -90,20 +81,15 @@ class KafkaCluster(pulumi.ComponentResource):
         # Validate everything before registering anything: a bad config changes nothing.
         cloud_type = args.cloud.type
         model.check_cloud(args.config, cloud_type)
+        if cloud_type in ("aws", "gcp"):
+            if args.network is None:
+                raise ValueError(
+                    f"KafkaClusterArgs.network: the cluster's network is required on {cloud_type}"
+                )
+            args.network.require(cloud_type, "KafkaClusterArgs.network")
         if cloud_type == "aws":
-            if args.aws_network is None:
-                raise ValueError(
-                    "KafkaClusterArgs.aws_network: VPC, subnets and client security groups are "
-                    "required on AWS"
-                )
-            model.msk_client_subnets(len(args.aws_network.subnet_ids), args.config.brokers)
-            if not args.aws_network.client_security_group_ids:
-                raise ValueError(
-                    "KafkaClusterArgs.aws_network.client_security_group_ids: at least one "
-                    "client security group is required (nothing else may reach the brokers)"
-                )
-        if cloud_type == "gcp" and args.gcp_subnetwork is None:
-            raise ValueError("KafkaClusterArgs.gcp_subnetwork: the subnetwork is required on GCP")
+            assert args.network is not None
+            model.msk_client_subnets(len(args.network.private_subnet_ids), args.config.brokers)
         if cloud_type == "local" and args.kubernetes is None:
             raise ValueError(
                 "KafkaClusterArgs.kubernetes: a Kubernetes provider is required locally"
@@ -154,13 +140,13 @@ def _stateful(parent: pulumi.Resource, protect: bool, **extra) -> pulumi.Resourc
 def _build_aws(component: KafkaCluster, name: str, args: KafkaClusterArgs) -> _Built:
     cloud = args.cloud
     assert isinstance(cloud, AwsCloud)
-    network = args.aws_network
+    network = args.network
     assert network is not None
     config = args.config
     msk = config.msk
     tags = dict(cloud.tags)
     child = pulumi.ResourceOptions(parent=component)
-    used = model.msk_client_subnets(len(network.subnet_ids), config.brokers)
+    used = model.msk_client_subnets(len(network.private_subnet_ids), config.brokers)
 
     # The brokers' own group: no rule but SASL/IAM over TLS from the clients' groups.
     broker_sg = aws.ec2.SecurityGroup(
@@ -210,7 +196,7 @@ def _build_aws(component: KafkaCluster, name: str, args: KafkaClusterArgs) -> _B
         }
 
     broker_info: dict = {
-        "client_subnets": list(network.subnet_ids[:used]),
+        "client_subnets": list(network.private_subnet_ids[:used]),
         "instance_type": msk.instance_type,
         "security_groups": [broker_sg.id],
         "connectivity_info": {"public_access": {"type": "DISABLED"}},
@@ -272,7 +258,9 @@ def _build_gcp(component: KafkaCluster, name: str, args: KafkaClusterArgs) -> _B
     config = args.config
     managed = config.managed_kafka
 
-    gcp_config: dict = {"access_config": {"network_configs": [{"subnet": args.gcp_subnetwork}]}}
+    assert args.network is not None
+    subnet = args.network.subnetwork_id
+    gcp_config: dict = {"access_config": {"network_configs": [{"subnet": subnet}]}}
     if managed.kms_key is not None:
         gcp_config["kms_key"] = managed.kms_key
     cluster = gcp.managedkafka.Cluster(
@@ -319,32 +307,15 @@ def _build_gcp(component: KafkaCluster, name: str, args: KafkaClusterArgs) -> _B
 def _build_local(component: KafkaCluster, name: str, args: KafkaClusterArgs) -> _Built:
     config = args.config
     local = config.strimzi
-    k8s_child = pulumi.ResourceOptions(parent=component, provider=args.kubernetes)
-
-    namespace_doc = model.strimzi_namespace(local)
-    namespace = k8s.core.v1.Namespace(
-        f"{name}-namespace", metadata=namespace_doc["metadata"], opts=k8s_child
-    )
-    operator = k8s.helm.v3.Release(
-        f"{name}-strimzi",
-        name=model.STRIMZI_RELEASE_NAME,
-        chart=f"{STRIMZI_KAFKA_OPERATOR.repo}/{STRIMZI_KAFKA_OPERATOR.chart}",
-        version=STRIMZI_KAFKA_OPERATOR.version,
-        namespace=local.namespace,
-        values=model.strimzi_operator_values(),
-        timeout=OPERATOR_TIMEOUT_SECONDS,
-        opts=pulumi.ResourceOptions(
-            parent=component, provider=args.kubernetes, depends_on=[namespace]
-        ),
-    )
-
-    # The CRDs come with the operator release: every custom resource waits for it. The node
-    # pool and the Kafka hold the data (PVCs), so they are the stateful ones.
+    # The operator and its CRDs are `StrimziOperator`, deployed by an earlier layer; in one
+    # program (`args.operator`) every custom resource waits for it. The node pool and the Kafka
+    # hold the data (PVCs), so they are the stateful ones.
+    operator = [args.operator] if args.operator is not None else []
     after_operator = pulumi.ResourceOptions(
-        parent=component, provider=args.kubernetes, depends_on=[operator]
+        parent=component, provider=args.kubernetes, depends_on=operator
     )
     stateful_after_operator = _stateful(
-        component, args.protect, provider=args.kubernetes, depends_on=[operator]
+        component, args.protect, provider=args.kubernetes, depends_on=operator
     )
 
     def custom(resource_name: str, doc: dict, opts: pulumi.ResourceOptions):
@@ -381,6 +352,62 @@ def _build_local(component: KafkaCluster, name: str, args: KafkaClusterArgs) -> 
         plaintext_bootstrap_servers=plain,
         user_secrets=user_secrets,
     )
+
+
+@dataclass(frozen=True)
+class StrimziOperatorArgs:
+    """Inputs of `StrimziOperator`: the `kafka` config (its `strimzi` block: the namespace of
+    operator and cluster) and the Kubernetes provider."""
+
+    config: model.KafkaConfig
+    kubernetes: k8s.Provider
+
+
+class StrimziOperator(pulumi.ComponentResource):
+    """The Strimzi operator (its namespace and Helm release), which brings the
+    `kafka.strimzi.io` CRDs.
+
+    It is planned in an earlier layer than the Kafka custom resources (`KafkaCluster` locally):
+    a preview of a custom resource next to the release installing its CRD fails on a fresh
+    cluster (pulumi-kubernetes #3027, #3176)."""
+
+    namespace: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: StrimziOperatorArgs, opts: pulumi.ResourceOptions | None = None
+    ):
+        if args.kubernetes is None:
+            raise ValueError("StrimziOperatorArgs.kubernetes: a Kubernetes provider is required")
+        local = args.config.strimzi
+        namespace_doc = model.strimzi_namespace(local)
+        values = model.strimzi_operator_values()
+
+        super().__init__("mlops:kafka:StrimziOperator", name, None, opts)
+        # The children keep the names they had inside `KafkaCluster` (`<name>-namespace`,
+        # `<name>-strimzi`). Moved here from the ml stack with `pulumi state move`, which
+        # re-parents them to the stack, the alias adopts them (UPGRADING.md).
+        moved = pulumi.ResourceOptions(
+            parent=self,
+            provider=args.kubernetes,
+            aliases=[pulumi.Alias(parent=pulumi.ROOT_STACK_RESOURCE)],
+        )
+        namespace = k8s.core.v1.Namespace(
+            f"{name}-namespace", metadata=namespace_doc["metadata"], opts=moved
+        )
+        k8s.helm.v3.Release(
+            f"{name}-strimzi",
+            name=model.STRIMZI_RELEASE_NAME,
+            chart=f"{STRIMZI_KAFKA_OPERATOR.repo}/{STRIMZI_KAFKA_OPERATOR.chart}",
+            version=STRIMZI_KAFKA_OPERATOR.version,
+            namespace=local.namespace,
+            values=values,
+            timeout=OPERATOR_TIMEOUT_SECONDS,
+            opts=pulumi.ResourceOptions.merge(
+                moved, pulumi.ResourceOptions(depends_on=[namespace])
+            ),
+        )
+        self.namespace = namespace.metadata.name
+        self.register_outputs({"namespace": self.namespace})
 
 
 _BACKENDS: dict[str, Callable[[KafkaCluster, str, KafkaClusterArgs], _Built]] = {

@@ -7,7 +7,7 @@ from components.mesh.model import (
     MeshConfig,
     ResourcesConfig,
 )
-from components.mesh.resources import IstioMesh, IstioMeshArgs
+from components.mesh.resources import IstioMesh, IstioMeshArgs, MeshMutualTls, MeshMutualTlsArgs
 
 __all__ = [
     "CniConfig",
@@ -16,5 +16,7 @@ __all__ = [
     "IstioMeshArgs",
     "IstiodConfig",
     "MeshConfig",
+    "MeshMutualTls",
+    "MeshMutualTlsArgs",
     "ResourcesConfig",
 ]

@@ -1,4 +1,7 @@
-"""Service mesh, resource layer: namespaces, the Istio Helm releases and mesh-wide mTLS."""
+"""Service mesh, resource layer: namespaces and the Istio Helm releases (`IstioMesh`), and the
+mesh-wide mTLS policy (`MeshMutualTls`), a custom resource of istio-base's CRDs that is planned in
+a later layer than the release (pulumi-kubernetes #3027, #3176: a preview fails on a fresh cluster
+when a custom resource is planned next to the release installing its CRD)."""
 
 from __future__ import annotations
 
@@ -27,7 +30,8 @@ class IstioMeshArgs:
 
 
 class IstioMesh(pulumi.ComponentResource):
-    """Istio (default revision) from the official charts, with CNI and mesh-wide mTLS."""
+    """Istio (default revision) from the official charts, with CNI; mesh-wide mTLS is
+    `MeshMutualTls`, planned once this is up."""
 
     namespace: pulumi.Output[str]
     revision: pulumi.Output[str]
@@ -48,7 +52,6 @@ class IstioMesh(pulumi.ComponentResource):
         cni_values = model.cni_values(config, args.cloud) if config.cni.enabled else None
         gateway = config.ingress_gateway
         gateway_values = model.gateway_values(gateway, args.cloud) if gateway else None
-        peer_authentication = model.peer_authentication(config)
 
         super().__init__("mlops:mesh:IstioMesh", name, None, opts)
         provider = args.kubernetes
@@ -104,16 +107,6 @@ class IstioMesh(pulumi.ComponentResource):
             "istiod", ISTIOD, model.ISTIOD_RELEASE, config.namespace, istiod_values, *istiod_deps
         )
 
-        # Through istiod's validating webhook, so after istiod is ready.
-        k8s.apiextensions.CustomResource(
-            f"{name}-peer-authentication",
-            api_version=peer_authentication["apiVersion"],
-            kind=peer_authentication["kind"],
-            metadata=peer_authentication["metadata"],
-            spec=peer_authentication["spec"],
-            opts=after(base, istiod),
-        )
-
         self.ingress_gateway_service = None
         self.ingress_gateway_namespace = None
         if gateway is not None and gateway_values is not None:
@@ -148,3 +141,43 @@ class IstioMesh(pulumi.ComponentResource):
     def ready(self) -> list[pulumi.Resource]:
         """What a workload with a sidecar should `depends_on`: istiod (its injector webhook)."""
         return [self._istiod]
+
+
+@dataclass(frozen=True)
+class MeshMutualTlsArgs:
+    """Inputs of `MeshMutualTls`: the `mesh` config (root namespace and mTLS mode) and the
+    Kubernetes provider."""
+
+    config: model.MeshConfig
+    kubernetes: k8s.Provider
+
+
+class MeshMutualTls(pulumi.ComponentResource):
+    """The mesh-wide PeerAuthentication (`default` in the root namespace, no selector).
+
+    It is admitted through istiod's validating webhook, so it is created once `IstioMesh` is
+    ready (pass it in `opts.depends_on` when both are in one program)."""
+
+    mode: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: MeshMutualTlsArgs, opts: pulumi.ResourceOptions | None = None
+    ):
+        if not args.config.enabled:
+            raise ValueError("mesh.enabled: MeshMutualTls is only created when the mesh is enabled")
+        if args.kubernetes is None:
+            raise ValueError("MeshMutualTlsArgs.kubernetes: a Kubernetes provider is required")
+        policy = model.peer_authentication(args.config)
+
+        super().__init__("mlops:mesh:MeshMutualTls", name, None, opts)
+        # The child keeps the name it had inside `IstioMesh` (`<name>-peer-authentication`).
+        k8s.apiextensions.CustomResource(
+            f"{name}-peer-authentication",
+            api_version=policy["apiVersion"],
+            kind=policy["kind"],
+            metadata=policy["metadata"],
+            spec=policy["spec"],
+            opts=pulumi.ResourceOptions(parent=self, provider=args.kubernetes),
+        )
+        self.mode = pulumi.Output.from_input(policy["spec"]["mtls"]["mode"])
+        self.register_outputs({"mode": self.mode})

@@ -3,24 +3,26 @@
 from components.mlflow.model import (
     AuthConfig,
     ClientConfig,
+    CloudSqlConfig,
     DatabaseConfig,
     MlflowConfig,
+    PostgresConfig,
+    RdsConfig,
     ResourcesConfig,
 )
 from components.mlflow.resources import (
-    AwsDatabaseNetwork,
-    GcpDatabaseNetwork,
     TrackingServer,
     TrackingServerArgs,
 )
 
 __all__ = [
     "AuthConfig",
-    "AwsDatabaseNetwork",
     "ClientConfig",
+    "CloudSqlConfig",
     "DatabaseConfig",
-    "GcpDatabaseNetwork",
     "MlflowConfig",
+    "PostgresConfig",
+    "RdsConfig",
     "ResourcesConfig",
     "TrackingServer",
     "TrackingServerArgs",

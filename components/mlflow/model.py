@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 from pydantic import Field, field_validator, model_validator
@@ -125,35 +125,30 @@ def check_instance_name(value: str, field: str) -> str:
 # --- config -----------------------------------------------------------------------------------
 
 
-class DatabaseConfig(StrictModel):
-    """The PostgreSQL backend store (RDS on AWS, Cloud SQL on GCP, a StatefulSet locally)."""
+class _ManagedDatabaseConfig(StrictModel):
+    """What RDS and Cloud SQL share: size, availability, backups, protection, name."""
 
-    aws_instance_class: str = Field(default="db.t4g.medium", description="AWS: RDS instance class.")
-    gcp_tier: str = Field(
-        default="db-custom-1-3840",
-        description="GCP: Cloud SQL machine tier (`db-custom-<vCPU>-<MiB>`, Enterprise edition).",
-    )
     storage_gb: int = Field(
         default=MIN_STORAGE_GB,
         ge=MIN_STORAGE_GB,
         le=65536,
-        description="Allocated storage (GiB); locally the size of the volume claim.",
+        description="Allocated storage (GiB).",
     )
     max_storage_gb: int = Field(
         default=100,
         ge=MIN_STORAGE_GB,
         le=65536,
-        description="Clouds: storage grows automatically up to this many GiB.",
+        description="Storage grows automatically up to this many GiB.",
     )
     high_availability: bool = Field(
         default=False,
-        description="A standby in another zone (RDS Multi-AZ, Cloud SQL REGIONAL). Clouds only.",
+        description="A standby in another zone (RDS Multi-AZ, Cloud SQL REGIONAL).",
     )
     backup_retention_days: int = Field(
         default=7,
         ge=1,
         le=35,
-        description="Days automated backups (and point-in-time recovery) are kept. Clouds only.",
+        description="Days automated backups (and point-in-time recovery) are kept.",
     )
     deletion_protection: bool | None = Field(
         default=None,
@@ -165,48 +160,11 @@ class DatabaseConfig(StrictModel):
         description="Also allow IAM database authentication (RDS IAM auth, Cloud SQL IAM "
         "users). The tracking server itself uses the generated password.",
     )
-    aws_kms_key_arn: str | None = Field(
-        default=None,
-        description="AWS: customer key for storage encryption. Default: the account's "
-        "`aws/rds` key. Storage is encrypted either way.",
-    )
     identifier: str | None = Field(
         default=None,
         description="RDS instance identifier / Cloud SQL instance name. Default: "
         "`<project>-<stack>-mlflow`.",
     )
-    storage_class: str | None = Field(
-        default=None,
-        description="Local: StorageClass of the volume claim; null uses the cluster default.",
-    )
-
-    @field_validator("aws_instance_class")
-    @classmethod
-    def _instance_class(cls, value: str) -> str:
-        if not _AWS_INSTANCE_CLASS.match(value):
-            raise ValueError(f"aws_instance_class {value!r} must look like db.t4g.medium")
-        return value
-
-    @field_validator("gcp_tier")
-    @classmethod
-    def _tier(cls, value: str) -> str:
-        # Custom and shared-core tiers exist only in the Enterprise edition, which is what the
-        # instance is created with (PostgreSQL 16+ would otherwise default to Enterprise Plus).
-        if not _GCP_TIER.match(value):
-            raise ValueError(
-                f"gcp_tier {value!r} must be db-custom-<vCPU>-<MiB>, db-f1-micro or db-g1-small"
-            )
-        return value
-
-    @field_validator("aws_kms_key_arn")
-    @classmethod
-    def _kms(cls, value: str | None) -> str | None:
-        if value is not None and not _AWS_KEY.match(value):
-            raise ValueError(
-                f"aws_kms_key_arn {value!r} must be a KMS key ARN "
-                "(arn:aws:kms:<region>:<account>:key/<id>)"
-            )
-        return value
 
     @field_validator("identifier")
     @classmethod
@@ -215,6 +173,85 @@ class DatabaseConfig(StrictModel):
             check_instance_name(value, "identifier")
         return value
 
+    @model_validator(mode="after")
+    def _storage_ordered(self) -> _ManagedDatabaseConfig:
+        if self.max_storage_gb < self.storage_gb:
+            raise ValueError(
+                f"max_storage_gb ({self.max_storage_gb}) must be at least storage_gb "
+                f"({self.storage_gb})"
+            )
+        return self
+
+
+class RdsConfig(_ManagedDatabaseConfig):
+    """AWS: RDS for PostgreSQL."""
+
+    type: Literal["rds"] = Field(default="rds", description="RDS for PostgreSQL (AWS stacks).")
+    instance_class: str = Field(default="db.t4g.medium", description="RDS instance class.")
+    kms_key_arn: str | None = Field(
+        default=None,
+        description="Customer key for storage encryption. Default: the account's `aws/rds` "
+        "key. Storage is encrypted either way.",
+    )
+
+    @field_validator("instance_class")
+    @classmethod
+    def _instance_class(cls, value: str) -> str:
+        if not _AWS_INSTANCE_CLASS.match(value):
+            raise ValueError(f"instance_class {value!r} must look like db.t4g.medium")
+        return value
+
+    @field_validator("kms_key_arn")
+    @classmethod
+    def _kms(cls, value: str | None) -> str | None:
+        if value is not None and not _AWS_KEY.match(value):
+            raise ValueError(
+                f"kms_key_arn {value!r} must be a KMS key ARN "
+                "(arn:aws:kms:<region>:<account>:key/<id>)"
+            )
+        return value
+
+
+class CloudSqlConfig(_ManagedDatabaseConfig):
+    """GCP: Cloud SQL for PostgreSQL (Enterprise edition), private IP only."""
+
+    type: Literal["cloud_sql"] = Field(
+        default="cloud_sql", description="Cloud SQL for PostgreSQL (GCP stacks)."
+    )
+    tier: str = Field(
+        default="db-custom-1-3840",
+        description="Machine tier (`db-custom-<vCPU>-<MiB>`, Enterprise edition).",
+    )
+
+    @field_validator("tier")
+    @classmethod
+    def _tier(cls, value: str) -> str:
+        # Custom and shared-core tiers exist only in the Enterprise edition, which is what the
+        # instance is created with (PostgreSQL 16+ would otherwise default to Enterprise Plus).
+        if not _GCP_TIER.match(value):
+            raise ValueError(
+                f"tier {value!r} must be db-custom-<vCPU>-<MiB>, db-f1-micro or db-g1-small"
+            )
+        return value
+
+
+class PostgresConfig(StrictModel):
+    """Local: PostgreSQL as a StatefulSet in the MLflow namespace."""
+
+    type: Literal["postgres"] = Field(
+        default="postgres", description="PostgreSQL in the cluster (local stacks)."
+    )
+    storage_gb: int = Field(
+        default=MIN_STORAGE_GB,
+        ge=MIN_STORAGE_GB,
+        le=65536,
+        description="Size of the volume claim (GiB).",
+    )
+    storage_class: str | None = Field(
+        default=None,
+        description="StorageClass of the volume claim; null uses the cluster default.",
+    )
+
     @field_validator("storage_class")
     @classmethod
     def _storage_class(cls, value: str | None) -> str | None:
@@ -222,14 +259,9 @@ class DatabaseConfig(StrictModel):
             raise ValueError(f"storage_class {value!r} is not a valid StorageClass name")
         return value
 
-    @model_validator(mode="after")
-    def _storage_ordered(self) -> DatabaseConfig:
-        if self.max_storage_gb < self.storage_gb:
-            raise ValueError(
-                f"max_storage_gb ({self.max_storage_gb}) must be at least storage_gb "
-                f"({self.storage_gb})"
-            )
-        return self
+
+# The PostgreSQL backend store, a `type:` block: only the chosen backend's fields are accepted.
+DatabaseConfig = Annotated[RdsConfig | CloudSqlConfig | PostgresConfig, Field(discriminator="type")]
 
 
 class AuthConfig(StrictModel):
@@ -339,7 +371,13 @@ class MlflowConfig(StrictModel):
         "Service's in-cluster names and localhost (port-forward) are always allowed.",
     )
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
-    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    database: DatabaseConfig | None = Field(
+        default=None,
+        description="The PostgreSQL backend store, a `type:` block with only that backend's "
+        "settings: `rds` (AWS), `cloud_sql` (GCP) or `postgres` (local, a StatefulSet). The "
+        "type follows the stack's cloud: omit it (or the whole block) and the cloud's own is "
+        "used.",
+    )
     auth: AuthConfig = Field(default_factory=AuthConfig)
     clients: dict[str, ClientConfig] = Field(
         default_factory=dict,
@@ -413,6 +451,20 @@ class MlflowConfig(StrictModel):
                     "'-', starting and ending with a letter or digit"
                 )
         return clients
+
+    # The backend store's settings, for the resource layer: the block of that type, else its
+    # defaults (the root config fills `database` in from the cloud, so a stack always has one).
+    @property
+    def rds(self) -> RdsConfig:
+        return self.database if isinstance(self.database, RdsConfig) else RdsConfig()
+
+    @property
+    def cloud_sql(self) -> CloudSqlConfig:
+        return self.database if isinstance(self.database, CloudSqlConfig) else CloudSqlConfig()
+
+    @property
+    def postgres(self) -> PostgresConfig:
+        return self.database if isinstance(self.database, PostgresConfig) else PostgresConfig()
 
     @model_validator(mode="after")
     def _clients_consistent(self) -> MlflowConfig:
@@ -943,7 +995,7 @@ def postgres_statefulset(config: MlflowConfig) -> dict[str, Any]:
     The image's entrypoint skips its chown/gosu steps when started as the `postgres` user, and
     initialises PGDATA on first start from POSTGRES_USER/POSTGRES_DB/POSTGRES_PASSWORD.
     """
-    database = config.database
+    database = config.postgres
     ready = {
         "exec": {
             "command": [

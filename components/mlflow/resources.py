@@ -12,7 +12,7 @@ that creates or updates the users through MLflow's API as the admin once the ser
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -26,6 +26,7 @@ from components import naming
 from components.cloud import AwsCloud, Cloud, GcpCloud
 from components.kube_resources import depends_on_of, in_cluster_store
 from components.mlflow import model
+from components.network import Network
 from components.storage.model import default_bucket_prefix
 from components.versions import POSTGRES_MAJOR_VERSION
 
@@ -38,28 +39,6 @@ class ArtifactStore(Protocol):
     """What the server needs from the object store: `components.storage.ObjectStore` fits."""
 
     bucket_uris: Mapping[str, pulumi.Output[str]]
-
-
-@dataclass(frozen=True)
-class AwsDatabaseNetwork:
-    """Where the RDS instance lives. The cluster component does not expose these yet: the VPC
-    id, its private subnets and the EKS cluster security group (which managed node groups
-    without their own security groups carry: `vpc_config.cluster_security_group_id`)."""
-
-    vpc_id: pulumi.Input[str]
-    subnet_ids: Sequence[pulumi.Input[str]]
-    client_security_group_ids: Sequence[pulumi.Input[str]]
-
-
-@dataclass(frozen=True)
-class GcpDatabaseNetwork:
-    """The cluster's VPC network (id or self link). Cloud SQL reaches it through private
-    services access: one peering per network, created here unless `private_services_access`
-    (an existing `gcp.servicenetworking.Connection`) is given to wait for instead."""
-
-    network: pulumi.Input[str]
-    private_services_access: pulumi.Resource | None = None
-    private_services_prefix_length: int = 20
 
 
 @dataclass(frozen=True)
@@ -78,8 +57,11 @@ class TrackingServerArgs:
     storage: ArtifactStore
     kubernetes: k8s.Provider
     protect: bool = False
-    aws_network: AwsDatabaseNetwork | None = None
-    gcp_network: GcpDatabaseNetwork | None = None
+    network: Network | None = None
+    # GCP: Cloud SQL reaches the network through private services access, one peering per
+    # network, created here unless an existing `gcp.servicenetworking.Connection` is given.
+    private_services_access: pulumi.Resource | None = None
+    private_services_prefix_length: int = 20
 
 
 @dataclass
@@ -115,19 +97,17 @@ class TrackingServer(pulumi.ComponentResource):
                 f"mlflow.artifact_bucket: unknown bucket {config.artifact_bucket!r}; the store "
                 f"has {known}"
             )
-        if cloud.type == "aws" and args.aws_network is None:
-            raise ValueError(
-                "TrackingServerArgs.aws_network: on AWS the VPC id, private subnet ids and the "
-                "cluster security group are required for the RDS instance"
-            )
-        if cloud.type == "gcp" and args.gcp_network is None:
-            raise ValueError(
-                "TrackingServerArgs.gcp_network: on GCP the cluster's VPC network is required "
-                "for Cloud SQL's private IP"
-            )
+        if cloud.type in ("aws", "gcp"):
+            if args.network is None:
+                raise ValueError(
+                    "TrackingServerArgs.network: the cluster's network is required on "
+                    f"{cloud.type} (RDS subnets and security group, Cloud SQL's private IP)"
+                )
+            args.network.require(cloud.type, "TrackingServerArgs.network")
         identifier = None
         if cloud.type != "local":
-            identifier = config.database.identifier or model.default_identifier(
+            managed = config.rds if cloud.type == "aws" else config.cloud_sql
+            identifier = managed.identifier or model.default_identifier(
                 default_bucket_prefix(*naming.environment())
             )
         aws_region = cloud.region if isinstance(cloud, AwsCloud) else None
@@ -353,7 +333,8 @@ def _stateful(parent: pulumi.Resource, protect: bool, **extra: Any) -> pulumi.Re
 
 
 def _deletion_protection(args: TrackingServerArgs) -> bool:
-    configured = args.config.database.deletion_protection
+    config = args.config
+    configured = (config.rds if args.cloud.type == "aws" else config.cloud_sql).deletion_protection
     return args.protect if configured is None else configured
 
 
@@ -368,9 +349,9 @@ def _aws_database(
     password: pulumi.Output[str],
 ) -> _Database:
     cloud = args.cloud
-    assert isinstance(cloud, AwsCloud) and args.aws_network is not None and identifier
-    network = args.aws_network
-    database = args.config.database
+    assert isinstance(cloud, AwsCloud) and args.network is not None and identifier
+    network = args.network
+    database = args.config.rds
     tags = dict(cloud.tags)
     child = pulumi.ResourceOptions(parent=component)
 
@@ -397,7 +378,7 @@ def _aws_database(
     subnet_group = aws.rds.SubnetGroup(
         f"{name}-database",
         name=identifier,
-        subnet_ids=list(network.subnet_ids),
+        subnet_ids=list(network.private_subnet_ids),
         description=f"MLflow backend store {identifier}: the cluster's private subnets",
         tags=tags,
         opts=child,
@@ -410,12 +391,12 @@ def _aws_database(
         # A major version only: RDS picks the current minor and applies minor upgrades.
         engine_version=str(POSTGRES_MAJOR_VERSION),
         auto_minor_version_upgrade=True,
-        instance_class=database.aws_instance_class,
+        instance_class=database.instance_class,
         allocated_storage=database.storage_gb,
         max_allocated_storage=database.max_storage_gb,
         storage_type="gp3",
         storage_encrypted=True,
-        kms_key_id=database.aws_kms_key_arn,
+        kms_key_id=database.kms_key_arn,
         db_name=model.DATABASE_NAME,
         username=model.DATABASE_USER,
         password=password,
@@ -449,27 +430,27 @@ def _gcp_database(
     password: pulumi.Output[str],
 ) -> _Database:
     cloud = args.cloud
-    assert isinstance(cloud, GcpCloud) and args.gcp_network is not None and identifier
-    network = args.gcp_network
-    database = args.config.database
+    assert isinstance(cloud, GcpCloud) and args.network is not None and identifier
+    network = args.network
+    database = args.config.cloud_sql
     child = pulumi.ResourceOptions(parent=component)
 
-    peering = network.private_services_access
+    peering = args.private_services_access
     if peering is None:
         reserved = gcp.compute.GlobalAddress(
             f"{name}-private-services",
             name=f"{identifier}-private-services",
             project=cloud.project,
-            network=network.network,
+            network=network.network_id,
             purpose="VPC_PEERING",
             address_type="INTERNAL",
-            prefix_length=network.private_services_prefix_length,
+            prefix_length=args.private_services_prefix_length,
             description="Private services access (Cloud SQL) for the cluster network",
             opts=child,
         )
         peering = gcp.servicenetworking.Connection(
             f"{name}-private-services",
-            network=network.network,
+            network=network.network_id,
             service=SERVICE_NETWORKING,
             reserved_peering_ranges=[reserved.name],
             opts=child,
@@ -488,7 +469,7 @@ def _gcp_database(
         settings={
             # PostgreSQL 16+ defaults to Enterprise Plus, which refuses custom tiers.
             "edition": "ENTERPRISE",
-            "tier": database.gcp_tier,
+            "tier": database.tier,
             "availability_type": "REGIONAL" if database.high_availability else "ZONAL",
             "disk_type": "PD_SSD",
             "disk_size": database.storage_gb,
@@ -508,7 +489,7 @@ def _gcp_database(
             },
             "ip_configuration": {
                 "ipv4_enabled": False,
-                "private_network": network.network,
+                "private_network": network.network_id,
                 "ssl_mode": "ENCRYPTED_ONLY",
             },
             "database_flags": flags if database.iam_authentication else None,

@@ -1,5 +1,6 @@
 """Monitoring: Prometheus, Alertmanager and Grafana (kube-prometheus-stack) plus model alerts."""
 
+from components.monitoring.alerts import ModelAlerts, ModelAlertsArgs
 from components.monitoring.model import (
     AlertingConfig,
     AlertsConfig,
@@ -13,6 +14,8 @@ __all__ = [
     "AlertingConfig",
     "AlertsConfig",
     "GrafanaConfig",
+    "ModelAlerts",
+    "ModelAlertsArgs",
     "MonitoringConfig",
     "Observability",
     "ObservabilityArgs",

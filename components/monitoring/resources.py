@@ -1,4 +1,5 @@
-"""Monitoring, resource layer: the kube-prometheus-stack release and the platform's alerts."""
+"""Monitoring, resource layer: the kube-prometheus-stack release (its alert rules are
+`ModelAlerts`, components/monitoring/alerts.py, planned in a later layer than the CRDs)."""
 
 from __future__ import annotations
 
@@ -42,7 +43,8 @@ class ObservabilityArgs:
 
 
 class Observability(pulumi.ComponentResource):
-    """Prometheus, Alertmanager and Grafana from kube-prometheus-stack, with model alerts."""
+    """Prometheus, Alertmanager and Grafana from kube-prometheus-stack (the model alerts are
+    `ModelAlerts`: a custom resource of the chart's CRDs, planned in the next layer)."""
 
     namespace: pulumi.Output[str]
     grafana_service: pulumi.Output[str]
@@ -60,7 +62,6 @@ class Observability(pulumi.ComponentResource):
         # Rendered (and so checked) before anything is registered.
         values = model.helm_values(config, retrain_url)
         secret_keys = model.receiver_secret_keys(config.alerting, args.retrain is not None)
-        rule = model.prometheus_rule(config.alerts, config.namespace)
         dashboard = model.dashboard_configmap(config.namespace)
 
         super().__init__("mlops:monitoring:Observability", name, None, opts)
@@ -118,7 +119,7 @@ class Observability(pulumi.ComponentResource):
                 )
             )
 
-        release = k8s.helm.v3.Release(
+        k8s.helm.v3.Release(
             f"{name}-kube-prometheus-stack",
             name=model.RELEASE_NAME,
             chart=KUBE_PROMETHEUS_STACK.chart,
@@ -136,18 +137,6 @@ class Observability(pulumi.ComponentResource):
             ),
         )
 
-        # The PrometheusRule CRD comes with the chart: the rule waits for the release.
-        after_release = pulumi.ResourceOptions(
-            parent=self, provider=args.kubernetes, depends_on=[release]
-        )
-        k8s.apiextensions.CustomResource(
-            f"{name}-model-alerts",
-            api_version=rule["apiVersion"],
-            kind=rule["kind"],
-            metadata=rule["metadata"],
-            spec=rule["spec"],
-            opts=after_release,
-        )
         k8s.core.v1.ConfigMap(
             f"{name}-model-server-dashboard",
             metadata=dashboard["metadata"],

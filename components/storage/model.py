@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, PositiveInt, field_validator, model_validator
 
@@ -89,9 +89,35 @@ class BucketConfig(StrictModel):
     )
 
 
+class S3Config(StrictModel):
+    """AWS: S3 buckets, encrypted with a KMS key, their access logs in a bucket of their own."""
+
+    type: Literal["s3"] = Field(default="s3", description="Amazon S3 (AWS stacks).")
+    kms_key: str | None = Field(
+        default=None,
+        description="Existing KMS key ARN to encrypt with. Default: one rotating KMS key per "
+        "store.",
+    )
+    access_log_retention_days: PositiveInt = Field(
+        default=365, description="Days S3 server access logs are kept."
+    )
+
+
+class GcsConfig(StrictModel):
+    """GCP: Cloud Storage buckets."""
+
+    type: Literal["gcs"] = Field(default="gcs", description="Cloud Storage (GCP stacks).")
+    kms_key: str | None = Field(
+        default=None,
+        description="Existing Cloud KMS key (`projects/.../cryptoKeys/...`). Default: "
+        "Google-managed encryption.",
+    )
+
+
 class MinioConfig(StrictModel):
     """Local only: the MinIO server that stands in for S3/GCS, sized for a laptop."""
 
+    type: Literal["minio"] = Field(default="minio", description="MinIO in the cluster (local).")
     namespace: str = Field(default="minio", description="Namespace MinIO is installed in.")
     storage_size: str = Field(default="10Gi", description="Size of MinIO's persistent volume.")
     storage_class: str | None = Field(
@@ -112,6 +138,10 @@ class MinioConfig(StrictModel):
         return check_quantity(value, info.field_name, example="10Gi, 250m")
 
 
+# Only the chosen backend's fields are accepted: a setting of another cloud's is an error.
+StorageBackend = Annotated[S3Config | GcsConfig | MinioConfig, Field(discriminator="type")]
+
+
 def _default_buckets() -> dict[str, BucketConfig]:
     return {key: BucketConfig() for key in ("artifacts", "datasets", "features")}
 
@@ -128,16 +158,27 @@ class StorageConfig(StrictModel):
         description="Prefix of every physical bucket name. S3 and GCS names are global: use "
         "something your organisation owns. Default: `<project>-<stack>`.",
     )
-    kms_key: str | None = Field(
+    backend: StorageBackend | None = Field(
         default=None,
-        description="Existing key to encrypt with (AWS key ARN; GCP `projects/.../cryptoKeys/"
-        "...`). Default: AWS creates one rotating KMS key per store, GCP uses Google-managed "
-        "encryption.",
+        description="Where the buckets live, a `type:` block with only that backend's "
+        "settings: `s3` (AWS), `gcs` (GCP) or `minio` (local). The type follows the stack's "
+        "cloud: omit it (or the whole block) and the cloud's own is used.",
     )
-    access_log_retention_days: PositiveInt = Field(
-        default=365, description="AWS: days S3 server access logs are kept."
-    )
-    minio: MinioConfig = Field(default_factory=MinioConfig, description="Local only.")
+
+    # The backend's settings, for the resource layer (the root config fills `backend` in from
+    # the cloud, so a stack always has one).
+    @property
+    def kms_key(self) -> str | None:
+        return getattr(self.backend, "kms_key", None)
+
+    @property
+    def access_log_retention_days(self) -> int:
+        backend = self.backend if isinstance(self.backend, S3Config) else S3Config()
+        return backend.access_log_retention_days
+
+    @property
+    def minio(self) -> MinioConfig:
+        return self.backend if isinstance(self.backend, MinioConfig) else MinioConfig()
 
     @field_validator("buckets")
     @classmethod
@@ -362,7 +403,9 @@ def check_kms_key(cloud_type: str, kms_key: str | None) -> None:
     }[cloud_type]
     pattern, shape = expected
     if pattern is None or not pattern.match(kms_key):
-        raise ValueError(f"storage.kms_key: {kms_key!r} must be {shape} on cloud {cloud_type!r}")
+        raise ValueError(
+            f"storage.backend.kms_key: {kms_key!r} must be {shape} on cloud {cloud_type!r}"
+        )
 
 
 # --- Local (MinIO chart values) ---------------------------------------------------------------

@@ -8,8 +8,9 @@ from pulumi.runtime.sync_await import _sync_await
 
 from mlops import mocks
 
-# Inputs whose keys are the user's own (tags, labels, Helm values), not provider property names.
-USER_KEYED = {"tags", "labels", "resourceLabels", "metadata", "values"}
+# Inputs whose keys are the user's own (tags, labels, Helm values, a StorageClass's driver
+# `parameters` such as the EBS CSI driver's `tagSpecification_<n>`), not provider property names.
+USER_KEYED = {"tags", "labels", "resourceLabels", "metadata", "values", "parameters"}
 
 
 def untranslated_keys(value, path=""):

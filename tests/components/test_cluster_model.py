@@ -543,20 +543,29 @@ def test_eks_addons_for_an_unpinned_minor_is_an_error():
 @pytest.mark.parametrize(
     ("key", "parameters"),
     [
-        (None, {"type": "gp3", "encrypted": "true", "csi.storage.k8s.io/fstype": "ext4"}),
+        (
+            None,
+            {
+                "type": "gp3",
+                "encrypted": "true",
+                "csi.storage.k8s.io/fstype": "ext4",
+                "tagSpecification_1": "kubernetes.io/cluster/mlops-prod=owned",
+            },
+        ),
         (
             "arn:aws:kms:eu-west-1:123456789012:key/abcd",
             {
                 "type": "gp3",
                 "encrypted": "true",
                 "csi.storage.k8s.io/fstype": "ext4",
+                "tagSpecification_1": "kubernetes.io/cluster/mlops-prod=owned",
                 "kmsKeyId": "arn:aws:kms:eu-west-1:123456789012:key/abcd",
             },
         ),
     ],
 )
 def test_gp3_storage_class(key, parameters):
-    storage_class = model.gp3_storage_class(key)
+    storage_class = model.gp3_storage_class("mlops-prod", key)
     assert storage_class["metadata"] == {
         "name": "gp3",
         "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},

@@ -448,7 +448,13 @@ def test_default_storage_class_is_encrypted_gp3_and_gp2_is_not_default(aws_prod)
             "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
         },
         "provisioner": "ebs.csi.aws.com",
-        "parameters": {"type": "gp3", "encrypted": "true", "csi.storage.k8s.io/fstype": "ext4"},
+        "parameters": {
+            "type": "gp3",
+            "encrypted": "true",
+            "csi.storage.k8s.io/fstype": "ext4",
+            # what `mlops teardown-check` finds a cluster's volumes by
+            "tagSpecification_1": "kubernetes.io/cluster/mlops-prod=owned",
+        },
         "reclaimPolicy": "Delete",
         "volumeBindingMode": "WaitForFirstConsumer",
         "allowVolumeExpansion": True,
@@ -715,7 +721,7 @@ def _network(cloud, config: ClusterConfig) -> dict:
         for field, value in vars(network).items():
             if isinstance(value, pulumi.Output):
                 value.apply(lambda v, field=field: resolved.__setitem__(field, v))
-            elif isinstance(value, list):
+            elif isinstance(value, (list, tuple)):
                 pulumi.Output.all(*value).apply(
                     lambda v, field=field: resolved.__setitem__(field, v)
                 )
@@ -736,23 +742,31 @@ def test_aws_network_is_the_vpc_private_subnets_and_cluster_security_group():
     )
     cluster = named(monitor, "aws:eks/cluster:Cluster", "core-eks")
     assert network == {
-        "type": "AwsNetwork",
-        "vpc_id": f"{vpc.name}-id",  # the mocks' physical ids
-        "vpc_cidr": vpc.inputs["cidrBlock"],
+        "type": "Network",
+        "cloud": "aws",
+        "network_id": f"{vpc.name}-id",  # the mocks' physical ids
+        "cidr": vpc.inputs["cidrBlock"],
         "private_subnet_ids": [f"{s.name}-id" for s in private],
-        "cluster_security_group_id": mocks._fake_outputs(cluster.type, cluster.name, {})[
-            "vpcConfig"
-        ]["clusterSecurityGroupId"],
+        "client_security_group_ids": [
+            mocks._fake_outputs(cluster.type, cluster.name, {})["vpcConfig"][
+                "clusterSecurityGroupId"
+            ]
+        ],
+        "project": None,
+        "region": None,
     }
 
 
 def test_gcp_network_is_the_vpc_and_node_subnetwork():
     network = _network(GCP, ClusterConfig(name="core"))
     network.pop("monitor")
-    assert network["type"] == "GcpNetwork"
+    assert (network["type"], network["cloud"]) == ("Network", "gcp")
     assert (network["project"], network["region"]) == ("acme-ml", "europe-west4")
     assert network["network_id"].startswith("core-network")
-    assert network["subnetwork_id"].startswith("core-nodes")
+    assert network["cidr"] == "10.0.0.0/16"  # the node subnetwork's primary range
+    [subnetwork] = network["private_subnet_ids"]
+    assert subnetwork.startswith("core-nodes")
+    assert list(network["client_security_group_ids"]) == []
 
 
 def test_local_cluster_has_no_cloud_network():

@@ -50,11 +50,13 @@ def test_defaults_are_the_documented_ones():
         "cache_ttl_seconds": 60,
     }
     assert config.offline_store.model_dump() == {"type": "file", "data_prefix": "feast/data"}
-    online = config.online_store
-    assert online.replicas == 1
-    assert online.aws_node_type == "cache.t4g.small"
-    assert online.gcp_memory_size_gb == 1 and online.gcp_persistence is True
-    assert online.identifier is None and online.deletion_protection is None
+    # the online store's `type:` block comes from the cloud (the root config fills it in)
+    assert config.online_store is None
+    assert config.elasticache.replicas == config.memorystore.replicas == 1
+    assert config.elasticache.node_type == "cache.t4g.small"
+    assert config.memorystore.memory_size_gb == 1 and config.memorystore.persistence is True
+    assert config.memorystore.identifier is None and config.memorystore.deletion_protection is None
+    assert (config.redis.memory_limit, config.redis.storage_gb) == ("1Gi", 5)
     server = config.server
     assert server.image == versions.FEAST_FEATURE_SERVER_IMAGE
     assert server.image == "quay.io/feastdev/feature-server:0.66.0"
@@ -76,16 +78,41 @@ def test_defaults_are_the_documented_ones():
         ({"registry": {"cache_ttl_seconds": -1}}, "registry.cache_ttl_seconds"),
         ({"offline_store": {"type": "bigquery"}}, "offline_store.type"),
         ({"offline_store": {"data_prefix": "data/"}}, "data_prefix 'data/' must be"),
-        ({"online_store": {"replicas": 6}}, "online_store.replicas"),
-        ({"online_store": {"aws_node_type": "t4g.small"}}, "aws_node_type 't4g.small'"),
-        ({"online_store": {"aws_kms_key_arn": "alias/x"}}, "aws_kms_key_arn 'alias/x'"),
-        ({"online_store": {"gcp_memory_size_gb": 0}}, "online_store.gcp_memory_size_gb"),
-        ({"online_store": {"local_memory_limit": "32Mi"}}, "at least 64Mi"),
-        ({"online_store": {"local_memory_limit": "lots"}}, "local_memory_limit 'lots'"),
-        ({"online_store": {"identifier": "Feast"}}, "identifier 'Feast' must be 1-40"),
-        ({"online_store": {"identifier": "a--b"}}, "without '--'"),
-        ({"online_store": {"identifier": "x" * 41}}, "must be 1-40"),
-        ({"online_store": {"key_ttl_seconds": 0}}, "online_store.key_ttl_seconds"),
+        (
+            {"online_store": {"type": "elasticache", "replicas": 6}},
+            "online_store.elasticache.replicas",
+        ),
+        (
+            {"online_store": {"type": "elasticache", "node_type": "t4g.small"}},
+            "node_type 't4g.small'",
+        ),
+        (
+            {"online_store": {"type": "elasticache", "kms_key_arn": "alias/x"}},
+            "kms_key_arn 'alias/x'",
+        ),
+        (
+            {"online_store": {"type": "memorystore", "memory_size_gb": 0}},
+            "online_store.memorystore.memory_size_gb",
+        ),
+        ({"online_store": {"type": "redis", "memory_limit": "32Mi"}}, "at least 64Mi"),
+        ({"online_store": {"type": "redis", "memory_limit": "lots"}}, "memory_limit 'lots'"),
+        (
+            {"online_store": {"type": "memorystore", "identifier": "Feast"}},
+            "identifier 'Feast' must be 1-40",
+        ),
+        ({"online_store": {"type": "elasticache", "identifier": "a--b"}}, "without '--'"),
+        ({"online_store": {"type": "memorystore", "identifier": "x" * 41}}, "must be 1-40"),
+        (
+            {"online_store": {"type": "redis", "key_ttl_seconds": 0}},
+            "online_store.redis.key_ttl_seconds",
+        ),
+        # only the chosen backend's settings
+        ({"online_store": {"type": "redis", "replicas": 2}}, "online_store.redis.replicas"),
+        (
+            {"online_store": {"type": "elasticache", "persistence": False}},
+            "online_store.elasticache.persistence",
+        ),
+        ({"online_store": {"type": "dynamodb"}}, "online_store"),
         ({"server": {"image": "quay.io/feastdev/feature-server"}}, "must be pinned"),
         ({"server": {"image": "quay.io/feastdev/feature-server:latest"}}, "must be pinned"),
         ({"server": {"memory_request": "2Gi", "memory_limit": "1Gi"}}, "memory_limit (1Gi)"),
@@ -221,7 +248,7 @@ def test_feature_store_yaml_follows_the_config():
         project="churn",
         registry={"path": "reg/prod.db", "cache_ttl_seconds": 0},
         offline_store={"type": "duckdb"},
-        online_store={"key_ttl_seconds": 86400},
+        online_store={"type": "redis", "key_ttl_seconds": 86400},
     )
     store = _store_config(_render(config, "local"))
     assert store["project"] == "churn"

@@ -11,8 +11,8 @@ import yaml
 from pulumi.runtime.sync_await import _sync_await
 
 from components.cloud import AwsCloud, GcpCloud, LocalCloud
-from components.cluster.wiring import AwsNetwork, GcpNetwork
 from components.feast import FeastConfig, FeatureStore, FeatureStoreArgs, model
+from components.network import Network
 from mlops import manifests, mocks
 from tests.components.component_support import (
     named,
@@ -73,17 +73,20 @@ def _store(uri):
 
 def _networks():
     return {
-        "aws": AwsNetwork(
-            vpc_id=_out("vpc-0abc"),
-            vpc_cidr="10.0.0.0/16",
+        "aws": Network(
+            cloud="aws",
+            network_id=_out("vpc-0abc"),
+            cidr="10.0.0.0/16",
             private_subnet_ids=[_out("subnet-a"), _out("subnet-b"), _out("subnet-c")],
-            cluster_security_group_id=_out("sg-cluster"),
+            client_security_group_ids=[_out("sg-cluster")],
         ),
-        "gcp": GcpNetwork(
+        "gcp": Network(
+            cloud="gcp",
+            network_id=_out("projects/acme-ml/global/networks/core"),
+            cidr="10.40.0.0/20",
+            private_subnet_ids=[_out("projects/acme-ml/regions/europe-west4/subnetworks/nodes")],
             project="acme-ml",
             region="europe-west4",
-            network_id=_out("projects/acme-ml/global/networks/core"),
-            subnetwork_id=_out("projects/acme-ml/regions/europe-west4/subnetworks/nodes"),
         ),
         "local": None,
     }
@@ -278,8 +281,8 @@ def test_an_unknown_bucket_fails_before_anything_is_registered():
 @pytest.mark.parametrize(
     ("cloud", "message"),
     [
-        (AWS, "FeatureStoreArgs.network: on AWS the cluster's AwsNetwork"),
-        (GCP, "FeatureStoreArgs.network: on GCP the cluster's GcpNetwork"),
+        (AWS, "FeatureStoreArgs.network: the cluster's network is required on aws"),
+        (GCP, "FeatureStoreArgs.network: the cluster's network is required on gcp"),
     ],
     ids=["aws", "gcp"],
 )
@@ -352,7 +355,9 @@ def test_aws_replication_group(protect):
 
 
 def test_aws_single_node_has_no_failover():
-    config = FeastConfig(online_store={"replicas": 0, "aws_node_type": "cache.r7g.large"})
+    config = FeastConfig(
+        online_store={"type": "elasticache", "replicas": 0, "node_type": "cache.r7g.large"}
+    )
     monitor, _ = _run(AWS, config=config)
     inputs = named(monitor, REPLICATION_GROUP, "features-redis").inputs
     assert inputs["numCacheClusters"] == 1
@@ -425,14 +430,14 @@ def test_gcp_memorystore_instance(protect):
 
 
 def test_gcp_read_replicas_and_basic_tier():
-    monitor, _ = _run(GCP, config=FeastConfig(online_store={"replicas": 3}))
+    monitor, _ = _run(GCP, config=FeastConfig(online_store={"type": "memorystore", "replicas": 3}))
     inputs = named(monitor, MEMORYSTORE, "features-redis").inputs
     assert (inputs["tier"], inputs["readReplicasMode"], inputs["replicaCount"]) == (
         "STANDARD_HA",
         "READ_REPLICAS_ENABLED",
         3,
     )
-    config = FeastConfig(online_store={"replicas": 0, "gcp_persistence": False})
+    config = FeastConfig(online_store={"type": "memorystore", "replicas": 0, "persistence": False})
     monitor, _ = _run(GCP, config=config)
     inputs = named(monitor, MEMORYSTORE, "features-redis").inputs
     assert inputs["tier"] == "BASIC"

@@ -81,19 +81,43 @@ def test_topic_configs_are_kafka_property_names():
         ({"cluster_name": "m" * 41}, "at most 40"),
         ({"storage_gb": 0}, "storage_gb"),
         ({"brokers": 0}, "brokers"),
-        ({"msk": {"instance_type": "m5.large"}}, "instance_type 'm5.large' is not an MSK"),
-        ({"msk": {"kafka_version": "latest"}}, "kafka_version 'latest' is not an MSK"),
-        ({"msk": {"kafka_version": "3.5.1"}}, "needs Kafka 3.6.0 or later"),
-        ({"msk": {"kms_key": "alias/kafka"}}, "kms_key 'alias/kafka' must be a KMS key ARN"),
-        ({"msk": {"enhanced_monitoring": "ALL"}}, "enhanced_monitoring"),
-        ({"managed_kafka": {"vcpu_count": 2}}, "vcpu_count"),
-        ({"managed_kafka": {"memory_gib": 30}}, "memory_gib (30) must be between 1 and 8 GiB"),
-        ({"managed_kafka": {"kms_key": "my-key"}}, "kms_key 'my-key' must look like"),
-        ({"strimzi": {"kafka_version": "4.1.1"}}, "'4.1.1' is not run by Strimzi 1.2.0"),
-        ({"strimzi": {"namespace": "Kafka"}}, "namespace 'Kafka' must be a DNS label"),
-        ({"strimzi": {"memory_limit": "2GB"}}, "memory_limit '2GB' is not a Kubernetes quantity"),
-        ({"strimzi": {"users": ["svc", "svc"]}}, "users must not repeat a name"),
-        ({"strimzi": {"users": ["Svc"]}}, "user 'Svc' must be a DNS label"),
+        (
+            {"backend": {"type": "msk", "instance_type": "m5.large"}},
+            "instance_type 'm5.large' is not an MSK",
+        ),
+        (
+            {"backend": {"type": "msk", "kafka_version": "latest"}},
+            "kafka_version 'latest' is not an MSK",
+        ),
+        ({"backend": {"type": "msk", "kafka_version": "3.5.1"}}, "needs Kafka 3.6.0 or later"),
+        (
+            {"backend": {"type": "msk", "kms_key": "alias/kafka"}},
+            "kms_key 'alias/kafka' must be a KMS key ARN",
+        ),
+        ({"backend": {"type": "msk", "enhanced_monitoring": "ALL"}}, "enhanced_monitoring"),
+        ({"backend": {"type": "managed_kafka", "vcpu_count": 2}}, "vcpu_count"),
+        (
+            {"backend": {"type": "managed_kafka", "memory_gib": 30}},
+            "memory_gib (30) must be between 1 and 8 GiB",
+        ),
+        (
+            {"backend": {"type": "managed_kafka", "kms_key": "my-key"}},
+            "kms_key 'my-key' must look like",
+        ),
+        (
+            {"backend": {"type": "strimzi", "kafka_version": "4.1.1"}},
+            "'4.1.1' is not run by Strimzi 1.2.0",
+        ),
+        (
+            {"backend": {"type": "strimzi", "namespace": "Kafka"}},
+            "namespace 'Kafka' must be a DNS label",
+        ),
+        (
+            {"backend": {"type": "strimzi", "memory_limit": "2GB"}},
+            "memory_limit '2GB' is not a Kubernetes quantity",
+        ),
+        ({"backend": {"type": "strimzi", "users": ["svc", "svc"]}}, "users must not repeat a name"),
+        ({"backend": {"type": "strimzi", "users": ["Svc"]}}, "user 'Svc' must be a DNS label"),
         ({"partitions": 3}, "partitions"),  # unknown top-level field
     ],
 )
@@ -121,7 +145,7 @@ def test_express_brokers_come_in_threes():
     config = KafkaConfig(
         brokers=2,
         topics={"predictions": {"replication_factor": 2}},
-        msk={"instance_type": "express.m7g.large"},
+        backend={"type": "msk", "instance_type": "express.m7g.large"},
     )
     assert model.cloud_problems(config, "aws") == [
         ("kafka.brokers", "Express brokers come in threes (3 zones); got 2")
@@ -251,7 +275,8 @@ LOCAL = KafkaConfig(
     storage_gb=10,
     topics={"predictions": {"replication_factor": 1, "partitions": 3}, "features": {
         "replication_factor": 1, "retention_hours": None, "cleanup_policy": "compact"}},
-    strimzi={"storage_class": "standard", "users": ["model-server", "drift-monitor"]},
+    backend={"type": "strimzi", "storage_class": "standard",
+             "users": ["model-server", "drift-monitor"]},
 )  # fmt: skip
 
 
@@ -267,7 +292,7 @@ def test_pinned_chart_is_the_operator_of_the_shared_crds(crds_dir):
 
 
 def test_every_rendered_custom_resource_is_valid_against_the_strimzi_crds(crds_dir):
-    for config in (KafkaConfig(), LOCAL, LOCAL.model_copy(update={"strimzi": StrimziConfig(
+    for config in (KafkaConfig(), LOCAL, LOCAL.model_copy(update={"backend": StrimziConfig(
             plain_listener=True)})):  # fmt: skip
         resources = model.strimzi_resources(config)
         assert [r["kind"] for r in resources] == [
@@ -461,7 +486,7 @@ def test_check_client_accepts_a_writer_of_a_known_topic():
     ],
 )
 def test_check_client_errors_name_the_field(name, namespace, write, read, message):
-    config = LOCAL.model_copy(update={"strimzi": StrimziConfig(users=["model-server"])})
+    config = LOCAL.model_copy(update={"backend": StrimziConfig(users=["model-server"])})
     with pytest.raises(ValueError) as info:
         model.check_client(config, name, namespace, write, read)
     assert message in str(info.value)

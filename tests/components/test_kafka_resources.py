@@ -11,14 +11,16 @@ import pytest
 from components import versions
 from components.cloud import AwsCloud, GcpCloud, LocalCloud
 from components.kafka import (
-    AwsKafkaNetwork,
     KafkaClient,
     KafkaClientArgs,
     KafkaCluster,
     KafkaClusterArgs,
     KafkaConfig,
+    StrimziOperator,
+    StrimziOperatorArgs,
     model,
 )
+from components.network import Network
 from mlops import manifests, mocks
 from tests.components.component_support import (
     named,
@@ -34,12 +36,28 @@ CONFIG = KafkaConfig(
     cluster_name="mlops-dev",
     topics={"predictions": {}, "features": {"retention_hours": None, "cleanup_policy": "compact"}},
 )
-NETWORK = AwsKafkaNetwork(
-    vpc_id="vpc-123",
-    subnet_ids=["subnet-a", "subnet-b", "subnet-c"],
-    client_security_group_ids=["sg-eks-cluster"],
-)
+
+
+def aws_network(subnets, groups=("sg-eks-cluster",)):
+    return Network(
+        cloud="aws",
+        network_id="vpc-123",
+        cidr="10.30.0.0/16",
+        private_subnet_ids=list(subnets),
+        client_security_group_ids=list(groups),
+    )
+
+
+NETWORK = aws_network(["subnet-a", "subnet-b", "subnet-c"])
 SUBNETWORK = "projects/acme-ml/regions/europe-west4/subnetworks/mlops-nodes"
+GCP_NETWORK = Network(
+    cloud="gcp",
+    network_id="projects/acme-ml/global/networks/mlops",
+    cidr="10.40.0.0/20",
+    private_subnet_ids=[SUBNETWORK],
+    project="acme-ml",
+    region="europe-west4",
+)
 MSK_BROKERS = (
     "b-1.mlopsdev.abc.c2.kafka.us-east-1.amazonaws.com:9098,"
     "b-2.mlopsdev.abc.c2.kafka.us-east-1.amazonaws.com:9098"
@@ -74,7 +92,14 @@ class KafkaMocks(mocks.RecordingMocks):
         return resource_id, outputs
 
 
-def _run(cloud, config=CONFIG, protect=False, network=NETWORK, subnetwork=SUBNETWORK):
+def _operator(cloud, config, provider):
+    """Locally, Strimzi's operator in the same program (the platform plans it a layer before)."""
+    if cloud.type != "local":
+        return None
+    return StrimziOperator("strimzi", StrimziOperatorArgs(config=config, kubernetes=provider))
+
+
+def _run(cloud, config=CONFIG, protect=False, network=NETWORK, gcp_network=GCP_NETWORK):
     built = {}
 
     def program():
@@ -86,8 +111,8 @@ def _run(cloud, config=CONFIG, protect=False, network=NETWORK, subnetwork=SUBNET
                 config=config,
                 protect=protect,
                 kubernetes=provider,
-                aws_network=network if cloud.type == "aws" else None,
-                gcp_subnetwork=subnetwork if cloud.type == "gcp" else None,
+                network={"aws": network, "gcp": gcp_network}.get(cloud.type),
+                operator=_operator(cloud, config, provider),
             ),
         )
 
@@ -227,7 +252,7 @@ def test_aws_outputs(aws_built):
 def test_aws_protect_keeps_cluster_and_topics_and_options_flow_through():
     config = CONFIG.model_copy(
         update={
-            "msk": CONFIG.msk.model_copy(
+            "backend": CONFIG.msk.model_copy(
                 update={
                     "broker_logs": True,
                     "kms_key": "arn:aws:kms:us-east-1:123456789012:key/abc",
@@ -256,7 +281,7 @@ def test_aws_protect_keeps_cluster_and_topics_and_options_flow_through():
 
 def test_aws_uses_the_first_two_of_two_zones_and_checks_brokers():
     config = KafkaConfig(brokers=4)
-    two = AwsKafkaNetwork("vpc-1", ["subnet-a", "subnet-b"], ["sg-1", "sg-2"])
+    two = aws_network(["subnet-a", "subnet-b"], ["sg-1", "sg-2"])
     monitor, _ = _run(AWS, config=config, network=two)
     cluster = named(monitor, "aws:msk/cluster:Cluster", "kafka-msk")
     assert cluster.inputs["brokerNodeGroupInfo"]["clientSubnets"] == ["subnet-a", "subnet-b"]
@@ -266,15 +291,12 @@ def test_aws_uses_the_first_two_of_two_zones_and_checks_brokers():
 @pytest.mark.parametrize(
     ("network", "message"),
     [
-        (None, "KafkaClusterArgs.aws_network: VPC, subnets and client security groups"),
+        (None, "KafkaClusterArgs.network: the cluster's network is required on aws"),
         (
-            AwsKafkaNetwork("vpc-1", ["subnet-a", "subnet-b"], ["sg-1"]),
+            aws_network(["subnet-a", "subnet-b"], ["sg-1"]),
             "kafka.brokers: 3 brokers must be a multiple of the 2 zones MSK uses",
         ),
-        (
-            AwsKafkaNetwork("vpc-1", ["subnet-a", "subnet-b", "subnet-c"], []),
-            "aws_network.client_security_group_ids: at least one client security group",
-        ),
+        (GCP_NETWORK, "KafkaClusterArgs.network: a aws network is required, got the gcp"),
     ],
 )
 def test_aws_bad_network_fails_before_anything_is_created(network, message):
@@ -348,7 +370,7 @@ def test_gcp_outputs(gcp_built):
 def test_gcp_protect_and_cmek():
     key = "projects/acme-ml/locations/europe-west4/keyRings/ml/cryptoKeys/kafka"
     config = CONFIG.model_copy(
-        update={"managed_kafka": CONFIG.managed_kafka.model_copy(update={"kms_key": key})}
+        update={"backend": CONFIG.managed_kafka.model_copy(update={"kms_key": key})}
     )
     monitor, _ = _run(GCP, config=config, protect=True)
     cluster = named(monitor, "gcp:managedkafka/cluster:Cluster", "kafka-cluster")
@@ -360,8 +382,8 @@ def test_gcp_protect_and_cmek():
 
 
 def test_gcp_errors_name_the_field():
-    with pytest.raises(ValueError, match=r"KafkaClusterArgs\.gcp_subnetwork"):
-        _run(GCP, subnetwork=None)
+    with pytest.raises(ValueError, match=r"KafkaClusterArgs\.network: the cluster's network"):
+        _run(GCP, gcp_network=None)
     too_many = KafkaConfig(brokers=4, topics={"predictions": {"replication_factor": 4}})
     with pytest.raises(ValueError, match=r"kafka\.brokers: 4 brokers, but managed_kafka"):
         _run(GCP, config=too_many)
@@ -373,7 +395,7 @@ LOCAL_CONFIG = KafkaConfig(
     brokers=1,
     storage_gb=10,
     topics={"predictions": {"replication_factor": 1}},
-    strimzi={"plain_listener": True, "users": ["model-server"]},
+    backend={"type": "strimzi", "plain_listener": True, "users": ["model-server"]},
 )
 
 
@@ -382,36 +404,46 @@ def local_built():
     return _run(LOCAL, config=LOCAL_CONFIG)
 
 
-def test_local_creates_operator_then_custom_resources(local_built):
+def test_local_creates_custom_resources_after_the_operator(local_built):
     monitor, _ = local_built
+    # the operator (its CRDs) is `StrimziOperator`, planned a layer before the custom resources
+    operator = monitor.named("strimzi")
+    assert operator.type == "mlops:kafka:StrimziOperator"
+    assert sorted((r.type, r.name) for r in monitor.recorded if r.parent == operator.urn) == [
+        ("kubernetes:core/v1:Namespace", "strimzi-namespace"),
+        ("kubernetes:helm.sh/v3:Release", "strimzi-strimzi"),
+    ]
     assert _children(monitor) == [
-        ("kubernetes:core/v1:Namespace", "kafka-namespace"),
-        ("kubernetes:helm.sh/v3:Release", "kafka-strimzi"),
         ("kubernetes:kafka.strimzi.io/v1:Kafka", "kafka-kafka"),
         ("kubernetes:kafka.strimzi.io/v1:KafkaNodePool", "kafka-node-pool"),
         ("kubernetes:kafka.strimzi.io/v1:KafkaTopic", "kafka-predictions"),
         ("kubernetes:kafka.strimzi.io/v1:KafkaUser", "kafka-user-model-server"),
     ]
-    assert len(monitor.recorded) == 8  # plus the test's provider and the component
+    # plus the test's provider, the two components and the operator's two children
+    assert len(monitor.recorded) == 4 + 5
     provider = monitor.named("k8s").urn
-    operator = named(monitor, "kubernetes:helm.sh/v3:Release", "kafka-strimzi")
+    release = named(monitor, "kubernetes:helm.sh/v3:Release", "strimzi-strimzi")
+    # moved here from the ml stack by `pulumi state move` (re-parented to the stack): adopted
+    assert release.aliases == [
+        "urn:pulumi:test::mlops::kubernetes:helm.sh/v3:Release::strimzi-strimzi"
+    ]
     for record in monitor.recorded:
         if record.type.startswith("kubernetes:") and record.type != "pulumi:providers:kubernetes":
             assert record.provider.startswith(provider), record.name
         if record.type.startswith("kubernetes:kafka.strimzi.io/"):
-            assert operator.urn in record.depends_on, record.name
+            assert release.urn in record.depends_on, record.name
 
 
 def test_local_operator_is_the_pinned_oci_chart(local_built):
     monitor, _ = local_built
-    release = named(monitor, "kubernetes:helm.sh/v3:Release", "kafka-strimzi")
+    release = named(monitor, "kubernetes:helm.sh/v3:Release", "strimzi-strimzi")
     assert release.inputs["chart"] == "oci://quay.io/strimzi-helm/strimzi-kafka-operator"
     assert release.inputs["version"] == versions.STRIMZI_KAFKA_OPERATOR.version == "1.2.0"
     assert release.inputs["name"] == "strimzi"
     assert release.inputs["namespace"] == "kafka"
     assert release.inputs["values"] == model.strimzi_operator_values()
     assert "repositoryOpts" not in release.inputs
-    namespace = named(monitor, "kubernetes:core/v1:Namespace", "kafka-namespace")
+    namespace = named(monitor, "kubernetes:core/v1:Namespace", "strimzi-namespace")
     assert namespace.urn in release.depends_on
     assert namespace.inputs["metadata"] == model.strimzi_namespace(LOCAL_CONFIG.strimzi)["metadata"]
 
@@ -492,8 +524,8 @@ def _run_client(cloud, config=CONFIG, write=("predictions",), read=()):
                 cloud=cloud,
                 config=config,
                 kubernetes=provider,
-                aws_network=NETWORK if cloud.type == "aws" else None,
-                gcp_subnetwork=SUBNETWORK if cloud.type == "gcp" else None,
+                network={"aws": NETWORK, "gcp": GCP_NETWORK}.get(cloud.type),
+                operator=_operator(cloud, config, provider),
             ),
         )
         namespace = k8s.core.v1.Namespace(
@@ -552,9 +584,10 @@ def test_local_user_takes_its_password_from_our_secret_and_is_valid(local_client
     manifests.validate(doc)
     source = monitor.named("churn-password-source")
     assert source.urn in user.depends_on
-    # depending on the cluster component waits for its children: operator (CRDs), Kafka Ready
+    # depending on the cluster component waits for its children: Kafka Ready (the operator and
+    # its CRDs are a layer before)
     for record in (user, source):
-        for dependency in ("kafka-strimzi", "kafka-kafka", "kafka-node-pool"):
+        for dependency in ("kafka-kafka", "kafka-node-pool"):
             assert monitor.named(dependency).urn in record.depends_on, (record.name, dependency)
     # no ACLs: the Kafka CR turns no authorization on (see README)
     assert "authorization" not in model.strimzi_kafka(LOCAL_CONFIG)["spec"]["kafka"]

@@ -7,7 +7,14 @@ import pytest
 
 from components import versions
 from components.cloud import AwsCloud, GcpCloud, LocalCloud
-from components.mesh import IstioMesh, IstioMeshArgs, MeshConfig, model
+from components.mesh import (
+    IstioMesh,
+    IstioMeshArgs,
+    MeshConfig,
+    MeshMutualTls,
+    MeshMutualTlsArgs,
+    model,
+)
 from mlops import manifests, mocks
 from tests.components.component_support import named, output_value, untranslated_keys
 
@@ -70,7 +77,6 @@ def test_default_creates_exactly_these_children(default):
         (RELEASE, "mesh-base"),
         (RELEASE, "mesh-cni"),
         (RELEASE, "mesh-istiod"),
-        (PEER_AUTHENTICATION, "mesh-peer-authentication"),
     ]
     # Everything else recorded is the test's provider and the component itself.
     assert len(monitor.recorded) == len(_children(monitor)) + 2
@@ -127,17 +133,45 @@ def test_releases_are_the_pinned_charts(default, resource, release, chart, names
     assert recorded.secret_inputs == set()
 
 
-def test_ordering_base_and_cni_before_istiod_before_the_policy(default):
+def test_ordering_base_and_cni_before_istiod(default):
     monitor, _ = default
     assert _depends(monitor, "mesh-base") == ["mesh-istio-system"]
     assert _depends(monitor, "mesh-cni") == ["mesh-istio-cni"]
     assert _depends(monitor, "mesh-istiod") == ["mesh-base", "mesh-cni", "mesh-istio-system"]
-    assert _depends(monitor, "mesh-peer-authentication") == ["mesh-base", "mesh-istiod"]
 
 
-def test_peer_authentication_is_strict_in_the_root_namespace_and_matches_the_crd(default, crds_dir):
+def _run_mtls(config=DEFAULT):
+    """`MeshMutualTls` after `IstioMesh` in one program (the platform plans them a layer apart)."""
+
+    def program():
+        provider = k8s.Provider("k8s", kubeconfig="{}")
+        mesh = IstioMesh("mesh", IstioMeshArgs(config=config, cloud=AWS, kubernetes=provider))
+        MeshMutualTls(
+            "mesh-mtls",
+            MeshMutualTlsArgs(config=config, kubernetes=provider),
+            pulumi.ResourceOptions(depends_on=mesh.ready),
+        )
+
+    return mocks.run(program)
+
+
+def test_the_mesh_plans_no_custom_resource_of_its_own_crds(default):
+    """A custom resource next to the release installing its CRD fails a preview on a fresh
+    cluster (pulumi-kubernetes #3027): mesh-wide mTLS is `MeshMutualTls`, a later layer's."""
     monitor, _ = default
-    policy = named(monitor, PEER_AUTHENTICATION, "mesh-peer-authentication")
+    assert [r.name for r in monitor.recorded if "istio.io" in r.type] == []
+
+
+def test_peer_authentication_is_strict_in_the_root_namespace_and_matches_the_crd(crds_dir):
+    monitor = _run_mtls()
+    component = monitor.named("mesh-mtls")
+    assert component.type == "mlops:mesh:MeshMutualTls"
+    assert [(r.type, r.name) for r in monitor.recorded if r.parent == component.urn] == [
+        (PEER_AUTHENTICATION, "mesh-mtls-peer-authentication")
+    ]
+    # through istiod's validating webhook: after istiod
+    assert component.depends_on == [monitor.named("mesh-istiod").urn]
+    policy = named(monitor, PEER_AUTHENTICATION, "mesh-mtls-peer-authentication")
     assert policy.inputs == {
         "apiVersion": "security.istio.io/v1",
         "kind": "PeerAuthentication",
@@ -171,7 +205,6 @@ def test_gateway_release_on_gke_after_istiod(gateway):
         (RELEASE, "mesh-cni"),
         (RELEASE, "mesh-ingress-gateway"),
         (RELEASE, "mesh-istiod"),
-        (PEER_AUTHENTICATION, "mesh-peer-authentication"),
     ]
     release = named(monitor, RELEASE, "mesh-ingress-gateway")
     assert release.inputs == {
@@ -203,12 +236,11 @@ def test_without_cni_istiod_waits_only_for_base():
         (NAMESPACE, "mesh-istio-system"),
         (RELEASE, "mesh-base"),
         (RELEASE, "mesh-istiod"),
-        (PEER_AUTHENTICATION, "mesh-peer-authentication"),
     ]
     assert _depends(monitor, "mesh-istiod") == ["mesh-base", "mesh-istio-system"]
     istiod = named(monitor, RELEASE, "mesh-istiod")
     assert istiod.inputs["values"]["cni"] == {"enabled": False}
-    policy = named(monitor, PEER_AUTHENTICATION, "mesh-peer-authentication")
+    policy = named(_run_mtls(config), PEER_AUTHENTICATION, "mesh-mtls-peer-authentication")
     assert policy.inputs["spec"] == {"mtls": {"mode": "PERMISSIVE"}}
 
 
@@ -237,6 +269,10 @@ def test_disabled_mesh_and_missing_provider_register_nothing():
     monitor = mocks.install()
     with pytest.raises(ValueError, match=r"^IstioMeshArgs\.kubernetes: "):
         IstioMesh("mesh", IstioMeshArgs(config=MeshConfig(), cloud=AWS, kubernetes=None))
+    with pytest.raises(ValueError, match=r"^MeshMutualTlsArgs\.kubernetes: "):
+        MeshMutualTls("mesh", MeshMutualTlsArgs(config=MeshConfig(), kubernetes=None))
+    with pytest.raises(ValueError, match=r"^mesh\.enabled: "):
+        MeshMutualTls("mesh", MeshMutualTlsArgs(config=MeshConfig(enabled=False), kubernetes=None))
     assert monitor.recorded == []
 
 

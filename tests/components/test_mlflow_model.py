@@ -47,24 +47,38 @@ def test_defaults_are_the_documented_ones():
             "memory_limit": "2Gi",
             "tmp_size_limit": "1Gi",
         },
-        "database": {
-            "aws_instance_class": "db.t4g.medium",
-            "gcp_tier": "db-custom-1-3840",
-            "storage_gb": 20,
-            "max_storage_gb": 100,
-            "high_availability": False,
-            "backup_retention_days": 7,
-            "deletion_protection": None,
-            "iam_authentication": False,
-            "aws_kms_key_arn": None,
-            "identifier": None,
-            "storage_class": None,
-        },
+        # the `type:` block comes from the cloud (the root config fills it in)
+        "database": None,
         "auth": {"enabled": True, "admin_username": "admin", "default_permission": "READ"},
         "clients": {},
         "ingress_namespaces": [],
     }
     assert config.image == versions.MLFLOW_IMAGE
+    managed = {
+        "storage_gb": 20,
+        "max_storage_gb": 100,
+        "high_availability": False,
+        "backup_retention_days": 7,
+        "deletion_protection": None,
+        "iam_authentication": False,
+        "identifier": None,
+    }
+    assert config.rds.model_dump() == {
+        **managed,
+        "type": "rds",
+        "instance_class": "db.t4g.medium",
+        "kms_key_arn": None,
+    }
+    assert config.cloud_sql.model_dump() == {
+        **managed,
+        "type": "cloud_sql",
+        "tier": "db-custom-1-3840",
+    }
+    assert config.postgres.model_dump() == {
+        "type": "postgres",
+        "storage_gb": 20,
+        "storage_class": None,
+    }
 
 
 def test_the_image_matches_the_locked_mlflow_minor():
@@ -95,21 +109,51 @@ def test_the_image_matches_the_locked_mlflow_minor():
             {"resources": {"memory_request": "2Gi", "memory_limit": "1Gi"}},
             "memory_limit (1Gi) must be at least memory_request (2Gi)",
         ),
-        ({"database": {"storage_gb": 10}}, "database.storage_gb\n  Input should be greater"),
         (
-            {"database": {"storage_gb": 200}},
+            {"database": {"type": "postgres", "storage_gb": 10}},
+            "database.postgres.storage_gb\n  Input should be greater",
+        ),
+        (
+            {"database": {"type": "rds", "storage_gb": 200}},
             "max_storage_gb (100) must be at least storage_gb (200)",
         ),
-        ({"database": {"backup_retention_days": 36}}, "database.backup_retention_days"),
-        ({"database": {"aws_instance_class": "t4g.medium"}}, "aws_instance_class 't4g.medium'"),
-        ({"database": {"gcp_tier": "db-perf-optimized-N-2"}}, "gcp_tier 'db-perf-optimized-N-2'"),
         (
-            {"database": {"aws_kms_key_arn": "alias/aws/rds"}},
-            "aws_kms_key_arn 'alias/aws/rds' must be a KMS key ARN",
+            {"database": {"type": "cloud_sql", "backup_retention_days": 36}},
+            "database.cloud_sql.backup_retention_days",
         ),
-        ({"database": {"identifier": "1mlflow"}}, "identifier '1mlflow' must be 1-63"),
-        ({"database": {"identifier": "ml--flow"}}, "identifier 'ml--flow' must be 1-63"),
-        ({"database": {"engine": "mysql"}}, "database.engine\n  Extra inputs are not permitted"),
+        (
+            {"database": {"type": "rds", "instance_class": "t4g.medium"}},
+            "instance_class 't4g.medium'",
+        ),
+        (
+            {"database": {"type": "cloud_sql", "tier": "db-perf-optimized-N-2"}},
+            "tier 'db-perf-optimized-N-2'",
+        ),
+        # only the chosen backend's settings
+        (
+            {"database": {"type": "postgres", "high_availability": True}},
+            "database.postgres.high_availability\n  Extra inputs",
+        ),
+        (
+            {"database": {"type": "cloud_sql", "instance_class": "db.t4g.medium"}},
+            "database.cloud_sql.instance_class",
+        ),
+        (
+            {"database": {"type": "rds", "kms_key_arn": "alias/aws/rds"}},
+            "kms_key_arn 'alias/aws/rds' must be a KMS key ARN",
+        ),
+        (
+            {"database": {"type": "rds", "identifier": "1mlflow"}},
+            "identifier '1mlflow' must be 1-63",
+        ),
+        (
+            {"database": {"type": "cloud_sql", "identifier": "ml--flow"}},
+            "identifier 'ml--flow' must be 1-63",
+        ),
+        (
+            {"database": {"engine": "mysql"}},
+            "database\n  Unable to extract tag using discriminator",
+        ),
         ({"auth": {"default_permission": "ALL"}}, "auth.default_permission"),
         ({"auth": {"admin_username": "a b"}}, "admin_username 'a b' must be 1-63"),
         ({"tracking_uri": "http://x"}, "tracking_uri\n  Extra inputs are not permitted"),
@@ -527,7 +571,8 @@ def test_credentials_secret_keys(cloud, auth, keys):
 
 def test_local_postgres_is_the_pinned_official_image_non_root_with_a_retained_volume():
     rendered = _render(
-        MlflowConfig(database={"storage_gb": 30, "storage_class": "standard"}), "local"
+        MlflowConfig(database={"type": "postgres", "storage_gb": 30, "storage_class": "standard"}),
+        "local",
     )
     statefulset = rendered.postgres_statefulset
     spec = statefulset["spec"]

@@ -12,13 +12,12 @@ from components.cloud import AwsCloud, GcpCloud, LocalCloud
 from components.identity import WorkloadIdentity, WorkloadIdentityArgs
 from components.identity.model import WorkloadIdentityConfig
 from components.mlflow import (
-    AwsDatabaseNetwork,
-    GcpDatabaseNetwork,
     MlflowConfig,
     TrackingServer,
     TrackingServerArgs,
     model,
 )
+from components.network import Network
 from components.storage import ObjectStore, ObjectStoreArgs, StorageConfig
 from mlops import manifests, mocks
 from tests.components.component_support import (
@@ -66,15 +65,30 @@ def _store(uri):
     return SimpleNamespace(bucket_uris={"artifacts": pulumi.Output.from_input(uri)})
 
 
+def _aws_network(subnets, groups):
+    return Network(
+        cloud="aws",
+        network_id="vpc-0abc",
+        cidr="10.0.0.0/16",
+        private_subnet_ids=subnets,
+        client_security_group_ids=groups,
+    )
+
+
+def _gcp_network(network_id="projects/acme-ml/global/networks/core"):
+    return Network(
+        cloud="gcp",
+        network_id=network_id,
+        cidr="10.40.0.0/20",
+        private_subnet_ids=["projects/acme-ml/regions/europe-west4/subnetworks/nodes"],
+        project="acme-ml",
+        region="europe-west4",
+    )
+
+
 NETWORKS = {
-    "aws": dict(
-        aws_network=AwsDatabaseNetwork(
-            vpc_id="vpc-0abc",
-            subnet_ids=["subnet-a", "subnet-b", "subnet-c"],
-            client_security_group_ids=["sg-cluster"],
-        )
-    ),
-    "gcp": dict(gcp_network=GcpDatabaseNetwork(network="projects/acme-ml/global/networks/core")),
+    "aws": dict(network=_aws_network(["subnet-a", "subnet-b", "subnet-c"], ["sg-cluster"])),
+    "gcp": dict(network=_gcp_network()),
     "local": {},
 }
 URIS = {"aws": "s3://mlops-test-artifacts", "gcp": "gs://mlops-test-artifacts", "local": "s3://x"}
@@ -272,8 +286,8 @@ def test_an_unknown_artifact_bucket_fails_before_anything_is_registered():
 @pytest.mark.parametrize(
     ("cloud", "message"),
     [
-        (AWS, "TrackingServerArgs.aws_network: on AWS the VPC id"),
-        (GCP, "TrackingServerArgs.gcp_network: on GCP the cluster's VPC network"),
+        (AWS, "TrackingServerArgs.network: the cluster's network is required on aws"),
+        (GCP, "TrackingServerArgs.network: the cluster's network is required on gcp"),
     ],
     ids=["aws", "gcp"],
 )
@@ -354,7 +368,8 @@ def test_aws_rds_instance(protect):
 def test_aws_explicit_settings_reach_the_instance():
     config = MlflowConfig(
         database={
-            "aws_instance_class": "db.r7g.large",
+            "type": "rds",
+            "instance_class": "db.r7g.large",
             "storage_gb": 50,
             "max_storage_gb": 500,
             "high_availability": True,
@@ -362,7 +377,7 @@ def test_aws_explicit_settings_reach_the_instance():
             "iam_authentication": True,
             "deletion_protection": True,
             "identifier": "ml-prod-registry",
-            "aws_kms_key_arn": "arn:aws:kms:eu-west-1:123456789012:key/abcd-1234",
+            "kms_key_arn": "arn:aws:kms:eu-west-1:123456789012:key/abcd-1234",
         }
     )
     monitor, _ = _run(AWS, config=config, protect=False)
@@ -380,12 +395,8 @@ def test_aws_explicit_settings_reach_the_instance():
 
 
 def test_aws_network_private_subnets_and_cluster_only_ingress():
-    network = AwsDatabaseNetwork(
-        vpc_id="vpc-0abc",
-        subnet_ids=["subnet-a", "subnet-b"],
-        client_security_group_ids=["sg-cluster", "sg-nodes"],
-    )
-    monitor, _ = _run(AWS, aws_network=network)
+    network = _aws_network(["subnet-a", "subnet-b"], ["sg-cluster", "sg-nodes"])
+    monitor, _ = _run(AWS, network=network)
     group = named(monitor, "aws:ec2/securityGroup:SecurityGroup", "tracking-database")
     assert group.inputs == {
         "vpcId": "vpc-0abc",
@@ -484,7 +495,8 @@ def test_gcp_an_existing_peering_is_waited_for_not_created():
                 config=CONFIG,
                 storage=_store("gs://b"),
                 kubernetes=provider,
-                gcp_network=GcpDatabaseNetwork(network="net", private_services_access=peering),
+                network=_gcp_network("net"),
+                private_services_access=peering,
             ),
         )
 
@@ -533,7 +545,12 @@ def test_gcp_cloud_sql_instance(protect):
 
 def test_gcp_high_availability_iam_auth_and_short_retention():
     config = MlflowConfig(
-        database={"high_availability": True, "iam_authentication": True, "backup_retention_days": 3}
+        database={
+            "type": "cloud_sql",
+            "high_availability": True,
+            "iam_authentication": True,
+            "backup_retention_days": 3,
+        }
     )
     monitor, _ = _run(GCP, config=config)
     settings = named(monitor, CLOUD_SQL, "tracking-database").inputs["settings"]

@@ -8,7 +8,14 @@ import pytest
 from pulumi.runtime.sync_await import _sync_await
 
 from components import versions
-from components.monitoring import MonitoringConfig, Observability, ObservabilityArgs, model
+from components.monitoring import (
+    ModelAlerts,
+    ModelAlertsArgs,
+    MonitoringConfig,
+    Observability,
+    ObservabilityArgs,
+    model,
+)
 from mlops import manifests, mocks
 from tests.components.component_support import named, output_value, untranslated_keys
 
@@ -46,7 +53,6 @@ def test_creates_exactly_these_children_under_the_component(built):
         ("kubernetes:core/v1:Namespace", "platform-namespace"),
         ("kubernetes:core/v1:Secret", "platform-grafana-admin"),
         ("kubernetes:helm.sh/v3:Release", "platform-kube-prometheus-stack"),
-        ("kubernetes:monitoring.coreos.com/v1:PrometheusRule", "platform-model-alerts"),
         ("random:index/randomPassword:RandomPassword", "platform-grafana-admin-password"),
     ]
     # Everything else recorded is the test's own provider and the component itself.
@@ -139,14 +145,37 @@ def test_outputs(built):
         assert _sync_await(getattr(component, plain).is_secret()) is False, plain
 
 
-def test_prometheus_rule_waits_for_the_release_and_matches_the_crd(built, crds_dir):
+def test_the_release_plans_no_custom_resource_of_its_own_crds(built):
+    """A custom resource next to the release installing its CRD fails a preview on a fresh
+    cluster (pulumi-kubernetes #3027): the rules are `ModelAlerts`, a later layer's."""
     monitor, _ = built
+    assert [r.name for r in monitor.recorded if "monitoring.coreos.com" in r.type] == []
+
+
+def test_model_alerts_is_the_rule_of_the_model_and_matches_the_crd(crds_dir):
+    def program():
+        provider = k8s.Provider("k8s", kubeconfig="{}")
+        ModelAlerts("platform", ModelAlertsArgs(config=CONFIG, kubernetes=provider))
+
+    monitor = mocks.run(program)
+    component = monitor.named("platform")
+    assert component.type == "mlops:monitoring:ModelAlerts"
+    children = [(r.type, r.name) for r in monitor.recorded if r.parent == component.urn]
+    assert children == [
+        ("kubernetes:monitoring.coreos.com/v1:PrometheusRule", "platform-model-alerts")
+    ]
     rule = named(
         monitor, "kubernetes:monitoring.coreos.com/v1:PrometheusRule", "platform-model-alerts"
     )
+    # the content is the model's, unchanged; its namespace is the release's (rule selector)
     assert rule.inputs == model.prometheus_rule(CONFIG.alerts, "observability")
-    assert rule.depends_on == [monitor.named("platform-kube-prometheus-stack").urn]
+    assert rule.provider is not None and rule.provider.startswith(monitor.named("k8s").urn)
     manifests.validate(rule.inputs)
+
+
+def test_model_alerts_needs_a_provider():
+    with pytest.raises(ValueError, match=r"^ModelAlertsArgs.kubernetes: a Kubernetes provider"):
+        ModelAlerts("x", ModelAlertsArgs(config=CONFIG, kubernetes=None))  # type: ignore[arg-type]
 
 
 def test_dashboard_configmap_and_builtin_objects_are_valid(built):

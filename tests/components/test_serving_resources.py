@@ -23,9 +23,9 @@ from mlops import manifests, mocks
 from tests.components.component_support import output_value, run_with_mocks, untranslated_keys
 from tests.components.test_kafka_resources import (
     GCP_BOOTSTRAP,
+    GCP_NETWORK,
     MSK_BROKERS,
     NETWORK,
-    SUBNETWORK,
     KafkaMocks,
 )
 
@@ -275,7 +275,9 @@ SERVING_IDENTITY = WorkloadIdentityConfig(
     namespace="serving", service_account="model-server", buckets={"artifacts": "read"}
 )
 STORAGE = StorageConfig(bucket_prefix="acme-dev", buckets={"artifacts": {}})
-KAFKA_CONFIG = KafkaConfig(brokers=3, topics={"predictions": {}}, strimzi={"users": []})
+KAFKA_CONFIG = KafkaConfig(
+    brokers=3, topics={"predictions": {}}, backend={"type": "strimzi", "users": []}
+)
 
 
 @dataclass
@@ -328,8 +330,7 @@ def _run_wired(cloud):
                 cloud=cloud,
                 config=KAFKA_CONFIG,
                 kubernetes=provider,
-                aws_network=NETWORK if cloud.type == "aws" else None,
-                gcp_subnetwork=SUBNETWORK if cloud.type == "gcp" else None,
+                network={"aws": NETWORK, "gcp": GCP_NETWORK}.get(cloud.type),
             ),
         )
         client = KafkaClient(

@@ -70,17 +70,17 @@ def test_defaults_are_three_versioned_buckets_with_secure_lifecycle():
             "buckets.artifacts.lifecycle.expire_days: Extra inputs are not permitted",
         ),
         (
-            {"minio": {"storage_size": "ten gigs"}},
-            "minio.storage_size: Value error, storage_size 'ten gigs' is not a Kubernetes "
+            {"backend": {"type": "minio", "storage_size": "ten gigs"}},
+            "backend.minio.storage_size: Value error, storage_size 'ten gigs' is not a Kubernetes "
             "quantity (e.g. 10Gi, 250m)",
         ),
         (
-            {"minio": {"namespace": "MinIO"}},
-            "minio.namespace: Value error, namespace 'MinIO' must be a DNS label",
+            {"backend": {"type": "minio", "namespace": "MinIO"}},
+            "backend.minio.namespace: Value error, namespace 'MinIO' must be a DNS label",
         ),
         (
-            {"access_log_retention_days": 0},
-            "access_log_retention_days: Input should be greater than 0",
+            {"backend": {"type": "s3", "access_log_retention_days": 0}},
+            "backend.s3.access_log_retention_days: Input should be greater than 0",
         ),
     ],
 )
@@ -340,21 +340,21 @@ def test_gcs_lifecycle_rules_mirror_the_s3_intent():
         (
             "aws",
             "arn:aws:kms:us-east-1:123456789012:alias/storage",
-            "storage.kms_key: 'arn:aws:kms:us-east-1:123456789012:alias/storage' must be an AWS "
-            "KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>) on cloud 'aws'",
+            "storage.backend.kms_key: 'arn:aws:kms:us-east-1:123456789012:alias/storage' must be "
+            "an AWS KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>) on cloud 'aws'",
         ),
         ("gcp", "projects/p/locations/europe-west4/keyRings/r/cryptoKeys/k", None),
         (
             "gcp",
             "arn:aws:kms:us-east-1:123456789012:key/abc",
-            "storage.kms_key: 'arn:aws:kms:us-east-1:123456789012:key/abc' must be "
+            "storage.backend.kms_key: 'arn:aws:kms:us-east-1:123456789012:key/abc' must be "
             "projects/<p>/locations/<l>/keyRings/<r>/cryptoKeys/<k> on cloud 'gcp'",
         ),
         (
             "local",
             "projects/p/locations/l/keyRings/r/cryptoKeys/k",
-            "storage.kms_key: 'projects/p/locations/l/keyRings/r/cryptoKeys/k' must be unset: "
-            "local MinIO does not use a KMS key on cloud 'local'",
+            "storage.backend.kms_key: 'projects/p/locations/l/keyRings/r/cryptoKeys/k' must be "
+            "unset: local MinIO does not use a KMS key on cloud 'local'",
         ),
     ],
 )
@@ -373,7 +373,7 @@ def test_kms_key_must_match_the_cloud(cloud, key, message):
 def test_minio_values_reference_secrets_by_name_and_override_the_default_console_user():
     config = StorageConfig(
         buckets={"artifacts": BucketConfig(), "scratch": BucketConfig(versioning=False)},
-        minio={"storage_size": "5Gi", "storage_class": "standard"},
+        backend={"type": "minio", "storage_size": "5Gi", "storage_class": "standard"},
     )
     names = {"artifacts": "dev-artifacts", "scratch": "dev-scratch"}
     identities = {

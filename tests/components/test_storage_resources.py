@@ -11,6 +11,7 @@ from components import versions
 from components.cloud import AwsCloud, GcpCloud, LocalCloud
 from components.identity.model import WorkloadIdentityConfig
 from components.storage import ObjectStore, ObjectStoreArgs, StorageConfig, model
+from components.storage.model import GcsConfig, S3Config
 from mlops import manifests, mocks
 from tests.components.component_support import output_value
 
@@ -117,7 +118,7 @@ def test_aws_sse_kms_uses_the_store_key_with_bucket_keys():
 
 def test_aws_existing_key_is_used_and_none_created():
     existing = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab"
-    config = CONFIG.model_copy(update={"kms_key": existing})
+    config = CONFIG.model_copy(update={"backend": S3Config(kms_key=existing)})
     monitor, store = _run(AWS, config=config)
     assert monitor.of_type("aws:kms/key:Key") == []
     assert output_value(store.kms_key_arn) == existing
@@ -271,7 +272,7 @@ def test_gcp_bucket_is_private_uniform_versioned_with_lifecycle():
 
 def test_gcp_cmek_when_a_key_is_given():
     key = "projects/acme-ml/locations/europe-west4/keyRings/ml/cryptoKeys/storage"
-    monitor, _ = _run(GCP, config=CONFIG.model_copy(update={"kms_key": key}))
+    monitor, _ = _run(GCP, config=CONFIG.model_copy(update={"backend": GcsConfig(kms_key=key)}))
     assert monitor.named("storage-datasets").inputs["encryption"] == {"defaultKmsKeyName": key}
 
 
@@ -368,9 +369,9 @@ def test_local_release_holding_the_volume_follows_protect(protect):
     [
         (
             AWS,
-            CONFIG.model_copy(update={"kms_key": "alias/storage"}),
+            CONFIG.model_copy(update={"backend": S3Config(kms_key="alias/storage")}),
             {},
-            "storage.kms_key: 'alias/storage' must be an AWS KMS key ARN "
+            "storage.backend.kms_key: 'alias/storage' must be an AWS KMS key ARN "
             "(arn:aws:kms:<region>:<account>:key/<id>) on cloud 'aws'",
         ),
         (

@@ -252,6 +252,41 @@ def test_graph_waits_for_namespaces_identities_and_crds():
     }
 
 
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        # on a cloud: the alert rules and mesh-wide mTLS wait for their add-ons; Kafka is managed
+        (
+            PROD_LIKE,
+            {
+                "alerts": ("ml", ["monitoring"]),
+                "mesh-mtls": ("ml", ["mesh"]),
+                "kafka": ("ml", ["cluster"]),
+            },
+        ),
+        # locally, Strimzi's operator is a platform add-on and the Kafka objects wait for it;
+        # without the mesh there is no mesh-wide policy
+        (
+            {"mesh": {"enabled": False}},
+            {
+                "alerts": ("ml", ["monitoring"]),
+                "kafka-operator": ("platform", ["cluster"]),
+                "kafka": ("ml", ["cluster", "kafka-operator"]),
+            },
+        ),
+    ],
+    ids=["aws", "local"],
+)
+def test_custom_resources_wait_one_layer_after_the_add_on_with_their_crds(values, expected):
+    edges = wiring.graph(_platform(**values))
+    crd_users = {"alerts", "mesh-mtls", "kafka", "kafka-operator"}
+    assert {
+        node: (wiring.layer_of(node), list(edges[node])) for node in edges if node in crd_users
+    } == expected
+    # in their own layer they wait for nothing: the add-on is one `pulumi up` earlier
+    assert wiring.same_layer(edges, "alerts") == []
+
+
 @pytest.mark.parametrize("values", [{}, PROD_LIKE])
 def test_no_layer_waits_for_a_later_one(values):
     assert wiring.check_layers(wiring.graph(_platform(**values))) == []
@@ -263,51 +298,152 @@ def test_check_layers_names_a_backwards_edge():
     ]
 
 
+GCP = {"type": "gcp", "project": "p", "region": "europe-west4"}
+
+
 @pytest.mark.parametrize(
     ("cloud", "values", "expected"),
     [
-        (AWS, {"mlflow": {"database": {"aws_instance_class": "db.t4g.small"}}}, []),
+        # the cloud's own backend, with or without `type`: valid
+        (AWS, {"mlflow": {"database": {"instance_class": "db.t4g.small"}}}, []),
+        (AWS, {"mlflow": {"database": {"type": "rds", "instance_class": "db.t4g.small"}}}, []),
+        (LOCAL, {"kafka": {"backend": {"type": "strimzi", "cpu_request": "100m"}}}, []),
+        # another backend's setting: an unknown field of this backend, saying whose it is
         (
             AWS,
-            {"mlflow": {"database": {"gcp_tier": "db-custom-2-7680"}}},
-            [("mlops:mlflow.database.gcp_tier", "only read on gcp; this stack's cloud is aws")],
+            {"mlflow": {"database": {"tier": "db-custom-2-7680"}}},
+            [
+                (
+                    "mlops:mlflow.database.tier",
+                    "unknown field for type 'rds': a setting of cloud_sql (gcp); this stack's "
+                    "cloud is aws",
+                )
+            ],
         ),
+        (
+            LOCAL,
+            {"kafka": {"backend": {"instance_type": "kafka.t3.small"}}},
+            [
+                (
+                    "mlops:kafka.backend.instance_type",
+                    "unknown field for type 'strimzi': a setting of msk (aws); this stack's "
+                    "cloud is local",
+                )
+            ],
+        ),
+        (
+            GCP,
+            {"feast": {"online_store": {"memory_limit": "1Gi", "storage_class": "gp3"}}},
+            [
+                (
+                    "mlops:feast.online_store.memory_limit",
+                    "unknown field for type 'memorystore': a setting of redis (local); this "
+                    "stack's cloud is gcp",
+                ),
+                (
+                    "mlops:feast.online_store.storage_class",
+                    "unknown field for type 'memorystore': a setting of redis (local); this "
+                    "stack's cloud is gcp",
+                ),
+            ],
+        ),
+        # a type for another cloud
+        (
+            GCP,
+            {"storage": {"backend": {"type": "minio", "storage_size": "5Gi"}}},
+            [
+                (
+                    "mlops:storage.backend.type",
+                    "'minio' runs on local; this stack's cloud is gcp: use 'gcs' (or leave "
+                    "`type` out)",
+                )
+            ],
+        ),
+        (
+            AWS,
+            {"kafka": {"backend": {"type": "kafka"}}},
+            [
+                (
+                    "mlops:kafka.backend.type",
+                    "'kafka' is no backend; this stack's cloud is aws: use 'msk' (or leave "
+                    "`type` out)",
+                )
+            ],
+        ),
+        # the keys of before the `type:` blocks say where they went
         (
             LOCAL,
             {"kafka": {"msk": {"instance_type": "kafka.t3.small"}}},
-            [("mlops:kafka.msk", "only read on aws; this stack's cloud is local")],
+            [
+                (
+                    "mlops:kafka.msk",
+                    "unknown field: moved to kafka.backend (type: msk), see UPGRADING.md",
+                )
+            ],
         ),
         (
-            {"type": "gcp", "project": "p", "region": "europe-west4"},
-            {"storage": {"minio": {"storage_size": "5Gi"}}},
-            [("mlops:storage.minio", "only read on local; this stack's cloud is gcp")],
-        ),
-        # user-named keys are not settings
-        (
-            LOCAL,
-            {
-                "pipelines": {
-                    "schedules": {
-                        "s": {
-                            "pipeline": "drift",
-                            "cron": "0 0 2 * * *",
-                            "parameters": {"aws_like": "x"},
-                        }
-                    }
-                }
-            },
-            None,
+            AWS,
+            {"mlflow": {"database": {"aws_instance_class": "db.t4g.small"}}},
+            [
+                (
+                    "mlops:mlflow.database.aws_instance_class",
+                    "unknown field: a `type:` block names its settings without the cloud "
+                    "prefix (aws_instance_class -> instance_class), see UPGRADING.md",
+                )
+            ],
         ),
     ],
 )
-def test_a_setting_for_another_cloud_is_an_error(cloud, values, expected):
+def test_a_setting_for_another_cloud_is_an_error_of_the_backend_block(cloud, values, expected):
     raw = {"mlops:cloud": cloud, **{f"mlops:{k}": v for k, v in values.items()}}
     if expected == []:
         config.validate(raw, "stacks/Pulumi.t.yaml")
         return
-    if expected is None:
-        assert config.wrong_cloud_problems(values, cloud["type"]) == []
-        return
     with pytest.raises(config.ConfigError) as caught:
         config.validate(raw, "stacks/Pulumi.t.yaml")
-    assert [p for p in caught.value.problems if "only read on" in p[1]] == expected
+    assert caught.value.problems == expected
+    assert str(caught.value).startswith("invalid stack config in stacks/Pulumi.t.yaml:")
+
+
+@pytest.mark.parametrize(
+    ("cloud", "expected"),
+    [
+        (AWS, ("msk", "s3", "elasticache", "rds")),
+        (GCP, ("managed_kafka", "gcs", "memorystore", "cloud_sql")),
+        (LOCAL, ("strimzi", "minio", "redis", "postgres")),
+    ],
+)
+def test_an_omitted_backend_block_is_the_clouds_own(cloud, expected):
+    platform = config.validate({"mlops:cloud": cloud}, "stacks/Pulumi.t.yaml")
+    assert (
+        platform.kafka.backend.type,
+        platform.storage.backend.type,
+        platform.feast.online_store.type,
+        platform.mlflow.database.type,
+    ) == expected
+
+
+@pytest.mark.parametrize(
+    ("cloud", "values", "expected"),
+    [
+        # the settings not yet in a `type:` block keep their cloud prefix
+        (
+            GCP,
+            {"cluster": {"system_pool": {"aws_instance_type": "m6i.large"}}},
+            [
+                (
+                    "cluster.system_pool.aws_instance_type",
+                    "only read on aws; this stack's cloud is gcp",
+                )
+            ],
+        ),
+        # user-named keys are not settings
+        (
+            LOCAL,
+            {"pipelines": {"schedules": {"s": {"parameters": {"aws_like": "x"}}}}},
+            [],
+        ),
+    ],
+)
+def test_cloud_prefixed_settings_of_another_cloud(cloud, values, expected):
+    assert config.wrong_cloud_problems(values, cloud["type"]) == expected
