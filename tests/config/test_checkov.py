@@ -73,7 +73,7 @@ def test_a_hardening_regression_in_our_own_workload_fails(every_stack: Path, tmp
     cases = {
         "CKV_K8S_16": ("privileged", True),
         "CKV_K8S_20": ("allowPrivilegeEscalation", True),
-        "CKV_K8S_28": ("capabilities", {"drop": ["ALL"], "add": ["NET_RAW"]}),
+        "CKV_K8S_25": ("capabilities", {"drop": ["ALL"], "add": ["NET_RAW"]}),
     }
     for check, (field, value) in cases.items():
         folder = tmp_path / check
