@@ -268,7 +268,11 @@ def rendered_resources(plan_json: dict[str, Any], rendered: Any) -> list[dict[st
     """Plan entries for every object of the rendered releases and kustomize trees (each an
     `mlops.render.Rendered` whose `source` is the release's resource name), as a v4 Chart or
     kustomize Directory registers them: the object as inputs, its namespace defaulted to the
-    release's, named `<release>:<namespace>/<name>` (`<release>:<name>` when cluster-scoped)."""
+    release's, named `<release>:<namespace>/<name>` (`<release>:<name>` when cluster-scoped).
+
+    CustomResourceDefinitions are left out: no policy of the pack reads one, and the charts'
+    CRDs are most of the rendered bytes (megabytes of OpenAPI schema each for the Prometheus
+    operator's), which the analyzer would otherwise decode for every policy."""
     owners = {r["name"]: r for r in plan_json["resources"] if r["type"] in RENDERED_TYPES}
     objects = [obj for source in rendered for obj in source.objects]
     crd_scopes = {
@@ -285,6 +289,8 @@ def rendered_resources(plan_json: dict[str, Any], rendered: Any) -> list[dict[st
             )
         default_namespace = owner["inputs"].get("namespace") or "default"
         for obj in source.objects:
+            if obj.get("kind") == "CustomResourceDefinition":
+                continue
             obj = json.loads(json.dumps(obj))
             metadata = obj.setdefault("metadata", {})
             if _cluster_scoped(obj, crd_scopes):
@@ -371,8 +377,7 @@ def _shortened(value: Any) -> Any:
 
 def rendered_fixture(stack: str) -> list[dict[str, Any]]:
     """The plan entries of every object the stack's releases and kustomize trees create, as
-    `--policies` hands them to the pack, without CustomResourceDefinitions (no policy reads them)
-    and with long texts shortened. The pack's tests run its policies over these."""
+    `--policies` hands them to the pack, with long texts shortened. The pack's tests run its policies over these."""
     from mlops import plan as planning
     from mlops import render
 
@@ -381,7 +386,6 @@ def rendered_fixture(stack: str) -> list[dict[str, Any]]:
     return [
         {**r, "inputs": _shortened(r["inputs"])}
         for r in rendered_resources(plan.as_json(), sources)
-        if r["inputs"].get("kind") != "CustomResourceDefinition"
     ]
 
 

@@ -194,10 +194,7 @@ def test_rendered_objects_become_the_resources_a_v4_chart_registers() -> None:
         ("kubernetes:apps/v1:DaemonSet", "mlops-mesh-cni:istio-cni/node"),
         ("kubernetes:core/v1:ConfigMap", "mlops-mesh-cni:x/c"),
         ("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole", "mlops-mesh-cni:reader"),
-        (
-            "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition",
-            "mlops-mesh-cni:widgets.example.com",
-        ),
+        # (the CRD itself is read for its scope, not handed to the pack)
         ("kubernetes:example.com/v1:Widget", "mlops-mesh-cni:w"),  # cluster-scoped by its CRD
     ]
     daemon_set = found[0]
