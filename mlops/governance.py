@@ -377,7 +377,8 @@ def _shortened(value: Any) -> Any:
 
 def rendered_fixture(stack: str) -> list[dict[str, Any]]:
     """The plan entries of every object the stack's releases and kustomize trees create, as
-    `--policies` hands them to the pack, with long texts shortened. The pack's tests run its policies over these."""
+    `--policies` hands them to the pack, with long texts shortened. The pack's tests run its
+    policies over these."""
     from mlops import plan as planning
     from mlops import render
 

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import math
 import re
-from urllib.parse import urlsplit
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, PositiveInt, field_validator, model_validator
 
