@@ -5,12 +5,19 @@ pack's own environment (pulumi-policy pins protobuf 5.x; this project needs 6.x)
 `crossguard.offline`, which drives the pack's real analyzer server as `pulumi preview
 --policy-pack` does, with the stack's policy config (`policies/config/<stack>.json`).
 
+The pack also sees every object the plan's Helm releases and kustomize trees create (rendered
+by `mlops.render`), each as the Kubernetes resource a `kubernetes:helm.sh/v4:Chart` or a
+`kubernetes:kustomize/v2:Directory` registers for it (`kubernetes:apps/v1:Deployment` named
+`<release>:<namespace>/<name>`, a child of the release), so the Kubernetes policies run over the
+charts' workloads too, and a finding names the release.
+
 `--diff BASE.json` compares the plan with a saved one (e.g. main's): what a change adds,
 changes and removes, with changes that would replace or delete a protected resource called out.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -19,6 +26,40 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+# Kinds without a namespace (Kubernetes' built-in cluster-scoped kinds, and the CRDs' own
+# `spec.scope` for custom resources): the renderer leaves a namespaced object's namespace to the
+# release, as the provider does.
+CLUSTER_SCOPED_KINDS = frozenset(
+    {
+        "APIService",
+        "CertificateSigningRequest",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "CSIDriver",
+        "CSINode",
+        "CustomResourceDefinition",
+        "FlowSchema",
+        "IngressClass",
+        "MutatingWebhookConfiguration",
+        "Namespace",
+        "Node",
+        "PersistentVolume",
+        "PriorityClass",
+        "PriorityLevelConfiguration",
+        "RuntimeClass",
+        "StorageClass",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+        "ValidatingWebhookConfiguration",
+        "VolumeAttachment",
+    }
+)
+RENDERED_TYPES = (
+    "kubernetes:helm.sh/v3:Release",
+    "kubernetes:helm.sh/v4:Chart",
+    "kubernetes:kustomize/v2:Directory",
+)
 
 # Inputs whose change makes the provider replace the resource (`forceNew` in each provider's
 # schema), for the types the platform protects. A change elsewhere is an in-place update.
@@ -211,10 +252,78 @@ def _uv(root: Path) -> str:
     return found
 
 
+def resource_type(obj: dict[str, Any]) -> str:
+    """The provider's type token of an object: `kubernetes:<group|core>/<version>:<Kind>`."""
+    group, _, version = str(obj.get("apiVersion", "")).rpartition("/")
+    return f"kubernetes:{group or 'core'}/{version}:{obj.get('kind', '')}"
+
+
+def _cluster_scoped(obj: dict[str, Any], crd_scopes: dict[tuple[str, str], str]) -> bool:
+    group = str(obj.get("apiVersion", "")).rpartition("/")[0]
+    scope = crd_scopes.get((group, str(obj.get("kind"))))
+    return scope == "Cluster" if scope else obj.get("kind") in CLUSTER_SCOPED_KINDS
+
+
+def rendered_resources(plan_json: dict[str, Any], rendered: Any) -> list[dict[str, Any]]:
+    """Plan entries for every object of the rendered releases and kustomize trees (each an
+    `mlops.render.Rendered` whose `source` is the release's resource name), as a v4 Chart or
+    kustomize Directory registers them: the object as inputs, its namespace defaulted to the
+    release's, named `<release>:<namespace>/<name>` (`<release>:<name>` when cluster-scoped).
+
+    CustomResourceDefinitions are left out: no policy of the pack reads one, and the charts'
+    CRDs are most of the rendered bytes (megabytes of OpenAPI schema each for the Prometheus
+    operator's), which the analyzer would otherwise decode for every policy."""
+    owners = {r["name"]: r for r in plan_json["resources"] if r["type"] in RENDERED_TYPES}
+    objects = [obj for source in rendered for obj in source.objects]
+    crd_scopes = {
+        (obj["spec"]["group"], obj["spec"]["names"]["kind"]): obj["spec"].get("scope", "")
+        for obj in objects
+        if obj.get("kind") == "CustomResourceDefinition" and isinstance(obj.get("spec"), dict)
+    }
+    found = []
+    for source in rendered:
+        owner = owners.get(source.source)
+        if owner is None:
+            raise GovernanceError(
+                f"--policies: rendered source {source.source!r} is not in the plan"
+            )
+        default_namespace = owner["inputs"].get("namespace") or "default"
+        for obj in source.objects:
+            if obj.get("kind") == "CustomResourceDefinition":
+                continue
+            obj = json.loads(json.dumps(obj))
+            metadata = obj.setdefault("metadata", {})
+            if _cluster_scoped(obj, crd_scopes):
+                name = f"{source.source}:{metadata.get('name')}"
+            else:
+                metadata.setdefault("namespace", default_namespace)
+                name = f"{source.source}:{metadata['namespace']}/{metadata.get('name')}"
+            found.append(
+                {
+                    "layer": owner.get("layer", ""),
+                    "type": resource_type(obj),
+                    "name": name,
+                    "parent": source.source,
+                    "component": owner.get("component", ""),
+                    "protect": False,
+                    "retainOnDelete": False,
+                    "dependsOn": [],
+                    "inputs": obj,
+                    "renderedBy": source.source,
+                }
+            )
+    return found
+
+
 def run_policy_pack(
-    plan_json: dict[str, Any], stack: str, root: Path, output_format: str
+    plan_json: dict[str, Any],
+    stack: str,
+    root: Path,
+    output_format: str,
+    rendered: Any = (),
 ) -> tuple[int, str]:
-    """(exit status, report) of the pack over the plan: 0 clean, 1 mandatory violations."""
+    """(exit status, report) of the pack over the plan and the objects of its rendered releases
+    (`mlops.render.Rendered`, the program's own excluded): 0 clean, 1 mandatory violations."""
     pack = root / "policies"
     config = pack / "config" / f"{stack}.json"
     if not (pack / "PulumiPolicy.yaml").is_file():
@@ -226,6 +335,11 @@ def run_policy_pack(
         )
     with tempfile.TemporaryDirectory(prefix="mlops-policies-") as folder:
         plan_file = Path(folder) / "plan.json"
+        if rendered:
+            plan_json = {
+                **plan_json,
+                "resources": plan_json["resources"] + rendered_resources(plan_json, rendered),
+            }
         plan_file.write_text(json.dumps(plan_json))
         done = subprocess.run(
             [_uv(root), "--directory", str(pack), "run", "--locked", "--quiet", "python", "-m",
@@ -240,3 +354,57 @@ def run_policy_pack(
             f"{done.stderr.strip().splitlines()[-1] if done.stderr.strip() else 'no output'}"
         )
     return done.returncode, done.stdout
+
+
+# --- the policy pack's fixtures of rendered objects ----------------------------------------------
+
+
+FIXTURE_TEXT_LIMIT = 256
+
+
+def _shortened(value: Any) -> Any:
+    """Long strings (dashboards, alert rules, scripts in ConfigMaps) as their digest: no policy
+    reads them, and they are most of the fixture's bytes."""
+    if isinstance(value, str) and len(value) > FIXTURE_TEXT_LIMIT:
+        digest = hashlib.sha256(value.encode()).hexdigest()
+        return f"(text of {len(value)} characters, sha256 {digest})"
+    if isinstance(value, dict):
+        return {k: _shortened(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shortened(v) for v in value]
+    return value
+
+
+def rendered_fixture(stack: str) -> list[dict[str, Any]]:
+    """The plan entries of every object the stack's releases and kustomize trees create, as
+    `--policies` hands them to the pack, with long texts shortened. The pack's tests run its
+    policies over these."""
+    from mlops import plan as planning
+    from mlops import render
+
+    plan = planning.build_plan(stack, planning.stack_file_path(stack))
+    sources = render.render(plan.resources)
+    return [
+        {**r, "inputs": _shortened(r["inputs"])}
+        for r in rendered_resources(plan.as_json(), sources)
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m mlops.governance rendered-fixture STACK`: the fixture on stdout."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m mlops.governance")
+    parser.add_argument("command", choices=["rendered-fixture"])
+    parser.add_argument("stack")
+    args = parser.parse_args(argv)
+    # One resource a line: reviewable diffs when a chart is upgraded.
+    lines = [
+        json.dumps(r, sort_keys=True, separators=(",", ":")) for r in rendered_fixture(args.stack)
+    ]
+    print("[\n" + ",\n".join(lines) + "\n]")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

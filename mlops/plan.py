@@ -388,10 +388,10 @@ def main(args: argparse.Namespace) -> int:
         for problem in report.problems:
             print(f"  - {problem}", file=sys.stderr)
     # an invalid object exits 1 like a mandatory policy violation; a usage error (2) wins
-    return max(governance(args, plan), int(invalid))
+    return max(governance(args, plan, report.sources[1:] if report else ()), int(invalid))
 
 
-def governance(args: argparse.Namespace, plan: Plan) -> int:
+def governance(args: argparse.Namespace, plan: Plan, rendered: Sequence[Any] = ()) -> int:
     """`--diff` and `--policies`, after the plan: reports in markdown with `--format markdown`
     (for a PR comment), else text; on stderr when the plan itself is JSON on stdout."""
     from mlops import governance as gov
@@ -407,7 +407,11 @@ def governance(args: argparse.Namespace, plan: Plan) -> int:
             print(gov.render_diff(diff, markdown), file=out)
         if args.policies:
             status, report = gov.run_policy_pack(
-                plan.as_json(), plan.stack, project_root(), "markdown" if markdown else "text"
+                plan.as_json(),
+                plan.stack,
+                project_root(),
+                "markdown" if markdown else "text",
+                rendered,
             )
             print(report, file=out, end="")
     except gov.GovernanceError as exc:

@@ -424,6 +424,7 @@ def compose_ml(platform: config.PlatformConfig) -> None:
                 if f"serving-{key}" in kafka_clients
                 else None,
                 flagger=flagger if deployment.progressive is not None else None,
+                prometheus_namespace=platform.monitoring.namespace,
             ),
             made.waits(f"serving:{key}"),
         )

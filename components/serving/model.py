@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, PositiveInt, field_validator, model_validator
 
@@ -222,6 +223,33 @@ class AutoscalingConfig(StrictModel):
 ServerSettingValue = bool | int | float | str
 
 
+class JwtAuthenticationConfig(StrictModel):
+    """End-user authentication at the model's sidecar: Istio validates a JWT from `issuer`
+    against the keys at `jwks_uri` (RequestAuthentication), and an AuthorizationPolicy refuses
+    requests from the gateway and the client namespaces that carry no valid token."""
+
+    issuer: str = Field(description="The token's `iss` claim, e.g. https://login.example.com/.")
+    jwks_uri: str = Field(description="https:// URL of the issuer's JSON Web Key Set.")
+    audiences: list[str] = Field(
+        default_factory=list,
+        description="Accepted `aud` values; empty accepts any audience of the issuer.",
+    )
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer(cls, value: str) -> str:
+        if not value.strip() or any(c.isspace() for c in value):
+            raise ValueError(f"issuer {value!r} must be a non-empty value without spaces")
+        return value
+
+    @field_validator("jwks_uri")
+    @classmethod
+    def _jwks_uri(cls, value: str) -> str:
+        if not re.match(r"^https://[^/\s]+(/\S*)?$", value):
+            raise ValueError(f"jwks_uri {value!r} must be an https:// URL")
+        return value
+
+
 class ModelDeploymentConfig(StrictModel):
     """One served model (the map key under `serving` names it and its Kubernetes objects)."""
 
@@ -334,6 +362,28 @@ class ModelDeploymentConfig(StrictModel):
         description="Extra labels of the PodMonitor, to match the Prometheus' "
         "podMonitorSelector (e.g. `release: kube-prometheus-stack`).",
     )
+    client_namespaces: list[str] = Field(
+        default_factory=list,
+        description="Namespaces whose workloads call the model. The platform's own callers "
+        "are derived (the `gateway`'s namespace, Flagger's load tester and the loop with "
+        "`progressive`, Prometheus on the metrics port); every other caller is refused by the "
+        "NetworkPolicy and, with the sidecar, the Istio AuthorizationPolicy.",
+    )
+    authentication: JwtAuthenticationConfig | None = Field(
+        default=None,
+        description="Require a valid JWT on requests from the gateway and `client_namespaces` "
+        "(Istio RequestAuthentication + AuthorizationPolicy; needs `istio_sidecar`). Default: "
+        "callers are authenticated by namespace (mTLS identity) only.",
+    )
+
+    @field_validator("client_namespaces")
+    @classmethod
+    def _client_namespaces(cls, values: list[str]) -> list[str]:
+        for value in values:
+            check_dns_label(value, "client_namespaces")
+        if len(set(values)) != len(values):
+            raise ValueError("client_namespaces: each namespace may appear once")
+        return values
 
     @field_validator("namespace", "service_account", "credentials_secret")
     @classmethod
@@ -419,6 +469,8 @@ class ModelDeploymentConfig(StrictModel):
                 )
         if bool(self.gateway) != bool(self.hosts):
             raise ValueError("gateway and hosts go together: set both, or neither")
+        if self.authentication is not None and not self.istio_sidecar:
+            raise ValueError("authentication needs istio_sidecar: the sidecar validates the tokens")
         if self.progressive is not None:
             if self.canary is not None:
                 raise ValueError(
@@ -928,6 +980,164 @@ def pod_monitor(name: str, config: ModelDeploymentConfig) -> dict[str, Any]:
     }
 
 
+# --- who may call the model -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Callers:
+    """The namespaces whose workloads may reach one deployment's pods."""
+
+    # Platform workloads in the mesh (Flagger's load tester, the loop's release gate): their
+    # mTLS identity is their authentication; they send no end-user token.
+    platform: tuple[str, ...]
+    # The Istio ingress gateway's and the configured clients': end-user traffic, which must carry
+    # a valid JWT when `authentication` is on.
+    edge: tuple[str, ...]
+    # Prometheus, scraping the metrics port.
+    prometheus: str | None
+
+
+def service_namespace(url: str) -> str:
+    """The namespace of an in-cluster service URL (`http://<service>.<namespace>[.svc...]`).
+
+    The Flagger wiring carries URLs (what Flagger calls); the callers' namespaces are read from
+    them rather than passed twice."""
+    parts = (urlsplit(url).hostname or "").split(".")
+    if len(parts) < 2 or not kube.is_dns_label(parts[1]):
+        raise ValueError(f"{url!r} is not an in-cluster service URL (<service>.<namespace>...)")
+    return parts[1]
+
+
+def callers(
+    config: ModelDeploymentConfig,
+    flagger: delivery.FlaggerWiring | None = None,
+    prometheus_namespace: str | None = None,
+) -> Callers:
+    """Who calls the model, from the wiring: the gateway's namespace and `client_namespaces`
+    (end users); with progressive delivery, Flagger's load tester (golden-set traffic during the
+    analysis) and the loop (its golden-set gate calls both sides); Prometheus on the metrics
+    port."""
+    platform: set[str] = set()
+    if config.progressive is not None and flagger is not None:
+        if config.progressive.load_test.enabled:
+            platform.add(service_namespace(flagger.load_tester_url))
+        if flagger.loop_url is not None:
+            platform.add(service_namespace(flagger.loop_url))
+    edge = set(config.client_namespaces)
+    if config.gateway is not None:
+        edge.add(config.gateway.partition("/")[0])
+    return Callers(tuple(sorted(platform)), tuple(sorted(edge)), prometheus_namespace)
+
+
+def metrics_port(config: ModelDeploymentConfig) -> int:
+    return ISTIO_MERGED_METRICS_PORT if config.istio_sidecar else config.port
+
+
+def _namespaces_peer(namespaces: list[str]) -> dict[str, Any]:
+    return {
+        "namespaceSelector": {
+            "matchExpressions": [
+                {"key": "kubernetes.io/metadata.name", "operator": "In", "values": namespaces}
+            ]
+        }
+    }
+
+
+def network_policies(
+    name: str, config: ModelDeploymentConfig, who: Callers
+) -> dict[str, dict[str, Any]]:
+    """NetworkPolicies over both tracks' pods (and Flagger's primary and canary, which keep the
+    selector labels): the callers reach the serving port, Prometheus the metrics port; being
+    selected, the pods refuse every other ingress. Kubelet probes come from the node, which
+    NetworkPolicy implementations allow."""
+    pods = selector_labels(name)
+    found: dict[str, dict[str, Any]] = {}
+    namespaces = sorted({*who.platform, *who.edge})
+    if namespaces:
+        found["callers"] = kube.ingress_network_policy(
+            _metadata(name, config, f"{name}-callers"),
+            pods,
+            [_namespaces_peer(namespaces)],
+            config.port,
+        )
+    if who.prometheus is not None:
+        found["metrics"] = kube.ingress_network_policy(
+            _metadata(name, config, f"{name}-metrics"),
+            pods,
+            [_namespaces_peer([who.prometheus])],
+            metrics_port(config),
+        )
+    if not found:
+        # Nobody is wired to call the model: refuse all ingress (a rule with no `from` would
+        # allow everyone instead).
+        found["deny"] = {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": _metadata(name, config, f"{name}-deny-ingress"),
+            "spec": {"podSelector": {"matchLabels": pods}, "policyTypes": ["Ingress"]},
+        }
+    return found
+
+
+def request_principal(config: ModelDeploymentConfig) -> str | None:
+    """The requestPrincipals value of any token from the configured issuer."""
+    return f"{config.authentication.issuer}/*" if config.authentication is not None else None
+
+
+def authorization_policy(name: str, config: ModelDeploymentConfig, who: Callers) -> dict[str, Any]:
+    """The sidecar's ALLOW list, by the callers' mTLS identities (their namespaces): platform
+    callers, then end-user callers (with a valid JWT when `authentication` is on). Anything
+    else is refused with 403; with no caller at all the policy matches nothing and every request
+    is refused. Prometheus scrapes Istio's merged-metrics port, which the proxy does not
+    intercept."""
+    ports = [str(config.port)]
+    rules: list[dict[str, Any]] = []
+    if who.platform:
+        rules.append(
+            {
+                "from": [{"source": {"namespaces": list(who.platform)}}],
+                "to": [{"operation": {"ports": ports}}],
+            }
+        )
+    if who.edge:
+        source: dict[str, Any] = {"namespaces": list(who.edge)}
+        principal = request_principal(config)
+        if principal is not None:
+            source["requestPrincipals"] = [principal]
+        rules.append({"from": [{"source": source}], "to": [{"operation": {"ports": ports}}]})
+    spec: dict[str, Any] = {"selector": {"matchLabels": selector_labels(name)}, "action": "ALLOW"}
+    if rules:
+        spec["rules"] = rules
+    return {
+        "apiVersion": "security.istio.io/v1",
+        "kind": "AuthorizationPolicy",
+        "metadata": _metadata(name, config, name),
+        "spec": spec,
+    }
+
+
+def request_authentication(name: str, config: ModelDeploymentConfig) -> dict[str, Any] | None:
+    """Istio validates the bearer token of each request against the issuer's keys; a request
+    with an invalid token is refused, one without a token is left to the AuthorizationPolicy."""
+    auth = config.authentication
+    if auth is None:
+        return None
+    rule: dict[str, Any] = {
+        "issuer": auth.issuer,
+        "jwksUri": auth.jwks_uri,
+        # The model server does not read the token: do not pass it on.
+        "forwardOriginalToken": False,
+    }
+    if auth.audiences:
+        rule["audiences"] = list(auth.audiences)
+    return {
+        "apiVersion": "security.istio.io/v1",
+        "kind": "RequestAuthentication",
+        "metadata": _metadata(name, config, name),
+        "spec": {"selector": {"matchLabels": selector_labels(name)}, "jwtRules": [rule]},
+    }
+
+
 def horizontal_pod_autoscaler(name: str, config: ModelDeploymentConfig) -> dict[str, Any] | None:
     autoscaling = config.autoscaling
     if autoscaling is None:
@@ -1079,6 +1289,11 @@ class Rendered:
     release_config_map: dict[str, Any] | None = None
     canary: dict[str, Any] | None = None
     metric_templates: dict[str, dict[str, Any]] | None = None
+    # Who may call the pods: NetworkPolicies (key: callers | metrics | deny) and, with the
+    # sidecar, an Istio AuthorizationPolicy; a RequestAuthentication with `authentication`.
+    network_policies: dict[str, dict[str, Any]] = field(default_factory=dict)
+    authorization_policy: dict[str, Any] | None = None
+    request_authentication: dict[str, Any] | None = None
 
     def objects(self) -> list[dict[str, Any]]:
         found = [*self.deployments.values(), *self.pod_disruption_budgets.values()]
@@ -1096,6 +1311,12 @@ class Rendered:
             if obj is not None
         ]
         found += list((self.metric_templates or {}).values())
+        found += list(self.network_policies.values())
+        found += [
+            obj
+            for obj in (self.authorization_policy, self.request_authentication)
+            if obj is not None
+        ]
         return found
 
 
@@ -1104,12 +1325,22 @@ def render(
     config: ModelDeploymentConfig,
     kafka: KafkaClientWiring | None = None,
     flagger: delivery.FlaggerWiring | None = None,
+    prometheus_namespace: str | None = None,
 ) -> Rendered:
     """Every object of the deployment; `kafka` is the platform Kafka client of its prediction
     log (its `bootstrap_servers` may be a `pulumi.Output`, carried into the env as is);
-    `flagger` is where Flagger's checks and hooks go (required with `progressive`)."""
+    `flagger` is where Flagger's checks and hooks go (required with `progressive`);
+    `prometheus_namespace` is where the platform's Prometheus scrapes it from."""
     check_deployment_name(name)
     check_kafka(name, config, kafka)
+    who = callers(config, flagger, prometheus_namespace)
+    access: dict[str, Any] = {
+        "network_policies": network_policies(name, config, who),
+        "authorization_policy": authorization_policy(name, config, who)
+        if config.istio_sidecar
+        else None,
+        "request_authentication": request_authentication(name, config),
+    }
     if config.progressive is not None:
         if flagger is None:
             raise ValueError(
@@ -1137,6 +1368,7 @@ def render(
                     object_labels(name),
                 )
             ),
+            **access,
         )
     tracks: list[Track] = ["stable"] if config.canary is None else ["stable", "canary"]
     return Rendered(
@@ -1149,4 +1381,5 @@ def render(
         virtual_service=virtual_service(name, config),
         pod_monitor=pod_monitor(name, config),
         horizontal_pod_autoscaler=horizontal_pod_autoscaler(name, config),
+        **access,
     )

@@ -29,12 +29,15 @@ class ModelDeploymentArgs:
     config with `prediction_sink: kafka` and no `kafka_bootstrap_servers`.
     `flagger`: where Flagger's checks and hooks go, for a config with `progressive` (the
     platform's Prometheus and Flagger's load tester, `components/delivery`).
+    `prometheus_namespace`: where the platform's Prometheus runs (`components/monitoring`),
+    let through to the metrics port; None: nothing scrapes the pods.
     """
 
     config: model.ModelDeploymentConfig
     kubernetes: k8s.Provider
     kafka: KafkaClientWiring | None = None
     flagger: FlaggerWiring | None = None
+    prometheus_namespace: str | None = None
 
 
 class ModelDeployment(pulumi.ComponentResource):
@@ -53,13 +56,14 @@ class ModelDeployment(pulumi.ComponentResource):
         if args.kubernetes is None:
             raise ValueError("ModelDeploymentArgs.kubernetes: a Kubernetes provider is required")
         config = args.config
-        rendered = model.render(name, config, args.kafka, args.flagger)
+        rendered = model.render(name, config, args.kafka, args.flagger, args.prometheus_namespace)
 
         super().__init__("mlops:serving:ModelDeployment", name, None, opts)
         # Children do not inherit the component's depends_on (typically the Namespace).
         child = pulumi.ResourceOptions(
             parent=self, provider=args.kubernetes, depends_on=depends_on_of(opts)
         )
+        self._access(name, rendered, child)
         if rendered.canary is None:
             service_name = self._tracks(name, rendered, child)
         else:
@@ -80,6 +84,20 @@ class ModelDeployment(pulumi.ComponentResource):
                 "model_name": self.model_name,
             }
         )
+
+    def _access(self, name: str, rendered: model.Rendered, child: pulumi.ResourceOptions) -> None:
+        """Who may call the pods (NetworkPolicies, Istio authentication and authorization)."""
+        for key, obj in rendered.network_policies.items():
+            k8s.networking.v1.NetworkPolicy(
+                f"{name}-{key}-network-policy",
+                metadata=obj["metadata"],
+                spec=obj["spec"],
+                opts=child,
+            )
+        if rendered.request_authentication is not None:
+            _custom(f"{name}-request-authentication", rendered.request_authentication, child)
+        if rendered.authorization_policy is not None:
+            _custom(f"{name}-authorization-policy", rendered.authorization_policy, child)
 
     def _tracks(
         self, name: str, rendered: model.Rendered, child: pulumi.ResourceOptions

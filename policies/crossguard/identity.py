@@ -19,6 +19,7 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
+from crossguard.exceptions import EXCEPTIONS_SETTING, checked
 from crossguard.props import Settings, as_list, as_mapping, get, known, show, subject
 
 IAM_ROLE = "aws:iam/role:Role"
@@ -242,21 +243,27 @@ no_default_service_account_identity = ResourceValidationPolicy(
 )
 
 
+RBAC_EXCEPTIONS = Settings(dict(EXCEPTIONS_SETTING))
+
+
 def validate_rbac_wildcards(args: ResourceValidationArgs, report: ReportViolation) -> None:
     if args.resource_type not in RBAC_ROLES:
         return
     who = subject(args.resource_type, args.name)
+    check = checked(args.get_config(), args.name, report, tag=False)
     for index, rule in enumerate(as_list(get(args.props, "rules"))):
         for field in ("apiGroups", "resources", "verbs"):
             if "*" in as_list(get(rule, field)):
-                report(f'{who}: rules[{index}].{field} must not contain "*"')
+                check(field, f'{who}: rules[{index}].{field} must not contain "*"')
 
 
 k8s_rbac_no_wildcards = ResourceValidationPolicy(
     name="k8s-rbac-no-wildcards",
-    description='Roles and ClusterRoles name their API groups, resources and verbs (no "*").',
+    description='Roles and ClusterRoles name their API groups, resources and verbs (no "*"; '
+    "checks apiGroups, resources, verbs).",
     validate=validate_rbac_wildcards,
     enforcement_level=EnforcementLevel.MANDATORY,
+    config_schema=RBAC_EXCEPTIONS.schema,
 )
 
 PUBLIC_GROUPS = ("system:anonymous", "system:unauthenticated", "system:authenticated")
@@ -266,20 +273,24 @@ def validate_rbac_bindings(args: ResourceValidationArgs, report: ReportViolation
     if args.resource_type not in RBAC_BINDINGS:
         return
     who = subject(args.resource_type, args.name)
+    check = checked(args.get_config(), args.name, report, tag=False)
     role = get(args.props, "roleRef", "name")
     if get(args.props, "roleRef", "kind") == "ClusterRole" and role in ("cluster-admin", "admin"):
-        report(f"{who}: roleRef must not grant the {role} ClusterRole")
+        check(role, f"{who}: roleRef must not grant the {role} ClusterRole")
     for index, member in enumerate(as_list(get(args.props, "subjects"))):
-        if get(member, "name") in PUBLIC_GROUPS or get(member, "name") == "system:masters":
-            report(f"{who}: subjects[{index}] must not be {show(get(member, 'name'))}")
+        name = get(member, "name")
+        if name in PUBLIC_GROUPS or name == "system:masters":
+            check(name, f"{who}: subjects[{index}] must not be {show(name)}")
 
 
 k8s_rbac_no_admin_grants = ResourceValidationPolicy(
     name="k8s-rbac-no-admin-grants",
     description="No RoleBinding or ClusterRoleBinding grants cluster-admin/admin, or anything "
-    "to anonymous, unauthenticated, all authenticated users or system:masters.",
+    "to anonymous, unauthenticated, all authenticated users or system:masters (checks by the "
+    "role's or the group's name).",
     validate=validate_rbac_bindings,
     enforcement_level=EnforcementLevel.MANDATORY,
+    config_schema=RBAC_EXCEPTIONS.schema,
 )
 
 READ_PREFIXES = ("Describe", "List", "Get")

@@ -1,8 +1,11 @@
-"""Kubernetes policies: pinned Helm charts from TLS repositories, container images and privileges.
+"""Kubernetes policies: pinned Helm charts from TLS repositories, container images, privileges,
+host isolation, security contexts and resources of every workload.
 
-Helm charts are rendered inside the Kubernetes provider, so the pack sees a release's inputs
-(chart, version, repository, values) but not the objects the chart creates; the container checks
-cover workloads a program declares directly.
+The workload checks see the objects a program declares and those inside its Helm charts and
+kustomize trees (a `kubernetes:helm.sh/v4:Chart` registers each as its own resource, named
+`<release>:<namespace>/<name>`; `mlops plan --policies` renders them offline). What a third-party
+chart needs by design is declared per object in the stack's policy config with its reason
+(`crossguard.exceptions`).
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from pulumi_policy import (
     ResourceValidationPolicy,
 )
 
-from crossguard.props import as_list, get, show, subject
+from crossguard.exceptions import EXCEPTIONS_SETTING, checked
+from crossguard.props import Settings, as_list, get, show, subject
 
 HELM_TYPES = ("kubernetes:helm.sh/v3:Release", "kubernetes:helm.sh/v4:Chart")
 # SemVer 2.0.0 (an optional leading v, as some charts tag): no ranges, wildcards or partials.
@@ -106,18 +110,163 @@ no_latest_images = ResourceValidationPolicy(
 )
 
 
+EXCEPTIONS = Settings(dict(EXCEPTIONS_SETTING))
+
+
+def pod_spec(resource_type: str, props: Any) -> Any:
+    path = POD_SPEC_PATHS.get(resource_type)
+    return get(props, *path) if path else None
+
+
 def validate_privileged(args: ResourceValidationArgs, report: ReportViolation) -> None:
     who = subject(args.resource_type, args.name)
+    check = checked(args.get_config(), args.name, report)
     for path, container in containers(args.resource_type, args.props):
         if get(container, "securityContext", "privileged") is True:
-            report(f"{who}: {path}.securityContext.privileged must not be true")
+            check("privileged", f"{who}: {path}.securityContext.privileged must not be true")
 
 
 no_privileged_containers = ResourceValidationPolicy(
     name="k8s-no-privileged-container",
-    description="Containers of every workload kind do not set securityContext.privileged.",
+    description="Containers of every workload kind do not set securityContext.privileged "
+    "(check `privileged`).",
     validate=validate_privileged,
-    enforcement_level=EnforcementLevel.ADVISORY,
+    enforcement_level=EnforcementLevel.MANDATORY,
+    config_schema=EXCEPTIONS.schema,
 )
 
-POLICIES = [helm_release_pinned, no_latest_images, no_privileged_containers]
+
+def validate_host_isolation(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    spec = pod_spec(args.resource_type, args.props)
+    if spec is None:
+        return
+    who = subject(args.resource_type, args.name)
+    check = checked(args.get_config(), args.name, report)
+    where = ".".join(POD_SPEC_PATHS[args.resource_type])
+    for field in ("hostNetwork", "hostPID", "hostIPC"):
+        if get(spec, field) is True:
+            check(field, f"{who}: {where}.{field} must not be true")
+    for index, volume in enumerate(as_list(get(spec, "volumes"))):
+        if get(volume, "hostPath") is not None:
+            check(
+                "hostPath",
+                f"{who}: {where}.volumes[{index}] ({show(get(volume, 'name'))}) must not mount "
+                f"a hostPath ({show(get(volume, 'hostPath', 'path'))})",
+            )
+    for path, container in containers(args.resource_type, args.props):
+        for index, port in enumerate(as_list(get(container, "ports"))):
+            if get(port, "hostPort") not in (None, 0):
+                check(
+                    "hostPort",
+                    f"{who}: {path}.ports[{index}].hostPort {show(get(port, 'hostPort'))} "
+                    "binds a node port",
+                )
+
+
+host_isolation = ResourceValidationPolicy(
+    name="k8s-host-isolation",
+    description="Pods share no host namespace and reach no host resource: no hostNetwork, "
+    "hostPID, hostIPC, hostPath volume or hostPort (checks by those names).",
+    validate=validate_host_isolation,
+    enforcement_level=EnforcementLevel.MANDATORY,
+    config_schema=EXCEPTIONS.schema,
+)
+
+# What Pod Security `restricted` lets a container add back after dropping ALL.
+ALLOWED_ADDED_CAPABILITIES = ("NET_BIND_SERVICE",)
+SECCOMP_TYPES = ("RuntimeDefault", "Localhost")
+
+
+def _effective(container: Any, pod: Any, field: str) -> Any:
+    """A security setting as the kubelet applies it: the container's, else the pod's."""
+    value = get(container, "securityContext", field)
+    return value if value is not None else get(pod, "securityContext", field)
+
+
+def validate_security_context(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    pod = pod_spec(args.resource_type, args.props)
+    if pod is None:
+        return
+    who = subject(args.resource_type, args.name)
+    check = checked(args.get_config(), args.name, report)
+    for path, container in containers(args.resource_type, args.props):
+        context = f"{who}: {path}.securityContext"
+        if get(container, "securityContext", "allowPrivilegeEscalation") is not False:
+            check("allowPrivilegeEscalation", f"{context}.allowPrivilegeEscalation must be false")
+        user = _effective(container, pod, "runAsUser")
+        if _effective(container, pod, "runAsNonRoot") is not True and not (
+            isinstance(user, int) and user > 0
+        ):
+            check(
+                "runAsNonRoot",
+                f"{context}.runAsNonRoot must be true (or runAsUser above 0, here or on the pod)",
+            )
+        if user == 0:
+            check("runAsNonRoot", f"{context}.runAsUser must not be 0 (root)")
+        drop = as_list(get(container, "securityContext", "capabilities", "drop"))
+        if "ALL" not in drop:
+            check("capabilities", f"{context}.capabilities.drop must contain ALL")
+        added = [
+            c
+            for c in as_list(get(container, "securityContext", "capabilities", "add"))
+            if c not in ALLOWED_ADDED_CAPABILITIES
+        ]
+        if added:
+            check("capabilities", f"{context}.capabilities.add must not add {show(added)}")
+        seccomp = _effective(container, pod, "seccompProfile")
+        if get(seccomp, "type") not in SECCOMP_TYPES:
+            check(
+                "seccompProfile",
+                f"{context}.seccompProfile.type (or the pod's) must be RuntimeDefault or "
+                f"Localhost, got {show(get(seccomp, 'type'))}",
+            )
+
+
+container_security_context = ResourceValidationPolicy(
+    name="k8s-container-security-context",
+    description="Containers run as Pod Security `restricted` requires: allowPrivilegeEscalation "
+    "false, not as root, capabilities drop ALL (only NET_BIND_SERVICE added back), a "
+    "RuntimeDefault or Localhost seccomp profile (checks allowPrivilegeEscalation, "
+    "runAsNonRoot, capabilities, seccompProfile).",
+    validate=validate_security_context,
+    enforcement_level=EnforcementLevel.MANDATORY,
+    config_schema=EXCEPTIONS.schema,
+)
+
+# (check name, field path under `resources`)
+RESOURCE_FIELDS = (
+    ("cpuRequest", ("requests", "cpu")),
+    ("memoryRequest", ("requests", "memory")),
+    ("memoryLimit", ("limits", "memory")),
+)
+
+
+def validate_resources(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    who = subject(args.resource_type, args.name)
+    check = checked(args.get_config(), args.name, report)
+    for path, container in containers(args.resource_type, args.props):
+        if ".ephemeralContainers" in path:
+            continue  # debugging containers take no resources field
+        for name, field in RESOURCE_FIELDS:
+            if get(container, "resources", *field) in (None, ""):
+                check(name, f"{who}: {path}.resources.{'.'.join(field)} must be set")
+
+
+container_resources = ResourceValidationPolicy(
+    name="k8s-container-resources",
+    description="Containers request CPU and memory (the scheduler places them, the autoscaler "
+    "sizes nodes) and limit memory (a leak kills the container, not the node) (checks "
+    "cpuRequest, memoryRequest, memoryLimit).",
+    validate=validate_resources,
+    enforcement_level=EnforcementLevel.MANDATORY,
+    config_schema=EXCEPTIONS.schema,
+)
+
+POLICIES = [
+    helm_release_pinned,
+    no_latest_images,
+    no_privileged_containers,
+    host_isolation,
+    container_security_context,
+    container_resources,
+]

@@ -130,6 +130,8 @@ class Diagnostic:
     level: str  # mandatory | advisory
     resource: str  # type::name, or "" for the stack
     message: str
+    # The Helm release or kustomize tree that creates the object (its resource name), or "".
+    source: str = ""
 
     def as_json(self) -> dict[str, str]:
         return {
@@ -137,6 +139,7 @@ class Diagnostic:
             "level": self.level,
             "resource": self.resource,
             "message": self.message,
+            "source": self.source,
         }
 
 
@@ -231,6 +234,7 @@ def analyze(plan: dict[str, Any], config: dict[str, Any]) -> list[Diagnostic]:
                 resource=f"{target['type']}::{target['name']}" if target else "",
                 # The analyzer prefixes the policy's description; the finding is the rest.
                 message=d.message.split("\n", 1)[-1],
+                source=(target or {}).get("renderedBy", ""),
             )
         )
     return sorted(

@@ -79,15 +79,47 @@ def settings_table() -> str:
 
 
 def stacks_table() -> str:
+    """Every stack's settings but the exceptions (their own table)."""
     rows = ["| stack | policy | settings |", "|---|---|---|"]
     for stack, config in stack_configs().items():
-        for index, (policy, settings) in enumerate(sorted(config.items())):
-            shown = ", ".join(f"`{k}`: `{json.dumps(v)}`" for k, v in settings.items())
-            rows.append(f"| {stack if index == 0 else ''} | `{policy}` | {shown} |")
+        first = True
+        for policy, settings in sorted(config.items()):
+            shown = ", ".join(
+                f"`{k}`: `{json.dumps(v)}`" for k, v in settings.items() if k != "exceptions"
+            )
+            if shown:
+                rows.append(f"| {stack if first else ''} | `{policy}` | {shown} |")
+                first = False
     return "\n".join(rows)
 
 
-TABLES = {"policies": policies_table, "settings": settings_table, "stacks": stacks_table}
+def exceptions_table() -> str:
+    """Each declared exception once, with the stacks that declare it."""
+    declared: dict[tuple[str, str, str, str], list[str]] = {}
+    for stack, config in stack_configs().items():
+        for policy, settings in sorted(config.items()):
+            for entry in settings.get("exceptions", []):
+                key = (
+                    policy,
+                    ", ".join(f"`{r}`" for r in entry["resources"]),
+                    ", ".join(f"`{c}`" for c in entry["checks"]),
+                    entry["reason"],
+                )
+                declared.setdefault(key, []).append(stack)
+    rows = ["| policy | objects | checks | stacks | reason |", "|---|---|---|---|---|"]
+    for (policy, resources, checks, reason), stacks in declared.items():
+        rows.append(
+            f"| `{policy}` | {resources} | {checks} | {', '.join(stacks)} | {_cell(reason)} |"
+        )
+    return "\n".join(rows)
+
+
+TABLES = {
+    "policies": policies_table,
+    "settings": settings_table,
+    "stacks": stacks_table,
+    "exceptions": exceptions_table,
+}
 
 
 def render(text: str) -> str:

@@ -15,6 +15,7 @@ from pulumi_policy import (
     ResourceValidationPolicy,
 )
 
+from crossguard.exceptions import EXCEPTIONS_SETTING, checked
 from crossguard.kubernetes import containers
 from crossguard.props import Settings, as_list, get, show, subject
 
@@ -66,22 +67,29 @@ REGISTRY_SETTINGS = Settings(
                 "*.dkr.ecr.*.amazonaws.com",
                 "*-docker.pkg.dev",
                 "gcr.io",
+                # The vendors' own release registries of the mesh and the GPU device plugin.
+                "registry.istio.io",
+                "nvcr.io",
             ],
             "description": "Registry hosts (globs) images may come from (Docker Hub, with its "
             "mutable official tags and pull limits, only where a stack allows it).",
-        }
+        },
+        **EXCEPTIONS_SETTING,
     }
 )
 
 
 def validate_registries(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    allowed = as_list(REGISTRY_SETTINGS.value(args.get_config(), "allowedRegistries"))
+    config = args.get_config()
+    allowed = as_list(REGISTRY_SETTINGS.value(config, "allowedRegistries"))
+    check = checked(config, args.name, report, tag=False)
     for field, image in _images(args):
         host = registry(image)
         if not any(fnmatch.fnmatchcase(host, pattern) for pattern in allowed):
-            report(
+            check(
+                host,
                 f"{subject(args.resource_type, args.name)}: {field} {show(image)} comes from "
-                f"{host}, which is not in allowedRegistries"
+                f"{host}, which is not in allowedRegistries",
             )
 
 

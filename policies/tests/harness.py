@@ -39,8 +39,18 @@ STACKS = ("local", "dev", "staging", "prod", "prod-gcp")
 DELETE = object()
 
 
-def load_plan(stack: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / f"{stack}.json").read_text())
+def load_plan(stack: str, rendered: bool = False) -> dict[str, Any]:
+    """A stack's plan; with `rendered`, plus every object of its Helm releases and kustomize
+    trees as `mlops plan --policies` hands them over (`fixtures/rendered/<stack>.json`, made by
+    `python -m mlops.governance rendered-fixture <stack>`)."""
+    plan = json.loads((FIXTURES / f"{stack}.json").read_text())
+    if rendered:
+        plan["resources"] += load_rendered(stack)
+    return plan
+
+
+def load_rendered(stack: str) -> list[dict[str, Any]]:
+    return json.loads((FIXTURES / "rendered" / f"{stack}.json").read_text())
 
 
 def entry(plan: dict[str, Any], name: str, resource_type: str | None = None) -> dict[str, Any]:

@@ -74,8 +74,8 @@ def test_local_chart_is_not_checked():
     assert violations(kubernetes.helm_release_pinned, resource_args(PROD, RELEASE, inputs)) == []
 
 
-# No stack creates workloads directly (they come from Helm charts, whose rendered objects the
-# pack cannot see), so the workload is written as the Kubernetes provider would receive it.
+# A workload written as the Kubernetes provider would receive it (the platform's own and the
+# charts' rendered ones are tested in test_kubernetes_rendered.py).
 DEPLOYMENT = {
     "type": "kubernetes:apps/v1:Deployment",
     "name": "model-server",
@@ -148,7 +148,8 @@ def test_init_container_image_is_checked():
 def test_privileged_container():
     path = "spec.template.spec.containers.0.securityContext.privileged"
     assert check_workload(kubernetes.no_privileged_containers, path, True) == [
-        f"Deployment 'model-server': {CONTAINER}.securityContext.privileged must not be true"
+        f"Deployment 'model-server': {CONTAINER}.securityContext.privileged must not be true "
+        "[privileged]"
     ]
 
 
@@ -188,5 +189,5 @@ def test_pod_and_cronjob_pod_specs():
     }
     assert check_workload(kubernetes.no_privileged_containers, resource=cron) == [
         "CronJob 'retrain': spec.jobTemplate.spec.template.spec.containers[0]"
-        ".securityContext.privileged must not be true"
+        ".securityContext.privileged must not be true [privileged]"
     ]

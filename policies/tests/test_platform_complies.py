@@ -17,14 +17,14 @@ def stack_config(stack: str) -> dict:
 
 
 # Advisory findings the shipped stacks still have, each with its reason in README.md
-# ("Per-stack exceptions"): MLflow and the model server have no NetworkPolicy yet (#11 part 3),
-# platform images are pinned by tag until the image work pins digests.
-KNOWN_ADVISORY = {"platform-workloads-isolated", "images-pinned-by-digest"}
+# ("Per-stack exceptions"): images are pinned by tag until the image work pins digests.
+KNOWN_ADVISORY = {"images-pinned-by-digest"}
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_stack_complies_with_every_policy(stack):
-    findings, deferred = run_pack(load_plan(stack), stack_config(stack))
+    # The plan and every object its Helm releases and kustomize trees create.
+    findings, deferred = run_pack(load_plan(stack, rendered=True), stack_config(stack))
     assert [f for f in findings if f.level.value == "mandatory"] == []
     assert {f.policy for f in findings} <= KNOWN_ADVISORY
     assert deferred == []
@@ -82,4 +82,4 @@ def test_policy_names_are_unique_and_levels_explicit():
     assert len(names) == len(set(names))
     assert len(names) >= 45
     advisory = sorted(p.name for p in POLICIES if p.enforcement_level.value == "advisory")
-    assert advisory == ["k8s-no-latest-image", "k8s-no-privileged-container"]
+    assert advisory == ["k8s-no-latest-image"]

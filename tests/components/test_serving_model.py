@@ -358,6 +358,10 @@ def test_every_rendered_object_is_valid(case, crds_dir):
     expected = ["Deployment"] * tracks + ["PodDisruptionBudget"] * tracks
     expected += ["Service", "DestinationRule", "VirtualService", "PodMonitor"]
     expected += ["HorizontalPodAutoscaler"] if "autoscaling" in CONFIGS[case] else []
+    # Who may call it: the gateway's namespace (full) or nobody (deny-all) on the serving port;
+    # the sidecar's AuthorizationPolicy.
+    expected += ["NetworkPolicy"]
+    expected += [] if CONFIGS[case].get("istio_sidecar") is False else ["AuthorizationPolicy"]
     assert kinds == expected
 
 
@@ -661,6 +665,8 @@ def test_names_and_url():
         ("DestinationRule", "churn"),
         ("VirtualService", "churn"),
         ("PodMonitor", "churn"),
+        ("NetworkPolicy", "churn-deny-ingress"),
+        ("AuthorizationPolicy", "churn"),
     ]
     assert {o["metadata"]["namespace"] for o in rendered.objects()} == {"serving"}
     assert model.service_url("churn", "serving", 8080) == (

@@ -131,6 +131,8 @@ def test_every_object_validates_against_kubernetes_and_the_flagger_crds(crds_dir
             "HorizontalPodAutoscaler",
             "Canary",
             *["MetricTemplate"] * 4,
+            "NetworkPolicy",  # the load tester (the analysis' traffic) and the gateway
+            "AuthorizationPolicy",
         ]
     )
     for obj in rendered.objects():
@@ -340,6 +342,8 @@ def test_progressive_creates_exactly_these_children(built):
             (POD_MONITOR, "churn-pod-monitor"),
             (CANARY, "churn-canary"),
             *[(METRIC, f"churn-{check}-metric") for check in delivery.CHECKS],
+            ("kubernetes:networking.k8s.io/v1:NetworkPolicy", "churn-callers-network-policy"),
+            ("kubernetes:security.istio.io/v1:AuthorizationPolicy", "churn-authorization-policy"),
         ]
     )
 

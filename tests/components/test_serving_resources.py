@@ -48,6 +48,8 @@ DESTINATION_RULE = "kubernetes:networking.istio.io/v1:DestinationRule"
 VIRTUAL_SERVICE = "kubernetes:networking.istio.io/v1:VirtualService"
 POD_MONITOR = "kubernetes:monitoring.coreos.com/v1:PodMonitor"
 HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
+NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+AUTHORIZATION_POLICY = "kubernetes:security.istio.io/v1:AuthorizationPolicy"
 
 
 def _run(config, name="churn", with_namespace=True):
@@ -92,6 +94,8 @@ def test_canary_creates_exactly_these_children():
             (DESTINATION_RULE, "churn-destination-rule"),
             (VIRTUAL_SERVICE, "churn-virtual-service"),
             (POD_MONITOR, "churn-pod-monitor"),
+            (NETWORK_POLICY, "churn-deny-network-policy"),
+            (AUTHORIZATION_POLICY, "churn-authorization-policy"),
         ]
     )
 
@@ -108,6 +112,8 @@ def test_stable_only_with_autoscaling():
             (VIRTUAL_SERVICE, "fraud-virtual-service"),
             (POD_MONITOR, "fraud-pod-monitor"),
             (HPA, "fraud-stable-hpa"),
+            (NETWORK_POLICY, "fraud-deny-network-policy"),
+            (AUTHORIZATION_POLICY, "fraud-authorization-policy"),
         ]
     )
     hpa = monitor.named("fraud-stable-hpa")
@@ -150,7 +156,7 @@ def test_built_in_objects_validate_as_registered(crds_dir):
         if record.parent == monitor.named("churn").urn and "istio" not in record.type:
             manifests.validate(record.inputs)
             checked += 1
-    assert checked == 7  # 2 Deployments, 2 PDBs, Service, PodMonitor, HPA
+    assert checked == 8  # 2 Deployments, 2 PDBs, Service, PodMonitor, HPA, NetworkPolicy
 
 
 def test_deployments_serve_their_track():
@@ -210,7 +216,7 @@ def test_namespace_dependency_reaches_every_kubernetes_object():
     monitor, _ = _run(CANARY)
     namespace = monitor.named("serving-namespace").urn
     children = [r for r in monitor.recorded if r.parent == monitor.named("churn").urn]
-    assert len(children) == 8
+    assert len(children) == 10
     for record in children:
         assert namespace in record.depends_on, record.name
 

@@ -152,3 +152,87 @@ def test_the_cli_exit_status_and_a_stack_without_policy_config(tmp_path: Path) -
         f"({ROOT / 'policies/config/mine.json'}); copy the nearest environment's file"
     )
     json.loads(done.stdout)  # the plan itself still came out
+
+
+# --- the objects of Helm releases and kustomize trees --------------------------------------------
+
+
+def _rendered(source: str, *objects: dict):
+    from mlops.render import Rendered
+
+    return Rendered(source, "test", list(objects))
+
+
+RELEASE = {
+    "layer": "platform",
+    "type": "kubernetes:helm.sh/v3:Release",
+    "name": "mlops-mesh-cni",
+    "component": "mlops:mesh:IstioMesh mlops-mesh",
+    "inputs": {"namespace": "istio-cni"},
+}
+WIDGET_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "widgets.example.com"},
+    "spec": {"group": "example.com", "names": {"kind": "Widget"}, "scope": "Cluster"},
+}
+
+
+def test_rendered_objects_become_the_resources_a_v4_chart_registers() -> None:
+    plan = {"stack": "t", "resources": [RELEASE]}
+    rendered = _rendered(
+        "mlops-mesh-cni",
+        {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "node"}},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "x"}},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+         "metadata": {"name": "reader"}},
+        WIDGET_CRD,
+        {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}},
+    )  # fmt: skip
+    found = governance.rendered_resources(plan, [rendered])
+    assert [(r["type"], r["name"]) for r in found] == [
+        ("kubernetes:apps/v1:DaemonSet", "mlops-mesh-cni:istio-cni/node"),
+        ("kubernetes:core/v1:ConfigMap", "mlops-mesh-cni:x/c"),
+        ("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole", "mlops-mesh-cni:reader"),
+        # (the CRD itself is read for its scope, not handed to the pack)
+        ("kubernetes:example.com/v1:Widget", "mlops-mesh-cni:w"),  # cluster-scoped by its CRD
+    ]
+    daemon_set = found[0]
+    assert daemon_set["inputs"]["metadata"] == {"name": "node", "namespace": "istio-cni"}
+    assert (daemon_set["layer"], daemon_set["parent"], daemon_set["renderedBy"]) == (
+        "platform",
+        "mlops-mesh-cni",
+        "mlops-mesh-cni",
+    )
+    assert rendered.objects[0]["metadata"] == {"name": "node"}  # the rendering is not changed
+    with pytest.raises(governance.GovernanceError, match="'elsewhere' is not in the plan"):
+        governance.rendered_resources(plan, [_rendered("elsewhere")])
+
+
+def test_a_chart_object_that_breaks_a_policy_blocks_and_names_its_release() -> None:
+    """The local plan with its rendered objects passes; one DaemonSet of the Istio CNI chart
+    given the host's PID namespace blocks, and the finding names the object and its release."""
+    from mlops import render
+    from mlops.plan import kubernetes_objects
+
+    built = build_plan("local", stack_file_path("local"))
+    report = render.check(built.resources, kubernetes_objects(built))
+    sources = report.sources[1:]
+    plan = built.as_json()
+    status, text = governance.run_policy_pack(plan, "local", ROOT, "json", sources)
+    assert status == 0, text
+    cni = next(s for s in sources if s.source == "mlops-mesh-cni")
+    daemon_set = next(o for o in cni.objects if o["kind"] == "DaemonSet")
+    daemon_set["spec"]["template"]["spec"]["hostPID"] = True
+    status, text = governance.run_policy_pack(plan, "local", ROOT, "json", sources)
+    assert status == 1
+    name = f"mlops-mesh-cni:istio-cni/{daemon_set['metadata']['name']}"
+    assert [d for d in json.loads(text) if d["level"] == "mandatory"] == [
+        {
+            "policy": "k8s-host-isolation",
+            "level": "mandatory",
+            "resource": f"kubernetes:apps/v1:DaemonSet::{name}",
+            "message": f"DaemonSet '{name}': spec.template.spec.hostPID must not be true [hostPID]",
+            "source": "mlops-mesh-cni",
+        }
+    ]

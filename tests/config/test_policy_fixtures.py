@@ -67,3 +67,17 @@ def test_main_environment_keeps_kfp_2_and_protobuf_6():
 
     assert metadata.version("kfp") == "2.16.1"
     assert int(metadata.version("protobuf").split(".")[0]) >= 6
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_rendered_fixture_matches_a_fresh_rendering(stack):
+    """The objects of the stack's releases and kustomize trees, as `--policies` hands them to
+    the pack (fixtures/rendered/<stack>.json), are today's."""
+    from mlops import governance
+
+    fixture = json.loads((FIXTURES / "rendered" / f"{stack}.json").read_text())
+    fresh = json.loads(json.dumps(governance.rendered_fixture(stack)))
+    assert fixture == fresh, (
+        f"policies/tests/fixtures/rendered/{stack}.json is stale; run: uv run python -m "
+        f"mlops.governance rendered-fixture {stack} > policies/tests/fixtures/rendered/{stack}.json"
+    )
