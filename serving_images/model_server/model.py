@@ -241,7 +241,7 @@ class ServedModel:
             except Unsupported as exc:
                 self.fast_path_reason = str(exc)
         if self._fast is None and self._pyfunc is not None and self.schema is not None:
-            self._direct = _direct_pyfunc(self._pyfunc)
+            self._direct = _direct_pyfunc(self._pyfunc, self.schema)
 
     def _raw_model(self) -> Any:
         if not {"xgboost", "lightgbm"} & set(self.mlmodel.flavors):
@@ -393,7 +393,7 @@ class ServedModel:
                     self.fast_path_reason = f"load-time check failed: {problem}"
                     self._fast = None
                     if self._pyfunc is not None:
-                        self._direct = _direct_pyfunc(self._pyfunc)
+                        self._direct = _direct_pyfunc(self._pyfunc, self.schema)
             if self._fast is None and self._direct is not None:
                 problem = self._compare_direct(arrays)
                 if problem:
@@ -468,13 +468,16 @@ def _random_value(column: Column, seen: list[Any], rng: np.random.Generator) -> 
     return seen[int(rng.integers(len(seen)))] if seen else None
 
 
-def _direct_pyfunc(pyfunc: Any) -> Any:
+def _direct_pyfunc(pyfunc: Any, schema: InputSchema | None) -> Any:
     """The pyfunc flavor's own predict function, or None. `PyFuncModel.predict` converts and
     checks every column against the signature on every call, which the server's schema has
     already done for every row (same types, same order); calling the flavor's function is
-    then the same prediction without that cost. Checked against `predict` at load time."""
+    then the same prediction without that cost. Checked against `predict` at load time.
+    Not for datetime or binary columns: MLflow converts those, the server keeps strings."""
     import inspect
 
+    if schema is None or any(c.mlflow_type in ("datetime", "binary") for c in schema.columns):
+        return None
     try:
         meta = pyfunc.metadata
         if meta._is_signature_from_type_hint() or meta._is_type_hint_from_example():

@@ -467,3 +467,22 @@ def test_a_compiled_path_that_answers_differently_is_dropped_with_the_reason(
     assert not served.fast_path
     assert "its outputs differ from the model's predict_proba" in caplog.text
     assert "load-time check failed" in served.fast_path_description
+
+
+def test_a_pyfunc_model_with_a_datetime_column_keeps_signature_enforcement(
+    tmp_path: Path,
+) -> None:
+    import mlflow.pyfunc
+
+    from serving_images.model_server.model import _direct_pyfunc
+    from serving_images.model_server.schema import Column, InputSchema
+
+    class Echo(mlflow.pyfunc.PythonModel):
+        def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> Any:
+            return model_input["x0"].to_numpy()
+
+    pyfunc = mlflow.pyfunc.load_model(str(_save("pyfunc", Echo(), tmp_path / "m", _frame(20, 0))))
+    numbers = InputSchema((Column("x0", "float", "double"),))
+    dates = InputSchema((Column("x0", "float", "double"), Column("when", "str", "datetime")))
+    assert _direct_pyfunc(pyfunc, numbers) is not None
+    assert _direct_pyfunc(pyfunc, dates) is None  # MLflow converts these; the server does not
