@@ -20,8 +20,8 @@ import numpy as np
 
 from serving_images.model_server.availability import Outcome, classify, describe
 from serving_images.model_server.drift import FeatureReference, ProfileError, parse_profile
-from serving_images.model_server.fastpath import NeedsPipeline
-from serving_images.model_server.schema import InputSchema, Rows, to_arrays
+from serving_images.model_server.fastpath import Compiled, NeedsPipeline, Unsupported, compile_model
+from serving_images.model_server.schema import Column, InputSchema, Rows, to_arrays
 
 log = logging.getLogger(__name__)
 
@@ -212,10 +212,12 @@ class ServedModel:
         except Exception as exc:
             raise ModelLoadError(f"{self.resolved.uri}: cannot load model: {exc}") from exc
         estimator = self._estimator
-        self.classes = getattr(estimator, "classes_", None) if estimator is not None else None
+        # The fitted model behind the pyfunc wrapper, for the flavors the fast path compiles.
+        native = estimator if estimator is not None else self._raw_model()
+        self.classes = getattr(native, "classes_", None) if native is not None else None
         self.binary_scores = (
-            estimator is not None
-            and hasattr(estimator, "predict_proba")
+            native is not None
+            and hasattr(native, "predict_proba")
             and self.classes is not None
             and len(self.classes) == 2
         )
@@ -223,11 +225,31 @@ class ServedModel:
             categories = encoder_categories(estimator)
             if categories:
                 self.schema = self.schema.with_categories(categories)
-        self._fast: Any = None
-        if self.binary_scores and self.schema is not None:
-            from serving_images.model_server.fastpath import compile_predict_proba
+        self._fast: Compiled | None = None
+        self._direct: Any = None
+        self.fast_path_reason = ""
+        if self.schema is None:
+            self.fast_path_reason = "the signature has no named columns"
+        elif native is None:
+            flavors = sorted(set(self.mlmodel.flavors) - {"python_function"})
+            self.fast_path_reason = f"flavor {', '.join(flavors) or 'python_function'}"
+        else:
+            kinds = {c.name: c.kind for c in self.schema.columns}
+            predict_fn = self.predict_fn if estimator is not None else "predict"
+            try:
+                self._fast = compile_model(native, kinds, predict_fn, self.inference_threads)
+            except Unsupported as exc:
+                self.fast_path_reason = str(exc)
+        if self._fast is None and self._pyfunc is not None and self.schema is not None:
+            self._direct = _direct_pyfunc(self._pyfunc, self.schema)
 
-            self._fast = compile_predict_proba(estimator, self.inference_threads)
+    def _raw_model(self) -> Any:
+        if not {"xgboost", "lightgbm"} & set(self.mlmodel.flavors):
+            return None
+        try:
+            return self._pyfunc.get_raw_model()
+        except (AttributeError, NotImplementedError):
+            return None
 
     def frame(self, arrays: dict[str, np.ndarray]) -> Any:
         import pandas as pd
@@ -238,18 +260,30 @@ class ServedModel:
     def fast_path(self) -> bool:
         return self._fast is not None
 
-    def _predict_proba(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
+    @property
+    def fast_path_description(self) -> str:
         if self._fast is not None:
-            try:
-                return self._fast(arrays)
-            except NeedsPipeline:
-                pass
-        return self._estimator.predict_proba(self.frame(arrays))
+            return self._fast.description
+        direct = "; pyfunc without per-call signature enforcement" if self._direct else ""
+        return f"generic ({self.fast_path_reason or 'not compiled'}){direct}"
 
     def predict(self, arrays: dict[str, np.ndarray]) -> tuple[list[Any], np.ndarray | None]:
-        """Predictions as pyfunc would return them, and the positive-class score if any."""
+        """Predictions as pyfunc would return them, and the score (the positive-class
+        probability of a binary classifier, a regressor's value) if any."""
+        fast = self._fast
+        if fast is not None:
+            try:
+                predictions, scores = fast.answer(fast.output(arrays))
+                return predictions.tolist(), scores
+            except NeedsPipeline:
+                pass
+        return self._generic(arrays)
+
+    def _generic(self, arrays: dict[str, np.ndarray]) -> tuple[list[Any], np.ndarray | None]:
         if self._estimator is None:
-            output = self._pyfunc.predict(self.frame(arrays))
+            frame = self.frame(arrays)
+            direct = self._direct
+            output = direct(frame) if direct is not None else self._pyfunc.predict(frame)
             values = np.asarray(output)
             scores = (
                 values.astype(np.float64)
@@ -259,7 +293,7 @@ class ServedModel:
             return values.tolist(), scores
         estimator = self._estimator
         if self.binary_scores:
-            proba = self._predict_proba(arrays)
+            proba = estimator.predict_proba(self.frame(arrays))
             scores = np.ascontiguousarray(proba[:, 1])
             if self.predict_fn == "predict_proba":
                 return proba.tolist(), scores
@@ -315,46 +349,150 @@ class ServedModel:
         rows = self.warmup_rows()
         if not rows or self.schema is None:
             return
-        if self._fast is not None:
+        if self._fast is not None or self._direct is not None:
             self._verify_fast_path(rows)
+        log.info("model %s: prediction path: %s", self.name, self.fast_path_description)
         arrays = to_arrays(self.schema, rows)
         for _ in range(rounds):
             self.predict(arrays)
 
-    def _verify_fast_path(self, rows: list[Rows]) -> None:
-        """Keep the numpy fast path only if it answers like the pipeline (see fastpath.py)."""
+    def verification_cases(self, rows: list[Rows], n_random: int = 64) -> list[Rows]:
+        """The input example, its edge cases (unseen categories; missing values where the
+        signature allows them) and random rows around it (seeded)."""
         assert self.schema is not None
-        cases = [rows[0]]
-        # Edge cases: unseen categories, and missing values where the signature allows them.
+        example = rows[0]
+        n = example.n_rows
+        cases = [example]
         unseen = {
-            c.name: ["__unseen__"] * rows[0].n_rows if c.kind == "str" else rows[0].columns[c.name]
+            c.name: ["__unseen__"] * n if c.kind == "str" else example.columns[c.name]
             for c in self.schema.columns
         }
-        cases.append(Rows(unseen, rows[0].n_rows))
+        cases.append(Rows(unseen, n))
         missing = {
-            c.name: [None] * rows[0].n_rows if not c.required else rows[0].columns[c.name]
+            c.name: [None] * n if not c.required else example.columns[c.name]
             for c in self.schema.columns
         }
-        cases.append(Rows(missing, rows[0].n_rows))
-        for case in cases:
-            arrays = to_arrays(self.schema, [case])
-            try:
-                expected = self._estimator.predict_proba(self.frame(arrays))
-            except Exception:
-                continue  # the pipeline rejects this case; nothing to compare
-            try:
-                got = self._fast(arrays)
-            except NeedsPipeline:
-                continue
-            except Exception as exc:
-                log.warning("numpy fast path disabled: %r", exc)
-                self._fast = None
-                return
-            if got.shape != expected.shape or not np.allclose(got, expected, rtol=0, atol=1e-9):
-                log.warning("numpy fast path disabled: its answers differ from the pipeline's")
-                self._fast = None
-                return
-        log.info("model %s: numpy fast path verified against the pipeline", self.name)
+        cases.append(Rows(missing, n))
+        rng = np.random.default_rng(20261204)
+        columns: dict[str, list[Any]] = {}
+        for c in self.schema.columns:
+            seen = [v for v in example.columns[c.name] if not _missing_value(v)]
+            columns[c.name] = [_random_value(c, seen, rng) for _ in range(n_random)]
+        cases.append(Rows(columns, n_random))
+        return cases
+
+    def _verify_fast_path(self, rows: list[Rows]) -> None:
+        """Keep the compiled path only if it answers like the model (see fastpath.py), and the
+        pyfunc shortcut only if it answers like `PyFuncModel.predict`."""
+        for case in self.verification_cases(rows):
+            arrays = to_arrays(self.schema, [case]) if self.schema is not None else {}
+            if self._fast is not None:
+                problem = self._compare_compiled(arrays)
+                if problem:
+                    log.warning("compiled fast path disabled: %s", problem)
+                    self.fast_path_reason = f"load-time check failed: {problem}"
+                    self._fast = None
+                    if self._pyfunc is not None:
+                        self._direct = _direct_pyfunc(self._pyfunc, self.schema)
+            if self._fast is None and self._direct is not None:
+                problem = self._compare_direct(arrays)
+                if problem:
+                    log.warning("pyfunc shortcut disabled: %s", problem)
+                    self._direct = None
+        if self._fast is not None:
+            log.info("model %s: compiled fast path verified against the model", self.name)
+
+    def _compare_compiled(self, arrays: dict[str, np.ndarray]) -> str:
+        fast = self._fast
+        assert fast is not None
+        frame = self.frame(arrays)
+        try:
+            expected = np.asarray(fast.reference(frame))
+            answer = np.asarray(self._model_answer(frame))
+        except Exception:
+            return ""  # the model rejects this case; nothing to compare
+        try:
+            got = fast.output(arrays)
+            predictions, _ = fast.answer(got)
+        except NeedsPipeline:
+            return ""
+        except Exception as exc:
+            return f"it raised {exc!r}"
+        if not _same(got, expected, fast.atol, fast.rtol):
+            return f"its outputs differ from the model's {getattr(fast.reference, '__name__', '')}"
+        if not _same(np.asarray(predictions), answer, fast.atol, fast.rtol):
+            return "its predictions differ from the model's"
+        return ""
+
+    def _model_answer(self, frame: Any) -> Any:
+        if self._estimator is not None:
+            return getattr(self._estimator, self.predict_fn)(frame)
+        return self._pyfunc.predict(frame)
+
+    def _compare_direct(self, arrays: dict[str, np.ndarray]) -> str:
+        frame = self.frame(arrays)
+        try:
+            expected = np.asarray(self._pyfunc.predict(frame))
+        except Exception:
+            return ""
+        try:
+            got = np.asarray(self._direct(self.frame(arrays)))
+        except Exception as exc:
+            return f"it raised {exc!r}"
+        return "" if _same(got, expected, 0.0, 0.0) else "its answers differ"
+
+
+def _same(got: np.ndarray, expected: np.ndarray, atol: float, rtol: float) -> bool:
+    if got.shape != expected.shape:
+        return False
+    if got.dtype.kind in "fc" or expected.dtype.kind in "fc":
+        try:
+            return bool(np.allclose(got, expected, rtol=rtol, atol=atol, equal_nan=True))
+        except TypeError:
+            return False
+    return bool(np.array_equal(got, expected))
+
+
+def _random_value(column: Column, seen: list[Any], rng: np.random.Generator) -> Any:
+    if not column.required and rng.random() < 0.1:
+        return None
+    if column.kind in ("float", "int"):
+        base = float(rng.choice(seen)) if seen else 0.0
+        value = base * rng.uniform(0.5, 1.5) + rng.normal(0.0, 1.0 + abs(base) * 0.1)
+        return round(value) if column.kind == "int" else value
+    if column.kind == "bool":
+        return bool(rng.random() < 0.5)
+    if column.kind == "str":
+        pool = sorted(column.categories, key=str) if column.categories else seen
+        return pool[int(rng.integers(len(pool)))] if pool else ""
+    return seen[int(rng.integers(len(seen)))] if seen else None
+
+
+def _direct_pyfunc(pyfunc: Any, schema: InputSchema | None) -> Any:
+    """The pyfunc flavor's own predict function, or None. `PyFuncModel.predict` converts and
+    checks every column against the signature on every call, which the server's schema has
+    already done for every row (same types, same order); calling the flavor's function is
+    then the same prediction without that cost. Checked against `predict` at load time.
+    Not for datetime or binary columns: MLflow converts those, the server keeps strings."""
+    import inspect
+
+    if schema is None or any(c.mlflow_type in ("datetime", "binary") for c in schema.columns):
+        return None
+    try:
+        meta = pyfunc.metadata
+        if meta._is_signature_from_type_hint() or meta._is_type_hint_from_example():
+            return None
+        fn = pyfunc._predict_fn
+        params = inspect.signature(fn).parameters
+    except (AttributeError, TypeError, ValueError):
+        return None
+    required = [
+        p
+        for p in list(params.values())[1:]
+        if p.default is inspect.Parameter.empty
+        and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    ]
+    return None if required else fn
 
 
 def encoder_categories(model: Any) -> dict[str, tuple[frozenset[Any], bool]]:
@@ -368,7 +506,7 @@ def encoder_categories(model: Any) -> dict[str, tuple[frozenset[Any], bool]]:
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
 
-    from serving_images.model_server.fastpath import Unsupported, _resolve_columns
+    from serving_images.model_server.fastpath import _resolve_columns
 
     if type(model) is not Pipeline or type(model.steps[0][1]) is not ColumnTransformer:
         return {}
