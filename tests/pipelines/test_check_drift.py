@@ -101,7 +101,7 @@ def test_the_platform_drift_config_replaces_the_separate_thresholds(windows, tmp
     from kfp_pipelines.lib.drift import DriftSettings
 
     settings = DriftSettings(detector={"min_ks": 0.99, "min_scale_ratio": 3.0, "season_days": 3})
-    drifted, summary, _, _ = run(
+    _, summary, _, _ = run(
         windows["reference"],
         windows["drifted"],
         tmp_path,
