@@ -2,11 +2,16 @@
 
 1. start an embedded MLflow tracking server (sqlite + local artifacts, 127.0.0.1, free port),
    and the loop's processes: the retrain receiver (kfp_pipelines/loop/receiver.py, kfp's local
-   runner as its backend), Alertmanager with the platform's generated routing to it, and
-   Prometheus with the platform's rendered alert rules (drift must hold 3 s, not 15 min);
-2. generate three years of churn data and run `training_pipeline` with kfp's local runner;
+   runner as its backend), Alertmanager with the platform's generated routing to it,
+   Prometheus with the platform's rendered alert rules (drift must hold 3 s, not 15 min), and
+   the drift monitor (kfp_pipelines/loop/monitor.py) the drift alert fires on;
+2. generate three years of churn data up to today and run `training_pipeline` with kfp's local
+   runner;
 3. promote the first version to `champion` and serve it (the primary) on loopback;
-4. send it traffic: a normal batch, then a drifted one; Prometheus' `ModelFeatureDrift` fires,
+4. send it traffic: a normal batch, then a drifted one; the server's prediction file goes into
+   hourly windows with the prediction-log consumer's code, the drift monitor checks them with
+   the drift pipeline's detector against the champion's same-season training data, and
+   Prometheus' `ModelFeatureDrift` fires on its verdict,
    Alertmanager delivers it to the receiver, which starts `drift_pipeline`: it finds the drift
    and registers a `challenger`;
 5. release it as Flagger would analyse it: `reconcile` writes it into the release "ConfigMap"
@@ -60,7 +65,8 @@ from kfp_pipelines.components.common import (
 # machine, so the default stays under 5 minutes (kfp_pipelines/README.md); the training and drift
 # pipelines are about 100 s of it, the loop's fixed intervals and process starts most of the rest.
 DEFAULT_ROWS = 200_000
-STARTUP_TIMEOUT_SECONDS = 120
+# `mlflow server` imports for minutes on a loaded shared 2-core machine (150 s measured).
+STARTUP_TIMEOUT_SECONDS = 300
 # From drifted traffic to the receiver starting a run: the window fills, PSI holds for 3 s, one
 # Alertmanager group wait; ~10 s when quiet, so 120 s only trips on a broken path.
 ALERT_TIMEOUT_SECONDS = 120
@@ -77,6 +83,16 @@ BATCH_ROWS = 50
 # Enough rows for a model that has learnt nothing to look like a model, trained in seconds; its
 # golden set (and the evaluation against the champion) at most as many recent rows.
 SHUFFLED_ROWS = 5_000
+# The drift monitor compares today's traffic with the training rows of the same season (+-7
+# days of year, `DriftConfig.season_days`) and withholds its verdict under
+# `min_reference_rows` (1,000) of them. The history is three years up to today; the training
+# split is its oldest 80 % (the golden set is the latest 20 %), which holds ~38 of its 876 days
+# in today's season (+-7 days in each earlier year): 36,000 rows give ~1,250 same-season rows,
+# several standard deviations above 1,000 (the data is sized, not the detector's thresholds).
+MIN_ROWS = 36_000
+# The monitor reads complete hours; the demo cannot wait for the current one to end, so the
+# monitor's clock runs this much ahead (the only difference from the cluster's monitor).
+MONITOR_CLOCK_AHEAD_HOURS = 1
 
 
 class DemoError(Exception):
@@ -119,8 +135,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    if args.rows < 5000:
-        print("mlops demo: --rows must be at least 5000", file=sys.stderr)
+    if args.rows < MIN_ROWS:
+        print(
+            f"mlops demo: --rows must be at least {MIN_ROWS} (the drift check's same-season "
+            "reference needs 1,000 training rows within 7 days of today's date)",
+            file=sys.stderr,
+        )
         return 2
     drift_rows = args.drift_rows or max(5000, args.rows // 2)
     if drift_rows < 5000:
@@ -736,6 +756,14 @@ class Demo:
     primary_stop: contextlib.ExitStack | None = None
     live: Any = None  # the recent (drifted) rows: live traffic during the canary analyses
     live_offset: int = 0
+    # the drift monitor (started with the alert path)
+    monitor: Any = None
+    monitor_url: str | None = None
+
+    @property
+    def bucket(self) -> Path:
+        """The datasets bucket of the demo: the prediction log's hourly windows."""
+        return self.workdir / "bucket"
 
     @property
     def window_rows(self) -> int:
@@ -815,6 +843,8 @@ class Demo:
             self.say("sending drifted traffic")
             drifted_traffic = send_traffic(url, drifted, self.requests)
             psi_drifted = live_psi(url)
+            records = self.log_windows()
+            self.say(f"prediction log: {records} records written to hourly windows")
             top = sorted(psi_drifted.items(), key=lambda item: -item[1])[:3]
             self.say(f"live PSI on the server (top 3): {dict(top)}")
 
@@ -893,7 +923,7 @@ class Demo:
         # timings are the demo's (drift must hold 3 s, not 15 min), as config values.
         config = monitoring.MonitoringConfig.model_validate(
             {
-                "alerts": {"drift_for_minutes": 0.05, "drift_min_window_rows": self.window_rows},
+                "alerts": {"drift_for_minutes": 0.05},
                 "alerting": {
                     "group_wait_seconds": 1,
                     "group_interval_seconds": 1,
@@ -928,6 +958,8 @@ class Demo:
             )
         )
         self.say(f"Alertmanager ready at {am_url} (the platform's routing, retrain receiver)")
+        self.monitor_url = stack.enter_context(self.drift_monitor(tracking_uri))
+        self.say(f"drift monitor ready at {self.monitor_url} (the drift pipeline's detector)")
         self.alert["for_seconds"] = config.alerts.drift_for_minutes * 60
         rule = monitoring.prometheus_rule(config.alerts, config.namespace)
         prom = stack.enter_context(
@@ -937,6 +969,59 @@ class Demo:
         )
         self.say(f"Prometheus ready at {prom.url} (the platform's alert rules)")
         return prom, (url, log, process)
+
+    @contextlib.contextmanager
+    def drift_monitor(self, tracking_uri: str) -> Iterator[str]:
+        """The platform's drift monitor over the demo's prediction-log windows (its clock an
+        hour ahead, MONITOR_CLOCK_AHEAD_HOURS); yields its metrics URL. It checks when the
+        traffic has been logged (`log_windows`): on a cluster it re-checks every
+        `interval_minutes`, which here would only repeat the verdict."""
+        import datetime as dt
+
+        from prometheus_client import start_http_server
+
+        from kfp_pipelines.lib.drift import DriftSettings
+        from kfp_pipelines.loop.monitor import DriftMonitor
+        from kfp_pipelines.loop.monitor_settings import MonitorSettings
+
+        settings = MonitorSettings.from_env(
+            {
+                "MLOPS_DRIFT_MONITOR_BUCKET_URI": str(self.bucket),
+                "MLOPS_DRIFT_MONITOR_TRACKING_URI": tracking_uri,
+                "MLOPS_DRIFT_MONITOR_MODELS": REGISTERED_MODEL_NAME,
+                # The platform's default detector; only the window and interval are the demo's.
+                "MLOPS_DRIFT_MONITOR_SETTINGS": DriftSettings(window_hours=2).model_dump_json(),
+            }
+        )
+        ahead = dt.timedelta(hours=MONITOR_CLOCK_AHEAD_HOURS)
+        self.monitor = DriftMonitor(settings, now=lambda: dt.datetime.now(dt.UTC) + ahead)
+        port = free_port()
+        server, thread = start_http_server(port, "127.0.0.1", registry=self.monitor.registry)
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            server.shutdown()
+            thread.join(5)
+
+    def log_windows(self) -> int:
+        """The primary's prediction file into the bucket's hourly windows, as the platform's
+        consumer writes them from Kafka; then the monitor checks them."""
+        from kfp_pipelines.loop.consumer import ingest_prediction_file
+
+        records = ingest_prediction_file(str(self.workdir / "predictions.jsonl"), str(self.bucket))
+        state = self.monitor.check(REGISTERED_MODEL_NAME)
+        if state.report is not None:
+            report = state.report
+            self.alert["monitor"] = (
+                f"{report.verdict} on {state.window_rows} logged rows against "
+                f"{report.reference_rows} same-season training rows of version {state.version} "
+                f"(drifted: {', '.join(report.drifted_features) or 'none'})."
+            )
+            self.say(
+                f"drift monitor: {state.report.verdict} on {state.window_rows} logged rows "
+                f"({state.report.message})"
+            )
+        return records
 
     def await_retrain(
         self, prom: Prometheus, receiver: tuple[str, Path, subprocess.Popen]
@@ -1075,7 +1160,18 @@ class Demo:
         pods = [(pod_name(DEPLOYMENT, self.primary_uri, "primary"), self.primary_url)]
         if canary:
             pods.append((pod_name(DEPLOYMENT, canary[0], "canary"), canary[1]))
+        monitor = (
+            [
+                {
+                    "job_name": "mlops-loop/drift-monitor",
+                    "static_configs": [{"targets": [self.monitor_url.removeprefix("http://")]}],
+                }
+            ]
+            if self.monitor_url
+            else []
+        )
         return [
+            *monitor,
             {
                 "job_name": "serving/model-server",
                 "static_configs": [
@@ -1085,7 +1181,7 @@ class Demo:
                     }
                     for pod, url in pods
                 ],
-            }
+            },
         ]
 
     def rollout(
@@ -1328,25 +1424,31 @@ class Demo:
         return version, reason, promote
 
     def generate_data(self) -> tuple[Path, Path, Any, Any]:
+        import datetime as dt
+
         from kfp_pipelines.data import churn
 
         data = self.workdir / "data"
-        self.say(f"generating {self.rows} churn snapshots (2023-01-01, three years)")
-        train = churn.generate(self.rows, seed=self.seed, start="2023-01-01", days=1095)
-        train_path = churn.write_parquet(train, data / "churn-2023-2025.parquet")
+        # History up to today: the traffic the server logs now is compared with the training
+        # rows of today's season (the drift monitor), so the season must be in the history.
+        today = dt.datetime.now(dt.UTC).date()
+        first = today - dt.timedelta(days=1095)
+        self.say(f"generating {self.rows} churn snapshots ({first} to {today}, three years)")
+        train = churn.generate(self.rows, seed=self.seed, start=first.isoformat(), days=1095)
+        train_path = churn.write_parquet(train, data / "churn-history.parquet")
         scenario = churn.DriftScenario(
             kind="sudden" if self.drift_magnitude > 0 else "none",
             magnitude=self.drift_magnitude,
             start_day=0,
         )
         self.say(
-            f"generating {self.drift_rows} recent snapshots (2026-01..03) with "
+            f"generating {self.drift_rows} recent snapshots (the next 90 days) with "
             f"{scenario.kind} drift of {self.drift_magnitude} std on {', '.join(scenario.features)}"
         )
         recent = churn.generate(
-            self.drift_rows, seed=self.seed + 1, start="2026-01-01", days=90, drift=scenario
+            self.drift_rows, seed=self.seed + 1, start=today.isoformat(), days=90, drift=scenario
         )
-        drifted_path = churn.write_parquet(recent, data / "churn-2026q1.parquet")
+        drifted_path = churn.write_parquet(recent, data / "churn-recent.parquet")
         return train_path, drifted_path, train.tail(self.requests * 50), recent
 
     def pipeline(self, pipeline: Any, name: str, arguments: dict[str, Any]) -> PipelineRun:
@@ -1463,6 +1565,12 @@ class Demo:
 
     def alert_section(self, drift: PipelineRun | None) -> list[str]:
         lines = ["", "## The alert (Prometheus -> Alertmanager -> retrain receiver)", ""]
+        if self.alert.get("monitor"):
+            lines += [
+                "The drift monitor (the drift pipeline's detector and settings on the prediction "
+                f"log's window): {self.alert['monitor']}",
+                "",
+            ]
         if self.alert.get("fired_at") is None:
             return [*lines, f"No {DRIFT_ALERT} fired; the receiver started nothing."]
         lines.append(

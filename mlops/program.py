@@ -25,6 +25,7 @@ import pulumi_random as random
 from components.cluster import KubernetesCluster, KubernetesClusterArgs
 from components.delivery import ProgressiveDelivery, ProgressiveDeliveryArgs
 from components.delivery.model import load_tester_url
+from components.drift_monitor import DriftMonitor, DriftMonitorArgs, monitored_models
 from components.feast import FeatureStore, FeatureStoreArgs
 from components.gpu import GpuNodePools, GpuNodePoolsArgs
 from components.identity import WorkloadIdentity, WorkloadIdentityArgs
@@ -404,6 +405,37 @@ def compose_ml(platform: config.PlatformConfig) -> None:
             ),
             made.waits("consumer"),
         )
+    if wiring.drift_monitored(platform):
+        loop = platform.loop
+        drift_monitor = DriftMonitor(
+            f"{NAME}-drift-monitor",
+            DriftMonitorArgs(
+                config=loop.drift_monitor,
+                kubernetes=cluster.provider,
+                namespace=loop.namespace,
+                image=loop.image,
+                service_account=loop.consumer.service_account,
+                bucket_uri=store.bucket_uris[loop.bucket],
+                tracking_uri=mlflow.tracking_uri,
+                models=monitored_models(loop.drift_monitor, wiring.kafka_logged_models(platform)),
+                prometheus_namespace=platform.monitoring.namespace,
+                reference_uri=store.bucket_uris[loop.bucket].apply(
+                    lambda uri: f"{uri.rstrip('/')}/{loop.reference_path}"
+                )
+                if loop.reference_path
+                else "",
+                secrets=[
+                    wiring.mlflow_clients(platform)[wiring.LOOP_CLIENT].secret_name,
+                    *(
+                        [credentials_secret_name(loop.consumer.service_account)]
+                        if cloud.type == "local"
+                        else []
+                    ),
+                ],
+            ),
+            made.waits("drift-monitor"),
+        )
+        made.add("drift-monitor", drift_monitor)
     # Progressive delivery: Flagger queries the platform's Prometheus and drives the mesh.
     flagger = (
         FlaggerWiring(

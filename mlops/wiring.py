@@ -157,7 +157,28 @@ def platform_mlflow_clients(platform: PlatformConfig) -> dict[str, ClientConfig]
         clients[namespace] = ClientConfig(namespace=namespace, permission="READ")
     if any(d.progressive is not None for d in platform.serving.values()):
         clients[LOOP_CLIENT] = ClientConfig(namespace=platform.loop.namespace, permission="EDIT")
+    elif drift_monitored(platform):
+        # The drift monitor reads the champion's training sample (components/drift_monitor).
+        clients[LOOP_CLIENT] = ClientConfig(namespace=platform.loop.namespace, permission="READ")
     return clients
+
+
+def kafka_logged_models(platform: PlatformConfig) -> list[str]:
+    """The served models whose prediction log the consumer writes (what the monitor checks)."""
+    from components.serving.model import served_model_name
+
+    return sorted(
+        {
+            served_model_name(deployment)
+            for deployment in platform.serving.values()
+            if deployment.prediction_sink == "kafka" and deployment.kafka_bootstrap_servers is None
+        }
+    )
+
+
+def drift_monitored(platform: PlatformConfig) -> bool:
+    """The drift monitor runs: the consumer writes the prediction log and it is enabled."""
+    return bool(consumed_topics(platform)) and platform.loop.drift_monitor.enabled
 
 
 def mlflow_clients(platform: PlatformConfig) -> dict[str, ClientConfig]:
@@ -376,6 +397,14 @@ def graph(platform: PlatformConfig) -> dict[Node, tuple[Node, ...]]:
         nodes["consumer"] = [
             namespace(loop.namespace),
             f"kafka-client:{CONSUMER}",
+            *identity(loop.namespace, loop.consumer.service_account),
+        ]
+    if drift_monitored(platform):
+        nodes["drift-monitor"] = [
+            namespace(loop.namespace),
+            # the loop's MLflow client Secret, and the PodMonitor CRD
+            "mlflow",
+            "monitoring",
             *identity(loop.namespace, loop.consumer.service_account),
         ]
     for key, deployment in platform.serving.items():

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import Field, PositiveFloat, field_validator
 
 from components.base import StrictModel
+from components.drift_monitor.model import DriftMonitorConfig
 from components.kube import (
     DNS_LABEL_MAX,
     ContainerResourcesConfig,
@@ -50,6 +51,18 @@ ALERTMANAGER_POD_LABELS = {"app.kubernetes.io/name": "alertmanager"}
 FLAGGER_POD_LABELS = {"app.kubernetes.io/name": "flagger"}
 RELEASE_ROLE = "retrain-receiver-releases"
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+# The drift check's parameters of the drift pipelines: set from `drift_monitor.settings` only.
+DRIFT_PARAMETERS = frozenset(
+    {
+        "hours",
+        "reference_alias",
+        "drift_config",
+        "psi_threshold",
+        "pvalue_threshold",
+        "min_drifted_features",
+        "season_days",
+    }
+)
 
 
 class ReceiverResources(ContainerResourcesConfig):
@@ -86,7 +99,8 @@ class LoopConfig(StrictModel):
     )
     pipeline_arguments: dict[str, str | int | float | bool] = Field(
         default_factory=dict,
-        description="Further drift_pipeline parameters (psi_threshold, search_iterations, ...).",
+        description="Further drift_pipeline parameters (search_iterations, ...); the drift "
+        "check's own come from `drift_monitor.settings`.",
     )
     experiment: str = Field(default="drift-retrain", description="KFP experiment of the runs.")
     resources: ReceiverResources = Field(default_factory=ReceiverResources)
@@ -94,6 +108,12 @@ class LoopConfig(StrictModel):
         default_factory=ConsumerConfig,
         description="The prediction-log consumer (created when a serving deployment logs to "
         "the platform's Kafka): `predictions` and `labels` into windows in `bucket`.",
+    )
+    drift_monitor: DriftMonitorConfig = Field(
+        default_factory=DriftMonitorConfig,
+        description="The drift alert's source (created with the consumer): the drift "
+        "pipeline's detector on the prediction log's recent window; its `settings` are passed "
+        "to the drift pipeline runs the alert starts too.",
     )
 
     @field_validator("namespace")
@@ -124,6 +144,17 @@ class LoopConfig(StrictModel):
         for model in value:
             if not MODEL_NAME.match(model):
                 raise ValueError(f"models: {model!r} is not a model name")
+        return value
+
+    @field_validator("pipeline_arguments")
+    @classmethod
+    def _pipeline_arguments(cls, value: dict) -> dict:
+        owned = sorted(set(value) & DRIFT_PARAMETERS)
+        if owned:
+            raise ValueError(
+                f"pipeline_arguments: {', '.join(owned)} belong to the drift check, whose "
+                "settings are drift_monitor.settings (one config for the alert and the pipeline)"
+            )
         return value
 
     @field_validator("experiment")
@@ -261,6 +292,15 @@ def token_secret(config: LoopConfig) -> dict[str, Any]:
     }
 
 
+def drift_arguments(config: LoopConfig, windows: bool) -> dict[str, str | int]:
+    """The drift check's settings for the pipeline a drift alert starts: the drift monitor's
+    own, so the run decides as the alert did (`drift_pipeline` reads a file, not `hours`)."""
+    arguments = config.drift_monitor.settings.pipeline_arguments()
+    if not windows:
+        arguments.pop("hours")
+    return arguments
+
+
 def settings_env(
     config: LoopConfig,
     bucket_uri: str,
@@ -285,7 +325,9 @@ def settings_env(
         if config.reference_path
         else "",
         "MLOPS_RECEIVER_TRACKING_URI": tracking_uri,
-        "MLOPS_RECEIVER_PIPELINE_ARGUMENTS": json.dumps(config.pipeline_arguments, sort_keys=True),
+        "MLOPS_RECEIVER_PIPELINE_ARGUMENTS": json.dumps(
+            {**drift_arguments(config, windows), **config.pipeline_arguments}, sort_keys=True
+        ),
         "MLOPS_RECEIVER_RETRAIN_INTERVAL_SECONDS": f"{config.retrain_interval_hours * 3600:g}",
         "MLOPS_RECEIVER_MODELS": ",".join(config.models),
         "HOME": "/tmp",

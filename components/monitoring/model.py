@@ -105,18 +105,22 @@ class GrafanaConfig(StrictModel):
 class AlertsConfig(StrictModel):
     """Thresholds of the model alerts. `*_for_minutes`: how long a condition must hold."""
 
-    drift_psi_threshold: float = Field(
-        default=0.2, gt=0, description="Alert when a feature's PSI stays above this."
-    )
     drift_for_minutes: PositiveFloat = Field(
         default=15,
-        description="Minutes the PSI must stay above the threshold; fractions are rendered "
-        "in seconds (0.05 -> 3s).",
+        description="Minutes the drift monitor's verdict must stay `drift` before the alert "
+        "fires; fractions are rendered in seconds (0.05 -> 3s). The verdict itself is the "
+        "drift pipeline's detector with the platform's `DriftSettings` (kfp_pipelines/lib/"
+        "drift.py, `loop.drift_monitor.settings`), not a threshold set here.",
     )
-    drift_min_window_rows: PositiveInt = Field(
-        default=500,
-        description="Ignore PSI until the server's drift window holds this many rows "
-        "(PSI over a handful of rows is noise).",
+    drift_inconclusive_for_minutes: PositiveFloat = Field(
+        default=360,
+        description="Minutes the verdict may stay `inconclusive` (too few same-season "
+        "reference rows) before an informational alert says drift is not being watched.",
+    )
+    drift_check_failing_minutes: PositiveInt = Field(
+        default=60,
+        description="Alert when the drift monitor's checks of a model failed within this "
+        "many minutes (no reference in the registry, unreadable windows, MLflow down).",
     )
     p99_latency_ms: float = Field(
         default=10.0,
@@ -720,8 +724,61 @@ def _fmt(value: float) -> str:
     return f"{value:g}"
 
 
+def drift_alerts(alerts: AlertsConfig) -> list[dict[str, Any]]:
+    """Drift from the drift monitor's verdicts (kfp_pipelines/loop/monitor.py): the pipeline's
+    detector and settings applied to the prediction log's recent window, never a PSI threshold.
+
+    `ModelFeatureDrift` (the retrain receiver's alert) fires per drifted feature while the
+    model's verdict is `drift`; `inconclusive` (no same-season reference can be built) is its
+    own informational alert and never starts a retrain; failing checks are a warning.
+    """
+    drifted = (
+        "max by (model, version, feature) (mlops_drift_feature_drifted == 1)\n"
+        "and on (model, version)\n"
+        'max by (model, version) (mlops_drift_verdict{verdict="drift"} == 1)'
+    )
+    return [
+        _alert(
+            DRIFT_ALERT,
+            drifted,
+            alerts.drift_for_minutes,
+            "warning",
+            "Feature {{ $labels.feature }} of model {{ $labels.model }} has drifted",
+            "The drift monitor's check of the prediction log's recent window against the "
+            "training data of {{ $labels.model }} version {{ $labels.version }} (same-season "
+            "reference, Holm-corrected tests, effect floors: the drift pipeline's own detector "
+            "and settings) says drift, and {{ $labels.feature }} is one of the drifted features; "
+            f"held for {_fmt(alerts.drift_for_minutes)} minutes. See mlops_drift_feature_effect "
+            "and the drift pipeline run this alert starts.",
+        ),
+        _alert(
+            "ModelDriftInconclusive",
+            'max by (model, version) (mlops_drift_verdict{verdict="inconclusive"}) == 1',
+            alerts.drift_inconclusive_for_minutes,
+            "info",
+            "Drift of model {{ $labels.model }} cannot be judged",
+            "The training data of {{ $labels.model }} version {{ $labels.version }} has too "
+            "few rows in the current season to build a same-season reference, so the drift "
+            "check withholds its verdict (it never compares with the whole year silently). "
+            "Log a larger training sample, or set season_fallback in the drift settings.",
+        ),
+        _alert(
+            "ModelDriftCheckFailing",
+            f"sum by (model, reason) (increase(mlops_drift_check_failures_total"
+            f"[{alerts.drift_check_failing_minutes}m])) > 0",
+            0,
+            "warning",
+            "The drift check of model {{ $labels.model }} fails ({{ $labels.reason }})",
+            "The drift monitor could not check {{ $labels.model }} in the last "
+            f"{alerts.drift_check_failing_minutes} minutes ({{{{ $labels.reason }}}}): drift "
+            "is not being watched. Its log names the cause (no champion or no logged training "
+            "sample, unreadable prediction-log windows, MLflow unreachable).",
+        ),
+    ]
+
+
 def model_server_alerts(alerts: AlertsConfig) -> list[dict[str, Any]]:
-    """Drift, errors, latency, prediction-log loss and availability of the model server."""
+    """Errors, latency, prediction-log loss and availability of the model server."""
     requests = f'model_server_requests_total{{endpoint=~"{PREDICT_ENDPOINTS}"}}'
     errors = f'model_server_requests_total{{endpoint=~"{PREDICT_ENDPOINTS}",code=~"5.."}}'
     buckets = f'model_server_request_duration_seconds_bucket{{endpoint=~"{PREDICT_ENDPOINTS}"}}'
@@ -730,24 +787,6 @@ def model_server_alerts(alerts: AlertsConfig) -> list[dict[str, Any]]:
     written = f"sum by ({_BY}) (rate(model_server_prediction_log_written_total[10m]))"
     p99 = alerts.p99_latency_ms / 1000
     return [
-        _alert(
-            "ModelFeatureDrift",
-            # `and ignoring(feature)` keeps a feature's PSI only while the same target's window
-            # is full enough; max over replicas, one alert per feature.
-            f"max by ({_BY}, feature) (\n"
-            f"  model_server_feature_psi\n"
-            f"  and ignoring (feature)\n"
-            f"  model_server_drift_window_rows >= {alerts.drift_min_window_rows}\n"
-            f") > {_fmt(alerts.drift_psi_threshold)}",
-            alerts.drift_for_minutes,
-            "warning",
-            "Feature {{ $labels.feature }} of model {{ $labels.model }} v{{ $labels.version }} "
-            "has drifted",
-            'PSI of feature {{ $labels.feature }} is {{ $value | printf "%.3f" }} (threshold '
-            f"{_fmt(alerts.drift_psi_threshold)}) for {_fmt(alerts.drift_for_minutes)} minutes in "
-            "namespace {{ $labels.namespace }}: live traffic no longer looks like the training "
-            "data. Check the drift pipeline and consider retraining.",
-        ),
         _alert(
             "ModelServerHighErrorRatio",
             f"sum by ({_BY}) (rate({errors}[5m]))\n"
@@ -829,7 +868,10 @@ def gpu_node_alerts() -> list[dict[str, Any]]:
 
 
 def rule_groups(alerts: AlertsConfig) -> list[dict[str, Any]]:
-    groups = [{"name": "model-server", "rules": model_server_alerts(alerts)}]
+    groups = [
+        {"name": "drift", "rules": drift_alerts(alerts)},
+        {"name": "model-server", "rules": model_server_alerts(alerts)},
+    ]
     if alerts.gpu_alerts:
         groups.append({"name": "gpu-nodes", "rules": gpu_node_alerts()})
     return groups

@@ -62,7 +62,11 @@ compares them on the same pairs.
 
 PSI and the reference profile (`reference_profile`, `profile_psi`) stay hand-written: the model
 server must reproduce the exact same buckets from a small JSON profile, and the computation is a
-few vectorised numpy lines.
+few vectorised numpy lines. The server's PSI gauge is for dashboards and the canary analysis;
+no alert uses it. The serving-side drift alert comes from the drift monitor
+(`kfp_pipelines/loop/monitor.py`), which runs `detect_drift_with` with the platform's
+`DriftSettings` over the prediction log, the same settings the drift pipelines get
+(`DriftSettings.pipeline_arguments`, `check_drift(drift_config=...)`).
 """
 
 from __future__ import annotations
@@ -114,6 +118,46 @@ class DriftConfig(BaseModel):
     recent_share: float = Field(default=0.25, ge=0, lt=1)
     min_recent_rows: int = Field(default=200, ge=2)
     max_categories: int = Field(default=50, ge=1)
+
+
+class DriftSettings(BaseModel):
+    """The drift check as the platform runs it: one model shared by the KFP drift pipelines
+    (`pipeline_arguments`) and the serving-side drift monitor (`kfp_pipelines/loop/monitor.py`),
+    so the alert and the pipeline the alert starts take the same decision on the same window.
+
+    `window_hours`: the window, the last complete hours of the prediction log (the pipeline's
+    `hours`); `interval_minutes`: how often the monitor re-checks it (its schedule);
+    `reference_alias`: whose training data is the reference (`champion_reference`); `detector`:
+    the tests' thresholds, floors and the seasonal key (`season_days`, `timestamp`).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    window_hours: int = Field(default=168, gt=0, le=24 * 366)
+    interval_minutes: float = Field(default=15, gt=0, le=24 * 60)
+    reference_alias: str = Field(default="champion", min_length=1, pattern=r"^[A-Za-z0-9_-]+$")
+    detector: DriftConfig = Field(default_factory=DriftConfig)
+
+    def pipeline_arguments(self) -> dict[str, str | int]:
+        """The windows_drift pipeline parameters that carry these settings."""
+        return {
+            "hours": self.window_hours,
+            "reference_alias": self.reference_alias,
+            "drift_config": self.detector.model_dump_json(),
+        }
+
+
+def parse_config(text: str, where: str = "drift_config") -> DriftConfig | None:
+    """A `DriftConfig` from its JSON (`DriftSettings.pipeline_arguments`), None for empty text;
+    a bad value is a ValueError naming `where` and the field."""
+    if not text:
+        return None
+    from pydantic import ValidationError
+
+    try:
+        return DriftConfig.model_validate_json(text)
+    except ValidationError as exc:
+        raise ValueError(f"{where}: {exc}") from None
 
 
 class TestResult(BaseModel):
@@ -597,6 +641,18 @@ def detect_drift(
         max_categories=max_categories,
         **options,
     )
+    return detect_drift_with(reference, current, config, features=features)
+
+
+def detect_drift_with(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    config: DriftConfig,
+    *,
+    features: Sequence[str] | None = None,
+) -> DriftReport:
+    """`detect_drift` with a ready `DriftConfig` (the platform's `DriftSettings.detector`)."""
+    timestamp = config.timestamp
     if not isinstance(reference, pd.DataFrame):
         raise ValueError(f"reference must be a pandas DataFrame, got {type(reference).__name__}")
     names = list(features) if features is not None else _default_features(reference, timestamp)
@@ -744,10 +800,13 @@ __all__ = [
     "PROFILE_VERSION",
     "DriftConfig",
     "DriftReport",
+    "DriftSettings",
     "FeatureDrift",
     "SeasonInfo",
     "TestResult",
     "detect_drift",
+    "detect_drift_with",
+    "parse_config",
     "profile_psi",
     "psi",
     "reference_profile",

@@ -289,6 +289,29 @@ class WindowConsumer:
             self._consumer = None
 
 
+def ingest_prediction_file(path: str, bucket_uri: str) -> int:
+    """Write a model server's prediction file (`MLOPS_SERVE_PREDICTION_SINK=file`: one record
+    a line, the bytes the `kafka` sink sends) into windows under `bucket_uri` with this
+    consumer's own parsing and writing: the prediction log of a machine without Kafka (the demo,
+    tests). Returns the records read."""
+    settings = ConsumerSettings.from_env(
+        {
+            "MLOPS_CONSUMER_BUCKET_URI": bucket_uri,
+            # Required by the settings, never contacted: the records come from the file.
+            "MLOPS_CONSUMER_KAFKA_BOOTSTRAP_SERVERS": "file:0",
+        }
+    )
+    consumer = WindowConsumer(settings)
+    count = 0
+    with open(path, "rb") as handle:
+        for offset, line in enumerate(handle):
+            if line.strip():
+                consumer.handle(settings.predictions_topic, 0, offset, line.rstrip(b"\n"))
+                count += 1
+    consumer.write()
+    return count
+
+
 def main() -> int:
     try:
         settings = ConsumerSettings.from_env()

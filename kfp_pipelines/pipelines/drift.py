@@ -27,6 +27,7 @@ def drift_pipeline(
     pvalue_threshold: float = 0.01,
     min_drifted_features: int = 1,
     season_days: int = 7,
+    drift_config: str = "",
     golden_fraction: float = 0.2,
     search_iterations: int = 4,
     search_rows: int = 50000,
@@ -47,6 +48,7 @@ def drift_pipeline(
         "pvalue_threshold": pvalue_threshold,
         "min_drifted_features": min_drifted_features,
         "season_days": season_days,
+        "drift_config": drift_config,
     }
     retrain_args = {
         "golden_fraction": golden_fraction,

@@ -37,6 +37,19 @@ KFP = "http://ml-pipeline.kubeflow.svc.cluster.local:8888"
             "reference_path: Value error, reference_path 'a/../b' must be a relative object path",
         ),
         ({"models": ["Churn"]}, "models: Value error, models: 'Churn' is not a model name"),
+        (
+            {"pipeline_arguments": {"season_days": 3, "hours": 24}},
+            "pipeline_arguments: Value error, pipeline_arguments: hours, season_days belong to "
+            "the drift check, whose settings are drift_monitor.settings",
+        ),
+        (
+            {"drift_monitor": {"settings": {"detector": {"min_ks": 2}}}},
+            "drift_monitor.settings.detector.min_ks: Input should be less than or equal to 1",
+        ),
+        (
+            {"drift_monitor": {"models": ["Churn"]}},
+            "drift_monitor.models: Value error, models: 'Churn' is not a model name",
+        ),
         ({"retrain_interval_hours": 0}, "retrain_interval_hours: Input should be greater than 0"),
         ({"experiment": "a b"}, "experiment: Value error, experiment 'a b' must be a short name"),
         (
@@ -73,7 +86,7 @@ def test_every_object_is_valid_for_the_pinned_kubernetes():
 
 def test_receiver_settings_come_from_the_config_and_the_token_from_the_secret():
     config = LoopConfig(
-        models=["churn"], retrain_interval_hours=0.5, pipeline_arguments={"psi_threshold": 0.25}
+        models=["churn"], retrain_interval_hours=0.5, pipeline_arguments={"search_iterations": 8}
     )
     env = model.deployment(config, BUCKET + "/", TRACKING, KFP)["spec"]["template"]["spec"][
         "containers"
@@ -88,7 +101,15 @@ def test_receiver_settings_come_from_the_config_and_the_token_from_the_secret():
         "MLOPS_RECEIVER_DATA_URI": f"{BUCKET}/drift/{{model}}/recent.parquet",
         "MLOPS_RECEIVER_REFERENCE_URI": "",  # the champion's training data, from its lineage
         "MLOPS_RECEIVER_TRACKING_URI": TRACKING,
-        "MLOPS_RECEIVER_PIPELINE_ARGUMENTS": '{"psi_threshold": 0.25}',
+        # The drift check's settings are the drift monitor's (one config for alert and run).
+        "MLOPS_RECEIVER_PIPELINE_ARGUMENTS": json.dumps(
+            {
+                "drift_config": config.drift_monitor.settings.detector.model_dump_json(),
+                "reference_alias": "champion",
+                "search_iterations": 8,
+            },
+            sort_keys=True,
+        ),
         "MLOPS_RECEIVER_RETRAIN_INTERVAL_SECONDS": "1800",
         "MLOPS_RECEIVER_MODELS": "churn",
         "HOME": "/tmp",
@@ -239,6 +260,22 @@ def test_with_the_consumer_a_drift_alert_retrains_on_its_windows():
 
     declared = set(windows_drift_pipeline.component_spec.inputs)
     assert set(arguments) <= declared
+    # The drift check runs with the drift monitor's settings: the run decides as the alert.
+    drift = DEFAULT.drift_monitor.settings
+    assert arguments["hours"] == drift.window_hours
+    assert arguments["drift_config"] == drift.detector.model_dump_json()
+
+
+def test_without_windows_the_file_pipeline_gets_the_same_detector():
+    env = {
+        var["name"]: var.get("value") for var in model.settings_env(DEFAULT, BUCKET, TRACKING, KFP)
+    }
+    settings = ReceiverSettings.from_env({**env, "MLOPS_RECEIVER_TOKEN": "x" * 20})
+    arguments = settings.pipeline_arguments_for("churn")
+    from kfp_pipelines.pipelines.drift import drift_pipeline
+
+    assert set(arguments) <= set(drift_pipeline.component_spec.inputs)
+    assert arguments["drift_config"] == DEFAULT.drift_monitor.settings.detector.model_dump_json()
 
 
 def test_an_explicit_reference_path_overrides_the_lineage():

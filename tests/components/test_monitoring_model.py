@@ -60,9 +60,9 @@ def test_defaults_are_the_documented_ones():
             "default_dashboards": True,
         },
         "alerts": {
-            "drift_psi_threshold": 0.2,
             "drift_for_minutes": 15,
-            "drift_min_window_rows": 500,
+            "drift_inconclusive_for_minutes": 360,
+            "drift_check_failing_minutes": 60,
             "p99_latency_ms": 10.0,
             "latency_for_minutes": 10,
             "latency_min_request_rate": 1.0,
@@ -128,8 +128,12 @@ def test_defaults_are_the_documented_ones():
             "grafana.admin_password: Extra inputs are not permitted",
         ),
         (
-            {"alerts": {"drift_psi_threshold": 0}},
-            "alerts.drift_psi_threshold: Input should be greater than 0",
+            {"alerts": {"drift_psi_threshold": 0.2}},
+            "alerts.drift_psi_threshold: Extra inputs are not permitted",
+        ),
+        (
+            {"alerts": {"drift_check_failing_minutes": 0}},
+            "alerts.drift_check_failing_minutes: Input should be greater than 0",
         ),
         ({"alerts": {"error_ratio": 1}}, "alerts.error_ratio: Input should be less than 1"),
         (
@@ -343,10 +347,10 @@ def test_pinned_chart_runs_the_operator_of_the_shared_crds(crds_dir):
 def test_rule_groups_and_alert_names():
     groups = model.rule_groups(DEFAULT.alerts)
     assert [(g["name"], [r["alert"] for r in g["rules"]]) for g in groups] == [
+        ("drift", ["ModelFeatureDrift", "ModelDriftInconclusive", "ModelDriftCheckFailing"]),
         (
             "model-server",
             [
-                "ModelFeatureDrift",
                 "ModelServerHighErrorRatio",
                 "ModelServerHighLatency",
                 "ModelPredictionLogDropping",
@@ -357,17 +361,26 @@ def test_rule_groups_and_alert_names():
         ("gpu-nodes", ["GpuNodeWithoutGpus"]),
     ]
     no_gpu = model.rule_groups(AlertsConfig(gpu_alerts=False))
-    assert [g["name"] for g in no_gpu] == ["model-server"]
+    assert [g["name"] for g in no_gpu] == ["drift", "model-server"]
 
 
 EXPECTED = {
+    # The drift monitor's verdict (the drift pipeline's detector), never a PSI threshold.
     "ModelFeatureDrift": (
-        "max by (namespace, model, version, feature) (\n"
-        "  model_server_feature_psi\n"
-        "  and ignoring (feature)\n"
-        "  model_server_drift_window_rows >= 500\n"
-        ") > 0.2",
+        "max by (model, version, feature) (mlops_drift_feature_drifted == 1)\n"
+        "and on (model, version)\n"
+        'max by (model, version) (mlops_drift_verdict{verdict="drift"} == 1)',
         "15m",
+        "warning",
+    ),
+    "ModelDriftInconclusive": (
+        'max by (model, version) (mlops_drift_verdict{verdict="inconclusive"}) == 1',
+        "360m",
+        "info",
+    ),
+    "ModelDriftCheckFailing": (
+        "sum by (model, reason) (increase(mlops_drift_check_failures_total[60m])) > 0",
+        "0m",
         "warning",
     ),
     "ModelServerHighErrorRatio": (
@@ -434,7 +447,9 @@ def _labels_of_result(alert: str) -> set[str]:
     target = {"namespace", "pod", "instance", "job"}
     by_model = {"namespace", "model", "version"}
     return {
-        "ModelFeatureDrift": by_model | {"feature"},
+        "ModelFeatureDrift": {"model", "version", "feature"},
+        "ModelDriftInconclusive": {"model", "version"},
+        "ModelDriftCheckFailing": {"model", "reason"},
         "ModelServerHighErrorRatio": by_model,
         "ModelServerHighLatency": by_model,
         "ModelPredictionLogDropping": by_model,
@@ -446,9 +461,9 @@ def _labels_of_result(alert: str) -> set[str]:
 
 def test_thresholds_come_from_config():
     alerts = AlertsConfig(
-        drift_psi_threshold=0.25,
         drift_for_minutes=30,
-        drift_min_window_rows=1000,
+        drift_inconclusive_for_minutes=120,
+        drift_check_failing_minutes=15,
         p99_latency_ms=12.5,
         latency_min_request_rate=0.5,
         error_ratio=0.05,
@@ -459,9 +474,10 @@ def test_thresholds_come_from_config():
     )
     rules = _rules(MonitoringConfig(alerts=alerts))
     drift = rules["ModelFeatureDrift"]
-    assert drift["expr"].endswith(") > 0.25") and ">= 1000" in drift["expr"]
     assert drift["for"] == "30m"
-    assert "(threshold 0.25) for 30 minutes" in drift["annotations"]["description"]
+    assert "held for 30 minutes" in drift["annotations"]["description"]
+    assert rules["ModelDriftInconclusive"]["for"] == "120m"
+    assert "[15m]" in rules["ModelDriftCheckFailing"]["expr"]
     latency = rules["ModelServerHighLatency"]["expr"]
     assert "\n> 0.0125\n" in latency and latency.endswith(">= 0.5")
     assert "12.5 ms" in rules["ModelServerHighLatency"]["annotations"]["summary"]
@@ -547,7 +563,38 @@ def exposed() -> dict[str, set[str]]:
     for family in text_string_to_metric_families(metrics.render().decode()):
         for sample in family.samples:
             series.setdefault(sample.name, set()).update(sample.labels)
+    # The drift monitor's series (kfp_pipelines/loop/monitor.py), from its real rendering.
+    for family in text_string_to_metric_families(_monitor_metrics()):
+        for sample in family.samples:
+            series.setdefault(sample.name, set()).update(sample.labels)
     return series
+
+
+def _monitor_metrics() -> str:
+    import pandas as pd
+    from prometheus_client import generate_latest
+
+    from kfp_pipelines.lib.drift import DriftSettings, detect_drift
+    from kfp_pipelines.loop.monitor import DriftMonitor, ModelState
+    from kfp_pipelines.loop.monitor_settings import MonitorSettings
+
+    settings = MonitorSettings(
+        bucket_uri="s3://b",
+        tracking_uri="http://mlflow",
+        reference_uri="",
+        models=("churn",),
+        drift=DriftSettings(),
+        metrics_host="127.0.0.1",
+        metrics_port=9401,
+        log_level="info",
+    )
+    monitor = DriftMonitor(settings)
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"tenure": rng.normal(size=300)})
+    report = detect_drift(frame, frame.assign(tenure=frame["tenure"] + 1))
+    monitor.state.models["churn"] = ModelState("3", report, 300, 300, 1.0, 0.1)
+    monitor.failures.labels("churn", "no_reference").inc()
+    return generate_latest(monitor.registry).decode()
 
 
 def _strip_strings(expr: str) -> str:

@@ -1,9 +1,11 @@
 """Drift alerts start retraining, with real processes only.
 
 Two `mlops serve` processes serve the same churn-like model under two names; one receives
-drifted traffic, the other normal traffic. A real Prometheus scrapes both and evaluates the
-platform's own rendered PrometheusRule (components/monitoring, drift `for` shortened through
-the config); a real Alertmanager runs the platform's generated configuration (its retrain
+drifted traffic, the other normal traffic. Their prediction files go into windows with the
+prediction-log consumer's own code, the drift monitor checks both windows with the drift
+pipeline's detector, a real Prometheus scrapes the monitor and evaluates the platform's own
+rendered PrometheusRule (components/monitoring, drift `for` shortened through the config); a
+real Alertmanager runs the platform's generated configuration (its retrain
 route and the bearer token file); the retrain receiver runs as `python -m
 kfp_pipelines.loop.receiver` with kfp's local runner standing in for the KFP API. The drifted
 model's alert reaches the receiver, which starts the drift pipeline once; the pipeline finds
@@ -13,6 +15,7 @@ starts nothing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -20,15 +23,21 @@ import sys
 import threading
 import time
 import urllib.request
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from prometheus_client import start_http_server
 from prometheus_support import alertmanager, free_port, prometheus
 
 from components.monitoring import model as monitoring
 from kfp_pipelines.data import churn
+from kfp_pipelines.lib.drift import DriftSettings
+from kfp_pipelines.loop.consumer import ingest_prediction_file
+from kfp_pipelines.loop.monitor import DriftMonitor
+from kfp_pipelines.loop.monitor_settings import MonitorSettings
 from tests.serving.serving_support import (
     build_churn_model,
     split_payload,
@@ -97,6 +106,26 @@ def _events(log: Path) -> list[dict]:
     return found
 
 
+def _records(path: Path) -> int:
+    return len(path.read_bytes().splitlines()) if path.exists() else 0
+
+
+def _monitor(bucket: Path, reference: Path) -> DriftMonitor:
+    """The drift monitor with the platform's default detector settings. The servers log with
+    the wall clock, and the monitor reads complete hours: its clock is an hour ahead so the
+    current hour counts (the test cannot wait for it to end)."""
+    settings = MonitorSettings.from_env(
+        {
+            "MLOPS_DRIFT_MONITOR_BUCKET_URI": str(bucket),
+            "MLOPS_DRIFT_MONITOR_TRACKING_URI": "http://unused.invalid",
+            "MLOPS_DRIFT_MONITOR_REFERENCE_URI": str(reference),
+            "MLOPS_DRIFT_MONITOR_MODELS": f"{DRIFTED},{NORMAL}",
+            "MLOPS_DRIFT_MONITOR_SETTINGS": DriftSettings(window_hours=2).model_dump_json(),
+        }
+    )
+    return DriftMonitor(settings, now=lambda: datetime.now(UTC) + timedelta(hours=1))
+
+
 def _send(server, frame) -> None:
     for start in range(0, len(frame), 100):
         response = server.post("/invocations", split_payload(frame.iloc[start : start + 100]))
@@ -121,7 +150,7 @@ def test_drifted_traffic_starts_the_drift_pipeline_and_normal_traffic_starts_not
     # timings are the test's (config values, production defaults untouched).
     config = monitoring.MonitoringConfig.model_validate(
         {
-            "alerts": {"drift_for_minutes": 0.05, "drift_min_window_rows": WINDOW_ROWS},
+            "alerts": {"drift_for_minutes": 0.05},
             "alerting": {
                 "group_wait_seconds": 1,
                 "group_interval_seconds": 1,
@@ -135,7 +164,11 @@ def test_drifted_traffic_starts_the_drift_pipeline_and_normal_traffic_starts_not
     token_file.parent.mkdir(parents=True)
     token_file.write_text(TOKEN)
 
-    env = {"MLOPS_SERVE_DRIFT_WINDOW_ROWS": str(WINDOW_ROWS)}
+    env: dict[str, str] = {}
+    # The served model's training data: the drift monitor's reference (an explicit file, as
+    # loop.reference_path gives one; the registry path is tests/pipelines/test_drift_monitor).
+    served_reference = tmp_path / "served-reference.parquet"
+    training_frame(3000, seed=1).to_parquet(served_reference)
     tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     # Creating MLflow's tables takes seconds; done beside the server start-up, not inside the
     # first pipeline step that touches the registry.
@@ -143,6 +176,7 @@ def test_drifted_traffic_starts_the_drift_pipeline_and_normal_traffic_starts_not
     mlflow_ready.start()
     receiver, receiver_url, receiver_log = _receiver(tmp_path, data, reference, tracking_uri)
     servers = {}
+    stack = contextlib.ExitStack()
     try:
         for name in (DRIFTED, NORMAL):
             (tmp_path / name).mkdir()
@@ -153,18 +187,21 @@ def test_drifted_traffic_starts_the_drift_pipeline_and_normal_traffic_starts_not
             config.alerting, f"{receiver_url}/alerts", secrets_dir=str(secrets)
         )
         (tmp_path / "alertmanager-config.yaml").write_text(yaml.safe_dump(am_config))
+        mlflow_ready.join()
+        bucket = tmp_path / "bucket"
+        monitor = _monitor(bucket, served_reference)
+        port = free_port()
+        metrics_server, metrics_thread = start_http_server(
+            port, "127.0.0.1", registry=monitor.registry
+        )
+        stack.callback(metrics_thread.join, 5)
+        stack.callback(metrics_server.shutdown)
         scrape = [
             {
-                "job_name": "serving/model-server",
-                "static_configs": [
-                    {
-                        "targets": [s.url.removeprefix("http://") for s in servers.values()],
-                        "labels": {"namespace": "serving"},
-                    }
-                ],
+                "job_name": "mlops-loop/drift-monitor",
+                "static_configs": [{"targets": [f"127.0.0.1:{port}"]}],
             }
         ]
-        mlflow_ready.join()
         with (
             alertmanager(tmp_path / "am", am_config) as am,
             prometheus(tmp_path / "prom", scrape, rule["spec"]["groups"], am.url) as prom,
@@ -176,7 +213,16 @@ def test_drifted_traffic_starts_the_drift_pipeline_and_normal_traffic_starts_not
             drifted["plan"] = "gold"
             _send(servers[NORMAL], normal)
             _send(servers[DRIFTED], drifted)
-
+            # The prediction log, as the consumer writes it from Kafka, into the bucket, and
+            # one check by the drift monitor.
+            for name in servers:
+                log = tmp_path / name / "predictions.jsonl"
+                deadline = time.monotonic() + 30
+                while _records(log) < WINDOW_ROWS // 100:
+                    assert time.monotonic() < deadline, f"{name}: prediction log not written"
+                    time.sleep(0.2)
+                ingest_prediction_file(str(log), str(bucket))
+            monitor.run_once()
             # ~45 s on a quiet machine, twice that on a loaded shared runner.
             deadline = time.monotonic() + 180
             while not any(e.get("event") == "retrain_finished" for e in _events(receiver_log)):
@@ -187,7 +233,6 @@ def test_drifted_traffic_starts_the_drift_pipeline_and_normal_traffic_starts_not
                 )
                 time.sleep(0.5)
 
-            # The normal server's window was full and scraped the whole time: no drift there.
             firing = {
                 (a["labels"]["alertname"], a["labels"]["model"])
                 for a in prom.alerts()
@@ -195,10 +240,14 @@ def test_drifted_traffic_starts_the_drift_pipeline_and_normal_traffic_starts_not
             }
             assert ("ModelFeatureDrift", DRIFTED) in firing
             assert not any(model == NORMAL for _, model in firing), firing
-            assert prom.scalar(f'max(model_server_drift_window_rows{{model="{NORMAL}"}})') == (
-                WINDOW_ROWS
+            # The normal model's window was checked and scraped the whole time: no drift.
+            assert (
+                prom.scalar(f'max(mlops_drift_verdict{{model="{NORMAL}",verdict="no_drift"}})')
+                == 1.0
             )
+            assert prom.scalar(f'max(mlops_drift_window_rows{{model="{NORMAL}"}})') == (WINDOW_ROWS)
     finally:
+        stack.close()
         for server in servers.values():
             stop_server(server)
         receiver.terminate()

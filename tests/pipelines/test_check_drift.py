@@ -95,6 +95,27 @@ def test_thresholds_are_passed_through(windows, tmp_path) -> None:
     assert summary["drifted_features"] == []
 
 
+def test_the_platform_drift_config_replaces_the_separate_thresholds(windows, tmp_path) -> None:
+    """`drift_config` is what the retrain receiver passes (`DriftSettings.pipeline_arguments`):
+    the run decides with exactly the drift monitor's detector."""
+    from kfp_pipelines.lib.drift import DriftSettings
+
+    settings = DriftSettings(detector={"min_ks": 0.99, "min_scale_ratio": 3.0, "season_days": 3})
+    _, summary, _, _ = run(
+        windows["reference"],
+        windows["drifted"],
+        tmp_path,
+        min_ks=0.0,
+        **{"drift_config": settings.pipeline_arguments()["drift_config"]},
+    )
+    assert summary["config"] == settings.detector.model_dump(mode="json")
+    assert summary["config"]["season_days"] == 3
+    baseline, _, _, _ = run(windows["reference"], windows["drifted"], tmp_path)
+    assert baseline is True
+    with pytest.raises(ValueError, match=r"(?s)drift_config: .*min_tvd"):
+        run(windows["reference"], windows["drifted"], tmp_path, drift_config='{"min_tvd": 7}')
+
+
 def test_unbuildable_same_season_reference_is_an_inconclusive_report(windows, tmp_path) -> None:
     drifted, summary, report, _ = run(
         windows["reference"], windows["drifted"], tmp_path, season_fallback="inconclusive"

@@ -311,8 +311,11 @@ class TrackingServer:
         return (self.folder / "server.log").read_text()
 
 
-def start_tracking_server(folder: Path, port: int | None = None) -> TrackingServer:
-    """Start the tracking server and wait for `/health` (the pattern of the MLflow tests)."""
+def start_tracking_server(
+    folder: Path, port: int | None = None, timeout: float = 90
+) -> TrackingServer:
+    """Start the tracking server and wait up to `timeout` seconds for `/health` (the pattern
+    of the MLflow tests)."""
     port = port or free_port()
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "server.log", "wb") as log:
@@ -338,7 +341,7 @@ def start_tracking_server(folder: Path, port: int | None = None) -> TrackingServ
             start_new_session=True,
         )
     server = TrackingServer(f"http://127.0.0.1:{port}", proc, folder)
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + timeout
     while True:
         if proc.poll() is not None:
             raise AssertionError(f"mlflow server exited {proc.returncode}:\n{server.log()}")
@@ -350,7 +353,7 @@ def start_tracking_server(folder: Path, port: int | None = None) -> TrackingServ
             pass
         if time.monotonic() > deadline:
             stop_tracking_server(server)
-            raise AssertionError(f"mlflow server not healthy after 90 s:\n{server.log()}")
+            raise AssertionError(f"mlflow server not healthy after {timeout} s:\n{server.log()}")
         time.sleep(0.3)
 
 

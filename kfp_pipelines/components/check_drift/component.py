@@ -24,6 +24,7 @@ def check_drift(
     min_missing_change: float = 0.01,
     season_fallback: str = "inconclusive",
     recent_share: float = 0.25,
+    drift_config: str = "",
 ) -> bool:
     """Compare every feature of `current` with `reference` (the champion's training window).
 
@@ -36,28 +37,38 @@ def check_drift(
     negative disables); when that leaves too few rows the verdict is inconclusive (False) unless
     `season_fallback` is "whole". The latest `recent_share` of the window is tested too
     (gradual drift). Returns whether at least `min_drifted_features` drifted.
+
+    `drift_config`, when not empty, is the platform's whole detector config as JSON
+    (`DriftSettings.pipeline_arguments()`, the same the drift monitor applies) and replaces the
+    separate thresholds above.
     """
     import json
 
     from kfp_pipelines.components.check_drift.logic import feature_metrics, report_markdown
     from kfp_pipelines.components.common import read_dataset
-    from kfp_pipelines.lib.drift import detect_drift
+    from kfp_pipelines.lib.drift import detect_drift, detect_drift_with, parse_config
 
-    result = detect_drift(
-        read_dataset(reference.path),
-        read_dataset(current.path),
-        psi_threshold=psi_threshold,
-        pvalue_threshold=pvalue_threshold,
-        min_drifted_features=min_drifted_features,
-        season_days=season_days if season_days >= 0 else None,
-        correction=correction,
-        min_ks=min_ks,
-        min_scale_ratio=min_scale_ratio,
-        min_tvd=min_tvd,
-        min_missing_change=min_missing_change,
-        season_fallback=season_fallback,
-        recent_share=recent_share,
-    )
+    platform_config = parse_config(drift_config)
+    if platform_config is not None:
+        result = detect_drift_with(
+            read_dataset(reference.path), read_dataset(current.path), platform_config
+        )
+    else:
+        result = detect_drift(
+            read_dataset(reference.path),
+            read_dataset(current.path),
+            psi_threshold=psi_threshold,
+            pvalue_threshold=pvalue_threshold,
+            min_drifted_features=min_drifted_features,
+            season_days=season_days if season_days >= 0 else None,
+            correction=correction,
+            min_ks=min_ks,
+            min_scale_ratio=min_scale_ratio,
+            min_tvd=min_tvd,
+            min_missing_change=min_missing_change,
+            season_fallback=season_fallback,
+            recent_share=recent_share,
+        )
     summary = result.to_dict()
     with open(details.path, "w") as handle:
         json.dump(summary, handle, indent=1)
