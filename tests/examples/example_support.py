@@ -1,0 +1,83 @@
+"""Run an example program (`examples/<name>/__main__.py`) as `pulumi preview` would, under the
+project's recording mocks, with the project name its own Pulumi.yaml gives."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import runpy
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from mlops import mocks
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def project_file(example: str) -> dict[str, Any]:
+    return yaml.safe_load((EXAMPLES / example / "Pulumi.yaml").read_text())
+
+
+class ExampleMocks(mocks.RecordingMocks):
+    """The project's mocks, answering some invokes with `answers` (token -> result) and
+    recording every invoke's token and arguments."""
+
+    def __init__(self, answers: dict[str, dict[str, Any]] | None = None, stacks=None):
+        super().__init__(stacks)
+        self.answers = answers or {}
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        self.calls.append((args.token, dict(args.args)))
+        if args.token in self.answers:
+            return self.answers[args.token]
+        return super().call(args)
+
+
+def run_example(
+    example: str,
+    config: dict[str, Any],
+    *,
+    program_dir: str | None = None,
+    answers: dict[str, dict[str, Any]] | None = None,
+    stack: str = "example",
+    stacks: dict[str, mocks.Exports] | None = None,
+) -> tuple[mocks.RecordingMonitor, ExampleMocks]:
+    """`config`: full keys (`aws:region`) to values (structured ones are passed as JSON, as the
+    engine does). `program_dir`: the folder of the Pulumi.yaml when it is not the example's."""
+    folder = EXAMPLES / example / (program_dir or "")
+    project = yaml.safe_load((folder / "Pulumi.yaml").read_text())
+    main = (folder / project.get("main", ".") / "__main__.py").resolve()
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    example_mocks = ExampleMocks(answers, stacks)
+    monitor = mocks.RecordingMonitor(example_mocks)
+    pulumi.runtime.set_mocks(
+        example_mocks,
+        project=project["name"],
+        stack=stack,
+        preview=True,
+        monitor=monitor,
+        organization=mocks.ORGANIZATION,
+    )
+    engine_config = {
+        key: value if isinstance(value, str) else json.dumps(value) for key, value in config.items()
+    }
+    pulumi.runtime.set_all_config(engine_config, [])
+    _sync_await(run_pulumi_func(lambda: runpy.run_path(str(main), run_name="__main__")))
+    monitor.exports = mocks._collect_exports()
+    return monitor, example_mocks
+
+
+def types_of(monitor: mocks.RecordingMonitor) -> set[str]:
+    return {r.type for r in monitor.recorded}
+
+
+def single(monitor: mocks.RecordingMonitor, typ: str) -> mocks.Recorded:
+    found = monitor.of_type(typ)
+    assert len(found) == 1, f"expected one {typ}, found {[r.name for r in found]}"
+    return found[0]
