@@ -10,6 +10,8 @@ group and security group, and MLflow's Kubernetes objects.
 from __future__ import annotations
 
 import json
+import types
+import typing
 from dataclasses import dataclass
 
 import pulumi
@@ -47,6 +49,12 @@ class Settings(BaseModel):
     )
 
 
+def _is_text(annotation: object) -> bool:
+    """`str` or `str | None`: read as the string it is, not as JSON."""
+    optional = typing.get_origin(annotation) is types.UnionType
+    return annotation is str or (optional and str in typing.get_args(annotation))
+
+
 def settings() -> Settings:
     config = pulumi.Config()
     # Strings as they are, other values (lists, booleans) as JSON; an absent key is left out,
@@ -54,7 +62,7 @@ def settings() -> Settings:
     values = {
         key: value
         for key, field in Settings.model_fields.items()
-        if (value := config.get(key) if field.annotation is str else config.get_object(key))
+        if (value := config.get(key) if _is_text(field.annotation) else config.get_object(key))
         is not None
     }
     try:
