@@ -47,18 +47,20 @@ def run_example(
     answers: dict[str, dict[str, Any]] | None = None,
     stack: str = "example",
     stacks: dict[str, mocks.Exports] | None = None,
+    project: str | None = None,
 ) -> tuple[mocks.RecordingMonitor, ExampleMocks]:
     """`config`: full keys (`aws:region`) to values (structured ones are passed as JSON, as the
-    engine does). `program_dir`: the folder of the Pulumi.yaml when it is not the example's."""
+    engine does). `program_dir`: the folder of the Pulumi.yaml when it is not the example's;
+    `project`: another project name than the Pulumi.yaml's."""
     folder = EXAMPLES / example / (program_dir or "")
-    project = yaml.safe_load((folder / "Pulumi.yaml").read_text())
-    main = (folder / project.get("main", ".") / "__main__.py").resolve()
+    settings = yaml.safe_load((folder / "Pulumi.yaml").read_text())
+    main = (folder / settings.get("main", ".") / "__main__.py").resolve()
     asyncio.set_event_loop(asyncio.new_event_loop())
     example_mocks = ExampleMocks(answers, stacks)
     monitor = mocks.RecordingMonitor(example_mocks)
     pulumi.runtime.set_mocks(
         example_mocks,
-        project=project["name"],
+        project=project or settings["name"],
         stack=stack,
         preview=True,
         monitor=monitor,
