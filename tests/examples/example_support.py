@@ -4,9 +4,13 @@ project's recording mocks, with the project name its own Pulumi.yaml gives."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
+import re
 import runpy
+import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pulumi
@@ -83,3 +87,22 @@ def single(monitor: mocks.RecordingMonitor, typ: str) -> mocks.Recorded:
     found = monitor.of_type(typ)
     assert len(found) == 1, f"expected one {typ}, found {[r.name for r in found]}"
     return found[0]
+
+
+def module_of(example: str) -> ModuleType:
+    """The example's program as a module, without running it (its last line calls `main()`)."""
+    path = EXAMPLES / example / "__main__.py"
+    source = path.read_text()
+    assert source.endswith("\nmain()\n"), f"{path} should end by calling main()"
+    name = f"example_{example.replace('-', '_')}"
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader(name, None))
+    sys.modules[name] = module  # dataclasses look their module up there
+    exec(compile(source.removesuffix("main()\n"), str(path), "exec"), module.__dict__)
+    return module
+
+
+def readme_config_keys(example: str) -> set[str]:
+    """The keys of the README's config table (rows starting with a `key`)."""
+    readme = (EXAMPLES / example / "README.md").read_text()
+    config = readme.split("## Config", 1)[1].split("\n## ", 1)[0]
+    return set(re.findall(r"^\| `([^`]+)` \|", config, flags=re.MULTILINE))

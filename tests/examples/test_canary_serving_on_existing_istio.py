@@ -4,7 +4,7 @@ releases on a cluster that already has Istio; Flagger only when asked; never a m
 from collections import Counter
 
 import pytest
-from example_support import project_file, run_example, single
+from example_support import module_of, project_file, readme_config_keys, run_example, single
 
 from components.versions import FLAGGER, FLAGGER_LOADTESTER
 
@@ -131,3 +131,8 @@ def test_project_file():
     project = project_file(EXAMPLE)
     assert project["name"] == EXAMPLE
     assert project["runtime"] == {"name": "python", "options": {"toolchain": "uv"}}
+
+
+def test_readme_lists_every_config_key():
+    keys = set(module_of(EXAMPLE).Settings.model_fields) | set()
+    assert readme_config_keys(EXAMPLE) == keys

@@ -2,12 +2,11 @@
 whole platform on GCP from scratch, exactly what the project's own program creates from the
 same config as a stack file."""
 
-import importlib.util
 import json
 from collections import Counter
 
 import pytest
-from example_support import EXAMPLES, project_file, run_example, single
+from example_support import module_of, project_file, readme_config_keys, run_example, single
 
 from components.versions import FLAGGER, FLAGGER_LOADTESTER
 from mlops import handoff, mocks, plan
@@ -16,14 +15,6 @@ from mlops.wiring import LAYERS
 EXAMPLE = "gcp-full-platform"
 STACK = "example"
 CONFIG = {"gcp:project": "acme-ml", "gcp:region": "europe-west4"}
-
-
-def _example_module():
-    """The example's `platform_config` without running its program (for the comparison)."""
-    source = (EXAMPLES / EXAMPLE / "__main__.py").read_text().replace("\nmain()\n", "\n")
-    module = importlib.util.module_from_spec(importlib.util.spec_from_loader("example", None))
-    exec(compile(source, str(EXAMPLES / EXAMPLE / "__main__.py"), "exec"), module.__dict__)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +40,7 @@ def test_each_layer_is_a_project_of_the_platform():
 def test_same_resources_as_the_projects_own_program(layers):
     """The example is the project's composition: the same config as a stack file, run through
     `mlops.program.main` layer by layer, registers the same resources."""
-    values = _example_module().platform_config(CONFIG["gcp:project"], CONFIG["gcp:region"])
+    values = module_of(EXAMPLE).platform_config(CONFIG["gcp:project"], CONFIG["gcp:region"])
     engine_config = {f"mlops:{key}": json.dumps(value) for key, value in values.items()}
     for layer, monitor in plan.run_layers(STACK, engine_config):
         ours = Counter((r.type, r.name) for r in layers[layer].recorded)
@@ -126,3 +117,7 @@ def test_ml_layer_runs_the_services_on_managed_gcp_backends(layers):
 def test_a_project_that_is_not_a_layer_is_refused():
     with pytest.raises(Exception, match="is not a layer"):
         run_example(EXAMPLE, CONFIG, program_dir="infra", stack=STACK, project="team-platform")
+
+
+def test_readme_lists_the_config_keys():
+    assert readme_config_keys(EXAMPLE) == set(CONFIG)

@@ -5,7 +5,14 @@ import json
 from collections import Counter
 
 import pytest
-from example_support import project_file, run_example, single, types_of
+from example_support import (
+    module_of,
+    project_file,
+    readme_config_keys,
+    run_example,
+    single,
+    types_of,
+)
 
 EXAMPLE = "mlflow-on-existing-eks"
 OIDC_ARN = "arn:aws:iam::123456789012:oidc-provider/oidc.eks.eu-west-1.amazonaws.com/id/C0FFEE"
@@ -181,3 +188,8 @@ def test_project_file():
     project = project_file(EXAMPLE)
     assert project["name"] == EXAMPLE
     assert project["runtime"] == {"name": "python", "options": {"toolchain": "uv"}}
+
+
+def test_readme_lists_every_config_key():
+    keys = set(module_of(EXAMPLE).Settings.model_fields) | {"aws:region"}
+    assert readme_config_keys(EXAMPLE) == keys
