@@ -23,6 +23,7 @@ No `from __future__ import annotations` here: the analyzer reads the annotations
 
 import importlib.metadata
 from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, NotRequired, TypedDict, TypeVar
 
@@ -31,6 +32,9 @@ import pulumi_kubernetes as k8s
 from pydantic import BaseModel, ValidationError
 
 from components.cloud import AwsCloud, GcpCloud, LocalCloud
+from components.identity import WorkloadIdentity as IdentityComponent
+from components.identity import WorkloadIdentityArgs as IdentityComponentArgs
+from components.identity import WorkloadIdentityConfig
 from components.mlflow import (
     AuthConfig,
     AwsDatabaseNetwork,
@@ -221,6 +225,161 @@ class ArtifactStore(pulumi.ComponentResource):
                 "kms_key_arn": self.kms_key_arn,
             }
         )
+
+
+# --- workload identity ------------------------------------------------------------------------
+
+
+class WorkloadIdentityArgs(TypedDict):
+    """Inputs of `WorkloadIdentity`. The component's name names the identity (3-40 lowercase
+    letters, digits or '-') and its children."""
+
+    cloud: CloudKind
+    """`aws` (an IRSA role) or `gcp` (a Google service account through Workload Identity)."""
+    namespace: str
+    """Namespace of the Kubernetes service account (existing)."""
+    service_account: str
+    """Name of the Kubernetes service account (created, annotated with the cloud identity)."""
+    buckets: dict[str, str]
+    """Logical bucket name -> `read` or `read_write`; the names are keys of `bucketArns` (AWS)
+    or `bucketNames` (GCP)."""
+    bucket_arns: NotRequired[pulumi.Input[dict[str, str]]]
+    """AWS: bucket ARN by logical name, e.g. an `ArtifactStore`'s `bucketArns`."""
+    kms_key_arn: NotRequired[pulumi.Input[str]]
+    """AWS: the buckets' KMS key (decrypt, and encrypt when writing), e.g. `kmsKeyArn`."""
+    oidc_provider_arn: NotRequired[pulumi.Input[str]]
+    """AWS: the cluster's IAM OIDC provider."""
+    oidc_issuer: NotRequired[pulumi.Input[str]]
+    """AWS: the cluster's OIDC issuer URL (https://oidc.eks.<region>.amazonaws.com/id/...)."""
+    bucket_names: NotRequired[pulumi.Input[dict[str, str]]]
+    """GCP: bucket name by logical name, e.g. an `ArtifactStore`'s `bucketNames`."""
+    workload_pool: NotRequired[pulumi.Input[str]]
+    """GCP: the cluster's workload pool (`<project>.svc.id.goog`)."""
+    gcp_account_id: NotRequired[str]
+    """GCP: id of the Google service account. Default: `wi-<name>`."""
+    region: NotRequired[str]
+    """AWS or GCP region."""
+    gcp_project: NotRequired[str]
+    """GCP project of the Google service account."""
+    tags: NotRequired[dict[str, str]]
+    """AWS tags on the role."""
+    kubeconfig: NotRequired[pulumi.Input[str]]
+    """The cluster; else the `kubernetes` provider of the resource options."""
+
+
+class WorkloadIdentity(pulumi.ComponentResource):
+    """A Kubernetes service account allowed to use named buckets without static keys: an IRSA
+    role (AWS) or a Google service account bound through Workload Identity (GCP): the
+    platform's `WorkloadIdentity`."""
+
+    namespace: pulumi.Output[str]
+    """Namespace of the service account."""
+    service_account_name: pulumi.Output[str]
+    """The Kubernetes service account, e.g. for `Mlflow`'s `serviceAccount`."""
+    role_arn: pulumi.Output[str | None]
+    """AWS: the IRSA role."""
+    gcp_service_account_email: pulumi.Output[str | None]
+    """GCP: the Google service account."""
+
+    def __init__(
+        self, name: str, args: WorkloadIdentityArgs, opts: pulumi.ResourceOptions | None = None
+    ):
+        component = "WorkloadIdentity"
+        kind = CloudKind(args["cloud"])
+        cloud = _cloud(component, kind, args)
+        config = _validated(
+            WorkloadIdentityConfig,
+            component,
+            _given(
+                namespace=args["namespace"],
+                service_account=args["service_account"],
+                buckets=args["buckets"],
+                gcp_account_id=args.get("gcp_account_id"),
+            ),
+        )
+        needed = (
+            ("bucket_arns", "oidc_provider_arn", "oidc_issuer")
+            if kind is CloudKind.AWS
+            else ("bucket_names", "workload_pool")
+        )
+        missing = [key for key in needed if args.get(key) is None]
+        if missing:
+            raise ValueError(f"{component}: on {kind.value} {', '.join(missing)} are required")
+        store = _Buckets(
+            component,
+            keys=sorted(config.buckets),
+            names=args.get("bucket_names"),
+            arns=args.get("bucket_arns"),
+            kms_key_arn=args.get("kms_key_arn"),
+        )
+        kubeconfig = args.get("kubeconfig")
+        _check_kubernetes(component, kubeconfig, opts)
+
+        super().__init__(token(component), name, None, opts)
+        kubernetes = _kubernetes(self, name, kubeconfig)
+        identity = IdentityComponent(
+            name,
+            IdentityComponentArgs(
+                cloud=cloud,
+                config=config,
+                storage=store,
+                cluster=_Cluster(
+                    oidc_provider_arn=args.get("oidc_provider_arn"),
+                    oidc_issuer=args.get("oidc_issuer"),
+                    workload_pool=args.get("workload_pool"),
+                    provider=kubernetes,
+                ),
+                kubernetes=kubernetes,
+            ),
+            pulumi.ResourceOptions(parent=self),
+        )
+        self.namespace = pulumi.Output.from_input(identity.namespace)
+        self.service_account_name = pulumi.Output.from_input(identity.service_account_name)
+        self.role_arn = pulumi.Output.from_input(identity.role_arn)
+        self.gcp_service_account_email = pulumi.Output.from_input(
+            identity.gcp_service_account_email
+        )
+        self.register_outputs(
+            {
+                "namespace": self.namespace,
+                "service_account_name": self.service_account_name,
+                "role_arn": self.role_arn,
+                "gcp_service_account_email": self.gcp_service_account_email,
+            }
+        )
+
+
+def _each(component: str, field: str, mapping: Any, keys: list[str]) -> dict[str, Any]:
+    """A map input (perhaps another resource's output) as one Output per known key; a plain
+    map is checked now, an output's keys only once it is known."""
+    if mapping is None:
+        return {}
+    if isinstance(mapping, Mapping):
+        missing = [key for key in keys if key not in mapping]
+        if missing:
+            raise ValueError(f"{component}: {field} has no {', '.join(missing)} (see buckets)")
+    whole = pulumi.Output.from_input(mapping)
+    return {key: whole.apply(lambda values, key=key: values[key]) for key in keys}
+
+
+class _Buckets:
+    """What `WorkloadIdentity` reads from an object store, from flat inputs."""
+
+    def __init__(self, component: str, keys: list[str], names: Any, arns: Any, kms_key_arn: Any):
+        # Only GCP reads the names; AWS checks the keys against them (the ARNs are per key).
+        self.bucket_names = _each(component, "bucket_names", names, keys) or dict.fromkeys(keys)
+        self.bucket_arns = _each(component, "bucket_arns", arns, keys)
+        self.kms_key_arn = kms_key_arn
+
+
+@dataclass(frozen=True)
+class _Cluster:
+    """What `WorkloadIdentity` reads from a cluster (`components.identity.ClusterIdentity`)."""
+
+    oidc_provider_arn: Any
+    oidc_issuer: Any
+    workload_pool: Any
+    provider: Any
 
 
 # --- MLflow -----------------------------------------------------------------------------------
@@ -512,4 +671,9 @@ class ModelServing(pulumi.ComponentResource):
         )
 
 
-COMPONENTS: list[type[pulumi.ComponentResource]] = [ArtifactStore, Mlflow, ModelServing]
+COMPONENTS: list[type[pulumi.ComponentResource]] = [
+    ArtifactStore,
+    WorkloadIdentity,
+    Mlflow,
+    ModelServing,
+]

@@ -49,7 +49,7 @@ def test_schema_names_the_package_and_its_components(schema):
     assert schema["name"] == "mlops-platform"
     assert schema["version"] == pyproject["project"]["version"]
     assert set(schema["resources"]) == {
-        TOKEN.format(c) for c in ("ArtifactStore", "Mlflow", "ModelServing")
+        TOKEN.format(c) for c in ("ArtifactStore", "WorkloadIdentity", "Mlflow", "ModelServing")
     }
     assert all(r["isComponent"] for r in schema["resources"].values())
     cloud = schema["types"][TOKEN.format("CloudKind")]
@@ -70,6 +70,23 @@ def test_artifact_store_inputs_and_outputs(schema):
     assert (uris["type"], uris["additionalProperties"]["type"]) == ("object", "string")
     assert _output(schema, "ArtifactStore", "kmsKeyArn")["type"] == "string"
     assert sorted(resource["required"]) == ["bucketArns", "bucketNames", "bucketUris"]
+
+
+def test_workload_identity_inputs_and_outputs(schema):
+    resource = schema["resources"][TOKEN.format("WorkloadIdentity")]
+    assert sorted(resource["requiredInputs"]) == [
+        "buckets",
+        "cloud",
+        "namespace",
+        "serviceAccount",
+    ]
+    buckets = _input(schema, "WorkloadIdentity", "buckets")
+    assert (buckets["type"], buckets["additionalProperties"]["type"]) == ("object", "string")
+    arns = _input(schema, "WorkloadIdentity", "bucketArns")
+    assert (arns["type"], "plain" in arns) == ("object", False)  # an ArtifactStore's output
+    assert _output(schema, "WorkloadIdentity", "serviceAccountName")["type"] == "string"
+    assert _output(schema, "WorkloadIdentity", "roleArn")["type"] == "string"
+    assert "roleArn" not in resource["required"]
 
 
 def test_mlflow_inputs_and_outputs(schema):
@@ -220,6 +237,47 @@ def test_mlflow_through_the_provider_with_the_callers_kubernetes_provider(provid
     assert group.inputs["subnetIds"] == ["subnet-a", "subnet-b"]
 
 
+def test_workload_identity_through_the_provider(provider):
+    def program():
+        # The bucket ARNs and key as another resource's outputs, as from an ArtifactStore.
+        provider.construct(
+            "mlflow-server",
+            TOKEN.format("WorkloadIdentity"),
+            {
+                "cloud": "aws",
+                "region": "eu-west-1",
+                "namespace": "mlflow",
+                "serviceAccount": "mlflow",
+                "buckets": {"artifacts": "read_write"},
+                "bucketArns": pulumi.Output.from_input({"artifacts": "arn:aws:s3:::acme"}),
+                "kmsKeyArn": pulumi.Output.from_input("arn:aws:kms:eu-west-1:1:key/k"),
+                "oidcProviderArn": "arn:aws:iam::1:oidc-provider/oidc.eks/id/X",
+                "oidcIssuer": "https://oidc.eks/id/X",
+                "kubeconfig": "x",
+            },
+            None,
+        )
+
+    monitor = mocks.run(program)
+    (role,) = monitor.of_type("aws:iam/role:Role")
+    trust = json.loads(role.inputs["assumeRolePolicy"])
+    assert trust["Statement"][0]["Condition"]["StringEquals"] == {
+        "oidc.eks/id/X:sub": "system:serviceaccount:mlflow:mlflow",
+        "oidc.eks/id/X:aud": "sts.amazonaws.com",
+    }
+    (policy,) = monitor.of_type("aws:iam/rolePolicy:RolePolicy")
+    resources = {
+        r for st in json.loads(policy.inputs["policy"])["Statement"] for r in [st["Resource"]]
+    }
+    assert resources == {
+        "arn:aws:s3:::acme",
+        "arn:aws:s3:::acme/*",
+        "arn:aws:kms:eu-west-1:1:key/k",
+    }
+    (account,) = monitor.of_type("kubernetes:core/v1:ServiceAccount")
+    assert account.inputs["metadata"]["name"] == "mlflow"
+
+
 @pytest.mark.parametrize(
     ("component", "inputs", "message"),
     [
@@ -257,6 +315,51 @@ def test_mlflow_through_the_provider_with_the_callers_kubernetes_provider(provid
             "ArtifactStore",
             {"cloud": "aws", "bucketPrefix": "acme"},
             "ArtifactStore: invalid inputs: region",
+        ),
+        (
+            "ModelServing",
+            {"modelUri": "models:/churn@champion", "kubeconfig": "x"},
+            "ModelServing: invalid inputs: mlflow_tracking_uri is required",
+        ),
+        (
+            "WorkloadIdentity",
+            {
+                "cloud": "gcp",
+                "gcpProject": "p",
+                "region": "europe-west4",
+                "namespace": "mlflow",
+                "serviceAccount": "mlflow",
+                "buckets": {"artifacts": "write"},
+                "kubeconfig": "x",
+            },
+            "WorkloadIdentity: invalid inputs: buckets.artifacts: Input should be 'read' or",
+        ),
+        (
+            "WorkloadIdentity",
+            {
+                "cloud": "gcp",
+                "gcpProject": "p",
+                "region": "europe-west4",
+                "namespace": "mlflow",
+                "serviceAccount": "mlflow",
+                "buckets": {"artifacts": "read"},
+                "bucketNames": {"datasets": "acme-datasets"},
+                "workloadPool": "p.svc.id.goog",
+                "kubeconfig": "x",
+            },
+            "WorkloadIdentity: bucket_names has no artifacts",
+        ),
+        (
+            "WorkloadIdentity",
+            {
+                "cloud": "aws",
+                "region": "eu-west-1",
+                "namespace": "mlflow",
+                "serviceAccount": "mlflow",
+                "buckets": {"artifacts": "read"},
+                "kubeconfig": "x",
+            },
+            "WorkloadIdentity: on aws bucket_arns, oidc_provider_arn, oidc_issuer are required",
         ),
     ],
 )
