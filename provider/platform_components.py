@@ -389,7 +389,9 @@ class MlflowArgs(TypedDict):
     """Inputs of `Mlflow`."""
 
     cloud: CloudKind
-    """Where PostgreSQL runs: `aws` (RDS), `gcp` (Cloud SQL) or `local` (in the cluster)."""
+    """Where PostgreSQL runs: `aws` (RDS), `gcp` (Cloud SQL) or `local` (in the cluster; the
+    artifacts then go to MinIO with the keys of the existing `<serviceAccount>-s3-credentials`
+    Secret, as the platform's local workload identities create it)."""
     artifact_bucket_uri: pulumi.Input[str]
     """Bucket the artifacts are proxied to, e.g. an `ArtifactStore`'s `bucketUris.artifacts`."""
     region: NotRequired[str]
