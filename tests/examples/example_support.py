@@ -60,6 +60,9 @@ def run_example(
     settings = yaml.safe_load((folder / "Pulumi.yaml").read_text())
     main = (folder / settings.get("main", ".") / "__main__.py").resolve()
     asyncio.set_event_loop(asyncio.new_event_loop())
+    # `set_mocks` keeps the root stack of a program run earlier in this process: without a new
+    # one, this program's `pulumi.export`s would land beside the earlier program's outputs.
+    pulumi.runtime.settings.set_root_resource(None)  # type: ignore[arg-type]
     example_mocks = ExampleMocks(answers, stacks)
     monitor = mocks.RecordingMonitor(example_mocks)
     pulumi.runtime.set_mocks(
