@@ -8,6 +8,8 @@ from components.cluster.model import (
     NetworkConfig,
     SystemPoolConfig,
     Taint,
+    eks_kubeconfig,
+    gke_kubeconfig,
 )
 from components.cluster.wiring import EksNodeWiring, GkeNodeWiring
 
@@ -22,4 +24,6 @@ __all__ = [
     "NetworkConfig",
     "SystemPoolConfig",
     "Taint",
+    "eks_kubeconfig",
+    "gke_kubeconfig",
 ]
