@@ -37,14 +37,14 @@ from components.identity import WorkloadIdentityArgs as IdentityComponentArgs
 from components.identity import WorkloadIdentityConfig
 from components.mlflow import (
     AuthConfig,
-    AwsDatabaseNetwork,
-    DatabaseConfig,
-    GcpDatabaseNetwork,
+    CloudSqlConfig,
     MlflowConfig,
+    RdsConfig,
     TrackingServer,
     TrackingServerArgs,
 )
 from components.namespaces import WorkloadNamespaces, WorkloadNamespacesArgs
+from components.network import Network
 from components.serving import (
     CanaryConfig,
     FlaggerWiring,
@@ -425,12 +425,72 @@ class MlflowArgs(TypedDict):
     """AWS: private subnets of the VPC for RDS (two zones or more)."""
     client_security_group_ids: NotRequired[list[pulumi.Input[str]]]
     """AWS: security groups allowed to reach PostgreSQL (the EKS cluster security group)."""
+    network_cidr: NotRequired[str]
+    """AWS: the VPC's CIDR; GCP: the node subnetwork's primary range."""
     gcp_network: NotRequired[pulumi.Input[str]]
     """GCP: the cluster's VPC network (id or self link), for Cloud SQL's private IP."""
+    gcp_subnetwork: NotRequired[pulumi.Input[str]]
+    """GCP: the cluster's node subnetwork (id or self link)."""
     protect: NotRequired[bool]
     """Protect and retain the database; turns on its deletion protection. Default: false."""
     kubeconfig: NotRequired[pulumi.Input[str]]
     """The cluster; else the `kubernetes` provider of the resource options."""
+
+
+def _database(component: str, kind: CloudKind, args: Mapping[str, Any]) -> Any:
+    """The database block of the cloud's backend (`type:` rds, cloud_sql or postgres)."""
+    if kind is CloudKind.AWS:
+        values = _given(
+            type="rds",
+            identifier=args.get("database_identifier"),
+            instance_class=args.get("aws_instance_class"),
+        )
+        return _validated(RdsConfig, component, values)
+    if kind is CloudKind.GCP:
+        values = _given(
+            type="cloud_sql", identifier=args.get("database_identifier"), tier=args.get("gcp_tier")
+        )
+        return _validated(CloudSqlConfig, component, values)
+    return None
+
+
+def _network(
+    component: str, kind: CloudKind, cloud: Any, args: Mapping[str, Any]
+) -> Network | None:
+    """The one network hand-off (components/network.py) from the flat inputs."""
+    if kind is CloudKind.LOCAL:
+        return None
+    needed = {
+        CloudKind.AWS: (
+            "vpc_id",
+            "network_cidr",
+            "database_subnet_ids",
+            "client_security_group_ids",
+        ),
+        CloudKind.GCP: ("gcp_network", "network_cidr", "gcp_subnetwork"),
+    }[kind]
+    missing = [key for key in needed if not args.get(key)]
+    if missing:
+        raise ValueError(f"{component}: on {kind.value} {', '.join(missing)} are required")
+    try:
+        if kind is CloudKind.AWS:
+            return Network(
+                cloud="aws",
+                network_id=args["vpc_id"],
+                cidr=args["network_cidr"],
+                private_subnet_ids=list(args["database_subnet_ids"]),
+                client_security_group_ids=list(args["client_security_group_ids"]),
+            )
+        return Network(
+            cloud="gcp",
+            network_id=args["gcp_network"],
+            cidr=args["network_cidr"],
+            private_subnet_ids=[args["gcp_subnetwork"]],
+            project=cloud.project,
+            region=cloud.region,
+        )
+    except ValueError as exc:
+        raise ValueError(f"{component}: {exc}") from None
 
 
 class Mlflow(pulumi.ComponentResource):
@@ -468,33 +528,10 @@ class Mlflow(pulumi.ComponentResource):
                 artifact_prefix=args.get("artifact_prefix"),
                 replicas=args.get("replicas"),
                 auth=AuthConfig(enabled=args["auth"]) if "auth" in args else None,
-                database=_validated(
-                    DatabaseConfig,
-                    component,
-                    _given(
-                        identifier=args.get("database_identifier"),
-                        aws_instance_class=args.get("aws_instance_class"),
-                        gcp_tier=args.get("gcp_tier"),
-                    ),
-                ),
+                database=_database(component, kind, args),
             ),
         )
-        aws_network = None
-        if kind is CloudKind.AWS:
-            missing = [
-                key
-                for key in ("vpc_id", "database_subnet_ids", "client_security_group_ids")
-                if not args.get(key)
-            ]
-            if missing:
-                raise ValueError(f"{component}: on aws {', '.join(missing)} are required")
-            aws_network = AwsDatabaseNetwork(
-                vpc_id=args["vpc_id"],
-                subnet_ids=list(args["database_subnet_ids"]),
-                client_security_group_ids=list(args["client_security_group_ids"]),
-            )
-        if kind is CloudKind.GCP and args.get("gcp_network") is None:
-            raise ValueError(f"{component}: on gcp gcp_network is required")
+        network = _network(component, kind, cloud, args)
         kubeconfig = args.get("kubeconfig")
         _check_kubernetes(component, kubeconfig, opts)
 
@@ -517,10 +554,7 @@ class Mlflow(pulumi.ComponentResource):
                 storage=_Bucket({ARTIFACTS: pulumi.Output.from_input(args["artifact_bucket_uri"])}),
                 kubernetes=kubernetes,
                 protect=bool(args.get("protect")),
-                aws_network=aws_network,
-                gcp_network=GcpDatabaseNetwork(network=args["gcp_network"])
-                if kind is CloudKind.GCP
-                else None,
+                network=network,
             ),
             pulumi.ResourceOptions(parent=self, depends_on=waits),
         )

@@ -22,8 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from components.cloud import AwsCloud
 from components.cluster import eks_kubeconfig
 from components.identity import WorkloadIdentity, WorkloadIdentityArgs, WorkloadIdentityConfig
-from components.mlflow import AwsDatabaseNetwork, MlflowConfig, TrackingServer, TrackingServerArgs
+from components.mlflow import MlflowConfig, TrackingServer, TrackingServerArgs
 from components.namespaces import WorkloadNamespaces, WorkloadNamespacesArgs
+from components.network import Network
 from components.storage import BucketConfig, ObjectStore, ObjectStoreArgs, StorageConfig
 
 NAME = "mlflow"
@@ -93,13 +94,20 @@ def main() -> None:
     cloud = AwsCloud(type="aws", region=pulumi.Config("aws").require("region"))
 
     # --- adopted: the cluster, its network and its OIDC provider (data sources only) -------
-    cluster = aws.eks.get_cluster_output(name=wanted.clusterName)
-    issuer = cluster.identities.apply(lambda ids: ids[0].oidcs[0].issuer)
-    oidc_provider = aws.iam.get_open_id_connect_provider_output(url=issuer)
+    # Plain (synchronous) lookups: the network hand-off needs the VPC's CIDR as a value.
+    cluster = aws.eks.get_cluster(name=wanted.clusterName)
+    vpc = aws.ec2.get_vpc(id=cluster.vpc_config.vpc_id)
+    issuer = cluster.identities[0].oidcs[0].issuer
+    oidc_provider = aws.iam.get_open_id_connect_provider(url=issuer)
     kubeconfig = pulumi.Output.secret(
-        pulumi.Output.all(
-            cluster.name, cluster.endpoint, cluster.certificate_authorities[0].data
-        ).apply(lambda v: json.dumps(eks_kubeconfig(v[0], v[1], v[2], region=cloud.region)))
+        json.dumps(
+            eks_kubeconfig(
+                cluster.name,
+                cluster.endpoint,
+                cluster.certificate_authorities[0].data,
+                region=cloud.region,
+            )
+        )
     )
     kubernetes = k8s.Provider(f"{NAME}-eks", kubeconfig=kubeconfig)
 
@@ -142,9 +150,11 @@ def main() -> None:
             storage=store,
             kubernetes=kubernetes,
             protect=wanted.protect,
-            aws_network=AwsDatabaseNetwork(
-                vpc_id=cluster.vpc_config.vpc_id,
-                subnet_ids=wanted.databaseSubnetIds,
+            network=Network(
+                cloud="aws",
+                network_id=cluster.vpc_config.vpc_id,
+                cidr=vpc.cidr_block,
+                private_subnet_ids=wanted.databaseSubnetIds,
                 # Managed node groups without their own security groups carry this one.
                 client_security_group_ids=[cluster.vpc_config.cluster_security_group_id],
             ),

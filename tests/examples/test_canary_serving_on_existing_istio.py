@@ -22,7 +22,8 @@ EXISTING_FLAGGER = {
     f"{EXAMPLE}:loadTesterUrl": "http://flagger-loadtester.test/",
 }
 # The model under Flagger: its target Deployment, release ConfigMap, autoscaler, budget,
-# PodMonitor, the four checks and the Canary (Flagger creates the Services and routes).
+# PodMonitor, the four checks, the Canary (Flagger creates the Services and routes), and who
+# may call it: a NetworkPolicy and an Istio AuthorizationPolicy derived from its callers.
 SERVING = {
     "pulumi:providers:kubernetes": 1,
     "mlops:platform:WorkloadNamespaces": 1,
@@ -35,6 +36,8 @@ SERVING = {
     "kubernetes:monitoring.coreos.com/v1:PodMonitor": 1,
     "kubernetes:flagger.app/v1beta1:MetricTemplate": 4,
     "kubernetes:flagger.app/v1beta1:Canary": 1,
+    "kubernetes:networking.k8s.io/v1:NetworkPolicy": 1,
+    "kubernetes:security.istio.io/v1:AuthorizationPolicy": 1,
 }
 # Installing Flagger adds its component, its namespace and the two Helm releases.
 FLAGGER_PARTS = {

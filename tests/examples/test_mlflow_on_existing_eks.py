@@ -37,6 +37,7 @@ ANSWERS = {
             "controlPlaneEgressMode": "AWS_MANAGED",
         },
     },
+    "aws:ec2/getVpc:getVpc": {"id": "vpc-team", "cidrBlock": "10.42.0.0/16"},
     "aws:iam/getOpenIdConnectProvider:getOpenIdConnectProvider": {
         "arn": OIDC_ARN,
         "url": ISSUER.removeprefix("https://"),

@@ -222,6 +222,7 @@ def test_mlflow_through_the_provider_with_the_callers_kubernetes_provider(provid
             "region": "eu-west-1",
             "artifactBucketUri": "s3://acme-ml-artifacts",
             "vpcId": "vpc-1",
+            "networkCidr": "10.0.0.0/16",
             "databaseSubnetIds": ["subnet-a", "subnet-b"],
             "clientSecurityGroupIds": ["sg-cluster"],
             "replicas": 3.0,
@@ -312,7 +313,8 @@ def test_workload_identity_through_the_provider(provider):
                 "artifactBucketUri": "s3://b",
                 "kubeconfig": "x",
             },
-            "Mlflow: on aws vpc_id, database_subnet_ids, client_security_group_ids are required",
+            "Mlflow: on aws vpc_id, network_cidr, database_subnet_ids, client_security_group_ids "
+            "are required",
         ),
         (
             "ArtifactStore",
