@@ -126,7 +126,9 @@ def _input_groups(preprocess: Any, estimator: Any) -> tuple[tuple[str, ...], np.
         raise Unsupported(f"{type(estimator).__name__} does not say how many columns it takes")
     if preprocess is None:
         names = getattr(estimator, "feature_names_in_", None)
-        names = tuple(map(str, names)) if names is not None else tuple(f"x{i}" for i in range(width))
+        names = (
+            tuple(map(str, names)) if names is not None else tuple(f"x{i}" for i in range(width))
+        )
         return names, np.eye(width)
     first = preprocess.steps[0][1]
     if not isinstance(first, ColumnTransformer):
@@ -193,9 +195,11 @@ def _tree_explainer(estimator: Any) -> tuple[Any, str, int]:
     if classes is not None and len(classes) > 2:
         raise Unsupported(f"{kind} has {len(classes)} classes; only binary and regression")
     if kind in ("HistGradientBoostingClassifier", "HistGradientBoostingRegressor"):
-        return shap.TreeExplainer(_hgb_model(estimator), model_output="raw"), _hgb_output(
-            estimator
-        ), 0
+        return (
+            shap.TreeExplainer(_hgb_model(estimator), model_output="raw"),
+            _hgb_output(estimator),
+            0,
+        )
     try:
         explainer = shap.TreeExplainer(estimator, model_output="raw")
     except Exception as exc:  # shap raises bare Exceptions for models it does not know
@@ -334,3 +338,96 @@ def _hgb_tree(predictor: Any, known: dict[int, np.ndarray]) -> dict[str, np.ndar
         "values": np.asarray(value, dtype=np.float64).reshape(-1, 1),
         "node_sample_weight": np.asarray(cover, dtype=np.float64),
     }
+
+
+# -- per-request attributions in the model server ---------------------------------------------
+
+
+class ExplainRefused(Exception):
+    """A request asked for attributions this server cannot give; `status` is the HTTP answer."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class RequestExplainer:
+    """What the v2 endpoint needs: whether a request asks for attributions, whether they can be
+    given, and the `attributions` output tensor. Built once when the model is installed."""
+
+    def __init__(self, attributor: TreeAttributor | None, refusal: ExplainRefused | None) -> None:
+        self.attributor = attributor
+        self.refusal = refusal
+
+    @classmethod
+    def for_model(cls, model: Any, enabled: bool) -> RequestExplainer:
+        """`model`: the served model (its sklearn estimator is explained). Additivity is
+        verified on the model's warm-up rows (its input example) before anything is served."""
+        if not enabled:
+            return cls(
+                None,
+                ExplainRefused(
+                    400,
+                    "attributions are off on this server: start it with MLOPS_SERVE_EXPLAIN=true "
+                    'to answer "parameters": {"explain": true}',
+                ),
+            )
+        label = f"model {getattr(model, 'name', '?')} version {getattr(model, 'version', '?')}"
+        # ServedModel keeps the loaded sklearn estimator (None for a pyfunc model).
+        estimator = getattr(model, "estimator", None) or getattr(model, "_estimator", None)
+        if estimator is None:
+            return cls(
+                None, ExplainRefused(422, f"{label} is not an sklearn model: no attributions")
+            )
+        try:
+            attributor = TreeAttributor(estimator)
+            check_rows = _warmup_frame(model)
+            if check_rows is not None:
+                attributor.verify(check_rows)
+        except Unsupported as exc:
+            return cls(None, ExplainRefused(422, f"{label} cannot be explained: {exc}"))
+        return cls(attributor, None)
+
+    @staticmethod
+    def requested(payload: Any) -> bool:
+        """Whether an infer request asks for attributions (`parameters.explain`, a boolean)."""
+        if not isinstance(payload, dict) or not isinstance(payload.get("parameters"), dict):
+            return False
+        value = payload["parameters"].get("explain", False)
+        if not isinstance(value, bool):
+            raise ExplainRefused(400, f"parameters.explain must be true or false, got {value!r}")
+        return value
+
+    def check(self) -> None:
+        if self.refusal is not None:
+            raise self.refusal
+
+    def tensor(self, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+        """The `attributions` output for validated request columns (`arrays`, one per input):
+        shape [rows, features], row-major, features named in `parameters.features`."""
+        import pandas as pd
+
+        assert self.attributor is not None
+        result = self.attributor.attributions(pd.DataFrame(arrays, copy=False))
+        return {
+            "name": "attributions",
+            "datatype": "FP64",
+            "shape": list(result.values.shape),
+            "data": result.values.ravel().tolist(),
+            "parameters": {
+                "features": list(result.feature_names),
+                "base_value": result.base_value,
+                "units": result.output,
+            },
+        }
+
+
+def _warmup_frame(model: Any) -> Any:
+    import pandas as pd
+
+    from serving_images.model_server.schema import to_arrays
+
+    schema = getattr(model, "schema", None)
+    rows = model.warmup_rows() if schema is not None and hasattr(model, "warmup_rows") else []
+    return pd.DataFrame(to_arrays(schema, rows), copy=False) if rows else None
