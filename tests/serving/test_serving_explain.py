@@ -154,3 +154,24 @@ def test_a_model_treeshap_cannot_read_is_a_422(
     assert refused.status == 422
     assert "cannot be explained: LogisticRegression is not a tree model" in refused.raw.decode()
     assert plain.status == 200
+
+
+@pytest.mark.parametrize(
+    ("settings", "rendered"),
+    [({}, None), ({"explain": True}, "true"), ({"explain": False}, "false")],
+)
+def test_a_stack_turns_attributions_on_through_server_settings(settings, rendered) -> None:
+    """The serving component passes `server_settings.explain` as MLOPS_SERVE_EXPLAIN (the
+    registry validates it); without it the server keeps the default, off."""
+    from components.serving.model import ModelDeploymentConfig, deployment
+
+    config = ModelDeploymentConfig.model_validate(
+        {
+            "stable": {"model_uri": "models:/churn@champion"},
+            "mlflow_tracking_uri": "http://mlflow.mlflow.svc.cluster.local:5000",
+            "server_settings": settings,
+        }
+    )
+    env = deployment("churn", config, "stable")["spec"]["template"]["spec"]["containers"][0]["env"]
+    values = {var["name"]: var.get("value") for var in env}
+    assert values.get("MLOPS_SERVE_EXPLAIN") == rendered
