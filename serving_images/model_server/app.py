@@ -25,6 +25,7 @@ import orjson
 from serving_images.model_server.availability import backoff_delays, redact
 from serving_images.model_server.batching import MicroBatcher, ModelRejectedInput
 from serving_images.model_server.drift import DriftWindow
+from serving_images.model_server.explain import ExplainRefused, RequestExplainer
 from serving_images.model_server.kafka_security import security_config
 from serving_images.model_server.metrics import Metrics
 from serving_images.model_server.model import (
@@ -49,6 +50,7 @@ from serving_images.model_server.schema import (
     InputSchema,
     Rows,
     short_int,
+    to_arrays,
 )
 from serving_images.model_server.settings import Settings
 
@@ -80,6 +82,7 @@ class ServerState:
         self.model: ServedModel | None = None
         self.batcher: MicroBatcher | None = None
         self.prediction_log: PredictionLog | None = None
+        self.explainer: RequestExplainer | None = None
         self.ready = False
         self.draining = False
         self.load_error: str | None = None
@@ -282,6 +285,7 @@ class ModelServerApp:
         # process: moving it out of the collector's reach keeps GC pauses off the tail latency.
         gc.collect()
         gc.freeze()
+        self.state.explainer = RequestExplainer.for_model(model, s.explain)
         self.state.model = model
         self.state.batcher = batcher
         self.state.ready = True
@@ -531,6 +535,7 @@ class ModelServerApp:
         else:
             rows = _PermissiveSchema(()).rows_from_v2(payload)
             schema = self._schema_for(model, list(rows.columns))
+        explainer = self._explainer_for(payload)
         self.metrics.request_rows_child.observe(rows.n_rows)
         predictions, scores = await self._predict(schema, rows, synthetic)
         outputs = [_tensor("predictions", predictions)]
@@ -538,6 +543,10 @@ class ModelServerApp:
             outputs.append(
                 {"name": "scores", "datatype": "FP64", "shape": [len(scores)], "data": scores}
             )
+        if explainer is not None:
+            arrays = to_arrays(schema, [rows])
+            loop = asyncio.get_running_loop()
+            outputs.append(await loop.run_in_executor(None, explainer.tensor, arrays))
         response: dict[str, Any] = {
             "model_name": model.name,
             "model_version": model.version,
@@ -546,6 +555,19 @@ class ModelServerApp:
         if isinstance(payload, dict) and isinstance(payload.get("id"), str):
             response["id"] = payload["id"]
         return 200, response
+
+    def _explainer_for(self, payload: Any) -> RequestExplainer | None:
+        """The explainer when the request asks for attributions (serving_images/model_server/
+        explain.py), None when it does not; a 4xx when it asks and they cannot be given."""
+        try:
+            if not RequestExplainer.requested(payload):
+                return None
+            explainer = self.state.explainer
+            assert explainer is not None
+            explainer.check()
+        except ExplainRefused as refused:
+            raise HTTPError(refused.status, refused.message) from None
+        return explainer
 
     # -- health ----------------------------------------------------------------------------
 

@@ -135,6 +135,16 @@ REGISTRY: tuple[EnvVar, ...] = (
         "`GET /v2/models/{name}/example`: the golden-set request Flagger's load tester sends "
         "during a progressive rollout. Off by default: the example is rows of training data.",
     ),
+    EnvVar(
+        "MLOPS_SERVE_EXPLAIN",
+        "explain",
+        bool,
+        False,
+        "Allow per-request feature attributions: a v2 infer request with "
+        '`"parameters": {"explain": true}` gets an `attributions` output (exact TreeSHAP, one '
+        "value per input column) for tree models. Off by default: it costs latency (see "
+        "bench/results/explain.md) and shap's memory.",
+    ),
     EnvVar("MLOPS_SERVE_HOST", "host", str, "127.0.0.1", "Address to bind. `--host` overrides."),
     EnvVar("MLOPS_SERVE_PORT", "port", int, 8080, "TCP port. `--port` overrides.", minimum=0),
     EnvVar(
@@ -365,6 +375,7 @@ class Settings:
     load_retry_initial_seconds: float
     load_retry_max_seconds: float
     example_endpoint: bool
+    explain: bool
     host: str
     port: int
     max_body_bytes: int

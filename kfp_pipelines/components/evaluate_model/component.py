@@ -16,6 +16,7 @@ def evaluate_model(
     segment_features: list = ["membership_tier", "preferred_device"],  # noqa: B006
     primary_metric: str = "roc_auc",
     tolerance: float = 0.01,
+    explain_rows: int = 2000,
     enabled: bool = True,
 ) -> bool:
     """ROC AUC, PR AUC and F1 of the candidate on the golden set, overall and per segment, and
@@ -23,7 +24,9 @@ def evaluate_model(
 
     Returns whether the candidate may be promoted: it is not when it is worse than the champion
     on `primary_metric` by more than `tolerance`. The full comparison is written to
-    `evaluation` (JSON) for the registration step and the model card.
+    `evaluation` (JSON) for the registration step and the model card, with the candidate's
+    global feature attributions on at most `explain_rows` golden rows (TreeSHAP for tree models,
+    permutation importance otherwise; kfp_pipelines/lib/explain.py).
     """
     import json
 
@@ -38,6 +41,8 @@ def evaluate_model(
     )
     from kfp_pipelines.components.evaluate_model.logic import decide, evaluate
     from kfp_pipelines.components.train_model.logic import load
+    from kfp_pipelines.data import churn
+    from kfp_pipelines.lib.explain import global_attributions
 
     if not enabled:
         mark_skipped("not enabled (no drift found)", metrics, evaluation)
@@ -62,6 +67,14 @@ def evaluate_model(
         champion = evaluate(champion_model, golden_df, list(segment_features))
         champion_info = {"version": current.version, "run_id": current.run_id}
     promote, reason = decide(candidate, champion, primary_metric, tolerance)
+    explanation = global_attributions(
+        candidate_model,
+        golden_df[churn.FEATURE_NAMES],
+        golden_df[churn.LABEL],
+        rows=explain_rows,
+    )
+    top = ", ".join(row["feature"] for row in explanation["features"][:5])
+    print(f"attributions ({explanation['method']}): top features {top}", flush=True)
 
     for name in ("roc_auc", "pr_auc", "f1"):
         if candidate["overall"][name] is not None:
@@ -76,6 +89,7 @@ def evaluate_model(
         "tolerance": tolerance,
         "promote": promote,
         "reason": reason,
+        "explanation": explanation,
     }
     with open(evaluation.path, "w") as handle:
         json.dump(result, handle, indent=1)

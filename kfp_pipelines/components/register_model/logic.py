@@ -104,6 +104,33 @@ def _log_reference(reference_path: str) -> None:
         mlflow.log_artifact(str(path), artifact_path=folder_name)
 
 
+# Where the attributions go in the registering run's artifacts (the card links the plot).
+EXPLANATION_JSON = "explanation/attributions.json"
+EXPLANATION_PLOT = "explanation/attributions.png"
+
+
+def attribution_metrics(explanation: dict[str, Any]) -> dict[str, float]:
+    """One MLflow metric per input feature: `attribution/<feature>` (the global importance)."""
+    return {f"attribution/{row['feature']}": row["importance"] for row in explanation["features"]}
+
+
+def _log_explanation(explanation: dict[str, Any]) -> None:
+    import tempfile
+    from pathlib import Path
+
+    import mlflow
+
+    from kfp_pipelines.lib.explain import bar_plot
+
+    mlflow.log_dict(explanation, EXPLANATION_JSON)
+    mlflow.log_metrics(attribution_metrics(explanation))
+    mlflow.set_tag("attribution_method", explanation["method"])
+    folder_name, file_name = EXPLANATION_PLOT.rsplit("/", 1)
+    with tempfile.TemporaryDirectory() as folder:
+        path = bar_plot(explanation, str(Path(folder) / file_name))
+        mlflow.log_artifact(path, artifact_path=folder_name)
+
+
 def _fmt(value: Any) -> str:
     return "n/a" if value is None else (f"{value:.4f}" if isinstance(value, float) else str(value))
 
@@ -115,8 +142,11 @@ def model_card(
     training: dict[str, Any],
     tags: dict[str, str],
     alias: str | None,
+    plot_link: str = EXPLANATION_PLOT,
 ) -> str:
-    """The model card (Markdown): what the model is, how good, on what data, from which code."""
+    """The model card (Markdown): what the model is, how good, on what data, from which code,
+    and which features drive it (when the evaluation carries attributions; `plot_link` is
+    where the card's reader finds the bar plot)."""
     candidate = evaluation["candidate"]
     champion = evaluation.get("champion")
     lines = [
@@ -156,6 +186,12 @@ def model_card(
             )
     lines += [
         "",
+    ]
+    if evaluation.get("explanation"):
+        from kfp_pipelines.lib.explain import card_section
+
+        lines += card_section(evaluation["explanation"], plot_link)
+    lines += [
         "## Training",
         "",
         f"- rows: {training['train_rows']} (search on {training['search_rows']})",
@@ -219,8 +255,15 @@ def register(
             skops_trusted_types=SKOPS_TRUSTED_TYPES,
         )
         version = str(info.registered_model_version)
+        if evaluation.get("explanation"):
+            _log_explanation(evaluation["explanation"])
         card = model_card(
-            version=version, evaluation=evaluation, training=training, tags=tags, alias=alias
+            version=version,
+            evaluation=evaluation,
+            training=training,
+            tags=tags,
+            alias=alias,
+            plot_link=f"{run.info.artifact_uri}/{EXPLANATION_PLOT}",
         )
         mlflow.log_text(card, "model_card.md")
         mlflow.log_dict(evaluation, "evaluation.json")

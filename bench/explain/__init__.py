@@ -1,0 +1,1 @@
+"""Latency cost of per-request attributions (`python -m bench.explain`)."""
