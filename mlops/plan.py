@@ -366,6 +366,10 @@ def main(args: argparse.Namespace) -> int:
         # and stderr stays quiet when every object is valid; invalid ones are listed below.
         if args.format != "json":
             print("\n".join(report.lines()))
+    if args.format != "json":
+        from components.images.model import image_lock_advisory
+
+        print(image_lock_advisory())
     if args.render_manifests:
         written = write_manifests(plan, args.render_manifests, report.sources[1:] if report else ())
         print(
