@@ -116,7 +116,7 @@ class Reference:
     @property
     def path(self) -> str:
         """Everything after the host: where the image lives on that registry."""
-        head, _, tail = self.registry.partition("/")
+        _, _, tail = self.registry.partition("/")
         return f"{tail}/{self.repository}" if tail else self.repository
 
 
@@ -243,9 +243,11 @@ CHART_IMAGES: dict[versions.Chart, tuple[ChartImage, ...]] = {
         _kps("docker.io/grafana/grafana:13.1.3", "grafana.image"),
         _kps("quay.io/kiwigrid/k8s-sidecar:2.10.1", "grafana.sidecar.image"),
         _kps("docker.io/library/busybox:1.38.0", "grafana.initChownData.image"),
-        _kps(
+        # kube-state-metrics' `sha` is the whole digest (its template adds no `sha256:`)
+        ChartImage(
             "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.19.1",
             "kube-state-metrics.image",
+            **_block(digest="sha"),
         ),
         # the node exporter chart refuses `sha` and takes `digest` (sha256:<hex>)
         ChartImage(
@@ -621,7 +623,10 @@ def image_lock_advisory(lock: Mapping[str, str | None] | None = None) -> str:
             " `python -m images.lock check` lists them)"
         )
     if stale:
-        line += f"; the lock is out of date with the catalogue ({len(stale)} keys): run `python -m images.lock sync`"
+        line += (
+            f"; the lock is out of date with the catalogue ({len(stale)} keys): "
+            "run `python -m images.lock sync`"
+        )
     unpinnable = sorted({e.ref for e in entries if not e.pinnable})
     if unpinnable:
         line += f"; {len(unpinnable)} cannot be pinned through their chart's values"

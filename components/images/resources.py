@@ -16,7 +16,6 @@ With a policy that changes nothing (no mirror, no digest in the lock) nothing is
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 from collections.abc import Iterable
@@ -76,12 +75,12 @@ def _merge_values(values: Any, overlay: dict[str, Any]) -> Any:
     return merged
 
 
-def kfp_overlay(directory: str, policy: model.ImagePolicy, charts: Path | None = None) -> str:
+def kfp_overlay(directory: str, policy: model.ImagePolicy) -> str:
     """The generated KFP overlay for `directory` (the project's overlay), as a path relative
     to the working directory like the original."""
     source = Path(directory).resolve()
     base = yaml.safe_load((source / "kustomization.yaml").read_text())
-    document = model.kfp_kustomization(base, policy, kfp_arguments(charts))
+    document = model.kfp_kustomization(base, policy, KFP_ARGUMENTS)
     text = (
         f"# Generated from {os.path.relpath(source)} by components/images for this stack's "
         "image policy (mirror, digests); do not edit.\n" + yaml.safe_dump(document, sort_keys=False)
@@ -104,10 +103,6 @@ KFP_ARGUMENTS = {
         "quay.io/argoproj/argoexec:v3.7.3",
     ],
 }
-
-
-def kfp_arguments(charts: Path | None = None) -> dict[str, list[str]]:
-    return KFP_ARGUMENTS
 
 
 def register(policy: model.ImagePolicy, extra_refs: Iterable[str] = ()) -> None:
@@ -158,6 +153,3 @@ def register(policy: model.ImagePolicy, extra_refs: Iterable[str] = ()) -> None:
 
 def policy_for(mirror: str | None) -> model.ImagePolicy:
     return model.ImagePolicy(digests=model.read_lock(), mirror=mirror)
-
-
-__all__ = ["json", "kfp_overlay", "policy_for", "register"]
