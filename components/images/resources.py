@@ -30,6 +30,13 @@ from components.images import model
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 KUSTOMIZE_DIRECTORY = "kubernetes:kustomize/v2:Directory"
 GENERATED_DIR = Path(".mlops") / "kustomize"
+# Rendered by their own rules above, or holding no images (a Secret's data stays untouched).
+SKIPPED = (
+    "kubernetes:helm.sh/",
+    "kubernetes:kustomize",
+    "kubernetes:yaml",
+    "kubernetes:core/v1:Secret",
+)
 
 
 def _replacer(policy: model.ImagePolicy, refs: Iterable[str]):
@@ -137,9 +144,7 @@ def register(policy: model.ImagePolicy, extra_refs: Iterable[str] = ()) -> None:
             props = dict(props)
             props["directory"] = kfp_overlay(directory, policy)
             return pulumi.ResourceTransformationResult(props, args.opts)
-        if args.type_.startswith("kubernetes:") and not args.type_.startswith(
-            ("kubernetes:helm.sh/", "kubernetes:kustomize", "kubernetes:yaml")
-        ):
+        if args.type_.startswith("kubernetes:") and not args.type_.startswith(SKIPPED):
             changed = {
                 key: _rewrite(props[key], replace) for key in ("spec", "data") if props.get(key)
             }
