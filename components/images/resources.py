@@ -4,8 +4,8 @@ everything the program registers, so no component carries image plumbing of its 
 - Helm releases of a pinned chart get `model.chart_values` merged over their own values.
 - The KFP overlay (`kustomize/v2:Directory` on the project's `components/pipelines/kustomize`)
   is replaced by a generated copy with the `images:` transformer and patches
-  (`model.kfp_kustomization`), written under `.mlops/kustomize/` (git-ignored) and named by its
-  content's digest, so the same policy always yields the same folder.
+  (`model.kfp_kustomization`), written under the checkout's `.mlops/kustomize/` (git-ignored)
+  and named by its content's digest, so the same policy always yields the same folder.
 - Every other Kubernetes object has each known image reference (the catalogue's, and the
   images a stack set) replaced wherever it appears in its `spec` or `data` (containers, init
   containers, CR fields, the compiled pipelines the KFP sync Job publishes).
@@ -29,7 +29,9 @@ from components.images import model
 
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 KUSTOMIZE_DIRECTORY = "kubernetes:kustomize/v2:Directory"
-GENERATED_DIR = Path(".mlops") / "kustomize"
+# In the checkout (git-ignored), wherever the program runs from: the same folder for the plan,
+# the renderer and `pulumi up` in deploy/<layer>.
+GENERATED_DIR = Path(__file__).resolve().parents[2] / ".mlops" / "kustomize"
 # Rendered by their own rules above, or holding no images (a Secret's data stays untouched).
 SKIPPED = (
     "kubernetes:helm.sh/",
@@ -96,7 +98,7 @@ def kfp_overlay(directory: str, policy: model.ImagePolicy) -> str:
     folder = GENERATED_DIR / f"kubeflow-pipelines-{digest}"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "kustomization.yaml").write_text(text)
-    return str(folder)
+    return os.path.relpath(folder)  # relative like the overlay it replaces
 
 
 # Upstream's argument lists of the containers a reference patches by argument (a strategic

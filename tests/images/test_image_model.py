@@ -351,3 +351,15 @@ def test_a_protected_stack_refuses_a_floating_tag_it_sets(tmp_path):
 )
 def test_pinned_unprotected_or_default_images_pass(values):
     config.validate(values, "f")
+
+
+def test_the_readme_inputs_table_lists_every_setting():
+    from pathlib import Path
+
+    from components.images import ImagesConfig
+
+    readme = (Path(model.__file__).parent / "README.md").read_text()
+    rows = [line for line in readme.splitlines() if line.startswith("| `images.")]
+    assert [row.split("`")[1] for row in rows] == [
+        f"images.{name}" for name in ImagesConfig.model_fields
+    ]

@@ -171,10 +171,9 @@ def test_with_the_mirror_set_no_image_leaves_it_and_locked_digests_are_pinned(
     lock_file = tmp_path / "image_lock.json"
     lock_file.write_text(json.dumps({"images": lock}))
     monkeypatch.setattr(model, "LOCK_FILE", lock_file)
-    monkeypatch.chdir(tmp_path)  # the generated KFP overlay goes to ./.mlops
     path = _stack_with_mirror(stack, tmp_path)
     stack_plan = plan.build_plan(stack, path)
-    report = render.check(stack_plan.resources, plan.kubernetes_objects(stack_plan), root=tmp_path)
+    report = render.check(stack_plan.resources, plan.kubernetes_objects(stack_plan))
     assert report.problems == []
     images = list(every_image(report))
     assert len(images) > 10
