@@ -101,21 +101,27 @@ def kfp_overlay(directory: str, policy: model.ImagePolicy) -> str:
     return os.path.relpath(folder)  # relative like the overlay it replaces
 
 
-# Upstream's argument lists of the containers a reference patches by argument (a strategic
-# merge patch replaces the list whole): workflow-controller at Argo v3.7.3 as KFP 2.16.1's
-# third-party/argo/base/workflow-controller-deployment-patch.yaml sets it.
+# The argument lists of the containers a reference patches by argument, exactly as the pinned
+# build renders them (a strategic merge patch replaces the list whole; a render test keeps this
+# equal): workflow-controller from KFP 2.16.1's third-party/argo/base/
+# workflow-controller-deployment-patch.yaml plus `--namespaced` from its namespaced install.
 KFP_ARGUMENTS = {
     "workflow-controller": [
         "--configmap",
         "workflow-controller-configmap",
         "--executor-image",
         "quay.io/argoproj/argoexec:v3.7.3",
+        "--namespaced",
     ],
 }
 
 
 def register(policy: model.ImagePolicy, extra_refs: Iterable[str] = ()) -> None:
-    """Apply `policy` to every resource registered from now on in this program."""
+    """Apply `policy` to every resource registered from now on in this program.
+
+    Idempotent: a transformation this function registered before on the same root (an earlier
+    layer or plan in one process, as `mlops plan` runs them) is replaced, never stacked."""
+    _unregister()
     if not policy.active:
         return
     refs = {entry.ref for entry in model.catalogue()} | set(extra_refs)
@@ -143,6 +149,8 @@ def register(policy: model.ImagePolicy, extra_refs: Iterable[str] = ()) -> None:
             directory = str(props.get("directory") or "")
             if "://" in directory or not (Path(directory) / "kustomization.yaml").is_file():
                 return None  # upstream's cluster-scoped resources: CRDs and RBAC, no images
+            if Path(directory).resolve().is_relative_to(GENERATED_DIR):
+                return None  # generated already
             props = dict(props)
             props["directory"] = kfp_overlay(directory, policy)
             return pulumi.ResourceTransformationResult(props, args.opts)
@@ -155,7 +163,16 @@ def register(policy: model.ImagePolicy, extra_refs: Iterable[str] = ()) -> None:
             return pulumi.ResourceTransformationResult({**props, **changed}, args.opts)
         return None
 
+    transformation._mlops_images = True  # type: ignore[attr-defined]
     pulumi.runtime.register_stack_transformation(transformation)
+
+
+def _unregister() -> None:
+    root = pulumi.runtime.get_root_resource()
+    if root is not None and root._transformations:
+        root._transformations = [
+            t for t in root._transformations if not getattr(t, "_mlops_images", False)
+        ]
 
 
 def policy_for(mirror: str | None) -> model.ImagePolicy:

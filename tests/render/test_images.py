@@ -195,3 +195,41 @@ def test_with_the_mirror_set_no_image_leaves_it_and_locked_digests_are_pinned(
         elif ref.key not in OWN | unpinnable:
             unpinned.append(f"{where}: {image}")
     assert sorted(set(unpinned)) == []
+
+
+def test_the_kfp_argument_lists_patched_whole_are_upstreams(default_reports):
+    """A strategic merge patch replaces `args` whole: the copy in resources.KFP_ARGUMENTS must
+    be exactly what the pinned release renders, or a mirror would drop an argument."""
+    from components.images.resources import KFP_ARGUMENTS
+
+    (source,) = [
+        s for s in default_reports["prod"].sources if s.source.endswith("platform-agnostic")
+    ]
+    rendered = {
+        container["name"]: container.get("args", [])
+        for obj in source.objects
+        if obj["kind"] == "Deployment"
+        for container in obj["spec"]["template"]["spec"]["containers"]
+    }
+    assert {name: rendered[name] for name in KFP_ARGUMENTS} == KFP_ARGUMENTS
+
+
+def test_a_plan_after_a_mirrored_one_in_the_same_process_is_not_mirrored(tmp_path):
+    """`mlops plan` runs layers (and tests run stacks) in one process: the image transformation
+    of one program must not reach the next one's resources."""
+
+    def kfp_directory_and_images(stack_plan: plan.Plan) -> tuple[str, set[str]]:
+        (kfp,) = [r for r in stack_plan.resources if r.name.endswith("platform-agnostic")]
+        images = {
+            image for obj in plan.kubernetes_objects(stack_plan) for _, image in field_images(obj)
+        }
+        return kfp.inputs["directory"], images
+
+    mirrored = kfp_directory_and_images(
+        plan.build_plan("local", _stack_with_mirror("local", tmp_path))
+    )
+    default = kfp_directory_and_images(plan.build_plan("local", plan.stack_file_path("local")))
+    assert ".mlops" in mirrored[0] and all(i.startswith(f"{MIRROR}/") for i in mirrored[1])
+    assert default[0] == "components/pipelines/kustomize"
+    assert versions.POSTGRES_IMAGE in default[1]
+    assert not any(i.startswith(MIRROR) for i in default[1])
