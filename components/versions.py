@@ -43,6 +43,11 @@ KUBE_PROMETHEUS_STACK = Chart(
     version="88.3.0",
 )
 
+# Third-party images are pinned by digest in components/image_lock.json (reference -> digest),
+# which images/lock.py fills from the registries (.github/workflows/image-lock.yml); the stack
+# setting `images.mirror` moves every image to a mirror (components/images).
+IMAGE_LOCK_FILE = "components/image_lock.json"
+
 # The project's own images, built by images/build.py and released by
 # .github/workflows/release.yml, which pins them here by digest (images/pin_digests.py rewrites
 # these two literals to `<repo>:<tag>@sha256:<digest>`). The tag follows pyproject's version.
@@ -55,9 +60,12 @@ PLATFORM_IMAGE = "ghcr.io/mlops-platform/platform:0.1.0"
 MLFLOW_IMAGE = "ghcr.io/mlflow/mlflow:v3.17.0-full"
 
 # PostgreSQL major version of MLflow's backend store: RDS engine version, Cloud SQL
-# POSTGRES_<n>, and the official image locally (tags from docker-library/postgres versions.json).
+# POSTGRES_<n>, and the official image locally. 17.11 is the newest 17.x the official image
+# publishes in docker-library/official-images library/postgres (commit 37079fb3, 2026-08-21:
+# "Tags: 17.11, 17, 17.11-trixie, 17-trixie"); 17.9 was February's out-of-cycle release, with
+# 17.10 (May 2026, eleven CVEs) and 17.11 after it. Check that file again before a release.
 POSTGRES_MAJOR_VERSION = 17
-POSTGRES_IMAGE = "postgres:17.9-trixie"
+POSTGRES_IMAGE = "postgres:17.11-trixie"
 
 # Strimzi Kafka operator, the official chart as its 1.2.0 README installs it (OCI on Quay). 1.2.0
 # installs the CRDs of ../shared/crds/strimzi-1.2.0 (identical to tag 1.2.0's
@@ -104,6 +112,10 @@ FEAST_VERSION = "0.66.0"
 FEAST_FEATURE_SERVER_IMAGE = f"quay.io/feastdev/feature-server:{FEAST_VERSION}"
 # Online store engines: ElastiCache for Valkey (major.minor; ElastiCache applies patches),
 # Memorystore for Redis, and the official redis image locally (library/redis tag, Debian trixie).
+# 8.10.2 is the newest 8.10 patch: redis/redis 8.10 branch 00-RELEASENOTES, "Redis 8.10.2
+# Released Thu 17 Sep 2026" (SECURITY urgency); the official image's 8.10.x-trixie tags come
+# from redis/docker-library-redis (official-images library/redis lists 8.10.1-trixie at its
+# 2026-08-21 commit 37079fb3, before 8.10.2 was out).
 ELASTICACHE_VALKEY_VERSION = "8.0"
 MEMORYSTORE_REDIS_VERSION = "REDIS_7_2"
 REDIS_IMAGE = "redis:8.10.2-trixie"

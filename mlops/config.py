@@ -26,6 +26,7 @@ from components.feast.model import config_problems as feast_problems
 from components.gpu import GpuPools, pool_problems
 from components.identity import WorkloadIdentityConfig
 from components.identity.model import check_buckets, check_identity_name
+from components.images import ImagesConfig, floating_problems
 from components.kafka import KafkaConfig, ManagedKafkaConfig, MskConfig, StrimziConfig
 from components.kafka.model import cloud_problems as kafka_problems
 from components.kafka.model import msk_client_subnets
@@ -185,6 +186,10 @@ class PlatformConfig(StrictModel):
         default_factory=KafkaConfig,
         description="Kafka and its topics: MSK on AWS, Managed Kafka on GCP, Strimzi locally.",
     )
+    images: ImagesConfig = Field(
+        default_factory=ImagesConfig,
+        description="Where images are pulled from: an optional mirror registry for every image.",
+    )
     mesh: MeshConfig = Field(
         default_factory=MeshConfig,
         description="Istio service mesh (mTLS between workloads, canary routing for serving).",
@@ -266,6 +271,8 @@ class PlatformConfig(StrictModel):
                 problems.append((path, message))
         problems += self._serving_problems()
         problems += self._consumer_problems()
+        if self.protect_stateful:  # production: what the stack file sets is pinned by digest
+            problems += floating_problems(self)
         return problems
 
     def _consumer_problems(self) -> list[tuple[str, str]]:

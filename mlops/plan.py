@@ -374,6 +374,9 @@ def main(args: argparse.Namespace) -> int:
         if args.format != "json":
             print("\n".join(report.lines()))
     if args.format != "json":
+        from components.images.model import image_lock_advisory
+
+        print(image_lock_advisory())
         # Right before the diff and policies: the PR comment shows from here on.
         render_cost = cost.render_markdown if args.format == "markdown" else cost.render_text
         print(render_cost(estimate, cost_change))

@@ -30,6 +30,8 @@ from components.feast import FeatureStore, FeatureStoreArgs
 from components.gpu import GpuNodePools, GpuNodePoolsArgs
 from components.identity import WorkloadIdentity, WorkloadIdentityArgs
 from components.identity.model import credentials_secret_name
+from components.images import model as images_model
+from components.images import resources as images_resources
 from components.kafka import (
     KafkaClient,
     KafkaClientArgs,
@@ -88,6 +90,11 @@ def main(layer: str | None = None) -> None:
         # RunError is reported by the engine as a clean message, without a Python stack trace,
         # and nothing has been registered yet.
         raise pulumi.RunError(str(exc)) from None
+    # The stack's image policy (lock digests, mirror) applies to everything registered below.
+    images_resources.register(
+        images_resources.policy_for(platform.images.mirror),
+        [value for _, value, _ in images_model.configured_images(platform)],
+    )
     COMPOSERS[layer](platform)
 
 
