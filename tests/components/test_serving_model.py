@@ -208,7 +208,8 @@ def test_defaults_follow_the_server_registry():
             {"server_settings": {"max_batch": 64}},
             "server_settings: Value error, unknown model-server setting 'max_batch'; known: "
             "batch_wait_ms, body_timeout_seconds, drift_window_rows, explain, "
-            "header_timeout_seconds, idle_timeout_seconds, inference_threads, kafka_aws_region, kafka_buffer_messages, "
+            "header_timeout_seconds, idle_timeout_seconds, inference_threads, kafka_aws_region, "
+            "kafka_buffer_messages, "
             "kafka_ca_file, kafka_sasl_mechanism, kafka_sasl_username, kafka_security_protocol, "
             "load_retry_initial_seconds, load_retry_max_seconds, log_level, max_batch_rows, "
             "max_body_bytes, max_connections, prediction_file, prediction_file_backups, "
