@@ -237,9 +237,10 @@ def markdown(result: dict[str, Any]) -> str:
         f"Load before: `{result['uptime_before']}`  ",
         f"Load after: `{result['uptime_after']}`",
         "",
-        "The machine (2 cores) is shared by about 8 sessions: absolute figures are inflated and "
-        "noisy; plain and explained requests alternate, so their difference is the fairer "
-        "number. One client, single-row requests, kept-alive connection, client-side time. "
+        "The machine may be shared with other work (load above): absolute figures are then "
+        "inflated and noisy; plain and explained requests alternate, so their difference is "
+        "the fairer number. One client, single-row requests, kept-alive connection, "
+        "client-side time. "
         "The plain churn requests take the server's compiled fast path; the explained ones also "
         "build a one-row DataFrame and run the sklearn preprocessing: the in-process columns "
         "split one row's attributions into that part and TreeSHAP itself.",
