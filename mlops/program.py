@@ -180,6 +180,8 @@ def compose_platform(platform: config.PlatformConfig) -> None:
             parameter_defaults={
                 "tracking_uri": mlflow_tracking_uri(platform.mlflow.namespace),
                 "bucket_uri": store.bucket_uris[platform.loop.bucket],
+                # One detector config for the alert, the runs it starts and the schedules.
+                "drift_config": platform.loop.drift_monitor.settings.detector.model_dump_json(),
             },
         ),
     )

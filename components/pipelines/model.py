@@ -145,6 +145,8 @@ def pipeline_inputs(pipeline: str) -> dict[str, PipelineInput]:
 PLATFORM_PARAMETERS: dict[str, str] = {
     "tracking_uri": "the platform's MLflow tracking server (in-cluster URL)",
     "bucket_uri": "the datasets bucket the prediction-log consumer writes its windows to",
+    "drift_config": "the drift detector's settings (loop.drift_monitor.settings), so a scheduled "
+    "check decides exactly as the drift alert does",
 }
 
 

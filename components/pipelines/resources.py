@@ -36,8 +36,8 @@ class KubeflowPipelinesArgs:
     storage: ArtifactStore
     kubernetes: k8s.Provider
     identities: Mapping[str, WorkloadIdentityConfig] = field(default_factory=dict)
-    # Values of `model.PLATFORM_PARAMETERS` (tracking_uri, bucket_uri) for the schedules whose
-    # pipelines declare them; a schedule's own `parameters` win.
+    # Values of `model.PLATFORM_PARAMETERS` (tracking_uri, bucket_uri, drift_config) for the
+    # schedules whose pipelines declare them; a schedule's own `parameters` win.
     parameter_defaults: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
 
 
