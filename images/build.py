@@ -70,8 +70,8 @@ class Image:
 
 
 IMAGES = {
-    "model-server": Image("model-server", REPO / "serving_images" / "model_server" / "Dockerfile"),
-    "platform": Image("platform", REPO / "kfp_pipelines" / "Dockerfile"),
+    "model-server": Image("model-server", REPO / "mlops_platform" / "model_server" / "Dockerfile"),
+    "platform": Image("platform", REPO / "mlops_platform" / "pipelines" / "Dockerfile"),
 }
 
 

@@ -1,7 +1,7 @@
-"""The image lock (components/image_lock.json): every third-party image the platform deploys,
+"""The image lock (mlops_platform/components/image_lock.json): every third-party image the platform deploys,
 normalized reference -> `sha256:` digest (null until resolved).
 
-    python -m images.lock sync       # keys = the catalogue (components/images/model.py)
+    python -m images.lock sync       # keys = the catalogue (mlops_platform/components/images/model.py)
     python -m images.lock resolve    # fill digests from the registries (crane, else HTTP API)
     python -m images.lock check      # fail if the keys are stale; report unpinned entries
     python -m images.lock mirror --mirror registry.example.com/mirror   # copies to make
@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script by the workflow
     sys.path.insert(0, str(REPO))
 
-from components.images import model  # noqa: E402
+from mlops_platform.components.images import model  # noqa: E402
 
 MANIFEST_TYPES = ", ".join(
     (

@@ -1,4 +1,4 @@
-"""Pin the released images by digest in the one version file (components/versions.py).
+"""Pin the released images by digest in the one version file (mlops_platform/components/versions.py).
 
     python images/pin_digests.py --tag 0.1.0 \
         model-server=sha256:<64 hex> platform=sha256:<64 hex>
@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-VERSION_FILE = REPO / "components" / "versions.py"
+VERSION_FILE = REPO / "mlops_platform" / "components" / "versions.py"
 REGISTRY = "ghcr.io/mlops-platform"
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 # A tag as the OCI distribution spec allows it.

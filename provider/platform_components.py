@@ -31,11 +31,11 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pydantic import BaseModel, ValidationError
 
-from components.cloud import AwsCloud, GcpCloud, LocalCloud
-from components.identity import WorkloadIdentity as IdentityComponent
-from components.identity import WorkloadIdentityArgs as IdentityComponentArgs
-from components.identity import WorkloadIdentityConfig
-from components.mlflow import (
+from mlops_platform.components.cloud import AwsCloud, GcpCloud, LocalCloud
+from mlops_platform.components.identity import WorkloadIdentity as IdentityComponent
+from mlops_platform.components.identity import WorkloadIdentityArgs as IdentityComponentArgs
+from mlops_platform.components.identity import WorkloadIdentityConfig
+from mlops_platform.components.mlflow import (
     AuthConfig,
     CloudSqlConfig,
     MlflowConfig,
@@ -43,9 +43,9 @@ from components.mlflow import (
     TrackingServer,
     TrackingServerArgs,
 )
-from components.namespaces import WorkloadNamespaces, WorkloadNamespacesArgs
-from components.network import Network
-from components.serving import (
+from mlops_platform.components.namespaces import WorkloadNamespaces, WorkloadNamespacesArgs
+from mlops_platform.components.network import Network
+from mlops_platform.components.serving import (
     CanaryConfig,
     FlaggerWiring,
     ModelDeployment,
@@ -54,7 +54,12 @@ from components.serving import (
     ProgressiveConfig,
     TrackConfig,
 )
-from components.storage import BucketConfig, ObjectStore, ObjectStoreArgs, StorageConfig
+from mlops_platform.components.storage import (
+    BucketConfig,
+    ObjectStore,
+    ObjectStoreArgs,
+    StorageConfig,
+)
 
 PACKAGE = "mlops-platform"
 DISTRIBUTION = "mlops-platform"
@@ -374,7 +379,7 @@ class _Buckets:
 
 @dataclass(frozen=True)
 class _Cluster:
-    """What `WorkloadIdentity` reads from a cluster (`components.identity.ClusterIdentity`)."""
+    """What `WorkloadIdentity` reads from a cluster (`mlops_platform.components.identity.ClusterIdentity`)."""
 
     oidc_provider_arn: Any
     oidc_issuer: Any
@@ -457,7 +462,7 @@ def _database(component: str, kind: CloudKind, args: Mapping[str, Any]) -> Any:
 def _network(
     component: str, kind: CloudKind, cloud: Any, args: Mapping[str, Any]
 ) -> Network | None:
-    """The one network hand-off (components/network.py) from the flat inputs."""
+    """The one network hand-off (mlops_platform/components/network.py) from the flat inputs."""
     if kind is CloudKind.LOCAL:
         return None
     needed = {

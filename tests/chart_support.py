@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from components.versions import Chart
+from mlops_platform.components.versions import Chart
 
 
 def chart_defaults(charts_dir: Path, chart: Chart) -> dict[str, Any]:

@@ -43,7 +43,7 @@ from bench.serving.__main__ import free_port, wait_ready  # noqa: E402
 
 WORKER = """
 import json, re, sys, time
-from kfp_pipelines.components.batch_score.logic import score_file
+from mlops_platform.pipelines.components.batch_score.logic import score_file
 started = time.perf_counter()
 summary = score_file(sys.argv[1], sys.argv[2], sys.argv[3])
 seconds = time.perf_counter() - started
@@ -55,8 +55,8 @@ print(json.dumps({"rows": summary.rows, "seconds": seconds, "scoring_seconds": s
 
 
 def churn_kind(rows: int, seed: int) -> tuple[Any, Any, Any]:
-    from kfp_pipelines.components.train_model.logic import build_model
-    from kfp_pipelines.data import churn
+    from mlops_platform.pipelines.components.train_model.logic import build_model
+    from mlops_platform.pipelines.data import churn
 
     train = churn.generate(100_000, seed=seed)
     model = build_model({"learning_rate": 0.1, "max_leaf_nodes": 31}, seed)

@@ -48,8 +48,8 @@ from scenarios import (  # noqa: E402
     sample,
 )
 
-from kfp_pipelines.data import churn  # noqa: E402
-from kfp_pipelines.lib import drift as detector  # noqa: E402
+from mlops_platform.pipelines.data import churn  # noqa: E402
+from mlops_platform.pipelines.lib import drift as detector  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 WORK = ROOT / "bench" / ".work" / "drift"

@@ -11,7 +11,7 @@ Data sets (each row set is drawn fresh, so a no-drift pair is two samples of one
   category at 0.03 % (the real table's ISLAND).
 - `classification`: sklearn's `make_classification` (correlated informative and redundant
   features), some columns rounded to integers and one binned into a categorical.
-- `churn`: the project's own generator (kfp_pipelines/data/churn.py, 47 features, December
+- `churn`: the project's own generator (mlops_platform/pipelines/data/churn.py, 47 features, December
   peak / Black Friday / June trough), trend switched off: a stationary seasonal process for the
   seasonal no-drift controls (one-month slices and a later full year against a yearly reference).
 

@@ -47,8 +47,8 @@ def uptime() -> str:
 
 
 def churn_model(rows: int, seed: int) -> tuple[Any, Any]:
-    from kfp_pipelines.components.train_model.logic import build_model
-    from kfp_pipelines.data import churn
+    from mlops_platform.pipelines.components.train_model.logic import build_model
+    from mlops_platform.pipelines.data import churn
 
     df = churn.generate(rows, seed=seed)
     x, y = df[churn.FEATURE_NAMES], df[churn.LABEL]
@@ -107,7 +107,7 @@ def serve(model_path: Path, workdir: Path) -> tuple[subprocess.Popen[bytes], int
         [
             sys.executable,
             "-m",
-            "mlops.cli",
+            "mlops_platform.cli",
             "serve",
             "--model-uri",
             str(model_path),
@@ -145,7 +145,7 @@ def percentiles(ms: list[float]) -> dict[str, float]:
 
 
 def measure(name: str, model: Any, x: Any, requests: int, workdir: Path) -> dict[str, Any]:
-    from serving_images.model_server.explain import TreeAttributor
+    from mlops_platform.model_server.explain import TreeAttributor
 
     path = workdir / name
     save(model, x, path)

@@ -115,9 +115,9 @@ def _lightgbm(rows: int, seed: int) -> Any:
 
 
 def _churn(rows: int, seed: int) -> Any:
-    from kfp_pipelines.components.train_model.logic import build_model
-    from kfp_pipelines.data import churn
-    from kfp_pipelines.lib.drift import reference_profile
+    from mlops_platform.pipelines.components.train_model.logic import build_model
+    from mlops_platform.pipelines.data import churn
+    from mlops_platform.pipelines.lib.drift import reference_profile
 
     df = churn.generate(rows, seed=seed)
     x = df[churn.FEATURE_NAMES]

@@ -72,9 +72,9 @@ def main() -> int:
     parser.add_argument("--output", type=Path, default=REPO / "bench" / "results" / "training")
     args = parser.parse_args()
 
-    from kfp_pipelines.data import churn
-    from kfp_pipelines.demo import mlflow_server, run_pipeline
-    from kfp_pipelines.pipelines.training import training_pipeline
+    from mlops_platform.pipelines.data import churn
+    from mlops_platform.pipelines.demo import mlflow_server, run_pipeline
+    from mlops_platform.pipelines.pipelines.training import training_pipeline
 
     load_before = os.getloadavg()
     with (

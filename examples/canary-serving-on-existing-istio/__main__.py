@@ -16,14 +16,14 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from components.delivery import (
+from mlops_platform.components.delivery import (
     DeliveryConfig,
     ProgressiveDelivery,
     ProgressiveDeliveryArgs,
     load_tester_url,
 )
-from components.namespaces import WorkloadNamespaces, WorkloadNamespacesArgs
-from components.serving import (
+from mlops_platform.components.namespaces import WorkloadNamespaces, WorkloadNamespacesArgs
+from mlops_platform.components.serving import (
     FlaggerWiring,
     ModelDeployment,
     ModelDeploymentArgs,

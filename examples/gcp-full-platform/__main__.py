@@ -1,5 +1,5 @@
 """The whole platform on GCP from scratch, from a small inline config: the same composition as
-the project's own program (`mlops.program`), in its three layers.
+the project's own program (`mlops_platform.program`), in its three layers.
 
 Each of `infra/`, `platform/` and `ml/` is a Pulumi project (`mlops-infra`, `mlops-platform`,
 `mlops-ml`) whose program is this file: it validates `PLATFORM` once, exactly as a stack file
@@ -15,7 +15,7 @@ from typing import Any
 
 import pulumi
 
-from mlops import config, handoff, program
+from mlops_platform import config, handoff, program
 
 
 def platform_config(project: str, region: str) -> dict[str, Any]:

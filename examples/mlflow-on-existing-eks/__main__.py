@@ -19,13 +19,22 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from components.cloud import AwsCloud
-from components.cluster import eks_kubeconfig
-from components.identity import WorkloadIdentity, WorkloadIdentityArgs, WorkloadIdentityConfig
-from components.mlflow import MlflowConfig, TrackingServer, TrackingServerArgs
-from components.namespaces import WorkloadNamespaces, WorkloadNamespacesArgs
-from components.network import Network
-from components.storage import BucketConfig, ObjectStore, ObjectStoreArgs, StorageConfig
+from mlops_platform.components.cloud import AwsCloud
+from mlops_platform.components.cluster import eks_kubeconfig
+from mlops_platform.components.identity import (
+    WorkloadIdentity,
+    WorkloadIdentityArgs,
+    WorkloadIdentityConfig,
+)
+from mlops_platform.components.mlflow import MlflowConfig, TrackingServer, TrackingServerArgs
+from mlops_platform.components.namespaces import WorkloadNamespaces, WorkloadNamespacesArgs
+from mlops_platform.components.network import Network
+from mlops_platform.components.storage import (
+    BucketConfig,
+    ObjectStore,
+    ObjectStoreArgs,
+    StorageConfig,
+)
 
 NAME = "mlflow"
 ARTIFACTS = "artifacts"
@@ -80,7 +89,7 @@ def settings() -> Settings:
 
 @dataclass(frozen=True)
 class AdoptedEksCluster:
-    """What `WorkloadIdentity` needs from a cluster (`components.identity.ClusterIdentity`),
+    """What `WorkloadIdentity` needs from a cluster (`mlops_platform.components.identity.ClusterIdentity`),
     read from the existing one."""
 
     oidc_provider_arn: pulumi.Input[str]

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 PACK_DIR = Path(__file__).resolve().parents[1]
-# How `mlops plan` prints a value only the provider will know (mlops/mocks.py UNKNOWN_MASK).
+# How `mlops plan` prints a value only the provider will know (mlops_platform/mocks.py UNKNOWN_MASK).
 PLAN_UNKNOWN = "(known after apply)"
 
 

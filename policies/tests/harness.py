@@ -42,7 +42,7 @@ DELETE = object()
 def load_plan(stack: str, rendered: bool = False) -> dict[str, Any]:
     """A stack's plan; with `rendered`, plus every object of its Helm releases and kustomize
     trees as `mlops plan --policies` hands them over (`fixtures/rendered/<stack>.json`, made by
-    `python -m mlops.governance rendered-fixture <stack>`)."""
+    `python -m mlops_platform.governance rendered-fixture <stack>`)."""
     plan = json.loads((FIXTURES / f"{stack}.json").read_text())
     if rendered:
         plan["resources"] += load_rendered(stack)

@@ -6,7 +6,7 @@ import pulumi
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from mlops import mocks
+from mlops_platform import mocks
 
 # Inputs whose keys are the user's own (tags, labels, Helm values, a StorageClass's driver
 # `parameters` such as the EBS CSI driver's `tagSpecification_<n>`), not provider property names.

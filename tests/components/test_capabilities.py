@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components import versions
-from components.capabilities import catalog
-from components.capabilities.model import (
+from mlops_platform.components import versions
+from mlops_platform.components.capabilities import catalog
+from mlops_platform.components.capabilities.model import (
     METRICS_API,
     Inventory,
     Need,
@@ -25,8 +25,8 @@ from components.capabilities.model import (
     provisioner,
     storage_class,
 )
-from components.capabilities.plan import resource_inventory, unmet
-from mlops.manifests import _CrdLoader
+from mlops_platform.components.capabilities.plan import resource_inventory, unmet
+from mlops_platform.manifests import _CrdLoader
 
 DEFAULT = storage_class(None)
 
@@ -576,7 +576,7 @@ def test_kfp_claims_take_the_default_class(charts_dir):
         claim = yaml.safe_load(path.read_text())
         assert claim["metadata"]["name"] == name
         assert [n.capability for n in object_needs(claim)] == [DEFAULT], name
-    declared = catalog.KUSTOMIZE["components/pipelines/kustomize"].needs
+    declared = catalog.KUSTOMIZE["mlops_platform/components/pipelines/kustomize"].needs
     assert [where for cap, where in declared if cap == DEFAULT] == [
         f"PersistentVolumeClaim {name}" for name in claims
     ]
@@ -590,5 +590,5 @@ def test_readme_table_of_cluster_baselines_is_current():
     readme = Path(catalog.__file__).with_name("README.md").read_text()
     table = readme.split("<!-- baselines:start -->\n")[1].split("\n<!-- baselines:end -->")[0]
     assert table == catalog.render_baselines(versions.KUBERNETES_VERSION), (
-        "components/capabilities/README.md is stale: paste catalog.render_baselines()"
+        "mlops_platform/components/capabilities/README.md is stale: paste catalog.render_baselines()"
     )

@@ -7,17 +7,21 @@ import pytest
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
-from components.cloud import Cloud
-from components.cluster import model
-from components.cluster.model import (
+from mlops_platform.components.cloud import Cloud
+from mlops_platform.components.cluster import model
+from mlops_platform.components.cluster.model import (
     ClusterConfig,
     NetworkConfig,
     NodePoolSpec,
     SystemPoolConfig,
     Taint,
 )
-from components.gpu.model import GpuPools
-from components.versions import CLUSTER_AUTOSCALER, EKS_ADDON_VERSIONS, KUBERNETES_VERSION
+from mlops_platform.components.gpu.model import GpuPools
+from mlops_platform.components.versions import (
+    CLUSTER_AUTOSCALER,
+    EKS_ADDON_VERSIONS,
+    KUBERNETES_VERSION,
+)
 
 
 def _error(cls, data) -> str:
@@ -535,8 +539,8 @@ def test_eks_addons_for_an_unpinned_minor_is_an_error():
         model.eks_addon_specs("1.34")
     assert str(info.value) == (
         f"cluster.kubernetes_version: 1.34 has no pinned EKS add-on versions "
-        f"(components/versions.py EKS_ADDON_VERSIONS is for {KUBERNETES_VERSION}); pin the "
-        "add-ons for it in the same change"
+        f"(mlops_platform/components/versions.py EKS_ADDON_VERSIONS is for {KUBERNETES_VERSION}); "
+        "pin the add-ons for it in the same change"
     )
 
 

@@ -6,10 +6,14 @@ import pulumi
 import pytest
 from component_support import named, untranslated_keys
 
-from components.cloud import AwsCloud, GcpCloud, LocalCloud
-from components.cluster import ClusterConfig, KubernetesCluster, KubernetesClusterArgs
-from components.versions import EKS_ADDON_VERSIONS
-from mlops import manifests, mocks
+from mlops_platform import manifests, mocks
+from mlops_platform.components.cloud import AwsCloud, GcpCloud, LocalCloud
+from mlops_platform.components.cluster import (
+    ClusterConfig,
+    KubernetesCluster,
+    KubernetesClusterArgs,
+)
+from mlops_platform.components.versions import EKS_ADDON_VERSIONS
 
 # maps whose keys the user chooses (labels, tags, Helm values): not provider property names
 AWS = AwsCloud(type="aws", region="us-east-1", tags={"owner": "ml-platform"})

@@ -8,10 +8,15 @@ import pulumi_kubernetes as k8s
 import pytest
 from pydantic import ValidationError
 
-from components import versions
-from components.delivery import DeliveryConfig, ProgressiveDelivery, ProgressiveDeliveryArgs, model
-from components.kube import restricted_container_security
-from mlops import manifests, mocks
+from mlops_platform import manifests, mocks
+from mlops_platform.components import versions
+from mlops_platform.components.delivery import (
+    DeliveryConfig,
+    ProgressiveDelivery,
+    ProgressiveDeliveryArgs,
+    model,
+)
+from mlops_platform.components.kube import restricted_container_security
 from tests.chart_support import chart_defaults, unknown_keys
 
 PROMETHEUS = "http://monitoring-prometheus.monitoring.svc.cluster.local:9090"

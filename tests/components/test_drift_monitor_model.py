@@ -8,11 +8,11 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from components.drift_monitor import model
-from components.drift_monitor.model import DriftMonitorConfig
-from kfp_pipelines.lib.drift import DriftSettings
-from kfp_pipelines.loop.monitor_settings import MonitorSettings
-from mlops import manifests
+from mlops_platform import manifests
+from mlops_platform.components.drift_monitor import model
+from mlops_platform.components.drift_monitor.model import DriftMonitorConfig
+from mlops_platform.pipelines.lib.drift import DriftSettings
+from mlops_platform.pipelines.loop.monitor_settings import MonitorSettings
 
 BUCKET = "s3://mlops-prod-datasets"
 TRACKING = "http://mlflow.mlflow.svc.cluster.local:5000"
@@ -61,7 +61,7 @@ def test_the_env_is_what_the_monitor_reads_and_carries_the_shared_settings():
     )
     assert settings.drift.detector.min_ks == 0.05
     assert (settings.bucket_uri, settings.tracking_uri) == (BUCKET, TRACKING)
-    assert container["command"] == ["python", "-m", "kfp_pipelines.loop.monitor"]
+    assert container["command"] == ["python", "-m", "mlops_platform.pipelines.loop.monitor"]
     assert container["envFrom"] == [{"secretRef": {"name": "mlflow-client-credentials"}}]
     assert json.loads(env["MLOPS_DRIFT_MONITOR_SETTINGS"])["window_hours"] == 72
 
@@ -117,8 +117,8 @@ def test_models_default_to_the_served_ones_and_none_is_an_error():
 def test_the_readme_settings_table_is_the_registry():
     from pathlib import Path
 
-    from kfp_pipelines.loop.monitor_settings import REGISTRY
-    from serving_images.model_server.settings import markdown_table
+    from mlops_platform.model_server.settings import markdown_table
+    from mlops_platform.pipelines.loop.monitor_settings import REGISTRY
 
-    readme = Path(__file__).parents[2] / "kfp_pipelines" / "loop" / "README.md"
+    readme = Path(__file__).parents[2] / "mlops_platform" / "pipelines" / "loop" / "README.md"
     assert markdown_table(REGISTRY) in readme.read_text(), "regenerate with markdown_table()"

@@ -5,11 +5,11 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from components import versions
-from components.feast import model
-from components.feast.model import FeastConfig
-from components.identity.model import WorkloadIdentityConfig
-from mlops import manifests
+from mlops_platform import manifests
+from mlops_platform.components import versions
+from mlops_platform.components.feast import model
+from mlops_platform.components.feast.model import FeastConfig
+from mlops_platform.components.identity.model import WorkloadIdentityConfig
 
 CA = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 ADDRESSES = {

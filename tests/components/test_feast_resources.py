@@ -10,10 +10,10 @@ import pytest
 import yaml
 from pulumi.runtime.sync_await import _sync_await
 
-from components.cloud import AwsCloud, GcpCloud, LocalCloud
-from components.feast import FeastConfig, FeatureStore, FeatureStoreArgs, model
-from components.network import Network
-from mlops import manifests, mocks
+from mlops_platform import manifests, mocks
+from mlops_platform.components.cloud import AwsCloud, GcpCloud, LocalCloud
+from mlops_platform.components.feast import FeastConfig, FeatureStore, FeatureStoreArgs, model
+from mlops_platform.components.network import Network
 from tests.components.component_support import (
     named,
     output_value,

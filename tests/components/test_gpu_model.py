@@ -3,10 +3,10 @@
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from components.cloud import AwsCloud, GcpCloud, LocalCloud
-from components.cluster.model import NodePoolSpec, Taint
-from components.gpu import model
-from components.gpu.model import GpuPoolConfig, GpuPools
+from mlops_platform.components.cloud import AwsCloud, GcpCloud, LocalCloud
+from mlops_platform.components.cluster.model import NodePoolSpec, Taint
+from mlops_platform.components.gpu import model
+from mlops_platform.components.gpu.model import GpuPoolConfig, GpuPools
 
 POOLS = TypeAdapter(GpuPools)
 AWS = AwsCloud(type="aws", region="us-east-1")

@@ -3,11 +3,15 @@
 import pytest
 from component_support import named, untranslated_keys
 
-from components.cloud import AwsCloud, GcpCloud, LocalCloud
-from components.cluster import ClusterConfig, KubernetesCluster, KubernetesClusterArgs
-from components.gpu import GpuNodePools, GpuNodePoolsArgs, GpuPoolConfig
-from components.versions import NVIDIA_DEVICE_PLUGIN
-from mlops import mocks
+from mlops_platform import mocks
+from mlops_platform.components.cloud import AwsCloud, GcpCloud, LocalCloud
+from mlops_platform.components.cluster import (
+    ClusterConfig,
+    KubernetesCluster,
+    KubernetesClusterArgs,
+)
+from mlops_platform.components.gpu import GpuNodePools, GpuNodePoolsArgs, GpuPoolConfig
+from mlops_platform.components.versions import NVIDIA_DEVICE_PLUGIN
 
 # maps whose keys the user chooses (labels, tags, Helm values): not provider property names
 AWS = AwsCloud(type="aws", region="us-east-1", tags={"owner": "ml-platform"})

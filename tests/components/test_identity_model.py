@@ -3,8 +3,8 @@
 import pytest
 from pydantic import ValidationError
 
-from components.identity import model
-from components.identity.model import WorkloadIdentityConfig
+from mlops_platform.components.identity import model
+from mlops_platform.components.identity.model import WorkloadIdentityConfig
 
 PROVIDER = "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/ABC"
 ISSUER = "https://oidc.eks.us-east-1.amazonaws.com/id/ABC"

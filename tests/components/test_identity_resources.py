@@ -7,16 +7,16 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 
-from components.cloud import AwsCloud, GcpCloud, LocalCloud
-from components.identity import (
+from mlops_platform import manifests, mocks
+from mlops_platform.components.cloud import AwsCloud, GcpCloud, LocalCloud
+from mlops_platform.components.identity import (
     CloudGrant,
     WorkloadIdentity,
     WorkloadIdentityArgs,
     WorkloadIdentityConfig,
 )
-from components.identity import model as identity_model
-from components.storage import ObjectStore, ObjectStoreArgs, StorageConfig
-from mlops import manifests, mocks
+from mlops_platform.components.identity import model as identity_model
+from mlops_platform.components.storage import ObjectStore, ObjectStoreArgs, StorageConfig
 from tests.components.component_support import output_value
 
 AWS = AwsCloud(type="aws", region="us-east-1", tags={"team": "ml"})
@@ -335,8 +335,8 @@ def test_kubernetes_objects_wait_for_what_the_caller_depends_on():
 
 
 def test_wires_to_the_real_cluster_component_on_aws():
-    from components.cluster import KubernetesCluster, KubernetesClusterArgs
-    from components.cluster.model import ClusterConfig
+    from mlops_platform.components.cluster import KubernetesCluster, KubernetesClusterArgs
+    from mlops_platform.components.cluster.model import ClusterConfig
 
     def program():
         cluster = KubernetesCluster(

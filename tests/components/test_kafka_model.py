@@ -5,10 +5,16 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from components import versions
-from components.kafka import KafkaConfig, ManagedKafkaConfig, MskConfig, StrimziConfig, model
-from components.kafka.model import TopicConfig
-from mlops import manifests
+from mlops_platform import manifests
+from mlops_platform.components import versions
+from mlops_platform.components.kafka import (
+    KafkaConfig,
+    ManagedKafkaConfig,
+    MskConfig,
+    StrimziConfig,
+    model,
+)
+from mlops_platform.components.kafka.model import TopicConfig
 
 # --- defaults ---------------------------------------------------------------------------------
 
@@ -32,7 +38,7 @@ def test_defaults_are_three_brokers_and_the_predictions_and_labels_topics():
 
 
 def test_predictions_is_the_topic_the_model_server_writes_to():
-    from serving_images.model_server.settings import REGISTRY
+    from mlops_platform.model_server.settings import REGISTRY
 
     (topic_var,) = [v for v in REGISTRY if v.name == "MLOPS_SERVE_KAFKA_TOPIC"]
     assert topic_var.default in KafkaConfig().topics

@@ -8,9 +8,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 
-from components import versions
-from components.cloud import AwsCloud, GcpCloud, LocalCloud
-from components.kafka import (
+from mlops_platform import manifests, mocks
+from mlops_platform.components import versions
+from mlops_platform.components.cloud import AwsCloud, GcpCloud, LocalCloud
+from mlops_platform.components.kafka import (
     KafkaClient,
     KafkaClientArgs,
     KafkaCluster,
@@ -20,8 +21,7 @@ from components.kafka import (
     StrimziOperatorArgs,
     model,
 )
-from components.network import Network
-from mlops import manifests, mocks
+from mlops_platform.components.network import Network
 from tests.components.component_support import (
     named,
     output_value,

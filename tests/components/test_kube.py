@@ -1,4 +1,5 @@
-"""Table tests of the shared Kubernetes checks (components/kube.py), exact messages included."""
+"""Table tests of the shared Kubernetes checks (mlops_platform/components/kube.py), exact
+messages included."""
 
 from typing import ClassVar
 
@@ -6,7 +7,7 @@ import pydantic
 import pytest
 from pydantic import Field
 
-from components import kube
+from mlops_platform.components import kube
 
 LABEL_MESSAGE = (
     "must be a DNS label: at most 63 lowercase letters, digits or '-', starting and ending "

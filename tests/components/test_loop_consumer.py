@@ -5,10 +5,15 @@ from __future__ import annotations
 import pulumi_kubernetes as k8s
 import pytest
 
-from components.kafka.model import KafkaClientWiring, KeyRef
-from components.loop import LoopConfig, PredictionLogConsumer, PredictionLogConsumerArgs, consumer
-from kfp_pipelines.loop.consumer_settings import ConsumerSettings
-from mlops import manifests, mocks
+from mlops_platform import manifests, mocks
+from mlops_platform.components.kafka.model import KafkaClientWiring, KeyRef
+from mlops_platform.components.loop import (
+    LoopConfig,
+    PredictionLogConsumer,
+    PredictionLogConsumerArgs,
+    consumer,
+)
+from mlops_platform.pipelines.loop.consumer_settings import ConsumerSettings
 
 BUCKET = "s3://acme-mlops-dev-datasets"
 MSK = KafkaClientWiring(
@@ -54,7 +59,7 @@ def test_the_deployment_is_valid_and_its_env_is_what_the_consumer_accepts(kafka,
     assert settings.topics == ["predictions", "labels"]
     assert settings.bucket_uri == BUCKET
     assert settings.metrics_host == "0.0.0.0"
-    assert container["command"] == ["python", "-m", "kfp_pipelines.loop.consumer"]
+    assert container["command"] == ["python", "-m", "mlops_platform.pipelines.loop.consumer"]
     assert container["envFrom"] == [{"secretRef": {"name": "prediction-log-s3-credentials"}}]
 
 

@@ -7,9 +7,9 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from components.loop import LoopConfig, config_problems, model
-from kfp_pipelines.loop.receiver_settings import ReceiverSettings
-from mlops import manifests
+from mlops_platform import manifests
+from mlops_platform.components.loop import LoopConfig, config_problems, model
+from mlops_platform.pipelines.loop.receiver_settings import ReceiverSettings
 
 DEFAULT = LoopConfig()
 BUCKET = "s3://mlops-dev-datasets"
@@ -121,7 +121,7 @@ def test_receiver_settings_come_from_the_config_and_the_token_from_the_secret():
 
 def test_the_env_is_what_the_receiver_accepts():
     """The rendered variables, with a token, are valid receiver settings."""
-    from kfp_pipelines.loop.receiver_settings import ReceiverSettings
+    from mlops_platform.pipelines.loop.receiver_settings import ReceiverSettings
 
     env = model.settings_env(DEFAULT, BUCKET, TRACKING, KFP)
     values = {e["name"]: e["value"] for e in env if "value" in e}
@@ -139,7 +139,7 @@ def test_pod_is_restricted_and_only_alertmanager_may_connect():
     [container] = pod["containers"]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
-    assert container["command"] == ["python", "-m", "kfp_pipelines.loop.receiver"]
+    assert container["command"] == ["python", "-m", "mlops_platform.pipelines.loop.receiver"]
     assert model.network_policy(DEFAULT, "observability")["spec"]["ingress"] == [
         {
             "from": [
@@ -256,7 +256,7 @@ def test_with_the_consumer_a_drift_alert_retrains_on_its_windows():
     assert "reference_uri" not in arguments  # the pipeline finds the champion's training data
     assert "data_uri" not in arguments
     # Exactly the windows pipeline's declared inputs.
-    from kfp_pipelines.pipelines.windows_drift import windows_drift_pipeline
+    from mlops_platform.pipelines.pipelines.windows_drift import windows_drift_pipeline
 
     declared = set(windows_drift_pipeline.component_spec.inputs)
     assert set(arguments) <= declared
@@ -272,7 +272,7 @@ def test_without_windows_the_file_pipeline_gets_the_same_detector():
     }
     settings = ReceiverSettings.from_env({**env, "MLOPS_RECEIVER_TOKEN": "x" * 20})
     arguments = settings.pipeline_arguments_for("churn")
-    from kfp_pipelines.pipelines.drift import drift_pipeline
+    from mlops_platform.pipelines.pipelines.drift import drift_pipeline
 
     assert set(arguments) <= set(drift_pipeline.component_spec.inputs)
     assert arguments["drift_config"] == DEFAULT.drift_monitor.settings.detector.model_dump_json()

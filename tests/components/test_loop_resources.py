@@ -4,8 +4,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 
-from components.loop import LoopConfig, RetrainReceiver, RetrainReceiverArgs, model
-from mlops import mocks
+from mlops_platform import mocks
+from mlops_platform.components.loop import LoopConfig, RetrainReceiver, RetrainReceiverArgs, model
 from tests.components.component_support import named, output_value, untranslated_keys
 
 CONFIG = LoopConfig(namespace="loop")

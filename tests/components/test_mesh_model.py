@@ -8,11 +8,11 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from components import versions
-from components.cloud import AwsCloud, GcpCloud, LocalCloud
-from components.mesh import model
-from components.mesh.model import IngressGatewayConfig, MeshConfig
-from mlops import manifests
+from mlops_platform import manifests
+from mlops_platform.components import versions
+from mlops_platform.components.cloud import AwsCloud, GcpCloud, LocalCloud
+from mlops_platform.components.mesh import model
+from mlops_platform.components.mesh.model import IngressGatewayConfig, MeshConfig
 
 README = Path(model.__file__).with_name("README.md")
 DEFAULT = MeshConfig()

@@ -5,9 +5,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 
-from components import versions
-from components.cloud import AwsCloud, GcpCloud, LocalCloud
-from components.mesh import (
+from mlops_platform import manifests, mocks
+from mlops_platform.components import versions
+from mlops_platform.components.cloud import AwsCloud, GcpCloud, LocalCloud
+from mlops_platform.components.mesh import (
     IstioMesh,
     IstioMeshArgs,
     MeshConfig,
@@ -15,7 +16,6 @@ from components.mesh import (
     MeshMutualTlsArgs,
     model,
 )
-from mlops import manifests, mocks
 from tests.components.component_support import named, output_value, untranslated_keys
 
 AWS = AwsCloud(type="aws", region="us-east-1")

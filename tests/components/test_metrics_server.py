@@ -4,9 +4,10 @@ component under mocks."""
 import pytest
 from component_support import named, untranslated_keys
 
-from components.cloud import AwsCloud, GcpCloud, LocalCloud
-from components.mesh.model import MeshConfig
-from components.metrics_server import (
+from mlops_platform import mocks
+from mlops_platform.components.cloud import AwsCloud, GcpCloud, LocalCloud
+from mlops_platform.components.mesh.model import MeshConfig
+from mlops_platform.components.metrics_server import (
     Decision,
     MetricsServer,
     MetricsServerArgs,
@@ -14,9 +15,8 @@ from components.metrics_server import (
     helm_values,
     hpa_sources,
 )
-from components.serving.model import ModelDeploymentConfig
-from components.versions import KUBERNETES_VERSION, METRICS_SERVER
-from mlops import mocks
+from mlops_platform.components.serving.model import ModelDeploymentConfig
+from mlops_platform.components.versions import KUBERNETES_VERSION, METRICS_SERVER
 from tests.chart_support import chart_defaults, unknown_keys
 
 AWS = AwsCloud(type="aws", region="eu-west-1")

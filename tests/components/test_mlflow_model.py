@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from components import versions
-from components.identity.model import WorkloadIdentityConfig
-from components.mlflow import model
-from components.mlflow.model import MlflowConfig
-from mlops import manifests
+from mlops_platform import manifests
+from mlops_platform.components import versions
+from mlops_platform.components.identity.model import WorkloadIdentityConfig
+from mlops_platform.components.mlflow import model
+from mlops_platform.components.mlflow.model import MlflowConfig
 
 ARTIFACTS = "s3://acme-dev-artifacts/mlflow"
 CLOUDS = ["aws", "gcp", "local"]
@@ -859,7 +859,7 @@ def test_provisioner_job_runs_the_program_unprivileged_with_secrets_by_reference
 
 
 def test_provisioner_config_map_carries_the_program_and_the_spec():
-    from components.mlflow import provision_users
+    from mlops_platform.components.mlflow import provision_users
 
     config = _with_clients()
     config_map = model.provisioner_config_map(config)
@@ -947,7 +947,7 @@ def test_no_client_password_can_reach_a_rendered_object():
 
 
 def test_program_refuses_a_bad_spec_or_missing_passwords():
-    from components.mlflow import provision_users as program
+    from mlops_platform.components.mlflow import provision_users as program
 
     user = {"username": "svc-a", "permission": "READ", "password_env": "PW_A"}
     with pytest.raises(program.ProvisioningError, match="svc-a: permission 'USE' is not one of"):
@@ -963,7 +963,7 @@ def test_program_refuses_a_bad_spec_or_missing_passwords():
 
 
 def test_program_exits_non_zero_without_its_environment(tmp_path, capsys):
-    from components.mlflow import provision_users as program
+    from mlops_platform.components.mlflow import provision_users as program
 
     spec = tmp_path / "users.json"
     spec.write_text(json.dumps(model.users_spec(_with_clients())))
@@ -984,7 +984,7 @@ def test_program_exits_non_zero_without_its_environment(tmp_path, capsys):
 
 
 def test_program_waits_for_the_server_then_gives_up():
-    from components.mlflow import provision_users as program
+    from mlops_platform.components.mlflow import provision_users as program
 
     now = [0.0]
     slept = []
@@ -1111,7 +1111,7 @@ def test_program_provisions_users_on_a_real_server_idempotently(
     from mlflow.exceptions import MlflowException
     from mlflow.server.auth.client import AuthServiceClient
 
-    from components.mlflow import provision_users as program
+    from mlops_platform.components.mlflow import provision_users as program
 
     uri = auth_server
     config = _with_clients()

@@ -8,18 +8,18 @@ import pulumi_kubernetes as k8s
 import pytest
 from pulumi.runtime.sync_await import _sync_await
 
-from components.cloud import AwsCloud, GcpCloud, LocalCloud
-from components.identity import WorkloadIdentity, WorkloadIdentityArgs
-from components.identity.model import WorkloadIdentityConfig
-from components.mlflow import (
+from mlops_platform import manifests, mocks
+from mlops_platform.components.cloud import AwsCloud, GcpCloud, LocalCloud
+from mlops_platform.components.identity import WorkloadIdentity, WorkloadIdentityArgs
+from mlops_platform.components.identity.model import WorkloadIdentityConfig
+from mlops_platform.components.mlflow import (
     MlflowConfig,
     TrackingServer,
     TrackingServerArgs,
     model,
 )
-from components.network import Network
-from components.storage import ObjectStore, ObjectStoreArgs, StorageConfig
-from mlops import manifests, mocks
+from mlops_platform.components.network import Network
+from mlops_platform.components.storage import ObjectStore, ObjectStoreArgs, StorageConfig
 from tests.components.component_support import (
     named,
     output_value,

@@ -12,10 +12,10 @@ import yaml
 from prometheus_support import require
 from pydantic import ValidationError
 
-from components.monitoring import MonitoringConfig, model
-from components.secret_config import ConfigSecret, EngineSecret
-from mlops import config as root_config
-from mlops import manifests
+from mlops_platform import config as root_config
+from mlops_platform import manifests
+from mlops_platform.components.monitoring import MonitoringConfig, model
+from mlops_platform.components.secret_config import ConfigSecret, EngineSecret
 
 SECURE = {"secure": "v1:AAAA"}
 RECEIVERS = {

@@ -14,13 +14,13 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
 
-from components import versions
-from components.monitoring import model
-from components.monitoring.model import AlertsConfig, MonitoringConfig
-from mlops import manifests
-from serving_images.model_server import app as server_app
-from serving_images.model_server import metrics as server_metrics
-from serving_images.model_server.drift import DriftWindow, parse_profile
+from mlops_platform import manifests
+from mlops_platform.components import versions
+from mlops_platform.components.monitoring import model
+from mlops_platform.components.monitoring.model import AlertsConfig, MonitoringConfig
+from mlops_platform.model_server import app as server_app
+from mlops_platform.model_server import metrics as server_metrics
+from mlops_platform.model_server.drift import DriftWindow, parse_profile
 
 DEFAULT = MonitoringConfig()
 
@@ -563,7 +563,7 @@ def exposed() -> dict[str, set[str]]:
     for family in text_string_to_metric_families(metrics.render().decode()):
         for sample in family.samples:
             series.setdefault(sample.name, set()).update(sample.labels)
-    # The drift monitor's series (kfp_pipelines/loop/monitor.py), from its real rendering.
+    # The drift monitor's series (mlops_platform/pipelines/loop/monitor.py), from its real rendering.
     for family in text_string_to_metric_families(_monitor_metrics()):
         for sample in family.samples:
             series.setdefault(sample.name, set()).update(sample.labels)
@@ -574,9 +574,9 @@ def _monitor_metrics() -> str:
     import pandas as pd
     from prometheus_client import generate_latest
 
-    from kfp_pipelines.lib.drift import DriftSettings, detect_drift
-    from kfp_pipelines.loop.monitor import DriftMonitor, ModelState
-    from kfp_pipelines.loop.monitor_settings import MonitorSettings
+    from mlops_platform.pipelines.lib.drift import DriftSettings, detect_drift
+    from mlops_platform.pipelines.loop.monitor import DriftMonitor, ModelState
+    from mlops_platform.pipelines.loop.monitor_settings import MonitorSettings
 
     settings = MonitorSettings(
         bucket_uri="s3://b",

@@ -7,8 +7,9 @@ import pulumi_kubernetes as k8s
 import pytest
 from pulumi.runtime.sync_await import _sync_await
 
-from components import versions
-from components.monitoring import (
+from mlops_platform import manifests, mocks
+from mlops_platform.components import versions
+from mlops_platform.components.monitoring import (
     ModelAlerts,
     ModelAlertsArgs,
     MonitoringConfig,
@@ -16,7 +17,6 @@ from components.monitoring import (
     ObservabilityArgs,
     model,
 )
-from mlops import manifests, mocks
 from tests.components.component_support import named, output_value, untranslated_keys
 
 CONFIG = MonitoringConfig(namespace="observability", storage_class="gp3")
@@ -222,7 +222,7 @@ def test_missing_provider_fails_before_anything_is_registered():
 
 
 def test_receiver_credentials_secret_comes_before_the_release_and_stays_secret():
-    from components.monitoring import RetrainWebhook
+    from mlops_platform.components.monitoring import RetrainWebhook
 
     config = MonitoringConfig.model_validate(
         {

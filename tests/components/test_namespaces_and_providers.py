@@ -5,10 +5,14 @@ import json
 import pulumi_kubernetes as k8s
 import pytest
 
-from components.cloud import AwsCloud, GcpCloud, LocalCloud
-from components.namespaces import WorkloadNamespaces, WorkloadNamespacesArgs, namespace_labels
-from components.providers import cloud_provider
-from mlops import mocks
+from mlops_platform import mocks
+from mlops_platform.components.cloud import AwsCloud, GcpCloud, LocalCloud
+from mlops_platform.components.namespaces import (
+    WorkloadNamespaces,
+    WorkloadNamespacesArgs,
+    namespace_labels,
+)
+from mlops_platform.components.providers import cloud_provider
 
 
 def test_namespace_labels_enforce_the_level_and_always_audit_restricted():

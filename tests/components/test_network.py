@@ -1,11 +1,11 @@
-"""components/network.py: the one network hand-off, table-tested (no Pulumi engine needed)."""
+"""mlops_platform/components/network.py: the one network hand-off, table-tested (no Pulumi engine needed)."""
 
 from __future__ import annotations
 
 import pytest
 
-from components import network as handoff
-from components.network import Network
+from mlops_platform.components import network as handoff
+from mlops_platform.components.network import Network
 
 AWS = {
     "cloud": "aws",

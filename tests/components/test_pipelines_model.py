@@ -4,11 +4,11 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from components import versions
-from components.identity import WorkloadIdentityConfig
-from components.pipelines import model
-from components.pipelines.model import PipelinesConfig
-from mlops import manifests
+from mlops_platform import manifests
+from mlops_platform.components import versions
+from mlops_platform.components.identity import WorkloadIdentityConfig
+from mlops_platform.components.pipelines import model
+from mlops_platform.components.pipelines.model import PipelinesConfig
 
 MINIO = "http://minio.minio.svc.cluster.local:9000"
 RUNNER = WorkloadIdentityConfig(
@@ -141,7 +141,7 @@ def test_problems_name_the_field(config, identities, problem):
 
 def test_release_pin_matches_the_sdk_in_the_lock_file():
     assert versions.KUBEFLOW_PIPELINES == ("https://github.com/kubeflow/pipelines", "2.16.1")
-    lock = (model.OVERLAY_DIR.parents[2] / "uv.lock").read_text()
+    lock = (model.OVERLAY_DIR.parents[3] / "uv.lock").read_text()
     assert '[[package]]\nname = "kfp"\nversion = "2.16.1"\n' in lock
 
 

@@ -8,11 +8,20 @@ import pulumi_kubernetes as k8s
 import pytest
 import yaml
 
-from components.cloud import AwsCloud, GcpCloud, LocalCloud
-from components.identity import WorkloadIdentity, WorkloadIdentityArgs, WorkloadIdentityConfig
-from components.pipelines import KubeflowPipelines, KubeflowPipelinesArgs, PipelinesConfig, model
-from components.storage import ObjectStore, ObjectStoreArgs, StorageConfig
-from mlops import manifests, mocks
+from mlops_platform import manifests, mocks
+from mlops_platform.components.cloud import AwsCloud, GcpCloud, LocalCloud
+from mlops_platform.components.identity import (
+    WorkloadIdentity,
+    WorkloadIdentityArgs,
+    WorkloadIdentityConfig,
+)
+from mlops_platform.components.pipelines import (
+    KubeflowPipelines,
+    KubeflowPipelinesArgs,
+    PipelinesConfig,
+    model,
+)
+from mlops_platform.components.storage import ObjectStore, ObjectStoreArgs, StorageConfig
 from tests.components.component_support import output_value
 
 AWS = AwsCloud(type="aws", region="us-east-1")
@@ -102,7 +111,7 @@ def test_upstream_manifests_at_the_pinned_release(aws):
     assert cluster_scoped.depends_on == []
     env = monitor.named("kfp-platform-agnostic")
     # relative to the project root: the same in every checkout's state and plan
-    assert env.inputs == {"directory": "components/pipelines/kustomize"}
+    assert env.inputs == {"directory": "mlops_platform/components/pipelines/kustomize"}
     assert (model.OVERLAY_DIR / "kustomization.yaml").is_file()
     assert env.depends_on == [CLUSTER_SCOPED]
 

@@ -9,11 +9,11 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from components.pipelines import model
-from components.pipelines.model import PipelineInput, PipelinesConfig, ScheduleConfig
-from kfp_pipelines import sync
-from mlops import config as root_config
-from mlops import manifests
+from mlops_platform import config as root_config
+from mlops_platform import manifests
+from mlops_platform.components.pipelines import model
+from mlops_platform.components.pipelines.model import PipelineInput, PipelinesConfig, ScheduleConfig
+from mlops_platform.pipelines import sync
 
 KFP_MANIFESTS = (
     Path(__file__).resolve().parents[3]
@@ -50,7 +50,7 @@ def _schedule(**changes) -> dict:
 
 
 def test_shipped_pipelines_are_the_compiled_ones():
-    folder = model.OVERLAY_DIR.parents[2] / "kfp_pipelines/pipelines"
+    folder = model.OVERLAY_DIR.parents[3] / "mlops_platform/pipelines/pipelines"
     shipped = {name: path.relative_to(folder) for name, path in model.SHIPPED_PIPELINES.items()}
     assert shipped == {
         "training": Path("training_pipeline.yaml"),
@@ -423,7 +423,7 @@ def test_job_runs_the_module_unprivileged_against_the_in_cluster_api():
     assert pod["securityContext"]["runAsNonRoot"] is True
     (container,) = pod["containers"]
     assert container["image"] == "ghcr.io/mlops-platform/platform:0.1.0"
-    assert container["command"] == ["python", "-m", "kfp_pipelines.sync"]
+    assert container["command"] == ["python", "-m", "mlops_platform.pipelines.sync"]
     assert container["args"] == [
         "/etc/kfp-sync",
         "--host",

@@ -5,10 +5,10 @@ import pulumi_kubernetes as k8s
 import pytest
 from pydantic import ValidationError
 
-from components.serving import ModelDeployment, ModelDeploymentArgs, model
-from components.serving.delivery import FlaggerWiring
-from components.serving.model import ModelDeploymentConfig
-from mlops import manifests, mocks
+from mlops_platform import manifests, mocks
+from mlops_platform.components.serving import ModelDeployment, ModelDeploymentArgs, model
+from mlops_platform.components.serving.delivery import FlaggerWiring
+from mlops_platform.components.serving.model import ModelDeploymentConfig
 
 TRACKING = "http://mlflow.mlflow.svc.cluster.local:5000"
 MINIMAL = {"stable": {"model_uri": "models:/churn@champion"}, "mlflow_tracking_uri": TRACKING}

@@ -9,13 +9,15 @@ import pytest
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
-from components.kafka.model import KafkaClientWiring, KeyRef
-from components.serving import model
-from components.serving.model import ModelDeploymentConfig, ServingDeployments
-from mlops import manifests
-from serving_images.model_server.settings import REGISTRY, KafkaSaslMechanism, Settings
+from mlops_platform import manifests
+from mlops_platform.components.kafka.model import KafkaClientWiring, KeyRef
+from mlops_platform.components.serving import model
+from mlops_platform.components.serving.model import ModelDeploymentConfig, ServingDeployments
+from mlops_platform.model_server.settings import REGISTRY, KafkaSaslMechanism, Settings
 
-README = Path(__file__).resolve().parents[2] / "components" / "serving" / "README.md"
+README = (
+    Path(__file__).resolve().parents[2] / "mlops_platform" / "components" / "serving" / "README.md"
+)
 TRACKING = "http://mlflow.mlflow.svc.cluster.local:5000"
 MINIMAL = {"stable": {"model_uri": "models:/churn@champion"}, "mlflow_tracking_uri": TRACKING}
 CANARY = {

@@ -10,7 +10,8 @@ import pulumi_kubernetes as k8s
 import pytest
 from pydantic import ValidationError
 
-from components.serving import (
+from mlops_platform import manifests, mocks
+from mlops_platform.components.serving import (
     ModelDeployment,
     ModelDeploymentArgs,
     ModelDeploymentConfig,
@@ -18,8 +19,7 @@ from components.serving import (
     delivery,
     model,
 )
-from components.serving.delivery import FlaggerWiring, ProgressiveConfig
-from mlops import manifests, mocks
+from mlops_platform.components.serving.delivery import FlaggerWiring, ProgressiveConfig
 
 TRACKING = "http://mlflow.mlflow.svc.cluster.local:5000"
 FLAGGER = FlaggerWiring(

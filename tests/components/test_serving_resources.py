@@ -8,18 +8,27 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 
-from components.cloud import AwsCloud, GcpCloud, LocalCloud
-from components.identity import WorkloadIdentity, WorkloadIdentityArgs, WorkloadIdentityConfig
-from components.kafka import (
+from mlops_platform import manifests, mocks
+from mlops_platform.components.cloud import AwsCloud, GcpCloud, LocalCloud
+from mlops_platform.components.identity import (
+    WorkloadIdentity,
+    WorkloadIdentityArgs,
+    WorkloadIdentityConfig,
+)
+from mlops_platform.components.kafka import (
     KafkaClient,
     KafkaClientArgs,
     KafkaCluster,
     KafkaClusterArgs,
     KafkaConfig,
 )
-from components.serving import ModelDeployment, ModelDeploymentArgs, ModelDeploymentConfig, model
-from components.storage import ObjectStore, ObjectStoreArgs, StorageConfig
-from mlops import manifests, mocks
+from mlops_platform.components.serving import (
+    ModelDeployment,
+    ModelDeploymentArgs,
+    ModelDeploymentConfig,
+    model,
+)
+from mlops_platform.components.storage import ObjectStore, ObjectStoreArgs, StorageConfig
 from tests.components.component_support import output_value, run_with_mocks, untranslated_keys
 from tests.components.test_kafka_resources import (
     GCP_BOOTSTRAP,

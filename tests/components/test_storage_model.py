@@ -3,9 +3,9 @@
 import pytest
 from pydantic import ValidationError
 
-from components.identity.model import WorkloadIdentityConfig
-from components.storage import model
-from components.storage.model import BucketConfig, LifecycleConfig, StorageConfig
+from mlops_platform.components.identity.model import WorkloadIdentityConfig
+from mlops_platform.components.storage import model
+from mlops_platform.components.storage.model import BucketConfig, LifecycleConfig, StorageConfig
 
 ARN = "arn:aws:s3:::acme-prod-artifacts"
 

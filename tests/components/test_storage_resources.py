@@ -7,12 +7,12 @@ import pulumi_kubernetes as k8s
 import pytest
 from pulumi.runtime.sync_await import _sync_await
 
-from components import versions
-from components.cloud import AwsCloud, GcpCloud, LocalCloud
-from components.identity.model import WorkloadIdentityConfig
-from components.storage import ObjectStore, ObjectStoreArgs, StorageConfig, model
-from components.storage.model import GcsConfig, S3Config
-from mlops import manifests, mocks
+from mlops_platform import manifests, mocks
+from mlops_platform.components import versions
+from mlops_platform.components.cloud import AwsCloud, GcpCloud, LocalCloud
+from mlops_platform.components.identity.model import WorkloadIdentityConfig
+from mlops_platform.components.storage import ObjectStore, ObjectStoreArgs, StorageConfig, model
+from mlops_platform.components.storage.model import GcsConfig, S3Config
 from tests.components.component_support import output_value
 
 AWS = AwsCloud(type="aws", region="us-east-1", tags={"team": "ml"})

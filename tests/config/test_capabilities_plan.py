@@ -12,11 +12,16 @@ from typing import Any
 import pulumi_kubernetes as k8s
 import pytest
 
-from components.capabilities import catalog
-from components.capabilities.model import METRICS_API, api
-from components.capabilities.plan import plan_inventory, unmet
-from components.metrics_server import MetricsServer, MetricsServerArgs, decide, hpa_sources
-from mlops import config, mocks, plan
+from mlops_platform import config, mocks, plan
+from mlops_platform.components.capabilities import catalog
+from mlops_platform.components.capabilities.model import METRICS_API, api
+from mlops_platform.components.capabilities.plan import plan_inventory, unmet
+from mlops_platform.components.metrics_server import (
+    MetricsServer,
+    MetricsServerArgs,
+    decide,
+    hpa_sources,
+)
 
 STACKS = sorted(Path(__file__).resolve().parents[2].joinpath("stacks").glob("Pulumi.*.yaml"))
 STACK_NAMES = [p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in STACKS]

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlops import render
-from mlops.plan import (
+from mlops_platform import render
+from mlops_platform.plan import (
     build_plan,
     kubernetes_objects,
     project_root,

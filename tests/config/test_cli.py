@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from mlops import cli
+from mlops_platform import cli
 
 
 def test_help_lists_every_subcommand_without_importing_heavy_modules():

@@ -5,8 +5,8 @@ import textwrap
 
 import pytest
 
-from mlops import config
-from mlops.schema import DEFAULT_PATH, render
+from mlops_platform import config
+from mlops_platform.schema import DEFAULT_PATH, render
 
 LOCAL = {"mlops:cloud": {"type": "local"}}
 

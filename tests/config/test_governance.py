@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from mlops import governance
-from mlops.plan import build_plan, project_root, stack_file_path
+from mlops_platform import governance
+from mlops_platform.plan import build_plan, project_root, stack_file_path
 
 ROOT = project_root()
 
@@ -142,7 +142,7 @@ def test_the_cli_exit_status_and_a_stack_without_policy_config(tmp_path: Path) -
     stack_file = tmp_path / "Pulumi.mine.yaml"
     stack_file.write_text(stack_file_path("local").read_text())
     done = subprocess.run(
-        [sys.executable, "-m", "mlops.cli", "plan", "--stack", "mine", "--stack-file",
+        [sys.executable, "-m", "mlops_platform.cli", "plan", "--stack", "mine", "--stack-file",
          str(stack_file), "--policies", "--format", "json"],
         capture_output=True, text=True, cwd=ROOT, check=False,
     )  # fmt: skip
@@ -158,7 +158,7 @@ def test_the_cli_exit_status_and_a_stack_without_policy_config(tmp_path: Path) -
 
 
 def _rendered(source: str, *objects: dict):
-    from mlops.render import Rendered
+    from mlops_platform.render import Rendered
 
     return Rendered(source, "test", list(objects))
 
@@ -212,8 +212,8 @@ def test_rendered_objects_become_the_resources_a_v4_chart_registers() -> None:
 def test_a_chart_object_that_breaks_a_policy_blocks_and_names_its_release() -> None:
     """The local plan with its rendered objects passes; one DaemonSet of the Istio CNI chart
     given the host's PID namespace blocks, and the finding names the object and its release."""
-    from mlops import render
-    from mlops.plan import kubernetes_objects
+    from mlops_platform import render
+    from mlops_platform.plan import kubernetes_objects
 
     built = build_plan("local", stack_file_path("local"))
     report = render.check(built.resources, kubernetes_objects(built))

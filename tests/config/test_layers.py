@@ -10,7 +10,7 @@ from pathlib import Path
 import pulumi
 import pytest
 
-from mlops import config, handoff, mocks, plan, wiring
+from mlops_platform import config, handoff, mocks, plan, wiring
 
 FIXTURES = Path(__file__).parent / "fixtures"
 STACKS = ["local", "dev", "staging", "prod", "prod-gcp"]

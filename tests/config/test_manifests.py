@@ -2,7 +2,7 @@
 
 import pytest
 
-from mlops import manifests
+from mlops_platform import manifests
 
 RULE = {
     "apiVersion": "monitoring.coreos.com/v1",

@@ -7,7 +7,7 @@ import pulumi
 import pytest
 import yaml
 
-from mlops import cli, config, manifests, mocks, plan, program
+from mlops_platform import cli, config, manifests, mocks, plan, program
 
 STACKS = sorted(Path(__file__).resolve().parents[2].joinpath("stacks").glob("Pulumi.*.yaml"))
 STACK_NAMES = [p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in STACKS]
@@ -89,7 +89,7 @@ def test_plan_text_formats_group_by_component_with_counts(capsys, fmt):
 
 
 def test_generated_secrets_never_appear_in_plan_output_or_manifests(tmp_path, capsys):
-    # Under mocks every RandomPassword result is "mock-<digest>" (mlops.mocks._fake_outputs).
+    # Under mocks every RandomPassword result is "mock-<digest>" (mlops_platform.mocks._fake_outputs).
     monitor_plan = plan.build_plan("local", plan.stack_file_path("local"))
     secrets = [r for r in monitor_plan.resources if r.type == "kubernetes:core/v1:Secret"]
     assert secrets, "the local stack stores generated credentials in Secrets"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pulumi_aws
 import pytest
 
-from mlops import plan
+from mlops_platform import plan
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 FIXTURES = POLICIES / "tests" / "fixtures"
@@ -73,11 +73,11 @@ def test_main_environment_keeps_kfp_2_and_protobuf_6():
 def test_rendered_fixture_matches_a_fresh_rendering(stack):
     """The objects of the stack's releases and kustomize trees, as `--policies` hands them to
     the pack (fixtures/rendered/<stack>.json), are today's."""
-    from mlops import governance
+    from mlops_platform import governance
 
     fixture = json.loads((FIXTURES / "rendered" / f"{stack}.json").read_text())
     fresh = json.loads(json.dumps(governance.rendered_fixture(stack)))
     assert fixture == fresh, (
         f"policies/tests/fixtures/rendered/{stack}.json is stale; run: uv run python -m "
-        f"mlops.governance rendered-fixture {stack} > policies/tests/fixtures/rendered/{stack}.json"
+        f"mlops_platform.governance rendered-fixture {stack} > policies/tests/fixtures/rendered/{stack}.json"
     )

@@ -1,18 +1,18 @@
-"""How `mlops.program` composes the components: wiring between them, not their insides."""
+"""How `mlops_platform.program` composes the components: wiring between them, not their insides."""
 
 import json
 import re
 
 import pytest
 
-from components.monitoring import AlertsConfig
-from components.serving import ModelDeploymentConfig
-from components.serving.model import pod_monitor
-from mlops import config, mocks, plan
+from mlops_platform import config, mocks, plan
+from mlops_platform.components.monitoring import AlertsConfig
+from mlops_platform.components.serving import ModelDeploymentConfig
+from mlops_platform.components.serving.model import pod_monitor
 
 LOCAL = {"type": "local", "kube_context": "kind-mlops", "distribution": "kind"}
 IDENTITIES = {
-    # an extra identity beside the platform's own (mlops/wiring.py derives those)
+    # an extra identity beside the platform's own (mlops_platform/wiring.py derives those)
     "other": {"namespace": "serving", "service_account": "other", "buckets": {"artifacts": "read"}},
 }
 SERVING = {

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kfp_pipelines.lib.drift import DriftConfig
-from mlops import plan
+from mlops_platform import plan
+from mlops_platform.pipelines.lib.drift import DriftConfig
 
 STACK = "prod"  # its nightly schedule runs windows_drift
 

@@ -1,4 +1,4 @@
-"""mlops/teardown.py against moto's EC2, ELB and ELBv2: what Kubernetes made for the cluster is
+"""mlops_platform/teardown.py against moto's EC2, ELB and ELBv2: what Kubernetes made for the cluster is
 found by its tags, waited for, named when it stays, and the check passes once it is gone."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from mlops import cli, teardown
+from mlops_platform import cli, teardown
 
 REGION = "us-east-1"  # stacks/Pulumi.prod.yaml
 CLUSTER = "mlops-prod"

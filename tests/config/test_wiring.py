@@ -1,10 +1,10 @@
-"""mlops/wiring.py: what the program wires, derived from the config alone (no Pulumi)."""
+"""mlops_platform/wiring.py: what the program wires, derived from the config alone (no Pulumi)."""
 
 from __future__ import annotations
 
 import pytest
 
-from mlops import config, wiring
+from mlops_platform import config, wiring
 
 LOCAL = {"type": "local", "kube_context": "kind-mlops", "distribution": "kind"}
 AWS = {"type": "aws", "region": "us-east-1"}

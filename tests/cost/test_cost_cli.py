@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from mlops import cli
+from mlops_platform import cli
 
 WORKFLOW = Path(__file__).resolve().parents[2] / ".github" / "workflows" / "preview.yml"
 

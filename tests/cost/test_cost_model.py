@@ -10,7 +10,7 @@ from datetime import date
 
 import pytest
 
-from mlops import cost
+from mlops_platform import cost
 
 HOURS = 730
 SOURCE = "https://example.com/pricing"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlops import cost, plan
+from mlops_platform import cost, plan
 
 STACKS = ["local", "dev", "staging", "prod", "prod-gcp"]
 
@@ -54,6 +54,6 @@ def test_prod_prices_its_capacity_at_min_and_max(estimates):
 def test_gcp_stack_is_estimated_with_its_regions_table(estimates):
     gcp = estimates["prod-gcp"]
     assert (gcp.cloud, gcp.region, gcp.table) == (
-        "gcp", "europe-west4", "mlops/pricing/gcp-europe-west4.yaml"
+        "gcp", "europe-west4", "mlops_platform/pricing/gcp-europe-west4.yaml"
     )  # fmt: skip
     assert [i.price_key for i in gcp.items if i.name == "mlops-gke"] == ["gke.cluster"]

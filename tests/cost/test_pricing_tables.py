@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops import cost
+from mlops_platform import cost
 
 TABLES = sorted(cost.PRICING_DIR.glob("*.yaml"))
 

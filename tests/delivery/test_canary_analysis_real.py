@@ -19,8 +19,10 @@ from typing import Any
 
 import pytest
 
-from components.serving import analysis, delivery, model
-from kfp_pipelines.components.register_model.logic import SKOPS_TRUSTED_TYPES as SKOPS_TRUSTED
+from mlops_platform.components.serving import analysis, delivery, model
+from mlops_platform.pipelines.components.register_model.logic import (
+    SKOPS_TRUSTED_TYPES as SKOPS_TRUSTED,
+)
 from tests.prometheus_support import prometheus
 from tests.serving.serving_support import (
     PROFILE,
@@ -43,7 +45,7 @@ CONFIG = model.ModelDeploymentConfig.model_validate(
         "stable": {"model_uri": "models:/churn@champion"},
         "mlflow_tracking_uri": TRACKING,
         # A like-for-like retrain: the scores may barely move (the default allows a drift
-        # retrain's larger change, components/serving/README.md).
+        # retrain's larger change, mlops_platform/components/serving/README.md).
         "progressive": {"thresholds": {"score_divergence_max": 0.1}},
     }
 )

@@ -18,7 +18,7 @@ import yaml
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from mlops import mocks
+from mlops_platform import mocks
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -6,7 +6,7 @@ from collections import Counter
 import pytest
 from example_support import module_of, project_file, readme_config_keys, run_example, single
 
-from components.versions import FLAGGER, FLAGGER_LOADTESTER
+from mlops_platform.components.versions import FLAGGER, FLAGGER_LOADTESTER
 
 EXAMPLE = "canary-serving-on-existing-istio"
 PROMETHEUS = "http://prometheus-operated.monitoring:9090"

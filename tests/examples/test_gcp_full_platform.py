@@ -8,9 +8,9 @@ from collections import Counter
 import pytest
 from example_support import module_of, project_file, readme_config_keys, run_example, single
 
-from components.versions import FLAGGER, FLAGGER_LOADTESTER
-from mlops import handoff, mocks, plan
-from mlops.wiring import LAYERS
+from mlops_platform import handoff, mocks, plan
+from mlops_platform.components.versions import FLAGGER, FLAGGER_LOADTESTER
+from mlops_platform.wiring import LAYERS
 
 EXAMPLE = "gcp-full-platform"
 STACK = "example"
@@ -39,7 +39,7 @@ def test_each_layer_is_a_project_of_the_platform():
 
 def test_same_resources_as_the_projects_own_program(layers):
     """The example is the project's composition: the same config as a stack file, run through
-    `mlops.program.main` layer by layer, registers the same resources."""
+    `mlops_platform.program.main` layer by layer, registers the same resources."""
     values = module_of(EXAMPLE).platform_config(CONFIG["gcp:project"], CONFIG["gcp:region"])
     engine_config = {f"mlops:{key}": json.dumps(value) for key, value in values.items()}
     for layer, monitor in plan.run_layers(STACK, engine_config):

@@ -28,8 +28,8 @@ import pytest
 import yaml
 from conftest import unavailable
 
-from components.feast import FeastConfig, model
-from components.versions import FEAST_VERSION
+from mlops_platform.components.feast import FeastConfig, model
+from mlops_platform.components.versions import FEAST_VERSION
 
 pytestmark = pytest.mark.slow
 

@@ -11,8 +11,8 @@ from typing import ClassVar
 
 import pytest
 
-from components.images import model
 from images import lock
+from mlops_platform.components.images import model
 
 D1 = "sha256:" + "a" * 64
 D2 = "sha256:" + "b" * 64

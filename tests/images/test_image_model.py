@@ -1,5 +1,5 @@
 """Table tests of the image model: references, the lock, the mirror, chart values, the KFP
-overlay and the stack's image settings (components/images)."""
+overlay and the stack's image settings (mlops_platform/components/images)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import textwrap
 
 import pytest
 
-from components import versions
-from components.images import model
-from components.images.model import ChartImage, ImagePolicy, Reference
-from mlops import config
+from mlops_platform import config
+from mlops_platform.components import versions
+from mlops_platform.components.images import model
+from mlops_platform.components.images.model import ChartImage, ImagePolicy, Reference
 
 D1 = "sha256:" + "1" * 64
 D2 = "sha256:" + "2" * 64
@@ -356,7 +356,7 @@ def test_pinned_unprotected_or_default_images_pass(values):
 def test_the_readme_inputs_table_lists_every_setting():
     from pathlib import Path
 
-    from components.images import ImagesConfig
+    from mlops_platform.components.images import ImagesConfig
 
     readme = (Path(model.__file__).parent / "README.md").read_text()
     rows = [line for line in readme.splitlines() if line.startswith("| `images.")]

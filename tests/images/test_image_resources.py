@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from components.images import resources
-from components.images.model import ImagePolicy
+from mlops_platform.components.images import resources
+from mlops_platform.components.images.model import ImagePolicy
 
 D1 = "sha256:" + "1" * 64
 MIRROR = "mirror.example.com/m"

@@ -75,7 +75,7 @@ def test_pairs_are_name_equals_digest() -> None:
 def test_command_line_rewrites_a_copy_of_the_real_version_file(tmp_path: Path) -> None:
     """As the workflow runs it (runner's python3, stdlib only) on a copy of the real version
     file, which holds the two references: exactly those lines change."""
-    real = (REPO / "components" / "versions.py").read_text()
+    real = (REPO / "mlops_platform" / "components" / "versions.py").read_text()
     for reference in (
         'MODEL_SERVER_IMAGE = "ghcr.io/mlops-platform/model-server:0.1.0"\n',
         'PLATFORM_IMAGE = "ghcr.io/mlops-platform/platform:0.1.0"\n',

@@ -1,7 +1,7 @@
 """A compiled pipeline step, run in the platform image as the KFP launcher runs it in a pod.
 
 The command and arguments are the validate-data executor of the compiled training pipeline
-(kfp_pipelines/pipelines/training_pipeline.yaml), with its `{{$}}` placeholder replaced by an
+(mlops_platform/pipelines/pipelines/training_pipeline.yaml), with its `{{$}}` placeholder replaced by an
 executor input naming `minio://` artifacts, which the KFP executor maps to `/minio/...` paths:
 the dataset folder is mounted there read-only and the outputs folder writable, as the launcher
 does. The container runs read-only, as UID 10001, without network use.
@@ -18,11 +18,11 @@ import pytest
 import yaml
 
 from images.containers import run_to_completion
-from kfp_pipelines.data import churn
+from mlops_platform.pipelines.data import churn
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
-PIPELINE = REPO / "kfp_pipelines" / "pipelines" / "training_pipeline.yaml"
+PIPELINE = REPO / "mlops_platform" / "pipelines" / "pipelines" / "training_pipeline.yaml"
 
 
 def _validate_data_container() -> dict[str, Any]:

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 import yaml
 
-from components.serving.model import DEFAULT_IMAGE as MODEL_SERVER_IMAGE
 from images.build import IMAGES
-from kfp_pipelines.components.image import BASE_IMAGE as PLATFORM_IMAGE
+from mlops_platform.components.serving.model import DEFAULT_IMAGE as MODEL_SERVER_IMAGE
+from mlops_platform.pipelines.components.image import BASE_IMAGE as PLATFORM_IMAGE
 
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.y*ml"))
@@ -120,6 +120,6 @@ def test_release_gates_scan_sign_sbom_and_pin() -> None:
     assert push["push"] is True and push["provenance"] == "mode=max"
 
     pin = next(s for s in _steps("pin-digests") if "pin_digests.py" in s.get("run", ""))
-    assert "--file components/versions.py" in pin["run"]
+    assert "--file mlops_platform/components/versions.py" in pin["run"]
     assert (REPO / "images" / "pin_digests.py").is_file()
-    assert (REPO / "components" / "versions.py").is_file()
+    assert (REPO / "mlops_platform" / "components" / "versions.py").is_file()

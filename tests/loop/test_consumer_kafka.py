@@ -28,10 +28,10 @@ import pyarrow.parquet as pq
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
-from kfp_pipelines.loop import windows
-from kfp_pipelines.loop.consumer import ConsumerMetrics, WindowConsumer, consumer_config
-from kfp_pipelines.loop.consumer_settings import ConsumerSettings
-from serving_images.model_server.prediction_log import KafkaSink, LoggedBatch, PredictionLog
+from mlops_platform.model_server.prediction_log import KafkaSink, LoggedBatch, PredictionLog
+from mlops_platform.pipelines.loop import windows
+from mlops_platform.pipelines.loop.consumer import ConsumerMetrics, WindowConsumer, consumer_config
+from mlops_platform.pipelines.loop.consumer_settings import ConsumerSettings
 
 REPO = Path(__file__).resolve().parents[2]
 BUCKET = "mlops-datasets"
@@ -208,7 +208,7 @@ def test_consumer_process_writes_s3_windows_and_flushes_on_sigterm(
         "MLOPS_CONSUMER_METRICS_PORT": str(port),
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "kfp_pipelines.loop.consumer"],
+        [sys.executable, "-m", "mlops_platform.pipelines.loop.consumer"],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,

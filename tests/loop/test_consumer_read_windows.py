@@ -13,11 +13,15 @@ import pytest
 import yaml
 from kfp.dsl import Dataset
 
-from kfp_pipelines.components.read_windows.component import read_windows
-from kfp_pipelines.components.read_windows.logic import WindowError, read_frames, time_range
-from kfp_pipelines.data import churn
-from kfp_pipelines.loop import windows
-from kfp_pipelines.pipelines import compile as compile_module
+from mlops_platform.pipelines.components.read_windows.component import read_windows
+from mlops_platform.pipelines.components.read_windows.logic import (
+    WindowError,
+    read_frames,
+    time_range,
+)
+from mlops_platform.pipelines.data import churn
+from mlops_platform.pipelines.loop import windows
+from mlops_platform.pipelines.pipelines import compile as compile_module
 
 NOW = datetime(2026, 12, 4, 18, 47, tzinfo=UTC)
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -198,8 +202,8 @@ def test_compiled_windows_drift_pipeline_shape() -> None:
 
 
 def test_windows_drift_pipeline_runs_locally_without_drift(bucket: Path, tmp_path: Path) -> None:
-    from kfp_pipelines.demo import free_port, run_pipeline
-    from kfp_pipelines.pipelines.windows_drift import windows_drift_pipeline
+    from mlops_platform.pipelines.demo import free_port, run_pipeline
+    from mlops_platform.pipelines.pipelines.windows_drift import windows_drift_pipeline
 
     reference = churn.write_parquet(
         churn.generate(20000, seed=1, start="2023-01-01", days=1095), tmp_path / "ref.parquet"

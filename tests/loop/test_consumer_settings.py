@@ -8,12 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from kfp_pipelines.loop.consumer import consumer_config
-from kfp_pipelines.loop.consumer_settings import REGISTRY, ConsumerSettings, settings_table
-from serving_images.model_server.kafka_security import AwsMskIamToken, GcpIamToken
-from serving_images.model_server.settings import SettingsError
+from mlops_platform.model_server.kafka_security import AwsMskIamToken, GcpIamToken
+from mlops_platform.model_server.settings import SettingsError
+from mlops_platform.pipelines.loop.consumer import consumer_config
+from mlops_platform.pipelines.loop.consumer_settings import (
+    REGISTRY,
+    ConsumerSettings,
+    settings_table,
+)
 
-README = Path(__file__).resolve().parents[2] / "kfp_pipelines" / "loop" / "README.md"
+README = Path(__file__).resolve().parents[2] / "mlops_platform" / "pipelines" / "loop" / "README.md"
 PASSWORD = "consumer-s3cr3t-do-not-leak"
 BASE = {
     "MLOPS_CONSUMER_BUCKET_URI": "s3://mlops-datasets",
@@ -147,7 +151,7 @@ def test_readme_settings_table_is_generated_from_the_registry() -> None:
     match = re.search(r"^\| Variable \| Type \| Default \| Description \|\n(?:\|.*\n)+", text, re.M)
     assert match, f"{README} has no settings table"
     assert match.group(0).rstrip("\n") == settings_table(), (
-        "the settings table in kfp_pipelines/loop/README.md is stale: paste "
-        "`python -c 'from kfp_pipelines.loop.consumer_settings import settings_table; "
+        "the settings table in mlops_platform/pipelines/loop/README.md is stale: paste "
+        "`python -c 'from mlops_platform.pipelines.loop.consumer_settings import settings_table; "
         "print(settings_table())'`"
     )

@@ -13,10 +13,10 @@ import orjson
 import pandas as pd
 import pytest
 
-from kfp_pipelines.lib.drift import detect_drift
-from kfp_pipelines.loop import windows
-from kfp_pipelines.loop.windows import MalformedRecord, Origin
-from serving_images.model_server.prediction_log import LoggedBatch, PredictionLog
+from mlops_platform.model_server.prediction_log import LoggedBatch, PredictionLog
+from mlops_platform.pipelines.lib.drift import detect_drift
+from mlops_platform.pipelines.loop import windows
+from mlops_platform.pipelines.loop.windows import MalformedRecord, Origin
 
 T0 = datetime(2026, 12, 4, 9, 59, 30, tzinfo=UTC)
 ORIGIN = Origin(0, 7)

@@ -11,9 +11,13 @@ from typing import Any
 import httpx
 import pytest
 
-from kfp_pipelines.loop import receiver as rcv
-from kfp_pipelines.loop.receiver_settings import ReceiverSettings, SettingsError, settings_table
-from kfp_pipelines.loop.runs import KfpRuns, RetrainRun, run_name
+from mlops_platform.pipelines.loop import receiver as rcv
+from mlops_platform.pipelines.loop.receiver_settings import (
+    ReceiverSettings,
+    SettingsError,
+    settings_table,
+)
+from mlops_platform.pipelines.loop.runs import KfpRuns, RetrainRun, run_name
 
 TOKEN = "s3cr3t-token-0123456789"
 ENV = {
@@ -160,7 +164,7 @@ async def test_paths_methods_and_body_limit(setup):
 
 @pytest.mark.anyio
 async def test_firing_drift_starts_one_run_with_the_settings_arguments(setup, caplog):
-    caplog.set_level(logging.INFO, logger="kfp_pipelines.loop.receiver")
+    caplog.set_level(logging.INFO, logger="mlops_platform.pipelines.loop.receiver")
     two_features = notification(alert(), alert(fingerprint="fedcba9876543210", feature="plan"))
     response = await post(setup.client, two_features)
     assert response.status_code == 202
@@ -278,8 +282,12 @@ def test_the_token_is_never_shown():
 def test_readme_settings_table_is_current():
     from pathlib import Path
 
-    readme = Path(__file__).resolve().parents[2] / "components" / "loop" / "README.md"
-    assert settings_table() in readme.read_text(), "regenerate the table in components/loop"
+    readme = (
+        Path(__file__).resolve().parents[2] / "mlops_platform" / "components" / "loop" / "README.md"
+    )
+    assert settings_table() in readme.read_text(), (
+        "regenerate the table in mlops_platform/components/loop"
+    )
 
 
 def test_kfp_runs_reads_dedupe_and_rate_limit_state_back_from_kfp():
@@ -333,7 +341,7 @@ def test_kfp_runs_reads_dedupe_and_rate_limit_state_back_from_kfp():
     assert calls[0] == ("create_experiment", "drift-retrain")
     assert calls[1][1] == {"experiment_id": "exp-1", "page_size": 100, "sort_by": "created_at desc"}
     _, args, kwargs = calls[2]
-    assert args[0].endswith("kfp_pipelines/pipelines/drift_pipeline.yaml")
+    assert args[0].endswith("mlops_platform/pipelines/pipelines/drift_pipeline.yaml")
     assert kwargs == {
         "arguments": {"data_uri": "x"},
         "run_name": "retrain-churn-eeeeeeeeeeee",

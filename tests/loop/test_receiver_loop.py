@@ -4,10 +4,10 @@ Two `mlops serve` processes serve the same churn-like model under two names; one
 drifted traffic, the other normal traffic. Their prediction files go into windows with the
 prediction-log consumer's own code, the drift monitor checks both windows with the drift
 pipeline's detector, a real Prometheus scrapes the monitor and evaluates the platform's own
-rendered PrometheusRule (components/monitoring, drift `for` shortened through the config); a
+rendered PrometheusRule (mlops_platform/components/monitoring, drift `for` shortened through the config); a
 real Alertmanager runs the platform's generated configuration (its retrain
 route and the bearer token file); the retrain receiver runs as `python -m
-kfp_pipelines.loop.receiver` with kfp's local runner standing in for the KFP API. The drifted
+mlops_platform.pipelines.loop.receiver` with kfp's local runner standing in for the KFP API. The drifted
 model's alert reaches the receiver, which starts the drift pipeline once; the pipeline finds
 the drift in the recent window and registers a new version. The normal model stays silent and
 starts nothing.
@@ -32,12 +32,12 @@ import yaml
 from prometheus_client import start_http_server
 from prometheus_support import alertmanager, free_port, prometheus
 
-from components.monitoring import model as monitoring
-from kfp_pipelines.data import churn
-from kfp_pipelines.lib.drift import DriftSettings
-from kfp_pipelines.loop.consumer import ingest_prediction_file
-from kfp_pipelines.loop.monitor import DriftMonitor
-from kfp_pipelines.loop.monitor_settings import MonitorSettings
+from mlops_platform.components.monitoring import model as monitoring
+from mlops_platform.pipelines.data import churn
+from mlops_platform.pipelines.lib.drift import DriftSettings
+from mlops_platform.pipelines.loop.consumer import ingest_prediction_file
+from mlops_platform.pipelines.loop.monitor import DriftMonitor
+from mlops_platform.pipelines.loop.monitor_settings import MonitorSettings
 from tests.serving.serving_support import (
     build_churn_model,
     split_payload,
@@ -73,7 +73,7 @@ def _receiver(
     }
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "kfp_pipelines.loop.receiver"],
+            [sys.executable, "-m", "mlops_platform.pipelines.loop.receiver"],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from kfp_pipelines.data import churn
+from mlops_platform.pipelines.data import churn
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +38,7 @@ def sqlite_mlflow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory: pytest.TempPathFactory, churn_small: pd.DataFrame) -> Path:
     """A small churn model saved by the train step (trained once per session)."""
-    from kfp_pipelines.components.train_model import logic as training
+    from mlops_platform.pipelines.components.train_model import logic as training
 
     target = tmp_path_factory.mktemp("model")
     result = training.train(churn_small, search_iterations=1, search_rows=3000, max_iter=20)
@@ -49,8 +49,8 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory, churn_small: pd.DataFram
 @pytest.fixture(scope="session")
 def evaluation(model_dir: Path, churn_small: pd.DataFrame) -> dict:
     """The evaluate step's result for `model_dir`: promoted, no champion yet."""
-    from kfp_pipelines.components.evaluate_model.logic import evaluate
-    from kfp_pipelines.components.train_model import logic as training
+    from mlops_platform.pipelines.components.evaluate_model.logic import evaluate
+    from mlops_platform.pipelines.components.train_model import logic as training
 
     model, _ = training.load(str(model_dir))
     candidate = evaluate(model, churn_small.tail(2000), ["membership_tier"])

@@ -11,11 +11,11 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from kfp_pipelines.components.batch_score.logic import default_output_uri, score_file
-from kfp_pipelines.components.common import ComponentError
-from kfp_pipelines.components.register_model.logic import register
-from kfp_pipelines.components.train_model import logic as training
-from kfp_pipelines.data import churn
+from mlops_platform.pipelines.components.batch_score.logic import default_output_uri, score_file
+from mlops_platform.pipelines.components.common import ComponentError
+from mlops_platform.pipelines.components.register_model.logic import register
+from mlops_platform.pipelines.components.train_model import logic as training
+from mlops_platform.pipelines.data import churn
 
 URI = "models:/churn@champion"
 
@@ -94,8 +94,8 @@ def test_bad_input_names_the_column_and_writes_nothing(champion: str, tmp_path: 
 def test_the_pipeline_scores_under_the_local_runner(
     champion: str, sqlite_mlflow: str, tmp_path: Path
 ) -> None:
-    from kfp_pipelines.demo import run_pipeline
-    from kfp_pipelines.pipelines.batch_scoring import batch_scoring_pipeline
+    from mlops_platform.pipelines.demo import run_pipeline
+    from mlops_platform.pipelines.pipelines.batch_scoring import batch_scoring_pipeline
 
     data = churn.write_parquet(churn.generate(2000, seed=13), tmp_path / "batch.parquet")
     run = run_pipeline(

@@ -8,14 +8,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from kfp_pipelines.components.champion_reference.logic import (
+from mlops_platform.pipelines.components.champion_reference.logic import (
     REFERENCE_ARTIFACT,
     reference_sample,
     resolve,
 )
-from kfp_pipelines.components.common import ComponentError
-from kfp_pipelines.components.register_model.logic import register
-from kfp_pipelines.data import churn
+from mlops_platform.pipelines.components.common import ComponentError
+from mlops_platform.pipelines.components.register_model.logic import register
+from mlops_platform.pipelines.data import churn
 
 
 def same_rows(left: pd.DataFrame, right: pd.DataFrame) -> None:

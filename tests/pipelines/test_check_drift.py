@@ -1,4 +1,4 @@
-"""check_drift component: wraps kfp_pipelines.lib.drift and renders the per-feature report."""
+"""check_drift component: wraps mlops_platform.pipelines.lib.drift and renders the per-feature report."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from kfp.dsl import Artifact, Dataset, Markdown, Metrics
 
-from kfp_pipelines.components.check_drift.component import check_drift
-from kfp_pipelines.components.check_drift.logic import report_markdown
-from kfp_pipelines.data import churn
+from mlops_platform.pipelines.components.check_drift.component import check_drift
+from mlops_platform.pipelines.components.check_drift.logic import report_markdown
+from mlops_platform.pipelines.data import churn
 
 
 def run(reference: Path, current: Path, tmp_path: Path, **params) -> tuple[bool, dict, str, dict]:
@@ -98,7 +98,7 @@ def test_thresholds_are_passed_through(windows, tmp_path) -> None:
 def test_the_platform_drift_config_replaces_the_separate_thresholds(windows, tmp_path) -> None:
     """`drift_config` is what the retrain receiver passes (`DriftSettings.pipeline_arguments`):
     the run decides with exactly the drift monitor's detector."""
-    from kfp_pipelines.lib.drift import DriftSettings
+    from mlops_platform.pipelines.lib.drift import DriftSettings
 
     settings = DriftSettings(detector={"min_ks": 0.99, "min_scale_ratio": 3.0, "season_days": 3})
     _, summary, _, _ = run(
@@ -192,9 +192,9 @@ def test_component_and_pipeline_defaults_match_the_library_defaults():
     # literals there; this keeps them equal to DriftConfig's, the one place they are decided.
     import inspect
 
-    from kfp_pipelines.components.check_drift.component import check_drift
-    from kfp_pipelines.lib.drift import DriftConfig
-    from kfp_pipelines.pipelines.drift import drift_pipeline
+    from mlops_platform.pipelines.components.check_drift.component import check_drift
+    from mlops_platform.pipelines.lib.drift import DriftConfig
+    from mlops_platform.pipelines.pipelines.drift import drift_pipeline
 
     library = DriftConfig()
     for fn in (check_drift.python_func, drift_pipeline.pipeline_func):

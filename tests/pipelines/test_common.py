@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 from kfp.dsl import Dataset
 
-from kfp_pipelines.components.common import (
+from mlops_platform.pipelines.components.common import (
     MlflowUnreachableError,
     code_version,
     connect_mlflow,
     dataset_hash,
     mark_skipped,
 )
-from kfp_pipelines.demo import free_port
+from mlops_platform.pipelines.demo import free_port
 
 
 def test_unreachable_mlflow_fails_fast_with_one_line() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from kfp_pipelines.components.image import BASE_IMAGE
-from kfp_pipelines.pipelines import compile as compile_module
+from mlops_platform.pipelines.components.image import BASE_IMAGE
+from mlops_platform.pipelines.pipelines import compile as compile_module
 
 PIPELINES = sorted(compile_module.TARGETS)
 
@@ -16,7 +16,7 @@ def test_committed_yaml_matches_the_source(name: str) -> None:
     committed = compile_module.TARGETS[name].read_text()
     assert compile_module.compile_to_text(name) == committed, (
         f"{compile_module.TARGETS[name].name} is stale: run "
-        "`uv run python -m kfp_pipelines.pipelines.compile` and commit the result"
+        "`uv run python -m mlops_platform.pipelines.pipelines.compile` and commit the result"
     )
 
 
@@ -80,8 +80,8 @@ def test_drift_pipeline_gates_retraining_on_the_drift_decision() -> None:
 
 @pytest.mark.parametrize("name", PIPELINES)
 def test_registry_steps_get_the_mlflow_client_credentials_on_a_cluster(name: str) -> None:
-    from components.mlflow.model import DEFAULT_CLIENT_SECRET
-    from kfp_pipelines.pipelines.steps import MLFLOW_CREDENTIALS_SECRET
+    from mlops_platform.components.mlflow.model import DEFAULT_CLIENT_SECRET
+    from mlops_platform.pipelines.pipelines.steps import MLFLOW_CREDENTIALS_SECRET
 
     # the Secret the platform's MLflow component writes for its clients (mlflow.clients)
     assert MLFLOW_CREDENTIALS_SECRET == DEFAULT_CLIENT_SECRET

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from kfp_pipelines.data import churn
-from kfp_pipelines.data.churn import DriftScenario, generate
+from mlops_platform.pipelines.data import churn
+from mlops_platform.pipelines.data.churn import DriftScenario, generate
 
 
 @pytest.fixture(scope="module")

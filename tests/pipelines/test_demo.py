@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from kfp_pipelines.demo import free_port
+from mlops_platform.pipelines.demo import free_port
 
 
 def mlops(*args: str, timeout: float, path: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PATH": path} if path is not None else None
     return subprocess.run(
-        [sys.executable, "-m", "mlops.cli", *args],
+        [sys.executable, "-m", "mlops_platform.cli", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -198,7 +198,7 @@ def test_demo_rejects_bad_arguments(args: list[str], message: str) -> None:
 
 def test_importing_the_demo_module_stays_light() -> None:
     probe = (
-        "import sys, kfp_pipelines.demo; "
+        "import sys, mlops_platform.pipelines.demo; "
         "print(sorted(m for m in ('kfp', 'mlflow', 'sklearn', 'pandas') if m in sys.modules))"
     )
     result = subprocess.run(

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from kfp_pipelines.data import churn
-from kfp_pipelines.lib import drift
-from kfp_pipelines.lib.drift import detect_drift, reference_profile
+from mlops_platform.pipelines.data import churn
+from mlops_platform.pipelines.lib import drift
+from mlops_platform.pipelines.lib.drift import detect_drift, reference_profile
 
 
 @pytest.fixture(scope="module")

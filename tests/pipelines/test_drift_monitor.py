@@ -23,21 +23,21 @@ import pandas as pd
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from components.monitoring import model as monitoring
-from kfp_pipelines.components.register_model.logic import register
-from kfp_pipelines.data import churn
-from kfp_pipelines.lib.drift import (
+from mlops_platform.components.monitoring import model as monitoring
+from mlops_platform.model_server.prediction_log import LoggedBatch, PredictionLog
+from mlops_platform.model_server.settings import SettingsError
+from mlops_platform.pipelines.components.register_model.logic import register
+from mlops_platform.pipelines.data import churn
+from mlops_platform.pipelines.lib.drift import (
     DriftSettings,
     detect_drift,
     profile_psi,
     reference_profile,
 )
-from kfp_pipelines.loop.consumer import WindowConsumer
-from kfp_pipelines.loop.consumer_settings import ConsumerSettings
-from kfp_pipelines.loop.monitor import DriftMonitor
-from kfp_pipelines.loop.monitor_settings import MonitorSettings
-from serving_images.model_server.prediction_log import LoggedBatch, PredictionLog
-from serving_images.model_server.settings import SettingsError
+from mlops_platform.pipelines.loop.consumer import WindowConsumer
+from mlops_platform.pipelines.loop.consumer_settings import ConsumerSettings
+from mlops_platform.pipelines.loop.monitor import DriftMonitor
+from mlops_platform.pipelines.loop.monitor_settings import MonitorSettings
 from tests.prometheus_support import free_port, prometheus
 from tests.serving.serving_support import start_tracking_server, stop_tracking_server
 
@@ -356,7 +356,7 @@ def test_bad_settings_name_the_variable(env: dict, message: str) -> None:
 
 
 def test_pipeline_arguments_carry_the_same_settings() -> None:
-    from kfp_pipelines.lib.drift import parse_config
+    from mlops_platform.pipelines.lib.drift import parse_config
 
     settings = DriftSettings(window_hours=72, detector={"min_ks": 0.05, "season_days": 3})
     arguments = settings.pipeline_arguments()

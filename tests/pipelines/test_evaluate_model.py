@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kfp_pipelines.components.evaluate_model.logic import decide, evaluate, score
-from kfp_pipelines.data import churn
+from mlops_platform.pipelines.components.evaluate_model.logic import decide, evaluate, score
+from mlops_platform.pipelines.data import churn
 
 
 def test_score_exact_values() -> None:

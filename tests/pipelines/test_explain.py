@@ -9,19 +9,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kfp_pipelines.data import churn
-from kfp_pipelines.lib.explain import bar_plot, card_section, global_attributions
-from serving_images.model_server.explain import (
+from mlops_platform.model_server.explain import (
     TreeAttributor,
     Unsupported,
     _category_segments,
 )
+from mlops_platform.pipelines.data import churn
+from mlops_platform.pipelines.lib.explain import bar_plot, card_section, global_attributions
 
 
 @pytest.fixture(scope="module")
 def churn_model(churn_small: pd.DataFrame):
     """The training step's own model (categorical HGB splits), trained on 6000 rows."""
-    from kfp_pipelines.components.train_model import logic as training
+    from mlops_platform.pipelines.components.train_model import logic as training
 
     result = training.train(churn_small.head(6000), search_iterations=1, max_iter=60)
     return result.model
@@ -177,8 +177,8 @@ def test_training_pipeline_logs_attributions_and_card(
     import mlflow
     from mlflow import MlflowClient
 
-    from kfp_pipelines.demo import run_pipeline
-    from kfp_pipelines.pipelines.training import training_pipeline
+    from mlops_platform.pipelines.demo import run_pipeline
+    from mlops_platform.pipelines.pipelines.training import training_pipeline
 
     data = churn.write_parquet(churn_small, tmp_path / "churn.parquet")
     run_pipeline(

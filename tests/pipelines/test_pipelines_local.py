@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from kfp_pipelines.data import churn
-from kfp_pipelines.demo import DemoError, free_port, run_pipeline
-from kfp_pipelines.pipelines.training import training_pipeline
+from mlops_platform.pipelines.data import churn
+from mlops_platform.pipelines.demo import DemoError, free_port, run_pipeline
+from mlops_platform.pipelines.pipelines.training import training_pipeline
 
 
 def run_training(data: Path, tracking_uri: str, tmp_path: Path):
@@ -59,7 +59,7 @@ def test_unreachable_mlflow_stops_the_run_with_one_line(
 
 
 def test_drift_pipeline_without_drift_retrains_nothing(tmp_path: Path, capsys) -> None:
-    from kfp_pipelines.pipelines.drift import drift_pipeline
+    from mlops_platform.pipelines.pipelines.drift import drift_pipeline
 
     reference = churn.write_parquet(
         churn.generate(20000, seed=1, start="2023-01-01", days=1095), tmp_path / "ref.parquet"

@@ -5,10 +5,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from kfp_pipelines.components.image import BASE_IMAGE, PLATFORM_IMAGE_TAG
+from mlops_platform.pipelines.components.image import BASE_IMAGE, PLATFORM_IMAGE_TAG
 
 REPO = Path(__file__).resolve().parents[2]
-DOCKERFILE = (REPO / "kfp_pipelines" / "Dockerfile").read_text()
+DOCKERFILE = (REPO / "mlops_platform" / "pipelines" / "Dockerfile").read_text()
 
 
 def test_base_and_tools_are_pinned_and_the_user_is_not_root():
@@ -30,8 +30,8 @@ def test_image_tag_follows_the_package_version():
 def test_pipeline_code_never_imports_the_pulumi_sdks_left_out_of_the_image():
     probe = (
         "import sys, importlib, pkgutil\n"
-        "import kfp_pipelines\n"
-        "for m in pkgutil.walk_packages(kfp_pipelines.__path__, 'kfp_pipelines.'):\n"
+        "import mlops_platform.pipelines\n"
+        "for m in pkgutil.walk_packages(mlops_platform.pipelines.__path__, 'mlops_platform.pipelines.'):\n"
         "    importlib.import_module(m.name)\n"
         "print(sorted(n for n in sys.modules if n.split('.')[0].startswith('pulumi')))\n"
     )

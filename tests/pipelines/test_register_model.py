@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from kfp_pipelines.components.register_model.logic import (
+from mlops_platform.pipelines.components.register_model.logic import (
     flat_metrics,
     lineage_tags,
     model_card,
     register,
 )
-from kfp_pipelines.data import churn
+from mlops_platform.pipelines.data import churn
 
 
 def test_lineage_tags_and_flat_metrics(evaluation: dict) -> None:

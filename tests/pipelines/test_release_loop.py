@@ -9,12 +9,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from kfp_pipelines.components.evaluate_model.logic import evaluate
-from kfp_pipelines.components.register_model.logic import golden_sample, register
-from kfp_pipelines.components.train_model import logic as training
-from kfp_pipelines.data import churn
-from kfp_pipelines.loop import release
-from kfp_pipelines.loop.release import Deployment, ReleaseError
+from mlops_platform.pipelines.components.evaluate_model.logic import evaluate
+from mlops_platform.pipelines.components.register_model.logic import golden_sample, register
+from mlops_platform.pipelines.components.train_model import logic as training
+from mlops_platform.pipelines.data import churn
+from mlops_platform.pipelines.loop import release
+from mlops_platform.pipelines.loop.release import Deployment, ReleaseError
 from tests.serving.serving_support import start_server, stop_server, wait_ready
 
 pytestmark = pytest.mark.slow
@@ -202,8 +202,8 @@ def test_bad_input_is_refused_with_the_reason(registry, servers):
 def _service(client, servers, canary: str, primary: str, store=None):
     import httpx
 
-    from kfp_pipelines.loop import receiver as rcv
-    from kfp_pipelines.loop.receiver_settings import ReceiverSettings
+    from mlops_platform.pipelines.loop import receiver as rcv
+    from mlops_platform.pipelines.loop.receiver_settings import ReceiverSettings
 
     settings = ReceiverSettings.from_env(
         {
@@ -257,7 +257,7 @@ async def test_flagger_settle_endpoint_rejects_a_rolled_back_release(registry, s
 
 
 def test_reconcile_all_logs_and_continues_past_a_failing_deployment(registry, caplog):
-    from kfp_pipelines.loop import receiver as rcv
+    from mlops_platform.pipelines.loop import receiver as rcv
 
     _, client = registry
 
@@ -279,7 +279,7 @@ def test_reconcile_all_logs_and_continues_past_a_failing_deployment(registry, ca
 
 
 def test_the_loop_writes_the_config_map_the_serving_component_renders():
-    from components.serving.delivery import release_config_map_name
+    from mlops_platform.components.serving.delivery import release_config_map_name
 
-    # kfp_pipelines cannot import the components (the platform image has no Pulumi SDKs).
+    # mlops_platform.pipelines cannot import the components (the platform image has no Pulumi SDKs).
     assert release.release_config_map("churn-eu") == release_config_map_name("churn-eu")

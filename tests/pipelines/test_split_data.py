@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 from kfp.dsl import Dataset
 
-from kfp_pipelines.components.split_data.component import split_data
-from kfp_pipelines.components.split_data.logic import split
-from kfp_pipelines.data import churn
+from mlops_platform.pipelines.components.split_data.component import split_data
+from mlops_platform.pipelines.components.split_data.logic import split
+from mlops_platform.pipelines.data import churn
 
 
 def test_golden_is_the_latest_fraction_by_snapshot_date(churn_small: pd.DataFrame) -> None:

@@ -1,4 +1,4 @@
-"""`kfp_pipelines.sync` run for real through the kfp SDK (`kfp.Client`, kfp 2.16.1) against a
+"""`mlops_platform.pipelines.sync` run for real through the kfp SDK (`kfp.Client`, kfp 2.16.1) against a
 fake KFP API on loopback.
 
 No KFP API server can run here (it needs MySQL, Argo and Kubernetes), so `FakeKfpApi` serves the
@@ -29,9 +29,9 @@ from typing import Any
 import pytest
 import yaml
 
-from components.pipelines import model
-from components.pipelines.model import PipelinesConfig
-from kfp_pipelines import sync
+from mlops_platform.components.pipelines import model
+from mlops_platform.components.pipelines.model import PipelinesConfig
+from mlops_platform.pipelines import sync
 
 REPO = Path(__file__).resolve().parents[2]
 PREFIX = "/apis/v2beta1"
@@ -516,7 +516,14 @@ def test_every_page_of_every_list_is_read(kfp_api, tmp_path):
 
 def test_the_module_runs_as_the_job_runs_it(kfp_api, tmp_path):
     directory = _write(tmp_path / "spec", _config(**{"nightly-drift": NIGHTLY_DRIFT}))
-    command = [sys.executable, "-m", "kfp_pipelines.sync", str(directory), "--host", kfp_api.host]
+    command = [
+        sys.executable,
+        "-m",
+        "mlops_platform.pipelines.sync",
+        str(directory),
+        "--host",
+        kfp_api.host,
+    ]
     env = {"HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"}
     first = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
     assert first.returncode == 0, first.stderr[-3000:]
@@ -530,7 +537,14 @@ def test_a_refused_call_fails_with_the_answer_after_saying_what_was_done(kfp_api
     kfp_api.refuse = ("POST", "/recurringruns")
     directory = _write(tmp_path / "spec", _config(**{"nightly-drift": NIGHTLY_DRIFT}))
     result = subprocess.run(
-        [sys.executable, "-m", "kfp_pipelines.sync", str(directory), "--host", kfp_api.host],
+        [
+            sys.executable,
+            "-m",
+            "mlops_platform.pipelines.sync",
+            str(directory),
+            "--host",
+            kfp_api.host,
+        ],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -559,7 +573,7 @@ def test_an_unreachable_api_fails_with_one_line(tmp_path):
         [
             sys.executable,
             "-m",
-            "kfp_pipelines.sync",
+            "mlops_platform.pipelines.sync",
             str(directory),
             "--host",
             "http://127.0.0.1:9",
@@ -586,7 +600,14 @@ def test_a_broken_spec_changes_nothing(kfp_api, tmp_path):
     spec["recurring_runs"]["nightly-drift"]["pipeline"] = "churn-nowcast"
     (directory / "spec.json").write_text(json.dumps(spec))
     result = subprocess.run(
-        [sys.executable, "-m", "kfp_pipelines.sync", str(directory), "--host", kfp_api.host],
+        [
+            sys.executable,
+            "-m",
+            "mlops_platform.pipelines.sync",
+            str(directory),
+            "--host",
+            kfp_api.host,
+        ],
         capture_output=True,
         text=True,
         cwd=REPO,

@@ -10,8 +10,8 @@ import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.pipeline import Pipeline
 
-from kfp_pipelines.components.train_model import logic
-from kfp_pipelines.data import churn
+from mlops_platform.pipelines.components.train_model import logic
+from mlops_platform.pipelines.data import churn
 
 
 @pytest.fixture(scope="module")

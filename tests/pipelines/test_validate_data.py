@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from kfp.dsl import Dataset, Markdown
 
-from kfp_pipelines.components.validate_data.component import validate_data
-from kfp_pipelines.components.validate_data.logic import Thresholds, validate
-from kfp_pipelines.data import churn
+from mlops_platform.pipelines.components.validate_data.component import validate_data
+from mlops_platform.pipelines.components.validate_data.logic import Thresholds, validate
+from mlops_platform.pipelines.data import churn
 
 
 def checks(report) -> dict[str, tuple[bool, str]]:

@@ -19,7 +19,7 @@ import yaml
 from pulumi.provider.experimental import component as experimental_component
 from pulumi.provider.experimental.component import ComponentProvider
 
-from mlops import mocks
+from mlops_platform import mocks
 
 PROVIDER = Path(__file__).resolve().parents[2] / "provider"
 sys.path.insert(0, str(PROVIDER))

@@ -1,11 +1,11 @@
-"""Rendering tests: the helm/kubectl binaries unpack once per checkout (mlops.binaries), and the
+"""Rendering tests: the helm/kubectl binaries unpack once per checkout (mlops_platform.binaries), and the
 object counts of every stack are printed at the end of the run."""
 
 from __future__ import annotations
 
 import pytest
 
-from mlops import binaries
+from mlops_platform import binaries
 
 _COUNTS: dict[str, list[str]] = {}
 

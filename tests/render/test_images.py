@@ -1,5 +1,5 @@
 """Every image the stacks deploy, over the rendered objects: the image catalogue
-(components/images/model.py) knows each one, and with `images.mirror` set and every lock entry
+(mlops_platform/components/images/model.py) knows each one, and with `images.mirror` set and every lock entry
 filled, no image reference leaves the mirror and every pinnable one carries its locked digest.
 
 Rendered objects are searched in three ways: the image fields of every pod template (containers,
@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 import yaml
 
-from components import versions
-from components.images import model
-from mlops import plan, render
+from mlops_platform import plan, render
+from mlops_platform.components import versions
+from mlops_platform.components.images import model
 
 STACKS = ["local", "dev", "staging", "prod", "prod-gcp"]
 MIRROR = "mirror.example.com/platform"
@@ -144,7 +144,9 @@ def test_every_rendered_image_is_in_the_catalogue(default_reports):
         for where, image in every_image(report):
             found.setdefault(_key(image), where)
     unknown = {key: where for key, where in found.items() if key not in catalogue}
-    assert unknown == {}, "add these to components/images/model.py (CHART_IMAGES / KFP_*)"
+    assert unknown == {}, (
+        "add these to mlops_platform/components/images/model.py (CHART_IMAGES / KFP_*)"
+    )
     # and the catalogue holds nothing the stacks never deploy
     never = catalogue - set(found)
     assert never == set(), f"catalogue entries no stack renders: {sorted(never)}"
@@ -200,7 +202,7 @@ def test_with_the_mirror_set_no_image_leaves_it_and_locked_digests_are_pinned(
 def test_the_kfp_argument_lists_patched_whole_are_upstreams(default_reports):
     """A strategic merge patch replaces `args` whole: the copy in resources.KFP_ARGUMENTS must
     be exactly what the pinned release renders, or a mirror would drop an argument."""
-    from components.images.resources import KFP_ARGUMENTS
+    from mlops_platform.components.images.resources import KFP_ARGUMENTS
 
     (source,) = [
         s for s in default_reports["prod"].sources if s.source.endswith("platform-agnostic")
@@ -230,6 +232,6 @@ def test_a_plan_after_a_mirrored_one_in_the_same_process_is_not_mirrored(tmp_pat
     )
     default = kfp_directory_and_images(plan.build_plan("local", plan.stack_file_path("local")))
     assert ".mlops" in mirrored[0] and all(i.startswith(f"{MIRROR}/") for i in mirrored[1])
-    assert default[0] == "components/pipelines/kustomize"
+    assert default[0] == "mlops_platform/components/pipelines/kustomize"
     assert versions.POSTGRES_IMAGE in default[1]
     assert not any(i.startswith(MIRROR) for i in default[1])

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.versions import ISTIO_GATEWAY, KUBERNETES_VERSION
-from mlops import binaries, cli, manifests, plan, render
+from mlops_platform import binaries, cli, manifests, plan, render
+from mlops_platform.components.versions import ISTIO_GATEWAY, KUBERNETES_VERSION
 
 STACKS = ["local", "dev", "staging", "prod", "prod-gcp"]
 SOURCE_TYPES = render.HELM_TYPES + render.KUSTOMIZE_TYPES

@@ -165,7 +165,7 @@ def start_server(
             [
                 sys.executable,
                 "-m",
-                "mlops.cli",
+                "mlops_platform.cli",
                 "serve",
                 "--model-uri",
                 model_uri,

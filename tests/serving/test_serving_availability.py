@@ -19,13 +19,13 @@ from mlflow.protos.databricks_pb2 import (
     UNAUTHENTICATED,
 )
 
-from serving_images.model_server.availability import (
+from mlops_platform.model_server.availability import (
     backoff_delays,
     classify,
     describe,
     redact,
 )
-from serving_images.model_server.settings import (
+from mlops_platform.model_server.settings import (
     Settings,
     SettingsError,
     apply_mlflow_client_defaults,
@@ -277,7 +277,7 @@ class AliasRegistry:
 def test_an_alias_set_between_two_registry_calls_is_served(
     aliases_after: dict[str, str], expected: str
 ) -> None:
-    from serving_images.model_server.model import ModelNotAvailable, _alias_version
+    from mlops_platform.model_server.model import ModelNotAvailable, _alias_version
 
     registry = AliasRegistry(aliases_after)
     try:

@@ -148,7 +148,7 @@ def test_beyond_the_connection_limit_requests_get_503_at_once_until_deadlines_fr
 
 
 def test_the_deadlines_are_settings(tmp_path: Path) -> None:
-    from serving_images.model_server.settings import Settings
+    from mlops_platform.model_server.settings import Settings
 
     s = Settings.from_env({})
     assert (s.header_timeout_seconds, s.body_timeout_seconds) == (10.0, 30.0)

@@ -17,7 +17,7 @@ from serving_support import (
     v2_infer_body,
 )
 
-from kfp_pipelines.components.register_model.logic import SKOPS_TRUSTED_TYPES
+from mlops_platform.pipelines.components.register_model.logic import SKOPS_TRUSTED_TYPES
 
 COLUMNS = ["tenure", "orders", "spend", "plan"]
 
@@ -163,7 +163,7 @@ def test_a_model_treeshap_cannot_read_is_a_422(
 def test_a_stack_turns_attributions_on_through_server_settings(settings, rendered) -> None:
     """The serving component passes `server_settings.explain` as MLOPS_SERVE_EXPLAIN (the
     registry validates it); without it the server keeps the default, off."""
-    from components.serving.model import ModelDeploymentConfig, deployment
+    from mlops_platform.components.serving.model import ModelDeploymentConfig, deployment
 
     config = ModelDeploymentConfig.model_validate(
         {

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from serving_images.model_server.fastpath import (
+from mlops_platform.model_server.fastpath import (
     Compiled,
     NeedsPipeline,
     Unsupported,
@@ -372,7 +372,7 @@ def _save(flavor: str, model: Any, path: Path, train: pd.DataFrame) -> Path:
 
 
 def _served(path: Path) -> Any:
-    from serving_images.model_server.model import ServedModel, resolve
+    from mlops_platform.model_server.model import ServedModel, resolve
 
     served = ServedModel(resolve(str(path)))
     served.warm_up()
@@ -407,7 +407,7 @@ FLAVOR_MODELS = _flavor_models()
 def test_served_models_of_each_flavor_take_the_compiled_path(
     flavor: str, kind: str, factory: Callable[[], Any], tmp_path: Path
 ) -> None:
-    from serving_images.model_server.schema import to_arrays
+    from mlops_platform.model_server.schema import to_arrays
 
     train = _frame(500, seed=0, nan=True)
     target = "regression" if "Regressor" in kind else "binary"
@@ -429,7 +429,7 @@ def test_served_models_of_each_flavor_take_the_compiled_path(
 def test_a_custom_pyfunc_model_skips_per_call_signature_enforcement(tmp_path: Path) -> None:
     import mlflow.pyfunc
 
-    from serving_images.model_server.schema import to_arrays
+    from mlops_platform.model_server.schema import to_arrays
 
     class Doubler(mlflow.pyfunc.PythonModel):
         def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> Any:
@@ -450,7 +450,7 @@ def test_a_compiled_path_that_answers_differently_is_dropped_with_the_reason(
 ) -> None:
     from sklearn.linear_model import LogisticRegression
 
-    from serving_images.model_server import fastpath
+    from mlops_platform.model_server import fastpath
 
     original = fastpath._linear
 
@@ -474,8 +474,8 @@ def test_a_pyfunc_model_with_a_datetime_column_keeps_signature_enforcement(
 ) -> None:
     import mlflow.pyfunc
 
-    from serving_images.model_server.model import _direct_pyfunc
-    from serving_images.model_server.schema import Column, InputSchema
+    from mlops_platform.model_server.model import _direct_pyfunc
+    from mlops_platform.model_server.schema import Column, InputSchema
 
     class Echo(mlflow.pyfunc.PythonModel):
         def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> Any:

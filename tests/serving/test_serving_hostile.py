@@ -13,8 +13,8 @@ import orjson
 import pytest
 from serving_support import ServerProcess
 
-from serving_images.model_server.app import _parse_json
-from serving_images.model_server.schema import Column, InputError, InputSchema, to_arrays
+from mlops_platform.model_server.app import _parse_json
+from mlops_platform.model_server.schema import Column, InputError, InputSchema, to_arrays
 
 SCHEMA = InputSchema(
     (
@@ -245,7 +245,7 @@ def test_the_server_answers_lone_surrogates_with_a_serialisable_400(
 
 
 def test_encoder_categories_are_read_from_the_fitted_pipeline(churn_model: dict[str, Any]) -> None:
-    from serving_images.model_server.model import encoder_categories
+    from mlops_platform.model_server.model import encoder_categories
 
     assert encoder_categories(churn_model["model"]) == {
         "plan": (frozenset({"basic", "gold"}), False)

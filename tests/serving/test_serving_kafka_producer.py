@@ -10,9 +10,9 @@ from collections.abc import Iterator
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer
 
-from serving_images.model_server.kafka_security import security_config
-from serving_images.model_server.prediction_log import KafkaSink, producer_config
-from serving_images.model_server.settings import Settings
+from mlops_platform.model_server.kafka_security import security_config
+from mlops_platform.model_server.prediction_log import KafkaSink, producer_config
+from mlops_platform.model_server.settings import Settings
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ def test_sink_is_an_idempotent_producer_on_the_mock_broker(
 ) -> None:
     topic = f"predictions-{time.time_ns()}"
     drops: list[tuple[str, int]] = []
-    caplog.set_level(logging.DEBUG, logger="serving_images.model_server.prediction_log")
+    caplog.set_level(logging.DEBUG, logger="mlops_platform.model_server.prediction_log")
     # `debug: eos` makes librdkafka log its idempotent-producer state machine.
     sink = KafkaSink(
         mock_bootstrap,

@@ -21,14 +21,14 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from serving_support import REPO, free_port
 
-from serving_images.model_server.kafka_security import (
+from mlops_platform.model_server.kafka_security import (
     AwsMskIamToken,
     GcpIamToken,
     redacted,
     security_config,
 )
-from serving_images.model_server.prediction_log import KafkaSink
-from serving_images.model_server.settings import EnvVar, Settings, SettingsError
+from mlops_platform.model_server.prediction_log import KafkaSink
+from mlops_platform.model_server.settings import EnvVar, Settings, SettingsError
 
 PASSWORD = "s3cr3t-Pa55-do-not-leak"
 SCRAM_ENV = {
@@ -242,9 +242,9 @@ def test_cloud_libraries_are_imported_only_when_a_token_is_needed() -> None:
     script = textwrap.dedent(
         """
         import sys
-        from serving_images.model_server import app
-        from serving_images.model_server.kafka_security import security_config
-        from serving_images.model_server.settings import Settings
+        from mlops_platform.model_server import app
+        from mlops_platform.model_server.kafka_security import security_config
+        from mlops_platform.model_server.settings import Settings
         for env in ({}, {"MLOPS_SERVE_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
                          "MLOPS_SERVE_KAFKA_SASL_MECHANISM": "OAUTHBEARER-GCP-IAM"},
                     {"MLOPS_SERVE_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
@@ -433,9 +433,9 @@ def test_gcp_token_from_workload_identity_is_accepted_by_librdkafka(
     script = textwrap.dedent(
         f"""
         import json, logging
-        from serving_images.model_server.kafka_security import GcpIamToken, security_config
-        from serving_images.model_server.prediction_log import KafkaSink
-        from serving_images.model_server.settings import Settings
+        from mlops_platform.model_server.kafka_security import GcpIamToken, security_config
+        from mlops_platform.model_server.prediction_log import KafkaSink
+        from mlops_platform.model_server.settings import Settings
         settings = Settings.from_env({GCP_ENV!r})
         config = security_config(settings)
         calls = []

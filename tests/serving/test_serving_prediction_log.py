@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from serving_images.model_server.prediction_log import (
+from mlops_platform.model_server.prediction_log import (
     FileSink,
     LoggedBatch,
     PredictionLog,

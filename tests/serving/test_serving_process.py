@@ -221,7 +221,7 @@ def test_ready_only_after_load(churn_model: dict[str, Any], tmp_path: Path) -> N
 def test_serve_cli_errors(tmp_path: Path) -> None:
     import argparse
 
-    from serving_images.model_server import cli
+    from mlops_platform.model_server import cli
 
     parser = argparse.ArgumentParser()
     cli.add_arguments(parser)

@@ -11,17 +11,17 @@ import numpy as np
 import pytest
 from serving_support import PROFILE, training_frame
 
-from serving_images.model_server import settings as settings_mod
-from serving_images.model_server.drift import (
+from mlops_platform.model_server import settings as settings_mod
+from mlops_platform.model_server.drift import (
     DriftWindow,
     ProfileError,
     parse_profile,
     psi,
 )
-from serving_images.model_server.schema import Column, InputError, InputSchema, to_arrays
-from serving_images.model_server.settings import REGISTRY, Settings, SettingsError
+from mlops_platform.model_server.schema import Column, InputError, InputSchema, to_arrays
+from mlops_platform.model_server.settings import REGISTRY, Settings, SettingsError
 
-README = Path(__file__).resolve().parents[2] / "serving_images" / "model_server" / "README.md"
+README = Path(__file__).resolve().parents[2] / "mlops_platform" / "model_server" / "README.md"
 
 # -- settings ---------------------------------------------------------------------------------
 
@@ -251,7 +251,7 @@ def test_missing_values_are_left_out_like_the_profile_does() -> None:
 
 
 def test_server_psi_matches_the_training_pipeline_library() -> None:
-    drift_lib = pytest.importorskip("kfp_pipelines.lib.drift")
+    drift_lib = pytest.importorskip("mlops_platform.pipelines.lib.drift")
     reference = training_frame(2000, seed=1)
     current = training_frame(500, seed=2)
     current["tenure"] = current["tenure"] * 1.3  # some drift
@@ -357,7 +357,7 @@ def _columns(df: Any) -> dict[str, np.ndarray]:
 def test_fast_path_equals_the_pipeline_for_hist_gradient_boosting() -> None:
     import pandas as pd
 
-    from serving_images.model_server.fastpath import compile_predict_proba
+    from mlops_platform.model_server.fastpath import compile_predict_proba
 
     model, df = _hgb_pipeline()
     fast = compile_predict_proba(model)
@@ -375,7 +375,7 @@ def test_fast_path_equals_the_pipeline_for_hist_gradient_boosting() -> None:
 def test_fast_path_equals_the_pipeline_for_one_hot_logistic(churn_model: dict[str, Any]) -> None:
     import pandas as pd
 
-    from serving_images.model_server.fastpath import NeedsPipeline, compile_predict_proba
+    from mlops_platform.model_server.fastpath import NeedsPipeline, compile_predict_proba
 
     model = churn_model["model"]
     fast = compile_predict_proba(model)
@@ -393,7 +393,7 @@ def test_unsupported_steps_fall_back_to_the_pipeline() -> None:
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import PolynomialFeatures
 
-    from serving_images.model_server.fastpath import compile_predict_proba
+    from mlops_platform.model_server.fastpath import compile_predict_proba
 
     df = training_frame(100)
     pre = ColumnTransformer([("poly", PolynomialFeatures(), ["tenure", "orders"])])
@@ -429,7 +429,7 @@ def test_dockerfile_runs_as_non_root_on_a_read_only_root() -> None:
     assert users == ["10001:10001"]
     assert "TMPDIR=/tmp" in text and "HOME=/tmp" in text and "PYTHONDONTWRITEBYTECODE=1" in text
     assert "MLOPS_SERVE_PREDICTION_FILE=/tmp/" in text
-    assert re.search(r'^ENTRYPOINT \["python", "-m", "serving_images.model_server"\]$', text, re.M)
+    assert re.search(r'^ENTRYPOINT \["python", "-m", "mlops_platform.model_server"\]$', text, re.M)
     # Every MLOPS_SERVE_* variable the image sets is a registered setting.
     names = {v.name for v in REGISTRY}
     assert set(re.findall(r"(MLOPS_SERVE_[A-Z_]+)=", text)) <= names
@@ -450,7 +450,7 @@ def test_image_requirements_are_pinned_to_the_lock_file() -> None:
 
 
 def test_fast_path_is_skipped_when_fitted_internals_are_not_where_expected() -> None:
-    from serving_images.model_server.fastpath import compile_predict_proba
+    from mlops_platform.model_server.fastpath import compile_predict_proba
 
     model, _df = _hgb_pipeline()
     del model[-1]._predictors  # what a future sklearn might rename

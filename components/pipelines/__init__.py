@@ -1,6 +1,0 @@
-"""Kubeflow Pipelines (standalone, KFP 2.x backend) with artifacts in the platform's bucket."""
-
-from components.pipelines.model import PipelinesConfig, pipelines_problems
-from components.pipelines.resources import KubeflowPipelines, KubeflowPipelinesArgs
-
-__all__ = ["KubeflowPipelines", "KubeflowPipelinesArgs", "PipelinesConfig", "pipelines_problems"]

@@ -1,0 +1,18 @@
+"""GPU node pools (EKS managed node groups, GKE node pools) and the NVIDIA device plugin."""
+
+from mlops_platform.components.gpu.component import GpuNodePools, GpuNodePoolsArgs
+from mlops_platform.components.gpu.model import (
+    GpuPoolConfig,
+    GpuPools,
+    device_plugin_values,
+    pool_problems,
+)
+
+__all__ = [
+    "GpuNodePools",
+    "GpuNodePoolsArgs",
+    "GpuPoolConfig",
+    "GpuPools",
+    "device_plugin_values",
+    "pool_problems",
+]

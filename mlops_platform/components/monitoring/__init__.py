@@ -1,0 +1,28 @@
+"""Monitoring: Prometheus, Alertmanager and Grafana (kube-prometheus-stack) plus model alerts."""
+
+from mlops_platform.components.monitoring.alerts import ModelAlerts, ModelAlertsArgs
+from mlops_platform.components.monitoring.model import (
+    AlertingConfig,
+    AlertsConfig,
+    GrafanaConfig,
+    MonitoringConfig,
+    ResourcesConfig,
+)
+from mlops_platform.components.monitoring.resources import (
+    Observability,
+    ObservabilityArgs,
+    RetrainWebhook,
+)
+
+__all__ = [
+    "AlertingConfig",
+    "AlertsConfig",
+    "GrafanaConfig",
+    "ModelAlerts",
+    "ModelAlertsArgs",
+    "MonitoringConfig",
+    "Observability",
+    "ObservabilityArgs",
+    "ResourcesConfig",
+    "RetrainWebhook",
+]
