@@ -578,15 +578,28 @@ def json_schema() -> dict[str, Any]:
         "properties": {
             "config": {
                 "type": "object",
+                "description": "The stack's configuration: `mlops:<key>` settings (below) beside "
+                "the providers' own keys (`aws:region`, `gcp:project`, `kubernetes:context`).",
                 "properties": properties,
                 "required": required,
                 # other namespaces (aws:, gcp:, kubernetes:) belong to the providers
                 "patternProperties": {f"^(?!{NAMESPACE}:)[^:]+:.+$": {}},
                 "additionalProperties": False,
             },
-            "secretsprovider": {"type": "string"},
-            "encryptedkey": {"type": "string"},
-            "encryptionsalt": {"type": "string"},
+            # Written by the Pulumi CLI (`pulumi stack init --secrets-provider`), not by hand.
+            "secretsprovider": {
+                "type": "string",
+                "description": "Pulumi: the secrets provider encrypting this stack's secret "
+                "values (e.g. `awskms://...`, `gcpkms://...`); empty: the backend's passphrase.",
+            },
+            "encryptedkey": {
+                "type": "string",
+                "description": "Pulumi: the stack's data key, encrypted by `secretsprovider`.",
+            },
+            "encryptionsalt": {
+                "type": "string",
+                "description": "Pulumi: the salt of the passphrase secrets provider.",
+            },
         },
         "required": ["config"],
         "additionalProperties": False,
