@@ -470,6 +470,9 @@ def outputs_section(area: str, outputs: Mapping[type, ComponentOutputs]) -> str:
             continue
         described = _attributes(component)
         lines += [f"Type `{entry.token}`.", ""]
+        if not entry.names:
+            lines.append("It registers no outputs.")
+            continue
         rows = []
         for name in entry.names:
             # Preview leaves provider-computed values unknown: the annotation, where the class
