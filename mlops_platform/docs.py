@@ -24,6 +24,7 @@ import dataclasses
 import importlib
 import inspect
 import json
+import os
 import pkgutil
 import re
 import subprocess
@@ -255,6 +256,12 @@ def components_dir() -> Path:
     return Path(components.__file__).resolve().parent
 
 
+def area_package(area: str) -> str:
+    """The import name of a component folder (named from the package, not spelled out)."""
+
+    return f"{components.__name__}.{area}"
+
+
 def areas() -> list[str]:
     """Component folders with a README."""
     return sorted(p.parent.name for p in components_dir().glob("*/README.md"))
@@ -264,10 +271,10 @@ def component_classes(area: str) -> list[type]:
     """The `ComponentResource` classes defined in `components.<area>`, in source order."""
     import pulumi
 
-    package = importlib.import_module(f"components.{area}")
+    package = importlib.import_module(area_package(area))
     found: list[type] = []
     for info in pkgutil.iter_modules(package.__path__):
-        module = importlib.import_module(f"components.{area}.{info.name}")
+        module = importlib.import_module(f"{package.__name__}.{info.name}")
         for _, cls in inspect.getmembers(module, inspect.isclass):
             if (
                 issubclass(cls, pulumi.ComponentResource)
@@ -327,7 +334,7 @@ def stack_keys(area: str) -> list[str]:
     return [
         name
         for name, info in PlatformConfig.model_fields.items()
-        if any(m.__module__.startswith(f"components.{area}.") for m in models(info.annotation))
+        if any(m.__module__.startswith(f"{area_package(area)}.") for m in models(info.annotation))
     ]
 
 
@@ -513,7 +520,7 @@ def generated(outputs: Mapping[type, ComponentOutputs] | None = None) -> list[Ge
     files = [Generated(root / REFERENCE, {"stack reference": stack_reference(schema)})]
     for area in areas():
         readme = components_dir() / area / "README.md"
-        reference = f"../../{REFERENCE}"  # from mlops_platform/components/<area>/
+        reference = Path(os.path.relpath(root / REFERENCE, readme.parent)).as_posix()
         files.append(
             Generated(
                 readme,
