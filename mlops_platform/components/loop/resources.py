@@ -17,9 +17,6 @@ from mlops_platform.components.loop import consumer, model
 class RetrainReceiverArgs:
     """Inputs of `RetrainReceiver`.
 
-    `bucket_uri`: URI of `config.bucket` (the drift pipeline's data); `tracking_uri`: MLflow;
-    `kfp_host`: the KFP API; `alertmanager_namespace`: the only namespace admitted.
-
     Attributes:
         config: The `loop` settings.
         kubernetes: The provider every object is created with.
@@ -27,11 +24,11 @@ class RetrainReceiverArgs:
         tracking_uri: The MLflow tracking URI the pipeline runs use.
         kfp_host: The KFP API endpoint the receiver starts runs on.
         alertmanager_namespace: The only namespace admitted to call the receiver (Alertmanager's).
-        releases: Where a progressive deployment's release hooks reach the receiver
-            (`model.ReleaseWiring`); None: no release handling.
+        releases: The progressive serving deployments whose releases the receiver drives
+            (None: none); pass their namespaces and the mesh in `opts.depends_on`.
         token: Bearer token Alertmanager sends; None: one is generated (`token` output).
-        windows: Whether the prediction-log consumer writes windows, so the drift pipeline reads
-            them instead of `config.data_path`.
+        windows: The loop's consumer writes the prediction log's windows to `bucket_uri`: the
+            runs the receiver starts retrain on them.
     """
 
     config: model.LoopConfig

@@ -172,7 +172,7 @@ class AlertsConfig(StrictModel):
     latency_for_minutes: PositiveInt = Field(
         default=10,
         description="Minutes the p99 latency must stay above `p99_latency_ms` (at more than "
-        "`latency_min_request_rate` requests/s) before ModelLatencyHigh fires.",
+        "`latency_min_request_rate` requests/s) before ModelServerHighLatency fires.",
     )
     latency_min_request_rate: float = Field(
         default=1.0,
@@ -186,7 +186,7 @@ class AlertsConfig(StrictModel):
     error_for_minutes: PositiveInt = Field(
         default=5,
         description="Minutes the 5xx share must stay above `error_ratio` before "
-        "ModelErrorRateHigh fires.",
+        "ModelServerHighErrorRatio fires.",
     )
     prediction_log_drop_ratio: float = Field(
         default=0.01,
@@ -198,15 +198,15 @@ class AlertsConfig(StrictModel):
     prediction_log_for_minutes: PositiveInt = Field(
         default=10,
         description="Minutes the dropped share of prediction records must stay above "
-        "`prediction_log_drop_ratio` before the prediction-log alert fires.",
+        "`prediction_log_drop_ratio` before ModelPredictionLogDropping fires.",
     )
     not_ready_for_minutes: PositiveInt = Field(
         default=10, description="A server up but not ready (model not loaded) this long."
     )
     down_for_minutes: PositiveInt = Field(
         default=5,
-        description="Minutes a model server's scrape target may be down (or absent) before "
-        "the down alert fires.",
+        description="Minutes a model server's scrape target must report down (`up == 0`) "
+        "before ModelServerDown fires.",
     )
     model_server_job: str = Field(
         default=".*model-server.*",

@@ -201,7 +201,8 @@ class DriftConfig(BaseModel):
         default=50,
         ge=1,
         description="Integer columns with at most this many distinct values are also tested "
-        "as categories; categorical columns keep their this-many most frequent values.",
+        "as categories; a categorical column's PSI and reference profile keep this many most "
+        "frequent categories and pool the rest as `__other__`.",
     )
 
 
