@@ -39,7 +39,8 @@ class LocalCloud(StrictModel):
     distribution: Literal["kind", "k3d", "minikube"] = Field(
         default="kind",
         description="Which local Kubernetes runs the cluster; selects Istio's platform "
-        "profile (k3d, minikube) and how images are loaded into the nodes.",
+        "profile (k3d, minikube) and what the cluster is known to provide as it comes "
+        "(mlops_platform/components/capabilities: storage class, metrics API).",
     )
 
 
