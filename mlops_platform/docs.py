@@ -114,7 +114,11 @@ def _default(prop: Mapping[str, Any], required: bool) -> str:
         return "required"
     if "default" not in prop:
         return ""
-    text = json.dumps(prop["default"], separators=(", ", ": "))
+    default = prop["default"]
+    if isinstance(default, dict) and default and all(isinstance(v, dict) for v in default.values()):
+        # A map of blocks (the default buckets, topics): its keys; the rows below say the rest.
+        return ", ".join(f"`{key}`" for key in default)
+    text = json.dumps(default, separators=(", ", ": "))
     # Long defaults (a map of topics) are summarised; the description says what they mean.
     return f"`{text}`" if len(text) <= 60 else f"`{text[:57]}...`"
 
@@ -148,7 +152,9 @@ class _SchemaTable:
         if "enum" in target:
             return " | ".join(f"`{json.dumps(v)}`" for v in target["enum"])
         if name is not None and "properties" in target:
-            return name
+            # pydantic names a def `components__mlflow__model__ResourcesConfig` when two models
+            # share a class name; the title is the class name.
+            return str(target.get("title", name)) if "__" in name else name
         if self.variants(target):
             return " | ".join(self.type_of(v) for v in self.variants(target))
         kind = target.get("type")
@@ -209,8 +215,7 @@ def _setting_rows(schema: Mapping[str, Any], key: str) -> tuple[str, str, list[R
 
 
 EMPTY_DEFAULT = (
-    "An empty default: the model builds it (an empty list or map, or a nested block whose own "
-    "settings carry the defaults)."
+    "An empty default: a nested block, whose own settings (below it) carry the defaults."
 )
 
 
