@@ -10,6 +10,8 @@ What it writes, each between marker comments (the prose around them stays hand-w
   which clouds it has a value, whether it is a secret, and its description from the component
   docstring's `Attributes:`;
 - `stacks/REFERENCE.md`, section `stack reference`: every `mlops:` setting, from the schema;
+- the settings tables of the capabilities, the loop's receiver, consumer and drift monitor and
+  the model server, each rendered by the registry it documents (`settings_tables`);
 - `provider/README.md`'s reference (`provider/reference.py`, run in its own interpreter: the
   provider host's protos clash with kfp's, see tests/provider/test_component_package.py).
 
@@ -339,7 +341,10 @@ def stack_keys(area: str) -> list[str]:
     return [
         name
         for name, info in PlatformConfig.model_fields.items()
-        if any(m.__module__.startswith(f"{area_package(area)}.") for m in models(info.annotation))
+        if any(
+            m.__module__ == area_package(area) or m.__module__.startswith(f"{area_package(area)}.")
+            for m in models(info.annotation)
+        )
     ]
 
 
@@ -468,7 +473,9 @@ def inputs_section(area: str, schema: Mapping[str, Any], reference: str) -> str:
             f"{type_}. {cell(description)} (All settings: [{reference}]({reference}#{anchor}).)",
         ]
         if rows:
-            lines += ["", *_setting_table(rows), "", EMPTY_DEFAULT]
+            lines += ["", *_setting_table(rows)]
+        if any(not row.default for row in rows):
+            lines += ["", EMPTY_DEFAULT]
     return "\n".join(lines) if lines else "This folder has no component."
 
 
@@ -526,16 +533,42 @@ def generated(outputs: Mapping[type, ComponentOutputs] | None = None) -> list[Ge
     for area in areas():
         readme = components_dir() / area / "README.md"
         reference = Path(os.path.relpath(root / REFERENCE, readme.parent)).as_posix()
-        files.append(
-            Generated(
-                readme,
-                {
-                    "inputs": inputs_section(area, schema, reference),
-                    "outputs": outputs_section(area, outputs),
-                },
-            )
-        )
-    return files
+        sections = {}
+        if component_classes(area) or stack_keys(area):
+            sections["inputs"] = inputs_section(area, schema, reference)
+        if component_classes(area):
+            sections["outputs"] = outputs_section(area, outputs)
+        files.append(Generated(readme, sections))
+    return files + settings_tables()
+
+
+def settings_tables() -> list[Generated]:
+    """The other reference tables, each rendered by the registry it documents."""
+    from mlops_platform.components import versions
+    from mlops_platform.components.capabilities import catalog
+    from mlops_platform.model_server import settings
+    from mlops_platform.pipelines.loop import consumer_settings, monitor_settings, receiver_settings
+
+    def beside(module: Any) -> Path:
+        return Path(module.__file__).with_name("README.md")
+
+    return [
+        Generated(
+            beside(catalog), {"baselines": catalog.render_baselines(versions.KUBERNETES_VERSION)}
+        ),
+        Generated(
+            components_dir() / "loop" / "README.md",
+            {"receiver settings": receiver_settings.settings_table()},
+        ),
+        Generated(
+            beside(consumer_settings),
+            {
+                "consumer settings": consumer_settings.settings_table(),
+                "monitor settings": settings.markdown_table(monitor_settings.REGISTRY),
+            },
+        ),
+        Generated(beside(settings), {"server settings": settings.markdown_table()}),
+    ]
 
 
 def _provider(check: bool) -> list[str]:
