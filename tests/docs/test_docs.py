@@ -64,7 +64,7 @@ def test_every_component_input_and_output_has_a_description(outputs):
                 if not row[3]:
                     missing.append(f"{args.__name__}.{row[0]} (Attributes: in its docstring)")
             described = docs._attributes(component)
-            for name in outputs[component].names:
+            for name in outputs.get(component, docs.ComponentOutputs()).names:
                 if name not in described:
                     missing.append(f"{component.__name__}.{name} (Attributes: in its docstring)")
     assert not missing, "undescribed: " + ", ".join(missing)
