@@ -4,7 +4,7 @@ UV_VERSION := 0.13.8
 UV := $(or $(shell command -v uv 2>/dev/null),.tools/bin/uv)
 RUN = $(UV) run --locked
 
-.PHONY: venv test demo plan lint format schema bench-plan bench-images images test-policies
+.PHONY: venv test demo plan lint format schema docs bench-plan bench-images images test-policies
 
 .tools/bin/uv:
 	python3 -m venv .tools
@@ -48,6 +48,10 @@ format: venv
 
 schema: venv
 	$(RUN) mlops schema
+
+# The generated reference sections (component READMEs, stacks/REFERENCE.md, provider/README.md).
+docs: schema
+	$(RUN) mlops docs
 
 bench-plan: venv
 	$(RUN) python bench/plan/run.py

@@ -27,6 +27,11 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "mlops_platform.schema",
         "write the JSON Schema of stack files (stacks/stack.schema.json)",
     ),
+    "docs": (
+        "mlops_platform.docs",
+        "write the generated reference sections: component READMEs' inputs and outputs, "
+        "stacks/REFERENCE.md, the provider README (--check: only say which are stale)",
+    ),
 }
 
 

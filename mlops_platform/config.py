@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 from pydantic import ConfigDict, Field, ValidationError, model_validator
+from pydantic.json_schema import GenerateJsonSchema
+from pydantic_core import core_schema
 
 from mlops_platform import wiring
 from mlops_platform.components.base import StrictModel
@@ -563,9 +565,25 @@ def from_pulumi_runtime() -> PlatformConfig:
     return validate({key: _decode(value) for key, value in values.items()}, source, secret_keys)
 
 
+class _FactoryDefaults(GenerateJsonSchema):
+    """States the defaults that `default_factory` builds when they are lists or maps (the
+    default buckets, topics, namespaces), through pydantic's documented hook; a nested model's
+    defaults are stated on its own fields instead."""
+
+    def get_default_value(self, schema: core_schema.WithDefaultSchema) -> Any:
+        factory = schema.get("default_factory")
+        if factory is not None and not schema.get("default_factory_takes_data"):
+            value = factory()  # type: ignore[call-arg]
+            if isinstance(value, list | tuple | dict):
+                return value
+        return super().get_default_value(schema)
+
+
 def json_schema() -> dict[str, Any]:
     """JSON Schema of a stack file, for editor completion (`stacks/stack.schema.json`)."""
-    model_schema = PlatformConfig.model_json_schema(ref_template="#/$defs/{model}")
+    model_schema = PlatformConfig.model_json_schema(
+        ref_template="#/$defs/{model}", schema_generator=_FactoryDefaults
+    )
     defs = model_schema.pop("$defs", {})
     properties = {
         f"{NAMESPACE}:{field}": schema for field, schema in model_schema["properties"].items()
@@ -578,15 +596,28 @@ def json_schema() -> dict[str, Any]:
         "properties": {
             "config": {
                 "type": "object",
+                "description": "The stack's configuration: `mlops:<key>` settings (below) beside "
+                "the providers' own keys (`aws:region`, `gcp:project`, `kubernetes:context`).",
                 "properties": properties,
                 "required": required,
                 # other namespaces (aws:, gcp:, kubernetes:) belong to the providers
                 "patternProperties": {f"^(?!{NAMESPACE}:)[^:]+:.+$": {}},
                 "additionalProperties": False,
             },
-            "secretsprovider": {"type": "string"},
-            "encryptedkey": {"type": "string"},
-            "encryptionsalt": {"type": "string"},
+            # Written by the Pulumi CLI (`pulumi stack init --secrets-provider`), not by hand.
+            "secretsprovider": {
+                "type": "string",
+                "description": "Pulumi: the secrets provider encrypting this stack's secret "
+                "values (e.g. `awskms://...`, `gcpkms://...`); empty: the backend's passphrase.",
+            },
+            "encryptedkey": {
+                "type": "string",
+                "description": "Pulumi: the stack's data key, encrypted by `secretsprovider`.",
+            },
+            "encryptionsalt": {
+                "type": "string",
+                "description": "Pulumi: the salt of the passphrase secrets provider.",
+            },
         },
         "required": ["config"],
         "additionalProperties": False,

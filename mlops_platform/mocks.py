@@ -208,6 +208,15 @@ def _unwrap_secrets(value: Any, path: str, secret_paths: set[str], mask: bool = 
     return value
 
 
+@dataclass
+class RegisteredOutputs:
+    """What a component passed to `register_outputs`: values (secrets masked) and the paths of
+    the secret ones."""
+
+    values: dict[str, Any]
+    secret_paths: set[str]
+
+
 class RecordingMonitor(pulumi_mocks.MockMonitor):
     """A MockMonitor that also records parent, options and secret inputs of every resource."""
 
@@ -215,6 +224,8 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         super().__init__(mocks or RecordingMocks())
         self.recorded: list[Recorded] = []
         self.exports = Exports()
+        # Each component's `register_outputs`, by URN: what `mlops docs` lists.
+        self.registered_outputs: dict[str, RegisteredOutputs] = {}
 
     def RegisterResource(self, request):
         response = super().RegisterResource(request)
@@ -243,6 +254,13 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             )
         )
         return response
+
+    def RegisterResourceOutputs(self, request):
+        raw = rpc.deserialize_properties(request.outputs, keep_internal=True)
+        secret_paths: set[str] = set()
+        values = _unwrap_secrets(raw, "", secret_paths, mask=True)
+        self.registered_outputs[request.urn] = RegisteredOutputs(values, secret_paths)
+        return super().RegisterResourceOutputs(request)
 
     def GetDeploymentInfo(self, request):
         # Without alias specs the SDK sends every alias as a full URN (recorded above), as it
@@ -340,4 +358,5 @@ def merged(monitors: list[RecordingMonitor]) -> RecordingMonitor:
     combined = RecordingMonitor()
     for monitor in monitors:
         combined.recorded += monitor.recorded
+        combined.registered_outputs |= monitor.registered_outputs
     return combined

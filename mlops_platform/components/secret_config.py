@@ -75,7 +75,12 @@ def _validate(value: Any) -> ConfigSecret:
 
 _SCHEMA: dict[str, Any] = {
     "type": "object",
-    "properties": {"secure": {"type": "string"}},
+    "properties": {
+        "secure": {
+            "type": "string",
+            "description": "The ciphertext the Pulumi CLI wrote (never the plain value).",
+        }
+    },
     "required": ["secure"],
     "additionalProperties": False,
     "description": "A Pulumi secret (`pulumi config set --secret --path ...`).",

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mlops_platform import docs
 from mlops_platform.components import versions
 from mlops_platform.components.capabilities import catalog
 from mlops_platform.components.capabilities.model import (
@@ -588,7 +589,9 @@ def test_an_empty_inventory_is_complete():
 
 def test_readme_table_of_cluster_baselines_is_current():
     readme = Path(catalog.__file__).with_name("README.md").read_text()
-    table = readme.split("<!-- baselines:start -->\n")[1].split("\n<!-- baselines:end -->")[0]
-    assert table == catalog.render_baselines(versions.KUBERNETES_VERSION), (
-        "mlops_platform/components/capabilities/README.md is stale: paste catalog.render_baselines()"
+    expected = docs.replace_section(
+        readme, "baselines", catalog.render_baselines(versions.KUBERNETES_VERSION)
+    )
+    assert readme == expected, (
+        "mlops_platform/components/capabilities/README.md is stale: run `uv run mlops docs`"
     )

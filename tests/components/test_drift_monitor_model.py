@@ -121,4 +121,4 @@ def test_the_readme_settings_table_is_the_registry():
     from mlops_platform.pipelines.loop.monitor_settings import REGISTRY
 
     readme = Path(__file__).parents[2] / "mlops_platform" / "pipelines" / "loop" / "README.md"
-    assert markdown_table(REGISTRY) in readme.read_text(), "regenerate with markdown_table()"
+    assert markdown_table(REGISTRY) in readme.read_text(), "run `uv run mlops docs`"

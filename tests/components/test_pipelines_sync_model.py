@@ -513,43 +513,8 @@ def test_network_policies_of_the_kubeflow_namespace_admit_the_job():
 
 # --- the README -------------------------------------------------------------------------------
 
+# Its inputs tables are generated (`mlops docs`) and checked by tests/docs.
 README = model.OVERLAY_DIR.parent / "README.md"
-
-
-def _table_rows(text: str, header: str) -> dict[str, str]:
-    """`field -> default` of the README table that follows `header`."""
-    section = text.split(header, 1)[1].split("\n\n", 2)[1]
-    rows = {}
-    for line in section.splitlines()[2:]:
-        cells = [c.strip() for c in line.strip("|").split("|")]
-        rows[cells[0].strip("`")] = cells[-1]
-    return rows
-
-
-def _shown(value) -> str:
-    if isinstance(value, bool):
-        return f"`{str(value).lower()}`"
-    return f"`{value}`" if value != {} else "`{}`"
-
-
-@pytest.mark.parametrize(
-    ("header", "model_class", "defaults"),
-    [
-        ("`PipelinesConfig` (stack key `mlops:pipelines`):", PipelinesConfig, PipelinesConfig()),
-        ("A schedule (`schedules.<key>`):", ScheduleConfig, None),
-    ],
-)
-def test_readme_tables_list_every_field_with_its_default(header, model_class, defaults):
-    rows = _table_rows(README.read_text(), header)
-    assert list(rows) == list(model_class.model_fields)
-    for name, info in model_class.model_fields.items():
-        if info.is_required():
-            assert rows[name] == "required", name
-        else:
-            value = (
-                getattr(defaults, name) if defaults else info.get_default(call_default_factory=True)
-            )
-            assert rows[name] == _shown(value), name
 
 
 def test_readme_example_validates():

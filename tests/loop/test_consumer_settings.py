@@ -151,7 +151,5 @@ def test_readme_settings_table_is_generated_from_the_registry() -> None:
     match = re.search(r"^\| Variable \| Type \| Default \| Description \|\n(?:\|.*\n)+", text, re.M)
     assert match, f"{README} has no settings table"
     assert match.group(0).rstrip("\n") == settings_table(), (
-        "the settings table in mlops_platform/pipelines/loop/README.md is stale: paste "
-        "`python -c 'from mlops_platform.pipelines.loop.consumer_settings import settings_table; "
-        "print(settings_table())'`"
+        "the settings table in mlops_platform/pipelines/loop/README.md is stale: run `uv run mlops docs`"
     )

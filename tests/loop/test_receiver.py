@@ -285,9 +285,7 @@ def test_readme_settings_table_is_current():
     readme = (
         Path(__file__).resolve().parents[2] / "mlops_platform" / "components" / "loop" / "README.md"
     )
-    assert settings_table() in readme.read_text(), (
-        "regenerate the table in mlops_platform/components/loop"
-    )
+    assert settings_table() in readme.read_text(), "run `uv run mlops docs`"
 
 
 def test_kfp_runs_reads_dedupe_and_rate_limit_state_back_from_kfp():

@@ -387,5 +387,5 @@ def test_readme_reference_is_current(schema):
 
     readme = (PROVIDER / "README.md").read_text()
     assert readme == reference.updated(readme, schema), (
-        "provider/README.md's reference is stale: run `uv run python provider/reference.py`"
+        "provider/README.md's reference is stale: run `uv run mlops docs`"
     )

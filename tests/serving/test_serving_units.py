@@ -78,7 +78,7 @@ def test_settings_errors_name_the_variable(env: dict[str, str], message: str) ->
 
 def test_readme_settings_table_matches_the_registry() -> None:
     text = README.read_text()
-    assert settings_mod.markdown_table() in text, "regenerate the table with markdown_table()"
+    assert settings_mod.markdown_table() in text, "run `uv run mlops docs`"
 
 
 def test_only_the_registry_reads_the_environment() -> None:

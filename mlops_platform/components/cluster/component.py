@@ -18,6 +18,17 @@ _IMPLEMENTATIONS = {"aws": aws.build, "gcp": gcp.build, "local": local.build}
 
 @dataclass(frozen=True)
 class KubernetesClusterArgs:
+    """Inputs of `KubernetesCluster`.
+
+    Attributes:
+        cloud: The stack's cloud (`aws`, `gcp` or `local`): picks the implementation (EKS, GKE or an
+            existing cluster).
+        config: The `cluster` settings: network address plan, Kubernetes version, system node pool,
+            API access.
+        protect: Protect and retain the cluster and its secrets key, and turn on EKS/GKE deletion
+            protection (the root `protect_stateful`).
+    """
+
     cloud: Cloud
     config: ClusterConfig
     # protect + retain the cluster and its secrets key (and EKS/GKE deletion protection)
@@ -27,14 +38,22 @@ class KubernetesClusterArgs:
 class KubernetesCluster(pulumi.ComponentResource):
     """The cluster every in-cluster component deploys to, through `provider`.
 
-    Outputs: `provider`, `kubeconfig` (secret; None locally), `cluster_name`, `endpoint`
-    (None locally), `oidc_provider_arn` + `oidc_issuer` (AWS, else None), `workload_pool` (GCP,
-    else None). `node_wiring` is what `GpuNodePools` attaches node pools to; `network` is where
-    in-VPC services (databases, Kafka) attach: VPC, private subnets and the cluster security
-    group on AWS, network and node subnetwork on GCP, None locally. `prerequisites` is what
+    Besides the registered outputs below: `provider`, the Kubernetes provider; `node_wiring`,
+    what `GpuNodePools` attaches node pools to; `network`, where in-VPC services (databases,
+    Kafka) attach: VPC, private subnets and the cluster security group on AWS, network and node
+    subnetwork on GCP, None locally. `prerequisites` is what
     in-cluster components that claim volumes should depend on: on EKS the managed add-ons (EBS
     CSI driver included) and the default `gp3` StorageClass; empty on GKE and locally, where
     the cluster comes with them (mlops_platform/components/capabilities/catalog.py names what).
+
+    Attributes:
+        kubeconfig: Kubeconfig of the cluster (exec credentials: `aws eks get-token` or
+            `gke-gcloud-auth-plugin`, no stored token); None locally.
+        cluster_name: EKS or GKE cluster name; locally the kube context.
+        endpoint: API server URL (EKS) or endpoint IP (GKE); None locally.
+        oidc_provider_arn: AWS: ARN of the cluster's IAM OIDC provider (what IRSA roles trust).
+        oidc_issuer: AWS: the OIDC issuer URL (`https://oidc.eks...`).
+        workload_pool: GCP: the Workload Identity pool (`<project>.svc.id.goog`).
     """
 
     node_wiring: EksNodeWiring | GkeNodeWiring | None

@@ -57,8 +57,15 @@ class DeliveryConfig(StrictModel):
     replicas: PositiveInt = Field(
         default=1, le=3, description="Flagger replicas (more than one elect a leader)."
     )
-    resources: FlaggerResources = Field(default_factory=FlaggerResources)
-    load_tester_resources: LoadTesterResources = Field(default_factory=LoadTesterResources)
+    resources: FlaggerResources = Field(
+        default_factory=FlaggerResources,
+        description="Requests and memory limit of the Flagger controller.",
+    )
+    load_tester_resources: LoadTesterResources = Field(
+        default_factory=LoadTesterResources,
+        description="Requests and memory limit of Flagger's load tester (sends the "
+        "golden-set requests during an analysis).",
+    )
 
     @field_validator("namespace")
     @classmethod

@@ -18,7 +18,14 @@ RELEASE_TIMEOUT_SECONDS = 600
 class ProgressiveDeliveryArgs:
     """`config`: the `delivery` config; `prometheus_url`: the Prometheus Flagger queries (the
     monitoring component's); `kubernetes`: the provider every object is created with. Pass the
-    mesh (sidecar injection) and monitoring (the PodMonitor CRD) in `opts.depends_on`."""
+    mesh (sidecar injection) and monitoring (the PodMonitor CRD) in `opts.depends_on`.
+
+    Attributes:
+        config: The `delivery` settings: Flagger's and its load tester's resources.
+        prometheus_url: The Prometheus Flagger queries for its checks (the monitoring component's
+            `prometheus_url`).
+        kubernetes: The provider every object is created with.
+    """
 
     config: model.DeliveryConfig
     prometheus_url: pulumi.Input[str]
@@ -26,7 +33,13 @@ class ProgressiveDeliveryArgs:
 
 
 class ProgressiveDelivery(pulumi.ComponentResource):
-    """Flagger (Istio provider, CRDs from its chart) and Flagger's load tester."""
+    """Flagger (Istio provider, CRDs from its chart) and Flagger's load tester.
+
+    Attributes:
+        namespace: Namespace of Flagger and its load tester.
+        load_tester_url: In-cluster URL of Flagger's load tester (a canary analysis' webhooks call
+            it).
+    """
 
     namespace: pulumi.Output[str]
     load_tester_url: pulumi.Output[str]

@@ -40,9 +40,20 @@ USER = 10001  # the platform image's user (mlops_platform/pipelines/Dockerfile)
 
 class DriftMonitorResources(ContainerResourcesConfig):
     # A check holds a week of one model's prediction log and a 50,000-row reference in pandas.
-    cpu_request: str = "200m"
-    memory_request: str = "1Gi"
-    memory_limit: str = "2Gi"
+    cpu_request: str = Field(
+        default="200m",
+        description="CPU request of the drift monitor (Kubernetes quantity, e.g. 250m = a quarter "
+        "core).",
+    )
+    memory_request: str = Field(
+        default="1Gi",
+        description="Memory request of the drift monitor (Kubernetes quantity, e.g. 512Mi).",
+    )
+    memory_limit: str = Field(
+        default="2Gi",
+        description="Memory limit of the drift monitor; the container is OOM-killed above it (a "
+        "week of one model's prediction log and the reference are held in memory).",
+    )
 
 
 class DriftMonitorConfig(StrictModel):
@@ -64,7 +75,10 @@ class DriftMonitorConfig(StrictModel):
         "and seasonal key (mlops_platform/pipelines/lib/drift.py `DriftSettings`); the drift pipeline "
         "an alert starts gets the same.",
     )
-    resources: DriftMonitorResources = Field(default_factory=DriftMonitorResources)
+    resources: DriftMonitorResources = Field(
+        default_factory=DriftMonitorResources,
+        description="Requests and memory limit of the drift monitor pod.",
+    )
 
     @field_validator("models")
     @classmethod

@@ -17,7 +17,23 @@ class DriftMonitorArgs:
     service account (reads the bucket), the bucket and MLflow URIs, the models, the Secrets
     for `envFrom` (the loop's MLflow client; locally the MinIO user's) and the namespace of
     the platform's Prometheus. Pass the namespace, the identity and the monitoring layer (the
-    PodMonitor CRD) in `opts.depends_on`."""
+    PodMonitor CRD) in `opts.depends_on`.
+
+    Attributes:
+        config: The drift monitor's settings (`loop.drift_monitor`).
+        kubernetes: The provider every object is created with.
+        namespace: The loop's namespace, where the monitor runs.
+        image: The platform image (pinned).
+        service_account: The consumer's service account (reads the loop's bucket).
+        bucket_uri: URI of the bucket holding the prediction-log windows.
+        tracking_uri: The MLflow tracking URI (the reference data and the models).
+        models: Registered models to check.
+        prometheus_namespace: Namespace of the platform's Prometheus, let through to the metrics
+            port.
+        secrets: Secrets for `envFrom`: the loop's MLflow client, locally the MinIO user's.
+        reference_uri: Reference data in the bucket; empty: the champion's training data, found in
+            MLflow.
+    """
 
     config: model.DriftMonitorConfig
     kubernetes: k8s.Provider

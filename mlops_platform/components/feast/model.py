@@ -345,8 +345,15 @@ class FeastConfig(StrictModel):
         description="Namespaces whose pods may call the feature server (and, locally, reach "
         "Redis to materialize). Pods of `namespace` always may.",
     )
-    registry: RegistryConfig = Field(default_factory=RegistryConfig)
-    offline_store: OfflineStoreConfig = Field(default_factory=OfflineStoreConfig)
+    registry: RegistryConfig = Field(
+        default_factory=RegistryConfig,
+        description="Where Feast's registry (one protobuf file) is kept in the object store.",
+    )
+    offline_store: OfflineStoreConfig = Field(
+        default_factory=OfflineStoreConfig,
+        description="Historical features: Parquet files in the registry's bucket, read by "
+        "the client (training, materialisation).",
+    )
     online_store: OnlineStoreConfig | None = Field(
         default=None,
         description="The Redis online store, a `type:` block with only that backend's "
@@ -371,7 +378,10 @@ class FeastConfig(StrictModel):
     def redis(self) -> RedisConfig:
         return self.online_store if isinstance(self.online_store, RedisConfig) else RedisConfig()
 
-    server: ServerConfig = Field(default_factory=ServerConfig)
+    server: ServerConfig = Field(
+        default_factory=ServerConfig,
+        description="The feature server Deployment (`feast serve`): replicas, resources.",
+    )
 
     @field_validator("namespace", "service_account")
     @classmethod

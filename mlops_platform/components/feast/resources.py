@@ -44,6 +44,16 @@ class FeatureStoreArgs:
     workload identity's) are not created here: pass the Namespace and the `WorkloadIdentity`
     in `opts.depends_on`; it is applied to every Kubernetes object. `protect` (the root
     `protect_stateful`) protects and retains the online store.
+
+    Attributes:
+        cloud: The stack's cloud: picks the online store (ElastiCache, Memorystore or in-cluster
+            Redis).
+        config: The `feast` settings.
+        storage: The object store's buckets (`ObjectStore`): the registry and offline data go there.
+        kubernetes: The provider every Kubernetes object is created with.
+        network: The cluster's network (`KubernetesCluster.network`): required on AWS and GCP, where
+            the online store lives in it; None locally.
+        protect: Protect and retain the online store (the root `protect_stateful`).
     """
 
     cloud: Cloud
@@ -65,7 +75,22 @@ class _OnlineStore:
 
 class FeatureStore(pulumi.ComponentResource):
     """Feast: registry and offline data in the object store, Redis online store, feature
-    server in the cluster."""
+    server in the cluster.
+
+    Attributes:
+        feature_server_url: In-cluster URL of the feature server
+            (`http://feast-feature-server.<ns>.svc.cluster.local:6566`).
+        online_store_host: Host of the Redis online store.
+        online_store_port: Port of the Redis online store.
+        online_store_password: Password of the online store (AUTH token).
+        registry_path: URI of Feast's registry file in the object store.
+        offline_data_uri: URI under which the offline Parquet data lives.
+        feature_store_yaml: The rendered `feature_store.yaml` (the password is a `${...}` reference,
+            never inline).
+        namespace: Namespace of the feature server.
+        config_map_name: ConfigMap holding `feature_store.yaml`.
+        secret_name: Secret holding the online store's password.
+    """
 
     feature_server_url: pulumi.Output[str]
     online_store_host: pulumi.Output[str]

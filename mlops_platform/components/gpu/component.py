@@ -27,6 +27,16 @@ from mlops_platform.components.versions import NVIDIA_DEVICE_PLUGIN
 
 @dataclass(frozen=True)
 class GpuNodePoolsArgs:
+    """Inputs of `GpuNodePools`.
+
+    Attributes:
+        cloud: The stack's cloud: EKS managed node groups, GKE node pools, or nothing locally.
+        pools: The `gpu_pools` settings, keyed by pool name (the key names the node group and its
+            label).
+        cluster: The cluster the pools join (`KubernetesCluster`; its `node_wiring`).
+        kubernetes: The provider the NVIDIA device plugin is installed with (AWS).
+    """
+
     cloud: Cloud
     pools: Mapping[str, GpuPoolConfig]
     cluster: KubernetesCluster
@@ -70,8 +80,13 @@ _IMPLEMENTATIONS = {
 
 
 class GpuNodePools(pulumi.ComponentResource):
-    """Outputs: `node_pools` (pool key -> node group / node pool id; empty locally) and
-    `device_plugin` (Helm release status name, None where no plugin is deployed)."""
+    """NVIDIA GPU node pools (EKS managed node groups, GKE node pools) and the device plugin.
+
+    Attributes:
+        node_pools: Pool key to EKS node group / GKE node pool id (empty locally).
+        device_plugin: Name of the NVIDIA device plugin's Helm release (AWS); None where none is
+            deployed (GKE installs its own).
+    """
 
     def __init__(
         self, name: str, args: GpuNodePoolsArgs, opts: pulumi.ResourceOptions | None = None

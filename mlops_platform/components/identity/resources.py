@@ -56,6 +56,18 @@ class WorkloadIdentityArgs:
     `kubernetes` wins over `cluster.provider` for the ServiceAccount and Secret. `grants`:
     extra access keyed by a logical name (the key names the children `<name>-<key>...`); the
     bucket grants never change with them.
+
+    Attributes:
+        cloud: The stack's cloud: IRSA role (AWS), Google service account (GCP) or a MinIO user's
+            Secret (local).
+        config: The identity's settings: namespace, service account and bucket grants.
+        storage: The object store whose buckets are granted (ARNs, names, the KMS key; locally the
+            MinIO users).
+        cluster: What the cloud identity trusts: the cluster's OIDC provider (AWS) or workload pool
+            (GCP); None locally.
+        kubernetes: The provider of the ServiceAccount and Secret; wins over `cluster.provider`.
+        grants: Extra cloud access keyed by a logical name (the key names the children
+            `<name>-<key>...`), e.g. a Kafka client's `grant`.
     """
 
     cloud: Cloud
@@ -75,7 +87,16 @@ class _Built:
 
 
 class WorkloadIdentity(pulumi.ComponentResource):
-    """A Kubernetes ServiceAccount allowed to use named buckets without static keys."""
+    """A Kubernetes ServiceAccount allowed to use named buckets without static keys.
+
+    Attributes:
+        namespace: Namespace of the service account.
+        service_account_name: The Kubernetes ServiceAccount the workload runs as.
+        role_arn: AWS: the IAM role the service account assumes (IRSA).
+        gcp_service_account_email: GCP: the Google service account it impersonates (Workload
+            Identity).
+        credentials_secret_name: Local: the Secret with its MinIO access key and secret key.
+    """
 
     namespace: str
     service_account_name: str

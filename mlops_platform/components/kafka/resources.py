@@ -36,6 +36,16 @@ class KafkaClusterArgs:
     config's `protect_stateful`) protects and retains the cluster and its topics. `operator`:
     locally, the `StrimziOperator` when it is created in the same program (the platform creates
     it in an earlier layer, so leaves this out).
+
+    Attributes:
+        cloud: The stack's cloud: MSK (AWS), Managed Kafka (GCP) or Strimzi (local).
+        config: The `kafka` settings: the backend block and the topics.
+        protect: Protect and retain the cluster and its topics (the root `protect_stateful`).
+        kubernetes: The provider of the Strimzi custom resources; required locally.
+        network: The cluster's network: required on the clouds (MSK brokers go into its first three
+            private subnets, Managed Kafka endpoints into its node subnetwork).
+        operator: Locally, the `StrimziOperator` when it is created in the same program (the
+            platform creates it in an earlier layer and leaves this out).
     """
 
     cloud: Cloud
@@ -58,7 +68,23 @@ class _Built:
 
 
 class KafkaCluster(pulumi.ComponentResource):
-    """A private, encrypted, authenticated Kafka cluster with the platform's topics."""
+    """A private, encrypted, authenticated Kafka cluster with the platform's topics.
+
+    Attributes:
+        bootstrap_servers: Bootstrap servers of the authenticated TLS listener (MSK IAM port 9098,
+            Managed Kafka 9092, Strimzi 9093).
+        topic_names: Topic key to topic name (GCP: topic id).
+        security_protocol: What clients set as `security.protocol` (`SASL_SSL` everywhere).
+        sasl_mechanism: What clients set as `sasl.mechanism`: `OAUTHBEARER` on the clouds,
+            `SCRAM-SHA-512` locally.
+        auth_method: How clients authenticate: `aws-iam`, `gcp-iam` or `scram-sha-512`.
+        cluster_id: MSK cluster ARN, Managed Kafka cluster name, or `<ns>/<cluster>` locally.
+        broker_security_group_id: AWS: the brokers' security group.
+        ca_secret: Local: the Secret with the cluster CA certificate (the clouds use public CAs).
+        plaintext_bootstrap_servers: Local with `plain_listener`: the unauthenticated in-cluster
+            listener.
+        user_secrets: Local: SCRAM user to the Secret holding its password.
+    """
 
     bootstrap_servers: pulumi.Output[str]
     topic_names: dict[str, pulumi.Output[str]]
@@ -357,7 +383,13 @@ def _build_local(component: KafkaCluster, name: str, args: KafkaClusterArgs) -> 
 @dataclass(frozen=True)
 class StrimziOperatorArgs:
     """Inputs of `StrimziOperator`: the `kafka` config (its `strimzi` block: the namespace of
-    operator and cluster) and the Kubernetes provider."""
+    operator and cluster) and the Kubernetes provider.
+
+    Attributes:
+        config: The `kafka` settings (its `strimzi` backend block: the namespace of operator and
+            cluster).
+        kubernetes: The provider the operator's namespace and release are created with.
+    """
 
     config: model.KafkaConfig
     kubernetes: k8s.Provider
@@ -369,7 +401,11 @@ class StrimziOperator(pulumi.ComponentResource):
 
     It is planned in an earlier layer than the Kafka custom resources (`KafkaCluster` locally):
     a preview of a custom resource next to the release installing its CRD fails on a fresh
-    cluster (pulumi-kubernetes #3027, #3176)."""
+    cluster (pulumi-kubernetes #3027, #3176).
+
+    Attributes:
+        namespace: Namespace of the Strimzi operator (and of the local Kafka cluster).
+    """
 
     namespace: pulumi.Output[str]
 
@@ -426,6 +462,13 @@ class KafkaClientArgs:
 
     The namespace is not created here: pass its Namespace in `opts.depends_on` (it is applied
     to the Secret and ConfigMap copied there).
+
+    Attributes:
+        cluster: The platform's `KafkaCluster` the client connects to.
+        namespace: Namespace of the client's pods; its Secret and the CA ConfigMap are copied there
+            (locally).
+        write_topics: Topic keys (of `kafka.topics`) the client produces to.
+        read_topics: Topic keys the client consumes from.
     """
 
     cluster: KafkaCluster
@@ -442,6 +485,11 @@ class KafkaClient(pulumi.ComponentResource):
     namespace). `grant` is what the client's workload identity must carry on the clouds
     (pass it in `WorkloadIdentityArgs.grants`): the MSK IAM policy for its topics on AWS,
     `roles/managedkafka.client` on GCP, nothing locally.
+
+    Attributes:
+        bootstrap_servers: Bootstrap servers the client's pods connect to.
+        auth_method: How the client authenticates (`aws-iam`, `gcp-iam`, `scram-sha-512`).
+        username: Local: the client's SCRAM user.
     """
 
     wiring: model.KafkaClientWiring

@@ -42,9 +42,21 @@ _DEFAULTS = {var.field: var.default for var in consumer_settings.REGISTRY}
 
 
 class ConsumerResources(ContainerResourcesConfig):
-    cpu_request: str = "100m"
-    memory_request: str = "512Mi"
-    memory_limit: str = "1Gi"
+    cpu_request: str = Field(
+        default="100m",
+        description="CPU request of the prediction-log consumer (Kubernetes quantity, e.g. 250m = "
+        "a quarter core).",
+    )
+    memory_request: str = Field(
+        default="512Mi",
+        description="Memory request of the prediction-log consumer (Kubernetes quantity, e.g. "
+        "512Mi).",
+    )
+    memory_limit: str = Field(
+        default="1Gi",
+        description="Memory limit of the prediction-log consumer; the container is OOM-killed "
+        "above it (it buffers up to `flush_rows` rows).",
+    )
 
 
 class ConsumerConfig(StrictModel):
@@ -65,7 +77,10 @@ class ConsumerConfig(StrictModel):
         default=_DEFAULTS["flush_seconds"],
         description="Longest a row waits before its window is written.",
     )
-    resources: ConsumerResources = Field(default_factory=ConsumerResources)
+    resources: ConsumerResources = Field(
+        default_factory=ConsumerResources,
+        description="Requests and memory limit of the consumer pod.",
+    )
 
 
 def _env(name: str, value: Any) -> dict[str, str]:

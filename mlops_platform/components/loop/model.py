@@ -67,9 +67,19 @@ DRIFT_PARAMETERS = frozenset(
 
 
 class ReceiverResources(ContainerResourcesConfig):
-    cpu_request: str = "50m"
-    memory_request: str = "256Mi"
-    memory_limit: str = "512Mi"
+    cpu_request: str = Field(
+        default="50m",
+        description="CPU request of the retrain receiver (Kubernetes quantity, e.g. 250m = a "
+        "quarter core).",
+    )
+    memory_request: str = Field(
+        default="256Mi",
+        description="Memory request of the retrain receiver (Kubernetes quantity, e.g. 512Mi).",
+    )
+    memory_limit: str = Field(
+        default="512Mi",
+        description="Memory limit of the retrain receiver; the container is OOM-killed above it.",
+    )
 
 
 class LoopConfig(StrictModel):
@@ -104,7 +114,10 @@ class LoopConfig(StrictModel):
         "check's own come from `drift_monitor.settings`.",
     )
     experiment: str = Field(default="drift-retrain", description="KFP experiment of the runs.")
-    resources: ReceiverResources = Field(default_factory=ReceiverResources)
+    resources: ReceiverResources = Field(
+        default_factory=ReceiverResources,
+        description="Requests and memory limit of the retrain receiver pod.",
+    )
     consumer: ConsumerConfig = Field(
         default_factory=ConsumerConfig,
         description="The prediction-log consumer (created when a serving deployment logs to "

@@ -17,8 +17,18 @@ from mlops_platform.components.loop import consumer, model
 class RetrainReceiverArgs:
     """Inputs of `RetrainReceiver`.
 
-    `bucket_uri`: URI of `config.bucket` (the drift pipeline's data); `tracking_uri`: MLflow;
-    `kfp_host`: the KFP API; `alertmanager_namespace`: the only namespace admitted.
+    Attributes:
+        config: The `loop` settings.
+        kubernetes: The provider every object is created with.
+        bucket_uri: URI of `config.bucket`, the drift pipeline's data.
+        tracking_uri: The MLflow tracking URI the pipeline runs use.
+        kfp_host: The KFP API endpoint the receiver starts runs on.
+        alertmanager_namespace: The only namespace admitted to call the receiver (Alertmanager's).
+        releases: The progressive serving deployments whose releases the receiver drives
+            (None: none); pass their namespaces and the mesh in `opts.depends_on`.
+        token: Bearer token Alertmanager sends; None: one is generated (`token` output).
+        windows: The loop's consumer writes the prediction log's windows to `bucket_uri`: the
+            runs the receiver starts retrain on them.
     """
 
     config: model.LoopConfig
@@ -38,7 +48,15 @@ class RetrainReceiverArgs:
 
 
 class RetrainReceiver(pulumi.ComponentResource):
-    """The platform's Alertmanager receiver that starts drift-pipeline runs."""
+    """The platform's Alertmanager receiver that starts drift-pipeline runs.
+
+    Attributes:
+        namespace: Namespace of the receiver.
+        service_name: The receiver's Service.
+        url: In-cluster URL Alertmanager posts drift alerts to
+            (`http://retrain-receiver.<ns>.svc.cluster.local:8080/alerts`).
+        token: Bearer token the receiver requires.
+    """
 
     namespace: pulumi.Output[str]
     service_name: pulumi.Output[str]
@@ -162,7 +180,18 @@ class PredictionLogConsumerArgs:
     URI of its bucket, the topic the model servers log to, and the platform Kafka client it
     reads with (`KafkaClient(..., read_topics=[predictions, labels]).wiring`). Locally,
     `credentials_secret` is its workload identity's MinIO Secret. Pass the namespace and the
-    identity in `opts.depends_on`."""
+    identity in `opts.depends_on`.
+
+    Attributes:
+        config: The `loop` settings (namespace, image and its `consumer` block).
+        kubernetes: The provider every object is created with.
+        bucket_uri: URI of the loop's bucket, where the Parquet windows are written.
+        predictions_topic: The topic the model servers log predictions to.
+        kafka: The platform Kafka client it reads with (`KafkaClient(..., read_topics=[predictions,
+            labels]).wiring`).
+        credentials_secret: Locally, its workload identity's MinIO Secret; None on the clouds
+            (keyless identity).
+    """
 
     config: model.LoopConfig
     kubernetes: k8s.Provider

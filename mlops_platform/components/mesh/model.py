@@ -63,15 +63,36 @@ class ResourcesConfig(ContainerResourcesConfig):
 
 class IstiodResources(ResourcesConfig):
     # The chart asks for 500m / 2Gi; a platform-sized mesh (tens of services) uses a fraction.
-    cpu_request: str = "250m"
-    memory_request: str = "512Mi"
-    memory_limit: str = "2Gi"
+    cpu_request: str = Field(
+        default="250m",
+        description="CPU request of each istiod pod (Kubernetes quantity, e.g. 250m = a quarter "
+        "core).",
+    )
+    memory_request: str = Field(
+        default="512Mi",
+        description="Memory request of each istiod pod (Kubernetes quantity, e.g. 512Mi).",
+    )
+    memory_limit: str = Field(
+        default="2Gi",
+        description="Memory limit of each istiod pod; the container is OOM-killed above it.",
+    )
 
 
 class GatewayResources(ResourcesConfig):
-    cpu_request: str = "100m"
-    memory_request: str = "128Mi"
-    memory_limit: str = "1Gi"
+    cpu_request: str = Field(
+        default="100m",
+        description="CPU request of each ingress gateway pod (Kubernetes quantity, e.g. 250m = a "
+        "quarter core).",
+    )
+    memory_request: str = Field(
+        default="128Mi",
+        description="Memory request of each ingress gateway pod (Kubernetes quantity, e.g. 512Mi).",
+    )
+    memory_limit: str = Field(
+        default="1Gi",
+        description="Memory limit of each ingress gateway pod; the container is OOM-killed above "
+        "it.",
+    )
 
 
 class IstiodConfig(StrictModel):
@@ -90,7 +111,9 @@ class IstiodConfig(StrictModel):
         le=20,
         description="Autoscale istiod on CPU up to this many pods. null: fixed `replicas`.",
     )
-    resources: IstiodResources = Field(default_factory=IstiodResources)
+    resources: IstiodResources = Field(
+        default_factory=IstiodResources, description="Requests and memory limit of istiod."
+    )
 
     @model_validator(mode="after")
     def _bounds(self) -> IstiodConfig:
@@ -149,7 +172,10 @@ class IngressGatewayConfig(StrictModel):
         default_factory=list,
         description="CIDRs allowed to reach a LoadBalancer gateway. Empty: anyone.",
     )
-    resources: GatewayResources = Field(default_factory=GatewayResources)
+    resources: GatewayResources = Field(
+        default_factory=GatewayResources,
+        description="Requests and memory limit of each gateway pod.",
+    )
 
     @field_validator("name")
     @classmethod
@@ -207,8 +233,15 @@ class MeshConfig(StrictModel):
         description="Mesh-wide PeerAuthentication: STRICT accepts only mutual TLS between "
         "workloads; PERMISSIVE also accepts plain text (a migration step).",
     )
-    istiod: IstiodConfig = Field(default_factory=IstiodConfig)
-    cni: CniConfig = Field(default_factory=CniConfig)
+    istiod: IstiodConfig = Field(
+        default_factory=IstiodConfig,
+        description="The control plane: replicas, optional CPU autoscaling, resources.",
+    )
+    cni: CniConfig = Field(
+        default_factory=CniConfig,
+        description="The Istio CNI node agent, so injected pods need no NET_ADMIN init "
+        "container (Pod Security `restricted`).",
+    )
     ingress_gateway: IngressGatewayConfig | None = Field(
         default=None, description="An ingress gateway. null: none (in-mesh traffic only)."
     )

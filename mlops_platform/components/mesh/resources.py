@@ -29,7 +29,13 @@ RELEASE_TIMEOUT_SECONDS = 600
 @dataclass(frozen=True)
 class IstioMeshArgs:
     """Inputs of `IstioMesh`: the `mesh` config, the stack's cloud (per-platform chart values)
-    and the Kubernetes provider every object is created with."""
+    and the Kubernetes provider every object is created with.
+
+    Attributes:
+        config: The `mesh` settings (with `enabled: false` do not create the component).
+        cloud: The stack's cloud: selects the charts' platform values (GKE, k3d, minikube).
+        kubernetes: The provider every object is created with.
+    """
 
     config: model.MeshConfig
     cloud: Cloud
@@ -38,7 +44,15 @@ class IstioMeshArgs:
 
 class IstioMesh(pulumi.ComponentResource):
     """Istio (default revision) from the official charts, with CNI; mesh-wide mTLS is
-    `MeshMutualTls`, planned once this is up."""
+    `MeshMutualTls`, planned once this is up.
+
+    Attributes:
+        namespace: istiod's namespace, the mesh root namespace.
+        revision: The Istio revision: always `default` (what the serving pods' inject label needs).
+        version: Istio version of the charts (`mlops_platform/components/versions.py`).
+        ingress_gateway_service: The ingress gateway's Service name, None without a gateway.
+        ingress_gateway_namespace: The ingress gateway's namespace, None without a gateway.
+    """
 
     namespace: pulumi.Output[str]
     revision: pulumi.Output[str]
@@ -153,7 +167,12 @@ class IstioMesh(pulumi.ComponentResource):
 @dataclass(frozen=True)
 class MeshMutualTlsArgs:
     """Inputs of `MeshMutualTls`: the `mesh` config (root namespace and mTLS mode) and the
-    Kubernetes provider."""
+    Kubernetes provider.
+
+    Attributes:
+        config: The `mesh` settings: root namespace and `mtls_mode`.
+        kubernetes: The provider the PeerAuthentication is created with.
+    """
 
     config: model.MeshConfig
     kubernetes: k8s.Provider
@@ -163,7 +182,11 @@ class MeshMutualTls(pulumi.ComponentResource):
     """The mesh-wide PeerAuthentication (`default` in the root namespace, no selector).
 
     It is admitted through istiod's validating webhook, so it is created once `IstioMesh` is
-    ready (pass it in `opts.depends_on` when both are in one program)."""
+    ready (pass it in `opts.depends_on` when both are in one program).
+
+    Attributes:
+        mode: The mesh-wide mTLS mode (`STRICT` or `PERMISSIVE`).
+    """
 
     mode: pulumi.Output[str]
 

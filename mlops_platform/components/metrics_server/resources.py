@@ -14,6 +14,14 @@ from mlops_platform.components.versions import METRICS_SERVER
 
 @dataclass(frozen=True)
 class MetricsServerArgs:
+    """Inputs of `MetricsServer`.
+
+    Attributes:
+        decision: Whether and why metrics-server is installed here (`model.decide`: the cluster may
+            already serve `metrics.k8s.io`).
+        kubernetes: The provider every object is created with.
+    """
+
     # from `model.decide(cloud, kubernetes_version, model.hpa_sources(serving, mesh))`; create
     # the component only when `decision.install`
     decision: Decision
@@ -23,7 +31,10 @@ class MetricsServerArgs:
 class MetricsServer(pulumi.ComponentResource):
     """Serves `metrics.k8s.io` (APIService `v1beta1.metrics.k8s.io`) for HorizontalPodAutoscalers.
 
-    Outputs: `api_service` (the APIService name), `namespace`."""
+    Attributes:
+        api_service: Name of the APIService serving `metrics.k8s.io`.
+        namespace: Namespace of metrics-server.
+    """
 
     def __init__(
         self, name: str, args: MetricsServerArgs, opts: pulumi.ResourceOptions | None = None

@@ -370,7 +370,10 @@ class MlflowConfig(StrictModel):
         description="Extra Host headers the server answers (e.g. an ingress host name); the "
         "Service's in-cluster names and localhost (port-forward) are always allowed.",
     )
-    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+    resources: ResourcesConfig = Field(
+        default_factory=ResourcesConfig,
+        description="Requests, memory limit and /tmp size of each tracking-server pod.",
+    )
     database: DatabaseConfig | None = Field(
         default=None,
         description="The PostgreSQL backend store, a `type:` block with only that backend's "
@@ -378,7 +381,11 @@ class MlflowConfig(StrictModel):
         "type follows the stack's cloud: omit it (or the whole block) and the cloud's own is "
         "used.",
     )
-    auth: AuthConfig = Field(default_factory=AuthConfig)
+    auth: AuthConfig = Field(
+        default_factory=AuthConfig,
+        description="Basic auth: the default permission of new users and the clients' users "
+        "(every request but /health needs one).",
+    )
     clients: dict[str, ClientConfig] = Field(
         default_factory=dict,
         description="MLflow users for the platform's clients, keyed by a logical name (user "

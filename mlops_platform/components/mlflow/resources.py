@@ -50,6 +50,20 @@ class TrackingServerArgs:
     pass the Namespace and the `WorkloadIdentity` in `opts.depends_on`; it is applied to every
     Kubernetes object. `protect` (the root `protect_stateful`) protects and retains the
     database and, by default, turns on its deletion protection and final snapshot.
+
+    Attributes:
+        cloud: The stack's cloud: picks the database (RDS, Cloud SQL or in-cluster PostgreSQL).
+        config: The `mlflow` settings.
+        storage: The object store holding `config.artifact_bucket`.
+        kubernetes: The provider every Kubernetes object is created with.
+        protect: Protect and retain the database; by default also its deletion protection and final
+            snapshot (the root `protect_stateful`).
+        network: The cluster's network: required on AWS and GCP (the database's subnets or private
+            IP); None locally.
+        private_services_access: GCP: an existing private services connection of the network to wait
+            for; None: one is created.
+        private_services_prefix_length: GCP: prefix length of the range reserved for the private
+            services connection when one is created.
     """
 
     cloud: Cloud
@@ -72,7 +86,19 @@ class _Database:
 
 
 class TrackingServer(pulumi.ComponentResource):
-    """MLflow tracking server and model registry on PostgreSQL, artifacts in the object store."""
+    """MLflow tracking server and model registry on PostgreSQL, artifacts in the object store.
+
+    Attributes:
+        tracking_uri: In-cluster tracking URI (`http://mlflow.<ns>.svc.cluster.local:5000`).
+        namespace: Namespace of the tracking server.
+        service_name: The tracking server's Service.
+        database_endpoint: The PostgreSQL endpoint (`<host>:5432`).
+        admin_username: The MLflow admin user.
+        admin_password: The MLflow admin password (generated).
+        credentials_secret_name: Secret with the admin credentials in the server's namespace.
+        clients: Client key to `{namespace, secret_name, username}`, once the user-provisioning Job
+            completed; `{}` without clients.
+    """
 
     tracking_uri: pulumi.Output[str]
     namespace: pulumi.Output[str]

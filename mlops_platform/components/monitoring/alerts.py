@@ -19,14 +19,24 @@ from mlops_platform.components.monitoring import model
 @dataclass(frozen=True)
 class ModelAlertsArgs:
     """Inputs of `ModelAlerts`: the `monitoring` config (its alerts and the namespace of the
-    release, whose rule selector picks the rule up) and the Kubernetes provider."""
+    release, whose rule selector picks the rule up) and the Kubernetes provider.
+
+    Attributes:
+        config: The `monitoring` settings: the alerts' thresholds and the release's namespace (whose
+            rule selector picks the rule up).
+        kubernetes: The provider the PrometheusRule is created with.
+    """
 
     config: model.MonitoringConfig
     kubernetes: k8s.Provider
 
 
 class ModelAlerts(pulumi.ComponentResource):
-    """The platform's PrometheusRule (model alerts), for kube-prometheus-stack's Prometheus."""
+    """The platform's PrometheusRule (model alerts), for kube-prometheus-stack's Prometheus.
+
+    Attributes:
+        rule_name: Name of the PrometheusRule holding the model alerts.
+    """
 
     rule_name: pulumi.Output[str]
 

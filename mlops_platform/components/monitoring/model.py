@@ -65,33 +65,74 @@ class ResourcesConfig(ContainerResourcesConfig):
 
 # Per workload, so a stack can change one number and keep the other defaults.
 class PrometheusResources(ResourcesConfig):
-    cpu_request: str = "250m"
-    memory_request: str = "1Gi"
-    memory_limit: str = "4Gi"
+    cpu_request: str = Field(
+        default="250m",
+        description="CPU request of the Prometheus server (Kubernetes quantity, e.g. 250m = a "
+        "quarter core).",
+    )
+    memory_request: str = Field(
+        default="1Gi",
+        description="Memory request of the Prometheus server (Kubernetes quantity, e.g. 512Mi).",
+    )
+    memory_limit: str = Field(
+        default="4Gi",
+        description="Memory limit of the Prometheus server; the container is OOM-killed above it.",
+    )
 
 
 class AlertmanagerResources(ResourcesConfig):
-    cpu_request: str = "50m"
-    memory_request: str = "64Mi"
-    memory_limit: str = "256Mi"
+    cpu_request: str = Field(
+        default="50m",
+        description="CPU request of each Alertmanager pod (Kubernetes quantity, e.g. 250m = a "
+        "quarter core).",
+    )
+    memory_request: str = Field(
+        default="64Mi",
+        description="Memory request of each Alertmanager pod (Kubernetes quantity, e.g. 512Mi).",
+    )
+    memory_limit: str = Field(
+        default="256Mi",
+        description="Memory limit of each Alertmanager pod; the container is OOM-killed above it.",
+    )
 
 
 class OperatorResources(ResourcesConfig):
-    cpu_request: str = "100m"
-    memory_request: str = "128Mi"
-    memory_limit: str = "512Mi"
+    cpu_request: str = Field(
+        default="100m",
+        description="CPU request of the prometheus-operator (Kubernetes quantity, e.g. 250m = a "
+        "quarter core).",
+    )
+    memory_request: str = Field(
+        default="128Mi",
+        description="Memory request of the prometheus-operator (Kubernetes quantity, e.g. 512Mi).",
+    )
+    memory_limit: str = Field(
+        default="512Mi",
+        description="Memory limit of the prometheus-operator; the container is OOM-killed above "
+        "it.",
+    )
 
 
 class GrafanaResources(ResourcesConfig):
-    cpu_request: str = "100m"
-    memory_request: str = "256Mi"
-    memory_limit: str = "512Mi"
+    cpu_request: str = Field(
+        default="100m",
+        description="CPU request of Grafana (Kubernetes quantity, e.g. 250m = a quarter core).",
+    )
+    memory_request: str = Field(
+        default="256Mi", description="Memory request of Grafana (Kubernetes quantity, e.g. 512Mi)."
+    )
+    memory_limit: str = Field(
+        default="512Mi",
+        description="Memory limit of Grafana; the container is OOM-killed above it.",
+    )
 
 
 class GrafanaConfig(StrictModel):
     """Grafana. The admin password is always generated and kept in a Secret, never in config."""
 
-    resources: GrafanaResources = Field(default_factory=GrafanaResources)
+    resources: GrafanaResources = Field(
+        default_factory=GrafanaResources, description="Requests and memory limit of Grafana."
+    )
     storage_gb: PositiveInt | None = Field(
         default=None,
         description="Persistent volume for Grafana's database (users, UI-made dashboards). "
@@ -128,7 +169,11 @@ class AlertsConfig(StrictModel):
         le=LATENCY_MAX_BUCKET_SECONDS * 1000,
         description="Latency SLO: p99 of prediction requests, in milliseconds.",
     )
-    latency_for_minutes: PositiveInt = 10
+    latency_for_minutes: PositiveInt = Field(
+        default=10,
+        description="Minutes the p99 latency must stay above `p99_latency_ms` (at more than "
+        "`latency_min_request_rate` requests/s) before ModelServerHighLatency fires.",
+    )
     latency_min_request_rate: float = Field(
         default=1.0,
         ge=0,
@@ -138,7 +183,11 @@ class AlertsConfig(StrictModel):
     error_ratio: float = Field(
         default=0.01, gt=0, lt=1, description="Share of prediction requests answered 5xx."
     )
-    error_for_minutes: PositiveInt = 5
+    error_for_minutes: PositiveInt = Field(
+        default=5,
+        description="Minutes the 5xx share must stay above `error_ratio` before "
+        "ModelServerHighErrorRatio fires.",
+    )
     prediction_log_drop_ratio: float = Field(
         default=0.01,
         gt=0,
@@ -146,11 +195,19 @@ class AlertsConfig(StrictModel):
         description="Share of prediction records dropped instead of logged (the drift and "
         "retraining data).",
     )
-    prediction_log_for_minutes: PositiveInt = 10
+    prediction_log_for_minutes: PositiveInt = Field(
+        default=10,
+        description="Minutes the dropped share of prediction records must stay above "
+        "`prediction_log_drop_ratio` before ModelPredictionLogDropping fires.",
+    )
     not_ready_for_minutes: PositiveInt = Field(
         default=10, description="A server up but not ready (model not loaded) this long."
     )
-    down_for_minutes: PositiveInt = 5
+    down_for_minutes: PositiveInt = Field(
+        default=5,
+        description="Minutes a model server's scrape target must report down (`up == 0`) "
+        "before ModelServerDown fires.",
+    )
     model_server_job: str = Field(
         default=".*model-server.*",
         description="Regex on the `job` label of the model server's scrape target (a "
@@ -221,7 +278,9 @@ def _secret_file(secrets_dir: str, key: str) -> str:
 class WebhookReceiver(_Receiver):
     """Any HTTP endpoint speaking Alertmanager's webhook format (version 4)."""
 
-    type: Literal["webhook"]
+    type: Literal["webhook"] = Field(
+        description="`webhook`: notify an HTTP endpoint that receives Alertmanager's JSON payload."
+    )
     url: str = Field(description="http(s) URL the alerts are POSTed to (not a secret).")
     bearer_token: SecretValue | None = Field(
         default=None, description="Sent as `Authorization: Bearer`; a Pulumi secret."
@@ -258,7 +317,7 @@ class WebhookReceiver(_Receiver):
 class SlackReceiver(_Receiver):
     """A Slack incoming webhook; its URL is the credential."""
 
-    type: Literal["slack"]
+    type: Literal["slack"] = Field(description="`slack`: notify a Slack incoming webhook.")
     api_url: SecretValue = Field(description="The incoming-webhook URL; a Pulumi secret.")
     channel: str = Field(description="Channel, e.g. `#ml-alerts`.")
 
@@ -290,7 +349,9 @@ class SlackReceiver(_Receiver):
 class PagerDutyReceiver(_Receiver):
     """PagerDuty Events API v2; the integration's routing key is the credential."""
 
-    type: Literal["pagerduty"]
+    type: Literal["pagerduty"] = Field(
+        description="`pagerduty`: notify a PagerDuty Events API v2 service."
+    )
     routing_key: SecretValue = Field(description="Events API v2 routing key; a Pulumi secret.")
 
     def secrets(self, key: str) -> dict[str, ConfigSecret]:
@@ -448,13 +509,28 @@ class MonitoringConfig(StrictModel):
     alertmanager_storage_gb: PositiveInt = Field(
         default=2, description="Alertmanager volume (silences and notification log)."
     )
-    prometheus: PrometheusResources = Field(default_factory=PrometheusResources)
-    alertmanager: AlertmanagerResources = Field(default_factory=AlertmanagerResources)
+    prometheus: PrometheusResources = Field(
+        default_factory=PrometheusResources,
+        description="Requests and memory limit of the Prometheus server (grows with series "
+        "and `retention_days`).",
+    )
+    alertmanager: AlertmanagerResources = Field(
+        default_factory=AlertmanagerResources,
+        description="Requests and memory limit of each Alertmanager pod.",
+    )
     operator: OperatorResources = Field(
         default_factory=OperatorResources, description="prometheus-operator."
     )
-    grafana: GrafanaConfig = Field(default_factory=GrafanaConfig)
-    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    grafana: GrafanaConfig = Field(
+        default_factory=GrafanaConfig,
+        description="Grafana: resources, volume and the bundled dashboards (the admin password "
+        "is generated into a Secret).",
+    )
+    alerts: AlertsConfig = Field(
+        default_factory=AlertsConfig,
+        description="Thresholds and hold times of the platform's model alerts (drift, "
+        "latency, errors, prediction log, readiness, GPUs).",
+    )
     alerting: AlertingConfig = Field(
         default_factory=AlertingConfig,
         description="Alertmanager receivers (webhook, Slack, PagerDuty) and routes.",

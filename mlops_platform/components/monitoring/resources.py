@@ -34,6 +34,14 @@ class ObservabilityArgs:
 
     `protect` (the root config's `protect_stateful`) protects and retains the release, whose
     volumes hold Prometheus' and Alertmanager's data. `retrain`: drift alerts go there.
+
+    Attributes:
+        config: The `monitoring` settings.
+        kubernetes: The provider every object is created with.
+        protect: Protect and retain the release, whose volumes hold Prometheus' and Alertmanager's
+            data (the root `protect_stateful`).
+        retrain: Where drift alerts go (the retrain receiver's URL and token); None: no retrain
+            route.
     """
 
     config: model.MonitoringConfig
@@ -44,7 +52,16 @@ class ObservabilityArgs:
 
 class Observability(pulumi.ComponentResource):
     """Prometheus, Alertmanager and Grafana from kube-prometheus-stack (the model alerts are
-    `ModelAlerts`: a custom resource of the chart's CRDs, planned in the next layer)."""
+    `ModelAlerts`: a custom resource of the chart's CRDs, planned in the next layer).
+
+    Attributes:
+        namespace: Namespace of the monitoring stack.
+        grafana_service: Grafana's Service (port 80).
+        prometheus_url: In-cluster Prometheus URL
+            (`http://monitoring-prometheus.<ns>.svc.cluster.local:9090`).
+        alertmanager_url: In-cluster Alertmanager URL (port 9093).
+        grafana_admin_password: Grafana's admin password (generated, kept in a Secret).
+    """
 
     namespace: pulumi.Output[str]
     grafana_service: pulumi.Output[str]

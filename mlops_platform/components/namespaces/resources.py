@@ -13,13 +13,26 @@ from mlops_platform.components.namespaces import model
 
 @dataclass(frozen=True)
 class WorkloadNamespacesArgs:
+    """Inputs of `WorkloadNamespaces`.
+
+    Attributes:
+        names: The namespaces to create (the platform derives them from the components' models).
+        kubernetes: The provider the Namespaces are created with.
+        pod_security: Pod Security level every namespace enforces (`restricted` unless a namespace's
+            workloads need less).
+    """
+
     names: Sequence[str]
     kubernetes: k8s.Provider
     pod_security: model.PodSecurityLevel = "restricted"
 
 
 class WorkloadNamespaces(pulumi.ComponentResource):
-    """One `Namespace` per name (`<name>-<namespace>`); `by_name` maps a namespace to it."""
+    """One `Namespace` per name (`<name>-<namespace>`); `by_name` maps a namespace to it.
+
+    Attributes:
+        names: The namespaces created.
+    """
 
     def __init__(
         self, name: str, args: WorkloadNamespacesArgs, opts: pulumi.ResourceOptions | None = None

@@ -29,6 +29,17 @@ class KubeflowPipelinesArgs:
     `identities` are the root config's `workload_identities`: one of them must be the runner
     (`kubeflow/pipeline-runner`, read_write on the artifact bucket); its `WorkloadIdentity`
     creates that ServiceAccount and must depend on `KubeflowPipelines.namespace_owner`.
+
+    Attributes:
+        config: The `pipelines` settings.
+        cloud: The stack's cloud: the artifact store's flavour (S3, GCS or MinIO) and the runner's
+            identity.
+        storage: The object store holding the pipeline artifacts.
+        kubernetes: The provider every object is created with.
+        identities: The root `workload_identities`: one must be the runner
+            (`kubeflow/pipeline-runner`, `read_write` on the artifact bucket).
+        parameter_defaults: Values the platform fills into compiled pipelines' parameters (e.g. the
+            MLflow tracking URI), by parameter name.
     """
 
     config: model.PipelinesConfig
@@ -42,7 +53,14 @@ class KubeflowPipelinesArgs:
 
 
 class KubeflowPipelines(pulumi.ComponentResource):
-    """KFP standalone (API server, UI, Argo, MySQL, SeaweedFS) with artifacts in our bucket."""
+    """KFP standalone (API server, UI, Argo, MySQL, SeaweedFS) with artifacts in our bucket.
+
+    Attributes:
+        namespace: Namespace of KFP (`kubeflow`).
+        api_endpoint: In-cluster KFP API URL (`http://ml-pipeline.kubeflow.svc.cluster.local:8888`).
+        ui_service: The KFP UI's Service (port 80).
+        pipeline_root: Where runs keep artifacts: `s3://`, `gs://` or `minio://<bucket>/pipelines`.
+    """
 
     namespace: pulumi.Output[str]
     api_endpoint: pulumi.Output[str]

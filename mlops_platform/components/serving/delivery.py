@@ -143,8 +143,16 @@ class ProgressiveConfig(StrictModel):
         description="Manual approval before promotion: the analysis holds at max weight until "
         "someone opens the load tester's gate for this canary.",
     )
-    thresholds: AnalysisThresholds = Field(default_factory=AnalysisThresholds)
-    load_test: LoadTestConfig = Field(default_factory=LoadTestConfig)
+    thresholds: AnalysisThresholds = Field(
+        default_factory=AnalysisThresholds,
+        description="Limits of the analysis' checks (success rate, latency, score "
+        "divergence, feature drift); each interval outside one counts towards `threshold`.",
+    )
+    load_test: LoadTestConfig = Field(
+        default_factory=LoadTestConfig,
+        description="Golden-set requests Flagger's load tester sends to the canary during "
+        "the analysis, so a quiet service still gets judged.",
+    )
     webhooks: dict[Literal["pre-rollout", "post-rollout", "rollback"], str] = Field(
         default_factory=dict,
         description="Extra Flagger webhooks by type (URL): e.g. a golden-set gate before the "

@@ -324,7 +324,10 @@ class ModelDeploymentConfig(StrictModel):
         "a fresh platform, until the alias exists) a pod is live but not ready, gets no "
         "traffic, and the ModelServerNotReady alert reports it.",
     )
-    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+    resources: ResourcesConfig = Field(
+        default_factory=ResourcesConfig,
+        description="Requests and limits of the model-server container, on both tracks.",
+    )
     autoscaling: AutoscalingConfig | None = Field(
         default=None,
         description="HorizontalPodAutoscaler for the stable track (replaces stable.replicas).",

@@ -31,6 +31,16 @@ class ModelDeploymentArgs:
     platform's Prometheus and Flagger's load tester, `mlops_platform/components/delivery`).
     `prometheus_namespace`: where the platform's Prometheus runs (`mlops_platform/components/monitoring`),
     let through to the metrics port; None: nothing scrapes the pods.
+
+    Attributes:
+        config: The deployment's settings (one `serving` entry).
+        kubernetes: The provider every object is created with.
+        kafka: The platform Kafka client of the prediction log (`KafkaClient.wiring`), for
+            `prediction_sink: kafka` without `kafka_bootstrap_servers`.
+        flagger: Where Flagger's checks and hooks go (the platform's Prometheus and load tester),
+            for a config with `progressive`.
+        prometheus_namespace: Where the platform's Prometheus runs, let through to the metrics port;
+            None: nothing scrapes the pods.
     """
 
     config: model.ModelDeploymentConfig
@@ -41,7 +51,15 @@ class ModelDeploymentArgs:
 
 
 class ModelDeployment(pulumi.ComponentResource):
-    """One model behind the model server: stable and canary tracks, split by Istio weights."""
+    """One model behind the model server: stable and canary tracks, split by Istio weights.
+
+    Attributes:
+        service_name: The Service in front of both tracks.
+        namespace: The deployment's namespace.
+        url: In-cluster URL (`http://<name>.<namespace>.svc.cluster.local:<port>`).
+        canary_weight: Percent of traffic on the canary track (0 without one).
+        model_name: The name the model is served under (`/v2/models/<name>`).
+    """
 
     service_name: pulumi.Output[str]
     namespace: pulumi.Output[str]

@@ -48,10 +48,13 @@ class LifecycleConfig(StrictModel):
     )
     transition_to_cold_days: PositiveInt | None = Field(
         default=None,
-        description="Move current objects to S3 GLACIER_IR / GCS COLDLINE after this many days.",
+        description="Move current objects to S3 GLACIER_IR / GCS COLDLINE after this many days "
+        "(more than `transition_to_infrequent_access_days` when both are set).",
     )
     expiration_days: PositiveInt | None = Field(
-        default=None, description="Expire current objects this many days after creation."
+        default=None,
+        description="Expire current objects this many days after creation (more than the last "
+        "transition's days).",
     )
     abort_incomplete_multipart_upload_days: PositiveInt | None = Field(
         default=7, description="Abort multipart uploads left incomplete this many days."
@@ -85,7 +88,9 @@ class BucketConfig(StrictModel):
 
     versioning: bool = Field(default=True, description="Keep every version of every object.")
     lifecycle: LifecycleConfig = Field(
-        default_factory=LifecycleConfig, description="Lifecycle rules (clouds; see README)."
+        default_factory=LifecycleConfig,
+        description="Lifecycle rules, applied on S3 and GCS (not by MinIO, see the storage "
+        "README); `null` turns a rule off.",
     )
 
 

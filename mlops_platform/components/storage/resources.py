@@ -33,6 +33,16 @@ class ObjectStoreArgs:
     `identities` are the stack's `workload_identities`: every cloud checks their bucket names;
     locally the MinIO server itself holds their users and policies, so they are created here
     (with generated secret keys) and `WorkloadIdentity` only hands them to the workload.
+
+    Attributes:
+        cloud: The stack's cloud: S3 (AWS), GCS (GCP) or MinIO (local). AWS/GCP providers come
+            through `opts`.
+        config: The `storage` settings: the buckets and the backend block.
+        protect: Protect and retain every bucket, the KMS key and locally the MinIO release (the
+            root `protect_stateful`).
+        kubernetes: The provider MinIO is installed with; required locally.
+        identities: The root `workload_identities`: their bucket names are checked on every cloud;
+            locally they become MinIO users.
     """
 
     cloud: Cloud
@@ -54,7 +64,16 @@ class _Built:
 
 
 class ObjectStore(pulumi.ComponentResource):
-    """A map of private, versioned, encrypted buckets with lifecycle rules."""
+    """A map of private, versioned, encrypted buckets with lifecycle rules.
+
+    Attributes:
+        bucket_names: Bucket key to physical bucket name (`<bucket_prefix>-<key>`).
+        bucket_uris: Bucket key to URI: `s3://...` (AWS and MinIO) or `gs://...`.
+        bucket_arns: AWS: bucket key to bucket ARN (empty elsewhere).
+        endpoint: Local: MinIO's S3 endpoint (`http://minio.<ns>.svc.cluster.local:9000`).
+        kms_key_arn: AWS: the store's KMS key ARN (what workload grants name).
+        log_bucket_name: AWS: the access-log bucket.
+    """
 
     bucket_names: dict[str, pulumi.Output[str]]
     bucket_uris: dict[str, pulumi.Output[str]]

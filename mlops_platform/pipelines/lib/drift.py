@@ -101,23 +101,109 @@ class DriftConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    pvalue_threshold: float = Field(default=0.01, gt=0, lt=1)
-    correction: Literal["holm", "bh"] = "holm"
-    min_ks: float = Field(default=0.03, ge=0, le=1)
-    min_scale_ratio: float = Field(default=1.1, ge=1)
-    min_tvd: float = Field(default=0.03, ge=0, le=1)
-    min_missing_change: float = Field(default=0.01, ge=0, le=1)
-    psi_threshold: float = Field(default=0.0, ge=0)
-    bins: int = Field(default=10, ge=2, le=1000)
-    min_drifted_features: int = Field(default=1, ge=1)
-    drift_share: float = Field(default=0.0, ge=0, le=1)
-    season_days: int | None = Field(default=7, ge=0, le=183)
-    season_fallback: Literal["inconclusive", "whole"] = "inconclusive"
-    timestamp: str = DEFAULT_TIMESTAMP
-    min_reference_rows: int = Field(default=1000, ge=1)
-    recent_share: float = Field(default=0.25, ge=0, lt=1)
-    min_recent_rows: int = Field(default=200, ge=2)
-    max_categories: int = Field(default=50, ge=1)
+    pvalue_threshold: float = Field(
+        default=0.01,
+        gt=0,
+        lt=1,
+        description="Significance level after the multiple-testing correction: with `holm`, the "
+        "probability of any false alarm in a window.",
+    )
+    correction: Literal["holm", "bh"] = Field(
+        default="holm",
+        description="Multiple-testing correction over all tests of all features: `holm` "
+        "bounds the chance of any false alarm, `bh` (Benjamini-Hochberg) the expected share of "
+        "wrongly flagged features (more sensitive when several drift).",
+    )
+    min_ks: float = Field(
+        default=0.03,
+        ge=0,
+        le=1,
+        description="Effect floor of the Kolmogorov-Smirnov test (distance D, 0-1) on numeric "
+        "features; 0.03 is about a 0.075 standard-deviation shift.",
+    )
+    min_scale_ratio: float = Field(
+        default=1.1,
+        ge=1,
+        description="Effect floor of the Brown-Forsythe spread test: ratio of the mean "
+        "absolute deviations from the median (1.1 = spread +-10 %).",
+    )
+    min_tvd: float = Field(
+        default=0.03,
+        ge=0,
+        le=1,
+        description="Effect floor of the chi-squared test on categorical (and few-valued "
+        "integer) features: total variation distance, the share of mass moved (0.03 = 3 pp).",
+    )
+    min_missing_change: float = Field(
+        default=0.01,
+        ge=0,
+        le=1,
+        description="Effect floor of the missing-rate test: absolute change of a column's "
+        "missing share (0.01 = 1 percentage point).",
+    )
+    psi_threshold: float = Field(
+        default=0.0,
+        ge=0,
+        description="Population Stability Index a feature must also reach to count as "
+        "drifted (the classic rule is 0.2); 0 turns this extra floor off.",
+    )
+    bins: int = Field(
+        default=10,
+        ge=2,
+        le=1000,
+        description="Quantile buckets of the reference used for the PSI of numeric features.",
+    )
+    min_drifted_features: int = Field(
+        default=1, ge=1, description="Drifted features needed for the window to drift."
+    )
+    drift_share: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Share of features (0-1) that must drift for the window to drift, on top "
+        "of `min_drifted_features`; 0: no share required.",
+    )
+    season_days: int | None = Field(
+        default=7,
+        ge=0,
+        le=183,
+        description="Largest margin, in days of the year, of the same-season reference "
+        "(the reference narrowed to the current window's days last year, used when it spans a "
+        "year); null turns seasonality off.",
+    )
+    season_fallback: Literal["inconclusive", "whole"] = Field(
+        default="inconclusive",
+        description="When no same-season reference of `min_reference_rows` rows can be "
+        "built: `inconclusive` withholds the verdict, `whole` compares with the whole reference.",
+    )
+    timestamp: str = Field(
+        default=DEFAULT_TIMESTAMP,
+        description="Column holding each row's time: the seasonal key and the recent slice; "
+        "never tested as a feature.",
+    )
+    min_reference_rows: int = Field(
+        default=1000,
+        ge=1,
+        description="Fewest reference rows a same-season reference needs (else "
+        "`season_fallback` applies).",
+    )
+    recent_share: float = Field(
+        default=0.25,
+        ge=0,
+        lt=1,
+        description="The most recent share of the window's time span, tested as well to "
+        "catch a ramp that began inside the window; 0 turns it off.",
+    )
+    min_recent_rows: int = Field(
+        default=200, ge=2, description="Fewest rows the recent slice needs to be tested."
+    )
+    max_categories: int = Field(
+        default=50,
+        ge=1,
+        description="Integer columns with at most this many distinct values are also tested "
+        "as categories; a categorical column's PSI and reference profile keep this many most "
+        "frequent categories and pool the rest as `__other__`.",
+    )
 
 
 class DriftSettings(BaseModel):
@@ -133,10 +219,29 @@ class DriftSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    window_hours: int = Field(default=168, gt=0, le=24 * 366)
-    interval_minutes: float = Field(default=15, gt=0, le=24 * 60)
-    reference_alias: str = Field(default="champion", min_length=1, pattern=r"^[A-Za-z0-9_-]+$")
-    detector: DriftConfig = Field(default_factory=DriftConfig)
+    window_hours: int = Field(
+        default=168,
+        gt=0,
+        le=24 * 366,
+        description="The window checked: the last complete hours of the prediction log (the "
+        "drift pipeline's `hours`); 168 = one week.",
+    )
+    interval_minutes: float = Field(
+        default=15,
+        gt=0,
+        le=24 * 60,
+        description="How often the drift monitor re-checks the window, in minutes.",
+    )
+    reference_alias: str = Field(
+        default="champion",
+        min_length=1,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="Registry alias of the model version whose training data is the reference.",
+    )
+    detector: DriftConfig = Field(
+        default_factory=DriftConfig,
+        description="The detector's significance level, effect floors and seasonal settings.",
+    )
 
     def pipeline_arguments(self) -> dict[str, str | int]:
         """The windows_drift pipeline parameters that carry these settings."""
