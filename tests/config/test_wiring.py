@@ -392,6 +392,100 @@ GCP = {"type": "gcp", "project": "p", "region": "europe-west4"}
                 )
             ],
         ),
+        # the cluster's node settings: the system pool and each GPU pool are `type:` blocks
+        (
+            GCP,
+            {"cluster": {"system_pool": {"instance_type": "m6i.large"}}},
+            [
+                (
+                    "mlops:cluster.system_pool.instance_type",
+                    "unknown field for type 'gke': a setting of eks (aws); this stack's cloud "
+                    "is gcp",
+                )
+            ],
+        ),
+        (
+            LOCAL,
+            {"cluster": {"system_pool": {"min_size": 3}}},
+            [
+                (
+                    "mlops:cluster.system_pool.min_size",
+                    "unknown field for type 'existing': a setting of eks (aws), gke (gcp); this "
+                    "stack's cloud is local",
+                )
+            ],
+        ),
+        (
+            AWS,
+            {"cluster": {"system_pool": {"type": "gke"}}},
+            [
+                (
+                    "mlops:cluster.system_pool.type",
+                    "'gke' runs on gcp; this stack's cloud is aws: use 'eks' (or leave `type` out)",
+                )
+            ],
+        ),
+        (
+            AWS,
+            {"gpu_pools": {"l4": {"instance_type": "g6.xlarge", "accelerator": "nvidia-l4"}}},
+            [
+                (
+                    "mlops:gpu_pools.l4.accelerator",
+                    "unknown field for type 'eks': a setting of gke (gcp); this stack's cloud "
+                    "is aws",
+                )
+            ],
+        ),
+        (
+            GCP,
+            {"gpu_pools": {"a": {"type": "eks", "instance_type": "g6.xlarge"}}},
+            [
+                (
+                    "mlops:gpu_pools.a.type",
+                    "'eks' runs on aws; this stack's cloud is gcp: use 'gke' (or leave `type` out)",
+                )
+            ],
+        ),
+        # ... and the keys of before say where they went
+        (
+            AWS,
+            {"cluster": {"system_pool": {"aws_instance_type": "m6i.xlarge"}}},
+            [
+                (
+                    "mlops:cluster.system_pool.aws_instance_type",
+                    "unknown field: a `type:` block names its settings without the cloud "
+                    "prefix (aws_instance_type -> instance_type), see UPGRADING.md",
+                )
+            ],
+        ),
+        (
+            AWS,
+            {"cluster": {"system_pool": {"gcp_machine_type": "e2-standard-8"}}},
+            [
+                (
+                    "mlops:cluster.system_pool.gcp_machine_type",
+                    "unknown field for type 'eks': now machine_type, a setting of gke (gcp); "
+                    "this stack's cloud is aws",
+                )
+            ],
+        ),
+        (
+            GCP,
+            {"gpu_pools": {"l4": {"instance_type": "g2-standard-8", "accelerator": "nvidia-l4"}}},
+            [
+                ("mlops:gpu_pools.l4.machine_type", "Field required"),
+                (
+                    "mlops:gpu_pools.l4.instance_type",
+                    "unknown field: named machine_type in a `type: gke` block, see UPGRADING.md",
+                ),
+            ],
+        ),
+        # what is valid for the cloud passes, with the type filled in
+        (
+            GCP,
+            {"gpu_pools": {"l4": {"machine_type": "g2-standard-8", "accelerator": "nvidia-l4"}}},
+            [],
+        ),
     ],
 )
 def test_a_setting_for_another_cloud_is_an_error_of_the_backend_block(cloud, values, expected):
@@ -408,9 +502,9 @@ def test_a_setting_for_another_cloud_is_an_error_of_the_backend_block(cloud, val
 @pytest.mark.parametrize(
     ("cloud", "expected"),
     [
-        (AWS, ("msk", "s3", "elasticache", "rds")),
-        (GCP, ("managed_kafka", "gcs", "memorystore", "cloud_sql")),
-        (LOCAL, ("strimzi", "minio", "redis", "postgres")),
+        (AWS, ("msk", "s3", "elasticache", "rds", "eks")),
+        (GCP, ("managed_kafka", "gcs", "memorystore", "cloud_sql", "gke")),
+        (LOCAL, ("strimzi", "minio", "redis", "postgres", "existing")),
     ],
 )
 def test_an_omitted_backend_block_is_the_clouds_own(cloud, expected):
@@ -420,20 +514,21 @@ def test_an_omitted_backend_block_is_the_clouds_own(cloud, expected):
         platform.storage.backend.type,
         platform.feast.online_store.type,
         platform.mlflow.database.type,
+        platform.cluster.system_pool.type,
     ) == expected
 
 
 @pytest.mark.parametrize(
     ("cloud", "values", "expected"),
     [
-        # the settings not yet in a `type:` block keep their cloud prefix
+        # the settings not in a `type:` block keep their cloud prefix
         (
-            GCP,
-            {"cluster": {"system_pool": {"aws_instance_type": "m6i.large"}}},
+            AWS,
+            {"workload_identities": {"x": {"gcp_account_id": "x-sa"}}},
             [
                 (
-                    "cluster.system_pool.aws_instance_type",
-                    "only read on aws; this stack's cloud is gcp",
+                    "workload_identities.x.gcp_account_id",
+                    "only read on gcp; this stack's cloud is aws",
                 )
             ],
         ),

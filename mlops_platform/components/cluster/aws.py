@@ -22,6 +22,7 @@ from mlops_platform.components.cluster.model import (
     EBS_CSI_NAMESPACE,
     ClusterConfig,
     EksAddonSpec,
+    EksSystemPoolConfig,
     NodePoolSpec,
     autoscaler_policy,
     autoscaler_tags,
@@ -220,9 +221,12 @@ def build(name: str, cloud: AwsCloud, config: ClusterConfig, protect: bool, pare
         depends_on=[*node_attachments, *private_routes],
     )
     system_pool = create_node_group(
-        f"{name}-system", system_pool_spec(config.system_pool, "aws"), wiring, parent,
+        f"{name}-system",
+        system_pool_spec(config.system_pool_of(EksSystemPoolConfig)),
+        wiring,
+        parent,
         "cluster.system_pool",
-    )  # fmt: skip
+    )
 
     kubeconfig = pulumi.Output.secret(
         pulumi.Output.all(cluster.name, cluster.endpoint, cluster.certificate_authority.data).apply(

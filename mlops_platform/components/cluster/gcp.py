@@ -12,6 +12,7 @@ from mlops_platform.components.cloud import GcpCloud
 from mlops_platform.components.cluster.model import (
     GKE_OAUTH_SCOPES,
     ClusterConfig,
+    GkeSystemPoolConfig,
     NodePoolSpec,
     gke_kubeconfig,
     gke_node_pool_inputs,
@@ -187,7 +188,10 @@ def build(name: str, cloud: GcpCloud, config: ClusterConfig, protect: bool, pare
         depends_on=[*node_roles, nat],
     )
     system_pool = create_node_pool(
-        f"{name}-system", system_pool_spec(config.system_pool, "gcp"), wiring, parent
+        f"{name}-system",
+        system_pool_spec(config.system_pool_of(GkeSystemPoolConfig)),
+        wiring,
+        parent,
     )
     kubeconfig = pulumi.Output.secret(
         pulumi.Output.all(
