@@ -17,6 +17,7 @@ from mlops_platform.components.gpu import (
     GpuNodePools,
     GpuNodePoolsArgs,
 )
+from mlops_platform.components.network import Network
 from mlops_platform.components.versions import NVIDIA_DEVICE_PLUGIN
 
 # maps whose keys the user chooses (labels, tags, Helm values): not provider property names
@@ -56,7 +57,11 @@ def _run(cloud, pools):
         gpus = GpuNodePools(
             "gpu",
             GpuNodePoolsArgs(
-                cloud=cloud, pools=pools, cluster=cluster, kubernetes=cluster.provider
+                cloud=cloud,
+                pools=pools,
+                kubernetes=cluster.provider,
+                network=cluster.network,
+                nodes=cluster.node_access,
             ),
         )
         resolved["gpus"] = gpus
@@ -287,3 +292,80 @@ def test_a_pool_named_system_is_refused():
     assert str(info.value) == (
         "invalid GPU pools: gpu_pools.system: the name is reserved for the system pool"
     )
+
+
+def _attach(cloud, pools, **args):
+    """GpuNodePools on a fresh cluster of `cloud`, with `args` replacing its attachment."""
+
+    def program():
+        cluster = KubernetesCluster(
+            "core",
+            KubernetesClusterArgs(cloud=cloud, config=ClusterConfig(name="mlops-prod")),
+        )
+        attachment = {"network": cluster.network, "nodes": cluster.node_access, **args}
+        GpuNodePools(
+            "gpu",
+            GpuNodePoolsArgs(cloud=cloud, pools=pools, kubernetes=cluster.provider, **attachment),
+        )
+
+    return mocks.run(program)
+
+
+GKE_NETWORK = Network(
+    cloud="gcp",
+    network_id="projects/acme-ml/global/networks/n",
+    cidr="10.0.0.0/16",
+    private_subnet_ids=["projects/acme-ml/regions/europe-west4/subnetworks/s"],
+    project="acme-ml",
+    region="europe-west4",
+)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            {"network": None},
+            "GpuNodePoolsArgs.network: the cluster's network is required on aws",
+        ),
+        (
+            {"network": GKE_NETWORK},
+            "GpuNodePoolsArgs.network: a aws network is required, got the gcp cluster's",
+        ),
+        ({"nodes": None}, "GpuNodePoolsArgs.nodes: the aws cluster's node access is required"),
+        (
+            {
+                "network": Network(
+                    cloud="aws",
+                    network_id="vpc-1",
+                    cidr="10.0.0.0/16",
+                    private_subnet_ids=["subnet-a"],
+                    client_security_group_ids=["sg-1"],
+                )
+            },
+            "GpuNodePoolsArgs.network: the zones of its private subnets are required (the "
+            "cluster's own network, not one read back in a later layer)",
+        ),
+    ],
+)
+def test_the_pools_take_the_clusters_network_hand_off(args, message):
+    with pytest.raises(ValueError) as info:
+        _attach(AWS, AWS_POOLS, **args)
+    assert str(info.value) == f"invalid GPU pools: {message}"
+
+
+def test_the_pools_join_the_private_subnet_of_their_zones():
+    monitor = _attach(AWS, AWS_POOLS)
+    subnets = {
+        r.name: f"{r.name}-id"
+        for r in monitor.of_type("aws:ec2/subnet:Subnet")
+        if "private" in r.name
+    }
+    groups = {r.name: r.inputs for r in monitor.of_type("aws:eks/nodeGroup:NodeGroup")}
+    assert groups["gpu-a10g"]["subnetIds"] == [subnets["core-private-us-east-1b"]]
+    assert groups["gpu-h100"]["subnetIds"] == sorted(subnets.values())
+
+
+def test_without_pools_nothing_is_required():
+    monitor = _attach(AWS, {}, network=None, nodes=None)
+    assert [r.name for r in monitor.of_type("aws:eks/nodeGroup:NodeGroup")] == ["core-system"]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
-from mlops_platform import config, wiring
+from mlops_platform import config, plan, wiring
 
 LOCAL = {"type": "local", "kube_context": "kind-mlops", "distribution": "kind"}
 AWS = {"type": "aws", "region": "us-east-1"}
@@ -542,3 +545,70 @@ def test_an_omitted_backend_block_is_the_clouds_own(cloud, expected):
 )
 def test_cloud_prefixed_settings_of_another_cloud(cloud, values, expected):
     assert config.wrong_cloud_problems(values, cloud["type"]) == expected
+
+
+# -- the network hand-off ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cloud", "values", "expected"),
+    [
+        (LOCAL, {"gpu_pools": {"rtx": {}}}, []),
+        (AWS, {}, ["kafka", "mlflow", "feast"]),
+        (
+            AWS,
+            {"gpu_pools": {"l4": {"instance_type": "g6.xlarge"}}},
+            ["gpu", "kafka", "mlflow", "feast"],
+        ),
+        (
+            GCP,
+            {"gpu_pools": {"l4": {"machine_type": "g2-standard-8", "accelerator": "nvidia-l4"}}},
+            ["gpu", "kafka", "mlflow", "feast"],
+        ),
+    ],
+)
+def test_what_takes_the_network_hand_off(cloud, values, expected):
+    raw = {"mlops:cloud": cloud, **{f"mlops:{k}": v for k, v in values.items()}}
+    assert wiring.network_attached(config.validate(raw, "stacks/Pulumi.t.yaml")) == expected
+
+
+STACKS = sorted(Path(__file__).resolve().parents[2].joinpath("stacks").glob("Pulumi.*.yaml"))
+# the component each wiring node is, in a plan (`component` of a planned resource)
+COMPONENT_NODES = {
+    "mlops:gpu:NodePools": "gpu",
+    "mlops:kafka:KafkaCluster": "kafka",
+    "mlops:mlflow:TrackingServer": "mlflow",
+    "mlops:feast:FeatureStore": "feast",
+}
+
+
+@pytest.mark.parametrize("path", STACKS, ids=lambda p: p.name.removeprefix("Pulumi."))
+def test_the_network_reaches_exactly_what_wiring_says(path):
+    """In the plans of all layers, the components whose resources name the cluster network's
+    VPC, subnets or security group are the nodes `network_attached` derives (a GKE node pool
+    is placed by project and region, not by an id, so it shows on AWS only)."""
+    name = path.name.removeprefix("Pulumi.").removesuffix(".yaml")
+    platform = config.load_stack_file(path)
+    resources = [r.as_json() for r in plan.build_plan(name, path).resources]
+    cluster = [r for r in resources if r.get("component", "").startswith("mlops:cluster:")]
+    network_ids = {
+        f"{r['name']}-id"
+        for r in cluster
+        if r["type"]
+        in (
+            "aws:ec2/vpc:Vpc",
+            "aws:ec2/subnet:Subnet",
+            "gcp:compute/network:Network",
+            "gcp:compute/subnetwork:Subnetwork",
+        )
+    }
+    reaching = {
+        COMPONENT_NODES[r["component"].split()[0]]
+        for r in resources
+        if r.get("component", "").split(" ")[0] in COMPONENT_NODES
+        and any(network_id in json.dumps(r["inputs"]) for network_id in network_ids)
+    }
+    expected = set(wiring.network_attached(platform))
+    if platform.cloud.type == "gcp":
+        expected.discard("gpu")
+    assert reaching == expected

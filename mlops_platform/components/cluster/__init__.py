@@ -14,20 +14,21 @@ from mlops_platform.components.cluster.model import (
     eks_kubeconfig,
     gke_kubeconfig,
 )
-from mlops_platform.components.cluster.wiring import EksNodeWiring, GkeNodeWiring
+from mlops_platform.components.cluster.wiring import EksNodeAccess, GkeNodeAccess, NodeAccess
 
 __all__ = [
     "GPU_TAINT",
     "POOL_LABEL",
     "ClusterConfig",
-    "EksNodeWiring",
+    "EksNodeAccess",
     "EksSystemPoolConfig",
     "ExistingNodesConfig",
-    "GkeNodeWiring",
+    "GkeNodeAccess",
     "GkeSystemPoolConfig",
     "KubernetesCluster",
     "KubernetesClusterArgs",
     "NetworkConfig",
+    "NodeAccess",
     "SystemPoolConfig",
     "Taint",
     "eks_kubeconfig",

@@ -9,7 +9,7 @@ import pulumi
 from mlops_platform.components.cloud import Cloud
 from mlops_platform.components.cluster import aws, gcp, local
 from mlops_platform.components.cluster.model import ClusterConfig
-from mlops_platform.components.cluster.wiring import EksNodeWiring, GkeNodeWiring
+from mlops_platform.components.cluster.wiring import NodeAccess
 from mlops_platform.components.network import Network
 
 # The cloud picks the implementation; every one returns the same ClusterParts.
@@ -29,15 +29,17 @@ class KubernetesCluster(pulumi.ComponentResource):
 
     Outputs: `provider`, `kubeconfig` (secret; None locally), `cluster_name`, `endpoint`
     (None locally), `oidc_provider_arn` + `oidc_issuer` (AWS, else None), `workload_pool` (GCP,
-    else None). `node_wiring` is what `GpuNodePools` attaches node pools to; `network` is where
-    in-VPC services (databases, Kafka) attach: VPC, private subnets and the cluster security
-    group on AWS, network and node subnetwork on GCP, None locally. `prerequisites` is what
-    in-cluster components that claim volumes should depend on: on EKS the managed add-ons (EBS
-    CSI driver included) and the default `gp3` StorageClass; empty on GKE and locally, where
-    the cluster comes with them (mlops_platform/components/capabilities/catalog.py names what).
+    else None). `network` is the one hand-off to what attaches to the network (node pools,
+    databases, Kafka, Redis): VPC, private subnets (with their zones) and the cluster security
+    group on AWS, network and node subnetwork on GCP, None locally; `node_access` is how a node
+    pool joins the cluster beside it (node role / service account; None locally).
+    `prerequisites` is what in-cluster components that claim volumes should depend on: on EKS
+    the managed add-ons (EBS CSI driver included) and the default `gp3` StorageClass; empty on
+    GKE and locally, where the cluster comes with them (mlops_platform/components/capabilities/catalog.py
+    names what).
     """
 
-    node_wiring: EksNodeWiring | GkeNodeWiring | None
+    node_access: NodeAccess | None
     network: Network | None
 
     def __init__(
@@ -53,7 +55,7 @@ class KubernetesCluster(pulumi.ComponentResource):
         self.oidc_provider_arn = parts.oidc_provider_arn
         self.oidc_issuer = parts.oidc_issuer
         self.workload_pool = parts.workload_pool
-        self.node_wiring = parts.node_wiring
+        self.node_access = parts.node_access
         self.network = parts.network
         self.prerequisites = list(parts.prerequisites)
         self.register_outputs(
