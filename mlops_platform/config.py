@@ -23,6 +23,7 @@ from mlops_platform import wiring
 from mlops_platform.components.base import StrictModel
 from mlops_platform.components.cloud import Cloud
 from mlops_platform.components.cluster import ClusterConfig
+from mlops_platform.components.cluster.model import SYSTEM_POOL_TYPES
 from mlops_platform.components.delivery import DeliveryConfig
 from mlops_platform.components.feast import (
     ElastiCacheConfig,
@@ -32,6 +33,7 @@ from mlops_platform.components.feast import (
 )
 from mlops_platform.components.feast.model import config_problems as feast_problems
 from mlops_platform.components.gpu import GpuPools, pool_problems
+from mlops_platform.components.gpu.model import GPU_POOL_TYPES
 from mlops_platform.components.identity import WorkloadIdentityConfig
 from mlops_platform.components.identity.model import check_buckets, check_identity_name
 from mlops_platform.components.images import ImagesConfig, floating_problems
@@ -59,8 +61,12 @@ from mlops_platform.components.storage.model import GcsConfig, MinioConfig, S3Co
 NAMESPACE = "mlops"
 
 # Pluggable backends: where each `type:` block is, and the backend each cloud runs (its model).
-# A block may leave out `type` (or be left out): the cloud's own is filled in.
+# A block may leave out `type` (or be left out): the cloud's own is filled in. The key `*`
+# stands for every entry of a map of blocks (each GPU pool); those are not made up when absent.
+EVERY_ENTRY = "*"
 BACKENDS: dict[tuple[str, str], dict[str, type[StrictModel]]] = {
+    ("cluster", "system_pool"): SYSTEM_POOL_TYPES,
+    ("gpu_pools", EVERY_ENTRY): GPU_POOL_TYPES,
     ("kafka", "backend"): {"aws": MskConfig, "gcp": ManagedKafkaConfig, "local": StrimziConfig},
     ("storage", "backend"): {"aws": S3Config, "gcp": GcsConfig, "local": MinioConfig},
     ("feast", "online_store"): {
@@ -91,25 +97,29 @@ def with_backend_types(data: Any) -> tuple[Any, list[tuple[str, str]]]:
         block = filled.get(section, {})
         if not isinstance(block, Mapping):
             continue  # the section's own error
-        backend = block.get(key)
-        if backend is None:
-            backend = {}
-        if not isinstance(backend, Mapping):
-            continue
+        keys = list(block) if key == EVERY_ENTRY else [key]
         wanted = _type_of(by_cloud[cloud_type])
-        given = backend.get("type", wanted)
-        if given != wanted:
-            owner = next((c for c, m in by_cloud.items() if _type_of(m) == given), None)
-            runs_on = f"{given!r} runs on {owner}" if owner else f"{given!r} is no backend"
-            problems.append(
-                (
-                    f"{section}.{key}.type",
-                    f"{runs_on}; this stack's cloud is {cloud_type}: use {wanted!r} (or leave "
-                    "`type` out)",
+        completed = dict(block)
+        for entry in keys:
+            backend = block.get(entry)
+            if backend is None:
+                backend = {}
+            if not isinstance(backend, Mapping):
+                continue
+            given = backend.get("type", wanted)
+            if given != wanted:
+                owner = next((c for c, m in by_cloud.items() if _type_of(m) == given), None)
+                runs_on = f"{given!r} runs on {owner}" if owner else f"{given!r} is no backend"
+                problems.append(
+                    (
+                        f"{section}.{entry}.type",
+                        f"{runs_on}; this stack's cloud is {cloud_type}: use {wanted!r} (or "
+                        "leave `type` out)",
+                    )
                 )
-            )
-            continue
-        filled[section] = {**block, key: {**backend, "type": wanted}}
+                continue
+            completed[entry] = {**backend, "type": wanted}
+        filled[section] = completed
     return filled, problems
 
 
@@ -122,6 +132,11 @@ MOVED = {
     ("storage", "kms_key"): "storage.backend.kms_key",
     ("storage", "access_log_retention_days"): "storage.backend.access_log_retention_days",
 }
+# Settings a `type:` block names differently from the key they replace (beside the cloud
+# prefix, which `_backend_field_hint` strips itself): (section, key, type, old field) -> new.
+RENAMED = {
+    ("gpu_pools", EVERY_ENTRY, "gke", "instance_type"): "machine_type",
+}
 
 
 def _backend_field_hint(loc: tuple[Any, ...], data: Mapping[str, Any]) -> str | None:
@@ -130,25 +145,37 @@ def _backend_field_hint(loc: tuple[Any, ...], data: Mapping[str, Any]) -> str | 
     if tuple(loc) in MOVED:
         return f"unknown field: moved to {MOVED[tuple(loc)]}, see UPGRADING.md"
     for (section, key), by_cloud in BACKENDS.items():
-        if len(loc) != 4 or tuple(loc[:2]) != (section, key):
+        if len(loc) != 4 or loc[0] != section or key not in (loc[1], EVERY_ENTRY):
             continue
-        field = str(loc[3])
-        owners = [
-            f"{_type_of(model)} ({cloud})"
-            for cloud, model in by_cloud.items()
-            if _type_of(model) != loc[2] and field in model.model_fields
-        ]
+        kind, field = str(loc[2]), str(loc[3])
         cloud = data.get("cloud", {}).get("type")
-        if owners:
+        renamed = RENAMED.get((section, key, kind, field))
+        if renamed is not None:
+            return f"unknown field: named {renamed} in a `type: {kind}` block, see UPGRADING.md"
+        prefix = next((p for p in ("aws_", "gcp_", "local_") if field.startswith(p)), None)
+        bare = field.removeprefix(prefix) if prefix else field
+        owners = [
+            f"{_type_of(model)} ({owner_cloud})"
+            for owner_cloud, model in by_cloud.items()
+            if _type_of(model) != kind and bare in model.model_fields
+        ]
+        if prefix is not None and any(
+            _type_of(model) == kind and bare in model.model_fields for model in by_cloud.values()
+        ):
             return (
-                f"unknown field for type {loc[2]!r}: a setting of {', '.join(owners)}; this "
+                f"unknown field: a `type:` block names its settings without the cloud prefix "
+                f"({field} -> {bare}), see UPGRADING.md"
+            )
+        if owners:
+            setting = "a setting" if bare == field else f"now {bare}, a setting"
+            return (
+                f"unknown field for type {kind!r}: {setting} of {', '.join(owners)}; this "
                 f"stack's cloud is {cloud}"
             )
-        prefix = next((p for p in ("aws_", "gcp_", "local_") if field.startswith(p)), None)
         if prefix is not None:
             return (
                 f"unknown field: a `type:` block names its settings without the cloud prefix "
-                f"({field} -> {field.removeprefix(prefix)}), see UPGRADING.md"
+                f"({field} -> {bare}), see UPGRADING.md"
             )
     return None
 
@@ -370,8 +397,9 @@ class PlatformConfig(StrictModel):
         return problems
 
 
-# Settings that only one cloud reads and that are not yet a backend's `type:` block (those
-# refuse another backend's fields themselves, see BACKENDS): a `<cloud>_` prefix.
+# Settings that only one cloud reads and that are not a backend's `type:` block (those refuse
+# another backend's fields themselves, see BACKENDS): a `<cloud>_` prefix (today only
+# `workload_identities.<x>.gcp_account_id`).
 # Maps whose keys are the user's own names, not settings (a pipeline parameter may be `aws_x`).
 _FREE_FORM = {"tags", "labels", "parameters", "server_settings", "annotations", "node_selector"}
 

@@ -911,7 +911,10 @@ def _helm_volumes(
 
 def _helm_release(r: dict[str, Any], p: _Pricer) -> list:
     rows = []
-    for where, spec, replicas in _helm_volumes(r["inputs"].get("values") or {}):
+    # by path: the values' key order is the order the engine resolved their outputs in, which
+    # differs between runs, and the plan must not
+    volumes = sorted(_helm_volumes(r["inputs"].get("values") or {}), key=lambda v: v[0])
+    for where, spec, replicas in volumes:
         gb, klass = _claims(spec)
         row = _volume_rows(where, gb, replicas, klass, p)
         if row:

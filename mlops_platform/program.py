@@ -138,10 +138,15 @@ def compose_infra(platform: config.PlatformConfig) -> None:
         ),
         on_cloud,
     )
+    attached = wiring.network_attached(platform)
     GpuNodePools(
         f"{NAME}-gpu",
         GpuNodePoolsArgs(
-            cloud=cloud, pools=platform.gpu_pools, cluster=cluster, kubernetes=cluster.provider
+            cloud=cloud,
+            pools=platform.gpu_pools,
+            kubernetes=cluster.provider,
+            network=cluster.network if "gpu" in attached else None,
+            nodes=cluster.node_access,
         ),
         on_cloud,
     )
@@ -309,7 +314,12 @@ def compose_ml(platform: config.PlatformConfig) -> None:
             ),
         )
 
-    network = cluster.network
+    # the one network hand-off, to what creates something in the network (mlops_platform/wiring.py)
+    attached = wiring.network_attached(platform)
+
+    def network_of(node: Node):
+        return cluster.network if node in attached else None
+
     kafka = KafkaCluster(
         f"{NAME}-kafka",
         KafkaClusterArgs(
@@ -317,7 +327,7 @@ def compose_ml(platform: config.PlatformConfig) -> None:
             config=platform.kafka,
             protect=platform.protect_stateful,
             kubernetes=cluster.provider,
-            network=network,
+            network=network_of("kafka"),
         ),
         on_cloud,
     )
@@ -366,7 +376,7 @@ def compose_ml(platform: config.PlatformConfig) -> None:
             storage=store,
             kubernetes=cluster.provider,
             protect=platform.protect_stateful,
-            network=network,
+            network=network_of("mlflow"),
         ),
         pulumi.ResourceOptions.merge(on_cloud, made.waits("mlflow")),
     )
@@ -378,7 +388,7 @@ def compose_ml(platform: config.PlatformConfig) -> None:
             config=platform.feast,
             storage=store,
             kubernetes=cluster.provider,
-            network=network,
+            network=network_of("feast"),
             protect=platform.protect_stateful,
         ),
         pulumi.ResourceOptions.merge(on_cloud, made.waits("feast")),

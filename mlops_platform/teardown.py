@@ -15,13 +15,15 @@ the volumes stay and are billed. This check runs between the layers:
     uv run mlops teardown-check --stack prod      # exit 0: nothing left; 1: names what is
     pulumi -C deploy/infra destroy -s prod
 
-What belongs to the cluster is found by the tags those controllers write (`find_aws`); the
-search is boto3's, with the credentials and region of the environment (the stack's region).
+What belongs to the cluster is found by the tags those controllers write (`find_aws`; on GCP
+the descriptions and labels GKE writes, `find_gcp`); the search is boto3's / google-cloud-
+compute's, with the credentials of the environment and the stack's region (and project).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -191,14 +193,85 @@ def wait_until_gone(
         sleep(min(interval, remaining))
 
 
-# GCP: the equivalent, by hand (README "Tear down"). GKE labels what its controllers create
-# with the cluster's uid; forwarding rules of LoadBalancer Services are described
-# `{"kubernetes.io/service-name":"<ns>/<name>"}`, persistent disks carry the claim's name.
-GCP_CHECK = (
-    "gcloud compute forwarding-rules list --filter='description~kubernetes.io/service-name' "
-    "--project {project}; gcloud compute disks list --filter='description~kubernetes.io/"
-    "created-for/pvc/name' --project {project}"
-)
+# -- GCP ----------------------------------------------------------------------------------------
+# GKE's service controller describes the forwarding rule of a LoadBalancer Service with a JSON
+# object naming the Service (`kubernetes.io/service-name`; `networking.gke.io/service-name` for
+# the load balancers GKE builds on backend services); the Persistent Disk CSI driver describes a
+# disk with the claim it was made for, and GKE labels it with the cluster's name.
+GKE_CLUSTER_LABEL = "goog-k8s-cluster-name"
+GCP_SERVICE_KEYS = ("kubernetes.io/service-name", "networking.gke.io/service-name")
+GCP_PVC_NAMESPACE = "kubernetes.io/created-for/pvc/namespace"
+GCP_PVC_NAME = "kubernetes.io/created-for/pvc/name"
+
+
+def _description(text: str) -> dict[str, Any]:
+    """The JSON object Kubernetes writes into a description, or {} for anything else."""
+    try:
+        value = json.loads(text or "")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _last(url: str) -> str:
+    return url.rstrip("/").rsplit("/", 1)[-1]
+
+
+def gcp_forwarding_rule_leftovers(rules: Iterable[Any]) -> list[Leftover]:
+    """The forwarding rules (load balancer frontends, billed by the hour) of Kubernetes
+    Services. A rule says which Service, not which cluster: in a project and region shared with
+    another cluster, its LoadBalancer Services are listed too (by namespace/name)."""
+    found = []
+    for rule in rules:
+        described = _description(rule.description)
+        service = next((described[key] for key in GCP_SERVICE_KEYS if key in described), None)
+        if service is not None:
+            found.append(Leftover("forwarding rule", rule.name, f"Service {service}"))
+    return found
+
+
+def gcp_disk_leftovers(
+    scoped_disks: Iterable[tuple[str, Iterable[Any]]], cluster: str
+) -> list[Leftover]:
+    """Persistent disks GKE labelled as this cluster's that a claim was made for (not the
+    nodes' boot disks, which go with the node pools). `scoped_disks`: (zone or region, disks)
+    pairs, as `aggregatedList` returns them."""
+    found = []
+    for scope, disks in scoped_disks:
+        for disk in disks:
+            if disk.labels.get(GKE_CLUSTER_LABEL) != cluster:
+                continue
+            described = _description(disk.description)
+            claim = (described.get(GCP_PVC_NAMESPACE), described.get(GCP_PVC_NAME))
+            if not all(claim):
+                continue
+            where = _last(scope)
+            found.append(
+                Leftover("persistent disk", f"{where}/{disk.name}", f"PVC {claim[0]}/{claim[1]}")
+            )
+    return found
+
+
+def find_gcp(cluster: str, project: str, region: str, clients: Mapping[str, Any]) -> list[Leftover]:
+    """Every forwarding rule of a Kubernetes Service in `region` and every claim's disk of
+    `cluster`. `clients`: google-cloud-compute's `forwarding_rules` (`ForwardingRulesClient`)
+    and `disks` (`DisksClient`), or anything with their `list` / `aggregated_list`."""
+    rules = clients["forwarding_rules"].list(project=project, region=region)
+    disks = (
+        (scope, listed.disks) for scope, listed in clients["disks"].aggregated_list(project=project)
+    )
+    return [*gcp_forwarding_rule_leftovers(rules), *gcp_disk_leftovers(disks, cluster)]
+
+
+def gcp_clients(**client_kwargs: Any) -> dict[str, Any]:
+    """google-cloud-compute clients with Application Default Credentials (gcloud auth
+    application-default login, or the workload's own identity); `client_kwargs` go to each."""
+    from google.cloud import compute_v1
+
+    return {
+        "forwarding_rules": compute_v1.ForwardingRulesClient(**client_kwargs),
+        "disks": compute_v1.DisksClient(**client_kwargs),
+    }
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -228,37 +301,35 @@ def main(args: argparse.Namespace) -> int:
     if cloud.type == "local":
         print(f"{args.stack}: a local cluster; the platform creates nothing outside it")
         return 0
-    if cloud.type == "gcp":
-        print(
-            f"{args.stack}: not automated on GCP; check that these list nothing of cluster "
-            f"{cluster} before destroying the infra layer:\n  "
-            + GCP_CHECK.format(project=cloud.project),
-            file=sys.stderr,
-        )
-        return 2
-
-    import boto3
-
-    session = boto3.session.Session(region_name=cloud.region)
-    clients = {name: session.client(name) for name in ("elbv2", "elb", "ec2")}
+    where = cloud.region if cloud.type == "aws" else f"{cloud.project}, {cloud.region}"
+    find = _finder(cloud, cluster)
 
     def report(left: list[Leftover]) -> None:
         print(f"waiting for {len(left)} resources of cluster {cluster} to go", file=sys.stderr)
 
-    left = wait_until_gone(
-        lambda: find_aws(cluster, clients), args.timeout, args.interval, report=report
-    )
+    left = wait_until_gone(find, args.timeout, args.interval, report=report)
     if left:
         print(
             f"error: after {args.timeout:g} s, Kubernetes-made resources of cluster {cluster} "
-            f"({cloud.region}) are left; delete them (or the objects that own them) before "
+            f"({where}) are left; delete them (or the objects that own them) before "
             "`pulumi -C deploy/infra destroy`:",
             file=sys.stderr,
         )
         for leftover in left:
             print(f"  - {leftover}", file=sys.stderr)
         return 1
-    print(
-        f"{args.stack}: no load balancer or volume of cluster {cluster} is left in {cloud.region}"
-    )
+    print(f"{args.stack}: no load balancer or volume of cluster {cluster} is left in {where}")
     return 0
+
+
+def _finder(cloud: Any, cluster: str) -> Callable[[], list[Leftover]]:
+    """The look for the stack's cloud, with clients made once (the cloud SDK's own credentials
+    and the stack's region)."""
+    if cloud.type == "gcp":
+        gcp = gcp_clients()
+        return lambda: find_gcp(cluster, cloud.project, cloud.region, gcp)
+    import boto3
+
+    session = boto3.session.Session(region_name=cloud.region)
+    clients = {name: session.client(name) for name in ("elbv2", "elb", "ec2")}
+    return lambda: find_aws(cluster, clients)

@@ -8,6 +8,8 @@ table-tested without Pulumi (tests/config/test_wiring.py) and the program is com
 - `effective(platform)`: the config the components receive: the platform's own workload
   identities and MLflow clients merged with the user's extra ones, and each serving deployment's
   tracking URI and credentials Secret filled in from the MLflow component.
+- `network_attached(platform)`: what takes the cluster's `Network` hand-off (GPU pools, and the
+  managed Kafka, database and Redis).
 - `graph(platform)`: every node the program creates (`Node`), its layer and what it waits for.
   The program turns edges inside one layer into `depends_on`; edges across layers are the
   layers' order. Destroying runs the graph backwards (`teardown_order`).
@@ -303,6 +305,37 @@ PLATFORM_NODES = frozenset(
 def strimzi(platform: PlatformConfig) -> bool:
     """Kafka runs in the cluster (Strimzi): its operator is a platform add-on."""
     return platform.kafka.backend is not None and platform.kafka.backend.type == "strimzi"
+
+
+# -- the network hand-off ---------------------------------------------------------------------
+
+# The backends that live in the cluster's network (mlops_platform/components/network.py `Network`, the one
+# hand-off they all take), by the node that creates them.
+NETWORK_BACKENDS: dict[Node, frozenset[str]] = {
+    "kafka": frozenset({"msk", "managed_kafka"}),
+    "mlflow": frozenset({"rds", "cloud_sql"}),
+    "feast": frozenset({"elasticache", "memorystore"}),
+}
+
+
+def network_attached(platform: PlatformConfig) -> list[Node]:
+    """The nodes that create something in the cluster's network and so take its `Network`:
+    the GPU pools (their nodes join its private subnets), and Kafka, MLflow's database and
+    Feast's online store where they are the cloud's managed service. None locally: a local
+    cluster hands over no network."""
+    if platform.cloud.type == "local":
+        return []
+    backends = {
+        "kafka": platform.kafka.backend,
+        "mlflow": platform.mlflow.database,
+        "feast": platform.feast.online_store,
+    }
+    attached = ["gpu"] if platform.gpu_pools else []
+    return attached + [
+        node
+        for node, backend in backends.items()
+        if backend is not None and backend.type in NETWORK_BACKENDS[node]
+    ]
 
 
 def layer_of(node: Node) -> Layer:

@@ -28,7 +28,7 @@ def platform_config(project: str, region: str) -> dict[str, Any]:
         # One GPU pool that costs nothing until a training pod asks for a GPU.
         "gpu_pools": {
             "l4": {
-                "instance_type": "g2-standard-8",
+                "machine_type": "g2-standard-8",
                 "accelerator": "nvidia-l4",
                 "accelerator_count": 1,
                 "min_size": 0,

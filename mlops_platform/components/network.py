@@ -1,5 +1,5 @@
 """The one network hand-off: what the cluster's network hands to every component that attaches
-to it (MLflow's database, Kafka, Feast's online store, the node pools), on every cloud.
+to it (MLflow's database, Kafka, Feast's online store, the GPU node pools), on every cloud.
 
 The cluster component produces it, the infra layer exports it (`exports`, read back by
 `mlops_platform/handoff.py` `network_from`), and the consumers take this one type instead of a
@@ -32,7 +32,10 @@ class Network:
     - `client_security_group_ids`: AWS only: the groups the cluster's pods carry (the EKS cluster
       security group, on the control plane and every managed node group): in-VPC services
       admit these and nothing else.
-    - `project`, `region`: GCP only, where the private services are created.
+    - `project`, `region`: GCP only, where the private services (and node pools) are created.
+    - `zones`: AWS: the zone of each private subnet, in the same order, for node pools that
+      keep to some zones. Known where the network is made (the infra layer, which attaches the
+      node pools); not exported, so empty in a later layer, whose consumers need no zone.
     """
 
     cloud: NetworkCloud
@@ -42,10 +45,11 @@ class Network:
     client_security_group_ids: Sequence[pulumi.Input[str]] = ()
     project: str | None = None
     region: str | None = None
+    zones: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         # frozen and comparable: whatever sequences were given, tuples are kept
-        for name in ("private_subnet_ids", "client_security_group_ids"):
+        for name in ("private_subnet_ids", "client_security_group_ids", "zones"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         problems = network_problems(self)
         if problems:
@@ -72,6 +76,13 @@ class Network:
     def cluster_security_group_id(self) -> pulumi.Input[str]:
         return self.client_security_group_ids[0]
 
+    @property
+    def subnet_ids_by_zone(self) -> dict[str, pulumi.Input[str]]:
+        """AWS: each zone's private subnet (empty where the zones are not known)."""
+        if not self.zones:
+            return {}
+        return dict(zip(self.zones, self.private_subnet_ids, strict=True))
+
 
 def network_problems(network: Network) -> list[str]:
     """What is wrong with a network for its cloud, as readable problems (empty: valid)."""
@@ -92,6 +103,8 @@ def network_problems(network: Network) -> list[str]:
             )
         if network.project is not None or network.region is not None:
             problems.append("project, region: GCP only")
+        if network.zones and len(network.zones) != len(network.private_subnet_ids):
+            problems.append("zones: one per private subnet, in the same order")
     else:
         if len(network.private_subnet_ids) != 1:
             problems.append("private_subnet_ids: exactly the node subnetwork on GCP")
@@ -99,6 +112,8 @@ def network_problems(network: Network) -> list[str]:
             problems.append("client_security_group_ids: AWS only (GCP uses firewall rules)")
         if not network.project or not network.region:
             problems.append("project, region: required on GCP")
+        if network.zones:
+            problems.append("zones: AWS only (a GKE node pool names its zones itself)")
     return problems
 
 
@@ -106,7 +121,8 @@ def network_problems(network: Network) -> list[str]:
 
 
 def exports(network: Network) -> dict[str, Any]:
-    """What the infra layer exports: plain keys, the cloud's objects as Outputs."""
+    """What the infra layer exports: plain keys, the cloud's objects as Outputs (not `zones`:
+    only the infra layer's node pools use them)."""
     return {
         "cloud": network.cloud,
         "network_id": network.network_id,

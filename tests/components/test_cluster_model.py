@@ -13,7 +13,6 @@ from mlops_platform.components.cluster.model import (
     ClusterConfig,
     NetworkConfig,
     NodePoolSpec,
-    SystemPoolConfig,
     Taint,
 )
 from mlops_platform.components.gpu.model import GpuPools
@@ -58,8 +57,12 @@ def test_defaults_are_private_encrypted_and_logged():
         services_cidr="10.68.0.0/20",
         control_plane_cidr="172.16.0.0/28",
     )
-    assert config.system_pool.min_size == 2
-    assert config.system_pool.max_size == 4
+    # no system pool block: the cluster's cloud decides which defaults (root config: its type)
+    assert config.system_pool is None
+    eks = config.system_pool_of(model.EksSystemPoolConfig)
+    gke = config.system_pool_of(model.GkeSystemPoolConfig)
+    assert (eks.instance_type, eks.min_size, eks.max_size) == ("m6i.large", 2, 4)
+    assert (gke.machine_type, gke.min_size, gke.max_size) == ("e2-standard-4", 2, 4)
 
 
 @pytest.mark.parametrize(
@@ -136,28 +139,42 @@ def test_defaults_are_private_encrypted_and_logged():
             "('33' is not a valid netmask)",
         ),
         (
-            {"system_pool": {"min_size": 5, "max_size": 3}},
-            "system_pool: Value error, min_size (5) must be <= max_size (3)",
+            {"system_pool": {"type": "eks", "min_size": 5, "max_size": 3}},
+            "system_pool.eks: Value error, min_size (5) must be <= max_size (3)",
         ),
         (
-            {"system_pool": {"min_size": 0}},
-            "system_pool.min_size: Input should be greater than or equal to 1",
+            {"system_pool": {"type": "gke", "min_size": 0}},
+            "system_pool.gke.min_size: Input should be greater than or equal to 1",
         ),
         (
-            {"system_pool": {"labels": {"mlops.dev/node-pool": "other"}}},
-            "system_pool: Value error, label 'mlops.dev/node-pool' is set from the pool key and "
-            "cannot be given",
+            {"system_pool": {"type": "eks", "labels": {"mlops.dev/node-pool": "other"}}},
+            "system_pool.eks: Value error, label 'mlops.dev/node-pool' is set from the pool key "
+            "and cannot be given",
         ),
         (
-            {"system_pool": {"labels": {"team": "ml platform"}}},
-            "system_pool: Value error, label 'team': value 'ml platform' must be at most 63 "
+            {"system_pool": {"type": "eks", "labels": {"team": "ml platform"}}},
+            "system_pool.eks: Value error, label 'team': value 'ml platform' must be at most 63 "
             "alphanumerics, '-', '_' or '.'",
         ),
         (
-            {"system_pool": {"labels": {"Bad_Prefix/x": "1"}}},
-            "system_pool: Value error, label key 'Bad_Prefix/x': prefix must be a DNS subdomain",
+            {"system_pool": {"type": "eks", "labels": {"Bad_Prefix/x": "1"}}},
+            "system_pool.eks: Value error, label key 'Bad_Prefix/x': prefix must be a DNS "
+            "subdomain",
         ),
         ({"region": "us-east-1"}, "region: Extra inputs are not permitted"),
+        # each cloud's block takes only its own node settings
+        (
+            {"system_pool": {"type": "gke", "instance_type": "m6i.large"}},
+            "system_pool.gke.instance_type: Extra inputs are not permitted",
+        ),
+        (
+            {"system_pool": {"type": "eks", "machine_type": "e2-standard-4"}},
+            "system_pool.eks.machine_type: Extra inputs are not permitted",
+        ),
+        (
+            {"system_pool": {"type": "existing", "min_size": 2}},
+            "system_pool.existing.min_size: Extra inputs are not permitted",
+        ),
     ],
 )
 def test_invalid_cluster_config_names_the_field(data, message):
@@ -234,9 +251,8 @@ GPU = NodePoolSpec(
 
 
 def test_system_pool_spec_per_cloud():
-    config = SystemPoolConfig(labels={"tier": "platform"})
-    aws = model.system_pool_spec(config, "aws")
-    gcp = model.system_pool_spec(config, "gcp")
+    aws = model.system_pool_spec(model.EksSystemPoolConfig(labels={"tier": "platform"}))
+    gcp = model.system_pool_spec(model.GkeSystemPoolConfig(machine_type="e2-standard-8"))
     assert aws == NodePoolSpec(
         key="system",
         instance_type="m6i.large",
@@ -245,7 +261,7 @@ def test_system_pool_spec_per_cloud():
         disk_size_gib=50,
         labels={"tier": "platform", "mlops.dev/node-pool": "system"},
     )
-    assert gcp.instance_type == "e2-standard-4"
+    assert gcp.instance_type == "e2-standard-8"
     assert aws.ami_type == "AL2023_x86_64_STANDARD"
     assert aws.taints == ()
 
@@ -374,8 +390,18 @@ def test_gke_node_pool_inputs_with_accelerators():
     }
 
 
+def test_a_system_pool_block_of_another_cloud_is_refused_by_the_cluster():
+    config = ClusterConfig(system_pool={"type": "gke", "machine_type": "e2-standard-8"})
+    assert config.system_pool_of(model.GkeSystemPoolConfig).machine_type == "e2-standard-8"
+    with pytest.raises(ValueError) as info:
+        config.system_pool_of(model.EksSystemPoolConfig)
+    assert str(info.value) == (
+        "cluster.system_pool.type: 'gke' is not this cluster's node type ('eks')"
+    )
+
+
 def test_gke_cpu_pool_has_no_accelerators_and_starts_with_a_node():
-    inputs = model.gke_node_pool_inputs(model.system_pool_spec(SystemPoolConfig(), "gcp"))
+    inputs = model.gke_node_pool_inputs(model.system_pool_spec(model.GkeSystemPoolConfig()))
     assert "guest_accelerators" not in inputs["node_config"]
     assert "node_locations" not in inputs
     assert inputs["initial_node_count"] == 1

@@ -687,7 +687,7 @@ def test_local_creates_only_the_provider():
     assert resolved["endpoint"] is None
     assert resolved["oidc_provider_arn"] is None
     assert resolved["workload_pool"] is None
-    assert resolved["cluster"].node_wiring is None
+    assert resolved["cluster"].node_access is None
     # k3d brings its own default class and metrics-server: nothing to install or wait for
     assert resolved["cluster"].prerequisites == []
 
@@ -758,6 +758,8 @@ def test_aws_network_is_the_vpc_private_subnets_and_cluster_security_group():
         ],
         "project": None,
         "region": None,
+        # the zone of each private subnet, for node pools that keep to some zones
+        "zones": ["us-east-1a", "us-east-1b", "us-east-1c"],
     }
 
 
@@ -771,6 +773,7 @@ def test_gcp_network_is_the_vpc_and_node_subnetwork():
     [subnetwork] = network["private_subnet_ids"]
     assert subnetwork.startswith("core-nodes")
     assert list(network["client_security_group_ids"]) == []
+    assert list(network["zones"]) == []  # a GKE node pool names its zones itself
 
 
 def test_local_cluster_has_no_cloud_network():

@@ -6,9 +6,16 @@ from pydantic import TypeAdapter, ValidationError
 from mlops_platform.components.cloud import AwsCloud, GcpCloud, LocalCloud
 from mlops_platform.components.cluster.model import NodePoolSpec, Taint
 from mlops_platform.components.gpu import model
-from mlops_platform.components.gpu.model import GpuPoolConfig, GpuPools
+from mlops_platform.components.gpu.model import (
+    EksGpuPoolConfig,
+    ExistingGpuNodesConfig,
+    GkeGpuPoolConfig,
+    GpuPoolConfig,
+    GpuPools,
+)
 
 POOLS = TypeAdapter(GpuPools)
+POOL = TypeAdapter(GpuPoolConfig)
 AWS = AwsCloud(type="aws", region="us-east-1")
 GCP = GcpCloud(type="gcp", project="acme-ml", region="europe-west4")
 
@@ -22,68 +29,125 @@ def _error(validate, data) -> str:
 
 
 def test_defaults_scale_from_zero_with_the_gpu_taint():
-    pool = GpuPoolConfig(instance_type="g6.xlarge")
-    assert (pool.min_size, pool.max_size) == (0, 1)
-    assert pool.spot is False
-    assert pool.taints == [Taint(key="nvidia.com/gpu", value="present", effect="NoSchedule")]
-    assert pool.ami_type == "AL2023_x86_64_NVIDIA"
-    assert pool.gpu_driver_version == "DEFAULT"
-    assert pool.disk_size_gib == 100
+    eks = EksGpuPoolConfig(instance_type="g6.xlarge")
+    gke = GkeGpuPoolConfig(machine_type="g2-standard-8", accelerator="nvidia-l4")
+    for pool in (eks, gke):
+        assert (pool.min_size, pool.max_size) == (0, 1)
+        assert pool.spot is False
+        assert pool.taints == [Taint(key="nvidia.com/gpu", value="present", effect="NoSchedule")]
+        assert pool.disk_size_gib == 100
+    assert eks.ami_type == "AL2023_x86_64_NVIDIA"
+    assert (gke.accelerator_count, gke.gpu_driver_version) == (1, "DEFAULT")
+    assert ExistingGpuNodesConfig().taints == eks.taints
+
+
+@pytest.mark.parametrize(
+    ("data", "kind"),
+    [
+        ({"type": "eks", "instance_type": "g6.xlarge"}, EksGpuPoolConfig),
+        (
+            {"type": "gke", "machine_type": "g2-standard-8", "accelerator": "nvidia-l4"},
+            GkeGpuPoolConfig,
+        ),
+        ({"type": "existing"}, ExistingGpuNodesConfig),
+    ],
+)
+def test_the_type_picks_the_block(data, kind):
+    assert type(POOL.validate_python(data)) is kind
 
 
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({}, "instance_type: Field required"),
+        ({"type": "eks"}, "eks.instance_type: Field required"),
+        ({"type": "gke", "machine_type": "g2-standard-8"}, "gke.accelerator: Field required"),
+        ({}, ": Unable to extract tag using discriminator 'type'"),
         (
-            {"instance_type": "g6.xlarge", "min_size": 3, "max_size": 2},
-            ": Value error, min_size (3) must be <= max_size (2)",
+            {"type": "eks", "instance_type": "g6.xlarge", "min_size": 3, "max_size": 2},
+            "eks: Value error, min_size (3) must be <= max_size (2)",
         ),
         (
-            {"instance_type": "g6.xlarge", "min_size": -1},
-            "min_size: Input should be greater than or equal to 0",
+            {"type": "eks", "instance_type": "g6.xlarge", "min_size": -1},
+            "eks.min_size: Input should be greater than or equal to 0",
         ),
         (
-            {"instance_type": "g6.xlarge", "max_size": 0},
-            "max_size: Input should be greater than or equal to 1",
+            {"type": "eks", "instance_type": "g6.xlarge", "max_size": 0},
+            "eks.max_size: Input should be greater than or equal to 1",
         ),
         (
-            {"instance_type": "g6.xlarge", "ami_type": "AL2_x86_64_GPU"},
-            "ami_type: Input should be 'AL2023_x86_64_NVIDIA' or 'AL2023_ARM_64_NVIDIA'",
-        ),
-        (
-            {"instance_type": "g6.xlarge", "gpu_driver_version": "535"},
-            "gpu_driver_version: Input should be 'DEFAULT' or 'LATEST'",
-        ),
-        (
-            {"instance_type": "g6.xlarge", "labels": {"nvidia.com/gpu.present": "false"}},
-            ": Value error, label 'nvidia.com/gpu.present' is set on every GPU pool",
-        ),
-        (
-            {"instance_type": "g6.xlarge", "labels": {"mlops.dev/node-pool": "x"}},
-            ": Value error, label 'mlops.dev/node-pool' is set from the pool key and cannot be "
-            "given",
+            {"type": "eks", "instance_type": "g6.xlarge", "ami_type": "AL2_x86_64_GPU"},
+            "eks.ami_type: Input should be 'AL2023_x86_64_NVIDIA' or 'AL2023_ARM_64_NVIDIA'",
         ),
         (
             {
+                "type": "gke",
+                "machine_type": "g2-standard-8",
+                "accelerator": "nvidia-l4",
+                "gpu_driver_version": "535",
+            },
+            "gke.gpu_driver_version: Input should be 'DEFAULT' or 'LATEST'",
+        ),
+        (
+            {
+                "type": "eks",
+                "instance_type": "g6.xlarge",
+                "labels": {"nvidia.com/gpu.present": "false"},
+            },
+            "eks: Value error, label 'nvidia.com/gpu.present' is set on every GPU pool",
+        ),
+        (
+            {"type": "eks", "instance_type": "g6.xlarge", "labels": {"mlops.dev/node-pool": "x"}},
+            "eks: Value error, label 'mlops.dev/node-pool' is set from the pool key and cannot "
+            "be given",
+        ),
+        (
+            {
+                "type": "eks",
                 "instance_type": "g6.xlarge",
                 "taints": [{"key": "gpu"}, {"key": "gpu", "value": "x"}],
             },
-            ": Value error, taints: each key and effect may appear once",
+            "eks: Value error, taints: each key and effect may appear once",
         ),
         (
-            {"instance_type": "g6.xlarge", "taints": [{"key": "gpu", "effect": "Drain"}]},
-            "taints.0.effect: Input should be 'NoSchedule', 'PreferNoSchedule' or 'NoExecute'",
+            {"type": "existing", "taints": [{"key": "gpu"}, {"key": "gpu", "value": "x"}]},
+            "existing: Value error, taints: each key and effect may appear once",
         ),
         (
-            {"instance_type": "g6.xlarge", "accelerator_count": 0},
-            "accelerator_count: Input should be greater than or equal to 1",
+            {
+                "type": "eks",
+                "instance_type": "g6.xlarge",
+                "taints": [{"key": "gpu", "effect": "Drain"}],
+            },
+            "eks.taints.0.effect: Input should be 'NoSchedule', 'PreferNoSchedule' or 'NoExecute'",
         ),
-        ({"instance_type": "g6.xlarge", "gpus": 1}, "gpus: Extra inputs are not permitted"),
+        (
+            {
+                "type": "gke",
+                "machine_type": "g2-standard-8",
+                "accelerator": "nvidia-l4",
+                "accelerator_count": 0,
+            },
+            "gke.accelerator_count: Input should be greater than or equal to 1",
+        ),
+        # a setting of the other cloud's block is refused, not ignored
+        (
+            {"type": "eks", "instance_type": "g6.xlarge", "accelerator": "nvidia-l4"},
+            "eks.accelerator: Extra inputs are not permitted",
+        ),
+        (
+            {
+                "type": "gke",
+                "machine_type": "g2-standard-8",
+                "accelerator": "nvidia-l4",
+                "ami_type": "AL2023_x86_64_NVIDIA",
+            },
+            "gke.ami_type: Extra inputs are not permitted",
+        ),
+        ({"type": "existing", "min_size": 1}, "existing.min_size: Extra inputs are not permitted"),
     ],
 )
 def test_invalid_pool_names_the_field(data, message):
-    assert _error(GpuPoolConfig.model_validate, data) == message
+    assert _error(POOL.validate_python, data) == message
 
 
 @pytest.mark.parametrize(
@@ -103,15 +167,16 @@ def test_invalid_pool_names_the_field(data, message):
     ],
 )
 def test_pool_keys(key, message):
-    assert _error(POOLS.validate_python, {key: {"instance_type": "g6.xlarge"}}) == message
-    assert list(POOLS.validate_python({"l4-spot": {"instance_type": "g6.xlarge"}})) == ["l4-spot"]
+    eks = {"type": "eks", "instance_type": "g6.xlarge"}
+    assert _error(POOLS.validate_python, {key: eks}) == message
+    assert list(POOLS.validate_python({"l4-spot": eks})) == ["l4-spot"]
 
 
 def test_pool_problems_include_bad_pool_names():
     pools = {
-        "system": GpuPoolConfig(instance_type="g6.xlarge"),
-        "A100": GpuPoolConfig(instance_type="p4d.24xlarge"),
-        "ok": GpuPoolConfig(instance_type="g6.xlarge"),
+        "system": EksGpuPoolConfig(instance_type="g6.xlarge"),
+        "A100": EksGpuPoolConfig(instance_type="p4d.24xlarge"),
+        "ok": EksGpuPoolConfig(instance_type="g6.xlarge"),
     }
     assert model.pool_problems(pools, AWS) == [
         ("gpu_pools.system", "the name is reserved for the system pool"),
@@ -122,16 +187,24 @@ def test_pool_problems_include_bad_pool_names():
     ]
 
 
-def test_gcp_needs_an_accelerator_per_pool():
-    pools = {
-        "l4": GpuPoolConfig(instance_type="g2-standard-8", accelerator="nvidia-l4"),
-        "t4": GpuPoolConfig(instance_type="n1-standard-8"),
-    }
+def test_a_pool_of_another_clouds_type_is_refused_by_the_component_check():
+    """The root config fills the type in from the cloud; a component used on its own (an
+    example, a program of one's own) is checked against the cloud it is given."""
+    l4 = GkeGpuPoolConfig(machine_type="g2-standard-8", accelerator="nvidia-l4")
+    a10 = EksGpuPoolConfig(instance_type="g5.xlarge")
+    pools = {"l4": l4, "a10": a10, "rtx": ExistingGpuNodesConfig()}
     assert model.pool_problems(pools, GCP) == [
-        ("gpu_pools.t4.accelerator", "required on GCP (e.g. nvidia-l4, nvidia-tesla-t4)")
+        ("gpu_pools.a10.type", "'eks' is not the gcp cluster's node type ('gke')"),
+        ("gpu_pools.rtx.type", "'existing' is not the gcp cluster's node type ('gke')"),
     ]
-    assert model.pool_problems(pools, AWS) == []
-    assert model.pool_problems(pools, LocalCloud(type="local")) == []
+    assert model.pool_problems(pools, AWS) == [
+        ("gpu_pools.l4.type", "'gke' is not the aws cluster's node type ('eks')"),
+        ("gpu_pools.rtx.type", "'existing' is not the aws cluster's node type ('eks')"),
+    ]
+    assert [path for path, _ in model.pool_problems(pools, LocalCloud(type="local"))] == [
+        "gpu_pools.l4.type",
+        "gpu_pools.a10.type",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -145,17 +218,21 @@ def test_gcp_needs_an_accelerator_per_pool():
             ["europe-west4a", "us-central1-a"],
             ["europe-west4a, us-central1-a not in region europe-west4"],
         ),
-        (LocalCloud(type="local"), ["anything"], []),
     ],
 )
 def test_pool_zones_must_be_in_the_region(cloud, zones, problems):
-    pools = {"g": GpuPoolConfig(instance_type="x", accelerator="nvidia-l4", zones=zones)}
+    pool = (
+        EksGpuPoolConfig(instance_type="x", zones=zones)
+        if cloud.type == "aws"
+        else GkeGpuPoolConfig(machine_type="x", accelerator="nvidia-l4", zones=zones)
+    )
+    pools = {"g": pool}
     assert model.pool_problems(pools, cloud) == [("gpu_pools.g.zones", p) for p in problems]
 
 
 def test_gpu_pool_spec_adds_pool_and_gpu_labels():
-    pool = GpuPoolConfig(
-        instance_type="g2-standard-8",
+    pool = GkeGpuPoolConfig(
+        machine_type="g2-standard-8",
         accelerator="nvidia-l4",
         accelerator_count=2,
         spot=True,
@@ -175,7 +252,6 @@ def test_gpu_pool_spec_adds_pool_and_gpu_labels():
         labels={"team": "vision", "mlops.dev/node-pool": "l4", "nvidia.com/gpu.present": "true"},
         taints=(Taint(key="nvidia.com/gpu", value="present", effect="NoSchedule"),),
         zones=("europe-west4-a",),
-        ami_type="AL2023_x86_64_NVIDIA",
         accelerator="nvidia-l4",
         accelerator_count=2,
         gpu_driver_version="LATEST",
@@ -183,14 +259,15 @@ def test_gpu_pool_spec_adds_pool_and_gpu_labels():
 
 
 def test_aws_pool_spec_has_no_guest_accelerator():
-    spec = model.gpu_pool_spec("a10", GpuPoolConfig(instance_type="g5.2xlarge"))
+    spec = model.gpu_pool_spec("a10", EksGpuPoolConfig(instance_type="g5.2xlarge"))
     assert (spec.accelerator, spec.accelerator_count, spec.gpu_driver_version) == (None, 0, None)
+    assert (spec.instance_type, spec.ami_type) == ("g5.2xlarge", "AL2023_x86_64_NVIDIA")
 
 
 def test_device_plugin_values_follow_the_pools():
     pools = {
-        "t4": GpuPoolConfig(instance_type="g4dn.xlarge"),
-        "a100": GpuPoolConfig(
+        "t4": ExistingGpuNodesConfig(),
+        "a100": EksGpuPoolConfig(
             instance_type="p4d.24xlarge",
             taints=[
                 {"key": "nvidia.com/gpu", "value": "present"},

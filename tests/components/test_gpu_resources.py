@@ -10,7 +10,14 @@ from mlops_platform.components.cluster import (
     KubernetesCluster,
     KubernetesClusterArgs,
 )
-from mlops_platform.components.gpu import GpuNodePools, GpuNodePoolsArgs, GpuPoolConfig
+from mlops_platform.components.gpu import (
+    EksGpuPoolConfig,
+    ExistingGpuNodesConfig,
+    GkeGpuPoolConfig,
+    GpuNodePools,
+    GpuNodePoolsArgs,
+)
+from mlops_platform.components.network import Network
 from mlops_platform.components.versions import NVIDIA_DEVICE_PLUGIN
 
 # maps whose keys the user chooses (labels, tags, Helm values): not provider property names
@@ -19,18 +26,18 @@ GCP = GcpCloud(type="gcp", project="acme-ml", region="europe-west4")
 LOCAL = LocalCloud(type="local")
 
 AWS_POOLS = {
-    "a10g": GpuPoolConfig(
+    "a10g": EksGpuPoolConfig(
         instance_type="g5.2xlarge",
         spot=True,
         max_size=3,
         zones=["us-east-1b"],
         labels={"team": "cv"},
     ),
-    "h100": GpuPoolConfig(instance_type="p5.48xlarge", min_size=1, max_size=2),
+    "h100": EksGpuPoolConfig(instance_type="p5.48xlarge", min_size=1, max_size=2),
 }
 GCP_POOLS = {
-    "l4": GpuPoolConfig(
-        instance_type="g2-standard-8",
+    "l4": GkeGpuPoolConfig(
+        machine_type="g2-standard-8",
         accelerator="nvidia-l4",
         spot=True,
         max_size=4,
@@ -50,7 +57,11 @@ def _run(cloud, pools):
         gpus = GpuNodePools(
             "gpu",
             GpuNodePoolsArgs(
-                cloud=cloud, pools=pools, cluster=cluster, kubernetes=cluster.provider
+                cloud=cloud,
+                pools=pools,
+                kubernetes=cluster.provider,
+                network=cluster.network,
+                nodes=cluster.node_access,
             ),
         )
         resolved["gpus"] = gpus
@@ -217,18 +228,17 @@ def test_gke_gpu_node_pool_and_no_device_plugin():
     assert resolved["node_pools"] == {"l4": "gpu-l4-id"}
 
 
-def test_gke_pool_without_accelerator_is_refused_before_anything_is_created():
-    pools = {"t4": GpuPoolConfig(instance_type="n1-standard-8")}
+def test_a_pool_of_another_cloud_is_refused_before_anything_is_created():
+    pools = {"t4": EksGpuPoolConfig(instance_type="g4dn.xlarge")}
     with pytest.raises(ValueError) as info:
         _run(GCP, pools)
     assert str(info.value) == (
-        "invalid GPU pools: gpu_pools.t4.accelerator: required on GCP (e.g. nvidia-l4, "
-        "nvidia-tesla-t4)"
+        "invalid GPU pools: gpu_pools.t4.type: 'eks' is not the gcp cluster's node type ('gke')"
     )
 
 
 def test_local_deploys_only_the_device_plugin():
-    monitor, resolved = _run(LOCAL, {"rtx": GpuPoolConfig(instance_type="local")})
+    monitor, resolved = _run(LOCAL, {"rtx": ExistingGpuNodesConfig()})
     assert _children(monitor) == [("kubernetes:helm.sh/v3:Release", "gpu-device-plugin")]
     values = monitor.named("gpu-device-plugin").inputs["values"]
     assert values["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
@@ -246,8 +256,8 @@ def test_no_pools_no_device_plugin():
 
 def test_eks_pool_zone_outside_the_cluster_is_refused_before_any_pool_is_created():
     pools = {
-        "a10g": GpuPoolConfig(instance_type="g5.xlarge", zones=["us-east-1f"]),
-        "l4": GpuPoolConfig(instance_type="g6.xlarge", zones=["us-west-2a"]),
+        "a10g": EksGpuPoolConfig(instance_type="g5.xlarge", zones=["us-east-1f"]),
+        "l4": EksGpuPoolConfig(instance_type="g6.xlarge", zones=["us-west-2a"]),
     }
     recorded = []
     original = mocks.RecordingMonitor.RegisterResource
@@ -278,7 +288,84 @@ def test_every_input_key_is_a_provider_property_aws_run(aws_run):
 
 def test_a_pool_named_system_is_refused():
     with pytest.raises(ValueError) as info:
-        _run(AWS, {"system": GpuPoolConfig(instance_type="g6.xlarge")})
+        _run(AWS, {"system": EksGpuPoolConfig(instance_type="g6.xlarge")})
     assert str(info.value) == (
         "invalid GPU pools: gpu_pools.system: the name is reserved for the system pool"
     )
+
+
+def _attach(cloud, pools, **args):
+    """GpuNodePools on a fresh cluster of `cloud`, with `args` replacing its attachment."""
+
+    def program():
+        cluster = KubernetesCluster(
+            "core",
+            KubernetesClusterArgs(cloud=cloud, config=ClusterConfig(name="mlops-prod")),
+        )
+        attachment = {"network": cluster.network, "nodes": cluster.node_access, **args}
+        GpuNodePools(
+            "gpu",
+            GpuNodePoolsArgs(cloud=cloud, pools=pools, kubernetes=cluster.provider, **attachment),
+        )
+
+    return mocks.run(program)
+
+
+GKE_NETWORK = Network(
+    cloud="gcp",
+    network_id="projects/acme-ml/global/networks/n",
+    cidr="10.0.0.0/16",
+    private_subnet_ids=["projects/acme-ml/regions/europe-west4/subnetworks/s"],
+    project="acme-ml",
+    region="europe-west4",
+)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            {"network": None},
+            "GpuNodePoolsArgs.network: the cluster's network is required on aws",
+        ),
+        (
+            {"network": GKE_NETWORK},
+            "GpuNodePoolsArgs.network: a aws network is required, got the gcp cluster's",
+        ),
+        ({"nodes": None}, "GpuNodePoolsArgs.nodes: the aws cluster's node access is required"),
+        (
+            {
+                "network": Network(
+                    cloud="aws",
+                    network_id="vpc-1",
+                    cidr="10.0.0.0/16",
+                    private_subnet_ids=["subnet-a"],
+                    client_security_group_ids=["sg-1"],
+                )
+            },
+            "GpuNodePoolsArgs.network: the zones of its private subnets are required (the "
+            "cluster's own network, not one read back in a later layer)",
+        ),
+    ],
+)
+def test_the_pools_take_the_clusters_network_hand_off(args, message):
+    with pytest.raises(ValueError) as info:
+        _attach(AWS, AWS_POOLS, **args)
+    assert str(info.value) == f"invalid GPU pools: {message}"
+
+
+def test_the_pools_join_the_private_subnet_of_their_zones():
+    monitor = _attach(AWS, AWS_POOLS)
+    subnets = {
+        r.name: f"{r.name}-id"
+        for r in monitor.of_type("aws:ec2/subnet:Subnet")
+        if "private" in r.name
+    }
+    groups = {r.name: r.inputs for r in monitor.of_type("aws:eks/nodeGroup:NodeGroup")}
+    assert groups["gpu-a10g"]["subnetIds"] == [subnets["core-private-us-east-1b"]]
+    assert groups["gpu-h100"]["subnetIds"] == sorted(subnets.values())
+
+
+def test_without_pools_nothing_is_required():
+    monitor = _attach(AWS, {}, network=None, nodes=None)
+    assert [r.name for r in monitor.of_type("aws:eks/nodeGroup:NodeGroup")] == ["core-system"]

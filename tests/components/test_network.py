@@ -55,6 +55,15 @@ GCP = {
             {**GCP, "cloud": "local"},
             ["cloud 'local' must be aws or gcp (a local cluster has none)"],
         ),
+        ({**AWS, "zones": ["us-east-1a", "us-east-1b", "us-east-1c"]}, []),
+        (
+            {**AWS, "zones": ["us-east-1a", "us-east-1b"]},
+            ["zones: one per private subnet, in the same order"],
+        ),
+        (
+            {**GCP, "zones": ["europe-west4-a"]},
+            ["zones: AWS only (a GKE node pool names its zones itself)"],
+        ),
     ],
     ids=[
         "aws",
@@ -67,6 +76,9 @@ GCP = {
         "gcp-with-groups",
         "gcp-no-region",
         "local",
+        "aws-zones",
+        "aws-zones-short",
+        "gcp-zones",
     ],
 )
 def test_a_network_is_checked_for_its_cloud(fields, problems):
@@ -105,8 +117,18 @@ def test_a_consumer_requires_its_clouds_network(fields, other):
     )
 
 
+def test_node_pools_find_each_zones_subnet():
+    network = Network(**AWS, zones=["us-east-1a", "us-east-1b", "us-east-1c"])
+    assert network.subnet_ids_by_zone == {
+        "us-east-1a": "subnet-a",
+        "us-east-1b": "subnet-b",
+        "us-east-1c": "subnet-c",
+    }
+    assert Network(**AWS).subnet_ids_by_zone == {}  # read back in a later layer
+
+
 @pytest.mark.parametrize("fields", [AWS, GCP], ids=["aws", "gcp"])
-def test_exports_hold_every_field_and_read_back_into_the_same_network(fields):
+def test_exports_hold_every_field_but_zones_and_read_back_into_the_same_network(fields):
     exported = handoff.exports(Network(**fields))
     assert set(exported) == {
         "cloud",
@@ -118,3 +140,7 @@ def test_exports_hold_every_field_and_read_back_into_the_same_network(fields):
         "region",
     }
     assert Network(**exported) == Network(**fields)
+    # the zones are the infra layer's own (its node pools); a later layer reads none
+    if fields["cloud"] == "aws":
+        zoned = Network(**fields, zones=["us-east-1a", "us-east-1b", "us-east-1c"])
+        assert handoff.exports(zoned) == exported

@@ -14,8 +14,14 @@ import pytest
 
 from mlops_platform import config, mocks, plan
 from mlops_platform.components.capabilities import catalog
-from mlops_platform.components.capabilities.model import METRICS_API, api
-from mlops_platform.components.capabilities.plan import plan_inventory, unmet
+from mlops_platform.components.capabilities.model import (
+    METRICS_API,
+    api,
+    needed,
+    provided,
+    storage_class,
+)
+from mlops_platform.components.capabilities.plan import plan_inventory, resource_inventory, unmet
 from mlops_platform.components.metrics_server import (
     MetricsServer,
     MetricsServerArgs,
@@ -110,3 +116,48 @@ def test_eks_stacks_get_the_ebs_driver_and_a_single_default_class(stack):
     without = [r for r in resources if r["inputs"].get("addonName") != "aws-ebs-csi-driver"]
     problems = [str(p) for p in unmet(without, existing)]
     assert problems and all("ebs.csi.aws.com nothing installs" in p for p in problems if "gp3" in p)
+
+
+def _offered(resources, existing) -> frozenset:
+    """What the resources (and the existing cluster) provide, a default class included."""
+    inventory = plan_inventory(resources, existing)
+    found = set(provided(inventory))
+    if any(spec.default for offer in inventory.offers for spec in offer.storage_classes):
+        found.add(storage_class(None))
+    return frozenset(found)
+
+
+def test_without_any_prerequisite_the_check_fails(stack):
+    """All layers' plans together: take away any one resource that provides something (a
+    CRD-bearing release, the EBS CSI add-on, the default class, metrics-server, the GKE
+    cluster's own classes and metrics API) and the check names what is now unmet whenever
+    something relied on it; on EKS, GKE and local alike, so no cloud's prerequisites are taken
+    on trust."""
+    resources, existing, platform = stack.resources, stack.existing, stack.platform
+    assert unmet(resources, existing) == []
+    relied_on = needed(plan_inventory(resources, existing))
+    breaking: dict[str, str] = {}  # name -> type of every resource the platform cannot lose
+    for index, resource in enumerate(resources):
+        if not resource_inventory(resource).offers:
+            continue
+        rest = resources[:index] + resources[index + 1 :]
+        problems = unmet(rest, existing)
+        lost = (relied_on & _offered([resource], None)) - _offered(rest, existing)
+        assert not lost or problems, f"without {resource['name']}, {set(lost)} is unmet"
+        if problems:
+            breaking[resource["name"]] = resource["type"]
+    charts = {
+        r["inputs"].get("chart") for r in resources if r["name"] in breaking and "helm" in r["type"]
+    }
+    # the platform layer's CRDs, which the ml layer's custom resources rely on, everywhere
+    assert {"base", "kube-prometheus-stack"} <= charts, breaking
+    assert ("metrics-server" in charts) == stack.decision.install, breaking
+    if platform.cloud.type == "aws":  # the volume driver and the default class it serves
+        addons = {r["inputs"]["addonName"] for r in resources if r["type"] == "aws:eks/addon:Addon"}
+        assert "aws-ebs-csi-driver" in addons
+        assert {r["inputs"].get("addonName") for r in resources if r["name"] in breaking} >= {
+            "aws-ebs-csi-driver"
+        }, breaking
+        assert "kubernetes:storage.k8s.io/v1:StorageClass" in breaking.values(), breaking
+    if platform.cloud.type == "gcp":  # GKE's own default class and metrics API
+        assert "gcp:container/cluster:Cluster" in breaking.values(), breaking

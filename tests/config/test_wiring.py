@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
-from mlops_platform import config, wiring
+from mlops_platform import config, plan, wiring
 
 LOCAL = {"type": "local", "kube_context": "kind-mlops", "distribution": "kind"}
 AWS = {"type": "aws", "region": "us-east-1"}
@@ -392,6 +395,100 @@ GCP = {"type": "gcp", "project": "p", "region": "europe-west4"}
                 )
             ],
         ),
+        # the cluster's node settings: the system pool and each GPU pool are `type:` blocks
+        (
+            GCP,
+            {"cluster": {"system_pool": {"instance_type": "m6i.large"}}},
+            [
+                (
+                    "mlops:cluster.system_pool.instance_type",
+                    "unknown field for type 'gke': a setting of eks (aws); this stack's cloud "
+                    "is gcp",
+                )
+            ],
+        ),
+        (
+            LOCAL,
+            {"cluster": {"system_pool": {"min_size": 3}}},
+            [
+                (
+                    "mlops:cluster.system_pool.min_size",
+                    "unknown field for type 'existing': a setting of eks (aws), gke (gcp); this "
+                    "stack's cloud is local",
+                )
+            ],
+        ),
+        (
+            AWS,
+            {"cluster": {"system_pool": {"type": "gke"}}},
+            [
+                (
+                    "mlops:cluster.system_pool.type",
+                    "'gke' runs on gcp; this stack's cloud is aws: use 'eks' (or leave `type` out)",
+                )
+            ],
+        ),
+        (
+            AWS,
+            {"gpu_pools": {"l4": {"instance_type": "g6.xlarge", "accelerator": "nvidia-l4"}}},
+            [
+                (
+                    "mlops:gpu_pools.l4.accelerator",
+                    "unknown field for type 'eks': a setting of gke (gcp); this stack's cloud "
+                    "is aws",
+                )
+            ],
+        ),
+        (
+            GCP,
+            {"gpu_pools": {"a": {"type": "eks", "instance_type": "g6.xlarge"}}},
+            [
+                (
+                    "mlops:gpu_pools.a.type",
+                    "'eks' runs on aws; this stack's cloud is gcp: use 'gke' (or leave `type` out)",
+                )
+            ],
+        ),
+        # ... and the keys of before say where they went
+        (
+            AWS,
+            {"cluster": {"system_pool": {"aws_instance_type": "m6i.xlarge"}}},
+            [
+                (
+                    "mlops:cluster.system_pool.aws_instance_type",
+                    "unknown field: a `type:` block names its settings without the cloud "
+                    "prefix (aws_instance_type -> instance_type), see UPGRADING.md",
+                )
+            ],
+        ),
+        (
+            AWS,
+            {"cluster": {"system_pool": {"gcp_machine_type": "e2-standard-8"}}},
+            [
+                (
+                    "mlops:cluster.system_pool.gcp_machine_type",
+                    "unknown field for type 'eks': now machine_type, a setting of gke (gcp); "
+                    "this stack's cloud is aws",
+                )
+            ],
+        ),
+        (
+            GCP,
+            {"gpu_pools": {"l4": {"instance_type": "g2-standard-8", "accelerator": "nvidia-l4"}}},
+            [
+                ("mlops:gpu_pools.l4.machine_type", "Field required"),
+                (
+                    "mlops:gpu_pools.l4.instance_type",
+                    "unknown field: named machine_type in a `type: gke` block, see UPGRADING.md",
+                ),
+            ],
+        ),
+        # what is valid for the cloud passes, with the type filled in
+        (
+            GCP,
+            {"gpu_pools": {"l4": {"machine_type": "g2-standard-8", "accelerator": "nvidia-l4"}}},
+            [],
+        ),
     ],
 )
 def test_a_setting_for_another_cloud_is_an_error_of_the_backend_block(cloud, values, expected):
@@ -408,9 +505,9 @@ def test_a_setting_for_another_cloud_is_an_error_of_the_backend_block(cloud, val
 @pytest.mark.parametrize(
     ("cloud", "expected"),
     [
-        (AWS, ("msk", "s3", "elasticache", "rds")),
-        (GCP, ("managed_kafka", "gcs", "memorystore", "cloud_sql")),
-        (LOCAL, ("strimzi", "minio", "redis", "postgres")),
+        (AWS, ("msk", "s3", "elasticache", "rds", "eks")),
+        (GCP, ("managed_kafka", "gcs", "memorystore", "cloud_sql", "gke")),
+        (LOCAL, ("strimzi", "minio", "redis", "postgres", "existing")),
     ],
 )
 def test_an_omitted_backend_block_is_the_clouds_own(cloud, expected):
@@ -420,20 +517,21 @@ def test_an_omitted_backend_block_is_the_clouds_own(cloud, expected):
         platform.storage.backend.type,
         platform.feast.online_store.type,
         platform.mlflow.database.type,
+        platform.cluster.system_pool.type,
     ) == expected
 
 
 @pytest.mark.parametrize(
     ("cloud", "values", "expected"),
     [
-        # the settings not yet in a `type:` block keep their cloud prefix
+        # the settings not in a `type:` block keep their cloud prefix
         (
-            GCP,
-            {"cluster": {"system_pool": {"aws_instance_type": "m6i.large"}}},
+            AWS,
+            {"workload_identities": {"x": {"gcp_account_id": "x-sa"}}},
             [
                 (
-                    "cluster.system_pool.aws_instance_type",
-                    "only read on aws; this stack's cloud is gcp",
+                    "workload_identities.x.gcp_account_id",
+                    "only read on gcp; this stack's cloud is aws",
                 )
             ],
         ),
@@ -447,3 +545,70 @@ def test_an_omitted_backend_block_is_the_clouds_own(cloud, expected):
 )
 def test_cloud_prefixed_settings_of_another_cloud(cloud, values, expected):
     assert config.wrong_cloud_problems(values, cloud["type"]) == expected
+
+
+# -- the network hand-off ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cloud", "values", "expected"),
+    [
+        (LOCAL, {"gpu_pools": {"rtx": {}}}, []),
+        (AWS, {}, ["kafka", "mlflow", "feast"]),
+        (
+            AWS,
+            {"gpu_pools": {"l4": {"instance_type": "g6.xlarge"}}},
+            ["gpu", "kafka", "mlflow", "feast"],
+        ),
+        (
+            GCP,
+            {"gpu_pools": {"l4": {"machine_type": "g2-standard-8", "accelerator": "nvidia-l4"}}},
+            ["gpu", "kafka", "mlflow", "feast"],
+        ),
+    ],
+)
+def test_what_takes_the_network_hand_off(cloud, values, expected):
+    raw = {"mlops:cloud": cloud, **{f"mlops:{k}": v for k, v in values.items()}}
+    assert wiring.network_attached(config.validate(raw, "stacks/Pulumi.t.yaml")) == expected
+
+
+STACKS = sorted(Path(__file__).resolve().parents[2].joinpath("stacks").glob("Pulumi.*.yaml"))
+# the component each wiring node is, in a plan (`component` of a planned resource)
+COMPONENT_NODES = {
+    "mlops:gpu:NodePools": "gpu",
+    "mlops:kafka:KafkaCluster": "kafka",
+    "mlops:mlflow:TrackingServer": "mlflow",
+    "mlops:feast:FeatureStore": "feast",
+}
+
+
+@pytest.mark.parametrize("path", STACKS, ids=lambda p: p.name.removeprefix("Pulumi."))
+def test_the_network_reaches_exactly_what_wiring_says(path):
+    """In the plans of all layers, the components whose resources name the cluster network's
+    VPC, subnets or security group are the nodes `network_attached` derives (a GKE node pool
+    is placed by project and region, not by an id, so it shows on AWS only)."""
+    name = path.name.removeprefix("Pulumi.").removesuffix(".yaml")
+    platform = config.load_stack_file(path)
+    resources = [r.as_json() for r in plan.build_plan(name, path).resources]
+    cluster = [r for r in resources if r.get("component", "").startswith("mlops:cluster:")]
+    network_ids = {
+        f"{r['name']}-id"
+        for r in cluster
+        if r["type"]
+        in (
+            "aws:ec2/vpc:Vpc",
+            "aws:ec2/subnet:Subnet",
+            "gcp:compute/network:Network",
+            "gcp:compute/subnetwork:Subnetwork",
+        )
+    }
+    reaching = {
+        COMPONENT_NODES[r["component"].split()[0]]
+        for r in resources
+        if r.get("component", "").split(" ")[0] in COMPONENT_NODES
+        and any(network_id in json.dumps(r["inputs"]) for network_id in network_ids)
+    }
+    expected = set(wiring.network_attached(platform))
+    if platform.cloud.type == "gcp":
+        expected.discard("gpu")
+    assert reaching == expected

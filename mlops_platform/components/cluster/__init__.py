@@ -5,23 +5,30 @@ from mlops_platform.components.cluster.model import (
     GPU_TAINT,
     POOL_LABEL,
     ClusterConfig,
+    EksSystemPoolConfig,
+    ExistingNodesConfig,
+    GkeSystemPoolConfig,
     NetworkConfig,
     SystemPoolConfig,
     Taint,
     eks_kubeconfig,
     gke_kubeconfig,
 )
-from mlops_platform.components.cluster.wiring import EksNodeWiring, GkeNodeWiring
+from mlops_platform.components.cluster.wiring import EksNodeAccess, GkeNodeAccess, NodeAccess
 
 __all__ = [
     "GPU_TAINT",
     "POOL_LABEL",
     "ClusterConfig",
-    "EksNodeWiring",
-    "GkeNodeWiring",
+    "EksNodeAccess",
+    "EksSystemPoolConfig",
+    "ExistingNodesConfig",
+    "GkeNodeAccess",
+    "GkeSystemPoolConfig",
     "KubernetesCluster",
     "KubernetesClusterArgs",
     "NetworkConfig",
+    "NodeAccess",
     "SystemPoolConfig",
     "Taint",
     "eks_kubeconfig",

@@ -22,6 +22,7 @@ from mlops_platform.components.cluster.model import (
     EBS_CSI_NAMESPACE,
     ClusterConfig,
     EksAddonSpec,
+    EksSystemPoolConfig,
     NodePoolSpec,
     autoscaler_policy,
     autoscaler_tags,
@@ -38,7 +39,7 @@ from mlops_platform.components.cluster.model import (
     subnet_plan,
     system_pool_spec,
 )
-from mlops_platform.components.cluster.wiring import ClusterParts, EksNodeWiring
+from mlops_platform.components.cluster.wiring import ClusterParts, EksNodeAccess
 from mlops_platform.components.identity.model import irsa_trust_policy
 from mlops_platform.components.network import Network
 from mlops_platform.components.versions import CLUSTER_AUTOSCALER
@@ -210,19 +211,32 @@ def build(name: str, cloud: AwsCloud, config: ClusterConfig, protect: bool, pare
             opts=child,
         )
 
-    wiring = EksNodeWiring(
+    network = Network(
+        cloud="aws",
+        network_id=vpc.id,
+        cidr=config.network.vpc_cidr,
+        private_subnet_ids=[private_subnets[zone].id for zone in zones],
+        # The group EKS attaches to the control plane and to every managed node group (the
+        # platform's launch templates set none): allowing it lets pods on any node connect.
+        client_security_group_ids=[cluster.vpc_config.cluster_security_group_id],
+        zones=zones,
+    )
+    access = EksNodeAccess(
         cluster_name=config.name,
         cluster=cluster.name,
         node_role_arn=node_role.arn,
-        subnet_ids_by_zone={zone: private_subnets[zone].id for zone in zones},
         tags=tags,
         # nodes must reach the API and ECR through NAT before they can join
-        depends_on=[*node_attachments, *private_routes],
+        ready=[*node_attachments, *private_routes],
     )
     system_pool = create_node_group(
-        f"{name}-system", system_pool_spec(config.system_pool, "aws"), wiring, parent,
+        f"{name}-system",
+        system_pool_spec(config.system_pool_of(EksSystemPoolConfig)),
+        network,
+        access,
+        parent,
         "cluster.system_pool",
-    )  # fmt: skip
+    )
 
     kubeconfig = pulumi.Output.secret(
         pulumi.Output.all(cluster.name, cluster.endpoint, cluster.certificate_authority.data).apply(
@@ -247,17 +261,9 @@ def build(name: str, cloud: AwsCloud, config: ClusterConfig, protect: bool, pare
         endpoint=cluster.endpoint,
         oidc_provider_arn=oidc.arn,
         oidc_issuer=issuer,
-        node_wiring=wiring,
+        node_access=access,
         prerequisites=prerequisites,
-        network=Network(
-            cloud="aws",
-            network_id=vpc.id,
-            cidr=config.network.vpc_cidr,
-            private_subnet_ids=[private_subnets[zone].id for zone in zones],
-            # The group EKS attaches to the control plane and to every managed node group (the
-            # platform's launch templates set none): allowing it lets pods on any node connect.
-            client_security_group_ids=[cluster.vpc_config.cluster_security_group_id],
-        ),
+        network=network,
     )
 
 
@@ -471,36 +477,38 @@ def _network(name, config: ClusterConfig, zones, tags, child):
 
 
 def create_node_group(
-    name: str, spec: NodePoolSpec, wiring: EksNodeWiring, parent, field_name: str
+    name: str, spec: NodePoolSpec, network: Network, access: EksNodeAccess, parent, field_name: str
 ) -> aws.eks.NodeGroup:
-    """A managed node group with a hardened launch template and autoscaler hints on its ASG."""
+    """A managed node group in the network's private subnets (of the spec's zones), with a
+    hardened launch template and autoscaler hints on its ASG."""
     child = pulumi.ResourceOptions(parent=parent)
-    zones = select_zones(spec, list(wiring.subnet_ids_by_zone), f"{field_name}.zones")
+    subnets = network.require("aws", f"{field_name}: the network").subnet_ids_by_zone
+    zones = select_zones(spec, list(subnets), f"{field_name}.zones")
     template = aws.ec2.LaunchTemplate(
         f"{name}-lt",
         description=f"EKS node group {spec.key}: IMDSv2 only, encrypted root volume",
         update_default_version=True,
-        tags=dict(wiring.tags),
+        tags=dict(access.tags),
         # instances and volumes carry the stack's tags too (cost allocation, ownership)
         tag_specifications=[
-            {"resource_type": kind, "tags": dict(wiring.tags)} for kind in ("instance", "volume")
+            {"resource_type": kind, "tags": dict(access.tags)} for kind in ("instance", "volume")
         ]
-        if wiring.tags
+        if access.tags
         else None,
         **launch_template_inputs(spec),
         opts=child,
     )
     node_group = aws.eks.NodeGroup(
         name,
-        cluster_name=wiring.cluster,
-        node_role_arn=wiring.node_role_arn,
-        subnet_ids=[wiring.subnet_ids_by_zone[zone] for zone in zones],
+        cluster_name=access.cluster,
+        node_role_arn=access.node_role_arn,
+        subnet_ids=[subnets[zone] for zone in zones],
         launch_template={"id": template.id, "version": template.latest_version.apply(str)},
-        tags=dict(wiring.tags),
-        **eks_node_group_inputs(wiring.cluster_name, spec),
+        tags=dict(access.tags),
+        **eks_node_group_inputs(access.cluster_name, spec),
         opts=pulumi.ResourceOptions(
             parent=parent,
-            depends_on=list(wiring.depends_on),
+            depends_on=list(access.ready),
             # the cluster autoscaler owns the desired size once the group exists
             ignore_changes=["scalingConfig.desiredSize"],
         ),
@@ -508,7 +516,7 @@ def create_node_group(
     # EKS does not copy node group tags to the Auto Scaling group it creates, and the
     # autoscaler reads node-template hints from the ASG: tag it directly.
     asg_name = node_group.resources.apply(lambda res: res[0].autoscaling_groups[0].name)
-    for key, value in autoscaler_tags(wiring.cluster_name, spec).items():
+    for key, value in autoscaler_tags(access.cluster_name, spec).items():
         aws.autoscaling.Tag(
             f"{name}-asg-{_slug(key.removeprefix('k8s.io/cluster-autoscaler/'))}",
             autoscaling_group_name=asg_name,

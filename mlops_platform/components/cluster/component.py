@@ -9,7 +9,7 @@ import pulumi
 from mlops_platform.components.cloud import Cloud
 from mlops_platform.components.cluster import aws, gcp, local
 from mlops_platform.components.cluster.model import ClusterConfig
-from mlops_platform.components.cluster.wiring import EksNodeWiring, GkeNodeWiring
+from mlops_platform.components.cluster.wiring import NodeAccess
 from mlops_platform.components.network import Network
 
 # The cloud picks the implementation; every one returns the same ClusterParts.
@@ -38,13 +38,14 @@ class KubernetesClusterArgs:
 class KubernetesCluster(pulumi.ComponentResource):
     """The cluster every in-cluster component deploys to, through `provider`.
 
-    Besides the registered outputs below: `provider`, the Kubernetes provider; `node_wiring`,
-    what `GpuNodePools` attaches node pools to; `network`, where in-VPC services (databases,
-    Kafka) attach: VPC, private subnets and the cluster security group on AWS, network and node
-    subnetwork on GCP, None locally. `prerequisites` is what
-    in-cluster components that claim volumes should depend on: on EKS the managed add-ons (EBS
-    CSI driver included) and the default `gp3` StorageClass; empty on GKE and locally, where
-    the cluster comes with them (mlops_platform/components/capabilities/catalog.py names what).
+    Besides the registered outputs below: `provider`, the Kubernetes provider; `network`, the
+    one hand-off to what attaches to the network (node pools, databases, Kafka, Redis): VPC,
+    private subnets (with their zones) and the cluster security group on AWS, network and node
+    subnetwork on GCP, None locally; `node_access`, how a node pool joins the cluster beside it
+    (node role / service account; None locally). `prerequisites` is what in-cluster components
+    that claim volumes should depend on: on EKS the managed add-ons (EBS CSI driver included)
+    and the default `gp3` StorageClass; empty on GKE and locally, where the cluster comes with
+    them (mlops_platform/components/capabilities/catalog.py names what).
 
     Attributes:
         kubeconfig: Kubeconfig of the cluster (exec credentials: `aws eks get-token` or
@@ -56,7 +57,7 @@ class KubernetesCluster(pulumi.ComponentResource):
         workload_pool: GCP: the Workload Identity pool (`<project>.svc.id.goog`).
     """
 
-    node_wiring: EksNodeWiring | GkeNodeWiring | None
+    node_access: NodeAccess | None
     network: Network | None
 
     def __init__(
@@ -72,7 +73,7 @@ class KubernetesCluster(pulumi.ComponentResource):
         self.oidc_provider_arn = parts.oidc_provider_arn
         self.oidc_issuer = parts.oidc_issuer
         self.workload_pool = parts.workload_pool
-        self.node_wiring = parts.node_wiring
+        self.node_access = parts.node_access
         self.network = parts.network
         self.prerequisites = list(parts.prerequisites)
         self.register_outputs(

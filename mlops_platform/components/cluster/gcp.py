@@ -12,13 +12,14 @@ from mlops_platform.components.cloud import GcpCloud
 from mlops_platform.components.cluster.model import (
     GKE_OAUTH_SCOPES,
     ClusterConfig,
+    GkeSystemPoolConfig,
     NodePoolSpec,
     gke_kubeconfig,
     gke_node_pool_inputs,
     system_pool_spec,
     workload_pool,
 )
-from mlops_platform.components.cluster.wiring import ClusterParts, GkeNodeWiring
+from mlops_platform.components.cluster.wiring import ClusterParts, GkeNodeAccess
 from mlops_platform.components.network import Network
 
 # Least privilege for nodes: the minimal role Google defines for node service accounts
@@ -177,17 +178,27 @@ def build(name: str, cloud: GcpCloud, config: ClusterConfig, protect: bool, pare
         ),
     )
 
-    wiring = GkeNodeWiring(
-        cluster_id=cluster.id,
+    handoff = Network(
+        cloud="gcp",
+        network_id=network.id,
+        cidr=config.network.vpc_cidr,
+        private_subnet_ids=[subnetwork.id],
         project=cloud.project,
-        location=cloud.region,
+        region=cloud.region,
+    )
+    access = GkeNodeAccess(
+        cluster_id=cluster.id,
         service_account_email=node_account.email,
         labels=dict(cloud.labels),
         # nodes pull images from outside Google through Cloud NAT
-        depends_on=[*node_roles, nat],
+        ready=[*node_roles, nat],
     )
     system_pool = create_node_pool(
-        f"{name}-system", system_pool_spec(config.system_pool, "gcp"), wiring, parent
+        f"{name}-system",
+        system_pool_spec(config.system_pool_of(GkeSystemPoolConfig)),
+        handoff,
+        access,
+        parent,
     )
     kubeconfig = pulumi.Output.secret(
         pulumi.Output.all(
@@ -205,35 +216,30 @@ def build(name: str, cloud: GcpCloud, config: ClusterConfig, protect: bool, pare
         cluster_name=cluster.name,
         endpoint=cluster.endpoint,
         workload_pool=pulumi.Output.from_input(pool),
-        node_wiring=wiring,
-        network=Network(
-            cloud="gcp",
-            network_id=network.id,
-            cidr=config.network.vpc_cidr,
-            private_subnet_ids=[subnetwork.id],
-            project=cloud.project,
-            region=cloud.region,
-        ),
+        node_access=access,
+        network=handoff,
     )
 
 
 def create_node_pool(
-    name: str, spec: NodePoolSpec, wiring: GkeNodeWiring, parent
+    name: str, spec: NodePoolSpec, network: Network, access: GkeNodeAccess, parent
 ) -> gcp.container.NodePool:
+    """A node pool of the cluster, in the network's project and region."""
+    network = network.require("gcp", f"node pool {spec.key}: the network")
     inputs = gke_node_pool_inputs(spec)
     node_config = {
         **inputs.pop("node_config"),
-        "service_account": wiring.service_account_email,
-        "resource_labels": dict(wiring.labels),
+        "service_account": access.service_account_email,
+        "resource_labels": dict(access.labels),
     }
     return gcp.container.NodePool(
         name,
         # a prefix, not a fixed name: a replaced pool is created before the old one goes
         name_prefix=f"{spec.key}-",
-        project=wiring.project,
-        cluster=wiring.cluster_id,
-        location=wiring.location,
+        project=network.project,
+        cluster=access.cluster_id,
+        location=network.region,
         node_config=node_config,
         **inputs,
-        opts=pulumi.ResourceOptions(parent=parent, depends_on=list(wiring.depends_on)),
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=list(access.ready)),
     )

@@ -12,7 +12,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import Field, field_validator, model_validator
 
@@ -146,11 +146,9 @@ class NetworkConfig(StrictModel):
         return self
 
 
-class SystemPoolConfig(StrictModel):
-    """The CPU pool that runs the platform's own services (no taint)."""
+class _SystemPoolSize(StrictModel):
+    """What the system pool's node settings share on both clouds."""
 
-    aws_instance_type: str = Field(default="m6i.large", description="AWS: EC2 instance type.")
-    gcp_machine_type: str = Field(default="e2-standard-4", description="GCP: machine type.")
     min_size: int = Field(
         default=2, ge=1, description="Fewest nodes (>= 1: the platform runs here)."
     )
@@ -159,11 +157,48 @@ class SystemPoolConfig(StrictModel):
     labels: dict[str, str] = Field(default_factory=dict, description="Extra node labels.")
 
     @model_validator(mode="after")
-    def _sizes(self) -> SystemPoolConfig:
+    def _sizes(self) -> _SystemPoolSize:
         if self.min_size > self.max_size:
             raise ValueError(f"min_size ({self.min_size}) must be <= max_size ({self.max_size})")
         check_labels(self.labels)
         return self
+
+
+class EksSystemPoolConfig(_SystemPoolSize):
+    """AWS: the system pool as an EKS managed node group."""
+
+    type: Literal["eks"] = Field(default="eks", description="An EKS managed node group (AWS).")
+    instance_type: str = Field(default="m6i.large", description="EC2 instance type.")
+
+
+class GkeSystemPoolConfig(_SystemPoolSize):
+    """GCP: the system pool as a GKE node pool."""
+
+    type: Literal["gke"] = Field(default="gke", description="A GKE node pool (GCP).")
+    machine_type: str = Field(default="e2-standard-4", description="Compute Engine machine type.")
+
+
+class ExistingNodesConfig(StrictModel):
+    """Local: the existing cluster's own nodes run the platform; nothing is created, so there is
+    nothing to set."""
+
+    type: Literal["existing"] = Field(
+        default="existing", description="The local cluster's own nodes (nothing is created)."
+    )
+
+
+# The system pool, a `type:` block: only the chosen cloud's node settings are accepted.
+SystemPoolConfig = Annotated[
+    EksSystemPoolConfig | GkeSystemPoolConfig | ExistingNodesConfig, Field(discriminator="type")
+]
+# The node block each cloud runs (mlops_platform/config.py BACKENDS fills `type` in from the cloud).
+SYSTEM_POOL_TYPES: dict[str, type[StrictModel]] = {
+    "aws": EksSystemPoolConfig,
+    "gcp": GkeSystemPoolConfig,
+    "local": ExistingNodesConfig,
+}
+
+_Pool = TypeVar("_Pool", EksSystemPoolConfig, GkeSystemPoolConfig, ExistingNodesConfig)
 
 
 class ClusterConfig(StrictModel):
@@ -210,8 +245,13 @@ class ClusterConfig(StrictModel):
         default=False,
         description="GCP: enforce the project's Binary Authorization policy on admitted images.",
     )
-    system_pool: SystemPoolConfig = Field(
-        default_factory=SystemPoolConfig, description="The system CPU pool."
+    system_pool: SystemPoolConfig | None = Field(
+        default=None,
+        description="The system CPU pool that runs the platform's own services (no taint), a "
+        "`type:` block with only that cloud's node settings: `eks` (AWS: `instance_type`), "
+        "`gke` (GCP: `machine_type`), both with `min_size`, `max_size`, `disk_size_gib` and "
+        "`labels`; `existing` locally (nothing to set). The type follows the stack's cloud: "
+        "omit it (or the whole block) and the cloud's own is used with its defaults.",
     )
     autoscaler: bool = Field(
         default=True,
@@ -224,6 +264,20 @@ class ClusterConfig(StrictModel):
         "`gp3` StorageClass (the EBS CSI driver's role is granted its use). Null: EBS encrypts "
         "with the account's AWS-managed `aws/ebs` key.",
     )
+
+    def system_pool_of(self, kind: type[_Pool]) -> _Pool:
+        """The system pool's settings for the cloud whose block is `kind`: the block given, or
+        that cloud's defaults; a block of another cloud is an error naming the field."""
+        pool = self.system_pool
+        if pool is None:
+            return kind()
+        if not isinstance(pool, kind):
+            wanted = kind.model_fields["type"].default
+            raise ValueError(
+                f"cluster.system_pool.type: {pool.type!r} is not this cluster's node type "
+                f"({wanted!r})"
+            )
+        return pool
 
     @field_validator("name")
     @classmethod
@@ -340,8 +394,10 @@ class NodePoolSpec:
     gpu_driver_version: str | None = None
 
 
-def system_pool_spec(config: SystemPoolConfig, cloud: Literal["aws", "gcp"]) -> NodePoolSpec:
-    instance_type = config.aws_instance_type if cloud == "aws" else config.gcp_machine_type
+def system_pool_spec(config: EksSystemPoolConfig | GkeSystemPoolConfig) -> NodePoolSpec:
+    instance_type = (
+        config.instance_type if isinstance(config, EksSystemPoolConfig) else config.machine_type
+    )
     return NodePoolSpec(
         key="system",
         instance_type=instance_type,

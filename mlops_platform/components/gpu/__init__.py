@@ -2,6 +2,9 @@
 
 from mlops_platform.components.gpu.component import GpuNodePools, GpuNodePoolsArgs
 from mlops_platform.components.gpu.model import (
+    EksGpuPoolConfig,
+    ExistingGpuNodesConfig,
+    GkeGpuPoolConfig,
     GpuPoolConfig,
     GpuPools,
     device_plugin_values,
@@ -9,6 +12,9 @@ from mlops_platform.components.gpu.model import (
 )
 
 __all__ = [
+    "EksGpuPoolConfig",
+    "ExistingGpuNodesConfig",
+    "GkeGpuPoolConfig",
     "GpuNodePools",
     "GpuNodePoolsArgs",
     "GpuPoolConfig",

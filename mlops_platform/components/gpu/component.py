@@ -9,20 +9,24 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from mlops_platform.components.cloud import Cloud
-from mlops_platform.components.cluster import KubernetesCluster
 from mlops_platform.components.cluster.aws import create_node_group
 from mlops_platform.components.cluster.gcp import create_node_pool
 from mlops_platform.components.cluster.model import select_zones
-from mlops_platform.components.cluster.wiring import EksNodeWiring, GkeNodeWiring
+from mlops_platform.components.cluster.wiring import EksNodeAccess, GkeNodeAccess, NodeAccess
 from mlops_platform.components.gpu.model import (
     DEVICE_PLUGIN_NAMESPACE,
     DEVICE_PLUGIN_RELEASE,
+    EksGpuPoolConfig,
+    GkeGpuPoolConfig,
     GpuPoolConfig,
     device_plugin_values,
     gpu_pool_spec,
     pool_problems,
 )
+from mlops_platform.components.network import Network
 from mlops_platform.components.versions import NVIDIA_DEVICE_PLUGIN
+
+_NODE_ACCESS = {"aws": EksNodeAccess, "gcp": GkeNodeAccess}
 
 
 @dataclass(frozen=True)
@@ -33,34 +37,97 @@ class GpuNodePoolsArgs:
         cloud: The stack's cloud: EKS managed node groups, GKE node pools, or nothing locally.
         pools: The `gpu_pools` settings, keyed by pool name (the key names the node group and its
             label).
-        cluster: The cluster the pools join (`KubernetesCluster`; its `node_wiring`).
         kubernetes: The provider the NVIDIA device plugin is installed with (AWS).
+        network: The cluster's network (`KubernetesCluster.network`, the one hand-off Kafka,
+            MLflow and Feast take too): the pools' nodes join its private subnets (AWS) or its
+            project and region (GCP). Required on the clouds when there are pools; None locally.
+        nodes: How the pools' nodes join the cluster (`KubernetesCluster.node_access`: node role
+            or service account). Required on the clouds when there are pools; None locally.
     """
 
     cloud: Cloud
     pools: Mapping[str, GpuPoolConfig]
-    cluster: KubernetesCluster
     # the provider in-cluster resources use (normally `cluster.provider`)
     kubernetes: k8s.Provider
+    network: Network | None = None
+    nodes: NodeAccess | None = None
+
+
+def _attachment_problems(args: GpuNodePoolsArgs) -> list[tuple[str, str]]:
+    """What the pools need from the cluster and its network, as (field, message)."""
+    cloud = args.cloud.type
+    if cloud == "local" or not args.pools:
+        return []
+    problems = []
+    if args.network is None:
+        problems.append(
+            ("GpuNodePoolsArgs.network", f"the cluster's network is required on {cloud}")
+        )
+    else:
+        try:
+            args.network.require(cloud, "GpuNodePoolsArgs.network")
+        except ValueError as exc:
+            field, _, message = str(exc).partition(": ")
+            problems.append((field, message))
+        else:
+            if cloud == "aws" and not args.network.zones:
+                problems.append(
+                    (
+                        "GpuNodePoolsArgs.network",
+                        "the zones of its private subnets are required (the cluster's own "
+                        "network, not one read back in a later layer)",
+                    )
+                )
+    if not isinstance(args.nodes, _NODE_ACCESS[cloud]):
+        problems.append(
+            ("GpuNodePoolsArgs.nodes", f"the {cloud} cluster's node access is required")
+        )
+    return problems
+
+
+def _zone_problems(args: GpuNodePoolsArgs, checked: set[str]) -> list[tuple[str, str]]:
+    """AWS: a pool's zones among the network's (known only once the cluster is planned)."""
+    if args.cloud.type != "aws" or args.network is None or not args.network.zones:
+        return []
+    problems = []
+    for key, pool in args.pools.items():
+        if key in checked or not isinstance(pool, EksGpuPoolConfig):
+            continue
+        try:
+            select_zones(gpu_pool_spec(key, pool), list(args.network.zones), "")
+        except ValueError as exc:
+            problems.append((f"gpu_pools.{key}.zones", str(exc).removeprefix(": ")))
+    return problems
 
 
 def _aws_pools(name, args: GpuNodePoolsArgs, parent) -> dict[str, pulumi.Resource]:
-    wiring = args.cluster.node_wiring
-    assert isinstance(wiring, EksNodeWiring), "an EKS cluster has EKS node wiring"
+    if not args.pools:
+        return {}
+    assert args.network is not None and isinstance(args.nodes, EksNodeAccess)
     return {
         key: create_node_group(
-            f"{name}-{key}", gpu_pool_spec(key, pool), wiring, parent, f"gpu_pools.{key}"
+            f"{name}-{key}",
+            gpu_pool_spec(key, pool),
+            args.network,
+            args.nodes,
+            parent,
+            f"gpu_pools.{key}",
         )
         for key, pool in args.pools.items()
+        if isinstance(pool, EksGpuPoolConfig)
     }
 
 
 def _gcp_pools(name, args: GpuNodePoolsArgs, parent) -> dict[str, pulumi.Resource]:
-    wiring = args.cluster.node_wiring
-    assert isinstance(wiring, GkeNodeWiring), "a GKE cluster has GKE node wiring"
+    if not args.pools:
+        return {}
+    assert args.network is not None and isinstance(args.nodes, GkeNodeAccess)
     return {
-        key: create_node_pool(f"{name}-{key}", gpu_pool_spec(key, pool), wiring, parent)
+        key: create_node_pool(
+            f"{name}-{key}", gpu_pool_spec(key, pool), args.network, args.nodes, parent
+        )
         for key, pool in args.pools.items()
+        if isinstance(pool, GkeGpuPoolConfig)
     }
 
 
@@ -91,18 +158,10 @@ class GpuNodePools(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: GpuNodePoolsArgs, opts: pulumi.ResourceOptions | None = None
     ):
+        # everything is checked before anything is registered
         problems = pool_problems(args.pools, args.cloud)
-        wiring = args.cluster.node_wiring
-        if isinstance(wiring, EksNodeWiring):
-            # the cluster's zones are known only now: check before registering anything
-            checked = {path.split(".")[1] for path, _ in problems}
-            for key, pool in args.pools.items():
-                if key in checked:
-                    continue
-                try:
-                    select_zones(gpu_pool_spec(key, pool), list(wiring.subnet_ids_by_zone), "")
-                except ValueError as exc:
-                    problems.append((f"gpu_pools.{key}.zones", str(exc).removeprefix(": ")))
+        problems += _attachment_problems(args)
+        problems += _zone_problems(args, {path.split(".")[1] for path, _ in problems})
         if problems:
             raise ValueError(
                 "invalid GPU pools: "

@@ -27,19 +27,15 @@ _POOL_KEY = re.compile(r"^[a-z]([-a-z0-9]{0,22}[a-z0-9])?$")
 RESERVED_POOL_KEYS = frozenset({"system"})
 
 
-class GpuPoolConfig(StrictModel):
-    """One GPU node pool. The map key (`gpu_pools.<key>`) names the pool and its nodes' label."""
+def _check_taints(taints: list[Taint]) -> None:
+    keys = [(t.key, t.effect) for t in taints]
+    if len(set(keys)) != len(keys):
+        raise ValueError("taints: each key and effect may appear once")
 
-    instance_type: str = Field(
-        description="AWS: EC2 GPU instance type (e.g. g6.xlarge). GCP: machine type "
-        "(e.g. g2-standard-8)."
-    )
-    accelerator: str | None = Field(
-        default=None,
-        description="GCP: accelerator type attached to each node (e.g. nvidia-l4); required on "
-        "GCP. AWS: ignored (the instance type carries its GPUs).",
-    )
-    accelerator_count: int = Field(default=1, ge=1, description="GCP: accelerators per node.")
+
+class _CloudGpuPool(StrictModel):
+    """What a GPU node pool's settings share on both clouds."""
+
     min_size: int = Field(
         default=0, ge=0, description="Fewest nodes; 0 lets the pool scale to zero."
     )
@@ -63,27 +59,74 @@ class GpuPoolConfig(StrictModel):
         description="Zones the pool may use (GPU types are not offered everywhere). Empty: all "
         "of the cluster's zones.",
     )
-    ami_type: Literal["AL2023_x86_64_NVIDIA", "AL2023_ARM_64_NVIDIA"] = Field(
-        default="AL2023_x86_64_NVIDIA",
-        description="AWS: EKS-optimized accelerated AMI (NVIDIA driver and container toolkit "
-        "preinstalled; the device plugin is deployed separately).",
-    )
-    gpu_driver_version: Literal["DEFAULT", "LATEST"] = Field(
-        default="DEFAULT",
-        description="GCP: the NVIDIA driver GKE installs: the version's default or the latest.",
-    )
 
     @model_validator(mode="after")
-    def _consistent(self) -> GpuPoolConfig:
+    def _consistent(self) -> _CloudGpuPool:
         if self.min_size > self.max_size:
             raise ValueError(f"min_size ({self.min_size}) must be <= max_size ({self.max_size})")
         check_labels(self.labels)
         if GPU_PRESENT_LABEL in self.labels:
             raise ValueError(f"label {GPU_PRESENT_LABEL!r} is set on every GPU pool")
-        keys = [(t.key, t.effect) for t in self.taints]
-        if len(set(keys)) != len(keys):
-            raise ValueError("taints: each key and effect may appear once")
+        _check_taints(self.taints)
         return self
+
+
+class EksGpuPoolConfig(_CloudGpuPool):
+    """AWS: a GPU pool as an EKS managed node group."""
+
+    type: Literal["eks"] = Field(default="eks", description="An EKS managed node group (AWS).")
+    instance_type: str = Field(description="EC2 GPU instance type (e.g. g6.xlarge).")
+    ami_type: Literal["AL2023_x86_64_NVIDIA", "AL2023_ARM_64_NVIDIA"] = Field(
+        default="AL2023_x86_64_NVIDIA",
+        description="EKS-optimized accelerated AMI (NVIDIA driver and container toolkit "
+        "preinstalled; the device plugin is deployed separately).",
+    )
+
+
+class GkeGpuPoolConfig(_CloudGpuPool):
+    """GCP: a GPU pool as a GKE node pool with accelerators attached."""
+
+    type: Literal["gke"] = Field(default="gke", description="A GKE node pool (GCP).")
+    machine_type: str = Field(description="Compute Engine machine type (e.g. g2-standard-8).")
+    accelerator: str = Field(
+        description="Accelerator type attached to each node (e.g. nvidia-l4, nvidia-tesla-t4)."
+    )
+    accelerator_count: int = Field(default=1, ge=1, description="Accelerators per node.")
+    gpu_driver_version: Literal["DEFAULT", "LATEST"] = Field(
+        default="DEFAULT",
+        description="The NVIDIA driver GKE installs: the version's default or the latest.",
+    )
+
+
+class ExistingGpuNodesConfig(StrictModel):
+    """Local: GPU nodes the operator labelled `mlops.dev/node-pool=<key>`; nothing is created,
+    the device plugin is scheduled onto them."""
+
+    type: Literal["existing"] = Field(
+        default="existing", description="Existing nodes of the local cluster."
+    )
+    taints: list[Taint] = Field(
+        default_factory=lambda: [GPU_TAINT],
+        description="The taints the nodes carry, which the device plugin tolerates.",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ExistingGpuNodesConfig:
+        _check_taints(self.taints)
+        return self
+
+
+# One GPU pool, a `type:` block: only the chosen cloud's node settings are accepted.
+GpuPoolConfig = Annotated[
+    EksGpuPoolConfig | GkeGpuPoolConfig | ExistingGpuNodesConfig, Field(discriminator="type")
+]
+# The pool block each cloud runs (mlops_platform/config.py BACKENDS fills `type` in from the cloud).
+GPU_POOL_TYPES: dict[str, type[StrictModel]] = {
+    "aws": EksGpuPoolConfig,
+    "gcp": GkeGpuPoolConfig,
+    "local": ExistingGpuNodesConfig,
+}
+CloudGpuPool = EksGpuPoolConfig | GkeGpuPoolConfig
 
 
 def pool_key_problem(key: str) -> str | None:
@@ -116,14 +159,16 @@ def pool_problems(
         key_problem = pool_key_problem(key)
         if key_problem:
             problems.append((f"gpu_pools.{key}", key_problem))
-        if cloud.type == "gcp" and not pool.accelerator:
+        wanted = GPU_POOL_TYPES[cloud.type].model_fields["type"].default
+        if pool.type != wanted:
             problems.append(
                 (
-                    f"gpu_pools.{key}.accelerator",
-                    "required on GCP (e.g. nvidia-l4, nvidia-tesla-t4)",
+                    f"gpu_pools.{key}.type",
+                    f"{pool.type!r} is not the {cloud.type} cluster's node type ({wanted!r})",
                 )
             )
-        if cloud.type != "local":
+            continue
+        if isinstance(pool, EksGpuPoolConfig | GkeGpuPoolConfig):
             # zone names: the region and a letter, us-east-1a on AWS, europe-west4-a on GCP
             separator = "-" if cloud.type == "gcp" else ""
             pattern = re.compile(rf"{re.escape(cloud.region)}{separator}[a-z]")
@@ -135,10 +180,12 @@ def pool_problems(
     return problems
 
 
-def gpu_pool_spec(key: str, pool: GpuPoolConfig) -> NodePoolSpec:
+def gpu_pool_spec(key: str, pool: CloudGpuPool) -> NodePoolSpec:
+    """The node pool a cloud GPU pool block describes (local pools create nothing)."""
+    gke = pool if isinstance(pool, GkeGpuPoolConfig) else None
     return NodePoolSpec(
         key=key,
-        instance_type=pool.instance_type,
+        instance_type=gke.machine_type if gke else pool.instance_type,
         min_size=pool.min_size,
         max_size=pool.max_size,
         disk_size_gib=pool.disk_size_gib,
@@ -146,10 +193,15 @@ def gpu_pool_spec(key: str, pool: GpuPoolConfig) -> NodePoolSpec:
         labels={**pool.labels, POOL_LABEL: key, GPU_PRESENT_LABEL: "true"},
         taints=tuple(pool.taints),
         zones=tuple(pool.zones),
-        ami_type=pool.ami_type,
-        accelerator=pool.accelerator,
-        accelerator_count=pool.accelerator_count if pool.accelerator else 0,
-        gpu_driver_version=pool.gpu_driver_version if pool.accelerator else None,
+        **(
+            {
+                "accelerator": gke.accelerator,
+                "accelerator_count": gke.accelerator_count,
+                "gpu_driver_version": gke.gpu_driver_version,
+            }
+            if gke
+            else {"ami_type": pool.ami_type}
+        ),
     )
 
 
