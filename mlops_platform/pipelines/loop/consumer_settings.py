@@ -164,8 +164,8 @@ class ConsumerSettings:
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for var in REGISTRY:
-            if var.name in env and env[var.name].strip() != "":
-                values[var.field] = var.parse(env[var.name])
+            if (text := var.raw(env)).strip() != "":
+                values[var.field] = var.parse(text)
             elif var.fallback and env.get(var.fallback, "").strip() != "":
                 values[var.field] = var.parse(env[var.fallback])
             else:
