@@ -273,12 +273,15 @@ class CredentialFiles:
 def credential_files(service_account: str) -> CredentialFiles:
     """The local credentials Secret of `service_account` mounted read-only, and the variables
     that point the AWS SDKs at its files."""
+    return secret_credential_files(credentials_secret_name(service_account))
+
+
+def secret_credential_files(secret: str) -> CredentialFiles:
+    """`credential_files` of the credentials Secret named `secret`."""
     directory = kube.secret_dir(CREDENTIALS_VOLUME)
     return CredentialFiles(
         volume=kube.secret_volume(
-            CREDENTIALS_VOLUME,
-            credentials_secret_name(service_account),
-            [CREDENTIALS_FILE_KEY, CONFIG_FILE_KEY],
+            CREDENTIALS_VOLUME, secret, [CREDENTIALS_FILE_KEY, CONFIG_FILE_KEY]
         ),
         mount=kube.secret_volume_mount(CREDENTIALS_VOLUME),
         env=[
