@@ -268,7 +268,9 @@ def test_consumer_process_writes_s3_windows_and_flushes_on_sigterm(
 
     for key, value in s3_env.items():
         monkeypatch.setenv(key, value)
-    listed = boto3.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="loop/")["Contents"]
+    # A fresh session, as a pod's process: boto3's default one read its config files before.
+    s3 = boto3.session.Session().client("s3")
+    listed = s3.list_objects_v2(Bucket=BUCKET, Prefix="loop/")["Contents"]
     keys = sorted(o["Key"] for o in listed)
     assert [k.rsplit("/", 1)[0] for k in keys] == [
         "loop/labels/date=2026-12-04/hour=10",
