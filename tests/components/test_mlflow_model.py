@@ -1194,10 +1194,22 @@ def auth_server(tmp_path_factory):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
+    # The Deployment's entrypoint: the backend store URI and the Flask key come from files
+    # (the Secret's keys, mounted), set by `sh` for `mlflow`, never passed in the environment.
+    secrets = folder / "server-secrets"
+    secrets.mkdir()
+    (secrets / model.BACKEND_STORE_URI_KEY).write_text(f"sqlite:///{folder / 'mlflow.db'}")
+    (secrets / model.FLASK_SECRET_KEY_KEY).write_text("test-" + "f" * 32)
+    entrypoint = [
+        part.replace(model.SERVER_SECRETS_DIR, str(secrets))
+        for part in model.server_command(model.MlflowConfig())
+    ]
+    entrypoint[-1] = str(Path(sys.executable).parent / "mlflow")
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     log = (folder / "server.log").open("wb")
     process = subprocess.Popen(
         [
-            str(Path(sys.executable).parent / "mlflow"),
+            *entrypoint,
             "server",
             "--app-name",
             "basic-auth",
@@ -1207,19 +1219,13 @@ def auth_server(tmp_path_factory):
             str(port),
             "--workers",
             "1",
-            "--backend-store-uri",
-            f"sqlite:///{folder / 'mlflow.db'}",
             "--artifacts-destination",
             str(folder / "artifacts"),
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
-        env={
-            **os.environ,
-            "MLFLOW_AUTH_CONFIG_PATH": str(config),
-            "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-" + "f" * 32,
-        },
+        env={**environ, "MLFLOW_AUTH_CONFIG_PATH": str(config)},
         start_new_session=True,
     )
     uri = f"http://127.0.0.1:{port}"

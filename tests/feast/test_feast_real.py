@@ -348,3 +348,24 @@ def test_rendered_yaml_parses_as_feast_repo_config_per_cloud(feast_python, tmp_p
     assert (
         yaml.safe_load((tmp_path / "gcp" / "feature_store.yaml").read_text())["project"] == "mlops"
     )
+
+
+def test_the_redis_probe_authenticates_with_the_mounted_password(redis, tmp_path):
+    """The StatefulSet's probe command against a real redis-server: REDISCLI_AUTH is set from
+    the mounted `redis-password` key inside the probe's shell only; a wrong one fails."""
+    if shutil.which("redis-cli") is None:
+        unavailable("redis-cli is not installed (apt-get install -y redis-tools)")
+    port, password = redis
+    container = model.redis_statefulset(FeastConfig())["spec"]["template"]["spec"]["containers"][0]
+    [shell, flag, script] = container["readinessProbe"]["exec"]["command"]
+    assert "env" not in container
+    mounted = tmp_path / model.REDIS_PASSWORD_KEY
+    script = script.replace(f"{model.REDIS_CONF_DIR}/", f"{tmp_path}/").replace(
+        f"-p {model.REDIS_PORT}", f"-p {port}"
+    )
+    environ = {"PATH": os.environ.get("PATH", "")}
+    mounted.write_text(password)
+    assert subprocess.run([shell, flag, script], env=environ, timeout=30).returncode == 0
+    mounted.write_text("not-the-password")
+    done = subprocess.run([shell, flag, script], env=environ, capture_output=True, timeout=30)
+    assert done.returncode != 0
