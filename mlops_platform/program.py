@@ -448,14 +448,12 @@ def compose_ml(platform: config.PlatformConfig) -> None:
                 )
                 if loop.reference_path
                 else "",
-                secrets=[
-                    wiring.mlflow_clients(platform)[wiring.LOOP_CLIENT].secret_name,
-                    *(
-                        [credentials_secret_name(loop.consumer.service_account)]
-                        if cloud.type == "local"
-                        else []
-                    ),
-                ],
+                mlflow_credentials_secret=wiring.mlflow_clients(platform)[
+                    wiring.LOOP_CLIENT
+                ].secret_name,
+                object_store_secret=credentials_secret_name(loop.consumer.service_account)
+                if cloud.type == "local"
+                else None,
             ),
             made.waits("drift-monitor"),
         )

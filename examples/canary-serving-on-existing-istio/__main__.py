@@ -50,8 +50,8 @@ class Settings(BaseModel):
     namespace: str = Field(default="serving", description="Namespace of the model (created).")
     mlflowCredentialsSecret: str | None = Field(
         default=None,
-        description="Secret in `namespace` with MLFLOW_TRACKING_USERNAME/PASSWORD, when MLflow "
-        "has basic auth.",
+        description="Secret in `namespace` with key `credentials` (MLflow's credentials file), "
+        "mounted read-only, when MLflow has basic auth.",
     )
     installFlagger: bool = Field(
         default=True, description="Install Flagger and its load tester (flagger-system)."

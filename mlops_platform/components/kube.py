@@ -13,6 +13,7 @@ fields (and so its part of the JSON schema) itself.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 from pydantic import field_validator, model_validator
@@ -198,9 +199,80 @@ def restricted_pod_security(user: int) -> dict[str, Any]:
     }
 
 
-def secret_env(name: str, key: str, secret: str) -> dict[str, Any]:
-    """An environment variable read from a Secret's key (never a literal value)."""
-    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+# --- secrets as files -------------------------------------------------------------------------
+
+# No workload of the platform reads a secret from its environment (checkov CKV_K8S_35): an
+# environment is copied into every child process, shown by `/proc/<pid>/environ` and crash
+# reports, and cannot change without a restart. Secrets are Secret volumes instead, read-only,
+# one folder per Secret under this root.
+SECRETS_DIR = "/var/run/secrets/mlops"
+# kubelet writes the files as root and gives them the pod's fsGroup (every pod of the platform
+# runs with fsGroup = its user): group read is how the container's user reads them; nobody
+# writes, and other users of the node read nothing.
+SECRET_FILE_MODE = 0o440
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def secret_dir(volume: str) -> str:
+    """Where the Secret volume `volume` is mounted."""
+    return f"{SECRETS_DIR}/{volume}"
+
+
+def secret_volume(
+    volume: str, secret: str, keys: Iterable[str] | Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Secret `secret` as volume `volume`: `keys` only (each a file of its own name, or of the
+    name a mapping gives it), or every key; a key missing from the Secret keeps the pod from
+    starting rather than starting it half-configured."""
+    source: dict[str, Any] = {"secretName": secret, "defaultMode": SECRET_FILE_MODE}
+    if keys is not None:
+        paths = keys if isinstance(keys, Mapping) else {key: key for key in keys}
+        source["items"] = [{"key": key, "path": path} for key, path in paths.items()]
+    return {"name": volume, "secret": source}
+
+
+def secret_volume_mount(volume: str, path: str | None = None) -> dict[str, Any]:
+    """The read-only mount of `secret_volume(volume, ...)`, at `secret_dir(volume)` unless
+    a program wants its file elsewhere (MLflow's `~/.mlflow/credentials`)."""
+    return {"name": volume, "mountPath": path or secret_dir(volume), "readOnly": True}
+
+
+def env_from_files_command(files: Mapping[str, str], program: Sequence[str]) -> list[str]:
+    """A container `command` that runs `program` with each variable of `files` set from the
+    file it maps to, for programs that read a secret only from their environment and offer
+    no file of their own (MLflow's backend-store URI and Flask key, Feast's `${VAR}` in
+    feature_store.yaml). A POSIX `sh` (every Debian-based image has one) reads the files and
+    `exec`s the program, so the value lives only in that process's environment, never in the
+    pod spec; a missing or empty file stops the start-up naming the variable and the path.
+    `args` of the container are appended to `program`."""
+    lines = []
+    for name, path in sorted(files.items()):
+        if not _ENV_NAME.match(name):
+            raise ValueError(f"env_from_files_command: {name!r} is not a variable name")
+        if not path.startswith("/") or "'" in path:
+            raise ValueError(f"env_from_files_command: {path!r} must be an absolute path")
+        lines.append(
+            f"[ -s '{path}' ] || {{ echo '{name}: {path} is missing or empty' >&2; exit 1; }}"
+        )
+        lines.append(f"{name}=\"$(cat '{path}')\"; export {name}")
+    lines.append('exec "$0" "$@"')
+    return ["/bin/sh", "-c", "\n".join(lines), *program]
+
+
+def secret_env_vars(container: Mapping[str, Any]) -> list[str]:
+    """What of a container's environment comes from a Secret (`secretKeyRef`, `envFrom`
+    `secretRef`): always empty for the platform's own workloads, which tests assert."""
+    found = [
+        var["name"]
+        for var in container.get("env") or []
+        if "secretKeyRef" in (var.get("valueFrom") or {})
+    ]
+    found += [
+        f"envFrom:{source['secretRef'].get('name')}"
+        for source in container.get("envFrom") or []
+        if "secretRef" in source
+    ]
+    return found
 
 
 def probe(action: dict[str, Any], period: int, failures: int, timeout: int = 3) -> dict[str, Any]:
@@ -229,5 +301,47 @@ def ingress_network_policy(
             "podSelector": {"matchLabels": pod_labels},
             "policyTypes": ["Ingress"],
             "ingress": [{"from": sources, "ports": [{"protocol": "TCP", "port": port}]}],
+        },
+    }
+
+
+# The cluster's DNS pods: CoreDNS on EKS and kind, kube-dns on GKE, all labelled alike in
+# kube-system. (With NodeLocal DNSCache the node-local address must be allowed too: not enabled
+# by the platform's clusters.)
+DNS_PEER: dict[str, Any] = {
+    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+    "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+}
+DNS_PORT = 53
+
+
+def egress_network_policy(
+    metadata: dict[str, Any],
+    pod_labels: dict[str, str],
+    destinations: Sequence[tuple[list[dict[str, Any]], int]],
+) -> dict[str, Any]:
+    """A NetworkPolicy for pods that only call out: nothing may reach them, and they may open
+    connections only to each destination's peers on its TCP port, and to the cluster DNS."""
+    egress = [
+        {"to": peers, "ports": [{"protocol": "TCP", "port": port}]} for peers, port in destinations
+    ]
+    egress.append(
+        {
+            "to": [DNS_PEER],
+            "ports": [
+                {"protocol": "UDP", "port": DNS_PORT},
+                {"protocol": "TCP", "port": DNS_PORT},
+            ],
+        }
+    )
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": metadata,
+        "spec": {
+            "podSelector": {"matchLabels": pod_labels},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [],
+            "egress": egress,
         },
     }

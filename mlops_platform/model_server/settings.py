@@ -12,6 +12,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any, Literal, get_args
 
 PredictionSink = Literal["file", "kafka", "none"]
@@ -26,6 +27,44 @@ _AWS_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+")
 
 class SettingsError(ValueError):
     """A variable holds a value that cannot be used; the message names the variable."""
+
+
+# A secret setting `<NAME>` may instead name a file, `<NAME>_FILE` (the postgres/redis images'
+# convention): a key of a Secret mounted read-only, so the value is in no pod spec and no
+# environment (`/proc/<pid>/environ`, `kubectl describe`, crash dumps).
+FILE_SUFFIX = "_FILE"
+
+
+def read_secret_file(name: str, path: str) -> str:
+    """The value of secret `name` from the file `<name>_FILE` names, without the trailing
+    newline an editor or `kubectl create secret --from-file` may leave. A missing, unreadable
+    or empty file stops the start-up with the variable and the path (never the content)."""
+    variable = f"{name}{FILE_SUFFIX}"
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SettingsError(f"{variable}={path!r}: no such file") from None
+    except IsADirectoryError:
+        raise SettingsError(f"{variable}={path!r} is a directory, not a file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise SettingsError(f"{variable}={path!r} cannot be read: {reason}") from None
+    value = text.rstrip("\r\n")
+    if not value.strip():
+        raise SettingsError(f"{variable}={path!r}: the file is empty")
+    return value
+
+
+def secret_from_env(environ: Mapping[str, str], name: str) -> str:
+    """`name`'s value: the variable itself, or the content of the file `<name>_FILE` names;
+    empty when neither is set. Setting both is refused: which one wins would be a guess."""
+    direct = environ.get(name, "")
+    path = environ.get(f"{name}{FILE_SUFFIX}", "").strip()
+    if not path:
+        return direct
+    if direct.strip():
+        raise SettingsError(f"{name} and {name}{FILE_SUFFIX} are both set: set only one")
+    return read_secret_file(name, path)
 
 
 @dataclass(frozen=True)
@@ -77,6 +116,12 @@ class EnvVar:
     def shown(self, value: Any) -> str:
         """The value as error messages show it: secrets are redacted."""
         return "<redacted>" if self.secret else repr(value)
+
+    def raw(self, environ: Mapping[str, str]) -> str:
+        """The variable's text in `environ`; a secret's may come from `<name>_FILE` instead."""
+        if self.secret:
+            return secret_from_env(environ, self.name)
+        return environ.get(self.name, "")
 
 
 def _parse_bool(text: str) -> bool:
@@ -318,7 +363,7 @@ REGISTRY: tuple[EnvVar, ...] = (
         "kafka_sasl_password",
         str,
         "",
-        "SCRAM password (key `password` of the `KafkaUser` Secret, via `secretKeyRef`). "
+        "SCRAM password (key `password` of the `KafkaUser` Secret). "
         "Secret: never logged, never in error messages or `repr`.",
         secret=True,
     ),
@@ -414,8 +459,8 @@ class Settings:
                 value = overrides.pop(var.field)
                 var.check(value)
                 values[var.field] = value
-            elif var.name in env and env[var.name].strip() != "":
-                values[var.field] = var.parse(env[var.name])
+            elif (text := var.raw(env)).strip() != "":
+                values[var.field] = var.parse(text)
             elif var.fallback and env.get(var.fallback, "").strip() != "":
                 values[var.field] = var.parse(env[var.fallback])
             else:
@@ -514,5 +559,9 @@ def markdown_table(registry: tuple[EnvVar, ...] = REGISTRY) -> str:
             description += f" One of: {', '.join(f'`{c}`' for c in var.choices)}."
         if var.fallback:
             description += f" Unset: `{var.fallback}`."
+        if var.secret:
+            description += (
+                f" Or `{var.name}{FILE_SUFFIX}`: a file holding it (a mounted Secret key)."
+            )
         rows.append(f"| `{var.name}` | {var.type.__name__} | {default} | {description} |")
     return "\n".join(rows)

@@ -9,6 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from mlops_platform import manifests
+from mlops_platform.components import kube
 from mlops_platform.components.drift_monitor import model
 from mlops_platform.components.drift_monitor.model import DriftMonitorConfig
 from mlops_platform.pipelines.lib.drift import DriftSettings
@@ -28,10 +29,28 @@ def _deployment(config: DriftMonitorConfig | None = None, **overrides) -> dict:
         "bucket_uri": BUCKET,
         "tracking_uri": TRACKING,
         "models": ["churn"],
-        "secrets": ["mlflow-client-credentials"],
+        "mlflow_credentials_secret": "mlflow-client-credentials",
         **overrides,
     }
     return model.deployment(config, **args)
+
+
+@pytest.mark.parametrize("local", [False, True])
+def test_no_secret_reaches_the_monitors_environment(local):
+    """MLflow's and MinIO's credentials are mounted files: a secretKeyRef or envFrom coming
+    back fails here."""
+    deployment = _deployment(object_store_secret="prediction-log-s3-credentials" if local else None)
+    pod = deployment["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert kube.secret_env_vars(container) == []
+    secrets = sorted(v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v)
+    expected = ["mlflow-client-credentials"]
+    if local:
+        expected.append("prediction-log-s3-credentials")
+        env = {var["name"]: var["value"] for var in container["env"]}
+        assert env["AWS_SHARED_CREDENTIALS_FILE"].startswith("/var/run/secrets/mlops/")
+    assert secrets == expected
+    assert pod["securityContext"]["fsGroup"] == 10001
 
 
 def test_every_object_is_valid():
@@ -62,7 +81,10 @@ def test_the_env_is_what_the_monitor_reads_and_carries_the_shared_settings():
     assert settings.drift.detector.min_ks == 0.05
     assert (settings.bucket_uri, settings.tracking_uri) == (BUCKET, TRACKING)
     assert container["command"] == ["python", "-m", "mlops_platform.pipelines.loop.monitor"]
-    assert container["envFrom"] == [{"secretRef": {"name": "mlflow-client-credentials"}}]
+    # MLflow's credentials file under HOME (/tmp), mounted from the loop's client Secret.
+    assert {"name": "mlflow-credentials", "mountPath": "/tmp/.mlflow", "readOnly": True} in (
+        container["volumeMounts"]
+    )
     assert json.loads(env["MLOPS_DRIFT_MONITOR_SETTINGS"])["window_hours"] == 72
 
 

@@ -6,7 +6,7 @@ import yaml
 from pydantic import ValidationError
 
 from mlops_platform import manifests
-from mlops_platform.components import versions
+from mlops_platform.components import kube, versions
 from mlops_platform.components.feast import model
 from mlops_platform.components.feast.model import FeastConfig
 from mlops_platform.components.identity.model import WorkloadIdentityConfig
@@ -268,7 +268,12 @@ def test_gcp_needs_the_ca_and_aws_a_region():
 def test_server_command_is_feast_serve_on_the_mounted_repo():
     container = _container(_render())
     assert container["image"] == "quay.io/feastdev/feature-server:0.66.0"
-    assert container["command"] == [
+    # The password from its file (sh sets FEAST_REDIS_PASSWORD, then execs feast).
+    assert container["command"] == kube.env_from_files_command(
+        {"FEAST_REDIS_PASSWORD": "/var/run/secrets/mlops/online-store-password/redis-password"},
+        model.server_command(FeastConfig()),
+    )
+    assert model.server_command(FeastConfig()) == [
         "feast",
         "--chdir",
         "/etc/feast",
@@ -306,31 +311,54 @@ def test_server_command_is_feast_serve_on_the_mounted_repo():
             "local",
             [
                 {
-                    "name": "FEAST_S3_ENDPOINT_URL",
-                    "valueFrom": {
-                        "secretKeyRef": {"name": "feast-s3-credentials", "key": "AWS_ENDPOINT_URL"}
-                    },
-                }
+                    "name": "AWS_SHARED_CREDENTIALS_FILE",
+                    "value": "/var/run/secrets/mlops/object-store-credentials/credentials",
+                },
+                {
+                    "name": "AWS_CONFIG_FILE",
+                    "value": "/var/run/secrets/mlops/object-store-credentials/config",
+                },
             ],
         ),
     ],
 )
 def test_environment_per_cloud(cloud, extra):
-    container = _container(_render(cloud=cloud))
+    rendered = _render(cloud=cloud)
+    container = _container(rendered)
     assert container["env"] == [
-        {
-            "name": "FEAST_REDIS_PASSWORD",
-            "valueFrom": {"secretKeyRef": {"name": "feast-online-store", "key": "redis-password"}},
-        },
         {"name": "HOME", "value": "/tmp"},
         {"name": "TMPDIR", "value": "/tmp"},
         {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
         *extra,
     ]
-    if cloud == "local":
-        assert container["envFrom"] == [{"secretRef": {"name": "feast-s3-credentials"}}]
+    volumes = {v["name"]: v for v in rendered.deployment["spec"]["template"]["spec"]["volumes"]}
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert volumes["online-store-password"]["secret"] == {
+        "secretName": "feast-online-store",
+        "defaultMode": 0o440,
+        "items": [{"key": "redis-password", "path": "redis-password"}],
+    }
+    assert mounts["online-store-password"] == "/var/run/secrets/mlops/online-store-password"
+    if cloud == "local":  # the MinIO user's boto3 files, from the workload identity's Secret
+        assert volumes["object-store-credentials"]["secret"]["secretName"] == (
+            "feast-s3-credentials"
+        )
+        assert "object-store-credentials" in mounts
     else:
-        assert "envFrom" not in container
+        assert "object-store-credentials" not in volumes
+
+
+@pytest.mark.parametrize("cloud", ["aws", "gcp", "local"])
+def test_no_secret_reaches_the_environment_of_any_pod(cloud):
+    """A secretKeyRef or envFrom coming back (server or Redis) fails here."""
+    pods = 0
+    for obj in _render(cloud=cloud).objects():
+        for container in (
+            obj.get("spec", {}).get("template", {}).get("spec", {}).get("containers", [])
+        ):
+            pods += 1
+            assert kube.secret_env_vars(container) == [], obj["metadata"]["name"]
+    assert pods == (2 if cloud == "local" else 1)
 
 
 def test_pods_run_unprivileged_on_a_read_only_root():
@@ -427,17 +455,22 @@ def test_local_redis_is_the_pinned_official_image_with_a_retained_volume():
     container = pod["containers"][0]
     assert container["image"] == versions.REDIS_IMAGE == "redis:8.10.2-trixie"
     assert container["args"] == ["redis-server", "/etc/redis/redis.conf"]
-    assert container["env"] == [
-        {
-            "name": "REDISCLI_AUTH",
-            "valueFrom": {"secretKeyRef": {"name": "feast-online-store", "key": "redis-password"}},
-        }
+    assert "env" not in container
+    # redis-cli's REDISCLI_AUTH is set from the mounted file inside the probe's shell only.
+    assert container["readinessProbe"]["exec"]["command"] == [
+        "sh",
+        "-c",
+        'REDISCLI_AUTH="$(cat /etc/redis/redis-password)" && export REDISCLI_AUTH && '
+        '[ "$(redis-cli -h 127.0.0.1 -p 6379 ping)" = PONG ]',
     ]
     assert pod["volumes"][0] == {
         "name": "config",
         "secret": {
             "secretName": "feast-online-store",
-            "items": [{"key": "redis.conf", "path": "redis.conf"}],
+            "items": [
+                {"key": "redis.conf", "path": "redis.conf"},
+                {"key": "redis-password", "path": "redis-password"},
+            ],
             "defaultMode": 0o440,
         },
     }

@@ -263,3 +263,41 @@ def test_grant_errors_name_the_grant(key, roles, message):
     with pytest.raises(ValueError) as info:
         model.check_grant("serving", key, roles)
     assert message in str(info.value)
+
+
+def test_local_credentials_are_the_aws_sdks_own_files(tmp_path, monkeypatch):
+    """What a local workload mounts (`credential_files`) is what botocore reads: the keys from
+    AWS_SHARED_CREDENTIALS_FILE, the MinIO endpoint from AWS_CONFIG_FILE."""
+    import botocore.session
+
+    identity = model
+    files = identity.credential_files("trainer")
+    assert files.volume == {
+        "name": "object-store-credentials",
+        "secret": {
+            "secretName": "trainer-s3-credentials",
+            "defaultMode": 0o440,
+            "items": [
+                {"key": "credentials", "path": "credentials"},
+                {"key": "config", "path": "config"},
+            ],
+        },
+    }
+    assert files.mount == {
+        "name": "object-store-credentials",
+        "mountPath": "/var/run/secrets/mlops/object-store-credentials",
+        "readOnly": True,
+    }
+    (tmp_path / "credentials").write_text(identity.aws_credentials_file("trainer", "s3cr3t-key"))
+    (tmp_path / "config").write_text(identity.aws_config_file("http://minio.minio:9000"))
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    for var in files.env:
+        monkeypatch.setenv(
+            var["name"], var["value"].replace(files.mount["mountPath"], str(tmp_path))
+        )
+    session = botocore.session.Session()
+    credentials = session.get_credentials()
+    assert (credentials.access_key, credentials.secret_key) == ("trainer", "s3cr3t-key")
+    client = session.create_client("s3", region_name="us-east-1")
+    assert client.meta.endpoint_url == "http://minio.minio:9000"

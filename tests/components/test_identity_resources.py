@@ -190,6 +190,11 @@ def test_local_credentials_secret_beside_the_workload_and_no_plain_secret_anywhe
         "AWS_ACCESS_KEY_ID": "trainer",
         "AWS_SECRET_ACCESS_KEY": secret_key,
         "AWS_ENDPOINT_URL": "http://minio.minio.svc.cluster.local:9000",
+        # The same as the AWS SDKs' files, which the platform's workloads mount.
+        "credentials": "[default]\n"
+        "aws_access_key_id = trainer\n"
+        f"aws_secret_access_key = {secret_key}\n",
+        "config": "[default]\nendpoint_url = http://minio.minio.svc.cluster.local:9000\n",
     }
     assert secret.secret_inputs == {"stringData"}
     manifests.validate(secret.inputs)

@@ -233,16 +233,113 @@ def test_restricted_security_contexts_pass_the_pod_security_standard():
     }
 
 
-def test_secret_env_and_probe():
-    assert kube.secret_env("PASSWORD", "password", "db") == {
-        "name": "PASSWORD",
-        "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}},
-    }
+def test_probe():
     assert kube.probe({"tcpSocket": {"port": 6379}}, 10, 3) == {
         "tcpSocket": {"port": 6379},
         "periodSeconds": 10,
         "timeoutSeconds": 3,
         "failureThreshold": 3,
+    }
+
+
+def test_a_secret_is_a_read_only_volume_of_chosen_keys():
+    assert kube.secret_volume("db", "mlflow-credentials", ["database-password"]) == {
+        "name": "db",
+        "secret": {
+            "secretName": "mlflow-credentials",
+            "defaultMode": 0o440,
+            "items": [{"key": "database-password", "path": "database-password"}],
+        },
+    }
+    assert kube.secret_volume("all", "s") == {
+        "name": "all",
+        "secret": {"secretName": "s", "defaultMode": 0o440},
+    }
+    assert kube.secret_volume_mount("db") == {
+        "name": "db",
+        "mountPath": "/var/run/secrets/mlops/db",
+        "readOnly": True,
+    }
+    assert kube.secret_volume_mount("c", "/tmp/.mlflow")["mountPath"] == "/tmp/.mlflow"
+
+
+@pytest.mark.parametrize(
+    ("container", "found"),
+    [
+        ({"env": [{"name": "A", "value": "x"}]}, []),
+        ({"env": [{"name": "A", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]}, ["A"]),
+        ({"env": [{"name": "A", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "k"}}}]}, []),
+        (
+            {"envFrom": [{"secretRef": {"name": "s"}}, {"configMapRef": {"name": "c"}}]},
+            ["envFrom:s"],
+        ),
+        ({}, []),
+    ],
+)
+def test_secret_env_vars_finds_every_secret_in_an_environment(container, found):
+    assert kube.secret_env_vars(container) == found
+
+
+def test_env_from_files_command_sets_the_variables_then_runs_the_program(tmp_path):
+    import subprocess
+
+    uri, key = tmp_path / "uri", tmp_path / "key"
+    uri.write_text("postgresql://u:p%40ss@db/x\n")
+    key.write_text("flask $(not run) `key`")
+    command = kube.env_from_files_command(
+        {"DB_URI": str(uri), "FLASK_KEY": str(key)}, ["python3", "-c"]
+    )
+    assert command[:2] == ["/bin/sh", "-c"] and command[3:] == ["python3", "-c"]
+    show = 'import os,sys; print(os.environ["DB_URI"], os.environ["FLASK_KEY"], sys.argv[1:])'
+    done = subprocess.run([*command, show, "--flag"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "postgresql://u:p%40ss@db/x flask $(not run) `key` ['--flag']\n"
+
+    key.write_text("")
+    done = subprocess.run([*command, show], capture_output=True, text=True, check=False)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr == f"FLASK_KEY: {key} is missing or empty\n"
+    key.unlink()
+    done = subprocess.run([*command, show], capture_output=True, text=True, check=False)
+    assert done.stderr == f"FLASK_KEY: {key} is missing or empty\n"
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ({"A-B": "/x"}, "'A-B' is not a variable name"),
+        ({"A": "relative"}, "'relative' must be an absolute path"),
+        ({"A": "/it's"}, "must be an absolute path"),
+    ],
+)
+def test_env_from_files_command_refuses_what_the_shell_would_misread(files, message):
+    with pytest.raises(ValueError, match=message):
+        kube.env_from_files_command(files, ["prog"])
+
+
+def test_egress_network_policy_allows_only_its_destinations_and_dns():
+    peers = [{"podSelector": {"matchLabels": {"app": "db"}}}]
+    policy = kube.egress_network_policy(
+        {"name": "job", "namespace": "ns"}, {"app": "j"}, [(peers, 5432)]
+    )
+    assert policy["spec"] == {
+        "podSelector": {"matchLabels": {"app": "j"}},
+        "policyTypes": ["Ingress", "Egress"],
+        "ingress": [],
+        "egress": [
+            {"to": peers, "ports": [{"protocol": "TCP", "port": 5432}]},
+            {
+                "to": [
+                    {
+                        "namespaceSelector": {
+                            "matchLabels": {"kubernetes.io/metadata.name": "kube-system"}
+                        },
+                        "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+                    }
+                ],
+                "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+            },
+        ],
     }
 
 

@@ -6,6 +6,7 @@ import pulumi_kubernetes as k8s
 import pytest
 
 from mlops_platform import manifests, mocks
+from mlops_platform.components import kube
 from mlops_platform.components.kafka.model import KafkaClientWiring, KeyRef
 from mlops_platform.components.loop import (
     LoopConfig,
@@ -46,31 +47,58 @@ def _deployment(kafka, secret=None):
 
 
 @pytest.mark.parametrize("kafka", [MSK, STRIMZI], ids=["msk", "strimzi"])
-def test_the_deployment_is_valid_and_its_env_is_what_the_consumer_accepts(kafka, crds_dir):
+def test_the_deployment_is_valid_and_its_env_is_what_the_consumer_accepts(
+    kafka, crds_dir, tmp_path
+):
     obj = _deployment(kafka, "prediction-log-s3-credentials")
     manifests.validate(obj)
-    [container] = obj["spec"]["template"]["spec"]["containers"]
-    env = {var["name"]: var.get("value") for var in container["env"] if "value" in var}
-    secret_env = {var["name"] for var in container["env"] if "valueFrom" in var}
+    pod = obj["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    # No secret in the environment: the password and the MinIO keys are mounted files.
+    assert kube.secret_env_vars(container) == []
+    env = {var["name"]: var["value"] for var in container["env"]}
     if kafka is STRIMZI:
-        assert secret_env == {"MLOPS_CONSUMER_KAFKA_SASL_PASSWORD"}
-        env["MLOPS_CONSUMER_KAFKA_SASL_PASSWORD"] = "from-the-secret"
+        path = env["MLOPS_CONSUMER_KAFKA_SASL_PASSWORD_FILE"]
+        assert path == "/var/run/secrets/mlops/kafka-password/password"
+        (tmp_path / "password").write_text("from-the-secret\n")
+        env["MLOPS_CONSUMER_KAFKA_SASL_PASSWORD_FILE"] = str(tmp_path / "password")
     settings = ConsumerSettings.from_env(env)
+    if kafka is STRIMZI:
+        assert settings.kafka_sasl_password == "from-the-secret"
     assert settings.topics == ["predictions", "labels"]
     assert settings.bucket_uri == BUCKET
     assert settings.metrics_host == "0.0.0.0"
     assert container["command"] == ["python", "-m", "mlops_platform.pipelines.loop.consumer"]
-    assert container["envFrom"] == [{"secretRef": {"name": "prediction-log-s3-credentials"}}]
+    assert env["AWS_SHARED_CREDENTIALS_FILE"] == (
+        "/var/run/secrets/mlops/object-store-credentials/credentials"
+    )
+    assert env["AWS_CONFIG_FILE"] == "/var/run/secrets/mlops/object-store-credentials/config"
+    assert pod["volumes"][-1]["secret"]["secretName"] == "prediction-log-s3-credentials"
 
 
 def test_scram_reads_its_password_from_the_secret_and_mounts_the_ca():
     obj = _deployment(STRIMZI)
     pod = obj["spec"]["template"]["spec"]
     [container] = pod["containers"]
-    password = next(v for v in container["env"] if v["name"].endswith("SASL_PASSWORD"))
-    assert password["valueFrom"] == {
-        "secretKeyRef": {"name": "kafka-prediction-log", "key": "password"}
+    password = next(v for v in container["env"] if "SASL_PASSWORD" in v["name"])
+    assert password == {
+        "name": "MLOPS_CONSUMER_KAFKA_SASL_PASSWORD_FILE",
+        "value": "/var/run/secrets/mlops/kafka-password/password",
     }
+    assert {
+        "name": "kafka-password",
+        "secret": {
+            "secretName": "kafka-prediction-log",
+            "defaultMode": 0o440,
+            "items": [{"key": "password", "path": "password"}],
+        },
+    } in pod["volumes"]
+    assert {
+        "name": "kafka-password",
+        "mountPath": "/var/run/secrets/mlops/kafka-password",
+        "readOnly": True,
+    } in container["volumeMounts"]
+    assert pod["securityContext"]["fsGroup"] == 10001
     assert {"name": "kafka-ca", "mountPath": "/etc/kafka-ca", "readOnly": True} in container[
         "volumeMounts"
     ]

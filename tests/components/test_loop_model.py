@@ -8,6 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from mlops_platform import manifests
+from mlops_platform.components import kube
 from mlops_platform.components.loop import LoopConfig, config_problems, model
 from mlops_platform.pipelines.loop.receiver_settings import ReceiverSettings
 
@@ -113,19 +114,52 @@ def test_receiver_settings_come_from_the_config_and_the_token_from_the_secret():
         "MLOPS_RECEIVER_RETRAIN_INTERVAL_SECONDS": "1800",
         "MLOPS_RECEIVER_MODELS": "churn",
         "HOME": "/tmp",
-        "MLOPS_RECEIVER_TOKEN": {
-            "secretKeyRef": {"name": "retrain-receiver-token", "key": "token"}
+        # The token as a file: its Secret's key, mounted read-only.
+        "MLOPS_RECEIVER_TOKEN_FILE": "/var/run/secrets/mlops/token/token",
+    }
+    pod = model.deployment(config, BUCKET, TRACKING, KFP)["spec"]["template"]["spec"]
+    assert pod["volumes"][-1] == {
+        "name": "token",
+        "secret": {
+            "secretName": "retrain-receiver-token",
+            "defaultMode": 0o440,
+            "items": [{"key": "token", "path": "token"}],
         },
     }
+    assert pod["containers"][0]["volumeMounts"][-1] == {
+        "name": "token",
+        "mountPath": "/var/run/secrets/mlops/token",
+        "readOnly": True,
+    }
+    assert pod["securityContext"]["fsGroup"] == 10001  # the image's user reads it
 
 
-def test_the_env_is_what_the_receiver_accepts():
+@pytest.mark.parametrize("with_releases", [False, True])
+def test_no_secret_reaches_the_receivers_environment(with_releases):
+    """A secretKeyRef or envFrom coming back (token, MLflow credentials) fails here."""
+    releases = RELEASES if with_releases else None
+    pod = model.deployment(DEFAULT, BUCKET, TRACKING, KFP, releases)["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert kube.secret_env_vars(container) == []
+
+
+@pytest.fixture
+def token_file(tmp_path):
+    """The mounted token, where a test keeps it."""
+    path = tmp_path / "token"
+    path.write_text("x" * 48 + "\n")
+    return str(path)
+
+
+def test_the_env_is_what_the_receiver_accepts(token_file):
     """The rendered variables, with a token, are valid receiver settings."""
     from mlops_platform.pipelines.loop.receiver_settings import ReceiverSettings
 
     env = model.settings_env(DEFAULT, BUCKET, TRACKING, KFP)
     values = {e["name"]: e["value"] for e in env if "value" in e}
-    settings = ReceiverSettings.from_env({**values, "MLOPS_RECEIVER_TOKEN": "t" * 48})
+    assert values["MLOPS_RECEIVER_TOKEN_FILE"] == model.TOKEN_FILE
+    settings = ReceiverSettings.from_env({**values, "MLOPS_RECEIVER_TOKEN_FILE": token_file})
+    assert settings.token == "x" * 48
     assert settings.pipeline_arguments_for("churn")["data_uri"] == (
         f"{BUCKET}/drift/churn/recent.parquet"
     )
@@ -202,7 +236,7 @@ def test_the_service_may_only_get_and_patch_the_release_config_maps():
     assert binding["roleRef"]["name"] == roles["serving"]["metadata"]["name"]
 
 
-def test_with_releases_the_pod_talks_to_mlflow_kubernetes_and_the_mesh():
+def test_with_releases_the_pod_talks_to_mlflow_kubernetes_and_the_mesh(token_file):
     plain = model.deployment(DEFAULT, BUCKET, TRACKING, KFP)["spec"]["template"]
     driving = model.deployment(DEFAULT, BUCKET, TRACKING, KFP, RELEASES)["spec"]["template"]
     assert plain["spec"]["automountServiceAccountToken"] is False
@@ -210,7 +244,19 @@ def test_with_releases_the_pod_talks_to_mlflow_kubernetes_and_the_mesh():
     assert driving["spec"]["automountServiceAccountToken"] is True
     assert driving["metadata"]["labels"]["sidecar.istio.io/inject"] == "true"
     [container] = driving["spec"]["containers"]
-    assert container["envFrom"] == [{"secretRef": {"name": "mlflow-client-credentials"}}]
+    # MLflow's client reads its credentials file under HOME (/tmp), from the client Secret.
+    assert "envFrom" not in container
+    assert {"name": "mlflow-credentials", "mountPath": "/tmp/.mlflow", "readOnly": True} in (
+        container["volumeMounts"]
+    )
+    assert driving["spec"]["volumes"][-1] == {
+        "name": "mlflow-credentials",
+        "secret": {
+            "secretName": "mlflow-client-credentials",
+            "defaultMode": 0o440,
+            "items": [{"key": "credentials", "path": "credentials"}],
+        },
+    }
     env = {var["name"]: var.get("value") for var in container["env"]}
     assert json.loads(env["MLOPS_RECEIVER_RELEASES"]) == [
         {"model": "churn", "name": "churn", "namespace": "serving", "port": 8080},
@@ -218,7 +264,7 @@ def test_with_releases_the_pod_talks_to_mlflow_kubernetes_and_the_mesh():
         {"model": "churn", "name": "churn-eu", "namespace": "canaries", "port": 8080},
     ]
     # What the deployment sets, the receiver accepts.
-    settings = ReceiverSettings.from_env({**env, "MLOPS_RECEIVER_TOKEN": "x" * 20})
+    settings = ReceiverSettings.from_env({**env, "MLOPS_RECEIVER_TOKEN_FILE": token_file})
     assert len(settings.release_deployments()) == 3
 
 
@@ -243,14 +289,14 @@ def test_flagger_may_call_in_plain_text_and_nobody_else():
     )
 
 
-def test_with_the_consumer_a_drift_alert_retrains_on_its_windows():
+def test_with_the_consumer_a_drift_alert_retrains_on_its_windows(token_file):
     env = {
         var["name"]: var.get("value")
         for var in model.settings_env(DEFAULT, BUCKET, TRACKING, KFP, windows=True)
     }
     assert env["MLOPS_RECEIVER_PIPELINE"] == "windows_drift"
     assert env["MLOPS_RECEIVER_DATA_URI"] == BUCKET
-    settings = ReceiverSettings.from_env({**env, "MLOPS_RECEIVER_TOKEN": "x" * 20})
+    settings = ReceiverSettings.from_env({**env, "MLOPS_RECEIVER_TOKEN_FILE": token_file})
     arguments = settings.pipeline_arguments_for("churn")
     assert (arguments["bucket_uri"], arguments["model_name"]) == (BUCKET, "churn")
     assert "reference_uri" not in arguments  # the pipeline finds the champion's training data
@@ -266,11 +312,11 @@ def test_with_the_consumer_a_drift_alert_retrains_on_its_windows():
     assert arguments["drift_config"] == drift.detector.model_dump_json()
 
 
-def test_without_windows_the_file_pipeline_gets_the_same_detector():
+def test_without_windows_the_file_pipeline_gets_the_same_detector(token_file):
     env = {
         var["name"]: var.get("value") for var in model.settings_env(DEFAULT, BUCKET, TRACKING, KFP)
     }
-    settings = ReceiverSettings.from_env({**env, "MLOPS_RECEIVER_TOKEN": "x" * 20})
+    settings = ReceiverSettings.from_env({**env, "MLOPS_RECEIVER_TOKEN_FILE": token_file})
     arguments = settings.pipeline_arguments_for("churn")
     from mlops_platform.pipelines.pipelines.drift import drift_pipeline
 
@@ -278,12 +324,12 @@ def test_without_windows_the_file_pipeline_gets_the_same_detector():
     assert arguments["drift_config"] == DEFAULT.drift_monitor.settings.detector.model_dump_json()
 
 
-def test_an_explicit_reference_path_overrides_the_lineage():
+def test_an_explicit_reference_path_overrides_the_lineage(token_file):
     config = LoopConfig(reference_path="drift/{model}/reference.parquet")
     env = {
         var["name"]: var.get("value")
         for var in model.settings_env(config, BUCKET, TRACKING, KFP, windows=True)
     }
-    settings = ReceiverSettings.from_env({**env, "MLOPS_RECEIVER_TOKEN": "x" * 20})
+    settings = ReceiverSettings.from_env({**env, "MLOPS_RECEIVER_TOKEN_FILE": token_file})
     arguments = settings.pipeline_arguments_for("churn")
     assert arguments["reference_uri"] == f"{BUCKET}/drift/churn/reference.parquet"

@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from mlops_platform import manifests
-from mlops_platform.components import versions
+from mlops_platform.components import kube, versions
 from mlops_platform.components.identity.model import WorkloadIdentityConfig
 from mlops_platform.components.mlflow import model
 from mlops_platform.components.mlflow.model import MlflowConfig
@@ -263,7 +263,15 @@ def test_an_invalid_object_is_caught_by_validation():
 
 def test_server_command_and_flags():
     container = _container(_render())
-    assert container["command"] == ["mlflow"]
+    assert container["command"] == kube.env_from_files_command(
+        {
+            "MLFLOW_BACKEND_STORE_URI": "/var/run/secrets/mlops/server-secrets/backend-store-uri",
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": (
+                "/var/run/secrets/mlops/server-secrets/flask-secret-key"
+            ),
+        },
+        ["mlflow"],
+    )
     hosts = ",".join(model.allowed_hosts(MlflowConfig()))
     assert container["args"] == [
         "server",
@@ -289,25 +297,42 @@ def test_auth_off_drops_the_app_its_config_and_mount():
     container = _container(rendered)
     assert "--app-name" not in container["args"]
     assert [e["name"] for e in container["env"]] == [
-        "MLFLOW_BACKEND_STORE_URI",
         "HOME",
         "TMPDIR",
         "PYTHONDONTWRITEBYTECODE",
         "AWS_REGION",
         "AWS_DEFAULT_REGION",
     ]
-    assert container["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
-    assert [v["name"] for v in rendered.deployment["spec"]["template"]["spec"]["volumes"]] == [
-        "tmp"
+    assert container["command"] == kube.env_from_files_command(
+        {"MLFLOW_BACKEND_STORE_URI": "/var/run/secrets/mlops/server-secrets/backend-store-uri"},
+        ["mlflow"],
+    )
+    assert container["volumeMounts"] == [
+        {"name": "tmp", "mountPath": "/tmp"},
+        {"name": "server-secrets", "mountPath": "/var/run/secrets/mlops/server-secrets",
+         "readOnly": True},
+    ]  # fmt: skip
+    volumes = rendered.deployment["spec"]["template"]["spec"]["volumes"]
+    assert [v["name"] for v in volumes] == ["tmp", "server-secrets"]
+    assert volumes[1]["secret"]["items"] == [
+        {"key": "backend-store-uri", "path": "backend-store-uri"}
     ]
 
 
-def test_backend_store_uri_comes_only_from_the_secret():
-    env = _container(_render())["env"]
-    assert env[0] == {
-        "name": "MLFLOW_BACKEND_STORE_URI",
-        "valueFrom": {"secretKeyRef": {"name": "mlflow-credentials", "key": "backend-store-uri"}},
-    }
+@pytest.mark.parametrize("cloud", ["aws", "gcp", "local"])
+def test_no_secret_reaches_the_environment_of_any_pod(cloud):
+    """The backend store URI, the Flask key, the admin's and the clients' passwords, the
+    database password and the MinIO keys are files only: a secretKeyRef or an envFrom
+    coming back fails here."""
+    rendered = _render(_with_clients(), cloud=cloud)
+    pods = 0
+    for obj in rendered.objects():
+        spec = obj.get("spec", {})
+        pod = spec.get("template", {}).get("spec")
+        for container in (pod or {}).get("containers", []):
+            pods += 1
+            assert kube.secret_env_vars(container) == [], (obj["kind"], container["name"])
+    assert pods == (3 if cloud == "local" else 2)
 
 
 @pytest.mark.parametrize(
@@ -325,34 +350,48 @@ def test_backend_store_uri_comes_only_from_the_secret():
             "local",
             [
                 {
-                    "name": "MLFLOW_S3_ENDPOINT_URL",
-                    "valueFrom": {
-                        "secretKeyRef": {"name": "mlflow-s3-credentials", "key": "AWS_ENDPOINT_URL"}
-                    },
-                }
+                    "name": "AWS_SHARED_CREDENTIALS_FILE",
+                    "value": "/var/run/secrets/mlops/object-store-credentials/credentials",
+                },
+                {
+                    "name": "AWS_CONFIG_FILE",
+                    "value": "/var/run/secrets/mlops/object-store-credentials/config",
+                },
             ],
         ),
     ],
 )
 def test_environment_per_cloud(cloud, extra):
-    container = _container(_render(cloud=cloud))
-    assert container["env"][1:] == [
+    rendered = _render(cloud=cloud)
+    container = _container(rendered)
+    assert container["env"] == [
         {"name": "HOME", "value": "/tmp"},
         {"name": "TMPDIR", "value": "/tmp"},
         {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
         {"name": "MLFLOW_AUTH_CONFIG_PATH", "value": "/etc/mlflow/auth/basic-auth.ini"},
-        {
-            "name": "MLFLOW_FLASK_SERVER_SECRET_KEY",
-            "valueFrom": {
-                "secretKeyRef": {"name": "mlflow-credentials", "key": "flask-secret-key"}
-            },
-        },
         *extra,
     ]
-    if cloud == "local":  # the MinIO user's keys, from the workload identity's Secret
-        assert container["envFrom"] == [{"secretRef": {"name": "mlflow-s3-credentials"}}]
+    assert "envFrom" not in container
+    volumes = rendered.deployment["spec"]["template"]["spec"]["volumes"]
+    if cloud == "local":  # the MinIO user's keys: the workload identity's Secret, as files
+        assert volumes[-1] == {
+            "name": "object-store-credentials",
+            "secret": {
+                "secretName": "mlflow-s3-credentials",
+                "defaultMode": 0o440,
+                "items": [
+                    {"key": "credentials", "path": "credentials"},
+                    {"key": "config", "path": "config"},
+                ],
+            },
+        }
+        assert container["volumeMounts"][-1] == {
+            "name": "object-store-credentials",
+            "mountPath": "/var/run/secrets/mlops/object-store-credentials",
+            "readOnly": True,
+        }
     else:  # IRSA / GKE Workload Identity: no key anywhere
-        assert "envFrom" not in container
+        assert "object-store-credentials" not in [v["name"] for v in volumes]
 
 
 def test_aws_needs_a_region():
@@ -385,6 +424,17 @@ def test_pod_runs_unprivileged_on_a_read_only_root():
     assert pod["volumes"] == [
         {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
         {
+            "name": "server-secrets",
+            "secret": {
+                "secretName": "mlflow-credentials",
+                "items": [
+                    {"key": "backend-store-uri", "path": "backend-store-uri"},
+                    {"key": "flask-secret-key", "path": "flask-secret-key"},
+                ],
+                "defaultMode": 0o440,
+            },
+        },
+        {
             "name": "auth-config",
             "secret": {
                 "secretName": "mlflow-credentials",
@@ -395,6 +445,11 @@ def test_pod_runs_unprivileged_on_a_read_only_root():
     ]
     assert container["volumeMounts"] == [
         {"name": "tmp", "mountPath": "/tmp"},
+        {
+            "name": "server-secrets",
+            "mountPath": "/var/run/secrets/mlops/server-secrets",
+            "readOnly": True,
+        },
         {"name": "auth-config", "mountPath": "/etc/mlflow/auth", "readOnly": True},
     ]
 
@@ -447,7 +502,9 @@ def test_no_secret_value_can_reach_a_rendered_object():
             for container in spec.get("containers", []):
                 for env in container["env"]:
                     if "PASSWORD" in env["name"] or "URI" in env["name"]:
-                        assert "value" not in env, (cloud, env)
+                        # Only the path of a file holding it.
+                        assert env["name"].endswith("_FILE"), (cloud, env)
+                        assert env["value"].startswith("/var/run/secrets/mlops/"), (cloud, env)
 
 
 # --- connection strings and the auth config ---------------------------------------------------
@@ -544,6 +601,7 @@ def test_tracking_uri_and_artifacts_destination():
                 "basic-auth.ini",
                 "admin-username",
                 "admin-password",
+                "admin-credentials",
                 "flask-secret-key",
             ],
         ),
@@ -556,6 +614,7 @@ def test_tracking_uri_and_artifacts_destination():
                 "basic-auth.ini",
                 "admin-username",
                 "admin-password",
+                "admin-credentials",
                 "flask-secret-key",
                 "database-password",
             ],
@@ -598,14 +657,21 @@ def test_local_postgres_is_the_pinned_official_image_non_root_with_a_retained_vo
     assert container["env"] == [
         {"name": "POSTGRES_USER", "value": "mlflow"},
         {"name": "POSTGRES_DB", "value": "mlflow"},
+        # The official image's own convention: the password from a file.
         {
-            "name": "POSTGRES_PASSWORD",
-            "valueFrom": {
-                "secretKeyRef": {"name": "mlflow-credentials", "key": "database-password"}
-            },
+            "name": "POSTGRES_PASSWORD_FILE",
+            "value": "/var/run/secrets/mlops/database-password/database-password",
         },
         {"name": "PGDATA", "value": "/var/lib/postgresql/data/pgdata"},
     ]
+    assert pod["volumes"][-1] == {
+        "name": "database-password",
+        "secret": {
+            "secretName": "mlflow-credentials",
+            "defaultMode": 0o440,  # root-owned, group fsGroup 999: postgres reads it
+            "items": [{"key": "database-password", "path": "database-password"}],
+        },
+    }
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["securityContext"]["runAsUser"] == 999
     assert pod["securityContext"]["fsGroup"] == 999
@@ -613,6 +679,7 @@ def test_local_postgres_is_the_pinned_official_image_non_root_with_a_retained_vo
         "/var/lib/postgresql/data",
         "/var/run/postgresql",
         "/tmp",
+        "/var/run/secrets/mlops/database-password",
     }
     assert container["readinessProbe"]["exec"]["command"] == [
         "pg_isready",
@@ -674,7 +741,10 @@ def test_client_defaults():
         "password_version": 1,
     }
     assert model.client_username("pipelines") == "svc-pipelines"
-    assert model.client_password_env("batch-scoring") == "MLFLOW_CLIENT_PASSWORD_BATCH_SCORING"
+    assert (
+        model.client_password_file("batch-scoring")
+        == "/var/run/secrets/mlops/client-passwords/batch-scoring"
+    )
 
 
 @pytest.mark.parametrize(
@@ -750,9 +820,10 @@ def test_clients_add_the_provisioner_and_secrets_all_valid(cloud):
     added = [
         (o["kind"], o["metadata"]["namespace"], o["metadata"]["name"]) for o in rendered.objects()
     ]
-    assert added[-5:] == [
+    assert added[-6:] == [
         ("ConfigMap", "mlflow", job_name),
         ("Job", "mlflow", job_name),
+        ("NetworkPolicy", "mlflow", "mlflow-provision-users"),
         ("Secret", "mlflow", "mlflow-client-passwords"),
         ("Secret", "kubeflow", "mlflow-client-credentials"),
         ("Secret", "serving", "mlflow-client-credentials"),
@@ -762,15 +833,19 @@ def test_clients_add_the_provisioner_and_secrets_all_valid(cloud):
     # Without clients none of it exists.
     plain = _render(MlflowConfig(), cloud)
     assert plain.provisioner_job is None and plain.provisioner_config_map is None
+    assert plain.provisioner_network_policy is None
     assert plain.client_secrets == {} and plain.client_passwords_secret is None
 
 
 def test_client_secret_is_what_mlflow_clients_read():
     config = _with_clients()
-    assert model.client_secret_data(config, "pipelines", "pw") == {
+    assert model.client_secret_data(config, "pipelines", "p%w") == {
         "MLFLOW_TRACKING_URI": "http://mlflow.mlflow.svc.cluster.local:5000",
         "MLFLOW_TRACKING_USERNAME": "svc-pipelines",
-        "MLFLOW_TRACKING_PASSWORD": "pw",
+        "MLFLOW_TRACKING_PASSWORD": "p%w",
+        "credentials": "[mlflow]\n"
+        "mlflow_tracking_username = svc-pipelines\n"
+        "mlflow_tracking_password = p%%w\n",
     }
     assert model.client_secret_metadata(config, "pipelines") == {
         "name": "mlflow-client-credentials",
@@ -794,7 +869,37 @@ def test_client_secret_is_what_mlflow_clients_read():
         MLFLOW_TRACKING_URI.name,
         MLFLOW_TRACKING_USERNAME.name,
         MLFLOW_TRACKING_PASSWORD.name,
+        "credentials",
     ) == model.CLIENT_SECRET_KEYS
+
+
+def test_mlflow_reads_the_mounted_credentials_file(tmp_path, monkeypatch):
+    """What the pods mount at $HOME/.mlflow/credentials is what MLflow's client reads."""
+    from mlflow.utils.credentials import read_mlflow_creds
+
+    config = _with_clients()
+    folder = tmp_path / ".mlflow"
+    folder.mkdir()
+    data = model.client_secret_data(config, "serving", "pa%ss-" + "w" * 20)
+    (folder / "credentials").write_text(data["credentials"])
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
+    creds = read_mlflow_creds()
+    assert (creds.username, creds.password) == ("svc-serving", "pa%ss-" + "w" * 20)
+    assert model.client_credentials_volume("creds") == {
+        "name": "mlflow-credentials",
+        "secret": {
+            "secretName": "creds",
+            "defaultMode": 0o440,
+            "items": [{"key": "credentials", "path": "credentials"}],
+        },
+    }
+    assert model.client_credentials_mount("/tmp") == {
+        "name": "mlflow-credentials",
+        "mountPath": "/tmp/.mlflow",
+        "readOnly": True,
+    }
 
 
 def test_provisioner_job_runs_the_program_unprivileged_with_secrets_by_reference():
@@ -817,6 +922,26 @@ def test_provisioner_job_runs_the_program_unprivileged_with_secrets_by_reference
     assert pod["volumes"] == [
         {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
         {"name": "program", "configMap": {"name": name, "defaultMode": 0o444}},
+        {
+            "name": "mlflow-credentials",
+            "secret": {
+                "secretName": "mlflow-credentials",
+                "defaultMode": 0o440,
+                # The admin's credentials as MLflow's credentials file, under HOME.
+                "items": [{"key": "admin-credentials", "path": "credentials"}],
+            },
+        },
+        {
+            "name": "client-passwords",
+            "secret": {
+                "secretName": "mlflow-client-passwords",
+                "defaultMode": 0o440,
+                "items": [
+                    {"key": "pipelines", "path": "pipelines"},
+                    {"key": "serving", "path": "serving"},
+                ],
+            },
+        },
     ]
     [container] = pod["containers"]
     assert container["image"] == config.image == versions.MLFLOW_IMAGE
@@ -834,28 +959,44 @@ def test_provisioner_job_runs_the_program_unprivileged_with_secrets_by_reference
     assert container["volumeMounts"] == [
         {"name": "tmp", "mountPath": "/tmp"},
         {"name": "program", "mountPath": "/etc/mlflow/provision", "readOnly": True},
+        {"name": "mlflow-credentials", "mountPath": "/tmp/.mlflow", "readOnly": True},
+        {
+            "name": "client-passwords",
+            "mountPath": "/var/run/secrets/mlops/client-passwords",
+            "readOnly": True,
+        },
+    ]
+    assert container["env"] == [
+        {"name": "MLFLOW_TRACKING_URI", "value": "http://mlflow.mlflow.svc.cluster.local:5000"},
+        {"name": "HOME", "value": "/tmp"},
+        {"name": "TMPDIR", "value": "/tmp"},
+        {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
+        {"name": "PYTHONUNBUFFERED", "value": "1"},
     ]
 
-    def ref(secret, key):
-        return {"secretKeyRef": {"name": secret, "key": key}}
 
-    env = {e["name"]: e for e in container["env"]}
-    assert env["MLFLOW_TRACKING_URI"]["value"] == "http://mlflow.mlflow.svc.cluster.local:5000"
-    assert env["MLFLOW_TRACKING_USERNAME"]["valueFrom"] == ref(
-        "mlflow-credentials", "admin-username"
-    )
-    assert env["MLFLOW_TRACKING_PASSWORD"]["valueFrom"] == ref(
-        "mlflow-credentials", "admin-password"
-    )
-    assert env["MLFLOW_CLIENT_PASSWORD_SERVING"]["valueFrom"] == ref(
-        "mlflow-client-passwords", "serving"
-    )
-    assert env["MLFLOW_CLIENT_PASSWORD_PIPELINES"]["valueFrom"] == ref(
-        "mlflow-client-passwords", "pipelines"
-    )
-    for item in container["env"]:
-        if "PASSWORD" in item["name"] or "USERNAME" in item["name"]:
-            assert "value" not in item, item
+def test_provisioner_reaches_only_the_tracking_server_and_dns():
+    config = _with_clients()
+    policy = model.provisioner_network_policy(config)
+    manifests.validate(policy)
+    job_labels = model.provisioner_job(config)["spec"]["template"]["metadata"]["labels"]
+    selector = policy["spec"]["podSelector"]["matchLabels"]
+    assert selector.items() <= job_labels.items()
+    server_labels = model.deployment(config, "gcp", ARTIFACTS)["spec"]["template"]["metadata"][
+        "labels"
+    ]
+    assert not selector.items() <= server_labels.items()  # the server is not fenced in by it
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    assert policy["spec"]["ingress"] == []
+    [server, dns] = policy["spec"]["egress"]
+    [peer] = server["to"]
+    assert peer["podSelector"]["matchLabels"].items() <= server_labels.items()
+    assert server["ports"] == [{"protocol": "TCP", "port": 5000}]
+    assert dns["to"] == [kube.DNS_PEER]
+    # The server's own policy still admits the Job (a pod of its namespace).
+    assert {"podSelector": {}} in model.tracking_network_policy(config)["spec"]["ingress"][0][
+        "from"
+    ]
 
 
 def test_provisioner_config_map_carries_the_program_and_the_spec():
@@ -873,22 +1014,22 @@ def test_provisioner_config_map_carries_the_program_and_the_spec():
             {
                 "username": "svc-pipelines",
                 "permission": "EDIT",
-                "password_env": "MLFLOW_CLIENT_PASSWORD_PIPELINES",
+                "password_file": "/var/run/secrets/mlops/client-passwords/pipelines",
             },
             {
                 "username": "svc-serving",
                 "permission": "READ",
-                "password_env": "MLFLOW_CLIENT_PASSWORD_SERVING",
+                "password_file": "/var/run/secrets/mlops/client-passwords/serving",
             },
         ]
     }
-    # The program reads exactly what is rendered, and every variable it needs is in the Job.
+    # The program reads exactly what is rendered, and every file it needs is mounted.
     users = provision_users.parse_users(spec)
-    job_env = {
-        e["name"]
-        for e in model.provisioner_job(config)["spec"]["template"]["spec"]["containers"][0]["env"]
-    }
-    assert {u.password_env for u in users} <= job_env
+    pod = model.provisioner_job(config)["spec"]["template"]["spec"]
+    [mount] = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "client-passwords"]
+    [volume] = [v for v in pod["volumes"] if v["name"] == "client-passwords"]
+    mounted = {f"{mount['mountPath']}/{item['path']}" for item in volume["secret"]["items"]}
+    assert {u.password_file for u in users} == mounted
 
 
 @pytest.mark.parametrize(
@@ -933,54 +1074,78 @@ def test_no_client_password_can_reach_a_rendered_object():
                 assert set(values) == {model.PLACEHOLDER_PASSWORD}, obj["metadata"]
                 continue
             if obj["kind"] == "ConfigMap":
-                # The spec names the variables that hold passwords, never a password.
+                # The spec names the files that hold passwords, never a password.
                 for user in json.loads(obj["data"]["users.json"])["users"]:
-                    assert sorted(user) == ["password_env", "permission", "username"]
+                    assert sorted(user) == ["password_file", "permission", "username"]
                 continue
             for container in obj["spec"].get("template", {}).get("spec", {}).get("containers", []):
+                assert kube.secret_env_vars(container) == [], (cloud, obj["metadata"])
                 for env in container["env"]:
                     if "PASSWORD" in env["name"] or "SECRET" in env["name"]:
-                        assert "value" not in env, (cloud, env)
+                        assert env["name"].endswith("_FILE"), (cloud, env)
 
 
 # --- the provisioning program -----------------------------------------------------------------
 
 
-def test_program_refuses_a_bad_spec_or_missing_passwords():
+def test_program_refuses_a_bad_spec_or_missing_passwords(tmp_path):
     from mlops_platform.components.mlflow import provision_users as program
 
-    user = {"username": "svc-a", "permission": "READ", "password_env": "PW_A"}
+    path = tmp_path / "a"
+    user = {"username": "svc-a", "permission": "READ", "password_file": str(path)}
     with pytest.raises(program.ProvisioningError, match="svc-a: permission 'USE' is not one of"):
         program.parse_users({"users": [{**user, "permission": "USE"}]})
     with pytest.raises(program.ProvisioningError, match="duplicate usernames"):
         program.parse_users({"users": [user, user]})
     users = program.parse_users({"users": [user]})
-    with pytest.raises(program.ProvisioningError, match="svc-a: PW_A is unset or shorter than 12"):
-        program.read_passwords(users, {})
-    with pytest.raises(program.ProvisioningError, match="PW_A is unset or shorter"):
-        program.read_passwords(users, {"PW_A": "short"})
-    assert program.read_passwords(users, {"PW_A": "x" * 32}) == {"svc-a": "x" * 32}
+    with pytest.raises(program.ProvisioningError) as missing:
+        program.read_passwords(users)
+    assert str(missing.value) == (
+        f"svc-a: password file {path} cannot be read (No such file or directory)"
+    )
+    for short in ("", "short\n"):
+        path.write_text(short)
+        with pytest.raises(program.ProvisioningError) as error:
+            program.read_passwords(users)
+        assert str(error.value) == (
+            f"svc-a: password file {path} is empty or shorter than 12 characters"
+        )
+    path.write_text("x" * 32 + "\n")
+    assert program.read_passwords(users) == {"svc-a": "x" * 32}
 
 
 def test_program_exits_non_zero_without_its_environment(tmp_path, capsys):
     from mlops_platform.components.mlflow import provision_users as program
 
+    mounted = tmp_path / "client-passwords"
+    mounted.mkdir()
     spec = tmp_path / "users.json"
-    spec.write_text(json.dumps(model.users_spec(_with_clients())))
-    passwords = {
-        "MLFLOW_CLIENT_PASSWORD_SERVING": "s" * 32,
-        "MLFLOW_CLIENT_PASSWORD_PIPELINES": "p" * 32,
-    }
+    spec.write_text(
+        json.dumps(model.users_spec(_with_clients())).replace(
+            model.PROVISIONER_PASSWORDS_DIR, str(mounted)
+        )
+    )
     assert program.main([]) == 2
-    assert program.main([str(spec)], passwords) == 1
-    assert "error: MLFLOW_TRACKING_URI is not set" in capsys.readouterr().err
-    environ = {**passwords, "MLFLOW_TRACKING_URI": "http://127.0.0.1:9"}
-    assert program.main([str(spec)], environ) == 1
-    assert "MLFLOW_TRACKING_USERNAME (the admin's) is not set" in capsys.readouterr().err
+    capsys.readouterr()
     assert program.main([str(spec)], {"MLFLOW_TRACKING_URI": "http://x"}) == 1
     err = capsys.readouterr().err
-    assert "svc-pipelines: MLFLOW_CLIENT_PASSWORD_PIPELINES is unset" in err
+    assert f"svc-pipelines: password file {mounted}/pipelines cannot be read" in err
+    (mounted / "serving").write_text("s" * 32)
+    (mounted / "pipelines").write_text("p" * 32)
+    assert program.main([str(spec)], {}) == 1
+    assert "error: MLFLOW_TRACKING_URI is not set" in capsys.readouterr().err
+    home = tmp_path / "home"
+    environ = {"MLFLOW_TRACKING_URI": "http://127.0.0.1:9", "HOME": str(home)}
+    assert program.main([str(spec)], environ) == 1
+    err = capsys.readouterr().err
+    assert "the admin's credentials are missing: neither $HOME/.mlflow/credentials nor" in err
     assert "s" * 32 not in err and "p" * 32 not in err
+    assert program.admin_credentials_found(
+        {"MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": "x"}
+    )
+    (home / ".mlflow").mkdir(parents=True)
+    (home / ".mlflow" / "credentials").write_text(model.mlflow_credentials_file("admin", "x"))
+    assert program.admin_credentials_found(environ)
 
 
 def test_program_waits_for_the_server_then_gives_up():
@@ -1029,10 +1194,22 @@ def auth_server(tmp_path_factory):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
+    # The Deployment's entrypoint: the backend store URI and the Flask key come from files
+    # (the Secret's keys, mounted), set by `sh` for `mlflow`, never passed in the environment.
+    secrets = folder / "server-secrets"
+    secrets.mkdir()
+    (secrets / model.BACKEND_STORE_URI_KEY).write_text(f"sqlite:///{folder / 'mlflow.db'}")
+    (secrets / model.FLASK_SECRET_KEY_KEY).write_text("test-" + "f" * 32)
+    entrypoint = [
+        part.replace(model.SERVER_SECRETS_DIR, str(secrets))
+        for part in model.server_command(model.MlflowConfig())
+    ]
+    entrypoint[-1] = str(Path(sys.executable).parent / "mlflow")
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     log = (folder / "server.log").open("wb")
     process = subprocess.Popen(
         [
-            str(Path(sys.executable).parent / "mlflow"),
+            *entrypoint,
             "server",
             "--app-name",
             "basic-auth",
@@ -1042,19 +1219,13 @@ def auth_server(tmp_path_factory):
             str(port),
             "--workers",
             "1",
-            "--backend-store-uri",
-            f"sqlite:///{folder / 'mlflow.db'}",
             "--artifacts-destination",
             str(folder / "artifacts"),
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
-        env={
-            **os.environ,
-            "MLFLOW_AUTH_CONFIG_PATH": str(config),
-            "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-" + "f" * 32,
-        },
+        env={**environ, "MLFLOW_AUTH_CONFIG_PATH": str(config)},
         start_new_session=True,
     )
     uri = f"http://127.0.0.1:{port}"
@@ -1115,15 +1286,27 @@ def test_program_provisions_users_on_a_real_server_idempotently(
 
     uri = auth_server
     config = _with_clients()
+    # The Job's files, as the Secret volumes hold them: the passwords under a folder that
+    # stands for the mounted one, the admin's MLflow credentials file under HOME.
+    mounted = tmp_path / "client-passwords"
+    mounted.mkdir()
     spec = tmp_path / "users.json"
-    spec.write_text(model.provisioner_config_map(config)["data"]["users.json"])
+
+    def write_spec(rendered: str) -> None:
+        spec.write_text(rendered.replace(model.PROVISIONER_PASSWORDS_DIR, str(mounted)))
+
+    write_spec(model.provisioner_config_map(config)["data"]["users.json"])
     passwords = {"serving": "serving-" + "a1" * 12, "pipelines": "pipelines-" + "b2" * 12}
-    environ = {
-        "MLFLOW_TRACKING_URI": uri,
-        "MLFLOW_TRACKING_USERNAME": "admin",
-        "MLFLOW_TRACKING_PASSWORD": ADMIN_PASSWORD,
-        **{model.client_password_env(k): v for k, v in passwords.items()},
-    }
+    for key, password in passwords.items():
+        (mounted / key).write_text(password)
+    admin_home = tmp_path / "admin-home"
+    (admin_home / ".mlflow").mkdir(parents=True)
+    (admin_home / ".mlflow" / "credentials").write_text(
+        model.mlflow_credentials_file("admin", ADMIN_PASSWORD)
+    )
+    environ = {"MLFLOW_TRACKING_URI": uri, "HOME": str(admin_home)}
+    monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
     for name, value in environ.items():
         monkeypatch.setenv(name, value)
 
@@ -1180,9 +1363,13 @@ def test_program_provisions_users_on_a_real_server_idempotently(
     delete = ("/api/2.0/mlflow/experiments/delete", {"experiment_id": experiment_id})
     assert _status(uri, delete[0], *pipelines, body=delete[1]) == 403
 
-    # Through MLflow's own client, as a pod that envFrom's its Secret would.
-    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "svc-serving")
-    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", passwords["serving"])
+    # Through MLflow's own client, as a pod that mounts its Secret's credentials file would.
+    serving_home = tmp_path / "serving-home"
+    (serving_home / ".mlflow").mkdir(parents=True)
+    (serving_home / ".mlflow" / "credentials").write_text(
+        model.client_secret_data(config, "serving", passwords["serving"])["credentials"]
+    )
+    monkeypatch.setenv("HOME", str(serving_home))
     as_serving = MlflowClient(uri)
     assert as_serving.get_registered_model("churn-model").name == "churn-model"
     with pytest.raises(MlflowException) as denied:
@@ -1190,8 +1377,9 @@ def test_program_provisions_users_on_a_real_server_idempotently(
     assert denied.value.error_code == "PERMISSION_DENIED"
 
     # A rotated password (password_version) and a changed permission converge on the next run.
-    rotated = {**environ, model.client_password_env("serving"): "serving-rotated-" + "c3" * 8}
-    spec.write_text(
+    rotated = "serving-rotated-" + "c3" * 8
+    (mounted / "serving").write_text(rotated + "\n")
+    write_spec(
         json.dumps(
             model.users_spec(
                 MlflowConfig(
@@ -1200,11 +1388,10 @@ def test_program_provisions_users_on_a_real_server_idempotently(
             )
         )
     )
-    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
-    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN_PASSWORD)
-    assert program.main([str(spec)], rotated) == 0
+    monkeypatch.setenv("HOME", str(admin_home))
+    assert program.main([str(spec)], environ) == 0
     assert _status(uri, get_experiment, *serving) == 401
-    new_serving = ("svc-serving", rotated[model.client_password_env("serving")])
+    new_serving = ("svc-serving", rotated)
     assert _status(uri, *create_run[:1], *new_serving, body=create_run[1]) == 200
 
 

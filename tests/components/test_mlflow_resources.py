@@ -228,6 +228,7 @@ def test_credentials_secret_holds_the_uri_and_the_auth_config(cloud):
         "basic-auth.ini": model.auth_config_ini(CONFIG.auth, uri, admin_password),
         "admin-username": "admin",
         "admin-password": admin_password,
+        "admin-credentials": model.mlflow_credentials_file("admin", admin_password),
         "flask-secret-key": flask_key,
     }
     if cloud.type == "local":
@@ -661,9 +662,11 @@ def test_local_with_the_real_store_and_identity():
     ][0]
     args = container["args"]
     assert args[args.index("--artifacts-destination") + 1] == "s3://acme-dev-artifacts/mlflow"
-    assert container["envFrom"] == [
-        {"secretRef": {"name": built["identity"].credentials_secret_name}}
-    ]
+    # The identity's Secret, mounted: the boto3 files, not its keys in the environment.
+    assert "envFrom" not in container
+    pod = named(monitor, DEPLOYMENT, "tracking-server").inputs["spec"]["template"]["spec"]
+    [volume] = [v for v in pod["volumes"] if v["name"] == "object-store-credentials"]
+    assert volume["secret"]["secretName"] == built["identity"].credentials_secret_name
     # depends_on a component means on its children: the identity's ServiceAccount first.
     service_account = named(monitor, "kubernetes:core/v1:ServiceAccount", "mlflow-service-account")
     assert service_account.urn in named(monitor, DEPLOYMENT, "tracking-server").depends_on
@@ -686,6 +689,7 @@ CLIENT_CHILDREN = [
     (SECRET, "tracking-client-serving"),
     (SECRET, "tracking-client-passwords"),
     (CONFIG_MAP, "tracking-provisioner"),
+    (NETWORK_POLICY, "tracking-provisioner"),
     (JOB, "tracking-provision-users"),
 ]
 
@@ -737,6 +741,9 @@ def test_client_secrets_land_in_the_clients_namespaces_masked():
             "MLFLOW_TRACKING_URI": "http://mlflow.mlflow.svc.cluster.local:5000",
             "MLFLOW_TRACKING_USERNAME": f"svc-{key}",
             "MLFLOW_TRACKING_PASSWORD": _client_password(monitor, key),
+            "credentials": model.mlflow_credentials_file(
+                f"svc-{key}", _client_password(monitor, key)
+            ),
         }
         assert secret.secret_inputs == {"stringData"}
         assert secret.masked_inputs["stringData"] == dict.fromkeys(
@@ -770,12 +777,17 @@ def test_provisioner_job_and_program_are_the_rendered_ones_after_the_server():
     assert job.inputs["metadata"] == {**rendered.provisioner_job["metadata"], "name": name}
     manifests.validate(job.inputs)
     assert job.secret_inputs == set()
+    fence = named(monitor, NETWORK_POLICY, "tracking-provisioner")
+    assert fence.inputs == rendered.provisioner_network_policy
+    assert fence.parent_name == "tracking"
+    manifests.validate(fence.inputs)
     for waited in (
         named(monitor, DEPLOYMENT, "tracking-server"),
         named(monitor, SERVICE, "tracking-service"),
         named(monitor, SECRET, "tracking-credentials"),
         named(monitor, SECRET, "tracking-client-passwords"),
         config_map,
+        fence,
     ):
         assert waited.urn in job.depends_on, waited.name
 

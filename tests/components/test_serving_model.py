@@ -10,6 +10,7 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from mlops_platform import manifests
+from mlops_platform.components import kube
 from mlops_platform.components.kafka.model import KafkaClientWiring, KeyRef
 from mlops_platform.components.serving import model
 from mlops_platform.components.serving.model import ModelDeploymentConfig, ServingDeployments
@@ -456,6 +457,7 @@ def test_security_context_is_restricted():
         "runAsNonRoot": True,
         "runAsUser": 10001,
         "runAsGroup": 10001,
+        "fsGroup": 10001,  # Secret volumes are root-owned 0440: read through this group
         "seccompProfile": {"type": "RuntimeDefault"},
     }
     assert container["securityContext"] == {
@@ -564,11 +566,44 @@ def test_resources_and_topology_spread():
 
 
 def test_identity_options_reach_the_pod():
-    config = _config(service_account="model-server", credentials_secret="model-server-s3")
+    config = _config(service_account="model-server", credentials_secret="mlflow-client")
     pod = model.render("churn", config).deployments["stable"]["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "model-server"
     assert pod["automountServiceAccountToken"] is False
-    assert pod["containers"][0]["envFrom"] == [{"secretRef": {"name": "model-server-s3"}}]
+    [container] = pod["containers"]
+    # MLflow's credentials file, mounted where MLflow's client reads it ($HOME/.mlflow).
+    assert "envFrom" not in container
+    assert {"name": "HOME", "value": "/tmp"} in container["env"]
+    assert container["volumeMounts"][-1] == {
+        "name": "mlflow-credentials",
+        "mountPath": "/tmp/.mlflow",
+        "readOnly": True,
+    }
+    assert pod["volumes"][-1] == {
+        "name": "mlflow-credentials",
+        "secret": {
+            "secretName": "mlflow-client",
+            "defaultMode": 0o440,
+            "items": [{"key": "credentials", "path": "credentials"}],
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("wiring", "credentials"),
+    [("none", None), ("scram", "mlflow-client"), ("msk", "mlflow-client")],
+)
+def test_no_secret_reaches_the_model_servers_environment(wiring, credentials):
+    """The MLflow credentials and the SCRAM password are mounted files: a secretKeyRef or
+    envFrom coming back fails here."""
+    data = {**KAFKA_SINK, "credentials_secret": credentials}
+    kafka = {"none": None, "scram": SCRAM, "msk": MSK}[wiring]
+    if kafka is None:
+        data["prediction_sink"] = "none"
+    rendered = model.render("churn", ModelDeploymentConfig.model_validate(data), kafka)
+    for deployment in rendered.deployments.values():
+        [container] = deployment["spec"]["template"]["spec"]["containers"]
+        assert kube.secret_env_vars(container) == []
 
 
 def test_pod_disruption_budget_per_track():
@@ -722,7 +757,7 @@ def test_server_mechanism_names_are_the_servers_own():
 
 
 @pytest.mark.parametrize("track", ["stable", "canary"])
-def test_scram_wiring_password_by_reference_and_ca_mounted(track, crds_dir):
+def test_scram_wiring_password_and_ca_mounted(track, crds_dir, tmp_path):
     config = ModelDeploymentConfig.model_validate(KAFKA_SINK)
     rendered = model.render("churn", config, SCRAM)
     pod = rendered.deployments[track]["spec"]["template"]["spec"]
@@ -738,25 +773,47 @@ def test_scram_wiring_password_by_reference_and_ca_mounted(track, crds_dir):
         {"name": "MLOPS_SERVE_KAFKA_SASL_MECHANISM", "value": "SCRAM-SHA-512"},
         {"name": "MLOPS_SERVE_KAFKA_SASL_USERNAME", "value": "churn"},
         {
-            "name": "MLOPS_SERVE_KAFKA_SASL_PASSWORD",
-            "valueFrom": {"secretKeyRef": {"name": "kafka-churn", "key": "password"}},
+            "name": "MLOPS_SERVE_KAFKA_SASL_PASSWORD_FILE",
+            "value": "/var/run/secrets/mlops/kafka-password/password",
         },
         {"name": "MLOPS_SERVE_KAFKA_CA_FILE", "value": "/etc/kafka-ca/ca.crt"},
     ]
     assert container["volumeMounts"] == [
         {"name": "tmp", "mountPath": "/tmp"},
         {"name": "kafka-ca", "mountPath": "/etc/kafka-ca", "readOnly": True},
+        {
+            "name": "kafka-password",
+            "mountPath": "/var/run/secrets/mlops/kafka-password",
+            "readOnly": True,
+        },
     ]
-    assert pod["volumes"][1] == {
-        "name": "kafka-ca",
-        "configMap": {"name": "kafka-churn-ca", "items": [{"key": "ca.crt", "path": "ca.crt"}]},
-    }
+    assert pod["volumes"][1:3] == [
+        {
+            "name": "kafka-ca",
+            "configMap": {
+                "name": "kafka-churn-ca",
+                "items": [{"key": "ca.crt", "path": "ca.crt"}],
+            },
+        },
+        {
+            "name": "kafka-password",
+            "secret": {
+                "secretName": "kafka-churn",
+                "defaultMode": 0o440,
+                "items": [{"key": "password", "path": "password"}],
+            },
+        },
+    ]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     for obj in rendered.objects():
         _validate(obj)
-    # The server accepts it, once Kubernetes has resolved the reference.
-    env = {e["name"]: e.get("value", "resolved-from-the-secret") for e in container["env"]}
+    # The server accepts it, with the Secret's key mounted where the variable points.
+    env = {e["name"]: e["value"] for e in container["env"]}
+    mounted = tmp_path / "password"
+    mounted.write_text("from-the-secret")
+    env["MLOPS_SERVE_KAFKA_SASL_PASSWORD_FILE"] = str(mounted)
     settings = Settings.from_env(env)
+    assert settings.kafka_sasl_password == "from-the-secret"
     assert (settings.kafka_sasl_mechanism, settings.kafka_sasl_username) == (
         "SCRAM-SHA-512",
         "churn",

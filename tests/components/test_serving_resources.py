@@ -453,13 +453,21 @@ def test_local_wired_deployment_reads_password_and_ca_from_its_namespace(local_w
         {"name": "MLOPS_SERVE_KAFKA_SASL_MECHANISM", "value": "SCRAM-SHA-512"},
         {"name": "MLOPS_SERVE_KAFKA_SASL_USERNAME", "value": "serving-churn"},
         {
-            "name": "MLOPS_SERVE_KAFKA_SASL_PASSWORD",
-            "valueFrom": {"secretKeyRef": {"name": "kafka-serving-churn", "key": "password"}},
+            "name": "MLOPS_SERVE_KAFKA_SASL_PASSWORD_FILE",
+            "value": "/var/run/secrets/mlops/kafka-password/password",
         },
         {"name": "MLOPS_SERVE_KAFKA_CA_FILE", "value": "/etc/kafka-ca/ca.crt"},
     ]
     deployment = monitor.named("churn-stable")
     pod = deployment.inputs["spec"]["template"]["spec"]
+    assert pod["volumes"][2] == {
+        "name": "kafka-password",
+        "secret": {
+            "secretName": "kafka-serving-churn",
+            "defaultMode": 0o440,
+            "items": [{"key": "password", "path": "password"}],
+        },
+    }
     assert pod["volumes"][1] == {
         "name": "kafka-ca",
         "configMap": {

@@ -262,9 +262,17 @@ def test_serving_logs_predictions_to_strimzi_with_a_scram_user_in_its_namespace(
     monitor = _kafka_serving(LOCAL)
     env = _env(monitor, "churn-stable")
     assert env["MLOPS_SERVE_KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
-    assert env["MLOPS_SERVE_KAFKA_SASL_PASSWORD"] == {
-        "secretKeyRef": {"name": "kafka-serving-churn", "key": "password"}
-    }
+    # The password is the client Secret's key, mounted read-only; never in the environment.
+    assert "MLOPS_SERVE_KAFKA_SASL_PASSWORD" not in env
+    assert env["MLOPS_SERVE_KAFKA_SASL_PASSWORD_FILE"] == (
+        "/var/run/secrets/mlops/kafka-password/password"
+    )
+    volumes = monitor.named("churn-stable").inputs["spec"]["template"]["spec"]["volumes"]
+    assert {"name": "kafka-password", "secret": {
+        "secretName": "kafka-serving-churn",
+        "defaultMode": 0o440,
+        "items": [{"key": "password", "path": "password"}],
+    }} in volumes  # fmt: skip
     users = monitor.of_type("kubernetes:kafka.strimzi.io/v1:KafkaUser")
     (user,) = [u for u in users if u.inputs["metadata"]["name"] == "serving-churn"]
     assert user.parent_type == "mlops:kafka:KafkaClient"
@@ -348,8 +356,14 @@ def test_progressive_serving_waits_for_flagger_which_queries_the_platform_promet
         for r in monitor.of_type("kubernetes:apps/v1:Deployment")
         if r.inputs["metadata"]["name"] == "retrain-receiver"
     ]
-    container = receiver.inputs["spec"]["template"]["spec"]["containers"][0]
-    assert container["envFrom"] == [{"secretRef": {"name": "mlflow-client-credentials"}}]
+    pod = receiver.inputs["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert "envFrom" not in container  # MLflow's credentials file, mounted under HOME
+    assert {"name": "mlflow-credentials", "mountPath": "/tmp/.mlflow", "readOnly": True} in (
+        container["volumeMounts"]
+    )
+    [volume] = [v for v in pod["volumes"] if v["name"] == "mlflow-credentials"]
+    assert volume["secret"]["secretName"] == "mlflow-client-credentials"
 
 
 def test_progressive_serving_needs_flagger():

@@ -28,7 +28,9 @@ import pytest
 import yaml
 from conftest import unavailable
 
+from mlops_platform.components import kube
 from mlops_platform.components.feast import FeastConfig, model
+from mlops_platform.components.identity import model as identity
 from mlops_platform.components.versions import FEAST_VERSION
 
 pytestmark = pytest.mark.slow
@@ -164,22 +166,47 @@ def test_rendered_feature_store_yaml_serves_features_from_real_redis(
     parquet = tmp_path / "customer_activity.parquet"
     _parquet(parquet)
 
-    # What the pod gets: the password from the Secret, the S3 endpoint and keys from the
-    # workload identity's Secret (MinIO locally; moto here), HOME on the writable /tmp.
+    # What the pod gets, as files only: the password (the online store's Secret key, which
+    # the entrypoint exports for Feast's `${VAR}`), and the workload identity's boto3 files
+    # with the S3 endpoint and keys (MinIO locally; moto here). HOME on the writable /tmp.
+    secrets_dir = tmp_path / "secrets"
+    secrets_dir.mkdir()
+    (secrets_dir / model.REDIS_PASSWORD_KEY).write_text(password)
+    (secrets_dir / identity.CREDENTIALS_FILE_KEY).write_text(
+        identity.aws_credentials_file(ACCESS_KEY, ACCESS_KEY)
+    )
+    (secrets_dir / identity.CONFIG_FILE_KEY).write_text(identity.aws_config_file(s3))
+    for path in secrets_dir.iterdir():
+        path.chmod(0o440)
+    files = {
+        f["name"]: f["value"].replace(
+            kube.secret_dir(identity.CREDENTIALS_VOLUME), str(secrets_dir)
+        )
+        for f in model.server_env(config, "local")
+        if f["name"].startswith("AWS_")
+    }
+    assert sorted(files) == ["AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"]
     env = {
         "PATH": os.environ.get("PATH", ""),
         "HOME": str(tmp_path),
         "TMPDIR": str(tmp_path),
-        model.PASSWORD_ENV: password,
-        "FEAST_S3_ENDPOINT_URL": s3,
-        "AWS_ENDPOINT_URL": s3,
-        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
-        "AWS_SECRET_ACCESS_KEY": ACCESS_KEY,
+        **files,
         "AWS_DEFAULT_REGION": "us-east-1",
         "FEAST_USAGE": "False",
     }
+
+    def entrypoint(program: list[str]) -> list[str]:
+        """The Deployment's entrypoint with the password file where this test keeps it."""
+        deployed = _container_command(rendered)
+        assert deployed == kube.env_from_files_command(
+            {model.PASSWORD_ENV: model.PASSWORD_FILE}, model.server_command(config)
+        )
+        return kube.env_from_files_command(
+            {model.PASSWORD_ENV: str(secrets_dir / model.REDIS_PASSWORD_KEY)}, program
+        )
+
     result = subprocess.run(
-        [str(feast_python), str(WORKER), str(repo), str(parquet)],
+        entrypoint([str(feast_python), str(WORKER), str(repo), str(parquet)]),
         env=env,
         capture_output=True,
         text=True,
@@ -223,7 +250,7 @@ def test_rendered_feature_store_yaml_serves_features_from_real_redis(
     command[command.index("--workers") + 1] = "1"
     command[0] = str(feast_python.parent / "feast")
     server = subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        entrypoint(command), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
     try:
         _wait_for_port(port, server, 120)
@@ -261,6 +288,10 @@ def test_rendered_feature_store_yaml_serves_features_from_real_redis(
             server.wait()
         stderr = server.stderr.read() if server.stderr else ""
         assert password not in stderr
+
+
+def _container_command(rendered: model.Rendered) -> list[str]:
+    return rendered.deployment["spec"]["template"]["spec"]["containers"][0]["command"]
 
 
 def test_rendered_yaml_parses_as_feast_repo_config_per_cloud(feast_python, tmp_path):
@@ -317,3 +348,24 @@ def test_rendered_yaml_parses_as_feast_repo_config_per_cloud(feast_python, tmp_p
     assert (
         yaml.safe_load((tmp_path / "gcp" / "feature_store.yaml").read_text())["project"] == "mlops"
     )
+
+
+def test_the_redis_probe_authenticates_with_the_mounted_password(redis, tmp_path):
+    """The StatefulSet's probe command against a real redis-server: REDISCLI_AUTH is set from
+    the mounted `redis-password` key inside the probe's shell only; a wrong one fails."""
+    if shutil.which("redis-cli") is None:
+        unavailable("redis-cli is not installed (apt-get install -y redis-tools)")
+    port, password = redis
+    container = model.redis_statefulset(FeastConfig())["spec"]["template"]["spec"]["containers"][0]
+    [shell, flag, script] = container["readinessProbe"]["exec"]["command"]
+    assert "env" not in container
+    mounted = tmp_path / model.REDIS_PASSWORD_KEY
+    script = script.replace(f"{model.REDIS_CONF_DIR}/", f"{tmp_path}/").replace(
+        f"-p {model.REDIS_PORT}", f"-p {port}"
+    )
+    environ = {"PATH": os.environ.get("PATH", "")}
+    mounted.write_text(password)
+    assert subprocess.run([shell, flag, script], env=environ, timeout=30).returncode == 0
+    mounted.write_text("not-the-password")
+    done = subprocess.run([shell, flag, script], env=environ, capture_output=True, timeout=30)
+    assert done.returncode != 0

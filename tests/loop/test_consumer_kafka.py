@@ -55,25 +55,33 @@ def bootstrap() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def s3_env() -> Iterator[dict[str, str]]:
-    """moto's S3 with the datasets bucket; the variables a MinIO workload gets from its
-    identity Secret (`AWS_ENDPOINT_URL`, keys)."""
+def s3_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """moto's S3 with the datasets bucket; what a MinIO workload gets from its identity's
+    Secret: the AWS SDKs' credentials and config files (endpoint), mounted, nothing secret
+    in the environment."""
     import boto3
     from moto.server import ThreadedMotoServer
+
+    from mlops_platform.components.identity import model as identity
 
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
-    env = {
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-        "AWS_ACCESS_KEY_ID": KEY,
-        "AWS_SECRET_ACCESS_KEY": KEY,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_EC2_METADATA_DISABLED": "true",
+    endpoint = f"http://127.0.0.1:{port}"
+    mounted = tmp_path_factory.mktemp("object-store-credentials")
+    (mounted / "credentials").write_text(identity.aws_credentials_file(KEY, KEY))
+    (mounted / "config").write_text(identity.aws_config_file(endpoint))
+    files = {
+        var["name"]: var["value"].replace(
+            "/var/run/secrets/mlops/object-store-credentials", str(mounted)
+        )
+        for var in identity.credential_files("loop").env
     }
+    assert sorted(files) == ["AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"]
+    env = {**files, "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
     boto3.client(
         "s3",
-        endpoint_url=env["AWS_ENDPOINT_URL"],
+        endpoint_url=endpoint,
         region_name="us-east-1",
         aws_access_key_id=KEY,
         aws_secret_access_key=KEY,
@@ -260,7 +268,9 @@ def test_consumer_process_writes_s3_windows_and_flushes_on_sigterm(
 
     for key, value in s3_env.items():
         monkeypatch.setenv(key, value)
-    listed = boto3.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="loop/")["Contents"]
+    # A fresh session, as a pod's process: boto3's default one read its config files before.
+    s3 = boto3.session.Session().client("s3")
+    listed = s3.list_objects_v2(Bucket=BUCKET, Prefix="loop/")["Contents"]
     keys = sorted(o["Key"] for o in listed)
     assert [k.rsplit("/", 1)[0] for k in keys] == [
         "loop/labels/date=2026-12-04/hour=10",

@@ -345,3 +345,36 @@ def test_drift_frame_feeds_the_drift_check(tmp_path: Path) -> None:
     assert report.drifted is False and set(report.to_dict()["features"]) == {"spend", "plan"}
     shifted = frame.assign(spend=frame["spend"] + 3)
     assert detect_drift(reference, shifted, season_days=None).drifted_features == ["spend"]
+
+
+@pytest.mark.parametrize(
+    ("variables", "config", "expected"),
+    [
+        ({}, None, None),  # AWS's own endpoint
+        ({"AWS_ENDPOINT_URL": "http://env:9000"}, None, "http://env:9000"),
+        # The workload identity's mounted config file (MinIO locally).
+        ({}, "[default]\nendpoint_url = http://minio:9000\n", "http://minio:9000"),
+        (
+            {"AWS_ENDPOINT_URL": "http://env:9000"},
+            "[default]\nendpoint_url = http://minio:9000\n",
+            "http://env:9000",
+        ),
+        ({}, "[default]\nregion = us-east-1\n", None),
+    ],
+)
+def test_the_s3_endpoint_is_the_aws_sdks_configured_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variables, config, expected
+) -> None:
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE", "AWS_CONFIG_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    path = tmp_path / "config"
+    if config is not None:
+        path.write_text(config)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(path))
+    assert windows.configured_s3_endpoint() == expected
+    if expected is not None:
+        fs, base = windows.filesystem("s3://bucket/prefix/")
+        assert base == "bucket/prefix"
+        assert fs.type_name == "s3"

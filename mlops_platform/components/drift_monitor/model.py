@@ -9,7 +9,9 @@ monitor and the drift pipeline the alert starts share (the receiver passes
 `settings.pipeline_arguments()` to it, mlops_platform/components/loop).
 
 It reads the bucket as the consumer's service account (its workload identity has read_write on
-the loop's bucket; locally the MinIO user's Secret) and the registry as the loop's MLflow client.
+the loop's bucket; locally the MinIO user's Secret, mounted as the AWS SDKs' files) and the
+registry as the loop's MLflow client (its Secret's MLflow credentials file, mounted): no secret
+is in its environment.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from mlops_platform.components.base import StrictModel
+from mlops_platform.components.identity.model import secret_credential_files
 from mlops_platform.components.kube import (
     ContainerResourcesConfig,
     app_labels,
@@ -28,6 +31,10 @@ from mlops_platform.components.kube import (
     probe,
     restricted_container_security,
     restricted_pod_security,
+)
+from mlops_platform.components.mlflow.model import (
+    client_credentials_mount,
+    client_credentials_volume,
 )
 from mlops_platform.pipelines.lib.drift import DriftSettings
 from mlops_platform.pipelines.loop.receiver_settings import MODEL_NAME
@@ -132,11 +139,13 @@ def deployment(
     bucket_uri: Any,
     tracking_uri: Any,
     models: list[str],
-    secrets: list[str],
+    mlflow_credentials_secret: str | None = None,
+    object_store_secret: str | None = None,
     reference_uri: Any = "",
 ) -> dict[str, Any]:
-    """`secrets`: Secrets loaded with `envFrom`: the loop's MLflow client credentials and,
-    locally, the MinIO user's Secret of the consumer's workload identity."""
+    """`mlflow_credentials_secret`: the loop's MLflow client Secret (its MLflow credentials
+    file is mounted under HOME); `object_store_secret`: locally, the MinIO user's Secret of the
+    consumer's workload identity (its AWS SDK files are mounted)."""
     metrics = {"httpGet": {"path": "/metrics", "port": "metrics"}}
     container: dict[str, Any] = {
         "name": "monitor",
@@ -154,8 +163,16 @@ def deployment(
         "livenessProbe": probe(metrics, period=30, failures=3),
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
-    if secrets:
-        container["envFrom"] = [{"secretRef": {"name": name}} for name in secrets]
+    # The reference is downloaded to /tmp (a few MB per model version).
+    volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {"sizeLimit": "512Mi"}}]
+    if mlflow_credentials_secret is not None:
+        container["volumeMounts"].append(client_credentials_mount("/tmp"))  # HOME is /tmp
+        volumes.append(client_credentials_volume(mlflow_credentials_secret))
+    if object_store_secret is not None:
+        files = secret_credential_files(object_store_secret)
+        container["env"] += files.env
+        container["volumeMounts"].append(files.mount)
+        volumes.append(files.volume)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -172,8 +189,7 @@ def deployment(
                     "automountServiceAccountToken": False,
                     "securityContext": restricted_pod_security(USER),
                     "containers": [container],
-                    # The reference is downloaded here (a few MB per model version).
-                    "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "512Mi"}}],
+                    "volumes": volumes,
                 },
             },
         },

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -15,7 +15,7 @@ from mlops_platform.components.kube_resources import depends_on_of
 class DriftMonitorArgs:
     """Inputs of `DriftMonitor`: its config, the loop's namespace and image, the consumer's
     service account (reads the bucket), the bucket and MLflow URIs, the models, the Secrets
-    for `envFrom` (the loop's MLflow client; locally the MinIO user's) and the namespace of
+    mounted as files (the loop's MLflow client; locally the MinIO user's) and the namespace of
     the platform's Prometheus. Pass the namespace, the identity and the monitoring layer (the
     PodMonitor CRD) in `opts.depends_on`.
 
@@ -44,7 +44,10 @@ class DriftMonitorArgs:
     tracking_uri: pulumi.Input[str]
     models: list[str]
     prometheus_namespace: str
-    secrets: list[str] = field(default_factory=list)
+    # The loop's MLflow client Secret (its credentials file is mounted).
+    mlflow_credentials_secret: str | None = None
+    # Locally, the MinIO user's Secret of the consumer's identity (its AWS SDK files).
+    object_store_secret: str | None = None
     # loop.reference_path under the bucket, as the receiver's; empty: the champion's sample.
     reference_uri: pulumi.Input[str] = ""
 
@@ -66,7 +69,8 @@ class DriftMonitor(pulumi.ComponentResource):
             bucket_uri=args.bucket_uri,
             tracking_uri=args.tracking_uri,
             models=args.models,
-            secrets=args.secrets,
+            mlflow_credentials_secret=args.mlflow_credentials_secret,
+            object_store_secret=args.object_store_secret,
             reference_uri=args.reference_uri,
         )
         monitor = model.pod_monitor(args.config, args.namespace)

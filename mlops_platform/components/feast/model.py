@@ -9,8 +9,8 @@ official feature-server image serves it (`feast serve`, HTTP on 6566).
 
 Plain data in, plain dicts and text out. No function here receives a password: the rendered
 feature_store.yaml holds `${FEAST_REDIS_PASSWORD}`, which Feast itself expands from the
-environment when it loads the file (`load_repo_config` runs `os.path.expandvars`), and the pod
-fills that variable from a `secretKeyRef`.
+environment when it loads the file (`load_repo_config` runs `os.path.expandvars`), and the
+server's entrypoint sets that variable from the Secret's key mounted as a read-only file.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pydantic import Field, field_validator, model_validator
 
 from mlops_platform.components import kube
 from mlops_platform.components.base import StrictModel
-from mlops_platform.components.identity.model import WorkloadIdentityConfig, credentials_secret_name
+from mlops_platform.components.identity.model import WorkloadIdentityConfig, credential_files
 from mlops_platform.components.kube import (
     check_dns_label,
     check_limit_covers_request,
@@ -577,8 +577,13 @@ def redis_conf(password: str, memory_limit: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _secret_env(name: str, key: str, secret: str = SECRET_NAME) -> dict[str, Any]:
-    return kube.secret_env(name, key, secret)
+# The online store's password, mounted read-only (the server's and Redis' own probe read it).
+PASSWORD_VOLUME = "online-store-password"
+PASSWORD_FILE = f"{kube.secret_dir(PASSWORD_VOLUME)}/{REDIS_PASSWORD_KEY}"
+
+
+def _password_volume() -> dict[str, Any]:
+    return kube.secret_volume(PASSWORD_VOLUME, SECRET_NAME, [REDIS_PASSWORD_KEY])
 
 
 # --- labels -----------------------------------------------------------------------------------
@@ -644,11 +649,18 @@ def server_command(config: FeastConfig) -> list[str]:
     ]
 
 
+def server_entrypoint(config: FeastConfig) -> list[str]:
+    """`server_command` with FEAST_REDIS_PASSWORD set from its file. Feast expands `${VAR}` in
+    feature_store.yaml from its environment only and its Redis store takes the password only in
+    the connection string (no file option), so a shell sets it from the file and execs
+    `feast`: the password is in no pod spec and no file but the Secret's."""
+    return kube.env_from_files_command({PASSWORD_ENV: PASSWORD_FILE}, server_command(config))
+
+
 def server_env(
     config: FeastConfig, cloud: CloudType, aws_region: str | None = None
 ) -> list[dict[str, Any]]:
     env: list[dict[str, Any]] = [
-        _secret_env(PASSWORD_ENV, REDIS_PASSWORD_KEY),
         {"name": "HOME", "value": TMP_MOUNT},
         {"name": "TMPDIR", "value": TMP_MOUNT},
         {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
@@ -661,15 +673,9 @@ def server_env(
             {"name": "AWS_DEFAULT_REGION", "value": aws_region},
         ]
     if cloud == "local":
-        # MinIO: Feast's S3 registry store reads its endpoint from FEAST_S3_ENDPOINT_URL; the
-        # workload identity's Secret holds it with the user's keys.
-        env.append(
-            _secret_env(
-                "FEAST_S3_ENDPOINT_URL",
-                "AWS_ENDPOINT_URL",
-                credentials_secret_name(config.service_account),
-            )
-        )
+        # MinIO: Feast's S3 registry store passes FEAST_S3_ENDPOINT_URL (unset here) to boto3,
+        # which then takes `endpoint_url` and the user's keys from the identity's files.
+        env += credential_files(config.service_account).env
     return env
 
 
@@ -682,7 +688,7 @@ def server_container(
         "name": CONTAINER_NAME,
         "image": server.image,
         "imagePullPolicy": "IfNotPresent",
-        "command": server_command(config),
+        "command": server_entrypoint(config),
         "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
         "env": server_env(config, cloud, aws_region),
         "resources": container_resources(
@@ -697,11 +703,23 @@ def server_container(
         "volumeMounts": [
             {"name": "feature-store", "mountPath": REPO_DIR, "readOnly": True},
             {"name": "tmp", "mountPath": TMP_MOUNT},
+            kube.secret_volume_mount(PASSWORD_VOLUME),
         ],
     }
     if cloud == "local":
-        spec["envFrom"] = [{"secretRef": {"name": credentials_secret_name(config.service_account)}}]
+        spec["volumeMounts"].append(credential_files(config.service_account).mount)
     return spec
+
+
+def server_volumes(config: FeastConfig, cloud: CloudType) -> list[dict[str, Any]]:
+    volumes = [
+        {"name": "feature-store", "configMap": {"name": CONFIG_MAP_NAME, "defaultMode": 0o444}},
+        {"name": "tmp", "emptyDir": {"sizeLimit": config.server.tmp_size_limit}},
+        _password_volume(),
+    ]
+    if cloud == "local":
+        volumes.append(credential_files(config.service_account).volume)
+    return volumes
 
 
 def config_checksum(config_map_data: Mapping[str, str]) -> str:
@@ -743,13 +761,7 @@ def deployment(
                     "enableServiceLinks": False,
                     "securityContext": kube.restricted_pod_security(RUN_AS_USER),
                     "containers": [server_container(config, cloud, aws_region)],
-                    "volumes": [
-                        {
-                            "name": "feature-store",
-                            "configMap": {"name": CONFIG_MAP_NAME, "defaultMode": 0o444},
-                        },
-                        {"name": "tmp", "emptyDir": {"sizeLimit": config.server.tmp_size_limit}},
-                    ],
+                    "volumes": server_volumes(config, cloud),
                     "topologySpreadConstraints": [
                         {
                             "maxSkew": 1,
@@ -827,14 +839,17 @@ def server_network_policy(config: FeastConfig) -> dict[str, Any]:
 def redis_statefulset(config: FeastConfig) -> dict[str, Any]:
     """The official redis image, non-root on a read-only root. Its entrypoint skips the
     chown/gosu step when started unprivileged; the config file (with requirepass) comes from
-    the Secret, so the password is in no argv and no environment of the server."""
+    the Secret, so the password is in no argv and no environment of the server. The probe's
+    redis-cli takes the password from REDISCLI_AUTH (not argv), set from the mounted file only
+    inside the probe's shell."""
     online = config.redis
     ping = {
         "exec": {
             "command": [
                 "sh",
                 "-c",
-                # redis-cli reads the password from REDISCLI_AUTH, not from argv.
+                f'REDISCLI_AUTH="$(cat {REDIS_CONF_DIR}/{REDIS_PASSWORD_KEY})" && '
+                "export REDISCLI_AUTH && "
                 f'[ "$(redis-cli -h 127.0.0.1 -p {REDIS_PORT} ping)" = PONG ]',
             ]
         }
@@ -873,7 +888,6 @@ def redis_statefulset(config: FeastConfig) -> dict[str, Any]:
                             "ports": [
                                 {"name": "redis", "containerPort": REDIS_PORT, "protocol": "TCP"}
                             ],
-                            "env": [_secret_env("REDISCLI_AUTH", REDIS_PASSWORD_KEY)],
                             "resources": {
                                 "requests": {"cpu": "100m", "memory": "256Mi"},
                                 "limits": {"memory": online.memory_limit},
@@ -894,8 +908,11 @@ def redis_statefulset(config: FeastConfig) -> dict[str, Any]:
                             "name": "config",
                             "secret": {
                                 "secretName": SECRET_NAME,
-                                "items": [{"key": REDIS_CONF_KEY, "path": REDIS_CONF_KEY}],
-                                "defaultMode": 0o440,
+                                "items": [
+                                    {"key": REDIS_CONF_KEY, "path": REDIS_CONF_KEY},
+                                    {"key": REDIS_PASSWORD_KEY, "path": REDIS_PASSWORD_KEY},
+                                ],
+                                "defaultMode": kube.SECRET_FILE_MODE,
                             },
                         },
                         {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
+from mlops_platform.components import kube
 from mlops_platform.components.base import StrictModel
 from mlops_platform.components.kube import DNS_LABEL, check_dns_label
 
@@ -237,6 +239,56 @@ def minio_policy(identity: str, buckets: Mapping[str, Access]) -> dict[str, Any]
 def credentials_secret_name(service_account: str) -> str:
     """The Secret beside the workload holding its S3 credentials and endpoint (local only)."""
     return f"{service_account}-s3-credentials"
+
+
+# The same credentials as the AWS SDKs' own files (boto3/botocore and every AWS SDK read
+# AWS_SHARED_CREDENTIALS_FILE and AWS_CONFIG_FILE, and take `endpoint_url` from the config
+# file): workloads mount them instead of loading the keys into their environment.
+CREDENTIALS_FILE_KEY = "credentials"
+CONFIG_FILE_KEY = "config"
+CREDENTIALS_VOLUME = "object-store-credentials"
+
+
+def aws_credentials_file(access_key_id: str, secret_access_key: str) -> str:
+    return (
+        "[default]\n"
+        f"aws_access_key_id = {access_key_id}\n"
+        f"aws_secret_access_key = {secret_access_key}\n"
+    )
+
+
+def aws_config_file(endpoint: str) -> str:
+    return f"[default]\nendpoint_url = {endpoint}\n"
+
+
+@dataclass(frozen=True)
+class CredentialFiles:
+    """What a local workload adds to its pod to reach MinIO as its identity's user."""
+
+    volume: dict[str, Any]
+    mount: dict[str, Any]
+    env: list[dict[str, str]]
+
+
+def credential_files(service_account: str) -> CredentialFiles:
+    """The local credentials Secret of `service_account` mounted read-only, and the variables
+    that point the AWS SDKs at its files."""
+    return secret_credential_files(credentials_secret_name(service_account))
+
+
+def secret_credential_files(secret: str) -> CredentialFiles:
+    """`credential_files` of the credentials Secret named `secret`."""
+    directory = kube.secret_dir(CREDENTIALS_VOLUME)
+    return CredentialFiles(
+        volume=kube.secret_volume(
+            CREDENTIALS_VOLUME, secret, [CREDENTIALS_FILE_KEY, CONFIG_FILE_KEY]
+        ),
+        mount=kube.secret_volume_mount(CREDENTIALS_VOLUME),
+        env=[
+            {"name": "AWS_SHARED_CREDENTIALS_FILE", "value": f"{directory}/{CREDENTIALS_FILE_KEY}"},
+            {"name": "AWS_CONFIG_FILE", "value": f"{directory}/{CONFIG_FILE_KEY}"},
+        ],
+    )
 
 
 # --- extra grants (other services than the object store) -------------------------------------

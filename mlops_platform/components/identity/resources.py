@@ -287,6 +287,13 @@ def _build_local(
             "AWS_ACCESS_KEY_ID": name,
             "AWS_SECRET_ACCESS_KEY": storage.minio_secret_key(name),
             "AWS_ENDPOINT_URL": storage.endpoint,
+            # The platform's workloads mount these two instead (no secret in their env).
+            model.CREDENTIALS_FILE_KEY: pulumi.Output.from_input(
+                storage.minio_secret_key(name)
+            ).apply(lambda key: model.aws_credentials_file(name, key)),
+            model.CONFIG_FILE_KEY: pulumi.Output.from_input(storage.endpoint).apply(
+                model.aws_config_file
+            ),
         },
         opts=k8s_opts,
     )

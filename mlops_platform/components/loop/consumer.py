@@ -3,9 +3,10 @@
 (`mlops_platform/pipelines/loop/consumer.py`, settings in `consumer_settings.py`).
 
 It runs in the platform image as the loop's `service_account`, whose workload identity writes
-the datasets bucket (IRSA, GKE Workload Identity, or locally the MinIO user's Secret) and
-carries the Kafka grant on the clouds; locally its SCRAM user's password and the cluster CA come
-from the platform Kafka client in its namespace, as for the model server.
+the datasets bucket (IRSA, GKE Workload Identity, or locally the MinIO user's Secret, mounted as
+the AWS SDKs' files) and carries the Kafka grant on the clouds; locally its SCRAM user's password
+(a mounted file) and the cluster CA come from the platform Kafka client in its namespace, as for
+the model server.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from pydantic import Field, PositiveFloat, PositiveInt
 
 from mlops_platform.components.base import StrictModel
+from mlops_platform.components.identity.model import secret_credential_files
 from mlops_platform.components.kafka.model import KafkaClientWiring
 from mlops_platform.components.kube import (
     ContainerResourcesConfig,
@@ -26,7 +28,9 @@ from mlops_platform.components.kube import (
 )
 from mlops_platform.components.serving.model import (
     KAFKA_CA_VOLUME_MOUNT,
+    KAFKA_PASSWORD_VOLUME_MOUNT,
     kafka_ca_volume,
+    kafka_password_volume,
     kafka_security_env,
 )
 from mlops_platform.model_server import settings as server_settings
@@ -142,8 +146,16 @@ def deployment(
     if kafka.ca_config_map is not None:
         container["volumeMounts"].append(dict(KAFKA_CA_VOLUME_MOUNT))
         volumes.append(kafka_ca_volume(kafka.ca_config_map))
+    if kafka.password_secret is not None:
+        container["volumeMounts"].append(dict(KAFKA_PASSWORD_VOLUME_MOUNT))
+        volumes.append(kafka_password_volume(kafka.password_secret))
     if credentials_secret is not None:
-        container["envFrom"] = [{"secretRef": {"name": credentials_secret}}]
+        # pyarrow's S3 reads the keys from the shared credentials file; the endpoint from the
+        # config file is resolved through botocore (mlops_platform/pipelines/loop/windows.py).
+        files = secret_credential_files(credentials_secret)
+        container["env"] += files.env
+        container["volumeMounts"].append(files.mount)
+        volumes.append(files.volume)
     labels = app_labels(APP, COMPONENT)
     return {
         "apiVersion": "apps/v1",

@@ -28,9 +28,15 @@ from mlops_platform.components.kube import (
     probe,
     restricted_container_security,
     restricted_pod_security,
-    secret_env,
+    secret_dir,
+    secret_volume,
+    secret_volume_mount,
 )
 from mlops_platform.components.loop.consumer import ConsumerConfig
+from mlops_platform.components.mlflow.model import (
+    client_credentials_mount,
+    client_credentials_volume,
+)
 from mlops_platform.components.serving.delivery import release_config_map_name
 from mlops_platform.pipelines.components.image import BASE_IMAGE
 from mlops_platform.pipelines.loop.receiver_settings import MODEL_NAME, MODEL_PLACEHOLDER
@@ -42,6 +48,9 @@ SERVICE_ACCOUNT = "retrain-receiver"
 TOKEN_SECRET = "retrain-receiver-token"
 TOKEN_KEY = "token"
 TOKEN_LENGTH = 48
+# The token, mounted read-only; the receiver reads it through MLOPS_RECEIVER_TOKEN_FILE.
+TOKEN_VOLUME = "token"
+TOKEN_FILE = f"{secret_dir(TOKEN_VOLUME)}/{TOKEN_KEY}"
 PORT = 8080
 PATH = "/alerts"
 # The platform image's user (mlops_platform/pipelines/Dockerfile).
@@ -354,9 +363,8 @@ def settings_env(
             ],
             sort_keys=True,
         )
-    return [{"name": name, "value": value} for name, value in plain.items()] + [
-        secret_env("MLOPS_RECEIVER_TOKEN", TOKEN_KEY, TOKEN_SECRET)
-    ]
+    plain["MLOPS_RECEIVER_TOKEN_FILE"] = TOKEN_FILE
+    return [{"name": name, "value": value} for name, value in plain.items()]
 
 
 def deployment(
@@ -382,7 +390,10 @@ def deployment(
         "securityContext": restricted_container_security(USER),
         "readinessProbe": probe(health, period=10, failures=3),
         "livenessProbe": probe(health, period=20, failures=3),
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        "volumeMounts": [
+            {"name": "tmp", "mountPath": "/tmp"},
+            secret_volume_mount(TOKEN_VOLUME),
+        ],
     }
     pod_labels = labels()
     pod: dict[str, Any] = {
@@ -390,13 +401,18 @@ def deployment(
         "automountServiceAccountToken": False,
         "securityContext": restricted_pod_security(USER),
         "containers": [container],
-        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
+        "volumes": [
+            {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+            secret_volume(TOKEN_VOLUME, TOKEN_SECRET, [TOKEN_KEY]),
+        ],
     }
     if releases is not None:
         # Releases: the Kubernetes API (the release ConfigMaps), MLflow as a client that may
         # move aliases, and the model services, which take mTLS only (a sidecar).
         pod["automountServiceAccountToken"] = True
-        container["envFrom"] = [{"secretRef": {"name": releases.mlflow_credentials_secret}}]
+        # MLflow's client reads `$HOME/.mlflow/credentials` (HOME is /tmp).
+        container["volumeMounts"].append(client_credentials_mount("/tmp"))
+        pod["volumes"].append(client_credentials_volume(releases.mlflow_credentials_secret))
         pod_labels = {**pod_labels, "sidecar.istio.io/inject": "true"}
     return {
         "apiVersion": "apps/v1",

@@ -5,8 +5,8 @@ from the official image, backed by PostgreSQL (RDS, Cloud SQL, or an in-cluster 
 locally), proxying artifacts to a bucket of the object store, behind MLflow's basic-auth app.
 Everything here is plain data in, plain dicts out: every object validates against the pinned
 Kubernetes version and is table-tested without Pulumi. No function here receives a password:
-the Secret that holds them is filled by the resource layer, and the pod reads it through
-`secretKeyRef` and a mounted file only.
+the Secret that holds them is filled by the resource layer, and every pod reads it as
+read-only mounted files only (never through its environment).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pydantic import Field, field_validator, model_validator
 
 from mlops_platform.components import kube
 from mlops_platform.components.base import StrictModel
-from mlops_platform.components.identity.model import WorkloadIdentityConfig, credentials_secret_name
+from mlops_platform.components.identity.model import WorkloadIdentityConfig, credential_files
 from mlops_platform.components.kube import (
     DNS_LABEL,
     ContainerResourcesConfig,
@@ -58,22 +58,36 @@ ADMIN_PASSWORD_KEY = "admin-password"
 DATABASE_PASSWORD_KEY = "database-password"
 # The basic-auth app refuses to start without it (CSRF tokens); all replicas must share it.
 FLASK_SECRET_KEY_KEY = "flask-secret-key"
+# The admin's credentials as MLflow's own credentials file (for the provisioning Job).
+ADMIN_CREDENTIALS_KEY = "admin-credentials"
 
-# MLflow client users: a Secret in each client's namespace (keys are the environment variables
-# MLflow's client reads, so a pod `envFrom`s it), and the provisioning Job's own Secret of
+# MLflow client users: a Secret in each client's namespace (key `credentials` is MLflow's own
+# credentials file, which a pod mounts at `$HOME/.mlflow/`; the other keys, the variables MLflow's
+# client reads, are kept for Kubeflow Pipelines steps), and the provisioning Job's own Secret of
 # passwords in the MLflow namespace (keyed by client key).
 CLIENT_USERNAME_PREFIX = "svc-"
 DEFAULT_CLIENT_SECRET = "mlflow-client-credentials"
 CLIENT_URI_KEY = "MLFLOW_TRACKING_URI"
 CLIENT_USERNAME_KEY = "MLFLOW_TRACKING_USERNAME"
 CLIENT_PASSWORD_KEY = "MLFLOW_TRACKING_PASSWORD"
-CLIENT_SECRET_KEYS = (CLIENT_URI_KEY, CLIENT_USERNAME_KEY, CLIENT_PASSWORD_KEY)
+CLIENT_CREDENTIALS_KEY = "credentials"
+CLIENT_SECRET_KEYS = (
+    CLIENT_URI_KEY,
+    CLIENT_USERNAME_KEY,
+    CLIENT_PASSWORD_KEY,
+    CLIENT_CREDENTIALS_KEY,
+)
+# MLflow's client reads `~/.mlflow/credentials` (mlflow.utils.credentials) when its variables
+# are unset: the Secret volume holding it is mounted there.
+CLIENT_CREDENTIALS_VOLUME = "mlflow-credentials"
 CLIENT_PASSWORDS_SECRET = "mlflow-client-passwords"
 PROVISIONER_NAME = "mlflow-provision-users"
 PROVISIONER_CONTAINER = "provision-users"
 PROVISIONER_DIR = "/etc/mlflow/provision"
 PROVISIONER_SCRIPT = "provision_users.py"
 PROVISIONER_USERS = "users.json"
+PROVISIONER_PASSWORDS_VOLUME = "client-passwords"
+PROVISIONER_PASSWORDS_DIR = kube.secret_dir(PROVISIONER_PASSWORDS_VOLUME)
 PROVISIONER_SOURCE = Path(__file__).with_name(PROVISIONER_SCRIPT)
 # Long enough to read the logs the next day; a `pulumi up --refresh` after that recreates the
 # Job, which is harmless: the program converges and changes nothing.
@@ -82,6 +96,9 @@ PROVISIONER_BACKOFF_LIMIT = 4
 PROVISIONER_DEADLINE_SECONDS = 900
 
 AUTH_CONFIG_DIR = "/etc/mlflow/auth"
+# The tracking server's own secrets as files: the backend store URI and the Flask key.
+SERVER_SECRETS_VOLUME = "server-secrets"
+SERVER_SECRETS_DIR = kube.secret_dir(SERVER_SECRETS_VOLUME)
 TMP_MOUNT = "/tmp"
 HEALTH_PATH = "/health"
 # The image (python:3.11-slim + pip) has no user of its own: any unprivileged uid works when
@@ -94,6 +111,8 @@ POSTGRES_DATA_MOUNT = "/var/lib/postgresql/data"
 POSTGRES_PGDATA = f"{POSTGRES_DATA_MOUNT}/pgdata"
 # initdb, the server's lock file and socket need these writable under a read-only root.
 POSTGRES_RUN_DIR = "/var/run/postgresql"
+POSTGRES_SECRETS_VOLUME = "database-password"
+POSTGRES_SECRETS_DIR = kube.secret_dir(POSTGRES_SECRETS_VOLUME)
 
 # Who may act on an object no permission was granted for (MLflow's own default is READ).
 Permission = Literal["READ", "EDIT", "MANAGE", "NO_PERMISSIONS"]
@@ -320,8 +339,9 @@ class ClientConfig(StrictModel):
     )
     secret_name: str = Field(
         default=DEFAULT_CLIENT_SECRET,
-        description="Secret with MLFLOW_TRACKING_URI, MLFLOW_TRACKING_USERNAME and "
-        "MLFLOW_TRACKING_PASSWORD, for `envFrom`.",
+        description="Secret with the client's credentials: key `credentials` (MLflow's "
+        "credentials file, mounted at `$HOME/.mlflow/`) and MLFLOW_TRACKING_URI, "
+        "MLFLOW_TRACKING_USERNAME, MLFLOW_TRACKING_PASSWORD (for Kubeflow Pipelines steps).",
     )
     password_version: int = Field(
         default=1,
@@ -572,10 +592,10 @@ def client_username(key: str) -> str:
     return f"{CLIENT_USERNAME_PREFIX}{key}"
 
 
-def client_password_env(key: str) -> str:
-    """The provisioning Job's variable holding the password of `clients.<key>` (keys are DNS
-    labels, so the mapping is one to one)."""
-    return "MLFLOW_CLIENT_PASSWORD_" + key.upper().replace("-", "_")
+def client_password_file(key: str) -> str:
+    """The provisioning Job's file holding the password of `clients.<key>` (a key of the
+    passwords Secret, mounted)."""
+    return f"{PROVISIONER_PASSWORDS_DIR}/{key}"
 
 
 def postgres_host(namespace: str) -> str:
@@ -628,8 +648,25 @@ def allowed_hosts(config: MlflowConfig) -> list[str]:
     return hosts + [host for host in config.allowed_hosts if host not in hosts]
 
 
-def _secret_env(name: str, key: str, secret: str = CREDENTIALS_SECRET) -> dict[str, Any]:
-    return kube.secret_env(name, key, secret)
+def mlflow_credentials_file(username: str, password: str) -> str:
+    """MLflow's client credentials file (`~/.mlflow/credentials`, read with ConfigParser's
+    default interpolation: '%' doubled)."""
+    return (
+        "[mlflow]\n"
+        f"mlflow_tracking_username = {_ini_value(username)}\n"
+        f"mlflow_tracking_password = {_ini_value(password)}\n"
+    )
+
+
+def client_credentials_volume(secret: str) -> dict[str, Any]:
+    """A client's Secret as a volume holding only MLflow's credentials file."""
+    return kube.secret_volume(CLIENT_CREDENTIALS_VOLUME, secret, [CLIENT_CREDENTIALS_KEY])
+
+
+def client_credentials_mount(home: str) -> dict[str, Any]:
+    """Where MLflow's client looks for its credentials file: `$HOME/.mlflow/credentials`
+    (`home` is the container's HOME, a writable emptyDir in the platform's pods)."""
+    return kube.secret_volume_mount(CLIENT_CREDENTIALS_VOLUME, f"{home}/.mlflow")
 
 
 # --- labels -----------------------------------------------------------------------------------
@@ -654,7 +691,8 @@ CloudType = Literal["aws", "gcp", "local"]
 
 def server_args(config: MlflowConfig, artifacts_uri: str) -> list[str]:
     """`mlflow server` flags. The backend store URI is not among them: click reads it from
-    MLFLOW_BACKEND_STORE_URI (a secretKeyRef), so the password is in no argv and no spec."""
+    MLFLOW_BACKEND_STORE_URI, set from its file (`server_command`), so the password is in no
+    argv and no spec."""
     args = [
         "server",
         "--host",
@@ -678,19 +716,15 @@ def server_env(
     config: MlflowConfig, cloud: CloudType, aws_region: str | None = None
 ) -> list[dict[str, Any]]:
     env: list[dict[str, Any]] = [
-        _secret_env("MLFLOW_BACKEND_STORE_URI", BACKEND_STORE_URI_KEY),
         # No user exists for the uid: HOME and every cache go to the writable /tmp.
         {"name": "HOME", "value": TMP_MOUNT},
         {"name": "TMPDIR", "value": TMP_MOUNT},
         {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
     ]
     if config.auth.enabled:
-        env += [
-            {"name": "MLFLOW_AUTH_CONFIG_PATH", "value": f"{AUTH_CONFIG_DIR}/{AUTH_CONFIG_KEY}"},
-            # `mlflow server --app-name basic-auth` exits without it (3.x); every replica and
-            # worker must use the same key or CSRF tokens fail across them.
-            _secret_env("MLFLOW_FLASK_SERVER_SECRET_KEY", FLASK_SECRET_KEY_KEY),
-        ]
+        env.append(
+            {"name": "MLFLOW_AUTH_CONFIG_PATH", "value": f"{AUTH_CONFIG_DIR}/{AUTH_CONFIG_KEY}"}
+        )
     if cloud == "aws":
         if not aws_region:
             raise ValueError("aws_region is required on AWS (boto3 signs for the bucket region)")
@@ -699,30 +733,53 @@ def server_env(
             {"name": "AWS_DEFAULT_REGION", "value": aws_region},
         ]
     if cloud == "local":
-        # MinIO: the workload identity's Secret holds the user's keys and the endpoint.
-        env.append(
-            _secret_env(
-                "MLFLOW_S3_ENDPOINT_URL",
-                "AWS_ENDPOINT_URL",
-                credentials_secret_name(config.service_account),
-            )
-        )
+        # MinIO: boto3 reads the user's keys and the endpoint (`endpoint_url`, which MLflow's
+        # S3 client takes when MLFLOW_S3_ENDPOINT_URL is unset) from the identity's files.
+        env += credential_files(config.service_account).env
     return env
+
+
+def server_secret_keys(config: MlflowConfig) -> dict[str, str]:
+    """Variable -> key of the credentials Secret the server reads from a file."""
+    keys = {"MLFLOW_BACKEND_STORE_URI": BACKEND_STORE_URI_KEY}
+    if config.auth.enabled:
+        # `mlflow server --app-name basic-auth` exits without it (3.x); every replica and
+        # worker must use the same key or CSRF tokens fail across them.
+        keys["MLFLOW_FLASK_SERVER_SECRET_KEY"] = FLASK_SECRET_KEY_KEY
+    return keys
+
+
+def server_command(config: MlflowConfig) -> list[str]:
+    """`mlflow` with its two secrets set from their files. MLflow reads the backend store URI
+    only from `--backend-store-uri` or MLFLOW_BACKEND_STORE_URI and the Flask key only from
+    MLFLOW_FLASK_SERVER_SECRET_KEY; SQLAlchemy takes the password only in the URI (libpq's
+    PGPASSFILE is ignored when the file is group-readable, which a Secret volume read through
+    fsGroup is). No native file option exists, so a shell sets them from the files and execs
+    the server."""
+    files = {
+        name: f"{SERVER_SECRETS_DIR}/{key}" for name, key in server_secret_keys(config).items()
+    }
+    return kube.env_from_files_command(files, ["mlflow"])
 
 
 def server_container(
     config: MlflowConfig, cloud: CloudType, artifacts_uri: str, aws_region: str | None = None
 ) -> dict[str, Any]:
     resources = config.resources
-    mounts = [{"name": "tmp", "mountPath": TMP_MOUNT}]
+    mounts = [
+        {"name": "tmp", "mountPath": TMP_MOUNT},
+        kube.secret_volume_mount(SERVER_SECRETS_VOLUME),
+    ]
     if config.auth.enabled:
         mounts.append({"name": "auth-config", "mountPath": AUTH_CONFIG_DIR, "readOnly": True})
+    if cloud == "local":
+        mounts.append(credential_files(config.service_account).mount)
     http_health = {"httpGet": {"path": HEALTH_PATH, "port": "http"}}
     spec: dict[str, Any] = {
         "name": CONTAINER_NAME,
         "image": config.image,
         "imagePullPolicy": "IfNotPresent",
-        "command": ["mlflow"],
+        "command": server_command(config),
         "args": server_args(config, artifacts_uri),
         "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
         "env": server_env(config, cloud, aws_region),
@@ -734,8 +791,6 @@ def server_container(
         "securityContext": kube.restricted_container_security(RUN_AS_USER),
         "volumeMounts": mounts,
     }
-    if cloud == "local":
-        spec["envFrom"] = [{"secretRef": {"name": credentials_secret_name(config.service_account)}}]
     return spec
 
 
@@ -743,20 +798,15 @@ def server_pod_spec(
     config: MlflowConfig, cloud: CloudType, artifacts_uri: str, aws_region: str | None = None
 ) -> dict[str, Any]:
     volumes: list[dict[str, Any]] = [
-        {"name": "tmp", "emptyDir": {"sizeLimit": config.resources.tmp_size_limit}}
+        {"name": "tmp", "emptyDir": {"sizeLimit": config.resources.tmp_size_limit}},
+        kube.secret_volume(
+            SERVER_SECRETS_VOLUME, CREDENTIALS_SECRET, server_secret_keys(config).values()
+        ),
     ]
     if config.auth.enabled:
-        volumes.append(
-            {
-                "name": "auth-config",
-                "secret": {
-                    "secretName": CREDENTIALS_SECRET,
-                    "items": [{"key": AUTH_CONFIG_KEY, "path": AUTH_CONFIG_KEY}],
-                    # Owner and group (fsGroup) read; nobody else.
-                    "defaultMode": 0o440,
-                },
-            }
-        )
+        volumes.append(kube.secret_volume("auth-config", CREDENTIALS_SECRET, [AUTH_CONFIG_KEY]))
+    if cloud == "local":
+        volumes.append(credential_files(config.service_account).volume)
     return {
         "serviceAccountName": config.service_account,
         # IRSA and GKE Workload Identity bring their own token; the server never calls the API.
@@ -846,7 +896,13 @@ def credentials_secret_metadata(config: MlflowConfig) -> dict[str, Any]:
 def credentials_secret_keys(cloud: CloudType, auth_enabled: bool) -> list[str]:
     keys = [BACKEND_STORE_URI_KEY]
     if auth_enabled:
-        keys += [AUTH_CONFIG_KEY, ADMIN_USERNAME_KEY, ADMIN_PASSWORD_KEY, FLASK_SECRET_KEY_KEY]
+        keys += [
+            AUTH_CONFIG_KEY,
+            ADMIN_USERNAME_KEY,
+            ADMIN_PASSWORD_KEY,
+            ADMIN_CREDENTIALS_KEY,
+            FLASK_SECRET_KEY_KEY,
+        ]
     if cloud == "local":
         keys.append(DATABASE_PASSWORD_KEY)
     return keys
@@ -865,11 +921,13 @@ def client_secret_metadata(config: MlflowConfig, key: str) -> dict[str, Any]:
 
 
 def client_secret_data(config: MlflowConfig, key: str, password: str) -> dict[str, str]:
-    """What a pod of the client `envFrom`s: MLflow's client reads exactly these variables."""
+    """MLflow's credentials file, which the platform's pods mount, and the variables MLflow's
+    client reads, which Kubeflow Pipelines steps load (kfp-kubernetes `use_secret_as_env`)."""
     return {
         CLIENT_URI_KEY: tracking_uri(config.namespace),
         CLIENT_USERNAME_KEY: client_username(key),
         CLIENT_PASSWORD_KEY: password,
+        CLIENT_CREDENTIALS_KEY: mlflow_credentials_file(client_username(key), password),
     }
 
 
@@ -879,13 +937,13 @@ def client_passwords_secret_metadata(config: MlflowConfig) -> dict[str, Any]:
 
 
 def users_spec(config: MlflowConfig) -> dict[str, Any]:
-    """What `provision_users.py` converges on (no password: it names their variables)."""
+    """What `provision_users.py` converges on (no password: it names their files)."""
     return {
         "users": [
             {
                 "username": client_username(key),
                 "permission": client.permission,
-                "password_env": client_password_env(key),
+                "password_file": client_password_file(key),
             }
             for key, client in sorted(config.clients.items())
         ]
@@ -926,19 +984,14 @@ def provisioner_config_map(config: MlflowConfig) -> dict[str, Any]:
 
 
 def provisioner_env(config: MlflowConfig) -> list[dict[str, Any]]:
-    """The admin's credentials and every client password by reference; no value is secret."""
+    """No value is secret: the admin's credentials are MLflow's credentials file under HOME,
+    the client passwords files named in the users spec."""
     return [
         {"name": "MLFLOW_TRACKING_URI", "value": tracking_uri(config.namespace)},
-        _secret_env("MLFLOW_TRACKING_USERNAME", ADMIN_USERNAME_KEY),
-        _secret_env("MLFLOW_TRACKING_PASSWORD", ADMIN_PASSWORD_KEY),
         {"name": "HOME", "value": TMP_MOUNT},
         {"name": "TMPDIR", "value": TMP_MOUNT},
         {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
         {"name": "PYTHONUNBUFFERED", "value": "1"},
-        *(
-            _secret_env(client_password_env(key), key, CLIENT_PASSWORDS_SECRET)
-            for key in sorted(config.clients)
-        ),
     ]
 
 
@@ -961,6 +1014,8 @@ def provisioner_job(config: MlflowConfig) -> dict[str, Any]:
         "volumeMounts": [
             {"name": "tmp", "mountPath": TMP_MOUNT},
             {"name": "program", "mountPath": PROVISIONER_DIR, "readOnly": True},
+            client_credentials_mount(TMP_MOUNT),
+            kube.secret_volume_mount(PROVISIONER_PASSWORDS_VOLUME),
         ],
     }
     return {
@@ -986,6 +1041,16 @@ def provisioner_job(config: MlflowConfig) -> dict[str, Any]:
                             "name": "program",
                             "configMap": {"name": name, "defaultMode": 0o444},
                         },
+                        kube.secret_volume(
+                            CLIENT_CREDENTIALS_VOLUME,
+                            CREDENTIALS_SECRET,
+                            {ADMIN_CREDENTIALS_KEY: CLIENT_CREDENTIALS_KEY},
+                        ),
+                        kube.secret_volume(
+                            PROVISIONER_PASSWORDS_VOLUME,
+                            CLIENT_PASSWORDS_SECRET,
+                            sorted(config.clients),
+                        ),
                     ],
                 },
             },
@@ -1000,7 +1065,8 @@ def postgres_statefulset(config: MlflowConfig) -> dict[str, Any]:
     """The official postgres image, non-root with a read-only root filesystem.
 
     The image's entrypoint skips its chown/gosu steps when started as the `postgres` user, and
-    initialises PGDATA on first start from POSTGRES_USER/POSTGRES_DB/POSTGRES_PASSWORD.
+    initialises PGDATA on first start from POSTGRES_USER/POSTGRES_DB and the password in the
+    file POSTGRES_PASSWORD_FILE names (the image's own `_FILE` convention).
     """
     database = config.postgres
     ready = {
@@ -1056,7 +1122,10 @@ def postgres_statefulset(config: MlflowConfig) -> dict[str, Any]:
                             "env": [
                                 {"name": "POSTGRES_USER", "value": DATABASE_USER},
                                 {"name": "POSTGRES_DB", "value": DATABASE_NAME},
-                                _secret_env("POSTGRES_PASSWORD", DATABASE_PASSWORD_KEY),
+                                {
+                                    "name": "POSTGRES_PASSWORD_FILE",
+                                    "value": f"{POSTGRES_SECRETS_DIR}/{DATABASE_PASSWORD_KEY}",
+                                },
                                 {"name": "PGDATA", "value": POSTGRES_PGDATA},
                             ],
                             "resources": {
@@ -1071,12 +1140,16 @@ def postgres_statefulset(config: MlflowConfig) -> dict[str, Any]:
                                 {"name": "data", "mountPath": POSTGRES_DATA_MOUNT},
                                 {"name": "run", "mountPath": POSTGRES_RUN_DIR},
                                 {"name": "tmp", "mountPath": TMP_MOUNT},
+                                kube.secret_volume_mount(POSTGRES_SECRETS_VOLUME),
                             ],
                         }
                     ],
                     "volumes": [
                         {"name": "run", "emptyDir": {"sizeLimit": "16Mi"}},
                         {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
+                        kube.secret_volume(
+                            POSTGRES_SECRETS_VOLUME, CREDENTIALS_SECRET, [DATABASE_PASSWORD_KEY]
+                        ),
                     ],
                 },
             },
@@ -1140,6 +1213,17 @@ def tracking_network_policy(config: MlflowConfig) -> dict[str, Any]:
     )
 
 
+def provisioner_network_policy(config: MlflowConfig) -> dict[str, Any]:
+    """The users' provisioning Job takes no connection and opens only two: the tracking
+    server's port (the REST API it provisions through) and the cluster DNS. It reaches the
+    database only through the server, so a stolen admin credential in it reaches nothing else."""
+    return kube.egress_network_policy(
+        _metadata(PROVISIONER_NAME, config.namespace, "user-provisioner"),
+        selector_labels("user-provisioner"),
+        [([{"podSelector": {"matchLabels": selector_labels("tracking-server")}}], PORT)],
+    )
+
+
 def postgres_network_policy(config: MlflowConfig) -> dict[str, Any]:
     """Only the tracking server's pods reach the database."""
     return kube.ingress_network_policy(
@@ -1168,6 +1252,7 @@ class Rendered:
     # data are secret Outputs the resource layer adds; here they are checked with placeholders).
     provisioner_config_map: dict[str, Any] | None = None
     provisioner_job: dict[str, Any] | None = None
+    provisioner_network_policy: dict[str, Any] | None = None
     client_secrets: dict[str, dict[str, Any]] = field(default_factory=dict)
     client_passwords_secret: dict[str, Any] | None = None
 
@@ -1181,6 +1266,7 @@ class Rendered:
                 self.postgres_network_policy,
                 self.provisioner_config_map,
                 self.provisioner_job,
+                self.provisioner_network_policy,
                 self.client_passwords_secret,
             )
             if obj is not None
@@ -1204,6 +1290,7 @@ def render(
         postgres_network_policy=postgres_network_policy(config) if local else None,
         provisioner_config_map=provisioner_config_map(config) if clients else None,
         provisioner_job=provisioner_job(config) if clients else None,
+        provisioner_network_policy=provisioner_network_policy(config) if clients else None,
         client_secrets={
             key: _secret_envelope(
                 client_secret_metadata(config, key),

@@ -11,9 +11,10 @@ It runs in the tracking server's own image (python + mlflow) and imports nothing
 
     python provision_users.py /etc/mlflow/provision/users.json
 
-Environment: `MLFLOW_TRACKING_URI`, the admin's `MLFLOW_TRACKING_USERNAME` and
-`MLFLOW_TRACKING_PASSWORD` (MLflow's REST client reads both), and for each user the variable named
-by its `password_env`. Passwords are never printed.
+Environment: `MLFLOW_TRACKING_URI`; the admin's credentials are MLflow's own credentials file,
+`$HOME/.mlflow/credentials` (a mounted Secret key; MLflow's REST client reads it, or its
+`MLFLOW_TRACKING_USERNAME`/`MLFLOW_TRACKING_PASSWORD` when set), and each user's password is the
+file named by its `password_file` (a mounted Secret key). Passwords are never printed.
 
 Users removed from the spec are left alone (their Secrets are gone, so nobody holds the
 password); delete them with `AuthServiceClient.delete_user` when wanted.
@@ -50,16 +51,16 @@ class ProvisioningError(RuntimeError):
 class ClientUser:
     username: str
     permission: str
-    password_env: str
+    password_file: str
 
 
 def parse_users(spec: Mapping[str, Any]) -> list[ClientUser]:
-    """The `users` of a spec (`{"users": [{"username", "permission", "password_env"}]}`)."""
+    """The `users` of a spec (`{"users": [{"username", "permission", "password_file"}]}`)."""
     users = [
         ClientUser(
             username=str(item["username"]),
             permission=str(item["permission"]),
-            password_env=str(item["password_env"]),
+            password_file=str(item["password_file"]),
         )
         for item in spec.get("users", [])
     ]
@@ -74,18 +75,33 @@ def parse_users(spec: Mapping[str, Any]) -> list[ClientUser]:
     return users
 
 
-def read_passwords(users: Sequence[ClientUser], environ: Mapping[str, str]) -> dict[str, str]:
-    """username -> password from the environment; every one present and long enough."""
+def read_passwords(users: Sequence[ClientUser]) -> dict[str, str]:
+    """username -> password from each user's file; every one present and long enough."""
     passwords: dict[str, str] = {}
     for user in users:
-        password = environ.get(user.password_env, "")
+        try:
+            password = Path(user.password_file).read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as error:
+            raise ProvisioningError(
+                f"{user.username}: password file {user.password_file} cannot be read "
+                f"({error.strerror})"
+            ) from None
         if len(password) < MIN_PASSWORD_LENGTH:
             raise ProvisioningError(
-                f"{user.username}: {user.password_env} is unset or shorter than "
+                f"{user.username}: password file {user.password_file} is empty or shorter than "
                 f"{MIN_PASSWORD_LENGTH} characters"
             )
         passwords[user.username] = password
     return passwords
+
+
+def admin_credentials_found(environ: Mapping[str, str]) -> bool:
+    """MLflow's client will authenticate: its variables are set, or its credentials file
+    (`$HOME/.mlflow/credentials`, what MLflow reads) exists."""
+    if environ.get("MLFLOW_TRACKING_USERNAME") and environ.get("MLFLOW_TRACKING_PASSWORD"):
+        return True
+    home = environ.get("HOME", "")
+    return bool(home) and (Path(home) / ".mlflow" / "credentials").is_file()
 
 
 def wait_for_server(
@@ -173,13 +189,15 @@ def main(argv: Sequence[str], environ: Mapping[str, str] = os.environ) -> int:
         return 2
     try:
         users = parse_users(json.loads(Path(argv[0]).read_text()))
-        passwords = read_passwords(users, environ)
+        passwords = read_passwords(users)
         tracking_uri = environ.get("MLFLOW_TRACKING_URI", "")
         if not tracking_uri:
             raise ProvisioningError("MLFLOW_TRACKING_URI is not set")
-        for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
-            if not environ.get(name):
-                raise ProvisioningError(f"{name} (the admin's) is not set")
+        if not admin_credentials_found(environ):
+            raise ProvisioningError(
+                "the admin's credentials are missing: neither $HOME/.mlflow/credentials nor "
+                "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
+            )
         wait_for_server(tracking_uri)
     except ProvisioningError as error:
         print(f"error: {error}", file=sys.stderr)

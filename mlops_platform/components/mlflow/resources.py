@@ -272,6 +272,9 @@ def _credentials(
         data[model.AUTH_CONFIG_KEY] = model.auth_config_ini(config.auth, uri, admin_password)
         data[model.ADMIN_USERNAME_KEY] = config.auth.admin_username
         data[model.ADMIN_PASSWORD_KEY] = admin_password
+        data[model.ADMIN_CREDENTIALS_KEY] = model.mlflow_credentials_file(
+            config.auth.admin_username, admin_password
+        )
         data[model.FLASK_SECRET_KEY_KEY] = flask_secret_key
     if cloud_type == "local":
         data[model.DATABASE_PASSWORD_KEY] = db_password
@@ -291,6 +294,7 @@ def _client_users(
     if not config.clients:
         return pulumi.Output.from_input({})
     assert rendered.provisioner_config_map and rendered.provisioner_job
+    assert rendered.provisioner_network_policy
     passwords: dict[str, pulumi.Output[str]] = {}
     secrets: list[k8s.core.v1.Secret] = []
     for key in sorted(config.clients):
@@ -333,13 +337,20 @@ def _client_users(
         data=rendered.provisioner_config_map["data"],
         opts=in_namespace,
     )
+    # Before the Job: its pods start fenced in (egress to the server and DNS only).
+    fence = k8s.networking.v1.NetworkPolicy(
+        f"{name}-provisioner",
+        metadata=rendered.provisioner_network_policy["metadata"],
+        spec=rendered.provisioner_network_policy["spec"],
+        opts=in_namespace,
+    )
     job = k8s.batch.v1.Job(
         f"{name}-provision-users",
         metadata=rendered.provisioner_job["metadata"],
         spec=rendered.provisioner_job["spec"],
         opts=pulumi.ResourceOptions.merge(
             in_namespace,
-            pulumi.ResourceOptions(depends_on=[*server, job_passwords, program]),
+            pulumi.ResourceOptions(depends_on=[*server, job_passwords, program, fence]),
         ),
     )
     described = {

@@ -36,10 +36,15 @@ from mlops_platform.components.kube import (
     check_quantity,
     container_resources,
 )
+from mlops_platform.components.mlflow.model import (
+    client_credentials_mount,
+    client_credentials_volume,
+)
 from mlops_platform.components.serving import delivery
 from mlops_platform.components.serving.delivery import ProgressiveConfig
 from mlops_platform.components.versions import MODEL_SERVER_IMAGE
 from mlops_platform.model_server.settings import (
+    FILE_SUFFIX,
     REGISTRY,
     EnvVar,
     KafkaSaslMechanism,
@@ -106,6 +111,21 @@ SERVER_SASL_MECHANISMS: dict[str, KafkaSaslMechanism] = {
 KAFKA_CA_VOLUME = "kafka-ca"
 KAFKA_CA_MOUNT = "/etc/kafka-ca"
 KAFKA_CA_VOLUME_MOUNT = {"name": KAFKA_CA_VOLUME, "mountPath": KAFKA_CA_MOUNT, "readOnly": True}
+
+
+# The SCRAM password (a key of the client's Secret), mounted read-only: the platform's Kafka
+# clients read it through `<NAME>_FILE` (mlops_platform.model_server.settings).
+KAFKA_PASSWORD_VOLUME = "kafka-password"
+KAFKA_PASSWORD_VOLUME_MOUNT = kube.secret_volume_mount(KAFKA_PASSWORD_VOLUME)
+
+
+def kafka_password_volume(password: Any) -> dict[str, Any]:
+    """The pod volume of a Kafka client's password Secret key (a `KeyRef`)."""
+    return kube.secret_volume(KAFKA_PASSWORD_VOLUME, password.name, [password.key])
+
+
+def kafka_password_file(password: Any) -> str:
+    return f"{kube.secret_dir(KAFKA_PASSWORD_VOLUME)}/{password.key}"
 
 
 def kafka_ca_volume(ca: Any) -> dict[str, Any]:
@@ -340,8 +360,9 @@ class ModelDeploymentConfig(StrictModel):
     )
     credentials_secret: str | None = Field(
         default=None,
-        description="Existing Secret whose keys become environment variables (locally, the "
-        "`<sa>-s3-credentials` Secret a workload identity creates).",
+        description="Existing Secret with the model's MLflow client credentials: its key "
+        "`credentials` (MLflow's credentials file) is mounted read-only at "
+        "`$HOME/.mlflow/credentials`. Default: the namespace's platform MLflow client Secret.",
     )
     istio_sidecar: bool = Field(
         default=True,
@@ -656,8 +677,8 @@ def _env(name: str, value: ServerSettingValue) -> dict[str, str]:
 
 
 def kafka_security_env(kafka: KafkaClientWiring) -> list[dict[str, Any]]:
-    """TLS + SASL of the prediction log from a platform Kafka client; the password only by
-    reference to its Secret, the CA as a mounted file."""
+    """TLS + SASL of the prediction log from a platform Kafka client; the password and the CA
+    as mounted files (`kafka_volumes`)."""
     env: list[dict[str, Any]] = [
         _env(_VARS["kafka_security_protocol"].name, kafka.security_protocol),
         _env(_VARS["kafka_sasl_mechanism"].name, SERVER_SASL_MECHANISMS[kafka.auth_method]),
@@ -666,15 +687,10 @@ def kafka_security_env(kafka: KafkaClientWiring) -> list[dict[str, Any]]:
         env.append(_env(_VARS["kafka_sasl_username"].name, kafka.username))
     if kafka.password_secret is not None:
         env.append(
-            {
-                "name": _VARS["kafka_sasl_password"].name,
-                "valueFrom": {
-                    "secretKeyRef": {
-                        "name": kafka.password_secret.name,
-                        "key": kafka.password_secret.key,
-                    }
-                },
-            }
+            _env(
+                _VARS["kafka_sasl_password"].name + FILE_SUFFIX,
+                kafka_password_file(kafka.password_secret),
+            )
         )
     if kafka.ca_config_map is not None:
         env.append(_env(_VARS["kafka_ca_file"].name, kafka_ca_file(kafka)))
@@ -751,8 +767,12 @@ def container(
     }
     if _kafka_ca(config, kafka) is not None:
         spec["volumeMounts"].append(dict(KAFKA_CA_VOLUME_MOUNT))
+    if _kafka_password(config, kafka) is not None:
+        spec["volumeMounts"].append(dict(KAFKA_PASSWORD_VOLUME_MOUNT))
     if config.credentials_secret is not None:
-        spec["envFrom"] = [{"secretRef": {"name": config.credentials_secret}}]
+        # MLflow's client reads `$HOME/.mlflow/credentials`; HOME is the writable /tmp.
+        spec["volumeMounts"].append(client_credentials_mount(TMP_MOUNT))
+        spec["env"].append(_env("HOME", TMP_MOUNT))
     if config.pre_stop_seconds == 0:
         del spec["lifecycle"]  # no sleep at all, rather than a zero-second sleep action
     return spec
@@ -781,6 +801,12 @@ def _kafka_ca(config: ModelDeploymentConfig, kafka: KafkaClientWiring | None):
     return kafka.ca_config_map
 
 
+def _kafka_password(config: ModelDeploymentConfig, kafka: KafkaClientWiring | None):
+    if config.prediction_sink != "kafka" or kafka is None:
+        return None
+    return kafka.password_secret
+
+
 def pod_spec(
     name: str, config: ModelDeploymentConfig, track: Track, kafka: KafkaClientWiring | None = None
 ) -> dict[str, Any]:
@@ -792,6 +818,8 @@ def pod_spec(
             "runAsNonRoot": True,
             "runAsUser": RUN_AS_USER,
             "runAsGroup": RUN_AS_USER,
+            # Secret volumes are root-owned 0440: the server reads them through this group.
+            "fsGroup": RUN_AS_USER,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "containers": [container(config, track, kafka)],
@@ -813,6 +841,11 @@ def pod_spec(
     ca = _kafka_ca(config, kafka)
     if ca is not None:
         spec["volumes"].append(kafka_ca_volume(ca))
+    password = _kafka_password(config, kafka)
+    if password is not None:
+        spec["volumes"].append(kafka_password_volume(password))
+    if config.credentials_secret is not None:
+        spec["volumes"].append(client_credentials_volume(config.credentials_secret))
     if config.service_account is not None:
         spec["serviceAccountName"] = config.service_account
     return spec

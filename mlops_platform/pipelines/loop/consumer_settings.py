@@ -52,8 +52,9 @@ REGISTRY: tuple[EnvVar, ...] = (
         str,
         "",
         "Where the windows are written: the datasets bucket (`s3://<bucket>`, `gs://<bucket>`, "
-        "optionally with a prefix) or a local folder. MinIO: `s3://<bucket>` with "
-        "`AWS_ENDPOINT_URL` set (the workload identity's Secret provides it). Required.",
+        "optionally with a prefix) or a local folder. MinIO: `s3://<bucket>` with the endpoint "
+        "in `AWS_ENDPOINT_URL` or the AWS config file's `endpoint_url` (the workload identity's "
+        "mounted Secret provides it). Required.",
     ),
     EnvVar(
         "MLOPS_CONSUMER_KAFKA_BOOTSTRAP_SERVERS",
@@ -164,8 +165,8 @@ class ConsumerSettings:
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for var in REGISTRY:
-            if var.name in env and env[var.name].strip() != "":
-                values[var.field] = var.parse(env[var.name])
+            if (text := var.raw(env)).strip() != "":
+                values[var.field] = var.parse(text)
             elif var.fallback and env.get(var.fallback, "").strip() != "":
                 values[var.field] = var.parse(env[var.fallback])
             else:

@@ -108,7 +108,7 @@ class MonitorSettings:
         env = os.environ if environ is None else environ
         raw: dict[str, Any] = {}
         for var in REGISTRY:
-            text = env.get(var.name, "")
+            text = var.raw(env)
             raw[var.field] = var.parse(text) if text.strip() else var.default
         for name, field in (
             ("MLOPS_DRIFT_MONITOR_BUCKET_URI", "bucket_uri"),

@@ -32,7 +32,7 @@ REGISTRY: tuple[EnvVar, ...] = (
         str,
         "",
         f"Bearer token Alertmanager sends (required, at least {MIN_TOKEN_LENGTH} characters; "
-        "from a Secret).",
+        "a Secret key, best mounted as a file).",
         secret=True,
     ),
     EnvVar(
@@ -199,8 +199,8 @@ class ReceiverSettings:
                 value = overrides.pop(var.field)
                 var.check(value)
                 values[var.field] = value
-            elif env.get(var.name, "").strip():
-                values[var.field] = var.parse(env[var.name])
+            elif (text := var.raw(env)).strip():
+                values[var.field] = var.parse(text)
             else:
                 values[var.field] = var.default
         if overrides:

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import orjson
 import pyarrow as pa
@@ -257,12 +257,38 @@ def hours(start: datetime, end: datetime) -> Iterator[datetime]:
         current += timedelta(hours=1)
 
 
+def configured_s3_endpoint(environ: Mapping[str, str] | None = None) -> str | None:
+    """The S3 endpoint the AWS SDKs would use: `AWS_ENDPOINT_URL_S3`/`AWS_ENDPOINT_URL`, else
+    `endpoint_url` of the AWS config file (locally the MinIO endpoint in the workload identity's
+    mounted files); None for AWS's own. pyarrow reads only the variables, so botocore resolves
+    it: it implements the SDKs' precedence (profiles, per-service sections), which a hand-written
+    reader of the file would not."""
+    import os
+
+    import botocore.session
+    from botocore.configprovider import ConfiguredEndpointProvider
+
+    session = botocore.session.Session()
+    provider = ConfiguredEndpointProvider(
+        full_config=session.full_config,
+        scoped_config=session.get_scoped_config(),
+        client_name="s3",
+        environ=os.environ if environ is None else environ,
+    )
+    return provider.provide()
+
+
 def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
-    """pyarrow's filesystem and base path for `s3://`, `gs://` or a local path. S3 reads
-    `AWS_ENDPOINT_URL` (MinIO, from the workload identity's Secret) and the default credential
-    chain (IRSA); GCS the Application Default Credentials (Workload Identity)."""
+    """pyarrow's filesystem and base path for `s3://`, `gs://` or a local path. S3 uses the
+    configured endpoint (`configured_s3_endpoint`: MinIO locally) and the default credential
+    chain (IRSA; locally the shared credentials file of the workload identity's Secret); GCS
+    the Application Default Credentials (Workload Identity)."""
     if not uri:
         raise ValueError("bucket URI is empty")
+    if uri.startswith("s3://") and (endpoint := configured_s3_endpoint()):
+        parts = urlsplit(endpoint)
+        fs = pafs.S3FileSystem(endpoint_override=parts.netloc, scheme=parts.scheme or "https")
+        return fs, uri.removeprefix("s3://").rstrip("/")
     fs, path = pafs.FileSystem.from_uri(uri)
     return fs, path.rstrip("/")
 
