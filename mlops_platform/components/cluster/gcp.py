@@ -189,7 +189,7 @@ def build(name: str, cloud: GcpCloud, config: ClusterConfig, protect: bool, pare
     system_pool = create_node_pool(
         f"{name}-system", system_pool_spec(config.system_pool, "gcp"), wiring, parent
     )
-    kubeconfig = pulumi.Output.secret(
+    kubeconfig: pulumi.Output[str] = pulumi.Output.secret(
         pulumi.Output.all(
             cluster.name, cluster.endpoint, cluster.master_auth.cluster_ca_certificate
         ).apply(lambda values: json.dumps(gke_kubeconfig(*values)))
@@ -221,7 +221,7 @@ def create_node_pool(
     name: str, spec: NodePoolSpec, wiring: GkeNodeWiring, parent
 ) -> gcp.container.NodePool:
     inputs = gke_node_pool_inputs(spec)
-    node_config = {
+    node_config: gcp.container.NodePoolNodeConfigArgsDict = {
         **inputs.pop("node_config"),
         "service_account": wiring.service_account_email,
         "resource_labels": dict(wiring.labels),

@@ -34,7 +34,7 @@ class GpuNodePoolsArgs:
     kubernetes: k8s.Provider
 
 
-def _aws_pools(name, args: GpuNodePoolsArgs, parent) -> dict[str, pulumi.Resource]:
+def _aws_pools(name, args: GpuNodePoolsArgs, parent) -> dict[str, pulumi.CustomResource]:
     wiring = args.cluster.node_wiring
     assert isinstance(wiring, EksNodeWiring), "an EKS cluster has EKS node wiring"
     return {
@@ -45,7 +45,7 @@ def _aws_pools(name, args: GpuNodePoolsArgs, parent) -> dict[str, pulumi.Resourc
     }
 
 
-def _gcp_pools(name, args: GpuNodePoolsArgs, parent) -> dict[str, pulumi.Resource]:
+def _gcp_pools(name, args: GpuNodePoolsArgs, parent) -> dict[str, pulumi.CustomResource]:
     wiring = args.cluster.node_wiring
     assert isinstance(wiring, GkeNodeWiring), "a GKE cluster has GKE node wiring"
     return {
@@ -54,7 +54,7 @@ def _gcp_pools(name, args: GpuNodePoolsArgs, parent) -> dict[str, pulumi.Resourc
     }
 
 
-def _local_pools(name, args: GpuNodePoolsArgs, parent) -> dict[str, pulumi.Resource]:
+def _local_pools(name, args: GpuNodePoolsArgs, parent) -> dict[str, pulumi.CustomResource]:
     # Nothing is created locally: a pool names existing nodes the operator labelled
     # `mlops.dev/node-pool=<key>` (see README).
     return {}
@@ -113,5 +113,6 @@ class GpuNodePools(pulumi.ComponentResource):
                     parent=self, provider=args.kubernetes, depends_on=list(pools.values())
                 ),
             )
-            self.device_plugin = release.status.apply(lambda status: status.name)
+            # typed optional, but a deployed release always has its name
+            self.device_plugin = release.status.apply(lambda status: status.name)  # type: ignore[arg-type, return-value]
         self.register_outputs({"node_pools": self.node_pools, "device_plugin": self.device_plugin})

@@ -707,7 +707,7 @@ def server_container(
     config: MlflowConfig, cloud: CloudType, artifacts_uri: str, aws_region: str | None = None
 ) -> dict[str, Any]:
     resources = config.resources
-    mounts = [{"name": "tmp", "mountPath": TMP_MOUNT}]
+    mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": TMP_MOUNT}]
     if config.auth.enabled:
         mounts.append({"name": "auth-config", "mountPath": AUTH_CONFIG_DIR, "readOnly": True})
     http_health = {"httpGet": {"path": HEALTH_PATH, "port": "http"}}
