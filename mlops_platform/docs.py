@@ -296,9 +296,11 @@ def component_classes(area: str) -> list[type]:
 
 def args_class(component: type) -> type | None:
     """The dataclass `component.__init__` takes as `args`."""
-    hints = typing.get_type_hints(component.__init__)
-    args = hints.get("args")
-    return args if args is not None and dataclasses.is_dataclass(args) else None
+    init = vars(component).get("__init__")  # the class's own, not an inherited one
+    if init is None:
+        return None
+    args = typing.get_type_hints(init).get("args")
+    return args if isinstance(args, type) and dataclasses.is_dataclass(args) else None
 
 
 def _annotation(owner: type, name: str) -> str:
@@ -394,7 +396,7 @@ def _python_outputs(into: list[tuple[type, str, str, dict[str, Any]]]) -> Iterat
 
     original = pulumi.ComponentResource.register_outputs
 
-    def record(self: pulumi.Resource, outputs: Any) -> None:
+    def record(self: pulumi.ComponentResource, outputs: Any) -> None:
         into.append((type(self), self._type, self._name, dict(outputs or {})))
         original(self, outputs)
 
@@ -439,7 +441,7 @@ def collect_outputs(stack_files: list[Path] | None = None) -> dict[type, Compone
                     continue  # not set on this cloud (an empty map: nothing to name)
                 entry.clouds[key].add(cloud)
                 entry.kinds[key].add(_kind(got))
-                if any(
+                if values is not None and any(
                     p == key or p.startswith((f"{key}.", f"{key}[")) for p in values.secret_paths
                 ):
                     entry.secret.add(key)

@@ -167,7 +167,7 @@ def _changed_keys(old: Any, new: Any, prefix: str = "", depth: int = 2) -> list[
 def diff_plans(base: dict[str, Any], new: dict[str, Any], base_name: str = "base") -> PlanDiff:
     """What `new` adds, changes and removes against `base` (both `mlops plan --format json`)."""
 
-    def index(plan: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    def index(plan: dict[str, Any]) -> dict[tuple[str, str, str], dict[str, Any]]:
         try:
             # A layer is its own project: the same provider name may appear in each.
             return {(r.get("layer") or "", r["type"], r["name"]): r for r in plan["resources"]}

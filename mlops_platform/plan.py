@@ -116,7 +116,9 @@ def build_plan(stack: str, stack_file_path: Path, layers: Sequence[str] | None =
     from mlops_platform import config
     from mlops_platform.wiring import LAYERS
 
-    wanted = list(LAYERS) if not layers else [layer for layer in LAYERS if layer in layers]
+    wanted: list[str] = (
+        list(LAYERS) if not layers else [layer for layer in LAYERS if layer in layers]
+    )
     stack_file = config.read_stack_file(stack_file_path)
     config.validate(stack_file.values, stack_file.path, stack_file.secret_keys)
     resources: list[PlannedResource] = []
@@ -126,7 +128,7 @@ def build_plan(stack: str, stack_file_path: Path, layers: Sequence[str] | None =
         if layer in wanted:
             resources += _planned(monitor, layer)
     # Registration order depends on output resolution; a plan must read the same every run.
-    rank = {layer: index for index, layer in enumerate(LAYERS)}
+    rank: dict[str, int] = {layer: index for index, layer in enumerate(LAYERS)}
     resources.sort(
         key=lambda r: (
             rank[r.layer],
@@ -153,7 +155,7 @@ def run_layers(
 
     layers = LAYERS if until is None else LAYERS[: LAYERS.index(until) + 1]
     exported: dict[str, mocks.Exports] = {}
-    monitors = []
+    monitors: list[tuple[str, Any]] = []
     for layer in layers:
         monitor = mocks.run(
             program.main,

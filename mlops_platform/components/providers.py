@@ -8,6 +8,7 @@ resource. Components receive it through `opts.providers` and hand it down via `p
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pulumi
 
@@ -41,7 +42,8 @@ def _local(name: str, cloud: LocalCloud) -> None:
     return None  # nothing outside the cluster; the cluster component builds the k8s provider
 
 
-_FACTORIES: dict[str, Callable[[str, Cloud], pulumi.ProviderResource | None]] = {
+# Each factory takes the Cloud of its own key (Any: a Callable type cannot say so).
+_FACTORIES: dict[str, Callable[[str, Any], pulumi.ProviderResource | None]] = {
     "aws": _aws,
     "gcp": _gcp,
     "local": _local,

@@ -9,6 +9,7 @@ import argparse
 import logging
 import signal
 import sys
+from types import FrameType
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,7 +64,7 @@ def serve(settings: object) -> int:
     class DrainingServer(uvicorn.Server):
         # uvicorn stops accepting and waits for in-flight requests on SIGTERM; the app must
         # additionally turn not-ready at that moment, so probes see the drain.
-        def handle_exit(self, sig: int, frame: object) -> None:
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
             app.begin_drain()
             super().handle_exit(sig, frame)
 
@@ -77,13 +78,15 @@ def serve(settings: object) -> int:
         host=settings.host,
         port=settings.port,
         http=protocol_class(settings.header_timeout_seconds, settings.body_timeout_seconds),
-        timeout_keep_alive=settings.idle_timeout_seconds,
+        # uvicorn annotates int; it hands the value to call_later, which takes float
+        timeout_keep_alive=settings.idle_timeout_seconds,  # type: ignore[arg-type]
         limit_concurrency=settings.max_connections,
         loop="uvloop",
         lifespan="on",
         access_log=False,
         log_level=settings.log_level,
-        timeout_graceful_shutdown=settings.drain_seconds,
+        # uvicorn annotates int; it hands the value to asyncio.wait_for, which takes float
+        timeout_graceful_shutdown=settings.drain_seconds,  # type: ignore[arg-type]
         server_header=False,
         proxy_headers=False,
         date_header=False,

@@ -47,6 +47,7 @@ class FeatureReference:
     def buckets(self, values: np.ndarray) -> np.ndarray:
         """Bucket index per value; MISSING for null/NaN, which the profile leaves out too."""
         if self.kind == "numeric":
+            assert self.edges is not None
             numbers = np.asarray(values, dtype=np.float64)
             index = np.searchsorted(self.edges, numbers, side="right").astype(np.int32)
             index[np.isnan(numbers)] = MISSING

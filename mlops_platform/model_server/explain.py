@@ -429,5 +429,7 @@ def _warmup_frame(model: Any) -> Any:
     from mlops_platform.model_server.schema import to_arrays
 
     schema = getattr(model, "schema", None)
-    rows = model.warmup_rows() if schema is not None and hasattr(model, "warmup_rows") else []
+    if schema is None or not hasattr(model, "warmup_rows"):
+        return None
+    rows = model.warmup_rows()
     return pd.DataFrame(to_arrays(schema, rows), copy=False) if rows else None

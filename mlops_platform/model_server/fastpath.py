@@ -749,11 +749,11 @@ def _lightgbm(model: Any, kinds: Mapping[str, str], n_threads: int) -> Compiled:
     # copies): the signature's order is the order it was trained on.
     order = _input_order(None, booster.num_feature(), kinds, "the booster")
     head = _matrix(order)
-    params = {"num_threads": n_threads}
     iteration = getattr(model, "_best_iteration", None) if sklearn_api else None
 
     def values(columns: Columns) -> np.ndarray:
-        return booster.predict(head(columns), num_iteration=iteration, **params)
+        # typed as a union over modes; an ndarray without pred_contrib
+        return booster.predict(head(columns), num_iteration=iteration, num_threads=n_threads)  # type: ignore[return-value]
 
     if sklearn_api and isinstance(model, lgb.LGBMClassifier):
         classes = np.asarray(model.classes_)
@@ -765,7 +765,7 @@ def _lightgbm(model: Any, kinds: Mapping[str, str], n_threads: int) -> Compiled:
         return Compiled(
             "LGBMClassifier via lightgbm Booster.predict",
             output,
-            model.predict_proba,
+            model.predict_proba,  # type: ignore[arg-type]  # an ndarray without pred_contrib
             _proba_answer(classes, "predict"),
         )
     return Compiled(

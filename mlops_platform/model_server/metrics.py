@@ -194,10 +194,10 @@ class Metrics:
             child = self._children[key] = self.requests.labels(*self._labels, endpoint, str(code))
         child.inc()
         if seconds is not None:
-            key = (endpoint, None)
-            hist = self._children.get(key)
+            latency_key = (endpoint, None)
+            hist = self._children.get(latency_key)
             if hist is None:
-                hist = self._children[key] = self.latency.labels(*self._labels, endpoint)
+                hist = self._children[latency_key] = self.latency.labels(*self._labels, endpoint)
             hist.observe(seconds)
 
     def dropped(self, reason: str, n: int) -> None:

@@ -299,6 +299,7 @@ class ServedModel:
                 return proba.tolist(), scores
             # The label is the class with the highest probability, which is what sklearn
             # classifiers' own `predict` returns; one call instead of two halves the latency.
+            assert self.classes is not None  # binary_scores: two classes
             labels = self.classes[(scores > proba[:, 0]).astype(np.intp)]
             return labels.tolist(), scores
         output = np.asarray(getattr(estimator, self.predict_fn)(self.frame(arrays)))

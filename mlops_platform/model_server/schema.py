@@ -458,7 +458,9 @@ def _records_to_columns(records: list[Any], key: str) -> tuple[dict[str, Sequenc
 def _mapping_to_columns(body: dict[str, Any], key: str) -> tuple[dict[str, Sequence[Any]], int]:
     if not body:
         return {}, 0
-    as_lists = {n: v if isinstance(v, list) else [v] for n, v in body.items()}
+    as_lists: dict[str, Sequence[Any]] = {
+        n: v if isinstance(v, list) else [v] for n, v in body.items()
+    }
     lengths = {len(v) for v in as_lists.values()}
     if len(lengths) != 1:
         raise InputError(f"'{key}' columns have different lengths: {sorted(lengths)}")
@@ -478,7 +480,7 @@ def to_arrays(schema: InputSchema, parts: Sequence[Rows]) -> dict[str, np.ndarra
         if column.kind == "float":
             arrays[column.name] = np.array(values, dtype=np.float64)  # None -> NaN
         else:
-            array = np.empty(len(values), dtype=dtype)
+            array: np.ndarray = np.empty(len(values), dtype=dtype)
             array[:] = values
             arrays[column.name] = array
     return arrays

@@ -87,7 +87,7 @@ class EnvVar:
         text = raw.strip()
         try:
             if self.type is bool:
-                value = _parse_bool(text)
+                value: Any = _parse_bool(text)
             elif self.type is int:
                 value = int(text)
             elif self.type is float:

@@ -833,6 +833,7 @@ class Demo:
             self.say(f"starting the model server (primary) for {first_uri} on 127.0.0.1")
             self.serve_primary(stack, prom, tracking_uri, first_uri)
             url = self.primary_url
+            assert url is not None  # serve_primary sets it
             self.say(f"model server ready at {url}; sending normal traffic")
             normal_traffic = send_traffic(url, normal, self.requests)
             psi_normal = live_psi(url)
@@ -1128,6 +1129,7 @@ class Demo:
     def deployment(self, canary_url: str | None = None) -> Any:
         from mlops_platform.pipelines.loop.release import Deployment
 
+        assert self.primary_url is not None  # the primary is served first
         urls = {"primary": self.primary_url, "canary": canary_url or ""}
         return Deployment(REGISTERED_MODEL_NAME, NAMESPACE, DEPLOYMENT, urls=urls)
 
@@ -1221,6 +1223,7 @@ class Demo:
             prom.scrape(self.scrape_configs((canary_uri, canary_url)))
             self.say(f"canary ready at {canary_url}")
             deployment = self.deployment(canary_url)
+            assert self.primary_url is not None  # checked by deployment()
             examples = {
                 side: http_get(f"{url}/v2/models/{REGISTERED_MODEL_NAME}/example")
                 for side, url in (("primary", self.primary_url), ("canary", canary_url))
@@ -1507,7 +1510,7 @@ class Demo:
                 )
         lines += self.alert_section(drift)
         lines += ["", "## Drift (drift pipeline, recent window vs. training data)", ""]
-        if drift_summary:
+        if drift is not None and drift_summary:  # the summary is the drift run's
             features = sorted(
                 drift_summary["features"].items(),
                 key=lambda item: (not item[1]["drifted"], -item[1]["psi"]),

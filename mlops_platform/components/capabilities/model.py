@@ -317,16 +317,16 @@ def check(inventory: Inventory) -> list[Problem]:
         cap = need.capability
         where = f" ({need.where})" if need.where else ""
         if cap.kind == "storage-class":
-            name = cap.name or (defaults[-1] if defaults else None)
-            if name is None or name not in classes:
+            wanted = cap.name or (defaults[-1] if defaults else None)
+            if wanted is None or wanted not in classes:
                 problems.append(Problem(need.by, f"relies on {cap}{where}, which nothing provides"))
                 continue
-            driver = provisioner(classes[name][0].provisioner)
+            driver = provisioner(classes[wanted][0].provisioner)
             if driver not in capabilities:
                 problems.append(
                     Problem(
                         need.by,
-                        f"relies on StorageClass {name}{where}, whose {driver} nothing installs",
+                        f"relies on StorageClass {wanted}{where}, whose {driver} nothing installs",
                     )
                 )
         elif cap not in capabilities:

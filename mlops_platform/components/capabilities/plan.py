@@ -58,14 +58,14 @@ def resource_inventory(resource: Mapping[str, Any]) -> Inventory:
     elif typ in KUSTOMIZE_TYPES:
         directory = str(inputs.get("directory", ""))
         by = f"kustomize {name}"
-        declaration = catalog.kustomize_declaration(directory)
-        if declaration is None:
+        kustomization = catalog.kustomize_declaration(directory)
+        if kustomization is None:
             found.problems.append(
                 Problem(by, f"{directory} has no capability declaration in the catalog")
             )
             return found
-        found.offers.append(Offer(by, capabilities=declaration.provides))
-        found.needs += [Need(cap, by, where) for cap, where in declaration.needs]
+        found.offers.append(Offer(by, capabilities=kustomization.provides))
+        found.needs += [Need(cap, by, where) for cap, where in kustomization.needs]
     elif typ == "aws:eks/cluster:Cluster":
         baseline = catalog.eks_baseline(str(inputs.get("version")))
         found.offers.append(baseline_offer(baseline, f"EKS cluster {name}"))

@@ -123,7 +123,7 @@ def build(name: str, cloud: AwsCloud, config: ClusterConfig, protect: bool, pare
         tags=tags,
         opts=child,
     )
-    cluster_attachments = [
+    cluster_attachments: list[pulumi.Resource] = [
         aws.iam.RolePolicyAttachment(
             f"{name}-cluster-{_slug(policy)}",
             role=cluster_role.name,
@@ -157,7 +157,8 @@ def build(name: str, cloud: AwsCloud, config: ClusterConfig, protect: bool, pare
     ]
 
     public_endpoint = bool(config.api_allowed_cidrs)
-    cluster = aws.eks.Cluster(
+    # mypy cannot type the conditional `**` spread in the vpc_config TypedDict literal
+    cluster = aws.eks.Cluster(  # type: ignore[call-overload]
         f"{name}-eks",
         name=config.name,
         version=config.kubernetes_version,
@@ -238,9 +239,9 @@ def build(name: str, cloud: AwsCloud, config: ClusterConfig, protect: bool, pare
         "cluster.system_pool",
     )
 
-    kubeconfig = pulumi.Output.secret(
+    kubeconfig: pulumi.Output[str] = pulumi.Output.secret(
         pulumi.Output.all(cluster.name, cluster.endpoint, cluster.certificate_authority.data).apply(
-            lambda values: json.dumps(eks_kubeconfig(*values, region=cloud.region))
+            lambda v: json.dumps(eks_kubeconfig(v[0], v[1], v[2], region=cloud.region))
         )
     )
     provider = k8s.Provider(
@@ -349,11 +350,13 @@ def _prerequisites(
 
 def _ebs_csi_role(name, config, spec: EksAddonSpec, oidc, issuer, tags, partition, child):
     """IRSA role of the EBS CSI controller: only kube-system:ebs-csi-controller-sa may assume it."""
+    service_account = spec.service_account
+    assert service_account is not None  # the EBS CSI add-on's spec names it
     role = aws.iam.Role(
         f"{name}-ebs-csi",
         assume_role_policy=pulumi.Output.all(oidc.arn, issuer).apply(
             lambda values: json.dumps(
-                irsa_trust_policy(values[0], values[1], EBS_CSI_NAMESPACE, spec.service_account)
+                irsa_trust_policy(values[0], values[1], EBS_CSI_NAMESPACE, service_account)
             )
         ),
         tags=tags,
@@ -515,7 +518,10 @@ def create_node_group(
     )
     # EKS does not copy node group tags to the Auto Scaling group it creates, and the
     # autoscaler reads node-template hints from the ASG: tag it directly.
-    asg_name = node_group.resources.apply(lambda res: res[0].autoscaling_groups[0].name)
+    asg_name = node_group.resources.apply(
+        # typed optional, but EKS reports the Auto Scaling group of every created node group
+        lambda res: res[0].autoscaling_groups[0].name  # type: ignore[index]
+    )
     for key, value in autoscaler_tags(access.cluster_name, spec).items():
         aws.autoscaling.Tag(
             f"{name}-asg-{_slug(key.removeprefix('k8s.io/cluster-autoscaler/'))}",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pulumi
@@ -9,11 +10,15 @@ import pulumi
 from mlops_platform.components.cloud import Cloud
 from mlops_platform.components.cluster import aws, gcp, local
 from mlops_platform.components.cluster.model import ClusterConfig
-from mlops_platform.components.cluster.wiring import NodeAccess
+from mlops_platform.components.cluster.wiring import ClusterParts, NodeAccess
 from mlops_platform.components.network import Network
 
 # The cloud picks the implementation; every one returns the same ClusterParts.
-_IMPLEMENTATIONS = {"aws": aws.build, "gcp": gcp.build, "local": local.build}
+_IMPLEMENTATIONS: dict[str, Callable[..., ClusterParts]] = {
+    "aws": aws.build,
+    "gcp": gcp.build,
+    "local": local.build,
+}
 
 
 @dataclass(frozen=True)

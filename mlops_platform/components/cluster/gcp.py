@@ -200,7 +200,7 @@ def build(name: str, cloud: GcpCloud, config: ClusterConfig, protect: bool, pare
         access,
         parent,
     )
-    kubeconfig = pulumi.Output.secret(
+    kubeconfig: pulumi.Output[str] = pulumi.Output.secret(
         pulumi.Output.all(
             cluster.name, cluster.endpoint, cluster.master_auth.cluster_ca_certificate
         ).apply(lambda values: json.dumps(gke_kubeconfig(*values)))
@@ -227,7 +227,7 @@ def create_node_pool(
     """A node pool of the cluster, in the network's project and region."""
     network = network.require("gcp", f"node pool {spec.key}: the network")
     inputs = gke_node_pool_inputs(spec)
-    node_config = {
+    node_config: gcp.container.NodePoolNodeConfigArgsDict = {
         **inputs.pop("node_config"),
         "service_account": access.service_account_email,
         "resource_labels": dict(access.labels),

@@ -32,7 +32,8 @@ from mlops_platform.components.versions import ELASTICACHE_VALKEY_VERSION, MEMOR
 class FeatureBuckets(Protocol):
     """What the store needs from the object store: `mlops_platform.components.storage.ObjectStore` fits."""
 
-    bucket_uris: Mapping[str, pulumi.Output[str]]
+    @property  # read-only, so the ml layer's frozen `mlops_platform.handoff.StorageHandoff` fits too
+    def bucket_uris(self) -> Mapping[str, pulumi.Output[str]]: ...
 
 
 @dataclass(frozen=True)
@@ -152,10 +153,10 @@ class FeatureStore(pulumi.ComponentResource):
 
         online = _ONLINE_STORES[cloud.type](self, name, args, identifier)
 
-        string_data = pulumi.Output.secret(
+        string_data: pulumi.Output[dict[str, str]] = pulumi.Output.secret(
             online.password.apply(lambda password: _secret_data(config, cloud.type, password))
         )
-        secret = k8s.core.v1.Secret(
+        secret = k8s.core.v1.Secret(  # type: ignore[call-overload]  # metadata: the model's plain dict
             f"{name}-online-store",
             metadata=model.secret_metadata(config),
             type="Opaque",
@@ -389,7 +390,8 @@ def _gcp_online_store(
         # 6378 with in-transit encryption.
         port=instance.port,
         password=pulumi.Output.secret(instance.auth_string),
-        ca_certificate=instance.server_ca_certs.apply(lambda certs: certs[0].cert),
+        # typed optional, but an instance with in-transit encryption always reports its CA
+        ca_certificate=instance.server_ca_certs.apply(lambda certs: certs[0].cert),  # type: ignore[arg-type, return-value]
         depends_on=[instance],
     )
 

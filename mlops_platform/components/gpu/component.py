@@ -100,7 +100,7 @@ def _zone_problems(args: GpuNodePoolsArgs, checked: set[str]) -> list[tuple[str,
     return problems
 
 
-def _aws_pools(name, args: GpuNodePoolsArgs, parent) -> dict[str, pulumi.Resource]:
+def _aws_pools(name, args: GpuNodePoolsArgs, parent) -> dict[str, pulumi.CustomResource]:
     if not args.pools:
         return {}
     assert args.network is not None and isinstance(args.nodes, EksNodeAccess)
@@ -118,7 +118,7 @@ def _aws_pools(name, args: GpuNodePoolsArgs, parent) -> dict[str, pulumi.Resourc
     }
 
 
-def _gcp_pools(name, args: GpuNodePoolsArgs, parent) -> dict[str, pulumi.Resource]:
+def _gcp_pools(name, args: GpuNodePoolsArgs, parent) -> dict[str, pulumi.CustomResource]:
     if not args.pools:
         return {}
     assert args.network is not None and isinstance(args.nodes, GkeNodeAccess)
@@ -131,7 +131,7 @@ def _gcp_pools(name, args: GpuNodePoolsArgs, parent) -> dict[str, pulumi.Resourc
     }
 
 
-def _local_pools(name, args: GpuNodePoolsArgs, parent) -> dict[str, pulumi.Resource]:
+def _local_pools(name, args: GpuNodePoolsArgs, parent) -> dict[str, pulumi.CustomResource]:
     # Nothing is created locally: a pool names existing nodes the operator labelled
     # `mlops.dev/node-pool=<key>` (see README).
     return {}
@@ -187,5 +187,6 @@ class GpuNodePools(pulumi.ComponentResource):
                     parent=self, provider=args.kubernetes, depends_on=list(pools.values())
                 ),
             )
-            self.device_plugin = release.status.apply(lambda status: status.name)
+            # typed optional, but a deployed release always has its name
+            self.device_plugin = release.status.apply(lambda status: status.name)  # type: ignore[arg-type, return-value]
         self.register_outputs({"node_pools": self.node_pools, "device_plugin": self.device_plugin})

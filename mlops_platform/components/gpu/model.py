@@ -168,7 +168,9 @@ def pool_problems(
                 )
             )
             continue
-        if isinstance(pool, EksGpuPoolConfig | GkeGpuPoolConfig):
+        if isinstance(pool, EksGpuPoolConfig | GkeGpuPoolConfig) and not isinstance(
+            cloud, LocalCloud
+        ):
             # zone names: the region and a letter, us-east-1a on AWS, europe-west4-a on GCP
             separator = "-" if cloud.type == "gcp" else ""
             pattern = re.compile(rf"{re.escape(cloud.region)}{separator}[a-z]")
@@ -183,9 +185,10 @@ def pool_problems(
 def gpu_pool_spec(key: str, pool: CloudGpuPool) -> NodePoolSpec:
     """The node pool a cloud GPU pool block describes (local pools create nothing)."""
     gke = pool if isinstance(pool, GkeGpuPoolConfig) else None
+    eks = pool if isinstance(pool, EksGpuPoolConfig) else None
     return NodePoolSpec(
         key=key,
-        instance_type=gke.machine_type if gke else pool.instance_type,
+        instance_type=gke.machine_type if gke else eks.instance_type if eks else "",
         min_size=pool.min_size,
         max_size=pool.max_size,
         disk_size_gib=pool.disk_size_gib,
@@ -200,7 +203,9 @@ def gpu_pool_spec(key: str, pool: CloudGpuPool) -> NodePoolSpec:
                 "gpu_driver_version": gke.gpu_driver_version,
             }
             if gke
-            else {"ami_type": pool.ami_type}
+            else {"ami_type": eks.ami_type}
+            if eks
+            else {}
         ),
     )
 

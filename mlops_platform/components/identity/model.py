@@ -189,7 +189,7 @@ def s3_access_policy(
             }
         )
     if kms_key_arn is not None and access:
-        level: Access = "read_write" if "read_write" in access.values() else "read"
+        level = "read_write" if "read_write" in access.values() else "read"
         statements.append(
             {
                 "Sid": "StoreKey",

@@ -10,31 +10,50 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 
-from mlops_platform.components.cloud import Cloud, GcpCloud
+from mlops_platform.components.cloud import AwsCloud, Cloud, GcpCloud
 from mlops_platform.components.identity import model
 from mlops_platform.components.kube_resources import depends_on_of
-
-if TYPE_CHECKING:  # the storage component imports this package's model; avoid a cycle
-    from mlops_platform.components.storage.resources import ObjectStore
 
 IRSA_ANNOTATION = "eks.amazonaws.com/role-arn"
 GKE_ANNOTATION = "iam.gke.io/gcp-service-account"
 
 
 class ClusterIdentity(Protocol):
-    """What a workload identity needs from the cluster component (None locally)."""
+    """What a workload identity needs from the cluster component (None locally).
 
-    oidc_provider_arn: pulumi.Input[str] | None  # AWS: the IAM OIDC provider of the cluster
-    oidc_issuer: pulumi.Input[str] | None  # AWS: issuer URL, https://oidc.eks.../id/X
-    workload_pool: pulumi.Input[str] | None  # GCP: <project>.svc.id.goog
-    provider: k8s.Provider | None  # Kubernetes provider for the cluster
+    Read-only members, so the ml layer's frozen `mlops_platform.handoff.ClusterHandoff` fits too."""
+
+    @property
+    def oidc_provider_arn(self) -> pulumi.Input[str] | None: ...  # AWS: the cluster's OIDC provider
+    @property
+    def oidc_issuer(self) -> pulumi.Input[str] | None: ...  # AWS: https://oidc.eks.../id/X
+    @property
+    def workload_pool(self) -> pulumi.Input[str] | None: ...  # GCP: <project>.svc.id.goog
+    @property
+    def provider(self) -> k8s.Provider | None: ...  # Kubernetes provider for the cluster
+
+
+class BucketAccess(Protocol):
+    """What a workload identity needs from the object store: `mlops_platform.components.storage.ObjectStore`
+    and the ml layer's frozen `mlops_platform.handoff.StorageHandoff` fit (a protocol, not the class: the
+    storage component imports this package's model)."""
+
+    @property
+    def bucket_names(self) -> Mapping[str, pulumi.Output[str]]: ...
+    @property
+    def bucket_arns(self) -> Mapping[str, pulumi.Output[str]]: ...
+    @property
+    def endpoint(self) -> pulumi.Output[str] | None: ...  # local: MinIO's in-cluster URL
+    @property
+    def kms_key_arn(self) -> pulumi.Output[str] | None: ...
+    def minio_secret_key(self, identity: str) -> pulumi.Output[str]: ...
 
 
 @dataclass(frozen=True)
@@ -72,7 +91,7 @@ class WorkloadIdentityArgs:
 
     cloud: Cloud
     config: model.WorkloadIdentityConfig
-    storage: ObjectStore
+    storage: BucketAccess
     cluster: ClusterIdentity | None = None
     kubernetes: k8s.Provider | None = None
     grants: Mapping[str, CloudGrant] = field(default_factory=dict)
@@ -180,6 +199,7 @@ def _build_aws(
     config = args.config
     cluster = args.cluster
     assert cluster is not None
+    assert isinstance(args.cloud, AwsCloud)
     storage = args.storage
     child = pulumi.ResourceOptions(parent=component)
 
@@ -224,7 +244,7 @@ def _build_gcp(
     cloud = args.cloud
     assert isinstance(cloud, GcpCloud)
     cluster = args.cluster
-    assert cluster is not None
+    assert cluster is not None and cluster.workload_pool is not None  # checked in __init__
     child = pulumi.ResourceOptions(parent=component)
 
     account = gcp.serviceaccount.Account(
@@ -276,6 +296,7 @@ def _build_local(
 ) -> _Built:
     config = args.config
     storage = args.storage
+    assert storage.endpoint is not None  # MinIO's, which every local store has
     secret_name = model.credentials_secret_name(config.service_account)
     # The MinIO user and its policy live in MinIO's chart values (see ObjectStore); here the
     # generated secret key is handed to the workload, only ever inside a Secret.

@@ -490,7 +490,7 @@ def _kfp_patch(
 ) -> dict[str, Any]:
     target = {"kind": reference.kind, "name": reference.name}
     if reference.data_key:
-        body = {"data": {reference.data_key: value}}
+        body: dict[str, Any] = {"data": {reference.data_key: value}}
     else:
         container: dict[str, Any] = {"name": reference.container}
         if reference.env:

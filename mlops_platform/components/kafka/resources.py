@@ -6,6 +6,7 @@ import base64
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -207,7 +208,7 @@ def _build_aws(component: KafkaCluster, name: str, args: KafkaClusterArgs) -> _B
     )
 
     depends: list[pulumi.Resource] = [*ingress]
-    logging_info = None
+    logging_info: aws.msk.ClusterLoggingInfoArgsDict | None = None
     if msk.broker_logs:
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-broker-logs",
@@ -221,7 +222,7 @@ def _build_aws(component: KafkaCluster, name: str, args: KafkaClusterArgs) -> _B
             "broker_logs": {"cloudwatch_logs": {"enabled": True, "log_group": log_group.name}}
         }
 
-    broker_info: dict = {
+    broker_info: aws.msk.ClusterBrokerNodeGroupInfoArgsDict = {
         "client_subnets": list(network.private_subnet_ids[:used]),
         "instance_type": msk.instance_type,
         "security_groups": [broker_sg.id],
@@ -230,7 +231,9 @@ def _build_aws(component: KafkaCluster, name: str, args: KafkaClusterArgs) -> _B
     if not msk.express:  # Express brokers manage their own storage
         broker_info["storage_info"] = {"ebs_storage_info": {"volume_size": config.storage_gb}}
 
-    encryption: dict = {"encryption_in_transit": {"client_broker": "TLS", "in_cluster": True}}
+    encryption: aws.msk.ClusterEncryptionInfoArgsDict = {
+        "encryption_in_transit": {"client_broker": "TLS", "in_cluster": True}
+    }
     if msk.kms_key is not None:
         encryption["encryption_at_rest_kms_key_arn"] = msk.kms_key
 
@@ -286,7 +289,9 @@ def _build_gcp(component: KafkaCluster, name: str, args: KafkaClusterArgs) -> _B
 
     assert args.network is not None
     subnet = args.network.subnetwork_id
-    gcp_config: dict = {"access_config": {"network_configs": [{"subnet": subnet}]}}
+    gcp_config: gcp.managedkafka.ClusterGcpConfigArgsDict = {
+        "access_config": {"network_configs": [{"subnet": subnet}]}
+    }
     if managed.kms_key is not None:
         gcp_config["kms_key"] = managed.kms_key
     cluster = gcp.managedkafka.Cluster(
@@ -508,7 +513,7 @@ class KafkaClient(pulumi.ComponentResource):
 
         super().__init__("mlops:kafka:KafkaClient", name, None, opts)
         settings = model.CLIENT_SETTINGS[cloud_type]
-        common = {
+        common: dict[str, Any] = {
             "namespace": args.namespace,
             "security_protocol": settings.security_protocol,
             "sasl_mechanism": settings.sasl_mechanism,
@@ -521,6 +526,7 @@ class KafkaClient(pulumi.ComponentResource):
                 lambda arn: json.dumps(model.msk_client_policy(arn, list(write), list(read)))
             )
             self.grant = CloudGrant(aws_policy_json=policy)
+            assert isinstance(cluster.cloud, AwsCloud)
             self.wiring = model.KafkaClientWiring(
                 bootstrap_servers=cluster.bootstrap_servers,
                 aws_region=cluster.cloud.region,
@@ -571,13 +577,14 @@ def _scram_client(
         special=False,
         opts=pulumi.ResourceOptions(parent=component),
     )
-    password = pulumi.Output.secret(generated.result)
+    password: pulumi.Output[str] = pulumi.Output.secret(generated.result)
     source_name = model.scram_source_secret(name)
-    source = k8s.core.v1.Secret(
+    source = k8s.core.v1.Secret(  # type: ignore[call-overload]  # metadata: the model's plain dict
         f"{name}-password-source",
         metadata=model.client_object_metadata(config, name, source_name, kafka_namespace),
         type="Opaque",
-        string_data=pulumi.Output.secret(password.apply(lambda p: {model.PASSWORD_KEY: p})),
+        # pulumi's Input[U]: mypy solves U as Never for an Output argument
+        string_data=pulumi.Output.secret(password.apply(lambda p: {model.PASSWORD_KEY: p})),  # type: ignore[arg-type]
         opts=after_cluster,
     )
     user_doc = model.strimzi_client_user(config, name)
@@ -592,11 +599,12 @@ def _scram_client(
         ),
     )
     password_name = model.client_password_secret(name)
-    password_copy = k8s.core.v1.Secret(
+    password_copy = k8s.core.v1.Secret(  # type: ignore[call-overload]  # metadata: the model's plain dict
         f"{name}-password-copy",
         metadata=model.client_object_metadata(config, name, password_name, args.namespace),
         type="Opaque",
-        string_data=pulumi.Output.secret(password.apply(lambda p: {model.PASSWORD_KEY: p})),
+        # pulumi's Input[U]: mypy solves U as Never for an Output argument
+        string_data=pulumi.Output.secret(password.apply(lambda p: {model.PASSWORD_KEY: p})),  # type: ignore[arg-type]
         opts=in_client_namespace,
     )
 
@@ -615,7 +623,7 @@ def _scram_client(
         cluster_ca.data.apply(lambda data: base64.b64decode(data[model.CA_CERT_KEY]).decode())
     )
     ca_name = model.client_ca_config_map(name)
-    ca_copy = k8s.core.v1.ConfigMap(
+    ca_copy = k8s.core.v1.ConfigMap(  # type: ignore[call-overload]  # metadata: the model's plain dict
         f"{name}-ca",
         metadata=model.client_object_metadata(config, name, ca_name, args.namespace),
         data=certificate.apply(lambda pem: {model.CA_CERT_KEY: pem}),

@@ -376,7 +376,7 @@ def deployment(
     windows: bool = False,
 ) -> dict[str, Any]:
     health = {"httpGet": {"path": "/healthz", "port": "http"}}
-    container = {
+    container: dict[str, Any] = {
         "name": "receiver",
         "image": config.image,
         "command": ["python", "-m", "mlops_platform.pipelines.loop.receiver"],

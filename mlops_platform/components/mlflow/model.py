@@ -766,7 +766,7 @@ def server_container(
     config: MlflowConfig, cloud: CloudType, artifacts_uri: str, aws_region: str | None = None
 ) -> dict[str, Any]:
     resources = config.resources
-    mounts = [
+    mounts: list[dict[str, Any]] = [
         {"name": "tmp", "mountPath": TMP_MOUNT},
         kube.secret_volume_mount(SERVER_SECRETS_VOLUME),
     ]

@@ -38,7 +38,8 @@ SERVICE_NETWORKING = "servicenetworking.googleapis.com"
 class ArtifactStore(Protocol):
     """What the server needs from the object store: `mlops_platform.components.storage.ObjectStore` fits."""
 
-    bucket_uris: Mapping[str, pulumi.Output[str]]
+    @property  # read-only, so the ml layer's frozen `mlops_platform.handoff.StorageHandoff` fits too
+    def bucket_uris(self) -> Mapping[str, pulumi.Output[str]]: ...
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,7 @@ class TrackingServer(pulumi.ComponentResource):
             special=False,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        db_password = pulumi.Output.secret(database_password.result)
+        db_password: pulumi.Output[str] = pulumi.Output.secret(database_password.result)
         database = _DATABASES[cloud.type](self, name, args, identifier, db_password)
 
         admin_password: pulumi.Output[str] | None = None
@@ -176,14 +177,14 @@ class TrackingServer(pulumi.ComponentResource):
             )
             flask_secret_key = pulumi.Output.secret(key.result)
 
-        string_data = pulumi.Output.secret(
+        string_data: pulumi.Output[dict[str, str]] = pulumi.Output.secret(
             pulumi.Output.all(database.host, db_password, admin_password, flask_secret_key).apply(
                 lambda v: _credentials(
                     config, cloud.type, database.ssl_mode, v[0], v[1], v[2], v[3]
                 )
             )
         )
-        secret = k8s.core.v1.Secret(
+        secret = k8s.core.v1.Secret(  # type: ignore[call-overload]  # metadata: the model's plain dict
             f"{name}-credentials",
             metadata=model.credentials_secret_metadata(config),
             type="Opaque",
@@ -310,24 +311,26 @@ def _client_users(
             },
             opts=pulumi.ResourceOptions(parent=in_namespace.parent),
         )
-        password = pulumi.Output.secret(generated.result)
+        password: pulumi.Output[str] = pulumi.Output.secret(generated.result)
         passwords[key] = password
         secrets.append(
-            k8s.core.v1.Secret(
+            k8s.core.v1.Secret(  # type: ignore[call-overload]  # metadata: the model's plain dict
                 f"{name}-client-{key}",
                 metadata=model.client_secret_metadata(config, key),
                 type="Opaque",
+                # pulumi's Input[U]: mypy solves U as Never for an Output argument
                 string_data=pulumi.Output.secret(
-                    password.apply(lambda p, key=key: model.client_secret_data(config, key, p))
+                    password.apply(lambda p, key=key: model.client_secret_data(config, key, p))  # type: ignore[arg-type, misc]
                 ),
                 opts=in_namespace,
             )
         )
-    job_passwords = k8s.core.v1.Secret(
+    job_passwords = k8s.core.v1.Secret(  # type: ignore[call-overload]  # metadata: the model's plain dict
         f"{name}-client-passwords",
         metadata=model.client_passwords_secret_metadata(config),
         type="Opaque",
-        string_data=pulumi.Output.secret(pulumi.Output.all(**passwords)),
+        # pulumi's Input[U]: mypy solves U as Never for an Output argument
+        string_data=pulumi.Output.secret(pulumi.Output.all(**passwords)),  # type: ignore[arg-type]
         opts=in_namespace,
     )
     program = k8s.core.v1.ConfigMap(
@@ -494,7 +497,9 @@ def _gcp_database(
         )
 
     protect = _deletion_protection(args)
-    flags = [{"name": "cloudsql.iam_authentication", "value": "on"}]
+    flags: list[gcp.sql.DatabaseInstanceSettingsDatabaseFlagArgsDict] = [
+        {"name": "cloudsql.iam_authentication", "value": "on"}
+    ]
     instance = gcp.sql.DatabaseInstance(
         f"{name}-database",
         name=identifier,

@@ -58,5 +58,6 @@ class ModelAlerts(pulumi.ComponentResource):
             spec=rule["spec"],
             opts=pulumi.ResourceOptions(parent=self, provider=args.kubernetes),
         )
-        self.rule_name = created.metadata.apply(lambda metadata: metadata["name"])
+        # CustomResource's outputs are set at run time, not declared
+        self.rule_name = created.metadata.apply(lambda metadata: metadata["name"])  # type: ignore[attr-defined]
         self.register_outputs({"rule_name": self.rule_name})

@@ -784,7 +784,7 @@ def _minutes(value: float) -> str:
 
 
 def _alert(
-    name: str, expr: str, minutes: int, severity: str, summary: str, description: str
+    name: str, expr: str, minutes: float, severity: str, summary: str, description: str
 ) -> dict[str, Any]:
     return {
         "alert": name,

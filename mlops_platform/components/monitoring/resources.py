@@ -101,7 +101,7 @@ class Observability(pulumi.ComponentResource):
             special=False,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        admin_password = pulumi.Output.secret(password.result)
+        admin_password: pulumi.Output[str] = pulumi.Output.secret(password.result)
         admin_secret = k8s.core.v1.Secret(
             f"{name}-grafana-admin",
             metadata={"name": model.GRAFANA_ADMIN_SECRET, "namespace": config.namespace},

@@ -18,8 +18,11 @@ from mlops_platform.components.pipelines import model
 class ArtifactStore(Protocol):
     """What KFP needs from the object store (`mlops_platform.components.storage.ObjectStore` fits)."""
 
-    bucket_names: Mapping[str, pulumi.Input[str]]
-    endpoint: pulumi.Output[str] | None  # local: MinIO's in-cluster URL
+    # read-only, so the ml layer's frozen `mlops_platform.handoff.StorageHandoff` fits too
+    @property
+    def bucket_names(self) -> Mapping[str, pulumi.Input[str]]: ...
+    @property
+    def endpoint(self) -> pulumi.Output[str] | None: ...  # local: MinIO's in-cluster URL
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ def run_checks(
 ) -> dict[str, CheckResult]:
     """Every check of one interval for Canary `target` in `namespace`."""
     ranges = delivery.threshold_ranges(config.thresholds)
-    results = {}
+    results: dict[str, CheckResult] = {}
     for check, template in delivery.queries(config.thresholds).items():
         value = query(
             delivery.render_query(template, namespace, target, interval or config.interval)

@@ -1324,7 +1324,7 @@ class Rendered:
     horizontal_pod_autoscaler: dict[str, Any] | None
     release_config_map: dict[str, Any] | None = None
     canary: dict[str, Any] | None = None
-    metric_templates: dict[str, dict[str, Any]] | None = None
+    metric_templates: dict[delivery.Check, dict[str, Any]] | None = None
     # Who may call the pods: NetworkPolicies (key: callers | metrics | deny) and, with the
     # sidecar, an Istio AuthorizationPolicy; a RequestAuthentication with `authentication`.
     network_policies: dict[str, dict[str, Any]] = field(default_factory=dict)

@@ -216,7 +216,8 @@ class ModelDeployment(pulumi.ComponentResource):
                 child, pulumi.ResourceOptions(depends_on=[deployment, autoscaler, *templates])
             ),
         )
-        return canary.metadata.apply(lambda metadata: metadata["name"])
+        # CustomResource's outputs are set at run time, not declared
+        return canary.metadata.apply(lambda metadata: metadata["name"])  # type: ignore[attr-defined]
 
 
 def _custom(

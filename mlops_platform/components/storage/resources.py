@@ -154,7 +154,7 @@ def _build_aws(
     # IAM and bucket policies already separate who reads what, and one key keeps the
     # workload-identity grants to a single ARN (and costs one key, not N).
     if config.kms_key is None:
-        key = aws.kms.Key(
+        kms_key = aws.kms.Key(
             f"{name}-key",
             description=f"Object store {prefix}: SSE-KMS for every bucket",
             enable_key_rotation=True,
@@ -165,10 +165,10 @@ def _build_aws(
         aws.kms.Alias(
             f"{name}-key-alias",
             name=f"alias/{prefix}-storage",
-            target_key_id=key.key_id,
+            target_key_id=kms_key.key_id,
             opts=child,
         )
-        kms_key_arn: pulumi.Output[str] = key.arn
+        kms_key_arn: pulumi.Output[str] = kms_key.arn
     else:
         kms_key_arn = pulumi.Output.from_input(config.kms_key)
 
@@ -196,7 +196,8 @@ def _build_aws(
     aws.s3.BucketLifecycleConfiguration(
         f"{name}-{model.LOG_BUCKET_KEY}-lifecycle",
         bucket=log_bucket.id,
-        rules=model.log_bucket_lifecycle_rules(config.access_log_retention_days),
+        # the pure model's plain dicts (BucketLifecycleConfigurationRuleArgsDict's shape)
+        rules=model.log_bucket_lifecycle_rules(config.access_log_retention_days),  # type: ignore[arg-type]
         opts=child,
     )
 
@@ -244,7 +245,8 @@ def _build_aws(
         aws.s3.BucketLifecycleConfiguration(
             f"{base}-lifecycle",
             bucket=bucket.id,
-            rules=model.s3_lifecycle_rules(bucket_config.lifecycle),
+            # the pure model's plain dicts (BucketLifecycleConfigurationRuleArgsDict's shape)
+            rules=model.s3_lifecycle_rules(bucket_config.lifecycle),  # type: ignore[arg-type]
             # Rules on noncurrent versions need versioning to be in place first.
             opts=pulumi.ResourceOptions(parent=store, depends_on=[versioning]),
         )
@@ -311,7 +313,7 @@ def _build_gcp(
     names: dict[str, pulumi.Output[str]] = {}
     uris: dict[str, pulumi.Output[str]] = {}
     for key, bucket_config in config.buckets.items():
-        bucket = gcp.storage.Bucket(
+        bucket = gcp.storage.Bucket(  # type: ignore[call-overload]  # lifecycle_rules: plain dicts
             f"{name}-{key}",
             name=physical[key],
             project=cloud.project,
@@ -367,7 +369,8 @@ def _build_local(
         type="Opaque",
         string_data={
             "rootUser": model.MINIO_ROOT_USER,
-            "rootPassword": pulumi.Output.secret(root_password.result),
+            # pulumi's Input[U]: mypy solves U as Never for an Output argument
+            "rootPassword": pulumi.Output.secret(root_password.result),  # type: ignore[arg-type]
         },
         opts=in_namespace,
     )

@@ -378,7 +378,8 @@ def generate(
     for spec in FEATURES:
         values = col[spec.name]
         if spec.kind == "categorical":
-            frame[spec.name] = pd.Categorical.from_codes(
+            # pandas takes any index-like `categories`; pandas-stubs only an Index
+            frame[spec.name] = pd.Categorical.from_codes(  # type: ignore[call-overload]
                 values.astype(np.int8), categories=list(spec.categories)
             )
         elif spec.integer:

@@ -390,7 +390,10 @@ def _category_fractions(
     return fractions
 
 
-def psi(reference_fractions: Sequence[float], current_fractions: Sequence[float]) -> float:
+def psi(
+    reference_fractions: Sequence[float] | np.ndarray,
+    current_fractions: Sequence[float] | np.ndarray,
+) -> float:
     """Population Stability Index: sum of (c - r) * ln(c / r) over buckets, shares floored."""
     ref = np.maximum(np.asarray(reference_fractions, dtype=np.float64), PSI_EPSILON)
     cur = np.maximum(np.asarray(current_fractions, dtype=np.float64), PSI_EPSILON)
@@ -549,8 +552,8 @@ class _Column:
         self.rows = len(series)
         if kind == "categorical":
             self.missing = int(series.isna().sum())
-            self.counts = _category_counts(series)
-            self.values = None
+            self.counts: pd.Series | None = _category_counts(series)
+            self.values: np.ndarray | None = None
         else:
             values = _all_values(series)
             present = ~np.isnan(values)
@@ -650,16 +653,18 @@ def _feature_tests(
     if kind == "categorical":
         ref_counts, cur_counts = ref.counts, cur.counts
     else:
+        assert ref.values is not None and cur.values is not None  # set for numeric kinds
         result = stats.ks_2samp(ref.values, cur.values, method="asymp")
         add("ks", result.statistic, result.pvalue, result.statistic, config.min_ks)
         ref_spread, cur_spread = _mean_abs_dev(ref.values), _mean_abs_dev(cur.values)
         if ref_spread > 0 and cur_spread > 0 and min(ref.present, cur.present) >= 2:
-            result = stats.levene(ref.values, cur.values, center="median")
+            levene = stats.levene(ref.values, cur.values, center="median")
             ratio = cur_spread / ref_spread
             add(
                 "brown_forsythe",
-                result.statistic,
-                result.pvalue,
+                # scipy-stubs type an array for N-D samples; these are 1-D: scalars
+                levene.statistic,  # type: ignore[arg-type]
+                levene.pvalue,  # type: ignore[arg-type]
                 max(ratio, 1 / ratio),
                 config.min_scale_ratio,
             )
@@ -699,12 +704,14 @@ def _feature_psi(kind: Kind, ref: _Column, cur: _Column, config: DriftConfig) ->
     if ref.present == 0 or cur.present == 0:
         return 0.0
     if kind == "categorical":
+        assert ref.counts is not None and cur.counts is not None  # set for categorical kinds
         known = list(
             ref.counts.sort_values(ascending=False, kind="stable").index[: config.max_categories]
         )
         ref_shares = _category_fractions(ref.counts, known, config.max_categories)
         cur_shares = _category_fractions(cur.counts, known, config.max_categories)
         return psi(list(ref_shares.values()), list(cur_shares.values()))
+    assert ref.values is not None and cur.values is not None  # set for numeric kinds
     edges = _quantile_edges(ref.values, config.bins)
     return psi(_bucket_fractions(ref.values, edges), _bucket_fractions(cur.values, edges))
 
@@ -777,7 +784,7 @@ def detect_drift_with(
             if frame[name].isna().all():
                 raise ValueError(f"{role} column {name!r} has no non-missing values")
 
-    season_args = {
+    season_args: dict[str, Any] = {
         "season_days": config.season_days,
         "timestamp": config.timestamp,
         "min_reference_rows": config.min_reference_rows,
@@ -850,6 +857,7 @@ def detect_drift_with(
     share = len(drifted_names) / len(names)
     found = len(drifted_names) >= config.min_drifted_features and share >= config.drift_share
     if season.status == "too_few_rows" and config.season_fallback == "inconclusive":
+        verdict: Literal["drift", "no_drift", "inconclusive"]
         verdict, message = (
             "inconclusive",
             f"{season.message}; verdict withheld (season_fallback='inconclusive'); the "
@@ -895,8 +903,8 @@ def profile_psi(profile: dict[str, Any], current: pd.DataFrame) -> dict[str, flo
         else:
             known = [category for category in spec["fractions"] if category != OTHER]
             counts = _category_counts(current[name])
-            shares = _category_fractions(counts, known, len(known) or 1)
-            result[name] = psi(list(spec["fractions"].values()), list(shares.values()))
+            category_shares = _category_fractions(counts, known, len(known) or 1)
+            result[name] = psi(list(spec["fractions"].values()), list(category_shares.values()))
     return result
 
 

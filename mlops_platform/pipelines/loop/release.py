@@ -327,11 +327,11 @@ def settle(
         return f"{deployment.model} version {version} promoted: alias {CHAMPION_ALIAS} moved"
     if phase == "Failed":
         released = store.read(deployment.namespace, release_config_map(deployment.name))
-        version = pinned_version(released)
-        if version is None:
+        rejected = pinned_version(released)
+        if rejected is None:
             raise ReleaseError(f"the release {released!r} is not a pinned model version")
-        client.set_model_version_tag(deployment.model, version, ROLLOUT_TAG, "rejected")
-        if _alias_version(client, deployment.model, CHALLENGER_ALIAS) == version:
+        client.set_model_version_tag(deployment.model, rejected, ROLLOUT_TAG, "rejected")
+        if _alias_version(client, deployment.model, CHALLENGER_ALIAS) == rejected:
             client.delete_registered_model_alias(deployment.model, CHALLENGER_ALIAS)
-        return f"{deployment.model} version {version} rolled back: tagged {ROLLOUT_TAG}=rejected"
+        return f"{deployment.model} version {rejected} rolled back: tagged {ROLLOUT_TAG}=rejected"
     raise ReleaseError(f"phase {phase!r}: post-rollout expects Succeeded or Failed")

@@ -429,7 +429,7 @@ def _no_labels() -> pd.DataFrame:
 
 def join_labels(predictions: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
     """Predictions with their label (`label`, `_label_timestamp`; null while none arrived)."""
-    keys = {REQUEST_ID: object, ROW: "int64"}
+    keys: dict[str, Any] = {REQUEST_ID: object, ROW: "int64"}
     right = labels.reindex(columns=[REQUEST_ID, ROW, LABEL, LABEL_TIMESTAMP]).astype(keys)
     left = predictions.astype(keys)
     return left.merge(right, on=[REQUEST_ID, ROW], how="left", validate="one_to_one")
