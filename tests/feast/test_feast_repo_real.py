@@ -275,3 +275,144 @@ def test_training_frame_names_an_unknown_feature_service(applied):
         f"(registry {applied['registry']}); it has ['churn_model']" in result.stderr
     )
     assert not (applied["tmp"] / "never.parquet").exists()
+
+
+SERVED = ["sessions_30d", "avg_order_value", "payment_method"]
+
+
+def _feature_server(applied):
+    """`feast serve` with the Deployment's command, on loopback, over the applied registry."""
+    from tests.feast.test_feast_real import _free_port, _wait_for_port
+
+    command = model.server_command(applied["config"])
+    port = _free_port()
+    command[command.index("--chdir") + 1] = str(applied["repo"])
+    command[command.index("--host") + 1] = "127.0.0.1"
+    command[command.index("--port") + 1] = str(port)
+    command[command.index("--workers") + 1] = "1"
+    command[0] = str(applied["python"].parent / "feast")
+    server = subprocess.Popen(
+        command, env=applied["env"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    _wait_for_port(port, server, 120)
+    return server, f"http://127.0.0.1:{port}"
+
+
+def _small_churn_model(folder: Path) -> tuple[str, object]:
+    """A model whose inputs are three of the churn features (view:feature references)."""
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    data = churn.generate(600, seed=5)
+    frame = data[SERVED].astype({"payment_method": "object", "sessions_30d": "int64"})
+    fitted = Pipeline(
+        [
+            (
+                "pre",
+                ColumnTransformer(
+                    [
+                        ("num", StandardScaler(), ["sessions_30d", "avg_order_value"]),
+                        ("cat", OneHotEncoder(handle_unknown="ignore"), ["payment_method"]),
+                    ]
+                ),
+            ),
+            ("clf", LogisticRegression()),
+        ]
+    ).fit(frame, data[churn.LABEL])
+    path = folder / "small-churn"
+    mlflow.sklearn.save_model(
+        fitted,
+        str(path),
+        signature=infer_signature(frame, fitted.predict_proba(frame)[:, 1]),
+        input_example=frame.head(2),
+        skops_trusted_types=["numpy.dtype"],
+        pip_requirements=["scikit-learn"],
+    )
+    return str(path), fitted
+
+
+def test_model_server_fetches_online_features_by_key_from_feast_serve(applied):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serving"))
+    from serving_support import start_server, stop_server
+
+    feast_server, feast_url = _feature_server(applied)
+    model_server = None
+    try:
+        model_path, fitted = _small_churn_model(applied["tmp"])
+        refs = ",".join(f"customer_behaviour:{name}" for name in SERVED)
+        model_server = start_server(
+            model_path,
+            applied["tmp"],
+            env={
+                "MLOPS_SERVE_FEAST_URL": feast_url,
+                "MLOPS_SERVE_FEAST_FEATURES": refs,
+                "MLOPS_SERVE_FEAST_TIMEOUT_SECONDS": "30",
+            },
+        )
+        keys = {"name": "customer_id", "shape": [2], "datatype": "INT64", "data": [3, 1]}
+        answer = model_server.post("/v2/models/small-churn/infer", {"id": "k", "inputs": [keys]})
+        assert answer.status == 200, answer.body
+        # The online values are the latest materialized snapshots (test above): customer 1's
+        # 99 sessions, customer 3's 17; the score is the model's on exactly those features.
+        snapshots = _snapshots()
+        latest = snapshots.sort_values(churn.TIMESTAMP).groupby(churn.ID).tail(1)
+        rows = latest.set_index(churn.ID).loc[[3, 1], SERVED].reset_index(drop=True)
+        rows = rows.astype({"payment_method": "object"})
+        assert rows["sessions_30d"].tolist() == [17, 99]
+        expected = fitted.predict_proba(rows)[:, 1]
+        scores = next(o for o in answer.body["outputs"] if o["name"] == "scores")["data"]
+        assert scores == pytest.approx(list(expected), rel=1e-9)
+        assert answer.body["id"] == "k"
+
+        # An unknown key, and a key whose only snapshot is past the views' TTL: 404 naming them.
+        missing = {"name": "customer_id", "shape": [3], "datatype": "INT64", "data": [1, 99, 4]}
+        refused = model_server.post("/v2/models/small-churn/infer", {"inputs": [missing]})
+        assert refused.status == 404
+        assert refused.body["error"] == (
+            "no online features for customer_id 99, 4: unknown, or not materialized within "
+            "the feature views' TTL"
+        )
+        # A null key is the request's fault.
+        null = {"name": "customer_id", "shape": [1], "datatype": "INT64", "data": [None]}
+        bad = model_server.post("/v2/models/small-churn/infer", {"inputs": [null]})
+        assert bad.status == 400
+        assert "each row needs the entity key" in bad.body["error"]
+        # A request that carries its features is served as before, without Feast.
+        direct = model_server.post(
+            "/v2/models/small-churn/infer",
+            {
+                "inputs": [
+                    {"name": "sessions_30d", "shape": [1], "datatype": "INT64", "data": [17]},
+                    {
+                        "name": "avg_order_value",
+                        "shape": [1],
+                        "datatype": "FP64",
+                        "data": [float(rows.loc[0, "avg_order_value"])],
+                    },
+                    {
+                        "name": "payment_method",
+                        "shape": [1],
+                        "datatype": "BYTES",
+                        "data": [rows.loc[0, "payment_method"]],
+                    },
+                ]
+            },
+        )
+        assert direct.status == 200, direct.body
+        direct_score = next(o for o in direct.body["outputs"] if o["name"] == "scores")["data"]
+        assert direct_score == pytest.approx([expected[0]], rel=1e-9)
+    finally:
+        if model_server is not None:
+            stop_server(model_server)
+        feast_server.terminate()
+        try:
+            feast_server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            feast_server.kill()
+            feast_server.wait()
