@@ -32,6 +32,7 @@ from mlops_platform.components.feast import (
     RedisConfig,
 )
 from mlops_platform.components.feast.model import config_problems as feast_problems
+from mlops_platform.components.feast.model import feature_server_url as feast_server_url
 from mlops_platform.components.gpu import GpuPools, pool_problems
 from mlops_platform.components.gpu.model import GPU_POOL_TYPES
 from mlops_platform.components.identity import WorkloadIdentityConfig
@@ -360,6 +361,19 @@ class PlatformConfig(StrictModel):
                         f"serving.{key}.credentials_secret",
                         f"{wanted!r} is not the Secret of any mlflow.clients entry in namespace "
                         f"{deployment.namespace!r}",
+                    )
+                )
+            feast = self.feast
+            if (
+                deployment.online_features
+                and deployment.feature_server_url in (None, feast_server_url(feast.namespace))
+                and deployment.namespace not in (feast.namespace, *feast.client_namespaces)
+            ):
+                problems.append(
+                    (
+                        f"serving.{key}.online_features",
+                        f"the feature server admits feast.client_namespaces "
+                        f"{feast.client_namespaces!r}; add {deployment.namespace!r} there",
                     )
                 )
             if deployment.progressive is not None and not self.delivery.enabled:

@@ -28,6 +28,7 @@ from mlops_platform.components.delivery import ProgressiveDelivery, ProgressiveD
 from mlops_platform.components.delivery.model import load_tester_url
 from mlops_platform.components.drift_monitor import DriftMonitor, DriftMonitorArgs, monitored_models
 from mlops_platform.components.feast import FeatureStore, FeatureStoreArgs
+from mlops_platform.components.feast.model import registry_uri as feast_registry_uri
 from mlops_platform.components.gpu import GpuNodePools, GpuNodePoolsArgs
 from mlops_platform.components.identity import WorkloadIdentity, WorkloadIdentityArgs
 from mlops_platform.components.identity.model import credentials_secret_name
@@ -192,6 +193,11 @@ def compose_platform(platform: config.PlatformConfig) -> None:
                 "bucket_uri": store.bucket_uris[platform.loop.bucket],
                 # One detector config for the alert, the runs it starts and the schedules.
                 "drift_config": platform.loop.drift_monitor.settings.detector.model_dump_json(),
+                # Training from the feature store reads the registry the feast component writes.
+                "feast_registry_path": store.bucket_uris[platform.feast.registry.bucket].apply(
+                    lambda uri: feast_registry_uri(uri, platform.feast.registry.path)
+                ),
+                "feast_project": platform.feast.project,
             },
         ),
     )

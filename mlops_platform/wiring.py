@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from graphlib import TopologicalSorter
 from typing import TYPE_CHECKING, Literal
 
+from mlops_platform.components.feast.model import feature_server_url
 from mlops_platform.components.identity import WorkloadIdentityConfig
 from mlops_platform.components.mlflow.model import ClientConfig
 from mlops_platform.components.mlflow.model import tracking_uri as mlflow_tracking_uri
@@ -261,6 +262,12 @@ def effective(platform: PlatformConfig) -> PlatformConfig:
                 or mlflow_tracking_uri(platform.mlflow.namespace),
                 "credentials_secret": deployment.credentials_secret
                 or secrets.get(deployment.namespace),
+                "feature_server_url": deployment.feature_server_url
+                or (
+                    feature_server_url(platform.feast.namespace)
+                    if deployment.online_features
+                    else None
+                ),
             }
         )
         for key, deployment in platform.serving.items()

@@ -34,6 +34,7 @@ from mlops_platform.model_server.model import (
     ServedModel,
     resolve,
 )
+from mlops_platform.model_server.online_features import OnlineFeatures
 from mlops_platform.model_server.prediction_log import (
     FileSink,
     KafkaSink,
@@ -165,6 +166,7 @@ class ModelServerApp:
         self._load_task: asyncio.Task[None] | None = None
         self._drain_started: float | None = None
         self._schemaless: dict[tuple[str, ...], InputSchema] = {}
+        self._online_features = OnlineFeatures.from_settings(settings)
         self._routes_get: dict[str, Callable[[], Awaitable[tuple[int, Any]]]] = {
             "/v2/health/live": self._live,
             "/v2/health/ready": self._ready,
@@ -529,6 +531,8 @@ class ModelServerApp:
     async def _infer(self, body: bytes, synthetic: bool = False) -> tuple[int, Any]:
         model = self._serving_model()
         payload = _parse_json(body)
+        if self._online_features is not None:
+            payload = await self._online_features.complete(payload)
         if model.schema is not None:
             rows = model.schema.rows_from_v2(payload)
             schema = model.schema

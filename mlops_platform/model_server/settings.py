@@ -408,6 +408,38 @@ REGISTRY: tuple[EnvVar, ...] = (
         "Log level of the server.",
         choices=("debug", "info", "warning", "error"),
     ),
+    EnvVar(
+        "MLOPS_SERVE_FEAST_URL",
+        "feast_url",
+        str,
+        "",
+        "Feast feature server (`http://feast-feature-server.feast.svc.cluster.local:6566`). "
+        "Set, a v2 infer request whose only input is the entity key gets its features from "
+        "Feast's `/get-online-features` (online_features.py); empty: requests carry features.",
+    ),
+    EnvVar(
+        "MLOPS_SERVE_FEAST_FEATURES",
+        "feast_features",
+        str,
+        "churn_model",
+        "What to ask Feast for: a feature service name, or comma-separated `view:feature` "
+        "references. Their names must be the model's input columns.",
+    ),
+    EnvVar(
+        "MLOPS_SERVE_FEAST_ENTITY_KEY",
+        "feast_entity_key",
+        str,
+        "customer_id",
+        "The entity's join key: the one input tensor of a request that asks for online features.",
+    ),
+    EnvVar(
+        "MLOPS_SERVE_FEAST_TIMEOUT_SECONDS",
+        "feast_timeout_seconds",
+        float,
+        1.0,
+        "How long to wait for Feast before answering 503.",
+        minimum=0.01,
+    ),
 )
 
 
@@ -448,6 +480,10 @@ class Settings:
     drift_window_rows: int
     drain_seconds: float
     log_level: str
+    feast_url: str
+    feast_features: str
+    feast_entity_key: str
+    feast_timeout_seconds: float
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -480,6 +516,10 @@ class Settings:
                 f">= MLOPS_SERVE_LOAD_RETRY_INITIAL_SECONDS={settings.load_retry_initial_seconds:g}"
             )
         _check_kafka_security(settings)
+        if settings.feast_url and not settings.feast_url.startswith(("http://", "https://")):
+            raise SettingsError(
+                f"MLOPS_SERVE_FEAST_URL={settings.feast_url!r} must be an http:// or https:// URL"
+            )
         return settings
 
 

@@ -12,7 +12,7 @@ from pulumi.runtime.sync_await import _sync_await
 
 from mlops_platform import manifests, mocks
 from mlops_platform.components.cloud import AwsCloud, GcpCloud, LocalCloud
-from mlops_platform.components.feast import FeastConfig, FeatureStore, FeatureStoreArgs, model
+from mlops_platform.components.feast import FeastConfig, FeatureStore, FeatureStoreArgs, model, repo
 from mlops_platform.components.network import Network
 from tests.components.component_support import (
     named,
@@ -38,6 +38,8 @@ PDB = "kubernetes:policy/v1:PodDisruptionBudget"
 STATEFULSET = "kubernetes:apps/v1:StatefulSet"
 NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 PASSWORD = "random:index/randomPassword:RandomPassword"
+JOB = "kubernetes:batch/v1:Job"
+CRON_JOB = "kubernetes:batch/v1:CronJob"
 REPLICATION_GROUP = "aws:elasticache/replicationGroup:ReplicationGroup"
 MEMORYSTORE = "gcp:redis/instance:Instance"
 
@@ -146,6 +148,10 @@ KUBERNETES_CHILDREN = [
     (SERVICE, "features-service"),
     (PDB, "features-pdb"),
     (NETWORK_POLICY, "features-server"),
+    (CONFIG_MAP, "features-feature-repo"),
+    (JOB, "features-apply"),
+    (CRON_JOB, "features-materialize"),
+    (NETWORK_POLICY, "features-jobs"),
 ]
 ENDPOINTS = {
     "aws": (ELASTICACHE_HOST, 6379),
@@ -260,6 +266,42 @@ def test_kubernetes_objects_are_the_rendered_ones_with_the_real_endpoints(cloud)
     secret = named(monitor, SECRET, "features-online-store")
     assert secret.urn in deployment.depends_on
     assert config_map.urn in deployment.depends_on
+
+
+@pytest.mark.parametrize("cloud", [AWS, GCP, LOCAL], ids=lambda c: c.type)
+def test_feature_repo_objects_are_the_rendered_ones_after_the_store(cloud):
+    monitor, store = _run(cloud)
+    host, port = ENDPOINTS[cloud.type]
+    region = "eu-west-1" if cloud.type == "aws" else None
+    store_data = model.render(
+        CONFIG,
+        cloud.type,
+        URIS[cloud.type],
+        host,
+        port,
+        region,
+        MEMORYSTORE_CA if cloud.type == "gcp" else None,
+    ).config_map["data"]
+    offline = f"{URIS[cloud.type]}/feast/data"
+    config_map, job, cron_job, policy = repo.render(CONFIG, cloud.type, offline, store_data, region)
+    repo_map = named(monitor, CONFIG_MAP, "features-feature-repo")
+    assert repo_map.inputs == config_map
+    assert repo_map.inputs["data"][repo.OFFLINE_URI_KEY] == offline
+    apply = named(monitor, JOB, "features-apply")
+    assert apply.inputs == job
+    assert apply.inputs["metadata"]["name"].startswith("feast-apply-")
+    assert named(monitor, CRON_JOB, "features-materialize").inputs == cron_job
+    assert named(monitor, NETWORK_POLICY, "features-jobs").inputs == policy
+    # Apply and materialization run once the store file, the definitions and Redis exist.
+    for record in (apply, named(monitor, CRON_JOB, "features-materialize")):
+        assert named(monitor, CONFIG_MAP, "features-feature-store").urn in record.depends_on
+        assert repo_map.urn in record.depends_on
+        assert named(monitor, SECRET, "features-online-store").urn in record.depends_on
+    if cloud.type == "local":
+        assert named(monitor, STATEFULSET, "features-redis").urn in apply.depends_on
+    for record in (repo_map, apply, named(monitor, CRON_JOB, "features-materialize")):
+        manifests.validate({**_api(record.type), **record.inputs})
+    assert output_value(store.offline_data_uri) == offline
 
 
 def test_an_unknown_bucket_fails_before_anything_is_registered():

@@ -57,6 +57,7 @@ def test_shipped_pipelines_are_the_compiled_ones():
         "drift": Path("drift_pipeline.yaml"),
         "windows_drift": Path("windows_drift_pipeline.yaml"),
         "batch_scoring": Path("batch_scoring_pipeline.yaml"),
+        "feature_store_training": Path("feature_store_training_pipeline.yaml"),
     }
 
 
@@ -165,7 +166,8 @@ def test_invalid_crons_name_the_field(cron, message):
         (
             {"pipeline": "nowcast"},
             "schedules.nightly.pipeline: Value error, pipeline 'nowcast' is not a shipped "
-            "pipeline; choose 'training', 'drift', 'windows_drift', 'batch_scoring'",
+            "pipeline; choose 'training', 'drift', 'windows_drift', 'batch_scoring', "
+            "'feature_store_training'",
         ),
         (
             {"parameters": {**DRIFT["parameters"], "psi": 0.3}},
@@ -302,6 +304,11 @@ def test_spec_names_pipelines_by_their_compiled_name_and_runs_as_the_runner():
             "description": model.pipeline_info(model.pipeline_texts()["drift"])[1],
         },
         {
+            "name": "churn-training-feature-store",
+            "file": "feature_store_training.yaml",
+            "description": model.pipeline_info(model.pipeline_texts()["feature_store_training"])[1],
+        },
+        {
             "name": "churn-training",
             "file": "training.yaml",
             "description": model.pipeline_info(model.pipeline_texts()["training"])[1],
@@ -331,6 +338,7 @@ def test_files_are_the_spec_and_the_committed_yaml_byte_for_byte():
     assert sorted(files) == [
         "batch_scoring.yaml",
         "drift.yaml",
+        "feature_store_training.yaml",
         "spec.json",
         "training.yaml",
         "windows_drift.yaml",
@@ -348,6 +356,7 @@ def test_the_program_reads_what_the_model_writes(tmp_path):
     assert [p.name for p in spec.pipelines] == [
         "churn-batch-scoring",
         "churn-drift",
+        "churn-training-feature-store",
         "churn-training",
         "churn-windows-drift",
     ]

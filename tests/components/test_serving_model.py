@@ -210,9 +210,9 @@ def test_defaults_follow_the_server_registry():
         (
             {"server_settings": {"max_batch": 64}},
             "server_settings: Value error, unknown model-server setting 'max_batch'; known: "
-            "batch_wait_ms, body_timeout_seconds, drift_window_rows, explain, "
-            "header_timeout_seconds, idle_timeout_seconds, inference_threads, kafka_aws_region, "
-            "kafka_buffer_messages, "
+            "batch_wait_ms, body_timeout_seconds, drift_window_rows, explain, feast_entity_key, "
+            "feast_features, feast_timeout_seconds, header_timeout_seconds, idle_timeout_seconds, "
+            "inference_threads, kafka_aws_region, kafka_buffer_messages, "
             "kafka_ca_file, kafka_sasl_mechanism, kafka_sasl_username, kafka_security_protocol, "
             "load_retry_initial_seconds, load_retry_max_seconds, log_level, max_batch_rows, "
             "max_body_bytes, max_connections, prediction_file, prediction_file_backups, "
@@ -924,3 +924,19 @@ def test_pulumi_awaits_a_hand_set_canary_but_not_the_stable_track():
     # A fresh platform has no model yet: the stable pods wait for it without failing `pulumi up`.
     assert stable["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}
     assert "annotations" not in canary["metadata"]
+
+
+def test_online_features_set_the_feature_server_url():
+    url = "http://feast-feature-server.feast.svc.cluster.local:6566"
+    config = _config(
+        online_features=True,
+        feature_server_url=url,
+        server_settings={"feast_features": "customer_behaviour:sessions_30d"},
+    )
+    env = {item["name"]: item["value"] for item in model.server_env(config, "stable")}
+    assert env["MLOPS_SERVE_FEAST_URL"] == url
+    assert env["MLOPS_SERVE_FEAST_FEATURES"] == "customer_behaviour:sessions_30d"
+    assert "MLOPS_SERVE_FEAST_URL" not in {i["name"] for i in model.server_env(_config(), "stable")}
+    with pytest.raises(ValueError, match="online_features needs feature_server_url"):
+        model.server_env(_config(online_features=True), "stable")
+    assert "feast_url" in model.MANAGED_SETTINGS

@@ -612,3 +612,35 @@ def test_the_network_reaches_exactly_what_wiring_says(path):
     if platform.cloud.type == "gcp":
         expected.discard("gpu")
     assert reaching == expected
+
+
+def test_online_features_read_the_platforms_feature_server():
+    platform = wiring.effective(
+        _platform(
+            feast={"namespace": "features"},
+            serving={
+                "churn": {**CHURN, "online_features": True},
+                "plain": CHURN,
+                "own": {**CHURN, "online_features": True, "feature_server_url": "http://f:1"},
+            },
+        )
+    )
+    urls = {key: d.feature_server_url for key, d in platform.serving.items()}
+    assert urls == {
+        "churn": "http://feast-feature-server.features.svc.cluster.local:6566",
+        "plain": None,
+        "own": "http://f:1",
+    }
+    assert wiring.effective(platform) == platform
+
+
+def test_online_features_need_a_namespace_the_feature_server_admits():
+    with pytest.raises(config.ConfigError) as error:
+        _platform(
+            feast={"client_namespaces": ["kubeflow"]},
+            serving={"churn": {**CHURN, "online_features": True}},
+        )
+    assert (
+        "mlops:serving.churn.online_features: the feature server admits feast.client_namespaces "
+        "['kubeflow']; add 'serving' there"
+    ) in str(error.value)

@@ -37,7 +37,9 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 VENV = REPO / ".mlops" / "feast-venv"
-REQUIREMENTS = (f"feast[redis,aws]=={FEAST_VERSION}",)
+# s3fs: Feast's file (Dask) offline store reads s3:// Parquet through fsspec, which needs it;
+# the official feature-server image (feast[minimal]) does not have it (see the feast README).
+REQUIREMENTS = (f"feast[redis,aws]=={FEAST_VERSION}", "s3fs==2026.9.0")
 WORKER = Path(__file__).with_name("feast_worker.py")
 BUCKET = "mlops-test-features"
 ACCESS_KEY = "testing"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from mlops_platform.components.versions import FEAST_FEATURE_SERVER_IMAGE
 from mlops_platform.pipelines.components.image import BASE_IMAGE
 from mlops_platform.pipelines.pipelines import compile as compile_module
 
@@ -48,7 +49,11 @@ def test_every_step_runs_the_pinned_platform_image_without_pip(name: str) -> Non
         key: value["container"] for key, value in executors.items() if "container" in value
     }
     assert containers
-    assert {c["image"] for c in containers.values()} == {BASE_IMAGE}
+    # The Feast step runs the feature-server image (Feast pins pandas 2); every other step the
+    # platform image.
+    feast = {key for key in containers if key == "exec-feature-store-frame"}
+    assert {c["image"] for k, c in containers.items() if k not in feast} == {BASE_IMAGE}
+    assert {containers[k]["image"] for k in feast} <= {FEAST_FEATURE_SERVER_IMAGE}
     assert not any("pip install" in " ".join(c["command"]) for c in containers.values())
     assert ":" in BASE_IMAGE and not BASE_IMAGE.endswith(":latest")
 
@@ -67,6 +72,35 @@ def test_training_pipeline_shape() -> None:
     assert tasks["split-data"]["dependentTasks"] == ["importer", "validate-data"]
     assert tasks["register-model"]["cachingOptions"] == {}
     assert set(compiled["root"]["inputDefinitions"]["parameters"]) >= {"data_uri", "tracking_uri"}
+
+
+def test_feature_store_training_pipeline_trains_on_the_point_in_time_frame() -> None:
+    from mlops_platform.pipelines.components.feature_store_frame.component import SCRIPT
+
+    compiled = spec("feature_store_training_pipeline")
+    tasks = compiled["root"]["dag"]["tasks"]
+    assert sorted(tasks) == [
+        "evaluate-model",
+        "feature-store-frame",
+        "importer",
+        "register-model",
+        "split-data",
+        "train-model",
+        "validate-data",
+    ]
+    frame = {
+        "taskOutputArtifact": {"outputArtifactKey": "frame", "producerTask": "feature-store-frame"}
+    }
+    assert tasks["validate-data"]["inputs"]["artifacts"]["dataset"] == frame
+    assert tasks["split-data"]["inputs"]["artifacts"]["dataset"] == frame
+    assert tasks["feature-store-frame"]["cachingOptions"] == {}
+    container = compiled["deploymentSpec"]["executors"]["exec-feature-store-frame"]["container"]
+    assert container["image"] == FEAST_FEATURE_SERVER_IMAGE
+    assert container["command"] == ["python", "-c", SCRIPT]
+    assert "--registry" in container["args"]
+    parameters = compiled["root"]["inputDefinitions"]["parameters"]
+    assert {"entities_uri", "tracking_uri", "feast_registry_path"} <= set(parameters)
+    assert "defaultValue" not in parameters["feast_registry_path"]
 
 
 def test_drift_pipeline_gates_retraining_on_the_drift_decision() -> None:
@@ -97,6 +131,7 @@ def test_registry_steps_get_the_mlflow_client_credentials_on_a_cluster(name: str
             "exec-register-model",
         ],
         "batch_scoring_pipeline": ["exec-batch-score"],
+        "feature_store_training_pipeline": ["exec-evaluate-model", "exec-register-model"],
     }[name]
     assert sorted(executors) == registry_steps
     for executor in executors.values():

@@ -322,6 +322,65 @@ class ServerConfig(StrictModel):
         return self
 
 
+_CRON_FIELD = re.compile(r"^[0-9*/,\-A-Za-z?]+$")
+
+
+class MaterializationConfig(StrictModel):
+    """The CronJob that runs `feast materialize-incremental`: offline Parquet to Redis."""
+
+    schedule: str = Field(
+        default="0 * * * *",
+        description="When to materialize: a five-field Kubernetes CronJob schedule (UTC) or a "
+        "macro such as `@hourly`. Each run loads what arrived since the previous one.",
+    )
+    suspend: bool = Field(
+        default=False,
+        description="Stop scheduling runs (running ones finish); the online store keeps what "
+        "it has.",
+    )
+    deadline_seconds: int = Field(
+        default=3000,
+        ge=60,
+        le=86400,
+        description="A run still going after this long is stopped and counts as failed.",
+    )
+    cpu_request: str = Field(default="250m", description="CPU request of a run.")
+    memory_request: str = Field(default="1Gi", description="Memory request of a run.")
+    memory_limit: str = Field(
+        default="2Gi", description="Memory limit of a run (at least the request)."
+    )
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        fields = value.split()
+        macro = len(fields) == 1 and fields[0] in (
+            "@yearly",
+            "@annually",
+            "@monthly",
+            "@weekly",
+            "@daily",
+            "@midnight",
+            "@hourly",
+        )
+        if not macro and (len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields)):
+            raise ValueError(
+                f"schedule {value!r} must be five cron fields (minute hour day-of-month month "
+                "day-of-week) or a macro such as @hourly"
+            )
+        return value
+
+    @field_validator("cpu_request", "memory_request", "memory_limit")
+    @classmethod
+    def _quantity(cls, value: str, info) -> str:
+        return check_quantity(value, info.field_name)
+
+    @model_validator(mode="after")
+    def _limit_covers_request(self) -> MaterializationConfig:
+        check_limit_covers_request("memory", self.memory_request, self.memory_limit)
+        return self
+
+
 class FeastConfig(StrictModel):
     """The feature store (root config key `feast`)."""
 
@@ -381,6 +440,11 @@ class FeastConfig(StrictModel):
     server: ServerConfig = Field(
         default_factory=ServerConfig,
         description="The feature server Deployment (`feast serve`): replicas, resources.",
+    )
+    materialization: MaterializationConfig = Field(
+        default_factory=MaterializationConfig,
+        description="The scheduled `feast materialize-incremental` of the churn feature "
+        "views (the feature repository in mlops_platform/components/feast/repo, applied by a Job).",
     )
 
     @field_validator("namespace", "service_account")

@@ -22,7 +22,7 @@ import pulumi_random as random
 
 from mlops_platform.components import naming
 from mlops_platform.components.cloud import AwsCloud, Cloud, GcpCloud
-from mlops_platform.components.feast import model
+from mlops_platform.components.feast import model, repo
 from mlops_platform.components.kube_resources import depends_on_of, in_cluster_store
 from mlops_platform.components.network import Network
 from mlops_platform.components.storage.model import default_bucket_prefix
@@ -218,6 +218,20 @@ class FeatureStore(pulumi.ComponentResource):
             opts=in_namespace,
         )
 
+        offline_data_uri = bucket_uri.apply(
+            lambda uri: model.offline_data_uri(uri, config.offline_store.data_prefix)
+        )
+        _feature_repo(
+            name,
+            config,
+            cloud.type,
+            aws_region,
+            offline_data_uri,
+            data,
+            in_namespace,
+            [config_map, *waits_for],
+        )
+
         namespace = config.namespace
         self.namespace = pulumi.Output.from_input(namespace)
         self.feature_server_url = svc.metadata.name.apply(
@@ -229,9 +243,7 @@ class FeatureStore(pulumi.ComponentResource):
         self.registry_path = bucket_uri.apply(
             lambda uri: model.registry_uri(uri, config.registry.path)
         )
-        self.offline_data_uri = bucket_uri.apply(
-            lambda uri: model.offline_data_uri(uri, config.offline_store.data_prefix)
-        )
+        self.offline_data_uri = offline_data_uri
         self.feature_store_yaml = config_map.data.apply(lambda d: d[model.FEATURE_STORE_YAML_KEY])
         self.config_map_name = config_map.metadata.name
         self.secret_name = secret.metadata.name
@@ -436,3 +448,56 @@ _ONLINE_STORES: dict[str, Callable[..., _OnlineStore]] = {
     "gcp": _gcp_online_store,
     "local": _local_online_store,
 }
+
+
+# --- the churn feature repository -------------------------------------------------------------
+
+
+def _feature_repo(
+    name: str,
+    config: model.FeastConfig,
+    cloud_type: model.CloudType,
+    aws_region: str | None,
+    offline_data_uri: pulumi.Output[str],
+    store_data: pulumi.Output[dict[str, str]],
+    in_namespace: pulumi.ResourceOptions,
+    waits_for: list[pulumi.Resource],
+) -> None:
+    """The definitions' ConfigMap, the `feast apply` Job (named by the digest of what it
+    applies; `pulumi up` waits for it to complete, so a definition Feast refuses fails the
+    update), the materialization CronJob and their NetworkPolicy."""
+    config_map = repo.repo_config_map(config, "")
+    repo_data = offline_data_uri.apply(lambda uri: repo.repo_config_map(config, uri)["data"])
+    repo_map = k8s.core.v1.ConfigMap(
+        f"{name}-feature-repo",
+        metadata=config_map["metadata"],
+        data=repo_data,
+        opts=in_namespace,
+    )
+    after = pulumi.ResourceOptions.merge(
+        in_namespace, pulumi.ResourceOptions(depends_on=[repo_map, *waits_for])
+    )
+    job = pulumi.Output.all(repo_data, store_data).apply(
+        lambda v: repo.apply_job(config, cloud_type, repo.repo_digest(v[0], v[1]), aws_region)
+    )
+    k8s.batch.v1.Job(
+        f"{name}-apply",
+        metadata=job.apply(lambda j: j["metadata"]),
+        spec=job.apply(lambda j: j["spec"]),
+        # A new digest is a new name: Pulumi replaces the Job (its template is immutable).
+        opts=after,
+    )
+    cron = repo.materialize_cron_job(config, cloud_type, aws_region)
+    k8s.batch.v1.CronJob(
+        f"{name}-materialize",
+        metadata=cron["metadata"],
+        spec=cron["spec"],
+        opts=after,
+    )
+    policy = repo.jobs_network_policy(config)
+    k8s.networking.v1.NetworkPolicy(
+        f"{name}-jobs",
+        metadata=policy["metadata"],
+        spec=policy["spec"],
+        opts=in_namespace,
+    )

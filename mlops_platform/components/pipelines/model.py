@@ -147,6 +147,8 @@ PLATFORM_PARAMETERS: dict[str, str] = {
     "bucket_uri": "the datasets bucket the prediction-log consumer writes its windows to",
     "drift_config": "the drift detector's settings (loop.drift_monitor.settings), so a scheduled "
     "check decides exactly as the drift alert does",
+    "feast_registry_path": "the feature store's registry (`<features bucket>/feast/registry.db`)",
+    "feast_project": "the feature store's Feast project (feast.project)",
 }
 
 

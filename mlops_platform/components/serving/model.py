@@ -89,6 +89,7 @@ MANAGED_SETTINGS = frozenset(
         "kafka_bootstrap_servers",
         "kafka_topic",
         "example_endpoint",
+        "feast_url",
     }
 )
 
@@ -315,6 +316,19 @@ class ModelDeploymentConfig(StrictModel):
     )
     kafka_topic: str = Field(
         default=_VARS["kafka_topic"].default, description="Topic of the prediction log."
+    )
+    online_features: bool = Field(
+        default=False,
+        description="A v2 request that carries only the entity key gets its features from the "
+        "platform's Feast feature server (`/get-online-features`). What is fetched and the key's "
+        "name are the server settings `feast_features` (default the `churn_model` feature "
+        "service) and `feast_entity_key` (default `customer_id`). The namespace must be one of "
+        "`feast.client_namespaces`.",
+    )
+    feature_server_url: str | None = Field(
+        default=None,
+        description="Feast feature server for `online_features`. Default: the platform's "
+        "(`http://feast-feature-server.<feast namespace>.svc.cluster.local:6566`).",
     )
     server_settings: dict[str, ServerSettingValue] = Field(
         default_factory=dict,
@@ -725,6 +739,12 @@ def server_env(
         ]
         if kafka is not None:
             env += kafka_security_env(kafka)
+    if config.online_features:
+        if not config.feature_server_url:
+            raise ValueError(
+                "online_features needs feature_server_url (the platform fills it in from feast)"
+            )
+        env.append(_env(_VARS["feast_url"].name, config.feature_server_url))
     env += [_env(_VARS[key].name, value) for key, value in sorted(config.server_settings.items())]
     if config.mlflow_tracking_uri:
         env.append(_env("MLFLOW_TRACKING_URI", config.mlflow_tracking_uri))

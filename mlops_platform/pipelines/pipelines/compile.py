@@ -18,12 +18,16 @@ TARGETS = {
     "drift_pipeline": HERE / "drift_pipeline.yaml",
     "windows_drift_pipeline": HERE / "windows_drift_pipeline.yaml",
     "batch_scoring_pipeline": HERE / "batch_scoring_pipeline.yaml",
+    "feature_store_training_pipeline": HERE / "feature_store_training_pipeline.yaml",
 }
 
 
 def pipelines() -> dict:
     from mlops_platform.pipelines.pipelines.batch_scoring import batch_scoring_pipeline
     from mlops_platform.pipelines.pipelines.drift import drift_pipeline
+    from mlops_platform.pipelines.pipelines.feature_store_training import (
+        feature_store_training_pipeline,
+    )
     from mlops_platform.pipelines.pipelines.training import training_pipeline
     from mlops_platform.pipelines.pipelines.windows_drift import windows_drift_pipeline
 
@@ -32,6 +36,7 @@ def pipelines() -> dict:
         "drift_pipeline": drift_pipeline,
         "windows_drift_pipeline": windows_drift_pipeline,
         "batch_scoring_pipeline": batch_scoring_pipeline,
+        "feature_store_training_pipeline": feature_store_training_pipeline,
     }
 
 
