@@ -46,7 +46,11 @@ def serve(settings: object) -> int:
     from mlops_platform.model_server import tracing as otel
     from mlops_platform.model_server.app import SERVER_VERSION, ModelServerApp
     from mlops_platform.model_server.protocol import protocol_class
-    from mlops_platform.model_server.settings import Settings, apply_mlflow_client_defaults
+    from mlops_platform.model_server.settings import (
+        Settings,
+        apply_mlflow_client_defaults,
+        otel_environ,
+    )
 
     assert isinstance(settings, Settings)
     logging.basicConfig(
@@ -60,7 +64,7 @@ def serve(settings: object) -> int:
             ", ".join(f"{k}={v}" for k, v in applied.items()),
         )
     try:
-        tracing = otel.from_env(SERVER_VERSION)  # None unless OTEL_* turn it on
+        tracing = otel.from_env(SERVER_VERSION, otel_environ())  # None unless OTEL_* turn it on
     except otel.TracingConfigError as exc:
         print(f"mlops serve: {exc}", file=sys.stderr)
         return 2

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -131,9 +130,9 @@ def check(environ: Mapping[str, str]) -> None:
             break
 
 
-def from_env(service_version: str, environ: Mapping[str, str] | None = None) -> Tracing | None:
-    """Tracing as the OTEL_* variables configure it, or None when they do not turn it on."""
-    environ = os.environ if environ is None else environ
+def from_env(service_version: str, environ: Mapping[str, str]) -> Tracing | None:
+    """Tracing as the OTEL_* variables configure it (`settings.otel_environ()`), or None when
+    they do not turn it on."""
     if not enabled(environ):
         return None
     check(environ)
