@@ -15,6 +15,7 @@ import pulumi_kubernetes as k8s
 
 from mlops_platform.components.kafka.model import KafkaClientWiring
 from mlops_platform.components.kube_resources import depends_on_of
+from mlops_platform.components.monitoring.tracing import TracingWiring
 from mlops_platform.components.serving import model
 from mlops_platform.components.serving.delivery import FlaggerWiring
 
@@ -31,6 +32,8 @@ class ModelDeploymentArgs:
     platform's Prometheus and Flagger's load tester, `mlops_platform/components/delivery`).
     `prometheus_namespace`: where the platform's Prometheus runs (`mlops_platform/components/monitoring`),
     let through to the metrics port; None: nothing scrapes the pods.
+    `tracing`: the platform's trace backend (`monitoring.tracing`, derived by mlops_platform.wiring);
+    None: the server's tracing stays off.
     """
 
     config: model.ModelDeploymentConfig
@@ -38,6 +41,7 @@ class ModelDeploymentArgs:
     kafka: KafkaClientWiring | None = None
     flagger: FlaggerWiring | None = None
     prometheus_namespace: str | None = None
+    tracing: TracingWiring | None = None
 
 
 class ModelDeployment(pulumi.ComponentResource):
@@ -56,7 +60,9 @@ class ModelDeployment(pulumi.ComponentResource):
         if args.kubernetes is None:
             raise ValueError("ModelDeploymentArgs.kubernetes: a Kubernetes provider is required")
         config = args.config
-        rendered = model.render(name, config, args.kafka, args.flagger, args.prometheus_namespace)
+        rendered = model.render(
+            name, config, args.kafka, args.flagger, args.prometheus_namespace, args.tracing
+        )
 
         super().__init__("mlops:serving:ModelDeployment", name, None, opts)
         # Children do not inherit the component's depends_on (typically the Namespace).
