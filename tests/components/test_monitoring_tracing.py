@@ -407,3 +407,15 @@ def test_mesh_tracing_needs_the_mesh():
             "mesh",
             MeshTracingArgs(config=MeshConfig(enabled=False), tracing=WIRED, kubernetes=object()),
         )
+
+
+def test_readme_example_turns_tracing_on_and_renders():
+    import re
+    from pathlib import Path
+
+    readme = Path(model.__file__).with_name("README.md").read_text()
+    (block,) = [b for b in re.findall(r"```yaml\n(.*?)```", readme, re.S) if "tracing" in b]
+    config = MonitoringConfig.model_validate(yaml.safe_load(block)["config"]["mlops:monitoring"])
+    assert config.tracing.enabled and config.tracing.storage.type == "badger"
+    for obj in tracing.objects(config.namespace, config.tracing, config.storage_class).values():
+        manifests.validate(obj)
