@@ -178,7 +178,11 @@ def test_pod_is_hardened_pinned_and_outside_the_mesh():
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     assert pod["automountServiceAccountToken"] is False
-    assert template["metadata"]["annotations"] == {"sidecar.istio.io/inject": "false"}
+    assert template["metadata"]["labels"]["sidecar.istio.io/inject"] == "false"
+    assert (
+        deployment["spec"]["selector"]["matchLabels"].items()
+        <= template["metadata"]["labels"].items()
+    )
     assert container["resources"] == {
         "requests": {"cpu": "100m", "memory": "512Mi"},
         "limits": {"memory": "2Gi"},

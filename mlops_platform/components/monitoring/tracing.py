@@ -264,10 +264,10 @@ def deployment(namespace: str, config: TracingConfig) -> dict[str, Any]:
             "selector": {"matchLabels": dict(LABELS)},
             "template": {
                 "metadata": {
-                    "labels": dict(LABELS),
-                    # Outside the mesh: the sidecars send to it, and Envoy's own spans of this
-                    # pod's traffic would be traces of traces.
-                    "annotations": {"sidecar.istio.io/inject": "false"},
+                    # Outside the mesh (the label is what istiod's injector reads): the sidecars
+                    # send to it, and Envoy's spans of this pod's traffic would be traces of
+                    # traces.
+                    "labels": {**LABELS, "sidecar.istio.io/inject": "false"},
                 },
                 "spec": {
                     "automountServiceAccountToken": False,
