@@ -423,3 +423,27 @@ def test_readme_example_turns_tracing_on_and_renders():
     assert config.tracing.enabled and config.tracing.storage.type == "badger"
     for obj in tracing.objects(config.namespace, config.tracing, config.storage_class).values():
         manifests.validate(obj)
+
+
+def test_istiod_chart_renders_the_provider_into_the_mesh_config(charts_dir):
+    """helm template of the pinned istiod chart: the values pass its schema and the mesh
+    ConfigMap istiod reads holds the provider (merged with the chart's own mesh config)."""
+    import json
+
+    from mlops_platform import render
+
+    values = mesh_model.istiod_values(MeshConfig(), AwsCloud(type="aws", region="eu-west-1"), WIRED)
+    archive = charts_dir / f"{versions.ISTIOD.chart}-{versions.ISTIOD.version}.tgz"
+    assert render.values_problems(archive, versions.ISTIOD.chart, values) == []
+    documents = render._helm_template(
+        archive, mesh_model.ISTIOD_RELEASE, "istio-system", json.dumps(values), False
+    )
+    (mesh,) = [
+        obj
+        for obj, _text in documents
+        if obj and obj.get("kind") == "ConfigMap" and obj["metadata"]["name"] == "istio"
+    ]
+    rendered = yaml.safe_load(mesh["data"]["mesh"])
+    assert rendered["extensionProviders"] == [mesh_model.tracing_provider(WIRED)]
+    assert rendered["rootNamespace"] == "istio-system"
+    assert "tracing" not in rendered["defaultConfig"]  # the legacy tracer stays off
