@@ -33,6 +33,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 log = logging.getLogger(__name__)
 
@@ -153,10 +154,12 @@ def from_env(service_version: str, environ: Mapping[str, str]) -> Tracing | None
     # the batch processor exports off the serving path (OTEL_BSP_* size its queue).
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     tracing = Tracing(provider, propagator_from(environ))
+    endpoint = urlsplit(next(environ[n] for n in ENDPOINT_VARIABLES if environ.get(n, "").strip()))
     log.info(
-        "tracing on: OTLP/HTTP to %s, sampler %s",
-        next(environ[n] for n in ENDPOINT_VARIABLES if environ.get(n, "").strip()),
-        environ.get("OTEL_TRACES_SAMPLER", "").strip() or DEFAULT_SAMPLER,
+        "tracing on: OTLP/HTTP to %s://%s, sampler %s",
+        endpoint.scheme,
+        endpoint.hostname if endpoint.port is None else f"{endpoint.hostname}:{endpoint.port}",
+        sampler.get_description(),
     )
     return tracing
 
