@@ -344,6 +344,21 @@ class Tracing:
             )
             span.end(end_time=ended_ns)
 
+    def step(
+        self,
+        trace: RequestTrace,
+        name: str,
+        started_ns: int,
+        ended_ns: int,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> None:
+        """A child span of the request for another step of its own (e.g. fetching online
+        features), recorded after the fact from its `time.time_ns()` bounds."""
+        span = self._tracer.start_span(
+            name, context=trace.context, start_time=started_ns, attributes=attributes
+        )
+        span.end(end_time=ended_ns)
+
     def shutdown(self, timeout_seconds: float) -> None:
         """Export what is queued (within `timeout_seconds`), then stop the exporter."""
         if not self._provider.force_flush(max(1, int(timeout_seconds * 1000))):

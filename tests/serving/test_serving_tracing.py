@@ -457,3 +457,32 @@ def test_traces_specific_protocol_wins() -> None:
             "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",  # for other signals
         }
     )
+
+
+def test_a_further_step_is_a_child_of_the_request() -> None:
+    """`Tracing.step`, for steps a request may gain (online features): exported as a child of
+    the request's span with its own bounds, through the SDK's in-memory exporter."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=tracing.sampler_from({}))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    traced = tracing.Tracing(provider, tracing.propagator_from({}))
+    trace_id, caller = ids()
+    scope = {
+        "path": "/invocations",
+        "method": "POST",
+        "headers": [(b"traceparent", f"00-{trace_id}-{caller}-01".encode())],
+    }
+    request = traced.start_request(scope)
+    assert request is not None
+    traced.step(request, "features.fetch", 10, 20, {"mlops.features.rows": 1})
+    traced.end_request(request, 200)
+    step, server = exporter.get_finished_spans()
+    assert (step.name, step.start_time, step.end_time) == ("features.fetch", 10, 20)
+    assert step.parent.span_id == server.context.span_id
+    assert f"{server.context.trace_id:032x}" == trace_id
+    assert f"{server.parent.span_id:016x}" == caller
+    assert step.attributes["mlops.features.rows"] == 1
