@@ -56,6 +56,8 @@ from mlops_platform.components.mesh import (
     IstioMeshArgs,
     MeshMutualTls,
     MeshMutualTlsArgs,
+    MeshTracing,
+    MeshTracingArgs,
 )
 from mlops_platform.components.metrics_server import MetricsServer, MetricsServerArgs, hpa_sources
 from mlops_platform.components.metrics_server import decide as decide_metrics_server
@@ -205,7 +207,12 @@ def compose_platform(platform: config.PlatformConfig) -> None:
     mesh = (
         IstioMesh(
             f"{NAME}-mesh",
-            IstioMeshArgs(config=platform.mesh, cloud=cloud, kubernetes=cluster.provider),
+            IstioMeshArgs(
+                config=platform.mesh,
+                cloud=cloud,
+                kubernetes=cluster.provider,
+                tracing=wiring.tracing(platform),
+            ),
         )
         if platform.mesh.enabled
         else None
@@ -279,6 +286,8 @@ def compose_platform(platform: config.PlatformConfig) -> None:
     pulumi.export("alertmanager_url", monitoring.alertmanager_url)
     pulumi.export("grafana_service", monitoring.grafana_service)
     pulumi.export("grafana_admin_password", monitoring.grafana_admin_password)
+    if monitoring.tracing_query_url is not None:
+        pulumi.export("tracing_query_url", monitoring.tracing_query_url)
 
 
 def compose_ml(platform: config.PlatformConfig) -> None:
@@ -317,6 +326,16 @@ def compose_ml(platform: config.PlatformConfig) -> None:
                 f"{NAME}-mesh",
                 MeshMutualTlsArgs(config=platform.mesh, kubernetes=cluster.provider),
                 made.waits("mesh-mtls"),
+            ),
+        )
+    traces = wiring.tracing(platform)
+    if traces is not None and wiring.mesh_tracing(platform):
+        made.add(
+            "mesh-tracing",
+            MeshTracing(
+                f"{NAME}-mesh",
+                MeshTracingArgs(config=platform.mesh, tracing=traces, kubernetes=cluster.provider),
+                made.waits("mesh-tracing"),
             ),
         )
 
@@ -485,6 +504,7 @@ def compose_ml(platform: config.PlatformConfig) -> None:
                 else None,
                 flagger=flagger if deployment.progressive is not None else None,
                 prometheus_namespace=platform.monitoring.namespace,
+                tracing=traces,
             ),
             made.waits(f"serving:{key}"),
         )

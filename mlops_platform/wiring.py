@@ -26,6 +26,8 @@ from mlops_platform.components.feast.model import feature_server_url
 from mlops_platform.components.identity import WorkloadIdentityConfig
 from mlops_platform.components.mlflow.model import ClientConfig
 from mlops_platform.components.mlflow.model import tracking_uri as mlflow_tracking_uri
+from mlops_platform.components.monitoring import tracing as monitoring_tracing
+from mlops_platform.components.monitoring.tracing import TracingWiring
 from mlops_platform.components.pipelines.model import NAMESPACE as PIPELINES_NAMESPACE
 from mlops_platform.components.pipelines.model import RUNNER_SERVICE_ACCOUNT
 
@@ -302,11 +304,24 @@ Node = str  # "cluster", "namespace:serving", "identity:mlflow", "serving:churn"
 
 # The add-ons that bring CRDs and controllers. Nothing of theirs is a custom resource of their
 # own CRDs: those are the nodes that wait for them in the ml layer ("alerts" for "monitoring",
-# "mesh-mtls" for "mesh", "kafka" for "kafka-operator"), so a layer's preview never needs a CRD
-# that its own `pulumi up` would install (pulumi-kubernetes #3027, #3176).
+# "mesh-mtls" and "mesh-tracing" for "mesh", "kafka" for "kafka-operator"), so a layer's
+# preview never needs a CRD that its own `pulumi up` would install (pulumi-kubernetes #3027,
+# #3176).
 PLATFORM_NODES = frozenset(
     {"mesh", "monitoring", "delivery", "pipelines", "loop-token", "kafka-operator"}
 )
+
+
+def tracing(platform: PlatformConfig) -> TracingWiring | None:
+    """Where the mesh's and the model servers' spans go, and how many: the trace backend of
+    `monitoring.tracing` in the monitoring namespace; None when tracing is off."""
+    monitoring = platform.monitoring
+    return monitoring_tracing.wiring(monitoring.namespace, monitoring.tracing)
+
+
+def mesh_tracing(platform: PlatformConfig) -> bool:
+    """The mesh-wide Telemetry is created: tracing is on and there is a mesh to trace."""
+    return platform.mesh.enabled and tracing(platform) is not None
 
 
 def strimzi(platform: PlatformConfig) -> bool:
@@ -387,6 +402,9 @@ def graph(platform: PlatformConfig) -> dict[Node, tuple[Node, ...]]:
     nodes["alerts"] = ["monitoring"]
     if platform.mesh.enabled:
         nodes["mesh-mtls"] = ["mesh"]
+    if mesh_tracing(platform):
+        # the Telemetry names the extension provider istiod got, pointing at the backend
+        nodes["mesh-tracing"] = ["mesh", "monitoring"]
     for name in workload_namespaces(platform):
         nodes[f"namespace:{name}"] = ["cluster"]
     nodes["kafka"] = ["cluster", *(["kafka-operator"] if strimzi(platform) else [])]

@@ -54,6 +54,11 @@ IMAGE_LOCK_FILE = "mlops_platform/components/image_lock.json"
 MODEL_SERVER_IMAGE = "ghcr.io/mlops-platform/model-server:0.1.0"
 PLATFORM_IMAGE = "ghcr.io/mlops-platform/platform:0.1.0"
 
+# Jaeger v2 (one binary on the OpenTelemetry Collector: OTLP receiver, storage, query UI), the
+# optional trace backend of mlops_platform/components/monitoring (`monitoring.tracing`). The v2 image is
+# `jaeger`; the v1 `all-in-one` image reached end of life on 2025-12-31.
+JAEGER_IMAGE = "jaegertracing/jaeger:2.15.0"
+
 # MLflow tracking server: the official image's `-full` variant (published from 3.9.0 on) carries
 # the PostgreSQL driver (psycopg2), boto3 and google-cloud-storage; the plain tag has none of
 # them. Same minor as the mlflow client in uv.lock (3.17.x).

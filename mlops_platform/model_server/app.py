@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import json
 import logging
@@ -54,6 +55,8 @@ from mlops_platform.model_server.schema import (
     to_arrays,
 )
 from mlops_platform.model_server.settings import Settings
+from mlops_platform.model_server.tracing import CURRENT as CURRENT_TRACE
+from mlops_platform.model_server.tracing import Tracing
 
 log = logging.getLogger(__name__)
 
@@ -157,8 +160,11 @@ class ModelServerApp:
         settings: Settings,
         on_fatal: Callable[[str], None] | None = None,
         loader: Callable[[Settings], ServedModel] = load_and_warm,
+        tracing: Tracing | None = None,
     ) -> None:
         self.settings = settings
+        # OpenTelemetry (tracing.py); None when off, and then the only cost is that test.
+        self.tracing = tracing
         self.state = ServerState(settings.model_uri)
         self.metrics = Metrics()
         self._on_fatal = on_fatal
@@ -181,7 +187,10 @@ class ModelServerApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            await self._http(scope, receive, send)
+            if self.tracing is None:
+                await self._http(scope, receive, send)
+            else:
+                await self.tracing.serve(scope, receive, send, self._http)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 
@@ -262,6 +271,12 @@ class ModelServerApp:
             window = DriftWindow(model.references, s.drift_window_rows)
             metrics.drift.attach(window, model.name, model.version)
         sink = self._make_sink()
+        tracing = self.tracing
+        if tracing is not None:
+            tracing.model_attributes = {
+                "mlops.model.name": model.name,
+                "mlops.model.version": model.version,
+            }
         self.state.prediction_log = PredictionLog(
             sink,
             model.name,
@@ -270,6 +285,11 @@ class ModelServerApp:
             on_drop=metrics.dropped,
             on_written=metrics.written,
             observe=(lambda batch: window.update(batch.columns)) if window is not None else None,
+            on_traced=(
+                functools.partial(tracing.logged, sink=s.prediction_sink)
+                if tracing is not None
+                else None
+            ),
         )
         batcher = MicroBatcher(
             model.predict,
@@ -281,6 +301,7 @@ class ModelServerApp:
             thread_init=_limit_threads(s.inference_threads),
             inline=model.fast_path,
             on_split=metrics.batch_splits_child.inc,
+            on_traced=tracing.batch_done if tracing is not None else None,
         )
         batcher.start()
         # Everything allocated so far (MLflow, sklearn, the model) lives as long as the
@@ -329,6 +350,9 @@ class ModelServerApp:
             elapsed = time.monotonic() - self._drain_started
             remaining = max(1.0, self.settings.drain_seconds - elapsed)
             await asyncio.to_thread(self.state.prediction_log.close, remaining)
+        if self.tracing is not None:
+            # After the prediction log, whose writes are spans too; 2 s at most of the drain.
+            await asyncio.to_thread(self.tracing.shutdown, 2.0)
 
     # -- HTTP ------------------------------------------------------------------------------
 
@@ -465,7 +489,10 @@ class ModelServerApp:
     async def _predict(self, schema: InputSchema, rows: Any, synthetic: bool = False) -> Any:
         batcher = self.state.batcher
         assert batcher is not None
-        return await batcher.predict(schema, rows, synthetic)
+        trace = CURRENT_TRACE.get() if self.tracing is not None else None
+        if trace is not None:
+            trace.mark_enqueued()
+        return await batcher.predict(schema, rows, synthetic, trace)
 
     async def _v2_model(
         self, scope: Scope, receive: Receive, path: str, method: str

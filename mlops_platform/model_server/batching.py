@@ -46,6 +46,7 @@ class Job:
     rows: Rows
     future: asyncio.Future[tuple[list[Any], np.ndarray | None]]
     synthetic: bool = False  # answered and scored, but kept out of the drift window and log
+    trace: Any = None  # tracing.RequestTrace of a sampled request, else None
     request_id: str = field(default_factory=lambda: f"{_ID_PREFIX}{next(_ID_COUNTER):016x}")
 
 
@@ -69,8 +70,11 @@ class MicroBatcher:
         thread_init: Callable[[], None] | None = None,
         inline: bool = False,
         on_split: Callable[[], None] = lambda: None,
+        on_traced: Callable[..., None] | None = None,
     ) -> None:
         self._on_split = on_split
+        # Tracing.batch_done (tracing.py) when tracing is on: the spans of a batch's requests.
+        self._on_traced = on_traced
         self.inline = inline
         self._predict = predict
         self.max_rows = max_rows
@@ -103,10 +107,10 @@ class MicroBatcher:
         self._executor.shutdown(wait=True)
 
     async def predict(
-        self, schema: InputSchema, rows: Rows, synthetic: bool = False
+        self, schema: InputSchema, rows: Rows, synthetic: bool = False, trace: Any = None
     ) -> tuple[list[Any], np.ndarray | None]:
         assert self._wakeup is not None, "MicroBatcher.start() was not called"
-        job = Job(schema, rows, asyncio.get_running_loop().create_future(), synthetic)
+        job = Job(schema, rows, asyncio.get_running_loop().create_future(), synthetic, trace)
         self._pending.append(job)
         self._wakeup.set()
         future = job.future
@@ -142,6 +146,8 @@ class MicroBatcher:
             jobs = [j for j in self._take() if not j.future.cancelled()]
             if not jobs:
                 continue
+            traced = self._on_traced is not None and any(j.trace is not None for j in jobs)
+            started_ns = time.time_ns() if traced else 0
             try:
                 if self.inline:
                     result = self._run(jobs)
@@ -151,6 +157,8 @@ class MicroBatcher:
             except Exception as exc:  # _run reports per job; this is a bug in _run itself
                 log.exception("micro-batch failed")
                 result = BatchResult([exc] * len(jobs), None, None, None)
+            if traced:
+                self._traced(jobs, result, started_ns)
             for job, output in zip(jobs, result.outputs, strict=True):
                 if job.future.done():
                     continue
@@ -159,9 +167,26 @@ class MicroBatcher:
                 else:
                     job.future.set_result(output)
             if result.arrays is not None and result.predictions is not None:
-                logged = _logged(jobs, result)
+                logged = _logged(jobs, result, traced)
                 if logged is not None:
                     self._on_logged(logged)
+
+    def _traced(self, jobs: list[Job], result: BatchResult, started_ns: int) -> None:
+        assert self._on_traced is not None
+        try:
+            self._on_traced(
+                [
+                    (job.trace, output if isinstance(output, BaseException) else None)
+                    for job, output in zip(jobs, result.outputs, strict=True)
+                    if job.trace is not None
+                ],
+                started_ns,
+                time.time_ns(),
+                sum(job.rows.n_rows for job in jobs),
+                len(jobs),
+            )
+        except Exception:  # tracing must never fail a prediction
+            log.exception("tracing: cannot record the spans of a batch")
 
     def _run(self, jobs: list[Job]) -> BatchResult:
         """Runs on the predict thread: one model call for all jobs, split back per job."""
@@ -199,7 +224,7 @@ class MicroBatcher:
         return predictions, scores
 
 
-def _logged(jobs: list[Job], result: BatchResult) -> LoggedBatch | None:
+def _logged(jobs: list[Job], result: BatchResult, traced: bool = False) -> LoggedBatch | None:
     """What the prediction log and the drift window get of a batch: the rows of every job but
     the synthetic ones (None when all were synthetic)."""
     assert result.arrays is not None and result.predictions is not None
@@ -220,6 +245,7 @@ def _logged(jobs: list[Job], result: BatchResult) -> LoggedBatch | None:
         columns=columns,
         predictions=predictions,
         scores=scores,
+        traces=[j.trace for j in kept if j.trace is not None] if traced else (),
     )
 
 

@@ -44,9 +44,14 @@ def serve(settings: object) -> int:
     """
     import uvicorn
 
-    from mlops_platform.model_server.app import ModelServerApp
+    from mlops_platform.model_server import tracing as otel
+    from mlops_platform.model_server.app import SERVER_VERSION, ModelServerApp
     from mlops_platform.model_server.protocol import protocol_class
-    from mlops_platform.model_server.settings import Settings, apply_mlflow_client_defaults
+    from mlops_platform.model_server.settings import (
+        Settings,
+        apply_mlflow_client_defaults,
+        otel_environ,
+    )
 
     assert isinstance(settings, Settings)
     logging.basicConfig(
@@ -59,6 +64,11 @@ def serve(settings: object) -> int:
             "MLflow client: %s (this server retries loading the model itself)",
             ", ".join(f"{k}={v}" for k, v in applied.items()),
         )
+    try:
+        tracing = otel.from_env(SERVER_VERSION, otel_environ())  # None unless OTEL_* turn it on
+    except otel.TracingConfigError as exc:
+        print(f"mlops serve: {exc}", file=sys.stderr)
+        return 2
     failure: list[str] = []
 
     class DrainingServer(uvicorn.Server):
@@ -72,7 +82,7 @@ def serve(settings: object) -> int:
         failure.append(message)
         server.should_exit = True
 
-    app = ModelServerApp(settings, on_fatal=on_fatal)
+    app = ModelServerApp(settings, on_fatal=on_fatal, tracing=tracing)
     config = uvicorn.Config(
         app,
         host=settings.host,

@@ -37,6 +37,8 @@ class LoggedBatch:
     columns: dict[str, np.ndarray]
     predictions: list[Any]
     scores: np.ndarray | None
+    # tracing.RequestTrace of the sampled requests among them (empty when tracing is off).
+    traces: Sequence[Any] = ()
 
 
 def merge(items: Sequence[LoggedBatch]) -> LoggedBatch:
@@ -51,6 +53,7 @@ def merge(items: Sequence[LoggedBatch]) -> LoggedBatch:
         columns={n: np.concatenate([i.columns[n] for i in items]) for n in names},
         predictions=[p for i in items for p in i.predictions],
         scores=None,
+        traces=[t for i in items for t in i.traces],
     )
 
 
@@ -235,6 +238,7 @@ class PredictionLog:
         on_drop: DropCounter,
         on_written: Callable[[int], None],
         observe: Callable[[LoggedBatch], None] | None = None,
+        on_traced: Callable[..., None] | None = None,
     ) -> None:
         self.sink = sink
         self.model_name = model_name
@@ -242,6 +246,8 @@ class PredictionLog:
         self._on_drop = on_drop
         self._on_written = on_written
         self._observe = observe
+        # Tracing.logged (tracing.py) when tracing is on: a span per sampled request written.
+        self._on_traced = on_traced
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self._thread.start()
@@ -262,7 +268,10 @@ class PredictionLog:
                 continue
             items, stop = self._gather(first)
             if items:
-                self._process(items)
+                if self._on_traced is None or self.sink is None:
+                    self._process(items)
+                else:
+                    self._process_traced(items)
             if stop:
                 return
 
@@ -282,6 +291,15 @@ class PredictionLog:
                 return items, True
             items.append(item)
         return items, False
+
+    def _process_traced(self, items: list[LoggedBatch]) -> None:
+        assert self._on_traced is not None
+        started_ns = time.time_ns()
+        self._process(items)
+        traces = [t for item in items for t in item.traces]
+        if traces:
+            records = sum(len(item.request_ids) for item in items)
+            self._safe(self._on_traced, traces, started_ns, time.time_ns(), records)
 
     def _process(self, items: list[LoggedBatch]) -> None:
         if self._observe is not None:

@@ -539,6 +539,13 @@ def apply_mlflow_client_defaults(environ: dict[str, str] | None = None) -> dict[
     return applied
 
 
+def otel_environ(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The OpenTelemetry SDK's own variables (`OTEL_*`, see tracing.py): they are the SDK's
+    registry, documented by OpenTelemetry, so they are passed through rather than listed here."""
+    env = os.environ if environ is None else environ
+    return {name: value for name, value in env.items() if name.startswith("OTEL_")}
+
+
 def _check_kafka_security(s: Settings) -> None:
     """Combinations that would be ignored or could never authenticate stop the start-up."""
     protocol, mechanism = s.kafka_security_protocol, s.kafka_sasl_mechanism

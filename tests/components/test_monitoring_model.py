@@ -85,6 +85,13 @@ def test_defaults_are_the_documented_ones():
             "group_interval_seconds": 300,
             "repeat_interval_minutes": 240,
         },
+        "tracing": {
+            "enabled": False,
+            "sampling_percent": 1.0,
+            "storage": {"type": "memory", "max_traces": 50_000},
+            "resources": {"cpu_request": "100m", "memory_request": "512Mi", "memory_limit": "2Gi"},
+            "image": "jaegertracing/jaeger:2.15.0",
+        },
     }
 
 

@@ -383,3 +383,38 @@ def test_progressive_serving_needs_flagger():
         ),
     ]
     assert _run(cloud=LOCAL).of_type("mlops:delivery:ProgressiveDelivery") == []
+
+
+def test_tracing_is_wired_from_the_monitoring_config_alone():
+    """One stack setting turns on the backend, the mesh's provider and Telemetry, and the
+    model servers' exporter; every address is derived from the monitoring namespace."""
+    tracing = {"namespace": "observability", "tracing": {"enabled": True, "sampling_percent": 5}}
+    monitor = _run(cloud=LOCAL, workload_identities=IDENTITIES, serving=SERVING, monitoring=tracing)
+    backend = monitor.named("mlops-monitoring-jaeger")
+    assert backend.layer == "platform"
+    assert backend.inputs["metadata"]["namespace"] == "observability"
+    (istiod,) = [
+        r for r in monitor.of_type("kubernetes:helm.sh/v3:Release") if r.inputs["chart"] == "istiod"
+    ]
+    assert istiod.inputs["values"]["meshConfig"]["extensionProviders"] == [
+        {
+            "name": "otel-tracing",
+            "opentelemetry": {"service": "jaeger.observability.svc.cluster.local", "port": 4317},
+        }
+    ]
+    telemetry = monitor.named("mlops-mesh-telemetry")
+    assert telemetry.layer == "ml"
+    assert telemetry.inputs["spec"]["tracing"][0]["randomSamplingPercentage"] == 5
+    for track in ("churn-stable", "churn-canary"):
+        (container,) = monitor.named(track).inputs["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == (
+            "http://jaeger.observability.svc.cluster.local:4318"
+        ), track
+        assert env["OTEL_TRACES_SAMPLER_ARG"] == "0.05", track
+
+    off = _run(cloud=LOCAL, workload_identities=IDENTITIES, serving=SERVING)
+    assert off.of_type("mlops:mesh:MeshTracing") == []
+    assert not [r for r in off.recorded if "jaeger" in r.name]
+    (container,) = off.named("churn-stable").inputs["spec"]["template"]["spec"]["containers"]
+    assert not [e for e in container["env"] if e["name"].startswith("OTEL_")]

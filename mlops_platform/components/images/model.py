@@ -530,6 +530,7 @@ def program_images() -> tuple[str, ...]:
         versions.POSTGRES_IMAGE,
         versions.FEAST_FEATURE_SERVER_IMAGE,
         versions.REDIS_IMAGE,
+        versions.JAEGER_IMAGE,
     )
 
 

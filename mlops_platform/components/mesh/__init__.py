@@ -12,6 +12,8 @@ from mlops_platform.components.mesh.resources import (
     IstioMeshArgs,
     MeshMutualTls,
     MeshMutualTlsArgs,
+    MeshTracing,
+    MeshTracingArgs,
 )
 
 __all__ = [
@@ -23,5 +25,7 @@ __all__ = [
     "MeshConfig",
     "MeshMutualTls",
     "MeshMutualTlsArgs",
+    "MeshTracing",
+    "MeshTracingArgs",
     "ResourcesConfig",
 ]

@@ -22,6 +22,7 @@ from pydantic import Field, field_validator, model_validator
 from mlops_platform.components.base import StrictModel
 from mlops_platform.components.cloud import AwsCloud, GcpCloud, LocalCloud
 from mlops_platform.components.kube import DNS_1035_LABEL, ContainerResourcesConfig, check_namespace
+from mlops_platform.components.monitoring.tracing import OTLP_GRPC_PORT, TracingWiring
 from mlops_platform.components.namespaces.model import PodSecurityLevel, namespace_labels
 
 # Helm release names. istiod's Service and webhooks are `istiod` whatever the release is called;
@@ -33,6 +34,10 @@ CNI_RELEASE = "istio-cni"
 DEFAULT_REVISION = "default"
 # The mesh-wide PeerAuthentication: named `default`, in the root namespace, no selector.
 PEER_AUTHENTICATION_NAME = "default"
+# With tracing on (`monitoring.tracing`): the meshConfig extension provider the sidecars send
+# their spans to, and the mesh-wide Telemetry (root namespace, no selector) that turns it on.
+TRACING_PROVIDER = "otel-tracing"
+TELEMETRY_NAME = "mesh-default"
 # Istio's `global.platform` profiles that change what the charts render, per cloud.
 # GKE keeps CNI binaries in /home/kubernetes/bin (its /opt is read-only) and only admits
 # `system-node-critical` pods outside kube-system under a ResourceQuota.
@@ -283,7 +288,10 @@ def base_values(config: MeshConfig, cloud: Cloud) -> dict[str, Any]:
     }
 
 
-def istiod_values(config: MeshConfig, cloud: Cloud) -> dict[str, Any]:
+def istiod_values(
+    config: MeshConfig, cloud: Cloud, tracing: TracingWiring | None = None
+) -> dict[str, Any]:
+    """`tracing`: the platform's trace backend (monitoring.tracing), None when tracing is off."""
     istiod = config.istiod
     autoscale = istiod.max_replicas is not None
     values: dict[str, Any] = {
@@ -301,6 +309,8 @@ def istiod_values(config: MeshConfig, cloud: Cloud) -> dict[str, Any]:
             "enablePrometheusMerge": True,
         },
     }
+    if tracing is not None:
+        values["meshConfig"]["extensionProviders"] = [tracing_provider(tracing)]
     if autoscale:
         values["autoscaleMin"] = istiod.replicas
         values["autoscaleMax"] = istiod.max_replicas
@@ -363,6 +373,38 @@ def peer_authentication(config: MeshConfig) -> dict[str, Any]:
             "labels": {"app.kubernetes.io/managed-by": "mlops-platform"},
         },
         "spec": {"mtls": {"mode": config.mtls_mode}},
+    }
+
+
+def tracing_provider(tracing: TracingWiring) -> dict[str, Any]:
+    """The OpenTelemetry extension provider: Envoy exports its spans over OTLP/gRPC and
+    propagates W3C `traceparent`, which the model server continues (so both share a trace).
+    Istio merges it by name with its built-in providers (prometheus, envoy, ...)."""
+    return {
+        "name": TRACING_PROVIDER,
+        "opentelemetry": {"service": tracing.host, "port": OTLP_GRPC_PORT},
+    }
+
+
+def telemetry(config: MeshConfig, tracing: TracingWiring) -> dict[str, Any]:
+    """The mesh-wide Telemetry: every sidecar traces through TRACING_PROVIDER at the
+    platform's sampling percentage (the decision the model servers then follow)."""
+    return {
+        "apiVersion": "telemetry.istio.io/v1",
+        "kind": "Telemetry",
+        "metadata": {
+            "name": TELEMETRY_NAME,
+            "namespace": config.namespace,
+            "labels": {"app.kubernetes.io/managed-by": "mlops-platform"},
+        },
+        "spec": {
+            "tracing": [
+                {
+                    "providers": [{"name": TRACING_PROVIDER}],
+                    "randomSamplingPercentage": tracing.sampling_percent,
+                }
+            ]
+        },
     }
 
 

@@ -12,6 +12,7 @@ import pulumi_kubernetes as k8s
 
 from mlops_platform.components.cloud import Cloud
 from mlops_platform.components.mesh import model
+from mlops_platform.components.monitoring.tracing import TracingWiring
 from mlops_platform.components.versions import (
     ISTIO_BASE,
     ISTIO_CNI,
@@ -40,6 +41,9 @@ class IstioMeshArgs:
     config: model.MeshConfig
     cloud: Cloud
     kubernetes: k8s.Provider
+    # The platform's trace backend (mlops_platform.wiring.tracing), None when tracing is off: istiod
+    # then gets the OpenTelemetry extension provider that `MeshTracing` turns on.
+    tracing: TracingWiring | None = None
 
 
 class IstioMesh(pulumi.ComponentResource):
@@ -69,7 +73,7 @@ class IstioMesh(pulumi.ComponentResource):
         # Rendered (and so checked) before anything is registered.
         levels = model.namespace_levels(config)
         base_values = model.base_values(config, args.cloud)
-        istiod_values = model.istiod_values(config, args.cloud)
+        istiod_values = model.istiod_values(config, args.cloud, args.tracing)
         cni_values = model.cni_values(config, args.cloud) if config.cni.enabled else None
         gateway = config.ingress_gateway
         gateway_values = model.gateway_values(gateway, args.cloud) if gateway else None
@@ -211,3 +215,42 @@ class MeshMutualTls(pulumi.ComponentResource):
         )
         self.mode = pulumi.Output.from_input(policy["spec"]["mtls"]["mode"])
         self.register_outputs({"mode": self.mode})
+
+
+@dataclass(frozen=True)
+class MeshTracingArgs:
+    """Inputs of `MeshTracing`: the `mesh` config (its root namespace), where spans go and how
+    many (derived from `monitoring.tracing`), and the Kubernetes provider."""
+
+    config: model.MeshConfig
+    tracing: TracingWiring
+    kubernetes: k8s.Provider
+
+
+class MeshTracing(pulumi.ComponentResource):
+    """The mesh-wide Telemetry (`mesh-default` in the root namespace, no selector) that sends
+    every sidecar's spans to the extension provider `IstioMesh` configured. Like
+    `MeshMutualTls`, a custom resource of istio-base's CRDs, planned once the mesh is up."""
+
+    sampling_percent: pulumi.Output[float]
+
+    def __init__(
+        self, name: str, args: MeshTracingArgs, opts: pulumi.ResourceOptions | None = None
+    ):
+        if not args.config.enabled:
+            raise ValueError("mesh.enabled: MeshTracing is only created when the mesh is enabled")
+        if args.kubernetes is None:
+            raise ValueError("MeshTracingArgs.kubernetes: a Kubernetes provider is required")
+        resource = model.telemetry(args.config, args.tracing)
+
+        super().__init__("mlops:mesh:MeshTracing", name, None, opts)
+        k8s.apiextensions.CustomResource(
+            f"{name}-telemetry",
+            api_version=resource["apiVersion"],
+            kind=resource["kind"],
+            metadata=resource["metadata"],
+            spec=resource["spec"],
+            opts=pulumi.ResourceOptions(parent=self, provider=args.kubernetes),
+        )
+        self.sampling_percent = pulumi.Output.from_input(args.tracing.sampling_percent)
+        self.register_outputs({"sampling_percent": self.sampling_percent})

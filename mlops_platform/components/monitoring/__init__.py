@@ -1,4 +1,5 @@
-"""Monitoring: Prometheus, Alertmanager and Grafana (kube-prometheus-stack) plus model alerts."""
+"""Monitoring: Prometheus, Alertmanager and Grafana (kube-prometheus-stack) plus model alerts,
+and the optional trace backend (Jaeger v2, `tracing`)."""
 
 from mlops_platform.components.monitoring.alerts import ModelAlerts, ModelAlertsArgs
 from mlops_platform.components.monitoring.model import (
@@ -13,6 +14,7 @@ from mlops_platform.components.monitoring.resources import (
     ObservabilityArgs,
     RetrainWebhook,
 )
+from mlops_platform.components.monitoring.tracing import TracingConfig, TracingWiring
 
 __all__ = [
     "AlertingConfig",
@@ -25,4 +27,6 @@ __all__ = [
     "ObservabilityArgs",
     "ResourcesConfig",
     "RetrainWebhook",
+    "TracingConfig",
+    "TracingWiring",
 ]

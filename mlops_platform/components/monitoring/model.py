@@ -17,6 +17,7 @@ from pydantic import ConfigDict, Field, PositiveFloat, PositiveInt, field_valida
 
 from mlops_platform.components.base import StrictModel
 from mlops_platform.components.kube import ContainerResourcesConfig, check_dns_label
+from mlops_platform.components.monitoring.tracing import TracingConfig, grafana_datasource
 from mlops_platform.components.secret_config import ConfigSecret, SecretValue
 
 # kube-prometheus-stack object names are `<fullname>-<part>`; pinning the fullname (instead of
@@ -535,6 +536,11 @@ class MonitoringConfig(StrictModel):
         default_factory=AlertingConfig,
         description="Alertmanager receivers (webhook, Slack, PagerDuty) and routes.",
     )
+    tracing: TracingConfig = Field(
+        default_factory=TracingConfig,
+        description="Distributed tracing (off by default): a Jaeger v2 backend here, fed by "
+        "Istio's sidecars and the model servers over OTLP (mlops_platform/components/monitoring/tracing.py).",
+    )
 
     @field_validator("namespace")
     @classmethod
@@ -616,6 +622,11 @@ def helm_values(config: MonitoringConfig, retrain_url: str | None = None) -> dic
             },
             "resources": grafana.resources.values(),
             "persistence": persistence,
+            **(
+                {"additionalDataSources": [grafana_datasource(config.namespace)]}
+                if config.tracing.enabled
+                else {}
+            ),
             "grafana.ini": {"analytics": {"check_for_updates": False, "reporting_enabled": False}},
             "sidecar": {
                 "dashboards": {

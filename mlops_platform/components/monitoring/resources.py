@@ -9,7 +9,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from mlops_platform.components.monitoring import model
+from mlops_platform.components.monitoring import model, tracing
 from mlops_platform.components.namespaces.model import namespace_labels
 from mlops_platform.components.versions import KUBE_PROMETHEUS_STACK
 
@@ -68,6 +68,7 @@ class Observability(pulumi.ComponentResource):
     prometheus_url: pulumi.Output[str]
     alertmanager_url: pulumi.Output[str]
     grafana_admin_password: pulumi.Output[str]
+    tracing_query_url: pulumi.Output[str] | None
 
     def __init__(
         self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None
@@ -80,6 +81,7 @@ class Observability(pulumi.ComponentResource):
         values = model.helm_values(config, retrain_url)
         secret_keys = model.receiver_secret_keys(config.alerting, args.retrain is not None)
         dashboard = model.dashboard_configmap(config.namespace)
+        trace_backend = tracing.objects(config.namespace, config.tracing, config.storage_class)
 
         super().__init__("mlops:monitoring:Observability", name, None, opts)
         k8s_child = pulumi.ResourceOptions(parent=self, provider=args.kubernetes)
@@ -161,7 +163,10 @@ class Observability(pulumi.ComponentResource):
             opts=in_namespace,
         )
 
+        self._trace_backend(name, trace_backend, in_namespace, args.protect)
+
         self.namespace = namespace.metadata.name
+        self.tracing_query_url = self.namespace.apply(tracing.query_url) if trace_backend else None
         self.grafana_service = pulumi.Output.from_input(model.GRAFANA_FULLNAME)
         self.prometheus_url = self.namespace.apply(model.prometheus_url)
         self.alertmanager_url = self.namespace.apply(model.alertmanager_url)
@@ -173,5 +178,52 @@ class Observability(pulumi.ComponentResource):
                 "prometheus_url": self.prometheus_url,
                 "alertmanager_url": self.alertmanager_url,
                 "grafana_admin_password": self.grafana_admin_password,
+                "tracing_query_url": self.tracing_query_url,
             }
+        )
+
+    def _trace_backend(
+        self,
+        name: str,
+        objects: dict[str, dict],
+        opts: pulumi.ResourceOptions,
+        protect: bool,
+    ) -> None:
+        """The Jaeger objects of `tracing.objects` (none when tracing is off)."""
+        if not objects:
+            return
+        config = objects["config"]
+        config_map = k8s.core.v1.ConfigMap(
+            f"{name}-jaeger-config", metadata=config["metadata"], data=config["data"], opts=opts
+        )
+        waits: list[pulumi.Resource] = [config_map]
+        if "volume" in objects:
+            claim = objects["volume"]
+            waits.append(
+                k8s.core.v1.PersistentVolumeClaim(
+                    f"{name}-jaeger-badger",
+                    metadata=claim["metadata"],
+                    spec=claim["spec"],
+                    opts=pulumi.ResourceOptions.merge(
+                        opts, pulumi.ResourceOptions(protect=protect, retain_on_delete=protect)
+                    ),
+                )
+            )
+        policy = objects["network-policy"]
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-jaeger-network-policy",
+            metadata=policy["metadata"],
+            spec=policy["spec"],
+            opts=opts,
+        )
+        workload = objects["deployment"]
+        k8s.apps.v1.Deployment(
+            f"{name}-jaeger",
+            metadata=workload["metadata"],
+            spec=workload["spec"],
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=waits)),
+        )
+        svc = objects["service"]
+        k8s.core.v1.Service(
+            f"{name}-jaeger-service", metadata=svc["metadata"], spec=svc["spec"], opts=opts
         )

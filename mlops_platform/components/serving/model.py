@@ -40,6 +40,7 @@ from mlops_platform.components.mlflow.model import (
     client_credentials_mount,
     client_credentials_volume,
 )
+from mlops_platform.components.monitoring.tracing import TracingWiring
 from mlops_platform.components.serving import delivery
 from mlops_platform.components.serving.delivery import ProgressiveConfig
 from mlops_platform.components.versions import MODEL_SERVER_IMAGE
@@ -751,6 +752,30 @@ def server_env(
     return env
 
 
+def tracing_env(name: str, config: ModelDeploymentConfig, tracing: TracingWiring) -> list[Any]:
+    """The OpenTelemetry SDK's standard variables that turn the server's spans on
+    (mlops_platform/model_server/tracing.py): OTLP/HTTP to the platform's backend, following
+    the sidecar's sampling decision and sampling at the platform's ratio what comes without one.
+    The service name is Istio's own for the workload (`<app>.<namespace>`), so the sidecar's
+    spans and the server's sit under one service."""
+    return [
+        _env("OTEL_EXPORTER_OTLP_ENDPOINT", tracing.otlp_http_endpoint),
+        _env("OTEL_SERVICE_NAME", f"{name}.{config.namespace}"),
+        _env("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+        _env("OTEL_TRACES_SAMPLER_ARG", f"{tracing.sampling_ratio:g}"),
+    ]
+
+
+def _with_tracing(
+    name: str, config: ModelDeploymentConfig, obj: dict[str, Any], tracing: TracingWiring | None
+) -> dict[str, Any]:
+    if tracing is not None:
+        for spec in obj["spec"]["template"]["spec"]["containers"]:
+            if spec["name"] == CONTAINER_NAME:
+                spec["env"] = [*spec["env"], *tracing_env(name, config, tracing)]
+    return obj
+
+
 def _canary(config: ModelDeploymentConfig) -> CanaryConfig:
     if config.canary is None:
         raise ValueError("canary: this deployment has no canary track")
@@ -1382,11 +1407,13 @@ def render(
     kafka: KafkaClientWiring | None = None,
     flagger: delivery.FlaggerWiring | None = None,
     prometheus_namespace: str | None = None,
+    tracing: TracingWiring | None = None,
 ) -> Rendered:
     """Every object of the deployment; `kafka` is the platform Kafka client of its prediction
     log (its `bootstrap_servers` may be a `pulumi.Output`, carried into the env as is);
     `flagger` is where Flagger's checks and hooks go (required with `progressive`);
-    `prometheus_namespace` is where the platform's Prometheus scrapes it from."""
+    `prometheus_namespace` is where the platform's Prometheus scrapes it from; `tracing`
+    where the server sends its spans (None: tracing off)."""
     check_deployment_name(name)
     check_kafka(name, config, kafka)
     who = callers(config, flagger, prometheus_namespace)
@@ -1406,7 +1433,11 @@ def render(
         pod_monitor_obj = pod_monitor(name, config)
         del pod_monitor_obj["spec"]["podTargetLabels"]  # primary and canary differ by pod name
         return Rendered(
-            deployments={"release": progressive_deployment(name, config, kafka)},
+            deployments={
+                "release": _with_tracing(
+                    name, config, progressive_deployment(name, config, kafka), tracing
+                )
+            },
             pod_disruption_budgets={"release": progressive_pod_disruption_budget(name, config)},
             service=None,
             destination_rule=None,
@@ -1428,7 +1459,10 @@ def render(
         )
     tracks: list[Track] = ["stable"] if config.canary is None else ["stable", "canary"]
     return Rendered(
-        deployments={track: deployment(name, config, track, kafka) for track in tracks},
+        deployments={
+            track: _with_tracing(name, config, deployment(name, config, track, kafka), tracing)
+            for track in tracks
+        },
         pod_disruption_budgets={
             track: pod_disruption_budget(name, config, track) for track in tracks
         },

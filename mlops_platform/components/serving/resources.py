@@ -15,6 +15,7 @@ import pulumi_kubernetes as k8s
 
 from mlops_platform.components.kafka.model import KafkaClientWiring
 from mlops_platform.components.kube_resources import depends_on_of
+from mlops_platform.components.monitoring.tracing import TracingWiring
 from mlops_platform.components.serving import model
 from mlops_platform.components.serving.delivery import FlaggerWiring
 
@@ -41,6 +42,8 @@ class ModelDeploymentArgs:
             for a config with `progressive`.
         prometheus_namespace: Where the platform's Prometheus runs, let through to the metrics port;
             None: nothing scrapes the pods.
+        tracing: The platform's trace backend (`monitoring.tracing`, derived by
+            mlops_platform.wiring); None: the server's tracing stays off.
     """
 
     config: model.ModelDeploymentConfig
@@ -48,6 +51,7 @@ class ModelDeploymentArgs:
     kafka: KafkaClientWiring | None = None
     flagger: FlaggerWiring | None = None
     prometheus_namespace: str | None = None
+    tracing: TracingWiring | None = None
 
 
 class ModelDeployment(pulumi.ComponentResource):
@@ -74,7 +78,9 @@ class ModelDeployment(pulumi.ComponentResource):
         if args.kubernetes is None:
             raise ValueError("ModelDeploymentArgs.kubernetes: a Kubernetes provider is required")
         config = args.config
-        rendered = model.render(name, config, args.kafka, args.flagger, args.prometheus_namespace)
+        rendered = model.render(
+            name, config, args.kafka, args.flagger, args.prometheus_namespace, args.tracing
+        )
 
         super().__init__("mlops:serving:ModelDeployment", name, None, opts)
         # Children do not inherit the component's depends_on (typically the Namespace).

@@ -1,0 +1,1 @@
+"""Tracing overhead benchmark (`python -m bench.tracing`)."""

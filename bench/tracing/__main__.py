@@ -1,0 +1,286 @@
+"""Tracing overhead: the model server with OpenTelemetry off, and on at sampling 1.0 and 0.1.
+
+    uv run python -m bench.tracing [--duration 10] [--rows 20000] [--kinds a,b] [--quick]
+
+The same model (a kind of bench/serving/models.py, registered in a throw-away SQLite registry;
+by default the bare HistGradientBoosting, the fastest kind at ~10k single-row req/s) is served
+by `mlops serve` four times in a row: tracing off; on with OTEL_TRACES_SAMPLER=
+parentbased_traceidratio at 1.0 and at 0.1; off again (the difference between the two "off"
+runs is the machine's own drift over the run). With tracing on, spans go over OTLP/HTTP to a
+receiver on loopback in its own process (bench/tracing/receiver.py) that decodes every export
+as a collector would and counts the spans, so the exporter does its real work. Requests carry no
+trace context, so the server's root sampler decides (behind Istio the sidecar decides and the
+server follows: the same per-request work). Each run is driven by the same wrk scripts as
+bench/serving: single-row requests at fixed concurrency (throughput, p50/p99) and ~500 req/s
+from 25 clients with random think times (p50/p99 at a production-like rate). Writes
+bench/results/tracing.json and tracing.md with `uptime` at start and end. `--quick` is a smoke
+run, not a measurement. Not a test; runs on demand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.serving.__main__ import (
+    RATE_CONNECTIONS,
+    RATE_THINK_MS,
+    free_port,
+    machine,
+    run_wrk,
+    split_body,
+    uptime,
+    wait_ready,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "bench" / "results"
+DEFAULT_KINDS = "hist_gradient_boosting"
+# (name, OTEL_TRACES_SAMPLER_ARG or None for tracing off)
+MODES: tuple[tuple[str, float | None], ...] = (
+    ("off", None),
+    ("on_1.0", 1.0),
+    ("on_0.1", 0.1),
+    ("off_after", None),
+)
+
+
+def _stop(proc: subprocess.Popen[bytes], timeout: float = 60) -> int | None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return None
+
+
+def _wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"receiver exited with {proc.returncode}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"receiver not listening on {port} after {timeout}s")
+
+
+def run_mode(
+    kind: Any,
+    mode: str,
+    ratio: float | None,
+    bodies: list[str],
+    args: argparse.Namespace,
+    env: dict[str, str],
+    workdir: Path,
+) -> dict[str, Any]:
+    from bench.serving.models import ALIAS
+
+    port = free_port()
+    server_env = {k: v for k, v in env.items() if not k.startswith("OTEL_")}
+    receiver = None
+    stats = workdir / f"{kind.name}-{mode}-receiver.json"
+    if ratio is not None:
+        receiver_port = free_port()
+        receiver = subprocess.Popen(
+            [sys.executable, "-m", "bench.tracing.receiver", str(receiver_port), str(stats)],
+            cwd=ROOT,
+        )
+        _wait_listening(receiver_port, receiver)
+        server_env.update(
+            {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver_port}",
+                "OTEL_SERVICE_NAME": f"bench-{kind.name}",
+                "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+                "OTEL_TRACES_SAMPLER_ARG": str(ratio),
+            }
+        )
+    log = workdir / f"{kind.name}-{mode}.log"
+    command = [
+        str(Path(sys.executable).parent / "mlops"), "serve",
+        "--model-uri", f"models:/{kind.name}@{ALIAS}", "--port", str(port),
+    ]  # fmt: skip
+    result: dict[str, Any] = {"sampling_ratio": ratio, "scenarios": {}}
+    with open(log, "wb") as out:
+        server = subprocess.Popen(command, env=server_env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/v2/health/ready", server)
+        rate = {"connections": RATE_CONNECTIONS, "delay_ms": RATE_THINK_MS, "exponential": True}
+        plan = [
+            ("single_row", {"connections": args.concurrency}),
+            ("single_row_500rps", rate),
+        ]
+        for scenario, load in plan:
+            tag = f"{kind.name}-{mode}-{scenario}"
+            if not args.quick:
+                run_wrk(port, bodies, duration=3, workdir=workdir, tag=f"warm-{tag}", **load)
+            measured = run_wrk(
+                port, bodies, duration=args.duration, workdir=workdir, tag=tag, seed=args.seed,
+                **load,
+            )  # fmt: skip
+            result["scenarios"][scenario] = measured
+            print(f"{kind.name:22s} {mode:10s} {scenario:18s} {json.dumps(measured)}", flush=True)
+    finally:
+        result["server_exit_code"] = _stop(server)
+        if receiver is not None:
+            # After the server: its shutdown exports what is still queued.
+            result["receiver_exit_code"] = _stop(receiver)
+    if receiver is not None:
+        result["received"] = json.loads(stats.read_text()) if stats.exists() else None
+    return result
+
+
+def overhead(modes: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Each traced mode against the better of the two untraced runs."""
+    out: dict[str, Any] = {}
+    for scenario in ("single_row", "single_row_500rps"):
+        base = max(
+            (modes[m]["scenarios"][scenario] for m in ("off", "off_after") if m in modes),
+            key=lambda s: s["throughput_rps"],
+        )
+        for mode in ("on_1.0", "on_0.1"):
+            if mode not in modes:
+                continue
+            traced = modes[mode]["scenarios"][scenario]
+            out.setdefault(scenario, {})[mode] = {
+                "throughput_change_pct": round(
+                    100 * (traced["throughput_rps"] / base["throughput_rps"] - 1), 1
+                ),
+                "p50_added_ms": round(traced["p50_ms"] - base["p50_ms"], 3),
+                "p99_added_ms": round(traced["p99_ms"] - base["p99_ms"], 3),
+            }
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    from bench.serving.models import KINDS
+
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.tracing", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--rows", type=int, default=20_000, help="training rows per model")
+    parser.add_argument("--concurrency", type=int, default=32, help="single-row connections")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--kinds", default=DEFAULT_KINDS, help="comma-separated model kinds")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 3 s runs, 3000 rows")
+    parser.add_argument(
+        "--results", type=Path, default=RESULTS, help="where tracing.json/.md are written"
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.duration, args.rows = 3, 3000
+    if shutil.which("wrk") is None:
+        print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
+        return 2
+    wanted = args.kinds.split(",")
+    unknown = sorted(set(wanted) - {k.name for k in KINDS})
+    if unknown:
+        print(f"unknown kind(s) {unknown}; known: {[k.name for k in KINDS]}", file=sys.stderr)
+        return 2
+
+    import mlflow
+
+    workdir = Path(tempfile.mkdtemp(prefix="bench-tracing-"))
+    started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    info = machine()
+    info["uptime_at_start"] = uptime()
+    tracking_uri = f"sqlite:///{workdir / 'mlflow.db'}"
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_experiment("tracing-bench")
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        "MLOPS_SERVE_PREDICTION_FILE": str(workdir / "predictions.jsonl"),
+    }
+    results: dict[str, Any] = {"kinds": {}}
+    for kind in [k for k in KINDS if k.name in wanted]:
+        print(f"training and registering {kind.name} ...", flush=True)
+        x = kind.register(args.rows, args.seed)
+        pool = x.sample(n=min(2000, len(x)), random_state=args.seed)
+        bodies = [split_body(pool.iloc[i : i + 1]) for i in range(200)]
+        modes = {
+            mode: run_mode(kind, mode, ratio, bodies, args, env, workdir) for mode, ratio in MODES
+        }
+        results["kinds"][kind.name] = {
+            "description": kind.description,
+            "modes": modes,
+            "overhead": overhead(modes),
+        }
+    info["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
+    info["uptime_at_end"] = uptime()
+    results["machine"] = info
+    results["started_at"] = started_at
+    results["command"] = "uv run python -m bench.tracing " + " ".join(argv or sys.argv[1:])
+    results["quick"] = args.quick
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / "tracing.json").write_text(json.dumps(results, indent=1) + "\n")
+    (args.results / "tracing.md").write_text(render_markdown(results))
+    print((args.results / "tracing.md").read_text())
+    shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+def render_markdown(r: dict[str, Any]) -> str:
+    m = r["machine"]
+    lines = [
+        "# Tracing overhead",
+        "",
+        f"- Date: {r['started_at']}"
+        + (" (--quick smoke run: not a measurement)" if r["quick"] else ""),
+        f"- Command: `{r['command'].strip()}`",
+        f"- Machine: {m['cpus']} CPUs ({m['cpu_model']}), Python {m['python']}, {m['platform']}.",
+        f"- `uptime` at start: `{m['uptime_at_start']}`; at end: `{m['uptime_at_end']}`.",
+        f"- Load generator: {m['load_generator']}, on the same machine, loopback. The OTLP "
+        "receiver (bench/tracing/receiver.py) runs on the same machine in its own process.",
+        "- Modes, in this order: tracing off, on at sampling 1.0, on at 0.1, off again.",
+        "",
+        "| Kind | Mode | Scenario | Connections | Requests/s | p50 ms | p99 ms | Errors "
+        "| Spans received |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, kind in r["kinds"].items():
+        for mode, run in kind["modes"].items():
+            received = run.get("received")
+            spans = "" if run["sampling_ratio"] is None else (received or {}).get("spans", "?")
+            for scenario, s in run["scenarios"].items():
+                lines.append(
+                    f"| {name} | {mode} | {scenario} | {s['connections']} | "
+                    f"{s['throughput_rps']:.0f} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | "
+                    f"{s['errors']} | {spans} |"
+                )
+                spans = ""  # the receiver's count covers the whole mode
+    lines += [
+        "",
+        "Overhead against the better of the two untraced runs:",
+        "",
+        "| Kind | Scenario | Mode | Requests/s change | p50 added ms | p99 added ms |",
+        "| --- | --- | --- | ---: | ---: | ---: |",
+    ]
+    for name, kind in r["kinds"].items():
+        for scenario, by_mode in kind["overhead"].items():
+            for mode, o in by_mode.items():
+                lines.append(
+                    f"| {name} | {scenario} | {mode} | {o['throughput_change_pct']:+.1f} % | "
+                    f"{o['p50_added_ms']:+.3f} | {o['p99_added_ms']:+.3f} |"
+                )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
