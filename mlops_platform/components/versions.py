@@ -50,8 +50,11 @@ IMAGE_LOCK_FILE = "mlops_platform/components/image_lock.json"
 
 # The project's own images, built by images/build.py and released by
 # .github/workflows/release.yml, which pins them here by digest (images/pin_digests.py rewrites
-# these two literals to `<repo>:<tag>@sha256:<digest>`). The tag follows pyproject's version.
+# these literals to `<repo>:<tag>@sha256:<digest>`). The tag follows pyproject's version.
+# The model server's `-explain` variant adds shap (per-request attributions); mlops_platform/components/serving
+# deploys it where a deployment turns `explain` on.
 MODEL_SERVER_IMAGE = "ghcr.io/mlops-platform/model-server:0.1.0"
+MODEL_SERVER_EXPLAIN_IMAGE = "ghcr.io/mlops-platform/model-server-explain:0.1.0"
 PLATFORM_IMAGE = "ghcr.io/mlops-platform/platform:0.1.0"
 
 # MLflow tracking server: the official image's `-full` variant (published from 3.9.0 on) carries

@@ -238,6 +238,7 @@ def test_the_shipped_lock_matches_the_catalogue_and_holds_only_verifiable_entrie
     assert lock.synced(shipped) == shipped, "run python -m images.lock sync"
     own = {
         Reference.parse(versions.MODEL_SERVER_IMAGE).key,
+        Reference.parse(versions.MODEL_SERVER_EXPLAIN_IMAGE).key,
         Reference.parse(versions.PLATFORM_IMAGE).key,
     }
     assert not own & set(shipped)  # the project's images are pinned in versions.py

@@ -520,11 +520,18 @@ class Entry:
     pinnable: bool = True
 
 
+# The project's own images (built and released here, pinned in mlops_platform/components/versions.py).
+OWN_IMAGES = (
+    versions.MODEL_SERVER_IMAGE,
+    versions.MODEL_SERVER_EXPLAIN_IMAGE,
+    versions.PLATFORM_IMAGE,
+)
+
+
 def program_images() -> tuple[str, ...]:
     """Images the platform sets in its own objects (defaults; a stack may set others)."""
     return (
-        versions.MODEL_SERVER_IMAGE,
-        versions.PLATFORM_IMAGE,
+        *OWN_IMAGES,
         versions.MLFLOW_IMAGE,
         versions.POSTGRES_IMAGE,
         versions.FEAST_FEATURE_SERVER_IMAGE,
@@ -562,9 +569,7 @@ def catalogue() -> list[Entry]:
 def lock_keys(entries: Iterable[Entry]) -> list[str]:
     """The lock's keys for `entries`: third-party images only (the project's own are pinned in
     mlops_platform/components/versions.py by the release workflow), sorted."""
-    own = {
-        Reference.parse(ref).key for ref in (versions.MODEL_SERVER_IMAGE, versions.PLATFORM_IMAGE)
-    }
+    own = {Reference.parse(ref).key for ref in OWN_IMAGES}
     return sorted({Reference.parse(e.ref).key for e in entries} - own)
 
 
