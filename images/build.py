@@ -1,7 +1,10 @@
 """Build the model server and platform images on a machine that reaches no image registry.
 
-    python -m images.build                 # both images (and the local base images, once)
+    python -m images.build                 # every image (and the local base images, once)
     python -m images.build --only platform
+
+Built for this machine's architecture (linux/amd64 here and in CI) with the plain `docker build`;
+the release workflow builds linux/amd64 and linux/arm64 with buildx and QEMU.
 
 The Dockerfiles default to the pinned official bases (`python:3.11.x-slim-bookworm@sha256:...`,
 `ghcr.io/astral-sh/uv:<version>`), which is what the release workflow builds from. Where no
@@ -63,14 +66,18 @@ HOST_EXTRA_CAS = Path("/usr/local/share/ca-certificates")
 class Image:
     name: str
     dockerfile: Path
+    target: str | None = None  # the Dockerfile stage, when it builds more than one image
 
     @property
     def tag(self) -> str:
         return f"{LOCAL_REPOSITORY}/{self.name}:{package_version()}"
 
 
+_MODEL_SERVER = REPO / "mlops_platform" / "model_server" / "Dockerfile"
+# Built in this order: the explain variant reuses the default model server's layers.
 IMAGES = {
-    "model-server": Image("model-server", REPO / "mlops_platform" / "model_server" / "Dockerfile"),
+    "model-server": Image("model-server", _MODEL_SERVER, "model-server"),
+    "model-server-explain": Image("model-server-explain", _MODEL_SERVER, "model-server-explain"),
     "platform": Image("platform", REPO / "mlops_platform" / "pipelines" / "Dockerfile"),
 }
 
@@ -90,7 +97,7 @@ def package_version() -> str:
 def uv_version() -> str:
     """The uv release both Dockerfiles name in `ARG UV_IMAGE=ghcr.io/astral-sh/uv:<version>`."""
     versions = set()
-    for image in IMAGES.values():
+    for image in {i.dockerfile: i for i in IMAGES.values()}.values():
         found = re.findall(
             r"^ARG UV_IMAGE=ghcr\.io/astral-sh/uv:(\d+\.\d+\.\d+)\S*$",
             image.dockerfile.read_text(),
@@ -273,6 +280,7 @@ def build_image(image: Image, base: str, uv: str) -> float:
             f"BASE_IMAGE={base}",
             "--build-arg",
             f"UV_IMAGE={uv}",
+            *(["--target", image.target] if image.target else []),
             "-f",
             str(image.dockerfile),
             "-t",

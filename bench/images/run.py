@@ -1,5 +1,8 @@
 """Benchmark: image sizes and cold start to ready of the model server container.
 
+Sizes are those of every image images/build.py builds (model-server, model-server-explain,
+platform); the cold start is the default model server's.
+
 Builds the images if needed (images/build.py: local Debian base, layer cache), then, for
 `--runs` rounds, measures the time from `docker run` to the first 200 on `/v2/health/ready` of
 the model server container run as its Deployment runs it (read-only root, tmpfs /tmp, UID 10001,
@@ -27,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from images.build import build, image_size  # noqa: E402
+from images.build import IMAGES, build, image_size  # noqa: E402
 from images.containers import start_model_server, wait_ready  # noqa: E402
 from tests.serving.serving_support import (  # noqa: E402
     build_churn_model,
@@ -85,8 +88,7 @@ def main() -> int:
     server_image = str(report["model-server"]["tag"])
     sizes = {
         "base (local Debian bookworm + python3)": image_size(str(report["bases"]["base"])),
-        "model-server": image_size(server_image),
-        "platform": image_size(str(report["platform"]["tag"])),
+        **{name: image_size(str(report[name]["tag"])) for name in IMAGES},
     }
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench-images-") as tmp:
@@ -163,6 +165,13 @@ def markdown(result: dict, runs: int) -> str:
     for name, size in sizes.items():
         over = "" if size == base else f"{(size - base) / MB:.0f} MB"
         lines.append(f"| {name} | {size / MB:.0f} MB | {over} |")
+    if "model-server-explain" in sizes:
+        extra = sizes["model-server-explain"] - sizes["model-server"]
+        lines += [
+            "",
+            f"`model-server-explain` is `model-server` plus one layer of {extra / MB:.0f} MB (shap,"
+            " numba, llvmlite): a node running both stores and pulls that layer only.",
+        ]
     lines += [
         "",
         "Cold start: from `docker run` to the first 200 on `/v2/health/ready` (container read-only,"

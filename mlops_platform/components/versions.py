@@ -50,8 +50,11 @@ IMAGE_LOCK_FILE = "mlops_platform/components/image_lock.json"
 
 # The project's own images, built by images/build.py and released by
 # .github/workflows/release.yml, which pins them here by digest (images/pin_digests.py rewrites
-# these two literals to `<repo>:<tag>@sha256:<digest>`). The tag follows pyproject's version.
+# these literals to `<repo>:<tag>@sha256:<digest>`). The tag follows pyproject's version.
+# The model server's `-explain` variant adds shap (per-request attributions);
+# mlops_platform/components/serving deploys it where a deployment turns `explain` on.
 MODEL_SERVER_IMAGE = "ghcr.io/mlops-platform/model-server:0.1.0"
+MODEL_SERVER_EXPLAIN_IMAGE = "ghcr.io/mlops-platform/model-server-explain:0.1.0"
 PLATFORM_IMAGE = "ghcr.io/mlops-platform/platform:0.1.0"
 
 # Jaeger v2 (one binary on the OpenTelemetry Collector: OTLP receiver, storage, query UI), the
@@ -80,6 +83,17 @@ STRIMZI_KAFKA_OPERATOR = Chart(
     chart="strimzi-kafka-operator",
     version="1.2.0",
 )
+# The images Strimzi 1.2.0 runs: the operator image (also the Topic and User Operators and the
+# brokers' init container) and one Kafka image per Kafka version it supports (its
+# kafka-versions.yaml at tag 1.2.0; the chart's `kafka.image` tag prefix `1.2.0` + `-kafka-<v>`).
+# The operator takes the Kafka images from a table in its environment that has no room for a
+# digest, so the `Kafka` resource names its images itself (mlops_platform/components/kafka):
+# the lock's digests and the mirror then reach the brokers like every other image.
+STRIMZI_OPERATOR_IMAGE = "quay.io/strimzi/operator:1.2.0"
+STRIMZI_KAFKA_VERSIONS = ("4.2.0", "4.2.1", "4.3.0", "4.3.1")
+STRIMZI_KAFKA_IMAGES = {
+    version: f"quay.io/strimzi/kafka:1.2.0-kafka-{version}" for version in STRIMZI_KAFKA_VERSIONS
+}
 
 # Istio, the official charts (`base` = CRDs + default-revision webhook, `istiod`, `cni`, `gateway`);
 # every chart is released with the Istio version. 1.30.3 matches the CRDs the rendered Istio

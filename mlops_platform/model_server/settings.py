@@ -7,6 +7,7 @@ is the only place that reads the environment, and the README table is checked ag
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import re
@@ -188,7 +189,8 @@ REGISTRY: tuple[EnvVar, ...] = (
         "Allow per-request feature attributions: a v2 infer request with "
         '`"parameters": {"explain": true}` gets an `attributions` output (exact TreeSHAP, one '
         "value per input column) for tree models. Off by default: it costs latency (see "
-        "bench/results/explain.md) and shap's memory.",
+        "bench/results/explain.md) and shap's memory. Needs shap: the `model-server-explain` "
+        "image (the default image refuses to start with it on).",
     ),
     EnvVar("MLOPS_SERVE_HOST", "host", str, "127.0.0.1", "Address to bind. `--host` overrides."),
     EnvVar("MLOPS_SERVE_PORT", "port", int, 8080, "TCP port. `--port` overrides.", minimum=0),
@@ -519,6 +521,12 @@ class Settings:
         if settings.feast_url and not settings.feast_url.startswith(("http://", "https://")):
             raise SettingsError(
                 f"MLOPS_SERVE_FEAST_URL={settings.feast_url!r} must be an http:// or https:// URL"
+            )
+        if settings.explain and importlib.util.find_spec("shap") is None:
+            raise SettingsError(
+                "MLOPS_SERVE_EXPLAIN=true needs shap, which this image leaves out: run the "
+                "model-server-explain image (mlops_platform/components/serving deploys it when "
+                "server_settings.explain is on)"
             )
         return settings
 

@@ -318,6 +318,7 @@ def test_kafka_is_kraft_with_a_scram_tls_listener_and_no_auto_created_topics():
     assert kafka["spec"] == {
         "kafka": {
             "version": "4.3.1",
+            "image": "quay.io/strimzi/kafka:1.2.0-kafka-4.3.1",
             "listeners": [
                 {
                     "name": "tls",
@@ -336,8 +337,20 @@ def test_kafka_is_kraft_with_a_scram_tls_listener_and_no_auto_created_topics():
                 "transaction.state.log.min.isr": 1,
             },
         },
-        "entityOperator": {"topicOperator": {}, "userOperator": {}},
+        "entityOperator": {
+            "topicOperator": {"image": "quay.io/strimzi/operator:1.2.0"},
+            "userOperator": {"image": "quay.io/strimzi/operator:1.2.0"},
+        },
     }
+
+
+@pytest.mark.parametrize("version", model.STRIMZI_KAFKA_VERSIONS)
+def test_the_kafka_resource_names_the_image_the_operator_would_choose_for_its_version(version):
+    """Strimzi maps `version` to `<kafka image tag prefix>-kafka-<version>`; naming it in the
+    resource changes no pod, and lets the stack's image policy pin and mirror it."""
+    config = KafkaConfig(backend={"type": "strimzi", "kafka_version": version})
+    kafka = model.strimzi_kafka(config)["spec"]["kafka"]
+    assert kafka["image"] == f"quay.io/strimzi/kafka:1.2.0-kafka-{version}"
 
 
 def test_plain_listener_is_opt_in_and_unauthenticated():

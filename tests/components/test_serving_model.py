@@ -71,6 +71,32 @@ def test_istio_objects_validate_against_their_crds(crds_dir):
 # --- config -----------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("changes", "image"),
+    [
+        ({}, "ghcr.io/mlops-platform/model-server:0.1.0"),
+        ({"server_settings": {"explain": False}}, "ghcr.io/mlops-platform/model-server:0.1.0"),
+        (
+            {"server_settings": {"explain": True}},
+            "ghcr.io/mlops-platform/model-server-explain:0.1.0",
+        ),
+        (
+            {"server_settings": {"explain": "true"}},
+            "ghcr.io/mlops-platform/model-server-explain:0.1.0",
+        ),
+        (
+            {"image": "registry.example.com/own/server:2", "server_settings": {"explain": True}},
+            "registry.example.com/own/server:2",
+        ),
+        ({"image": "registry.example.com/own/server:2"}, "registry.example.com/own/server:2"),
+    ],
+)
+def test_the_pods_run_the_explain_image_only_where_attributions_are_on(changes, image):
+    config = ModelDeploymentConfig.model_validate({**MINIMAL, **changes})
+    assert config.deployed_image == image
+    assert model.container(config, "stable")["image"] == image
+
+
 def test_defaults_are_the_secure_choice():
     config = ModelDeploymentConfig.model_validate(MINIMAL)
     assert config.namespace == "serving"
@@ -217,6 +243,16 @@ def test_defaults_follow_the_server_registry():
             "load_retry_initial_seconds, load_retry_max_seconds, log_level, max_batch_rows, "
             "max_body_bytes, max_connections, prediction_file, prediction_file_backups, "
             "prediction_file_max_bytes, prediction_queue_size",
+        ),
+        (
+            {
+                "image": "ghcr.io/mlops-platform/model-server:0.1.0@sha256:" + "a" * 64,
+                "server_settings": {"explain": True},
+            },
+            ": Value error, image 'ghcr.io/mlops-platform/model-server:0.1.0@sha256:"
+            + "a" * 64
+            + "' has no shap, which server_settings.explain needs: use "
+            "ghcr.io/mlops-platform/model-server-explain (the default when `image` is unset)",
         ),
         (
             {"namespace": "Serving"},

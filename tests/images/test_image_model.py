@@ -238,6 +238,7 @@ def test_the_shipped_lock_matches_the_catalogue_and_holds_only_verifiable_entrie
     assert lock.synced(shipped) == shipped, "run python -m images.lock sync"
     own = {
         Reference.parse(versions.MODEL_SERVER_IMAGE).key,
+        Reference.parse(versions.MODEL_SERVER_EXPLAIN_IMAGE).key,
         Reference.parse(versions.PLATFORM_IMAGE).key,
     }
     assert not own & set(shipped)  # the project's images are pinned in versions.py
@@ -273,8 +274,36 @@ def test_the_plan_advisory_counts_open_and_unpinnable_entries():
     half = {**full, keys[0]: None}
     assert "advisory: 1 unpinned" in model.image_lock_advisory(half)
     assert "out of date" in model.image_lock_advisory({**full, "docker.io/library/x:1": None})
-    kafka = {e.ref for e in model.catalogue() if not e.pinnable}
-    assert f"{len(kafka)} cannot be pinned" in model.image_lock_advisory(full)
+    # Strimzi's chart cannot pin its Kafka images, but the Kafka resource names them: every
+    # image the platform runs can be pinned
+    assert model.unpinnable_images(model.catalogue()) == []
+    assert "cannot be pinned" not in model.image_lock_advisory(full)
+
+
+@pytest.mark.parametrize(
+    ("entries", "expected"),
+    [
+        ([model.Entry("quay.io/a/b:1", "chart", pinnable=False)], ["quay.io/a/b:1"]),
+        (
+            [
+                model.Entry("quay.io/a/b:1", "chart", pinnable=False),
+                model.Entry("quay.io/a/b:1", "program: a CR field"),
+            ],
+            [],
+        ),
+        ([model.Entry("quay.io/a/b:1", "program")], []),
+    ],
+)
+def test_an_image_is_unpinnable_only_where_no_place_that_sets_it_can_pin_it(entries, expected):
+    assert model.unpinnable_images(entries) == expected
+
+
+def test_the_kafka_resource_names_each_supported_versions_image_in_the_catalogue():
+    from mlops_platform.components import versions
+
+    kafka = {e.ref for e in model.catalogue() if e.where.endswith("spec.kafka.image")}
+    assert kafka == set(versions.STRIMZI_KAFKA_IMAGES.values())
+    assert all(e.pinnable for e in model.catalogue() if e.where.startswith("program"))
 
 
 # --- the stack setting ------------------------------------------------------------------------

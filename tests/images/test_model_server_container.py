@@ -186,3 +186,60 @@ def test_container_drains_in_flight_requests_on_docker_stop(image: str, tmp_path
         assert 1.0 < seconds < 20, seconds
     finally:
         served.remove()
+
+
+def test_the_default_image_carries_no_shap_and_refuses_explanations(image: str) -> None:
+    probe = (
+        "import importlib.util as u; print([u.find_spec(m) for m in ('shap','numba','llvmlite')])"
+    )
+    result = run_to_completion(image, ["python", "-c", probe])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[None, None, None]"
+    refused = run_to_completion(
+        image,
+        ["python", "-m", "mlops_platform.model_server"],
+        env={"MLOPS_SERVE_EXPLAIN": "true", "MLOPS_SERVE_MODEL_URI": "/models/none"},
+    )
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "needs shap, which this image leaves out" in refused.stderr
+    assert "model-server-explain" in refused.stderr
+
+
+@pytest.fixture(scope="module")
+def explain_image(built_images: dict[str, Any]) -> str:
+    return str(built_images["model-server-explain"]["tag"])
+
+
+def test_the_explain_image_answers_attributions_like_the_plain_process(
+    explain_image: str, tmp_path: Path
+) -> None:
+    """A tree model (the training pipeline's shape), mounted read-only: the container's
+    attributions are the plain process's."""
+    from tests.serving.serving_support import build_tree_model
+
+    tree = build_tree_model(tmp_path)
+    env = {"MLOPS_SERVE_EXPLAIN": "true"}
+    served = start_model_server(
+        explain_image,
+        free_port(),
+        "/models/tree",
+        env=env,
+        mounts=[(Path(tree["path"]), "/models/tree", True)],
+    )
+    plain = start_server(tree["path"], tmp_path, env=env)
+    try:
+        wait_ready(served, timeout=240)
+        frame = tree["frame"].head(16)
+        body = {"id": "explain", **v2_infer_body(frame), "parameters": {"explain": True}}
+        answers = [s.post("/v2/models/tree/infer", body) for s in (_as_process(served), plain)]
+        assert [a.status for a in answers] == [200, 200], [a.body for a in answers]
+        (container_out, plain_out) = (
+            {o["name"]: o for o in a.body["outputs"]}["attributions"] for a in answers
+        )
+        assert container_out["shape"] == [16, frame.shape[1]]
+        assert container_out["parameters"] == plain_out["parameters"]
+        np.testing.assert_allclose(container_out["data"], plain_out["data"], rtol=1e-9)
+        assert np.abs(np.asarray(container_out["data"])).max() > 0
+    finally:
+        served.remove()
+        stop_server(plain)

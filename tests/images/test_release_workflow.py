@@ -19,6 +19,7 @@ import yaml
 
 from images.build import IMAGES
 from mlops_platform.components.serving.model import DEFAULT_IMAGE as MODEL_SERVER_IMAGE
+from mlops_platform.components.serving.model import EXPLAIN_IMAGE
 from mlops_platform.pipelines.components.image import BASE_IMAGE as PLATFORM_IMAGE
 
 REPO = Path(__file__).resolve().parents[2]
@@ -79,6 +80,7 @@ def test_release_runs_on_version_tags_with_least_privilege() -> None:
     # PyYAML reads the `on:` key as True (YAML 1.1).
     assert spec[True] == {"push": {"tags": ["v*.*.*"]}}
     assert spec["permissions"] == {}
+    assert spec["jobs"]["check"]["permissions"] == {"contents": "read"}
     assert spec["jobs"]["image"]["permissions"] == {
         "contents": "read",
         "packages": "write",
@@ -88,34 +90,73 @@ def test_release_runs_on_version_tags_with_least_privilege() -> None:
         "contents": "write",
         "pull-requests": "write",
     }
+    # nothing is pushed before every platform's image of every image passed the checks
+    assert spec["jobs"]["image"]["needs"] == "check"
     assert spec["jobs"]["pin-digests"]["needs"] == "image"
+
+
+def _built(job: str) -> dict[str, tuple[str, str | None]]:
+    matrix = _release()["jobs"][job]["strategy"]["matrix"]["include"]
+    return {e["name"]: (e["dockerfile"], e["target"] or None) for e in matrix}
 
 
 def test_release_builds_the_images_the_platform_deploys() -> None:
     spec = _release()
-    matrix = spec["jobs"]["image"]["strategy"]["matrix"]["include"]
-    built = {entry["name"]: entry["dockerfile"] for entry in matrix}
-    assert built == {name: str(i.dockerfile.relative_to(REPO)) for name, i in IMAGES.items()}
+    local = {n: (str(i.dockerfile.relative_to(REPO)), i.target) for n, i in IMAGES.items()}
+    assert _built("check") == _built("image") == local
+    assert spec["jobs"]["check"]["strategy"]["matrix"]["name"] == list(IMAGES)
     registry = spec["env"]["REGISTRY"]
     # The references the platform deploys by default are these repositories at this version.
     version = re.search(r'^version = "([^"]+)"$', (REPO / "pyproject.toml").read_text(), re.M)
     assert f"{registry}/model-server:{version.group(1)}" == MODEL_SERVER_IMAGE
+    assert f"{registry}/model-server-explain:{version.group(1)}" == EXPLAIN_IMAGE
     assert f"{registry}/platform:{version.group(1)}" == PLATFORM_IMAGE
+    # and every Dockerfile target the release names exists
+    for dockerfile, target in local.values():
+        if target:
+            assert re.search(rf"^FROM \S+ AS {target}$", (REPO / dockerfile).read_text(), re.M)
+
+
+def test_release_builds_amd64_and_arm64_and_pins_the_index() -> None:
+    spec = _release()
+    assert spec["jobs"]["check"]["strategy"]["matrix"]["arch"] == ["amd64", "arm64"]
+    check = {s["uses"].split("@")[0]: s for s in _steps("check") if "uses" in s}
+    assert check["docker/setup-qemu-action"]["with"]["platforms"] == "${{ matrix.arch }}"
+    build = next(s for s in _steps("check") if s.get("name") == "Build")["with"]
+    assert build["platforms"] == "linux/${{ matrix.arch }}" and build["load"] is True
+    image = {s["uses"].split("@")[0]: s for s in _steps("image") if "uses" in s}
+    assert image["docker/setup-qemu-action"]["with"]["platforms"] == "arm64"
+    push = next(s for s in _steps("image") if s.get("name") == "Push")
+    assert push["with"]["platforms"] == "linux/amd64,linux/arm64"
+    # the push reuses both platforms' layers from the checked builds
+    assert set(push["with"]["cache-from"].splitlines()) == {
+        "type=gha,scope=${{ matrix.name }}-amd64",
+        "type=gha,scope=${{ matrix.name }}-arm64",
+    }
+    assert build["cache-to"].startswith("type=gha,scope=${{ matrix.name }}-${{ matrix.arch }},")
+    # the pinned digest is the push's: the index of both platforms
+    record = next(s for s in _steps("image") if s.get("name") == "Record the digest")
+    assert record["env"]["DIGEST"] == "${{ steps.push.outputs.digest }}"
 
 
 def test_release_gates_scan_sign_sbom_and_pin() -> None:
-    steps = _steps("image")
-    by_action = {s["uses"].split("@")[0]: s for s in steps if "uses" in s}
+    checks = _steps("check")
+    by_action = {s["uses"].split("@")[0]: s for s in checks if "uses" in s}
     scan = by_action["aquasecurity/trivy-action"]["with"]
     assert (scan["severity"], scan["exit-code"]) == ("CRITICAL", "1")
+    assert scan["image-ref"].endswith(":scan-${{ matrix.arch }}")
     assert by_action["anchore/sbom-action"]["with"]["format"] == "spdx-json"
-    assert "sigstore/cosign-installer" in by_action
+    steps = _steps("image")
     names = [s.get("name", s.get("uses", "")) for s in steps]
-    # Scanned before it is pushed, signed after, by digest.
-    assert names.index("Vulnerability scan (fails on critical)") < names.index("Push")
+    assert "sigstore/cosign-installer" in {s["uses"].split("@")[0] for s in steps if "uses" in s}
+    # Signed after the push, by digest: the index and each platform's image, each platform's
+    # SBOM attested on that platform's image.
     sign = next(s for s in steps if s.get("name") == "Sign and attest the SBOM (keyless)")
+    assert names.index("Push") < names.index("Sign and attest the SBOM (keyless)")
     assert "steps.push.outputs.digest" in sign["env"]["IMAGE"]
-    assert "cosign sign --yes" in sign["run"]
+    assert "cosign sign --yes --recursive" in sign["run"]
+    assert "cosign attest --yes --type spdxjson" in sign["run"]
+    assert "for arch in amd64 arm64" in sign["run"]
     push = next(s for s in steps if s.get("name") == "Push")["with"]
     assert push["push"] is True and push["provenance"] == "mode=max"
 

@@ -33,7 +33,7 @@ _REFERENCE = re.compile(
     r"(?<![\w./@-])((?:[a-z0-9-]+\.)+[a-z0-9-]+(?::[0-9]+)?/[a-z0-9._/-]+"
     r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]*)?(?:@sha256:[0-9a-f]{64})?)"
 )
-OWN = {model.Reference.parse(r).key for r in (versions.MODEL_SERVER_IMAGE, versions.PLATFORM_IMAGE)}
+OWN = {model.Reference.parse(r).key for r in model.OWN_IMAGES}
 
 
 def _pod_specs(obj: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -147,8 +147,9 @@ def test_every_rendered_image_is_in_the_catalogue(default_reports):
     assert unknown == {}, (
         "add these to mlops_platform/components/images/model.py (CHART_IMAGES / KFP_*)"
     )
-    # and the catalogue holds nothing the stacks never deploy
-    never = catalogue - set(found)
+    # and the catalogue holds nothing the stacks never deploy (but the model server's -explain
+    # variant, which a deployment selects by turning attributions on: tested below)
+    never = catalogue - set(found) - {_key(versions.MODEL_SERVER_EXPLAIN_IMAGE)}
     assert never == set(), f"catalogue entries no stack renders: {sorted(never)}"
 
 
@@ -183,9 +184,22 @@ def test_with_the_mirror_set_no_image_leaves_it_and_locked_digests_are_pinned(
         {f"{where}: {image}" for where, image in images if not image.startswith(f"{MIRROR}/")}
     )
     assert leaving == []
-    unpinnable = {_key(e.ref) for e in model.catalogue() if not e.pinnable}
+    # Strimzi's operator keeps a tag-only table of Kafka images in its environment (the chart
+    # cannot pin them); the Kafka resource names the image its brokers run instead, and that one
+    # must carry the digest like every other image that runs.
+    table_only = {_key(e.ref) for e in model.catalogue() if not e.pinnable}
     by_digest = {digest: key for key, digest in lock.items()}
     unpinned = []
+    kafka_resource_images = [(w, i) for w, i in images if " Kafka/" in w]
+    if any(obj["kind"] == "Kafka" for s in report.sources for obj in s.objects):
+        assert {w.rsplit(" ", 1)[-1] for w, _ in kafka_resource_images} >= {
+            ".spec.kafka.image",
+            ".spec.entityOperator.topicOperator.image",
+            ".spec.entityOperator.userOperator.image",
+        }
+    for where, image in kafka_resource_images:
+        if "@sha256:" not in image:
+            unpinned.append(f"{where}: {image} (the Kafka resource's images are pinned)")
     for where, image in images:
         ref = model.Reference.parse(image.removeprefix(f"{MIRROR}/"))
         if ref.digest:
@@ -194,9 +208,25 @@ def test_with_the_mirror_set_no_image_leaves_it_and_locked_digests_are_pinned(
             locked = by_digest.get(ref.digest, "")
             if not locked.startswith(f"{ref.name}:") or (ref.tag and locked != ref.key):
                 unpinned.append(f"{where}: {image} (not the digest locked for it)")
-        elif ref.key not in OWN | unpinnable:
+        elif ref.key not in OWN | table_only:
             unpinned.append(f"{where}: {image}")
     assert sorted(set(unpinned)) == []
+
+
+def test_a_deployment_with_attributions_runs_the_explain_image_from_the_mirror(tmp_path):
+    path = _stack_with_mirror("dev", tmp_path)
+    document = yaml.safe_load(path.read_text())
+    document["config"]["mlops:serving"]["churn"]["server_settings"] = {"explain": True}
+    path.write_text(yaml.safe_dump(document))
+    stack_plan = plan.build_plan("dev", path)
+    images = {
+        image
+        for obj in plan.kubernetes_objects(stack_plan)
+        if obj["kind"] == "Deployment" and obj["metadata"]["name"].startswith("churn")
+        for _, image in field_images(obj)
+    }
+    assert f"{MIRROR}/{versions.MODEL_SERVER_EXPLAIN_IMAGE}" in images
+    assert not any("/model-server:" in image for image in images), images
 
 
 def test_the_kfp_argument_lists_patched_whole_are_upstreams(default_reports):

@@ -414,3 +414,46 @@ def v2_infer_body(frame: Any) -> dict[str, Any]:
             for i, c in enumerate(split["columns"])
         ]
     }
+
+
+def build_tree_model(target: Path) -> dict[str, Any]:
+    """The training pipeline's model shape (ordinal-encoded categorical + HGB) on the serving
+    tests' frame, saved as the pipeline logs it."""
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OrdinalEncoder
+
+    from mlops_platform.pipelines.components.register_model.logic import SKOPS_TRUSTED_TYPES
+
+    df = training_frame(n=600)
+    y = ((df["tenure"] < 30) ^ (df["plan"] == "gold")).astype(int)
+    pre = ColumnTransformer(
+        [
+            (
+                "cat",
+                OrdinalEncoder(
+                    handle_unknown="use_encoded_value",
+                    unknown_value=np.nan,
+                    encoded_missing_value=np.nan,
+                ),
+                ["plan"],
+            ),
+            ("num", "passthrough", ["tenure", "orders", "spend"]),
+        ],
+        verbose_feature_names_out=False,
+    )
+    hgb = HistGradientBoostingClassifier(categorical_features=[0], max_iter=30, random_state=0)
+    model = Pipeline([("pre", pre), ("clf", hgb)]).fit(df, y)
+    path = target / "tree"
+    mlflow.sklearn.save_model(
+        model,
+        str(path),
+        signature=infer_signature(df, model.predict_proba(df)[:, 1]),
+        input_example=df.head(3),
+        skops_trusted_types=[*SKOPS_TRUSTED_TYPES, "numpy.dtype"],
+        pip_requirements=["scikit-learn"],
+    )
+    return {"path": str(path), "model": model, "frame": df}

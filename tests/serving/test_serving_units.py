@@ -416,8 +416,17 @@ def test_dockerfile_base_is_a_slim_image_pinned_by_tag_and_digest() -> None:
     assert base is not None
     assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm@sha256:[0-9a-f]{64}", base.group(1))
     froms = re.findall(r"^FROM (\S+)", text, re.M)
-    # The uv stage only lends its binary to the build stage; both runtime stages are the base.
-    assert froms == ["${UV_IMAGE}", "${BASE_IMAGE}", "${BASE_IMAGE}"], froms
+    # The uv stage only lends its binary to the build stage; the default image is the base plus
+    # the build's environment, the explain image that plus the explain build's additions, and
+    # the last stage (what a build without --target makes) is the default image.
+    assert froms == [
+        "${UV_IMAGE}",
+        "${BASE_IMAGE}",
+        "${BASE_IMAGE}",
+        "build",
+        "model-server",
+        "model-server",
+    ], froms
     assert re.search(r"^ARG UV_IMAGE=ghcr\.io/astral-sh/uv:\d+\.\d+\.\d+$", text, re.M)
     assert "COPY --from=uv /uv " in text
     assert "latest" not in text
@@ -442,11 +451,30 @@ def test_image_requirements_are_pinned_to_the_lock_file() -> None:
     locked = {p["name"]: p["version"] for p in lock["package"]}
     pins = [
         line.split("==")
-        for line in (IMAGE_DIR / "requirements.txt").read_text().splitlines()
+        for name in ("requirements.txt", "requirements-explain.txt")
+        for line in (IMAGE_DIR / name).read_text().splitlines()
         if line and not line.startswith("#")
     ]
     assert pins and all(len(p) == 2 for p in pins)
     assert {name: locked.get(name) for name, _ in pins} == dict(pins)
+
+
+def test_explanations_on_an_image_without_shap_stop_the_start_up(monkeypatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "shap" else real(name, *a)
+    )
+    with pytest.raises(SettingsError, match="needs shap, which this image leaves out"):
+        Settings.from_env({"MLOPS_SERVE_EXPLAIN": "true"})
+    assert Settings.from_env({"MLOPS_SERVE_EXPLAIN": "false"}).explain is False
+
+
+def test_only_the_explain_requirements_carry_shap() -> None:
+    default = (IMAGE_DIR / "requirements.txt").read_text()
+    assert not re.search(r"^shap==", default, re.M)
+    assert re.search(r"^shap==", (IMAGE_DIR / "requirements-explain.txt").read_text(), re.M)
 
 
 def test_fast_path_is_skipped_when_fitted_internals_are_not_where_expected() -> None:

@@ -224,7 +224,6 @@ def _strimzi(ref: str, path: str, pinnable: bool = True) -> ChartImage:
 
 
 _STRIMZI = "quay.io/strimzi"
-_KAFKA_VERSIONS = ("4.2.0", "4.2.1", "4.3.0", "4.3.1")
 
 CHART_IMAGES: dict[versions.Chart, tuple[ChartImage, ...]] = {
     versions.KUBE_PROMETHEUS_STACK: (
@@ -257,19 +256,19 @@ CHART_IMAGES: dict[versions.Chart, tuple[ChartImage, ...]] = {
         ),
     ),
     versions.STRIMZI_KAFKA_OPERATOR: (
-        _strimzi(f"{_STRIMZI}/operator:1.2.0", "image"),
-        _strimzi(f"{_STRIMZI}/operator:1.2.0", "topicOperator.image"),
-        _strimzi(f"{_STRIMZI}/operator:1.2.0", "userOperator.image"),
-        _strimzi(f"{_STRIMZI}/operator:1.2.0", "kafkaInit.image"),
+        _strimzi(versions.STRIMZI_OPERATOR_IMAGE, "image"),
+        _strimzi(versions.STRIMZI_OPERATOR_IMAGE, "topicOperator.image"),
+        _strimzi(versions.STRIMZI_OPERATOR_IMAGE, "userOperator.image"),
+        _strimzi(versions.STRIMZI_OPERATOR_IMAGE, "kafkaInit.image"),
         _strimzi(f"{_STRIMZI}/kafka-bridge:1.1.0", "kafkaBridge.image"),
         _strimzi(f"{_STRIMZI}/kaniko-executor:1.2.0", "kanikoExecutor.image"),
         _strimzi(f"{_STRIMZI}/buildah:1.2.0", "buildah.image"),
         _strimzi(f"{_STRIMZI}/maven-builder:1.2.0", "mavenBuilder.image"),
         # One tag prefix for every Kafka version the operator runs: a digest cannot be set per
-        # version through the chart (the Kafka resource's spec.kafka.image could).
+        # version through the chart, so the Kafka resource names its images (KAFKA_CR_IMAGES).
         *(
-            _strimzi(f"{_STRIMZI}/kafka:1.2.0-kafka-{v}", path, pinnable=False)
-            for v in _KAFKA_VERSIONS
+            _strimzi(ref, path, pinnable=False)
+            for ref in versions.STRIMZI_KAFKA_IMAGES.values()
             for path in (
                 "kafka.image",
                 "kafkaConnect.image",
@@ -521,11 +520,18 @@ class Entry:
     pinnable: bool = True
 
 
+# The project's own images (built and released here, pinned in mlops_platform/components/versions.py).
+OWN_IMAGES = (
+    versions.MODEL_SERVER_IMAGE,
+    versions.MODEL_SERVER_EXPLAIN_IMAGE,
+    versions.PLATFORM_IMAGE,
+)
+
+
 def program_images() -> tuple[str, ...]:
     """Images the platform sets in its own objects (defaults; a stack may set others)."""
     return (
-        versions.MODEL_SERVER_IMAGE,
-        versions.PLATFORM_IMAGE,
+        *OWN_IMAGES,
         versions.MLFLOW_IMAGE,
         versions.POSTGRES_IMAGE,
         versions.FEAST_FEATURE_SERVER_IMAGE,
@@ -534,9 +540,20 @@ def program_images() -> tuple[str, ...]:
     )
 
 
+# The image fields of Strimzi's `Kafka` resource that mlops_platform/components/kafka sets (as the operator
+# would choose them): the transformation pins and mirrors them like any other CR field, so the
+# brokers and the entity operator run pinned images although the chart cannot pin Kafka's.
+KAFKA_CR_IMAGES: tuple[tuple[str, str], ...] = (
+    *((ref, "spec.kafka.image") for ref in versions.STRIMZI_KAFKA_IMAGES.values()),
+    (versions.STRIMZI_OPERATOR_IMAGE, "spec.entityOperator.topicOperator.image"),
+    (versions.STRIMZI_OPERATOR_IMAGE, "spec.entityOperator.userOperator.image"),
+)
+
+
 def catalogue() -> list[Entry]:
     """Every image the platform can deploy, once per place that sets it."""
     entries = [Entry(ref, "program") for ref in program_images()]
+    entries += [Entry(ref, f"program: Strimzi Kafka {path}") for ref, path in KAFKA_CR_IMAGES]
     for chart, images in CHART_IMAGES.items():
         for image in images:
             where = f"chart {chart.chart} {chart.version}: {image.path or '(top)'}"
@@ -553,10 +570,16 @@ def catalogue() -> list[Entry]:
 def lock_keys(entries: Iterable[Entry]) -> list[str]:
     """The lock's keys for `entries`: third-party images only (the project's own are pinned in
     mlops_platform/components/versions.py by the release workflow), sorted."""
-    own = {
-        Reference.parse(ref).key for ref in (versions.MODEL_SERVER_IMAGE, versions.PLATFORM_IMAGE)
-    }
+    own = {Reference.parse(ref).key for ref in OWN_IMAGES}
     return sorted({Reference.parse(e.ref).key for e in entries} - own)
+
+
+def unpinnable_images(entries: Iterable[Entry]) -> list[str]:
+    """References no place that sets them can pin by digest."""
+    entries = list(entries)
+    return sorted(
+        {e.ref for e in entries if not e.pinnable} - {e.ref for e in entries if e.pinnable}
+    )
 
 
 def unpinned(lock: Mapping[str, str | None], entries: Iterable[Entry]) -> list[str]:
@@ -628,7 +651,9 @@ def image_lock_advisory(lock: Mapping[str, str | None] | None = None) -> str:
             f"; the lock is out of date with the catalogue ({len(stale)} keys): "
             "run `python -m images.lock sync`"
         )
-    unpinnable = sorted({e.ref for e in entries if not e.pinnable})
+    # an image some place cannot pin is still pinned when another place that runs it can (the
+    # Kafka resource names the broker image the operator's tag-only table would choose)
+    unpinnable = unpinnable_images(entries)
     if unpinnable:
-        line += f"; {len(unpinnable)} cannot be pinned through their chart's values"
+        line += f"; {len(unpinnable)} cannot be pinned where they are set"
     return line

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, PositiveInt, field_validator, model_validator
 
+from mlops_platform.components import versions
 from mlops_platform.components.base import StrictModel
 from mlops_platform.components.kube import check_dns_label, check_quantity, container_resources
 from mlops_platform.components.namespaces.model import namespace_labels
@@ -48,8 +49,8 @@ STRIMZI_PLAIN_LISTENER = "plain"
 STRIMZI_NODE_POOL = "dual-role"
 STRIMZI_RELEASE_NAME = "strimzi"
 STRIMZI_API_VERSION = "kafka.strimzi.io/v1"
-# Strimzi 1.2.0's newest Kafka (kafka-versions.yaml at tag 1.2.0: 4.2.0, 4.2.1, 4.3.0, 4.3.1).
-STRIMZI_KAFKA_VERSIONS = ("4.2.0", "4.2.1", "4.3.0", "4.3.1")
+# The Kafka versions Strimzi 1.2.0 runs (kafka-versions.yaml at tag 1.2.0).
+STRIMZI_KAFKA_VERSIONS = versions.STRIMZI_KAFKA_VERSIONS
 # A client's KafkaUser is Ready once the User Operator (which starts after the brokers) has
 # created it; on a first install that includes pulling images and starting every broker.
 STRIMZI_READY_TIMEOUT_SECONDS = 1200
@@ -580,8 +581,14 @@ def strimzi_listeners(config: StrimziConfig) -> list[dict[str, Any]]:
 
 
 def strimzi_kafka(config: KafkaConfig) -> dict[str, Any]:
-    """The KRaft `Kafka` resource: nodes come from the node pool, topics and users from CRs."""
+    """The KRaft `Kafka` resource: nodes come from the node pool, topics and users from CRs.
+
+    Its images are named here, exactly as the operator would choose them for this version
+    (mlops_platform/components/versions.py): the operator's own table of Kafka images holds
+    tags only, while an image named in the resource is pinned by digest and moved to the
+    mirror by the stack's image policy (mlops_platform/components/images) like any other."""
     local = config.strimzi
+    operator_image = versions.STRIMZI_OPERATOR_IMAGE
     rf = config.internal_replication_factor
     min_isr = max(1, rf - 1)
     return {
@@ -591,6 +598,7 @@ def strimzi_kafka(config: KafkaConfig) -> dict[str, Any]:
         "spec": {
             "kafka": {
                 "version": local.kafka_version,
+                "image": versions.STRIMZI_KAFKA_IMAGES[local.kafka_version],
                 "listeners": strimzi_listeners(local),
                 "config": {
                     "auto.create.topics.enable": False,
@@ -601,7 +609,10 @@ def strimzi_kafka(config: KafkaConfig) -> dict[str, Any]:
                     "transaction.state.log.min.isr": min_isr,
                 },
             },
-            "entityOperator": {"topicOperator": {}, "userOperator": {}},
+            "entityOperator": {
+                "topicOperator": {"image": operator_image},
+                "userOperator": {"image": operator_image},
+            },
         },
     }
 

@@ -43,7 +43,7 @@ from mlops_platform.components.mlflow.model import (
 from mlops_platform.components.monitoring.tracing import TracingWiring
 from mlops_platform.components.serving import delivery
 from mlops_platform.components.serving.delivery import ProgressiveConfig
-from mlops_platform.components.versions import MODEL_SERVER_IMAGE
+from mlops_platform.components.versions import MODEL_SERVER_EXPLAIN_IMAGE, MODEL_SERVER_IMAGE
 from mlops_platform.model_server.settings import (
     FILE_SUFFIX,
     REGISTRY,
@@ -59,6 +59,9 @@ TRACKS: tuple[Track, ...] = ("stable", "canary")
 # The image built from mlops_platform/model_server/Dockerfile, published beside the platform
 # image (mlops_platform/pipelines/components/image.py). Pin by digest in the stack once it is pushed.
 DEFAULT_IMAGE = MODEL_SERVER_IMAGE
+# The same server plus shap (per-request attributions): the default where `explain` is on, so the
+# deployments without attributions do not carry shap, numba and llvmlite (~190 MB).
+EXPLAIN_IMAGE = MODEL_SERVER_EXPLAIN_IMAGE
 CONTAINER_NAME = "model-server"
 APP_NAME = "model-server"
 TRACK_LABEL = "track"
@@ -294,7 +297,9 @@ class ModelDeploymentConfig(StrictModel):
     )
     image: str = Field(
         default=DEFAULT_IMAGE,
-        description="Model-server image, pinned by tag (not `latest`) or digest.",
+        description="Model-server image, pinned by tag (not `latest`) or digest. Unset: the "
+        "project's model server, or its `-explain` variant (with shap) where "
+        "`server_settings.explain` is on.",
     )
     port: int = Field(
         default=_VARS["port"].default,
@@ -498,8 +503,28 @@ class ModelDeploymentConfig(StrictModel):
             raise ValueError(f"scrape_interval {value!r} must be seconds or minutes, e.g. 30s")
         return value
 
+    @property
+    def explain(self) -> bool:
+        """Whether the server answers with attributions (`server_settings.explain`)."""
+        value = self.server_settings.get("explain", False)
+        return bool(_VARS["explain"].parse(_env_text(value)))
+
+    @property
+    def deployed_image(self) -> str:
+        """The image the pods run: `image` when the stack sets it, else the project's model
+        server, in its `-explain` variant when attributions are on (only it carries shap)."""
+        if "image" in self.model_fields_set:
+            return self.image
+        return EXPLAIN_IMAGE if self.explain else DEFAULT_IMAGE
+
     @model_validator(mode="after")
     def _consistent(self) -> ModelDeploymentConfig:
+        own = _repository(DEFAULT_IMAGE)
+        if self.explain and "image" in self.model_fields_set and _repository(self.image) == own:
+            raise ValueError(
+                f"image {self.image!r} has no shap, which server_settings.explain needs: use "
+                f"{_repository(EXPLAIN_IMAGE)} (the default when `image` is unset)"
+            )
         for track, uri in track_uris(self).items():
             if uri.startswith(_TRACKING_SCHEMES) and not self.mlflow_tracking_uri:
                 raise ValueError(
@@ -681,6 +706,13 @@ def track_object_name(name: str, track: Track) -> str:
 # --- pod --------------------------------------------------------------------------------------
 
 
+def _repository(image: str) -> str:
+    """`registry/path` of an image reference, without tag or digest."""
+    name = image.split("@", 1)[0]
+    head, _, last = name.rpartition("/")
+    return f"{head}/{last.split(':', 1)[0]}" if head else last.split(":", 1)[0]
+
+
 def _env_text(value: ServerSettingValue) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -796,7 +828,7 @@ def container(
 ) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "name": CONTAINER_NAME,
-        "image": config.image,
+        "image": config.deployed_image,
         "imagePullPolicy": "IfNotPresent",
         "ports": [{"name": "http", "containerPort": config.port, "protocol": "TCP"}],
         "env": server_env(config, track, kafka),
