@@ -22,8 +22,7 @@ from pydantic_core import core_schema
 from mlops_platform import wiring
 from mlops_platform.components.base import StrictModel
 from mlops_platform.components.cloud import Cloud
-from mlops_platform.components.cluster import ClusterConfig
-from mlops_platform.components.cluster.model import SYSTEM_POOL_TYPES
+from mlops_platform.components.cluster import SYSTEM_POOL_TYPES, ClusterConfig
 from mlops_platform.components.delivery import DeliveryConfig
 from mlops_platform.components.feast import (
     ElastiCacheConfig,
@@ -31,33 +30,34 @@ from mlops_platform.components.feast import (
     MemorystoreConfig,
     RedisConfig,
 )
-from mlops_platform.components.feast.model import config_problems as feast_problems
-from mlops_platform.components.feast.model import feature_server_url as feast_server_url
-from mlops_platform.components.gpu import GpuPools, pool_problems
-from mlops_platform.components.gpu.model import GPU_POOL_TYPES
-from mlops_platform.components.identity import WorkloadIdentityConfig
-from mlops_platform.components.identity.model import check_buckets, check_identity_name
+from mlops_platform.components.feast import config_problems as feast_problems
+from mlops_platform.components.feast import feature_server_url as feast_server_url
+from mlops_platform.components.gpu import GPU_POOL_TYPES, GpuPools, pool_problems
+from mlops_platform.components.identity import (
+    WorkloadIdentityConfig,
+    check_buckets,
+    check_identity_name,
+)
 from mlops_platform.components.images import ImagesConfig, floating_problems
 from mlops_platform.components.kafka import (
     KafkaConfig,
     ManagedKafkaConfig,
     MskConfig,
     StrimziConfig,
+    msk_client_subnets,
 )
-from mlops_platform.components.kafka.model import cloud_problems as kafka_problems
-from mlops_platform.components.kafka.model import msk_client_subnets
+from mlops_platform.components.kafka import cloud_problems as kafka_problems
 from mlops_platform.components.loop import LoopConfig
 from mlops_platform.components.loop import config_problems as loop_problems
 from mlops_platform.components.mesh import MeshConfig
 from mlops_platform.components.mlflow import CloudSqlConfig, MlflowConfig, PostgresConfig, RdsConfig
-from mlops_platform.components.mlflow.model import config_problems as mlflow_problems
-from mlops_platform.components.mlflow.model import tracking_uri as mlflow_tracking_uri
+from mlops_platform.components.mlflow import config_problems as mlflow_problems
+from mlops_platform.components.mlflow import tracking_uri as mlflow_tracking_uri
 from mlops_platform.components.monitoring import MonitoringConfig
 from mlops_platform.components.pipelines import PipelinesConfig, pipelines_problems
 from mlops_platform.components.secret_config import SECRET_PLACEHOLDER, mark_engine_secrets
 from mlops_platform.components.serving import ServingDeployments
-from mlops_platform.components.storage import StorageConfig
-from mlops_platform.components.storage.model import GcsConfig, MinioConfig, S3Config
+from mlops_platform.components.storage import GcsConfig, MinioConfig, S3Config, StorageConfig
 
 NAMESPACE = "mlops"
 

@@ -376,7 +376,7 @@ def main(args: argparse.Namespace) -> int:
         if args.format != "json":
             print("\n".join(report.lines()))
     if args.format != "json":
-        from mlops_platform.components.images.model import image_lock_advisory
+        from mlops_platform.components.images import image_lock_advisory
 
         print(image_lock_advisory())
         # Right before the diff and policies: the PR comment shows from here on.

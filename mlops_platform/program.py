@@ -24,16 +24,21 @@ import pulumi_random as random
 
 from mlops_platform import config, handoff, wiring
 from mlops_platform.components.cluster import KubernetesCluster, KubernetesClusterArgs
-from mlops_platform.components.delivery import ProgressiveDelivery, ProgressiveDeliveryArgs
-from mlops_platform.components.delivery.model import load_tester_url
+from mlops_platform.components.delivery import (
+    ProgressiveDelivery,
+    ProgressiveDeliveryArgs,
+    load_tester_url,
+)
 from mlops_platform.components.drift_monitor import DriftMonitor, DriftMonitorArgs, monitored_models
 from mlops_platform.components.feast import FeatureStore, FeatureStoreArgs
-from mlops_platform.components.feast.model import registry_uri as feast_registry_uri
+from mlops_platform.components.feast import registry_uri as feast_registry_uri
 from mlops_platform.components.gpu import GpuNodePools, GpuNodePoolsArgs
-from mlops_platform.components.identity import WorkloadIdentity, WorkloadIdentityArgs
-from mlops_platform.components.identity.model import credentials_secret_name
-from mlops_platform.components.images import model as images_model
-from mlops_platform.components.images import resources as images_resources
+from mlops_platform.components.identity import (
+    WorkloadIdentity,
+    WorkloadIdentityArgs,
+    credentials_secret_name,
+)
+from mlops_platform.components.images import configured_images, policy_for, register
 from mlops_platform.components.kafka import (
     KafkaClient,
     KafkaClientArgs,
@@ -43,14 +48,16 @@ from mlops_platform.components.kafka import (
     StrimziOperatorArgs,
 )
 from mlops_platform.components.loop import (
+    TOKEN_LENGTH,
     PredictionLogConsumer,
     PredictionLogConsumerArgs,
+    Release,
+    ReleaseWiring,
     RetrainReceiver,
     RetrainReceiverArgs,
 )
-from mlops_platform.components.loop.model import TOKEN_LENGTH, Release, ReleaseWiring
-from mlops_platform.components.loop.model import receiver_url as loop_receiver_url
-from mlops_platform.components.loop.model import service_url as loop_service_url
+from mlops_platform.components.loop import receiver_url as loop_receiver_url
+from mlops_platform.components.loop import service_url as loop_service_url
 from mlops_platform.components.mesh import (
     IstioMesh,
     IstioMeshArgs,
@@ -62,22 +69,25 @@ from mlops_platform.components.mesh import (
 from mlops_platform.components.metrics_server import MetricsServer, MetricsServerArgs, hpa_sources
 from mlops_platform.components.metrics_server import decide as decide_metrics_server
 from mlops_platform.components.mlflow import TrackingServer, TrackingServerArgs
-from mlops_platform.components.mlflow.model import tracking_uri as mlflow_tracking_uri
+from mlops_platform.components.mlflow import tracking_uri as mlflow_tracking_uri
 from mlops_platform.components.monitoring import (
     ModelAlerts,
     ModelAlertsArgs,
     Observability,
     ObservabilityArgs,
     RetrainWebhook,
+    prometheus_url,
 )
-from mlops_platform.components.monitoring.model import prometheus_url
 from mlops_platform.components.namespaces import WorkloadNamespaces, WorkloadNamespacesArgs
 from mlops_platform.components.pipelines import KubeflowPipelines, KubeflowPipelinesArgs
-from mlops_platform.components.pipelines.model import api_endpoint as pipelines_api_endpoint
+from mlops_platform.components.pipelines import api_endpoint as pipelines_api_endpoint
 from mlops_platform.components.providers import cloud_provider
-from mlops_platform.components.serving import ModelDeployment, ModelDeploymentArgs
-from mlops_platform.components.serving.delivery import FlaggerWiring
-from mlops_platform.components.serving.model import served_model_name
+from mlops_platform.components.serving import (
+    FlaggerWiring,
+    ModelDeployment,
+    ModelDeploymentArgs,
+    served_model_name,
+)
 from mlops_platform.components.storage import ObjectStore, ObjectStoreArgs
 from mlops_platform.wiring import LAYERS, Node
 
@@ -99,9 +109,9 @@ def main(layer: str | None = None) -> None:
         # and nothing has been registered yet.
         raise pulumi.RunError(str(exc)) from None
     # The stack's image policy (lock digests, mirror) applies to everything registered below.
-    images_resources.register(
-        images_resources.policy_for(platform.images.mirror),
-        [value for _, value, _ in images_model.configured_images(platform)],
+    register(
+        policy_for(platform.images.mirror),
+        [value for _, value, _ in configured_images(platform)],
     )
     COMPOSERS[layer](platform)
 

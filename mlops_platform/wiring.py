@@ -22,14 +22,13 @@ from dataclasses import dataclass
 from graphlib import TopologicalSorter
 from typing import TYPE_CHECKING, Literal
 
-from mlops_platform.components.feast.model import feature_server_url
+from mlops_platform.components.feast import feature_server_url
 from mlops_platform.components.identity import WorkloadIdentityConfig
-from mlops_platform.components.mlflow.model import ClientConfig
-from mlops_platform.components.mlflow.model import tracking_uri as mlflow_tracking_uri
-from mlops_platform.components.monitoring import tracing as monitoring_tracing
-from mlops_platform.components.monitoring.tracing import TracingWiring
-from mlops_platform.components.pipelines.model import NAMESPACE as PIPELINES_NAMESPACE
-from mlops_platform.components.pipelines.model import RUNNER_SERVICE_ACCOUNT
+from mlops_platform.components.mlflow import ClientConfig
+from mlops_platform.components.mlflow import tracking_uri as mlflow_tracking_uri
+from mlops_platform.components.monitoring import TracingWiring, tracing_wiring
+from mlops_platform.components.pipelines import NAMESPACE as PIPELINES_NAMESPACE
+from mlops_platform.components.pipelines import RUNNER_SERVICE_ACCOUNT
 
 if TYPE_CHECKING:
     from mlops_platform.config import PlatformConfig
@@ -170,7 +169,7 @@ def platform_mlflow_clients(platform: PlatformConfig) -> dict[str, ClientConfig]
 
 def kafka_logged_models(platform: PlatformConfig) -> list[str]:
     """The served models whose prediction log the consumer writes (what the monitor checks)."""
-    from mlops_platform.components.serving.model import served_model_name
+    from mlops_platform.components.serving import served_model_name
 
     return sorted(
         {
@@ -316,7 +315,7 @@ def tracing(platform: PlatformConfig) -> TracingWiring | None:
     """Where the mesh's and the model servers' spans go, and how many: the trace backend of
     `monitoring.tracing` in the monitoring namespace; None when tracing is off."""
     monitoring = platform.monitoring
-    return monitoring_tracing.wiring(monitoring.namespace, monitoring.tracing)
+    return tracing_wiring(monitoring.namespace, monitoring.tracing)
 
 
 def mesh_tracing(platform: PlatformConfig) -> bool:

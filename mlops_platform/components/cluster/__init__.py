@@ -4,6 +4,7 @@ from mlops_platform.components.cluster.component import KubernetesCluster, Kuber
 from mlops_platform.components.cluster.model import (
     GPU_TAINT,
     POOL_LABEL,
+    SYSTEM_POOL_TYPES,
     ClusterConfig,
     EksSystemPoolConfig,
     ExistingNodesConfig,
@@ -19,6 +20,7 @@ from mlops_platform.components.cluster.wiring import EksNodeAccess, GkeNodeAcces
 __all__ = [
     "GPU_TAINT",
     "POOL_LABEL",
+    "SYSTEM_POOL_TYPES",
     "ClusterConfig",
     "EksNodeAccess",
     "EksSystemPoolConfig",

@@ -10,6 +10,9 @@ from mlops_platform.components.feast.model import (
     RedisConfig,
     RegistryConfig,
     ServerConfig,
+    config_problems,
+    feature_server_url,
+    registry_uri,
 )
 from mlops_platform.components.feast.resources import FeatureStore, FeatureStoreArgs
 
@@ -24,4 +27,7 @@ __all__ = [
     "RedisConfig",
     "RegistryConfig",
     "ServerConfig",
+    "config_problems",
+    "feature_server_url",
+    "registry_uri",
 ]

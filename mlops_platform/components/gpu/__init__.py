@@ -2,6 +2,7 @@
 
 from mlops_platform.components.gpu.component import GpuNodePools, GpuNodePoolsArgs
 from mlops_platform.components.gpu.model import (
+    GPU_POOL_TYPES,
     EksGpuPoolConfig,
     ExistingGpuNodesConfig,
     GkeGpuPoolConfig,
@@ -12,6 +13,7 @@ from mlops_platform.components.gpu.model import (
 )
 
 __all__ = [
+    "GPU_POOL_TYPES",
     "EksGpuPoolConfig",
     "ExistingGpuNodesConfig",
     "GkeGpuPoolConfig",

@@ -1,6 +1,12 @@
 """Workload identity: a Kubernetes service account that may use named buckets, no static keys."""
 
-from mlops_platform.components.identity.model import Access, WorkloadIdentityConfig
+from mlops_platform.components.identity.model import (
+    Access,
+    WorkloadIdentityConfig,
+    check_buckets,
+    check_identity_name,
+    credentials_secret_name,
+)
 from mlops_platform.components.identity.resources import (
     CloudGrant,
     ClusterIdentity,
@@ -15,4 +21,7 @@ __all__ = [
     "WorkloadIdentity",
     "WorkloadIdentityArgs",
     "WorkloadIdentityConfig",
+    "check_buckets",
+    "check_identity_name",
+    "credentials_secret_name",
 ]

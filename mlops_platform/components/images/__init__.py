@@ -10,9 +10,12 @@ from mlops_platform.components.images.model import (
     Reference,
     catalogue,
     check_mirror,
+    configured_images,
     floating_problems,
+    image_lock_advisory,
     read_lock,
 )
+from mlops_platform.components.images.resources import policy_for, register
 
 
 class ImagesConfig(StrictModel):
@@ -41,6 +44,10 @@ __all__ = [
     "Reference",
     "catalogue",
     "check_mirror",
+    "configured_images",
     "floating_problems",
+    "image_lock_advisory",
+    "policy_for",
     "read_lock",
+    "register",
 ]

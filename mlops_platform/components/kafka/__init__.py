@@ -8,6 +8,8 @@ from mlops_platform.components.kafka.model import (
     MskConfig,
     StrimziConfig,
     TopicConfig,
+    cloud_problems,
+    msk_client_subnets,
 )
 from mlops_platform.components.kafka.resources import (
     KafkaClient,
@@ -32,4 +34,6 @@ __all__ = [
     "StrimziOperator",
     "StrimziOperatorArgs",
     "TopicConfig",
+    "cloud_problems",
+    "msk_client_subnets",
 ]

@@ -9,6 +9,8 @@ from mlops_platform.components.mlflow.model import (
     PostgresConfig,
     RdsConfig,
     ResourcesConfig,
+    config_problems,
+    tracking_uri,
 )
 from mlops_platform.components.mlflow.resources import (
     TrackingServer,
@@ -26,4 +28,6 @@ __all__ = [
     "ResourcesConfig",
     "TrackingServer",
     "TrackingServerArgs",
+    "config_problems",
+    "tracking_uri",
 ]

@@ -8,6 +8,7 @@ from mlops_platform.components.monitoring.model import (
     GrafanaConfig,
     MonitoringConfig,
     ResourcesConfig,
+    prometheus_url,
 )
 from mlops_platform.components.monitoring.resources import (
     Observability,
@@ -15,6 +16,7 @@ from mlops_platform.components.monitoring.resources import (
     RetrainWebhook,
 )
 from mlops_platform.components.monitoring.tracing import TracingConfig, TracingWiring
+from mlops_platform.components.monitoring.tracing import wiring as tracing_wiring
 
 __all__ = [
     "AlertingConfig",
@@ -29,4 +31,6 @@ __all__ = [
     "RetrainWebhook",
     "TracingConfig",
     "TracingWiring",
+    "prometheus_url",
+    "tracing_wiring",
 ]

@@ -1,6 +1,20 @@
 """Kubeflow Pipelines (standalone, KFP 2.x backend) with artifacts in the platform's bucket."""
 
-from mlops_platform.components.pipelines.model import PipelinesConfig, pipelines_problems
+from mlops_platform.components.pipelines.model import (
+    NAMESPACE,
+    RUNNER_SERVICE_ACCOUNT,
+    PipelinesConfig,
+    api_endpoint,
+    pipelines_problems,
+)
 from mlops_platform.components.pipelines.resources import KubeflowPipelines, KubeflowPipelinesArgs
 
-__all__ = ["KubeflowPipelines", "KubeflowPipelinesArgs", "PipelinesConfig", "pipelines_problems"]
+__all__ = [
+    "NAMESPACE",
+    "RUNNER_SERVICE_ACCOUNT",
+    "KubeflowPipelines",
+    "KubeflowPipelinesArgs",
+    "PipelinesConfig",
+    "api_endpoint",
+    "pipelines_problems",
+]

@@ -12,6 +12,7 @@ from mlops_platform.components.serving.model import (
     ResourcesConfig,
     ServingDeployments,
     TrackConfig,
+    served_model_name,
 )
 from mlops_platform.components.serving.resources import ModelDeployment, ModelDeploymentArgs
 
@@ -27,4 +28,5 @@ __all__ = [
     "ServingDeployments",
     "TrackConfig",
     "release_config_map_name",
+    "served_model_name",
 ]
