@@ -276,6 +276,7 @@ IN_CLUSTER_GROUPS = (
     "yaml/",
     "security.istio.io/",
     "networking.istio.io/",
+    "telemetry.istio.io/",
     "monitoring.coreos.com/",
     "flagger.app/",
     "kafka.strimzi.io/",

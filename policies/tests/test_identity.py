@@ -38,7 +38,11 @@ def _star_resource(statements):
     statements[1]["Resource"] = "*"
 
 
-USERS = json.loads(entry(PLANS["prod"], "mlops-mlflow-provisioner")["inputs"]["data"]["users.json"])
+USERS = json.loads(
+    entry(PLANS["prod"], "mlops-mlflow-provisioner", "kubernetes:core/v1:ConfigMap")["inputs"][
+        "data"
+    ]["users.json"]
+)
 SERVING_EDIT = {"users": [*USERS["users"][:2], {**USERS["users"][2], "permission": "EDIT"}]}
 MANAGER = {"users": [{**USERS["users"][0], "permission": "MANAGE"}, *USERS["users"][1:]]}
 
@@ -284,6 +288,7 @@ CASES = [
             "ConfigMap 'mlops-mlflow-provisioner': users[2] (svc-serving).permission must be "
             '"READ", got "EDIT"'
         ],
+        type="kubernetes:core/v1:ConfigMap",
     ),
     Case(
         identity.mlflow_client_permissions,
@@ -295,6 +300,7 @@ CASES = [
             "ConfigMap 'mlops-mlflow-provisioner': users[0] (svc-loop).permission must not be "
             '"MANAGE"'
         ],
+        type="kubernetes:core/v1:ConfigMap",
     ),
 ]
 

@@ -470,7 +470,7 @@ def test_workload_pool():
 
 
 def test_readme_examples_validate():
-    root = Path(__file__).resolve().parents[2] / "components"
+    root = Path(__file__).resolve().parents[2] / "mlops_platform" / "components"
     checked = []
     for readme in (root / "cluster" / "README.md", root / "gpu" / "README.md"):
         for block in re.findall(r"```yaml\n(.*?)```", readme.read_text(), re.S):

@@ -11,7 +11,7 @@ from mlops_platform import cli
 def test_help_lists_every_subcommand_without_importing_heavy_modules():
     probe = (
         "import sys, contextlib, io\n"
-        "from mlops import cli\n"
+        "from mlops_platform import cli\n"
         "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
         "    try: cli.main(['--help'])\n"
         "    except SystemExit: pass\n"

@@ -206,9 +206,9 @@ GP3_CLASS = resource(
         pytest.param(
             [GP3_CLASS, resource("kubernetes:helm.sh/v3:Release", "monitoring",
                                  {"values": PROMETHEUS_VALUES}, "platform")],
-            [("ebs.gp3", "prometheus.prometheusSpec.storageSpec.volumeClaimTemplate: 200 GB x 1 "
-              "(default class gp3)", 16.0, 16.0),
-             ("ebs.gp3", "grafana.persistence: 10 GB x 2 (default class gp3)", 1.6, 1.6)],
+            [("ebs.gp3", "grafana.persistence: 10 GB x 2 (default class gp3)", 1.6, 1.6),
+             ("ebs.gp3", "prometheus.prometheusSpec.storageSpec.volumeClaimTemplate: 200 GB x 1 "
+              "(default class gp3)", 16.0, 16.0)],
             id="chart-values-volumes-default-class-from-plan",
         ),
         pytest.param(

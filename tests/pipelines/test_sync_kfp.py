@@ -339,19 +339,19 @@ def test_first_sync_creates_everything_and_a_second_changes_nothing(kfp_api, tmp
     texts = model.pipeline_texts()
     drift_version = sync.version_name("churn-drift", texts["drift"])
     training_version = sync.version_name("churn-training", texts["training"])
-    windows_version = sync.version_name("churn-windows-drift", texts["windows_drift"])
-    scoring_version = sync.version_name("churn-batch-scoring", texts["batch_scoring"])
+    # every shipped pipeline and its one version, the experiment and the two schedules
+    shipped = [model.pipeline_info(texts[key])[0] for key in model.SHIPPED_PIPELINES]
+    assert {"churn-drift", "churn-training", "churn-windows-drift", "churn-batch-scoring"} <= set(
+        shipped
+    )
     assert sorted(changes.created) == sorted(
         [
             "experiment churn",
-            "pipeline churn-batch-scoring",
-            f"pipeline version {scoring_version}",
-            "pipeline churn-drift",
-            "pipeline churn-training",
-            "pipeline churn-windows-drift",
-            f"pipeline version {drift_version}",
-            f"pipeline version {training_version}",
-            f"pipeline version {windows_version}",
+            *(f"pipeline {name}" for name in shipped),
+            *(
+                f"pipeline version {sync.version_name(name, texts[key])}"
+                for name, key in zip(shipped, model.SHIPPED_PIPELINES, strict=True)
+            ),
             f"recurring run nightly-drift (0 0 2 * * *, {drift_version})",
             f"recurring run weekly-training (0 30 3 * * SUN, {training_version})",
         ]

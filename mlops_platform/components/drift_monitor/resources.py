@@ -30,7 +30,10 @@ class DriftMonitorArgs:
         models: Registered models to check.
         prometheus_namespace: Namespace of the platform's Prometheus, let through to the metrics
             port.
-        secrets: Secrets for `envFrom`: the loop's MLflow client, locally the MinIO user's.
+        mlflow_credentials_secret: The loop's MLflow client Secret; its `credentials` key
+            (MLflow's credentials file) is mounted. None: MLflow without authentication.
+        object_store_secret: Locally, the MinIO user's Secret of the consumer's identity (its
+            AWS SDK files are mounted); None on the clouds (workload identity).
         reference_uri: Reference data in the bucket; empty: the champion's training data, found in
             MLflow.
     """

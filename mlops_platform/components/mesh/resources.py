@@ -36,6 +36,8 @@ class IstioMeshArgs:
         config: The `mesh` settings (with `enabled: false` do not create the component).
         cloud: The stack's cloud: selects the charts' platform values (GKE, k3d, minikube).
         kubernetes: The provider every object is created with.
+        tracing: The platform's trace backend (derived from `monitoring.tracing`); istiod then
+            gets the OpenTelemetry extension provider that `MeshTracing` turns on. None: off.
     """
 
     config: model.MeshConfig
@@ -219,8 +221,13 @@ class MeshMutualTls(pulumi.ComponentResource):
 
 @dataclass(frozen=True)
 class MeshTracingArgs:
-    """Inputs of `MeshTracing`: the `mesh` config (its root namespace), where spans go and how
-    many (derived from `monitoring.tracing`), and the Kubernetes provider."""
+    """Inputs of `MeshTracing`.
+
+    Attributes:
+        config: The `mesh` settings (the Telemetry goes to its root namespace).
+        tracing: Where spans go and how many are sampled (derived from `monitoring.tracing`).
+        kubernetes: The provider every object is created with.
+    """
 
     config: model.MeshConfig
     tracing: TracingWiring
@@ -230,7 +237,12 @@ class MeshTracingArgs:
 class MeshTracing(pulumi.ComponentResource):
     """The mesh-wide Telemetry (`mesh-default` in the root namespace, no selector) that sends
     every sidecar's spans to the extension provider `IstioMesh` configured. Like
-    `MeshMutualTls`, a custom resource of istio-base's CRDs, planned once the mesh is up."""
+    `MeshMutualTls`, a custom resource of istio-base's CRDs, planned once the mesh is up.
+
+    Attributes:
+        sampling_percent: Percentage of requests the sidecars trace (the Telemetry's
+            `randomSamplingPercentage`, from `monitoring.tracing.sampling_percent`).
+    """
 
     sampling_percent: pulumi.Output[float]
 

@@ -61,6 +61,8 @@ class Observability(pulumi.ComponentResource):
             (`http://monitoring-prometheus.<ns>.svc.cluster.local:9090`).
         alertmanager_url: In-cluster Alertmanager URL (port 9093).
         grafana_admin_password: Grafana's admin password (generated, kept in a Secret).
+        tracing_query_url: In-cluster URL of the trace backend's query UI and API (Jaeger, port
+            16686); None when `monitoring.tracing` is off.
     """
 
     namespace: pulumi.Output[str]

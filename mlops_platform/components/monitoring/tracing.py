@@ -99,7 +99,11 @@ class TracingConfig(StrictModel):
         description="Where traces are kept: `{type: memory, max_traces}` or `{type: badger, "
         "storage_gb, retention_hours}` (a volume of the monitoring `storage_class`).",
     )
-    resources: TracingResources = Field(default_factory=TracingResources)
+    resources: TracingResources = Field(
+        default_factory=TracingResources,
+        description="Requests and memory limit of the backend pod (no CPU limit: throttling "
+        "drops spans).",
+    )
     image: str = Field(
         default=JAEGER_IMAGE,
         description="The Jaeger v2 image (`jaeger`, not the v1 `all-in-one`).",
