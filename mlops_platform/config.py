@@ -22,6 +22,7 @@ from pydantic_core import core_schema
 from mlops_platform import wiring
 from mlops_platform.components.base import StrictModel
 from mlops_platform.components.cloud import Cloud
+from mlops_platform.components.cluster import CLOUD_ONLY_SETTINGS as CLUSTER_CLOUD_ONLY
 from mlops_platform.components.cluster import SYSTEM_POOL_TYPES, ClusterConfig
 from mlops_platform.components.delivery import DeliveryConfig
 from mlops_platform.components.feast import (
@@ -435,6 +436,16 @@ def wrong_cloud_problems(values: Mapping[str, Any], cloud: str) -> list[tuple[st
                 walk(value, where)
 
     walk({k: v for k, v in values.items() if k != "cloud"}, "")
+    # Cluster settings one cloud reads, named by the cluster model (no prefix in their keys).
+    cluster = values.get("cluster")
+    for path, owner in CLUSTER_CLOUD_ONLY.items():
+        node: Any = cluster
+        for part in path.split("."):
+            node = node.get(part) if isinstance(node, Mapping) else None
+        if node is not None and owner != cloud:
+            problems.append(
+                (f"cluster.{path}", f"only read on {owner}; this stack's cloud is {cloud}")
+            )
     return problems
 
 

@@ -547,6 +547,76 @@ def test_cloud_prefixed_settings_of_another_cloud(cloud, values, expected):
     assert config.wrong_cloud_problems(values, cloud["type"]) == expected
 
 
+@pytest.mark.parametrize(
+    ("cloud", "values", "expected"),
+    [
+        (
+            AWS,
+            {"cluster": {"release_channel": "STABLE", "network": {"pods_cidr": "10.64.0.0/14"}}},
+            [
+                ("cluster.network.pods_cidr", "only read on gcp; this stack's cloud is aws"),
+                ("cluster.release_channel", "only read on gcp; this stack's cloud is aws"),
+            ],
+        ),
+        (
+            GCP,
+            {"cluster": {"admin_role_arns": [], "autoscaler": False}},
+            [
+                ("cluster.admin_role_arns", "only read on aws; this stack's cloud is gcp"),
+                ("cluster.autoscaler", "only read on aws; this stack's cloud is gcp"),
+            ],
+        ),
+        (
+            LOCAL,
+            {"cluster": {"network": {"nat_gateway_per_zone": False}}},
+            [
+                (
+                    "cluster.network.nat_gateway_per_zone",
+                    "only read on aws; this stack's cloud is local",
+                )
+            ],
+        ),
+        # both clouds read these; each cloud's own settings pass
+        (AWS, {"cluster": {"api_allowed_cidrs": [], "autoscaler": True}}, []),
+        (
+            GCP,
+            {"cluster": {"network": {"vpc_cidr": "10.0.0.0/16", "pods_cidr": "10.64.0.0/14"}}},
+            [],
+        ),
+    ],
+)
+def test_cluster_settings_of_another_cloud_are_refused(cloud, values, expected):
+    assert sorted(config.wrong_cloud_problems(values, cloud["type"])) == expected
+
+
+def test_a_wrong_cloud_cluster_setting_fails_validation_naming_the_file():
+    raw = {"mlops:cloud": AWS, "mlops:cluster": {"name": "x", "release_channel": "STABLE"}}
+    with pytest.raises(config.ConfigError) as error:
+        config.validate(raw, "stacks/Pulumi.t.yaml")
+    assert "stacks/Pulumi.t.yaml" in str(error.value)
+    assert "cluster.release_channel: only read on gcp; this stack's cloud is aws" in str(
+        error.value
+    )
+
+
+def test_the_cloud_only_table_matches_the_cluster_descriptions():
+    """Every cluster setting whose description starts with one cloud (`AWS: ...` and no
+    `GCP:`) is in CLOUD_ONLY_SETTINGS under that cloud, and nothing else is."""
+    from mlops_platform.components.cluster import CLOUD_ONLY_SETTINGS, ClusterConfig
+
+    found = {}
+    for prefix, model in (
+        ("", ClusterConfig),
+        ("network.", ClusterConfig.model_fields["network"].annotation),
+    ):
+        for name, field in model.model_fields.items():
+            text = field.description or ""
+            owners = [c for c in ("aws", "gcp") if f"{c.upper()}:" in text]
+            if len(owners) == 1 and text.startswith(f"{owners[0].upper()}:"):
+                found[f"{prefix}{name}"] = owners[0]
+    assert found == CLOUD_ONLY_SETTINGS
+
+
 # -- the network hand-off ---------------------------------------------------------------------
 
 

@@ -2,6 +2,7 @@
 
 from mlops_platform.components.cluster.component import KubernetesCluster, KubernetesClusterArgs
 from mlops_platform.components.cluster.model import (
+    CLOUD_ONLY_SETTINGS,
     GPU_TAINT,
     POOL_LABEL,
     SYSTEM_POOL_TYPES,
@@ -18,6 +19,7 @@ from mlops_platform.components.cluster.model import (
 from mlops_platform.components.cluster.wiring import EksNodeAccess, GkeNodeAccess, NodeAccess
 
 __all__ = [
+    "CLOUD_ONLY_SETTINGS",
     "GPU_TAINT",
     "POOL_LABEL",
     "SYSTEM_POOL_TYPES",

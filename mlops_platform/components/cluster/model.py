@@ -201,6 +201,27 @@ SYSTEM_POOL_TYPES: dict[str, type[StrictModel]] = {
 _Pool = TypeVar("_Pool", EksSystemPoolConfig, GkeSystemPoolConfig, ExistingNodesConfig)
 
 
+# The cluster settings only one cloud reads (their descriptions start with that cloud), by
+# dotted path under `cluster`: set on a stack of another cloud they would be ignored, so the
+# root config refuses them (mlops_platform.config.wrong_cloud_problems; a test keeps this
+# table equal to the descriptions).
+CLOUD_ONLY_SETTINGS: dict[str, str] = {
+    "network.availability_zones": "aws",
+    "network.nat_gateway_per_zone": "aws",
+    "network.pods_cidr": "gcp",
+    "network.services_cidr": "gcp",
+    "network.control_plane_cidr": "gcp",
+    "control_plane_log_types": "aws",
+    "control_plane_log_retention_days": "aws",
+    "admin_role_arns": "aws",
+    "oidc_thumbprints": "aws",
+    "release_channel": "gcp",
+    "binary_authorization": "gcp",
+    "autoscaler": "aws",
+    "volume_kms_key_arn": "aws",
+}
+
+
 class ClusterConfig(StrictModel):
     """The Kubernetes cluster: EKS on AWS, GKE on GCP, an existing context locally."""
 
