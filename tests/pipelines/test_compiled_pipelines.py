@@ -135,10 +135,10 @@ def test_registry_steps_get_the_mlflow_client_credentials_on_a_cluster(name: str
     }[name]
     assert sorted(executors) == registry_steps
     for executor in executors.values():
-        (secret,) = executor["secretAsEnv"]
+        # MLflow's credentials file at $HOME/.mlflow (HOME=/tmp in the platform image), never
+        # the environment
+        assert "secretAsEnv" not in executor
+        (secret,) = executor["secretAsVolume"]
         assert secret["secretName"] == DEFAULT_CLIENT_SECRET
+        assert secret["mountPath"] == "/tmp/.mlflow"
         assert secret["optional"] is True  # an MLflow without auth runs the same pipeline
-        assert {pair["envVar"] for pair in secret["keyToEnv"]} == {
-            "MLFLOW_TRACKING_USERNAME",
-            "MLFLOW_TRACKING_PASSWORD",
-        }

@@ -341,7 +341,8 @@ class ClientConfig(StrictModel):
         default=DEFAULT_CLIENT_SECRET,
         description="Secret with the client's credentials: key `credentials` (MLflow's "
         "credentials file, mounted at `$HOME/.mlflow/`) and MLFLOW_TRACKING_URI, "
-        "MLFLOW_TRACKING_USERNAME, MLFLOW_TRACKING_PASSWORD (for Kubeflow Pipelines steps).",
+        "MLFLOW_TRACKING_USERNAME, MLFLOW_TRACKING_PASSWORD (for clients that read only "
+        "their environment).",
     )
     password_version: int = Field(
         default=1,
@@ -921,8 +922,8 @@ def client_secret_metadata(config: MlflowConfig, key: str) -> dict[str, Any]:
 
 
 def client_secret_data(config: MlflowConfig, key: str, password: str) -> dict[str, str]:
-    """MLflow's credentials file, which the platform's pods mount, and the variables MLflow's
-    client reads, which Kubeflow Pipelines steps load (kfp-kubernetes `use_secret_as_env`)."""
+    """MLflow's credentials file, which the platform's pods and Kubeflow Pipelines steps mount,
+    and the variables MLflow's client reads, for clients that read only their environment."""
     return {
         CLIENT_URI_KEY: tracking_uri(config.namespace),
         CLIENT_USERNAME_KEY: client_username(key),

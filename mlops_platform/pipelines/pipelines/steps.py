@@ -19,7 +19,9 @@ from mlops_platform.pipelines.components.validate_data.component import validate
 # (`mlflow.clients.pipelines` in the stacks; the name is the MLflow component's default).
 # Optional, so clusters whose MLflow has no auth run the same pipelines.
 MLFLOW_CREDENTIALS_SECRET = "mlflow-client-credentials"
-MLFLOW_CREDENTIALS = {key: key for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")}
+# Mounted as files where MLflow's client reads its credentials file: `$HOME/.mlflow/credentials`
+# (the platform image sets HOME=/tmp); no secret reaches the step's environment.
+MLFLOW_CREDENTIALS_DIR = "/tmp/.mlflow"
 
 
 def split_train_evaluate_register(
@@ -79,10 +81,10 @@ def reads_registry(task: Any) -> Any:
     """A step that reads or writes the MLflow registry: the platform's client credentials,
     and no caching (a cached result would not reflect the registry's current state)."""
     task.set_caching_options(False)
-    kubernetes.use_secret_as_env(
+    kubernetes.use_secret_as_volume(
         task,
         secret_name=MLFLOW_CREDENTIALS_SECRET,
-        secret_key_to_env=MLFLOW_CREDENTIALS,
+        mount_path=MLFLOW_CREDENTIALS_DIR,
         optional=True,
     )
     return task
