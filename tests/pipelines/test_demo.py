@@ -77,8 +77,12 @@ def test_demo_shows_the_loop_from_drift_alert_to_promotion_and_rollback(tmp_path
     # the alert: fired in Prometheus, reached the receiver through Alertmanager, started the
     # drift pipeline run whose output is version 2
     alert = report.split("## The alert", 1)[1].split("\n## ", 1)[0]
+    # the features firing at the first poll that sees the alert: each drifted feature's series
+    # crosses on its own evaluation, so which of them are already firing is a race
     assert re.search(
-        r"ModelFeatureDrift fired \d+\.\ds into the demo .* features .*tenure_days", alert
+        r"ModelFeatureDrift fired \d+\.\ds into the demo .* features "
+        r".*(tenure_days|sessions_30d|payment_method)",
+        alert,
     )
     [decision] = [json.loads(line) for line in alert.splitlines() if line.startswith("    {")]
     assert decision["event"] == "retrain_started"
