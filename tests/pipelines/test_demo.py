@@ -92,7 +92,8 @@ def test_demo_shows_the_loop_from_drift_alert_to_promotion_and_rollback(tmp_path
         ["1"],
         "local-1",
     )
-    assert "tenure_days" in decision["features"]
+    # which drifted features already fire when the alert is sent is a race (see above)
+    assert {"tenure_days", "sessions_30d", "payment_method"} & set(decision["features"])
     assert re.search(r"Run local-1 of the drift pipeline .* ended SUCCEEDED .* output '2'", alert)
     events = [
         json.loads(line)
