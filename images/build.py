@@ -1,4 +1,4 @@
-"""Build the model server and platform images on a machine that reaches no image registry.
+"""Build the model server, platform and Feast images on a machine that reaches no image registry.
 
     python -m images.build                 # every image (and the local base images, once)
     python -m images.build --only platform
@@ -79,6 +79,7 @@ IMAGES = {
     "model-server": Image("model-server", _MODEL_SERVER, "model-server"),
     "model-server-explain": Image("model-server-explain", _MODEL_SERVER, "model-server-explain"),
     "platform": Image("platform", REPO / "mlops_platform" / "pipelines" / "Dockerfile"),
+    "feast": Image("feast", REPO / "images" / "feast" / "Dockerfile"),
 }
 
 

@@ -1,7 +1,7 @@
 """Benchmark: image sizes and cold start to ready of the model server container.
 
 Sizes are those of every image images/build.py builds (model-server, model-server-explain,
-platform); the cold start is the default model server's.
+platform, feast); the cold start is the default model server's.
 
 Builds the images if needed (images/build.py: local Debian base, layer cache), then, for
 `--runs` rounds, measures the time from `docker run` to the first 200 on `/v2/health/ready` of

@@ -56,6 +56,9 @@ IMAGE_LOCK_FILE = "mlops_platform/components/image_lock.json"
 MODEL_SERVER_IMAGE = "ghcr.io/mlops-platform/model-server:0.1.0"
 MODEL_SERVER_EXPLAIN_IMAGE = "ghcr.io/mlops-platform/model-server-explain:0.1.0"
 PLATFORM_IMAGE = "ghcr.io/mlops-platform/platform:0.1.0"
+# Feast (images/feast/: FEAST_VERSION with the S3 and GCS filesystems): the feature server, the
+# apply Job, the materialization CronJob and the feature-store training step.
+FEAST_IMAGE = "ghcr.io/mlops-platform/feast:0.1.0"
 
 # Jaeger v2 (one binary on the OpenTelemetry Collector: OTLP receiver, storage, query UI), the
 # optional trace backend of mlops_platform/components/monitoring (`monitoring.tracing`). The v2 image is
@@ -123,12 +126,11 @@ class KustomizeRelease(NamedTuple):
 # mlops_platform/components/pipelines/kustomize/ names the same ref; a test keeps the two equal.
 KUBEFLOW_PIPELINES = KustomizeRelease(repo="https://github.com/kubeflow/pipelines", ref="2.16.1")
 
-# Feast feature store. The official feature-server image (ubi9 python-3.12-minimal, uid 1001,
-# `feast[minimal]`: aws, gcp, redis, duckdb) is published to quay.io/feastdev with every release;
-# 0.66.0 is the tag the v0.66.0 feast-feature-server chart defaults to. The real-service test
-# installs the same feast version from PyPI.
+# Feast feature store, installed in the platform's Feast image (FEAST_IMAGE above) from
+# images/feast/uv.lock, whose pyproject pins the same version (a test keeps the two equal). Not
+# the official feature-server image: its `feast[minimal]` has no s3fs or gcsfs, so its file
+# offline store cannot read the features bucket's Parquet (images/feast/pyproject.toml).
 FEAST_VERSION = "0.66.0"
-FEAST_FEATURE_SERVER_IMAGE = f"quay.io/feastdev/feature-server:{FEAST_VERSION}"
 # Online store engines: ElastiCache for Valkey (major.minor; ElastiCache applies patches),
 # Memorystore for Redis, and the official redis image locally (library/redis tag, Debian trixie).
 # 8.10.2 is the newest 8.10 patch: redis/redis 8.10 branch 00-RELEASENOTES, "Redis 8.10.2

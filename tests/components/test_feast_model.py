@@ -58,8 +58,8 @@ def test_defaults_are_the_documented_ones():
     assert config.memorystore.identifier is None and config.memorystore.deletion_protection is None
     assert (config.redis.memory_limit, config.redis.storage_gb) == ("1Gi", 5)
     server = config.server
-    assert server.image == versions.FEAST_FEATURE_SERVER_IMAGE
-    assert server.image == "quay.io/feastdev/feature-server:0.66.0"
+    assert server.image == versions.FEAST_IMAGE
+    assert server.image == "ghcr.io/mlops-platform/feast:0.1.0"
     assert (server.replicas, server.workers) == (2, 2)
 
 
@@ -267,7 +267,7 @@ def test_gcp_needs_the_ca_and_aws_a_region():
 
 def test_server_command_is_feast_serve_on_the_mounted_repo():
     container = _container(_render())
-    assert container["image"] == "quay.io/feastdev/feature-server:0.66.0"
+    assert container["image"] == "ghcr.io/mlops-platform/feast:0.1.0"
     # The password from its file (sh sets FEAST_REDIS_PASSWORD, then execs feast).
     assert container["command"] == kube.env_from_files_command(
         {"FEAST_REDIS_PASSWORD": "/var/run/secrets/mlops/online-store-password/redis-password"},
@@ -363,7 +363,7 @@ def test_no_secret_reaches_the_environment_of_any_pod(cloud):
 
 def test_pods_run_unprivileged_on_a_read_only_root():
     rendered = _render(cloud="local")
-    for workload, uid in ((rendered.deployment, 1001), (rendered.redis_statefulset, 999)):
+    for workload, uid in ((rendered.deployment, 10001), (rendered.redis_statefulset, 999)):
         pod = workload["spec"]["template"]["spec"]
         assert pod["automountServiceAccountToken"] is False
         assert pod["securityContext"] == {

@@ -5,12 +5,14 @@ stack); then `feast serve`, started with the Deployment's own command, answers /
 /get-online-features.
 
 Feast pins pandas 2 and cannot share the project's locked environment (pandas 3), so it runs
-from a throwaway venv built once with uv under .mlops/feast-venv (the same feast version as the
-feature-server image). Skipped, with the reason, when uv, the venv or redis-server is missing.
+from a throwaway venv synced once with uv under .mlops/feast-venv from the Feast image's lock
+(images/feast/uv.lock), so it holds exactly what the image holds. Skipped, with the reason,
+when uv, the venv or redis-server is missing.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -26,20 +28,18 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import unavailable
 
 from mlops_platform.components import kube
 from mlops_platform.components.feast import FeastConfig, model
 from mlops_platform.components.identity import model as identity
-from mlops_platform.components.versions import FEAST_VERSION
+from tests.conftest import unavailable
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 VENV = REPO / ".mlops" / "feast-venv"
-# s3fs: Feast's file (Dask) offline store reads s3:// Parquet through fsspec, which needs it;
-# the official feature-server image (feast[minimal]) does not have it (see the feast README).
-REQUIREMENTS = (f"feast[redis,aws]=={FEAST_VERSION}", "s3fs==2026.9.0")
+# The Feast image's own lock (Feast, its Redis and AWS extras, s3fs and gcsfs).
+LOCK = REPO / "images" / "feast" / "uv.lock"
 WORKER = Path(__file__).with_name("feast_worker.py")
 BUCKET = "mlops-test-features"
 ACCESS_KEY = "testing"
@@ -67,27 +67,33 @@ def _wait_for_port(port: int, process: subprocess.Popen, seconds: float) -> None
 @pytest.fixture(scope="module")
 def feast_python() -> Path:
     python = VENV / "bin" / "python"
-    marker = VENV / "requirements.txt"
-    wanted = "\n".join(REQUIREMENTS)
+    marker = VENV / "uv.lock.sha256"
+    wanted = hashlib.sha256(LOCK.read_bytes()).hexdigest()
     if python.exists() and marker.exists() and marker.read_text() == wanted:
         return python
     uv = os.environ.get("UV") or shutil.which("uv")  # `uv run` names itself in UV
     if uv is None:
         unavailable("uv is needed to build the throwaway feast venv (.mlops/feast-venv)")
+    # Exactly what the Feast image installs: its project's lock, into this venv.
     built = subprocess.run(
-        [uv, "venv", "-q", "--clear", str(VENV), "--python", "3.11"],
+        [
+            uv,
+            "sync",
+            "-q",
+            "--locked",
+            "--no-dev",
+            "--project",
+            str(LOCK.parent),
+            "--python",
+            "3.11",
+        ],
+        env={**os.environ, "UV_PROJECT_ENVIRONMENT": str(VENV)},
         capture_output=True,
         text=True,
+        timeout=900,
     )
-    if built.returncode == 0:
-        built = subprocess.run(
-            [uv, "pip", "install", "-q", "--python", str(python), *REQUIREMENTS],
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
     if built.returncode != 0:
-        unavailable(f"cannot build the feast venv ({wanted}): {built.stderr.strip()[-500:]}")
+        unavailable(f"cannot sync the feast venv from {LOCK}: {built.stderr.strip()[-500:]}")
     marker.write_text(wanted)
     return python
 

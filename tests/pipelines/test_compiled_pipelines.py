@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from mlops_platform.components.versions import FEAST_FEATURE_SERVER_IMAGE
+from mlops_platform.components.versions import FEAST_IMAGE
 from mlops_platform.pipelines.components.image import BASE_IMAGE
 from mlops_platform.pipelines.pipelines import compile as compile_module
 
@@ -49,11 +49,11 @@ def test_every_step_runs_the_pinned_platform_image_without_pip(name: str) -> Non
         key: value["container"] for key, value in executors.items() if "container" in value
     }
     assert containers
-    # The Feast step runs the feature-server image (Feast pins pandas 2); every other step the
+    # The Feast step runs the Feast image (Feast pins pandas 2); every other step the
     # platform image.
     feast = {key for key in containers if key == "exec-feature-store-frame"}
     assert {c["image"] for k, c in containers.items() if k not in feast} == {BASE_IMAGE}
-    assert {containers[k]["image"] for k in feast} <= {FEAST_FEATURE_SERVER_IMAGE}
+    assert {containers[k]["image"] for k in feast} <= {FEAST_IMAGE}
     assert not any("pip install" in " ".join(c["command"]) for c in containers.values())
     assert ":" in BASE_IMAGE and not BASE_IMAGE.endswith(":latest")
 
@@ -95,7 +95,7 @@ def test_feature_store_training_pipeline_trains_on_the_point_in_time_frame() -> 
     assert tasks["split-data"]["inputs"]["artifacts"]["dataset"] == frame
     assert tasks["feature-store-frame"]["cachingOptions"] == {}
     container = compiled["deploymentSpec"]["executors"]["exec-feature-store-frame"]["container"]
-    assert container["image"] == FEAST_FEATURE_SERVER_IMAGE
+    assert container["image"] == FEAST_IMAGE
     assert container["command"] == ["python", "-c", SCRIPT]
     assert "--registry" in container["args"]
     parameters = compiled["root"]["inputDefinitions"]["parameters"]

@@ -5,7 +5,7 @@ One `FeastConfig` describes the platform's feature store: the registry is a file
 the object store (`s3://`/`gs://.../registry.db`), the offline store is Feast's `file` (Dask) or
 `duckdb` store over Parquet in that bucket, the online store is Redis (ElastiCache for Valkey on
 AWS, Memorystore for Redis on GCP, the official Redis image in the cluster locally), and the
-official feature-server image serves it (`feast serve`, HTTP on 6566).
+platform's Feast image (images/feast) serves it (`feast serve`, HTTP on 6566).
 
 Plain data in, plain dicts and text out. No function here receives a password: the rendered
 feature_store.yaml holds `${FEAST_REDIS_PASSWORD}`, which Feast itself expands from the
@@ -36,7 +36,7 @@ from mlops_platform.components.kube import (
     is_quantity,
     quantity_value,
 )
-from mlops_platform.components.versions import FEAST_FEATURE_SERVER_IMAGE, REDIS_IMAGE
+from mlops_platform.components.versions import FEAST_IMAGE, REDIS_IMAGE
 
 CloudType = Literal["aws", "gcp", "local"]
 OfflineStoreType = Literal["file", "duckdb"]
@@ -66,9 +66,9 @@ PASSWORD_ENV = "FEAST_REDIS_PASSWORD"
 REPO_DIR = "/etc/feast"
 REDIS_CA_PATH = f"{REPO_DIR}/{REDIS_CA_KEY}"
 TMP_MOUNT = "/tmp"
-# The image (ubi9 python-3.12-minimal) runs as its `default` user, uid 1001, owner of
-# /opt/app-root where feast is installed.
-RUN_AS_USER = 1001
+# The platform's Feast image (images/feast/Dockerfile) runs as its `feast` user, uid 10001, like
+# the platform's other images.
+RUN_AS_USER = 10001
 # The official redis image's `redis` user and group.
 REDIS_UID = 999
 REDIS_DATA_MOUNT = "/data"
@@ -293,8 +293,10 @@ class ServerConfig(StrictModel):
     """The feature server Deployment (`feast serve`)."""
 
     image: str = Field(
-        default=FEAST_FEATURE_SERVER_IMAGE,
-        description="The official feature-server image, pinned by tag or digest.",
+        default=FEAST_IMAGE,
+        description="The Feast image (the platform's by default: Feast with the S3 and GCS "
+        "filesystems), pinned by tag or digest; the apply Job, the materialization CronJob and "
+        "the feature server run it.",
     )
     replicas: int = Field(default=2, ge=1, le=50, description="Feature-server pods.")
     workers: int = Field(default=2, ge=1, le=16, description="Worker processes in each pod.")

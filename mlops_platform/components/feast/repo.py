@@ -2,8 +2,8 @@
 definitions, the Job that runs `feast apply` on them, the CronJob that runs
 `feast materialize-incremental`, and the NetworkPolicy of their pods.
 
-The definitions are `repo/churn_features.py` (self-contained: it runs in the official
-feature-server image, which has Feast but not this package). Both workloads run that image,
+The definitions are `repo/churn_features.py` (self-contained: it runs in the platform's Feast
+image, images/feast, which has Feast but not this package). Both workloads run that image,
 as the feature server's service account (the workload identity with `read_write` on the
 features bucket: apply writes the registry, materialization records what it loaded), with the
 server's environment (the Redis password from the Secret, the S3 endpoint locally).

@@ -525,6 +525,7 @@ OWN_IMAGES = (
     versions.MODEL_SERVER_IMAGE,
     versions.MODEL_SERVER_EXPLAIN_IMAGE,
     versions.PLATFORM_IMAGE,
+    versions.FEAST_IMAGE,
 )
 
 
@@ -534,7 +535,6 @@ def program_images() -> tuple[str, ...]:
         *OWN_IMAGES,
         versions.MLFLOW_IMAGE,
         versions.POSTGRES_IMAGE,
-        versions.FEAST_FEATURE_SERVER_IMAGE,
         versions.REDIS_IMAGE,
         versions.JAEGER_IMAGE,
     )

@@ -1,7 +1,7 @@
 """`feature_store_training_pipeline`: the training frame from Feast's offline store (point in
 time), then the same validate, split, train, evaluate and register steps as `training_pipeline`.
 
-Only the first step differs: `feature_store_frame` runs in the feature-server image (Feast,
+Only the first step differs: `feature_store_frame` runs in the Feast image (Feast,
 pandas 2) and joins the churn feature service onto the labels; every later step runs in the
 platform image on the frame it wrote. It is not part of `mlops demo` (kfp's local subprocess
 runner runs Python components only, and this step is a container component).

@@ -1,6 +1,6 @@
 """The churn feature repository: what `feast apply` registers (the platform's apply Job).
 
-Self-contained on purpose: it runs inside the official feature-server image, which has Feast
+Self-contained on purpose: it runs inside the platform's Feast image, which has Feast
 but not this package, so the feature list below is a literal (tests/components check it against
 `mlops_platform.pipelines.data.churn.FEATURES`, so the two cannot drift apart).
 

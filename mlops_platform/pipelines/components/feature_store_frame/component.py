@@ -1,7 +1,7 @@
 """`feature_store_frame`: the training frame from Feast's offline store, point in time.
 
 A container component, not a Python one: it runs `historical.py` with the Python of the
-feature-server image (Feast and pandas 2), which has neither kfp nor this package. The script's
+platform's Feast image (Feast and pandas 2), which has neither kfp nor this package. The script's
 text is embedded at compile time, so the image needs nothing but Feast.
 """
 
@@ -10,7 +10,7 @@ from pathlib import Path
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Output
 
-from mlops_platform.components.versions import FEAST_FEATURE_SERVER_IMAGE
+from mlops_platform.components.versions import FEAST_IMAGE
 
 SCRIPT = Path(__file__).with_name("historical.py").read_text()
 
@@ -30,7 +30,7 @@ def feature_store_frame(
     `registry_path` is the platform's Feast registry (`s3://…/feast/registry.db`); bucket
     access comes from the pod's identity."""
     return dsl.ContainerSpec(
-        image=FEAST_FEATURE_SERVER_IMAGE,
+        image=FEAST_IMAGE,
         command=["python", "-c", SCRIPT],
         args=[
             "--entities",

@@ -2,7 +2,7 @@
 
 Self-contained on purpose (Feast pins pandas 2, the platform image has pandas 3): it imports
 only feast, pandas and pyarrow, and the `feature_store_frame` container component runs this file
-with the feature-server image's Python (`python -c <this file> ...`).
+with the Feast image's Python (`python -c <this file> ...`).
 
 The entity frame (Parquet) holds one row per label: the join key (`customer_id`), the label's
 time (`snapshot_date`, the first datetime column Feast finds) and the label (`churned`). For
