@@ -139,7 +139,18 @@ def build_plan(stack: str, stack_file_path: Path, layers: Sequence[str] | None =
             r.name,
         )
     )
-    return Plan(stack=stack, stack_file=str(stack_file_path), resources=resources, layers=wanted)
+    return Plan(
+        stack=stack, stack_file=_shown(stack_file_path), resources=resources, layers=wanted
+    )
+
+
+def _shown(path: Path) -> str:
+    """The stack file as its user names it: relative to the working directory when it is
+    under it, so a plan (and the policy pack's fixtures) reads the same in every checkout."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def run_layers(

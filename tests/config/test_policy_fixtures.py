@@ -40,7 +40,7 @@ def test_policy_fixture_matches_a_fresh_plan(stack):
     stale = f"policies/tests/fixtures/{stack}.json is stale; run: " + REGENERATE.format(
         stacks=stack
     )
-    # The stack file's absolute path depends on the checkout, and the SDK collects a resource's
+    # The stack file's path depends on the working directory, and the SDK collects a resource's
     # dependencies in a set, so their order changes between runs; everything else must be equal.
     for document in (fresh, fixture):
         for resource in document["resources"]:
