@@ -141,6 +141,17 @@ RENAMED = {
 }
 
 
+def _renamed(loc: tuple[Any, ...]) -> str | None:
+    """The new name of the setting at `loc` (section, entry, type, field), if it was renamed."""
+    if len(loc) != 4:
+        return None
+    section, _, kind, field = (str(part) for part in loc)
+    for (renamed_section, _key, renamed_kind, old), new in RENAMED.items():
+        if (renamed_section, renamed_kind, old) == (section, kind, field):
+            return new
+    return None
+
+
 def _backend_field_hint(loc: tuple[Any, ...], data: Mapping[str, Any]) -> str | None:
     """For an unknown field in a backend block that another backend has: whose it is; for a
     key that moved into a backend block: where it is now."""
@@ -526,13 +537,22 @@ def validate(
         # what the stack says, completed with what the platform derives from it
         platform = wiring.effective(PlatformConfig.model_validate(ours))
     except ValidationError as exc:
+        errors = exc.errors()
+        # A renamed setting given under its old name is one mistake: its "unknown field" error
+        # names the new one, so the new name's "Field required" would only repeat it.
+        renamed_to = {
+            (*err["loc"][:-1], _renamed(err["loc"]))
+            for err in errors
+            if err["type"] == "extra_forbidden" and _renamed(err["loc"])
+        }
         problems = [
             _problem(
                 _dotted(err["loc"], ours),
                 (err["type"] == "extra_forbidden" and _backend_field_hint(err["loc"], ours))
                 or _message(err),
             )
-            for err in exc.errors()
+            for err in errors
+            if not (err["type"] == "missing" and tuple(err["loc"]) in renamed_to)
         ]
         raise ConfigError(source, problems) from None
     cross = wrong_cloud_problems(ours, platform.cloud.type) + platform.cross_field_problems()

@@ -475,13 +475,19 @@ GCP = {"type": "gcp", "project": "p", "region": "europe-west4"}
         (
             GCP,
             {"gpu_pools": {"l4": {"instance_type": "g2-standard-8", "accelerator": "nvidia-l4"}}},
+            # one mistake, one error: not also "machine_type: Field required"
             [
-                ("mlops:gpu_pools.l4.machine_type", "Field required"),
                 (
                     "mlops:gpu_pools.l4.instance_type",
                     "unknown field: named machine_type in a `type: gke` block, see UPGRADING.md",
                 ),
             ],
+        ),
+        # a missing setting that was not given under its old name is still required
+        (
+            GCP,
+            {"gpu_pools": {"l4": {"accelerator": "nvidia-l4"}}},
+            [("mlops:gpu_pools.l4.machine_type", "Field required")],
         ),
         # what is valid for the cloud passes, with the type filled in
         (
