@@ -25,12 +25,12 @@ from typing import Any
 
 import pandas as pd
 import pytest
+import yaml
 
 from images.containers import run_pod_detached, run_pod_to_completion, run_to_completion
 from mlops_platform.components.feast import FeastConfig, model, repo
 from mlops_platform.components.identity import model as identity
 from mlops_platform.components.versions import FEAST_VERSION
-from mlops_platform.pipelines.components.feature_store_frame import component as frame_component
 from mlops_platform.pipelines.data import churn
 from tests.feast.test_feast_real import (  # noqa: F401  (module-scoped fixtures)
     ACCESS_KEY,
@@ -208,12 +208,28 @@ def _wait_healthy(server, url: str, seconds: float = 180) -> None:
         time.sleep(0.5)
 
 
+def _compiled_frame_step() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The feature-store training pipeline's Feast step: its container and its Kubernetes
+    platform config (the secret it mounts)."""
+    compiled, platform = yaml.safe_load_all(
+        (
+            REPO / "mlops_platform/pipelines/pipelines/feature_store_training_pipeline.yaml"
+        ).read_text()
+    )
+    name = "exec-feature-store-frame"
+    return (
+        compiled["deploymentSpec"]["executors"][name]["container"],
+        platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"][name],
+    )
+
+
 @pytest.mark.slow
 def test_the_training_step_reads_the_offline_store_point_in_time_in_the_image(
     materialized,
 ) -> None:
-    """The compiled step's script (`python -c <historical.py>`) in the image, reading the
-    snapshots from s3:// through the registry the apply Job wrote."""
+    """The compiled step (`python -c <historical.py>`, its environment and the runner's
+    object-store Secret where it mounts it) in the image, reading the snapshots from s3://
+    through the registry the apply Job wrote, with no credential in its environment."""
     tmp = materialized["tmp"]
     data = tmp / "step"
     data.mkdir()
@@ -228,33 +244,34 @@ def test_the_training_step_reads_the_offline_store_point_in_time_in_the_image(
         }
     )
     entities.to_parquet(data / "entities.parquet", index=False)
+    container, platform = _compiled_frame_step()
+    (secret,) = platform["secretAsVolume"]
+    # The runner identity's Secret: the same MinIO (moto) files the Feast pods got.
+    credentials = tmp / "runner-credentials"
+    credentials.mkdir()
+    feast_credentials = next(
+        data for name, data in materialized["objects"].items() if name.endswith("-s3-credentials")
+    )
+    for key, text in feast_credentials.items():
+        (credentials / key).write_text(text)
+        (credentials / key).chmod(0o444)
     config = materialized["config"]
+    arguments = {
+        "--entities": "/data/entities.parquet",
+        "--output": "/data/frame/frame.parquet",
+        "--registry": f"s3://{BUCKET}/{config.registry.path}",
+        "--project": config.project,
+        "--feature-service": repo.FEATURE_SERVICE,
+        "--offline-store": "file",
+    }
+    args = list(container["args"])
+    for flag, value in arguments.items():
+        args[args.index(flag) + 1] = value
     result = run_to_completion(
         materialized["image"],
-        [
-            "python",
-            "-c",
-            frame_component.SCRIPT,
-            "--entities",
-            "/data/entities.parquet",
-            "--output",
-            "/data/frame/frame.parquet",
-            "--registry",
-            f"s3://{BUCKET}/{config.registry.path}",
-            "--project",
-            config.project,
-            "--feature-service",
-            repo.FEATURE_SERVICE,
-        ],
-        # The step's bucket access comes from its pod identity; here the same keys as env.
-        env={
-            "AWS_ENDPOINT_URL": materialized["s3"],
-            "FEAST_S3_ENDPOINT_URL": materialized["s3"],
-            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
-            "AWS_SECRET_ACCESS_KEY": ACCESS_KEY,
-            "AWS_DEFAULT_REGION": "us-east-1",
-        },
-        mounts=[(data, "/data", False)],
+        [*container["command"], *args],
+        env={e["name"]: e["value"] for e in container["env"]},
+        mounts=[(data, "/data", False), (credentials, secret["mountPath"], True)],
         timeout=600,
     )
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]

@@ -133,8 +133,13 @@ def test_registry_steps_get_the_mlflow_client_credentials_on_a_cluster(name: str
         "batch_scoring_pipeline": ["exec-batch-score"],
         "feature_store_training_pipeline": ["exec-evaluate-model", "exec-register-model"],
     }[name]
-    assert sorted(executors) == registry_steps
-    for executor in executors.values():
+    with_mlflow = {
+        key: executor
+        for key, executor in executors.items()
+        if any(s["secretName"] == DEFAULT_CLIENT_SECRET for s in executor["secretAsVolume"])
+    }
+    assert sorted(with_mlflow) == registry_steps
+    for executor in with_mlflow.values():
         # MLflow's credentials file at $HOME/.mlflow (HOME=/tmp in the platform image), never
         # the environment
         assert "secretAsEnv" not in executor
@@ -142,3 +147,33 @@ def test_registry_steps_get_the_mlflow_client_credentials_on_a_cluster(name: str
         assert secret["secretName"] == DEFAULT_CLIENT_SECRET
         assert secret["mountPath"] == "/tmp/.mlflow"
         assert secret["optional"] is True  # an MLflow without auth runs the same pipeline
+
+
+def test_the_feast_step_gets_the_runners_object_store_files_on_a_local_stack() -> None:
+    """Feast opens the registry and the offline Parquet itself: on a local stack with the
+    pipeline runner identity's MinIO files (the Secret identity writes, mounted where the
+    platform mounts secrets), on AWS and GCP with the pod's identity (the Secret is absent)."""
+    from mlops_platform.components import kube
+    from mlops_platform.components.identity import model as identity
+    from mlops_platform.components.pipelines.model import RUNNER_SERVICE_ACCOUNT
+    from mlops_platform.pipelines.pipelines import steps
+
+    secret = identity.credentials_secret_name(RUNNER_SERVICE_ACCOUNT)
+    folder = kube.secret_dir(identity.CREDENTIALS_VOLUME)
+    assert steps.OBJECT_STORE_CREDENTIALS_SECRET == secret
+    assert steps.OBJECT_STORE_CREDENTIALS_DIR == folder
+    name = "feature_store_training_pipeline"
+    compiled, platform = yaml.safe_load_all(compile_module.TARGETS[name].read_text())
+    executor = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"][
+        "exec-feature-store-frame"
+    ]
+    assert "secretAsEnv" not in executor
+    (mounted,) = executor["secretAsVolume"]
+    assert (mounted["secretName"], mounted["mountPath"], mounted["optional"]) == (
+        secret,
+        folder,
+        True,
+    )
+    container = compiled["deploymentSpec"]["executors"]["exec-feature-store-frame"]["container"]
+    files = {e["name"]: e["value"] for e in identity.secret_credential_files(secret).env}
+    assert {e["name"]: e["value"] for e in container["env"]} == files

@@ -12,7 +12,10 @@ from kfp.dsl import Dataset
 
 from mlops_platform.pipelines.components.feature_store_frame.component import feature_store_frame
 from mlops_platform.pipelines.components.validate_data.component import validate_data
-from mlops_platform.pipelines.pipelines.steps import split_train_evaluate_register
+from mlops_platform.pipelines.pipelines.steps import (
+    reads_object_store,
+    split_train_evaluate_register,
+)
 
 
 @dsl.pipeline(
@@ -52,6 +55,8 @@ def feature_store_training_pipeline(
     )
     # The offline data changes under the same arguments: a cached frame would be stale.
     frame.set_caching_options(False)
+    # Feast reads the registry and the offline Parquet from the bucket itself.
+    reads_object_store(frame)
     validated = validate_data(dataset=frame.outputs["frame"])
     _, _, registered = split_train_evaluate_register(
         dataset=frame.outputs["frame"],

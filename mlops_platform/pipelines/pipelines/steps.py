@@ -22,6 +22,14 @@ MLFLOW_CREDENTIALS_SECRET = "mlflow-client-credentials"
 # Mounted as files where MLflow's client reads its credentials file: `$HOME/.mlflow/credentials`
 # (the platform image sets HOME=/tmp); no secret reaches the step's environment.
 MLFLOW_CREDENTIALS_DIR = "/tmp/.mlflow"
+# A step that opens bucket objects itself (Feast reading its registry and offline Parquet), not
+# through KFP's artifacts: on a local stack the runner's MinIO keys and endpoint are the AWS
+# SDKs' own files in its identity's Secret (mlops_platform/components/identity: the Secret
+# `<service account>-s3-credentials`, mounted at the platform's secrets folder; a test keeps
+# these equal). On AWS and GCP that Secret does not exist (optional mount) and the pod's workload
+# identity gives the credentials; the SDKs skip a config file that is not there.
+OBJECT_STORE_CREDENTIALS_SECRET = "pipeline-runner-s3-credentials"
+OBJECT_STORE_CREDENTIALS_DIR = "/var/run/secrets/mlops/object-store-credentials"
 
 
 def split_train_evaluate_register(
@@ -87,6 +95,22 @@ def reads_registry(task: Any) -> Any:
         mount_path=MLFLOW_CREDENTIALS_DIR,
         optional=True,
     )
+    return task
+
+
+def reads_object_store(task: Any) -> Any:
+    """A step that opens `s3://` objects with the AWS SDKs itself: locally, the runner's MinIO
+    keys and endpoint as files (no secret in its environment)."""
+    kubernetes.use_secret_as_volume(
+        task,
+        secret_name=OBJECT_STORE_CREDENTIALS_SECRET,
+        mount_path=OBJECT_STORE_CREDENTIALS_DIR,
+        optional=True,
+    )
+    task.set_env_variable(
+        "AWS_SHARED_CREDENTIALS_FILE", f"{OBJECT_STORE_CREDENTIALS_DIR}/credentials"
+    )
+    task.set_env_variable("AWS_CONFIG_FILE", f"{OBJECT_STORE_CREDENTIALS_DIR}/config")
     return task
 
 
