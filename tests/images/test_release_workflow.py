@@ -164,3 +164,26 @@ def test_release_gates_scan_sign_sbom_and_pin() -> None:
     assert "--file mlops_platform/components/versions.py" in pin["run"]
     assert (REPO / "images" / "pin_digests.py").is_file()
     assert (REPO / "mlops_platform" / "components" / "versions.py").is_file()
+
+
+def test_the_release_builders_run_images_pinned_by_digest() -> None:
+    """The privileged QEMU installer and BuildKit, which run every build, are pinned by digest
+    (the actions' defaults are moving tags) and the same in both jobs; so is buildx."""
+    digest = re.compile(r"^docker\.io/[a-z0-9/_.-]+:[\w.-]+@sha256:[0-9a-f]{64}$")
+    for job in ("check", "image"):
+        steps = {s["uses"].split("@")[0]: s.get("with", {}) for s in _steps(job) if "uses" in s}
+        qemu, buildx = steps["docker/setup-qemu-action"], steps["docker/setup-buildx-action"]
+        assert digest.match(qemu["image"]), job
+        assert qemu["image"].startswith("docker.io/tonistiigi/binfmt:qemu-v"), job
+        assert re.fullmatch(r"v\d+\.\d+\.\d+", buildx["version"]), job
+        image = buildx["driver-opts"].removeprefix("image=")
+        assert digest.match(image) and image.startswith("docker.io/moby/buildkit:v"), job
+    both = [
+        {s["uses"].split("@")[0]: s.get("with", {}) for s in _steps(job) if "uses" in s}
+        for job in ("check", "image")
+    ]
+    for action in ("docker/setup-buildx-action",):
+        assert both[0][action] == both[1][action]
+    assert (
+        both[0]["docker/setup-qemu-action"]["image"] == both[1]["docker/setup-qemu-action"]["image"]
+    )
