@@ -46,10 +46,14 @@ def test_markdown_cost_section_comes_before_the_diff_with_the_change(capsys, tmp
     code, out, _ = run(capsys, "--stack", "dev", "--format", "markdown", "--diff", str(base_file))
     assert code == 0
     section = out[out.index("### Cost estimate: $") : out.index("### Plan diff")]
-    assert "per month + 5 unpriced lines, aws us-east-1, prices of " in section
-    # m6i.xlarge nodes (priced) became m6i.large ones (unpriced): the priced lines go down
-    assert f"Change against `{base_file}`: **-$" in section
+    assert "per month + 3 unpriced lines, aws us-east-1, prices of " in section
+    # 1-2 m6i.xlarge nodes became 2-3 m6i.large ones: a little more at min scale, less at max
+    assert (
+        f"Change against `{base_file}`: **+$4.00/month** at min scale, "
+        "**-$66.08/month** at max scale" in section
+    )
     assert "| infra: mlops-system 1-2 x m6i.xlarge | $280 | $0.00 |" in section
+    assert "| infra: mlops-system 2-3 x m6i.large | $0.00 | $210 |" in section
     assert "| infra: mlops-system root volume 50 GB gp3 x 2-3 | $8.00 | $12.00 |" in section
     assert "priced lines only" in section
     assert "| **total** |" in section and "Limits: On-demand list prices" in section
