@@ -1154,7 +1154,8 @@ def _headline(result: Estimate) -> str:
         else ""
     )
     # An estimate with unpriced lines is a lower bound: the headline says so up front.
-    unpriced = f" + {len(result.unpriced)} unpriced lines" if result.unpriced else ""
+    count = len(result.unpriced)
+    unpriced = f" + {count} unpriced line{'s' if count > 1 else ''}" if count else ""
     total = usd_range(result.monthly_min, result.monthly_max)
     return f"{total} per month{unpriced}, {where}{table}"
 

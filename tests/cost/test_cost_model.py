@@ -335,6 +335,16 @@ def test_unknown_type_is_unpriced_never_zero():
     ]
 
 
+@pytest.mark.parametrize(
+    ("types", "count"),
+    [(["aws:opensearch/domain:Domain"], "+ 1 unpriced line,"),
+     (["aws:opensearch/domain:Domain", "aws:sqs/queue:Queue"], "+ 2 unpriced lines,")],
+)  # fmt: skip
+def test_headline_counts_the_unpriced_lines(types, count):
+    result = estimate(*(resource(t, f"r{i}", {}) for i, t in enumerate(types)))
+    assert f"$0.00 per month {count} aws test-region" in cost.render_text(result)
+
+
 def test_unknown_kubernetes_api_group_is_unpriced():
     # A controller's custom resource may provision billable things (an ACK bucket, say).
     result = estimate(resource("kubernetes:s3.services.k8s.aws/v1alpha1:Bucket", "b", {}))
