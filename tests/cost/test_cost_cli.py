@@ -29,7 +29,7 @@ def test_json_carries_the_estimate_beside_the_resources(capsys):
     )  # fmt: skip
     assert estimate["monthlyUsd"]["min"] > 0
     assert set(estimate["byLayer"]) == {"infra", "platform", "ml"}
-    assert any(u["name"] == "mlops-kafka-msk" for u in estimate["unpriced"])
+    assert any(u["name"] == "mlops-feast-redis" for u in estimate["unpriced"])  # Valkey nodes
     assert "changeAgainstBase" not in estimate
 
 
@@ -46,7 +46,7 @@ def test_markdown_cost_section_comes_before_the_diff_with_the_change(capsys, tmp
     code, out, _ = run(capsys, "--stack", "dev", "--format", "markdown", "--diff", str(base_file))
     assert code == 0
     section = out[out.index("### Cost estimate: $") : out.index("### Plan diff")]
-    assert "per month + 3 unpriced lines, aws us-east-1, prices of " in section
+    assert "per month + 1 unpriced line, aws us-east-1, prices of " in section
     # 1-2 m6i.xlarge nodes became 2-3 m6i.large ones: a little more at min scale, less at max
     assert (
         f"Change against `{base_file}`: **+$4.00/month** at min scale, "
@@ -98,7 +98,7 @@ def test_preview_workflow_puts_estimate_and_change_in_the_comment(capsys, tmp_pa
     assert comment.startswith("### Cost estimate: $")
     assert "### Plan diff against" in comment
     headline = markdown.split("### Cost estimate: ", 1)[1].split(", aws us-east-1", 1)[0]
-    assert headline.endswith(" unpriced lines")  # dev has prices the table does not know
+    assert headline.endswith(" unpriced line")  # dev has a price the table does not know
     assert comment.rstrip().endswith(
         f"<details><summary><b>dev</b>: {headline} (±$0/month min, ±$0/month max)</summary>"
     )
