@@ -920,22 +920,52 @@ def _helm_release(r: dict[str, Any], p: _Pricer) -> list:
         row = _volume_rows(where, gb, replicas, klass, p)
         if row:
             rows.append(row)
+    if p.cloud != "local":
+        for where, annotations in sorted(_helm_load_balancers(r["inputs"].get("values") or {})):
+            rows.append(_load_balancer_row(f"{where} (type LoadBalancer)", annotations, p))
     return rows
+
+
+# The annotation that makes AWS's service controllers create a Network Load Balancer; without it
+# the in-tree (cloud-controller-manager) controller EKS runs creates a Classic Load Balancer.
+AWS_LB_TYPE_ANNOTATION = "service.beta.kubernetes.io/aws-load-balancer-type"
+AWS_NLB_TYPES = ("nlb", "external", "nlb-ip")
+
+
+def _load_balancer_row(what: str, annotations: Mapping[str, Any], p: _Pricer) -> tuple:
+    if p.cloud == "aws":
+        nlb = str(annotations.get(AWS_LB_TYPE_ANNOTATION, "")) in AWS_NLB_TYPES
+        key, kind = ("elb.nlb", "Network") if nlb else ("elb.classic", "Classic")
+        what = f"{kind} Load Balancer of {what}"
+    else:
+        key, what = "compute.forwarding-rule", f"load balancer of {what}"
+    return (what, key, "hour", *_hourly(1, 1, p), "capacity units / data processed not included")
 
 
 def _service(r: dict[str, Any], p: _Pricer) -> list:
     if (r["inputs"].get("spec") or {}).get("type") != "LoadBalancer" or p.cloud == "local":
         return []
-    key = "elb.nlb" if p.cloud == "aws" else "compute.forwarding-rule"
-    return [
-        (
-            "load balancer of a LoadBalancer Service",
-            key,
-            "hour",
-            *_hourly(1, 1, p),
-            "capacity units / data processed not included",
-        )
-    ]
+    annotations = (r["inputs"].get("metadata") or {}).get("annotations") or {}
+    return [_load_balancer_row("a LoadBalancer Service", annotations, p)]
+
+
+def _helm_load_balancers(values: Any, path: str = "") -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """(path, annotations) of every `service: {type: LoadBalancer}` block in a chart's values
+    (the Istio gateway chart's `service`, a chart's `grafana.service`, ...)."""
+    if isinstance(values, Mapping):
+        for key, value in values.items():
+            where = f"{path}.{key}" if path else key
+            if (
+                key == "service"
+                and isinstance(value, Mapping)
+                and value.get("type") == "LoadBalancer"
+            ):
+                yield where, value.get("annotations") or {}
+            else:
+                yield from _helm_load_balancers(value, where)
+    elif isinstance(values, list):
+        for index, item in enumerate(values):
+            yield from _helm_load_balancers(item, f"{path}[{index}]")
 
 
 HANDLERS: dict[str, Handler] = {

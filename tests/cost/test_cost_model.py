@@ -51,6 +51,7 @@ AWS = table(
     kms__key=price(1.0, "month"),
     cloudwatch__logs_ingest=price(0.50, "GB-month"),
     elb__nlb=price(0.02),
+    elb__classic=price(0.03),
 )
 GCP = table(
     "gcp",
@@ -70,6 +71,7 @@ GCP = table(
     managedkafka__memory=price(0.01, "GB-hour"),
     managedkafka__storage=price(0.10, "GB-month"),
     gcs__standard=price(0.02, "GB-month"),
+    compute__forwarding_rule=price(0.025),
 )
 # table keys use dots and dashes: the helper's kwargs spell them with `__` and `_`
 AWS = AWS.model_copy(update={"prices": {k.replace("_", "-"): v for k, v in AWS.prices.items()}})
@@ -235,8 +237,24 @@ GP3_CLASS = resource(
         ),
         pytest.param(
             [resource("kubernetes:core/v1:Service", "lb", {"spec": {"type": "LoadBalancer"}})],
-            [("elb.nlb", "load balancer of a LoadBalancer Service", 14.6, 14.6)],
-            id="loadbalancer-service",
+            [("elb.classic", "Classic Load Balancer of a LoadBalancer Service", 21.9, 21.9)],
+            id="loadbalancer-service-is-a-classic-lb-without-the-nlb-annotation",
+        ),
+        pytest.param(
+            [resource("kubernetes:core/v1:Service", "lb", {
+                "metadata": {"annotations": {
+                    "service.beta.kubernetes.io/aws-load-balancer-type": "nlb"}},
+                "spec": {"type": "LoadBalancer"}})],
+            [("elb.nlb", "Network Load Balancer of a LoadBalancer Service", 14.6, 14.6)],
+            id="loadbalancer-service-annotated-nlb",
+        ),
+        pytest.param(
+            [resource("kubernetes:helm.sh/v3:Release", "gateway", {"values": {
+                "service": {"type": "LoadBalancer", "annotations": {
+                    "service.beta.kubernetes.io/aws-load-balancer-type": "external"}},
+                "grafana": {"service": {"type": "ClusterIP"}}}}, "platform")],
+            [("elb.nlb", "Network Load Balancer of service (type LoadBalancer)", 14.6, 14.6)],
+            id="chart-values-loadbalancer-service",
         ),
     ],
 )  # fmt: skip
@@ -318,6 +336,12 @@ def test_kubernetes_objects_that_provision_cloud_resources(resources, expected):
             [("gcs.standard", "100 GB standard (assumed)", 2.0, 2.0),
              ("pd.balanced", "volume: 10 GB x 1 (default class standard-rwo)", 1.0, 1.0)],
             id="gcs-internal-address-free-pvc-on-standard-rwo",
+        ),
+        pytest.param(
+            [resource("kubernetes:core/v1:Service", "lb", {"spec": {"type": "LoadBalancer"}})],
+            [("compute.forwarding-rule", "load balancer of a LoadBalancer Service", 18.25,
+              18.25)],
+            id="loadbalancer-service-forwarding-rule",
         ),
     ],
 )  # fmt: skip
