@@ -921,20 +921,33 @@ def _helm_release(r: dict[str, Any], p: _Pricer) -> list:
         if row:
             rows.append(row)
     if p.cloud != "local":
-        for where, annotations in sorted(_helm_load_balancers(r["inputs"].get("values") or {})):
-            rows.append(_load_balancer_row(f"{where} (type LoadBalancer)", annotations, p))
+        services = sorted(_helm_load_balancers(r["inputs"].get("values") or {}), key=lambda s: s[0])
+        for where, service in services:
+            annotations = service.get("annotations") or {}
+            lb_class = service.get("loadBalancerClass")
+            rows.append(
+                _load_balancer_row(f"{where} (type LoadBalancer)", annotations, p, lb_class)
+            )
     return rows
 
 
-# The annotation that makes AWS's service controllers create a Network Load Balancer; without it
-# the in-tree (cloud-controller-manager) controller EKS runs creates a Classic Load Balancer.
+# The annotation (or load balancer class) that makes AWS's service controllers create a Network
+# Load Balancer; without either, the cloud provider's controller EKS runs creates a Classic Load
+# Balancer. (The AWS Load Balancer Controller, which the platform does not install, would set the
+# class itself: https://aws-ia.github.io/terraform-aws-eks-blueprints-addons/v1.9.2/addons/aws-load-balancer-controller)
 AWS_LB_TYPE_ANNOTATION = "service.beta.kubernetes.io/aws-load-balancer-type"
 AWS_NLB_TYPES = ("nlb", "external", "nlb-ip")
+AWS_NLB_CLASS = "service.k8s.aws/nlb"
 
 
-def _load_balancer_row(what: str, annotations: Mapping[str, Any], p: _Pricer) -> tuple:
+def _load_balancer_row(
+    what: str, annotations: Mapping[str, Any], p: _Pricer, lb_class: str | None = None
+) -> tuple:
     if p.cloud == "aws":
-        nlb = str(annotations.get(AWS_LB_TYPE_ANNOTATION, "")) in AWS_NLB_TYPES
+        nlb = (
+            str(annotations.get(AWS_LB_TYPE_ANNOTATION, "")) in AWS_NLB_TYPES
+            or lb_class == AWS_NLB_CLASS
+        )
         key, kind = ("elb.nlb", "Network") if nlb else ("elb.classic", "Classic")
         what = f"{kind} Load Balancer of {what}"
     else:
@@ -946,11 +959,12 @@ def _service(r: dict[str, Any], p: _Pricer) -> list:
     if (r["inputs"].get("spec") or {}).get("type") != "LoadBalancer" or p.cloud == "local":
         return []
     annotations = (r["inputs"].get("metadata") or {}).get("annotations") or {}
-    return [_load_balancer_row("a LoadBalancer Service", annotations, p)]
+    lb_class = r["inputs"]["spec"].get("loadBalancerClass")
+    return [_load_balancer_row("a LoadBalancer Service", annotations, p, lb_class)]
 
 
 def _helm_load_balancers(values: Any, path: str = "") -> Iterator[tuple[str, Mapping[str, Any]]]:
-    """(path, annotations) of every `service: {type: LoadBalancer}` block in a chart's values
+    """(path, service values) of every `service: {type: LoadBalancer}` block in a chart's values
     (the Istio gateway chart's `service`, a chart's `grafana.service`, ...)."""
     if isinstance(values, Mapping):
         for key, value in values.items():
@@ -960,7 +974,7 @@ def _helm_load_balancers(values: Any, path: str = "") -> Iterator[tuple[str, Map
                 and isinstance(value, Mapping)
                 and value.get("type") == "LoadBalancer"
             ):
-                yield where, value.get("annotations") or {}
+                yield where, value
             else:
                 yield from _helm_load_balancers(value, where)
     elif isinstance(values, list):

@@ -249,6 +249,12 @@ GP3_CLASS = resource(
             id="loadbalancer-service-annotated-nlb",
         ),
         pytest.param(
+            [resource("kubernetes:core/v1:Service", "lb", {"spec": {
+                "type": "LoadBalancer", "loadBalancerClass": "service.k8s.aws/nlb"}})],
+            [("elb.nlb", "Network Load Balancer of a LoadBalancer Service", 14.6, 14.6)],
+            id="loadbalancer-service-of-the-nlb-class",
+        ),
+        pytest.param(
             [resource("kubernetes:helm.sh/v3:Release", "gateway", {"values": {
                 "service": {"type": "LoadBalancer", "annotations": {
                     "service.beta.kubernetes.io/aws-load-balancer-type": "external"}},
