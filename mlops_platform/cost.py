@@ -769,6 +769,8 @@ def _managed_kafka(r: dict[str, Any], p: _Pricer) -> list:
     vcpus = float(capacity.get("vcpuCount") or 0)
     memory_gb = float(capacity.get("memoryBytes") or 0) / 2**30
     gb = p.assume("kafka_storage_gb")
+    # The brokers' local disks are provisioned by the service with the vCPUs, and billed.
+    local_gb = vcpus * p.assume("kafka_local_storage_gb_per_vcpu")
     return [
         (f"{vcpus:g} vCPU", "managedkafka.vcpu", "hour", *_hourly(vcpus, vcpus, p), ""),
         (
@@ -785,6 +787,14 @@ def _managed_kafka(r: dict[str, Any], p: _Pricer) -> list:
             gb,
             gb,
             "usage-based: stored GB assumed",
+        ),
+        (
+            f"{local_gb:g} GB brokers' local storage (assumed per vCPU)",
+            "managedkafka.local-storage",
+            "month",
+            local_gb,
+            local_gb,
+            "provisioned with the vCPUs; size per vCPU assumed",
         ),
     ]
 

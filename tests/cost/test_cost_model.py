@@ -29,6 +29,7 @@ def table(cloud: str = "aws", **prices: cost.Price) -> cost.PricingTable:
             "bucket_gb": cost.Assumption(value=100, unit="GB", why="test"),
             "log_gb_per_month": cost.Assumption(value=5, unit="GB", why="test"),
             "kafka_storage_gb": cost.Assumption(value=50, unit="GB", why="test"),
+            "kafka_local_storage_gb_per_vcpu": cost.Assumption(value=100, unit="GB", why="test"),
         },
         prices={key.replace("__", "."): value for key, value in prices.items()},
     )
@@ -70,6 +71,7 @@ GCP = table(
     managedkafka__vcpu=price(0.09),
     managedkafka__memory=price(0.01, "GB-hour"),
     managedkafka__storage=price(0.10, "GB-month"),
+    managedkafka__local_storage=price(0.04, "GB-month"),
     gcs__standard=price(0.02, "GB-month"),
     compute__forwarding_rule=price(0.025),
 )
@@ -330,8 +332,10 @@ def test_kubernetes_objects_that_provision_cloud_resources(resources, expected):
                 "vcpuCount": "3", "memoryBytes": str(6 * 2**30)}})],
             [("managedkafka.vcpu", "3 vCPU", 197.1, 197.1),
              ("managedkafka.memory", "6 GB memory", 43.8, 43.8),
-             ("managedkafka.storage", "50 GB stored (assumed)", 5.0, 5.0)],
-            id="managed-kafka-capacity",
+             ("managedkafka.storage", "50 GB stored (assumed)", 5.0, 5.0),
+             ("managedkafka.local-storage", "300 GB brokers' local storage (assumed per vCPU)",
+              12.0, 12.0)],
+            id="managed-kafka-capacity-and-local-storage-per-vcpu",
         ),
         pytest.param(
             [resource("gcp:storage/bucket:Bucket", "b", {}),
