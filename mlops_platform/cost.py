@@ -769,6 +769,8 @@ def _managed_kafka(r: dict[str, Any], p: _Pricer) -> list:
     vcpus = float(capacity.get("vcpuCount") or 0)
     memory_gb = float(capacity.get("memoryBytes") or 0) / 2**30
     gb = p.assume("kafka_storage_gb")
+    # The brokers' local disks are provisioned by the service with the vCPUs, and billed.
+    local_gb = vcpus * p.assume("kafka_local_storage_gb_per_vcpu")
     return [
         (f"{vcpus:g} vCPU", "managedkafka.vcpu", "hour", *_hourly(vcpus, vcpus, p), ""),
         (
@@ -785,6 +787,14 @@ def _managed_kafka(r: dict[str, Any], p: _Pricer) -> list:
             gb,
             gb,
             "usage-based: stored GB assumed",
+        ),
+        (
+            f"{local_gb:g} GB brokers' local storage (assumed per vCPU)",
+            "managedkafka.local-storage",
+            "month",
+            local_gb,
+            local_gb,
+            "provisioned with the vCPUs; size per vCPU assumed",
         ),
     ]
 
@@ -920,22 +930,66 @@ def _helm_release(r: dict[str, Any], p: _Pricer) -> list:
         row = _volume_rows(where, gb, replicas, klass, p)
         if row:
             rows.append(row)
+    if p.cloud != "local":
+        services = sorted(_helm_load_balancers(r["inputs"].get("values") or {}), key=lambda s: s[0])
+        for where, service in services:
+            annotations = service.get("annotations") or {}
+            lb_class = service.get("loadBalancerClass")
+            rows.append(
+                _load_balancer_row(f"{where} (type LoadBalancer)", annotations, p, lb_class)
+            )
     return rows
+
+
+# The annotation (or load balancer class) that makes AWS's service controllers create a Network
+# Load Balancer; without either, the cloud provider's controller EKS runs creates a Classic Load
+# Balancer. (The AWS Load Balancer Controller, which the platform does not install, would set the
+# class itself: https://aws-ia.github.io/terraform-aws-eks-blueprints-addons/v1.9.2/addons/aws-load-balancer-controller)
+AWS_LB_TYPE_ANNOTATION = "service.beta.kubernetes.io/aws-load-balancer-type"
+AWS_NLB_TYPES = ("nlb", "external", "nlb-ip")
+AWS_NLB_CLASS = "service.k8s.aws/nlb"
+
+
+def _load_balancer_row(
+    what: str, annotations: Mapping[str, Any], p: _Pricer, lb_class: str | None = None
+) -> tuple:
+    if p.cloud == "aws":
+        nlb = (
+            str(annotations.get(AWS_LB_TYPE_ANNOTATION, "")) in AWS_NLB_TYPES
+            or lb_class == AWS_NLB_CLASS
+        )
+        key, kind = ("elb.nlb", "Network") if nlb else ("elb.classic", "Classic")
+        what = f"{kind} Load Balancer of {what}"
+    else:
+        key, what = "compute.forwarding-rule", f"load balancer of {what}"
+    return (what, key, "hour", *_hourly(1, 1, p), "capacity units / data processed not included")
 
 
 def _service(r: dict[str, Any], p: _Pricer) -> list:
     if (r["inputs"].get("spec") or {}).get("type") != "LoadBalancer" or p.cloud == "local":
         return []
-    key = "elb.nlb" if p.cloud == "aws" else "compute.forwarding-rule"
-    return [
-        (
-            "load balancer of a LoadBalancer Service",
-            key,
-            "hour",
-            *_hourly(1, 1, p),
-            "capacity units / data processed not included",
-        )
-    ]
+    annotations = (r["inputs"].get("metadata") or {}).get("annotations") or {}
+    lb_class = r["inputs"]["spec"].get("loadBalancerClass")
+    return [_load_balancer_row("a LoadBalancer Service", annotations, p, lb_class)]
+
+
+def _helm_load_balancers(values: Any, path: str = "") -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """(path, service values) of every `service: {type: LoadBalancer}` block in a chart's values
+    (the Istio gateway chart's `service`, a chart's `grafana.service`, ...)."""
+    if isinstance(values, Mapping):
+        for key, value in values.items():
+            where = f"{path}.{key}" if path else key
+            if (
+                key == "service"
+                and isinstance(value, Mapping)
+                and value.get("type") == "LoadBalancer"
+            ):
+                yield where, value
+            else:
+                yield from _helm_load_balancers(value, where)
+    elif isinstance(values, list):
+        for index, item in enumerate(values):
+            yield from _helm_load_balancers(item, f"{path}[{index}]")
 
 
 HANDLERS: dict[str, Handler] = {
@@ -1154,7 +1208,8 @@ def _headline(result: Estimate) -> str:
         else ""
     )
     # An estimate with unpriced lines is a lower bound: the headline says so up front.
-    unpriced = f" + {len(result.unpriced)} unpriced lines" if result.unpriced else ""
+    count = len(result.unpriced)
+    unpriced = f" + {count} unpriced line{'s' if count > 1 else ''}" if count else ""
     total = usd_range(result.monthly_min, result.monthly_max)
     return f"{total} per month{unpriced}, {where}{table}"
 

@@ -29,7 +29,7 @@ def test_json_carries_the_estimate_beside_the_resources(capsys):
     )  # fmt: skip
     assert estimate["monthlyUsd"]["min"] > 0
     assert set(estimate["byLayer"]) == {"infra", "platform", "ml"}
-    assert any(u["name"] == "mlops-kafka-msk" for u in estimate["unpriced"])
+    assert any(u["name"] == "mlops-feast-redis" for u in estimate["unpriced"])  # Valkey nodes
     assert "changeAgainstBase" not in estimate
 
 
@@ -46,10 +46,14 @@ def test_markdown_cost_section_comes_before_the_diff_with_the_change(capsys, tmp
     code, out, _ = run(capsys, "--stack", "dev", "--format", "markdown", "--diff", str(base_file))
     assert code == 0
     section = out[out.index("### Cost estimate: $") : out.index("### Plan diff")]
-    assert "per month + 5 unpriced lines, aws us-east-1, prices of " in section
-    # m6i.xlarge nodes (priced) became m6i.large ones (unpriced): the priced lines go down
-    assert f"Change against `{base_file}`: **-$" in section
+    assert "per month + 1 unpriced line, aws us-east-1, prices of " in section
+    # 1-2 m6i.xlarge nodes became 2-3 m6i.large ones: a little more at min scale, less at max
+    assert (
+        f"Change against `{base_file}`: **+$4.00/month** at min scale, "
+        "**-$66.08/month** at max scale" in section
+    )
     assert "| infra: mlops-system 1-2 x m6i.xlarge | $280 | $0.00 |" in section
+    assert "| infra: mlops-system 2-3 x m6i.large | $0.00 | $210 |" in section
     assert "| infra: mlops-system root volume 50 GB gp3 x 2-3 | $8.00 | $12.00 |" in section
     assert "priced lines only" in section
     assert "| **total** |" in section and "Limits: On-demand list prices" in section
@@ -94,7 +98,7 @@ def test_preview_workflow_puts_estimate_and_change_in_the_comment(capsys, tmp_pa
     assert comment.startswith("### Cost estimate: $")
     assert "### Plan diff against" in comment
     headline = markdown.split("### Cost estimate: ", 1)[1].split(", aws us-east-1", 1)[0]
-    assert headline.endswith(" unpriced lines")  # dev has prices the table does not know
+    assert headline.endswith(" unpriced line")  # dev has a price the table does not know
     assert comment.rstrip().endswith(
         f"<details><summary><b>dev</b>: {headline} (±$0/month min, ±$0/month max)</summary>"
     )

@@ -29,6 +29,7 @@ def table(cloud: str = "aws", **prices: cost.Price) -> cost.PricingTable:
             "bucket_gb": cost.Assumption(value=100, unit="GB", why="test"),
             "log_gb_per_month": cost.Assumption(value=5, unit="GB", why="test"),
             "kafka_storage_gb": cost.Assumption(value=50, unit="GB", why="test"),
+            "kafka_local_storage_gb_per_vcpu": cost.Assumption(value=100, unit="GB", why="test"),
         },
         prices={key.replace("__", "."): value for key, value in prices.items()},
     )
@@ -51,6 +52,7 @@ AWS = table(
     kms__key=price(1.0, "month"),
     cloudwatch__logs_ingest=price(0.50, "GB-month"),
     elb__nlb=price(0.02),
+    elb__classic=price(0.03),
 )
 GCP = table(
     "gcp",
@@ -69,7 +71,9 @@ GCP = table(
     managedkafka__vcpu=price(0.09),
     managedkafka__memory=price(0.01, "GB-hour"),
     managedkafka__storage=price(0.10, "GB-month"),
+    managedkafka__local_storage=price(0.04, "GB-month"),
     gcs__standard=price(0.02, "GB-month"),
+    compute__forwarding_rule=price(0.025),
 )
 # table keys use dots and dashes: the helper's kwargs spell them with `__` and `_`
 AWS = AWS.model_copy(update={"prices": {k.replace("_", "-"): v for k, v in AWS.prices.items()}})
@@ -235,8 +239,30 @@ GP3_CLASS = resource(
         ),
         pytest.param(
             [resource("kubernetes:core/v1:Service", "lb", {"spec": {"type": "LoadBalancer"}})],
-            [("elb.nlb", "load balancer of a LoadBalancer Service", 14.6, 14.6)],
-            id="loadbalancer-service",
+            [("elb.classic", "Classic Load Balancer of a LoadBalancer Service", 21.9, 21.9)],
+            id="loadbalancer-service-is-a-classic-lb-without-the-nlb-annotation",
+        ),
+        pytest.param(
+            [resource("kubernetes:core/v1:Service", "lb", {
+                "metadata": {"annotations": {
+                    "service.beta.kubernetes.io/aws-load-balancer-type": "nlb"}},
+                "spec": {"type": "LoadBalancer"}})],
+            [("elb.nlb", "Network Load Balancer of a LoadBalancer Service", 14.6, 14.6)],
+            id="loadbalancer-service-annotated-nlb",
+        ),
+        pytest.param(
+            [resource("kubernetes:core/v1:Service", "lb", {"spec": {
+                "type": "LoadBalancer", "loadBalancerClass": "service.k8s.aws/nlb"}})],
+            [("elb.nlb", "Network Load Balancer of a LoadBalancer Service", 14.6, 14.6)],
+            id="loadbalancer-service-of-the-nlb-class",
+        ),
+        pytest.param(
+            [resource("kubernetes:helm.sh/v3:Release", "gateway", {"values": {
+                "service": {"type": "LoadBalancer", "annotations": {
+                    "service.beta.kubernetes.io/aws-load-balancer-type": "external"}},
+                "grafana": {"service": {"type": "ClusterIP"}}}}, "platform")],
+            [("elb.nlb", "Network Load Balancer of service (type LoadBalancer)", 14.6, 14.6)],
+            id="chart-values-loadbalancer-service",
         ),
     ],
 )  # fmt: skip
@@ -306,8 +332,10 @@ def test_kubernetes_objects_that_provision_cloud_resources(resources, expected):
                 "vcpuCount": "3", "memoryBytes": str(6 * 2**30)}})],
             [("managedkafka.vcpu", "3 vCPU", 197.1, 197.1),
              ("managedkafka.memory", "6 GB memory", 43.8, 43.8),
-             ("managedkafka.storage", "50 GB stored (assumed)", 5.0, 5.0)],
-            id="managed-kafka-capacity",
+             ("managedkafka.storage", "50 GB stored (assumed)", 5.0, 5.0),
+             ("managedkafka.local-storage", "300 GB brokers' local storage (assumed per vCPU)",
+              12.0, 12.0)],
+            id="managed-kafka-capacity-and-local-storage-per-vcpu",
         ),
         pytest.param(
             [resource("gcp:storage/bucket:Bucket", "b", {}),
@@ -318,6 +346,12 @@ def test_kubernetes_objects_that_provision_cloud_resources(resources, expected):
             [("gcs.standard", "100 GB standard (assumed)", 2.0, 2.0),
              ("pd.balanced", "volume: 10 GB x 1 (default class standard-rwo)", 1.0, 1.0)],
             id="gcs-internal-address-free-pvc-on-standard-rwo",
+        ),
+        pytest.param(
+            [resource("kubernetes:core/v1:Service", "lb", {"spec": {"type": "LoadBalancer"}})],
+            [("compute.forwarding-rule", "load balancer of a LoadBalancer Service", 18.25,
+              18.25)],
+            id="loadbalancer-service-forwarding-rule",
         ),
     ],
 )  # fmt: skip
@@ -333,6 +367,16 @@ def test_unknown_type_is_unpriced_never_zero():
     assert [(u.type, u.name, u.reason) for u in result.unpriced] == [
         ("aws:opensearch/domain:Domain", "search", "resource type not in the cost model")
     ]
+
+
+@pytest.mark.parametrize(
+    ("types", "count"),
+    [(["aws:opensearch/domain:Domain"], "+ 1 unpriced line,"),
+     (["aws:opensearch/domain:Domain", "aws:sqs/queue:Queue"], "+ 2 unpriced lines,")],
+)  # fmt: skip
+def test_headline_counts_the_unpriced_lines(types, count):
+    result = estimate(*(resource(t, f"r{i}", {}) for i, t in enumerate(types)))
+    assert f"$0.00 per month {count} aws test-region" in cost.render_text(result)
 
 
 def test_unknown_kubernetes_api_group_is_unpriced():

@@ -57,3 +57,13 @@ def test_gcp_stack_is_estimated_with_its_regions_table(estimates):
         "gcp", "europe-west4", "mlops_platform/pricing/gcp-europe-west4.yaml"
     )  # fmt: skip
     assert [i.price_key for i in gcp.items if i.name == "mlops-gke"] == ["gke.cluster"]
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod", "prod-gcp"])
+def test_readme_quotes_each_stacks_estimate(estimates, stack):
+    # README's table of estimates must follow the pricing tables: a refreshed price that moves a
+    # total fails here until the row is updated.
+    readme = (plan.project_root() / "README.md").read_text()
+    result = estimates[stack]
+    row = f"| {stack} | {cost.usd_range(result.monthly_min, result.monthly_max)} |"
+    assert row in readme, f"README.md has no row starting {row!r}"
