@@ -20,28 +20,17 @@ run, not a measurement. Not a test; runs on demand.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.serving.__main__ import (
-    RATE_CONNECTIONS,
-    RATE_THINK_MS,
-    free_port,
-    machine,
-    run_wrk,
-    split_body,
-    uptime,
-    wait_ready,
-)
+from bench.serving import harness
+from bench.serving.__main__ import RATE_CONNECTIONS, RATE_THINK_MS, run_wrk
+from bench.serving.harness import free_port, wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results"
@@ -168,84 +157,38 @@ def overhead(modes: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench.serving.models import KINDS
-
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.tracing", description=__doc__.splitlines()[0]
+    parser = harness.arguments(
+        "python -m bench.tracing", __doc__.splitlines()[0], DEFAULT_KINDS, RESULTS, "tracing"
     )
-    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
-    parser.add_argument("--rows", type=int, default=20_000, help="training rows per model")
-    parser.add_argument("--concurrency", type=int, default=32, help="single-row connections")
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--kinds", default=DEFAULT_KINDS, help="comma-separated model kinds")
-    parser.add_argument("--quick", action="store_true", help="smoke run: 3 s runs, 3000 rows")
-    parser.add_argument(
-        "--results", type=Path, default=RESULTS, help="where tracing.json/.md are written"
-    )
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.duration, args.rows = 3, 3000
-    if shutil.which("wrk") is None:
-        print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
-        return 2
-    wanted = args.kinds.split(",")
-    unknown = sorted(set(wanted) - {k.name for k in KINDS})
-    if unknown:
-        print(f"unknown kind(s) {unknown}; known: {[k.name for k in KINDS]}", file=sys.stderr)
-        return 2
+    args = harness.parse(parser, argv)
+    if isinstance(args, int):
+        return args
 
-    import mlflow
-
-    workdir = Path(tempfile.mkdtemp(prefix="bench-tracing-"))
-    started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    info = machine()
-    info["uptime_at_start"] = uptime()
-    tracking_uri = f"sqlite:///{workdir / 'mlflow.db'}"
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_experiment("tracing-bench")
-    env = {
-        **os.environ,
-        "MLFLOW_TRACKING_URI": tracking_uri,
-        "MLOPS_SERVE_PREDICTION_FILE": str(workdir / "predictions.jsonl"),
-    }
+    run = harness.start("bench-tracing-", "tracing-bench")
     results: dict[str, Any] = {"kinds": {}}
-    for kind in [k for k in KINDS if k.name in wanted]:
+    for kind in args.kind_list:
         print(f"training and registering {kind.name} ...", flush=True)
         x = kind.register(args.rows, args.seed)
-        pool = x.sample(n=min(2000, len(x)), random_state=args.seed)
-        bodies = [split_body(pool.iloc[i : i + 1]) for i in range(200)]
+        bodies = harness.single_row_bodies(harness.request_pool(x, args.seed))
         modes = {
-            mode: run_mode(kind, mode, ratio, bodies, args, env, workdir) for mode, ratio in MODES
+            mode: run_mode(kind, mode, ratio, bodies, args, run.env, run.workdir)
+            for mode, ratio in MODES
         }
         results["kinds"][kind.name] = {
             "description": kind.description,
             "modes": modes,
             "overhead": overhead(modes),
         }
-    info["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
-    info["uptime_at_end"] = uptime()
-    results["machine"] = info
-    results["started_at"] = started_at
-    results["command"] = "uv run python -m bench.tracing " + " ".join(argv or sys.argv[1:])
+    harness.finish(run, results, "uv run python -m bench.tracing " + " ".join(argv or sys.argv[1:]))
     results["quick"] = args.quick
-    args.results.mkdir(parents=True, exist_ok=True)
-    (args.results / "tracing.json").write_text(json.dumps(results, indent=1) + "\n")
-    (args.results / "tracing.md").write_text(render_markdown(results))
-    print((args.results / "tracing.md").read_text())
-    shutil.rmtree(workdir, ignore_errors=True)
+    harness.write(run, args.results, "tracing", results, render_markdown)
     return 0
 
 
 def render_markdown(r: dict[str, Any]) -> str:
     m = r["machine"]
     lines = [
-        "# Tracing overhead",
-        "",
-        f"- Date: {r['started_at']}"
-        + (" (--quick smoke run: not a measurement)" if r["quick"] else ""),
-        f"- Command: `{r['command'].strip()}`",
-        f"- Machine: {m['cpus']} CPUs ({m['cpu_model']}), Python {m['python']}, {m['platform']}.",
-        f"- `uptime` at start: `{m['uptime_at_start']}`; at end: `{m['uptime_at_end']}`.",
+        *harness.markdown_head(r, "Tracing overhead"),
         f"- Load generator: {m['load_generator']}, on the same machine, loopback. The OTLP "
         "receiver (bench/tracing/receiver.py) runs on the same machine in its own process.",
         "- Modes, in this order: tracing off, on at sampling 1.0, on at 0.1, off again.",
