@@ -646,3 +646,50 @@ def test_propagation_headers_read_once(every_header: bool, expected: dict[str, l
         (b"uberctx-k", b"v"),
     ]
     assert traced._carrier(headers) == expected
+
+
+def test_batch_spans_are_made_after_the_answers() -> None:
+    """The micro-batcher records a batch's spans (batch.wait, model.predict) only once the
+    requests it answered have resumed, with the model call's own bounds, not the later time."""
+    import asyncio
+
+    import numpy as np
+
+    from mlops_platform.model_server.batching import MicroBatcher
+    from mlops_platform.model_server.schema import Column, InputSchema
+
+    schema = InputSchema((Column("x", "float", "double"),))
+    answered: list[str] = []
+    recorded: list[tuple[list[str], list[Any], int, int, int, int]] = []
+
+    def predict(arrays: Any) -> tuple[list[Any], Any]:
+        return [float(v) for v in arrays["x"]], np.asarray(arrays["x"], dtype=float)
+
+    def on_traced(traces: Any, started: int, ended: int, rows: int, requests: int) -> None:
+        recorded.append((list(answered), [t for t, _ in traces], started, ended, rows, requests))
+
+    async def main() -> None:
+        batcher = MicroBatcher(
+            predict, max_rows=100, wait_ms=1, on_batch=lambda n: None,
+            on_scores=lambda s: None, on_logged=lambda b: None, inline=True,
+            on_traced=on_traced,
+        )  # fmt: skip
+        batcher.start()
+
+        async def request(name: str, traced: bool) -> None:
+            rows = schema.rows_from_invocations({"inputs": {"x": [1.0]}})
+            await batcher.predict(schema, rows, trace=name if traced else None)
+            answered.append(name)
+
+        before = time.time_ns()
+        await asyncio.gather(request("a", True), request("b", False), request("c", True))
+        await asyncio.sleep(0.05)
+        await batcher.stop()
+        assert len(recorded) == 1, recorded
+        seen, traces, started, ended, rows, requests = recorded[0]
+        assert sorted(seen) == ["a", "b", "c"]  # every request of the batch had its answer
+        assert traces == ["a", "c"]  # the sampled ones only
+        assert (rows, requests) == (3, 3)
+        assert before <= started <= ended
+
+    asyncio.run(main())
