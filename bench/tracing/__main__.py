@@ -12,15 +12,18 @@ as a collector would and counts the spans, so the exporter does its real work. R
 trace context, so the server's root sampler decides (behind Istio the sidecar decides and the
 server follows: the same per-request work). Each run is driven by the same wrk scripts as
 bench/serving: single-row requests at fixed concurrency (throughput, p50/p99) and ~500 req/s
-from 25 clients with random think times (p50/p99 at a production-like rate). Writes
-bench/results/tracing.json and tracing.md with `uptime` at start and end. `--quick` is a smoke
-run, not a measurement. Not a test; runs on demand.
+from 25 clients with random think times (p50/p99 at a production-like rate); each run also
+records the server process's CPU time per request (all its threads, /proc), which other work on
+the machine moves far less than req/s. Writes bench/results/tracing.json and tracing.md with
+`uptime` at start and end. `--quick` is a smoke run, not a measurement. Not a test; runs on
+demand. Where the time goes inside the server: bench/results/tracing-profile.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -118,10 +121,17 @@ def run_mode(
             tag = f"{kind.name}-{mode}-{scenario}"
             if not args.quick:
                 run_wrk(port, bodies, duration=3, workdir=workdir, tag=f"warm-{tag}", **load)
+            cpu_before = cpu_seconds(server.pid)
             measured = run_wrk(
                 port, bodies, duration=args.duration, workdir=workdir, tag=tag, seed=args.seed,
                 **load,
             )  # fmt: skip
+            # The server's own CPU (all its threads, the exporter's included) per request:
+            # unlike req/s, hardly moved by other work competing for the machine's cores.
+            cpu = cpu_seconds(server.pid) - cpu_before
+            measured["server_cpu_us_per_request"] = round(
+                cpu / max(1, measured["requests"]) * 1e6, 1
+            )
             result["scenarios"][scenario] = measured
             print(f"{kind.name:22s} {mode:10s} {scenario:18s} {json.dumps(measured)}", flush=True)
     finally:
@@ -132,6 +142,12 @@ def run_mode(
     if receiver is not None:
         result["received"] = json.loads(stats.read_text()) if stats.exists() else None
     return result
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def overhead(modes: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -153,6 +169,15 @@ def overhead(modes: dict[str, dict[str, Any]]) -> dict[str, Any]:
                 "p50_added_ms": round(traced["p50_ms"] - base["p50_ms"], 3),
                 "p99_added_ms": round(traced["p99_ms"] - base["p99_ms"], 3),
             }
+            cpus = [
+                modes[m]["scenarios"][scenario].get("server_cpu_us_per_request")
+                for m in ("off", "off_after")
+                if m in modes
+            ]
+            cpu = traced.get("server_cpu_us_per_request")
+            if cpu is not None and None not in cpus:
+                # against the cheaper untraced run (its CPU a request, like req/s, drifts)
+                out[scenario][mode]["cpu_added_us_per_request"] = round(cpu - min(cpus), 1)
     return out
 
 
@@ -194,8 +219,8 @@ def render_markdown(r: dict[str, Any]) -> str:
         "- Modes, in this order: tracing off, on at sampling 1.0, on at 0.1, off again.",
         "",
         "| Kind | Mode | Scenario | Connections | Requests/s | p50 ms | p99 ms | Errors "
-        "| Spans received |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| Spans received | Server CPU µs/request |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, kind in r["kinds"].items():
         for mode, run in kind["modes"].items():
@@ -205,22 +230,28 @@ def render_markdown(r: dict[str, Any]) -> str:
                 lines.append(
                     f"| {name} | {mode} | {scenario} | {s['connections']} | "
                     f"{s['throughput_rps']:.0f} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | "
-                    f"{s['errors']} | {spans} |"
+                    f"{s['errors']} | {spans} | {s.get('server_cpu_us_per_request', '')} |"
                 )
                 spans = ""  # the receiver's count covers the whole mode
     lines += [
         "",
         "Overhead against the better of the two untraced runs:",
         "",
-        "| Kind | Scenario | Mode | Requests/s change | p50 added ms | p99 added ms |",
-        "| --- | --- | --- | ---: | ---: | ---: |",
+        "| Kind | Scenario | Mode | Requests/s change | p50 added ms | p99 added ms "
+        "| Server CPU added µs/request |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: |",
     ]
     for name, kind in r["kinds"].items():
         for scenario, by_mode in kind["overhead"].items():
             for mode, o in by_mode.items():
                 lines.append(
                     f"| {name} | {scenario} | {mode} | {o['throughput_change_pct']:+.1f} % | "
-                    f"{o['p50_added_ms']:+.3f} | {o['p99_added_ms']:+.3f} |"
+                    f"{o['p50_added_ms']:+.3f} | {o['p99_added_ms']:+.3f} | "
+                    + (
+                        f"{o['cpu_added_us_per_request']:+.1f} |"
+                        if "cpu_added_us_per_request" in o
+                        else " |"
+                    )
                 )
     return "\n".join(lines) + "\n"
 
