@@ -157,7 +157,8 @@ class MicroBatcher:
             except Exception as exc:  # _run reports per job; this is a bug in _run itself
                 log.exception("micro-batch failed")
                 result = BatchResult([exc] * len(jobs), None, None, None)
-            ended_ns = time.time_ns() if traced else 0
+            if traced:
+                self._traced(jobs, result, started_ns)
             for job, output in zip(jobs, result.outputs, strict=True):
                 if job.future.done():
                     continue
@@ -165,18 +166,12 @@ class MicroBatcher:
                     job.future.set_exception(output)
                 else:
                     job.future.set_result(output)
-            if traced:
-                # The batch's spans are recorded from the timings above, so making them (two
-                # SDK spans per sampled request, ~40 us) waits until the requests this batch
-                # answered have resumed and sent their answers: the futures scheduled their
-                # tasks first, this callback runs after them.
-                loop.call_soon(self._traced, jobs, result, started_ns, ended_ns)
             if result.arrays is not None and result.predictions is not None:
                 logged = _logged(jobs, result, traced)
                 if logged is not None:
                     self._on_logged(logged)
 
-    def _traced(self, jobs: list[Job], result: BatchResult, started_ns: int, ended_ns: int) -> None:
+    def _traced(self, jobs: list[Job], result: BatchResult, started_ns: int) -> None:
         assert self._on_traced is not None
         try:
             self._on_traced(
@@ -186,7 +181,7 @@ class MicroBatcher:
                     if job.trace is not None
                 ],
                 started_ns,
-                ended_ns,
+                time.time_ns(),
                 sum(job.rows.n_rows for job in jobs),
                 len(jobs),
             )
