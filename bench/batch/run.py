@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "bench" / "results"
 SERVER_BATCH = 1000
 
-from bench.serving.__main__ import free_port, wait_ready  # noqa: E402
+from bench.serving.harness import free_port, wait_ready  # noqa: E402
 
 WORKER = """
 import json, re, sys, time

@@ -18,19 +18,16 @@ The benchmark is not a test; it runs on demand.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from bench.serving import harness
+from bench.serving.harness import free_port, split_body, wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results"
@@ -41,32 +38,6 @@ TARGET_THROUGHPUT = 2840  # seed document 004, Table 4, "Prediction Throughput"
 TARGET_CEILING_SHARE = 0.25  # the best kind's single-row rate / the no-op endpoint's
 RATE_CONNECTIONS = 25
 RATE_THINK_MS = 46  # 25 clients / (46 ms + ~2 ms latency) = about 520 req/s
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def split_body(frame: Any) -> str:
-    records = json.loads(frame.to_json(orient="split", index=False))
-    return json.dumps({"dataframe_split": {"columns": records["columns"], "data": records["data"]}})
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode} before {url} was ready")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"{url} not ready after {timeout}s")
 
 
 def post(url: str, body: str) -> Any:
@@ -175,33 +146,6 @@ def run_wrk(
     }
 
 
-def machine() -> dict[str, Any]:
-    load = os.getloadavg()
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split("\n")[
-        0
-    ]
-    return {
-        "cpus": os.cpu_count(),
-        "cpu_model": cpu,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "load_average_at_start": [round(x, 2) for x in load],
-        "load_generator": wrk_version.strip(),
-    }
-
-
-def uptime() -> str:
-    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-
-
 def _server_commands(
     venv_bin: Path, model_uri: str, ours: int, theirs: int
 ) -> dict[str, tuple[list[str], int, str]]:
@@ -261,8 +205,8 @@ def bench_kind(
         result["prediction_path"] = _prediction_path(workdir / f"{kind.name}-model_server.log")
         print(f"{kind.name}: servers ready; path: {result['prediction_path']}", flush=True)
 
-        pool = x.sample(n=min(2000, len(x)), random_state=args.seed)
-        single = [split_body(pool.iloc[i : i + 1]) for i in range(200)]
+        pool = harness.request_pool(x, args.seed)
+        single = harness.single_row_bodies(pool)
         batches = [split_body(pool.iloc[i : i + 100]) for i in range(0, len(pool) - 99, 100)]
         answers = {
             name: post(f"http://127.0.0.1:{port}/invocations", batches[0])["predictions"]
@@ -364,86 +308,43 @@ def targets(kinds: dict[str, dict[str, Any]]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     from bench.serving.models import KINDS
 
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.serving", description=__doc__.splitlines()[0]
+    parser = harness.arguments(
+        "python -m bench.serving",
+        __doc__.splitlines()[0],
+        ",".join(k.name for k in KINDS),
+        RESULTS,
+        "serving",
     )
-    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
-    parser.add_argument("--rows", type=int, default=20_000, help="training rows per model")
-    parser.add_argument("--concurrency", type=int, default=32, help="single-row connections")
     parser.add_argument("--batch-concurrency", type=int, default=4, help="100-row connections")
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument(
-        "--kinds", default=",".join(k.name for k in KINDS), help="comma-separated model kinds"
-    )
-    parser.add_argument(
-        "--quick", action="store_true", help="smoke run: 3 s runs, 3000 rows, no warm-up runs"
-    )
-    parser.add_argument(
-        "--results", type=Path, default=RESULTS, help="where serving.json/.md are written"
-    )
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.duration, args.rows = 3, 3000
-    if shutil.which("wrk") is None:
-        print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
-        return 2
-    wanted = args.kinds.split(",")
-    unknown = sorted(set(wanted) - {k.name for k in KINDS})
-    if unknown:
-        print(f"unknown kind(s) {unknown}; known: {[k.name for k in KINDS]}", file=sys.stderr)
-        return 2
+    args = harness.parse(parser, argv)
+    if isinstance(args, int):
+        return args
 
-    import mlflow
-
-    workdir = Path(tempfile.mkdtemp(prefix="bench-serving-"))
-    started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    info = machine()
-    info["uptime_at_start"] = uptime()
-    tracking_uri = f"sqlite:///{workdir / 'mlflow.db'}"
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_experiment("serving-bench")
+    run = harness.start("bench-serving-", "serving-bench")
     venv_bin = Path(sys.executable).parent
-    env = {
-        **os.environ,
-        # mlflow models serve runs `uvicorn` from PATH.
-        "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
-        "MLFLOW_TRACKING_URI": tracking_uri,
-        "MLOPS_SERVE_PREDICTION_FILE": str(workdir / "predictions.jsonl"),
-    }
+    # mlflow models serve runs `uvicorn` from PATH.
+    env = {**run.env, "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}"}
     results: dict[str, Any] = {"kinds": {}}
-    for kind in [k for k in KINDS if k.name in wanted]:
+    for kind in args.kind_list:
         print(f"training and registering {kind.name} ...", flush=True)
         x = kind.register(args.rows, args.seed)
-        results["kinds"][kind.name] = bench_kind(kind, x, args, env, workdir)
+        results["kinds"][kind.name] = bench_kind(kind, x, args, env, run.workdir)
         results["kinds"][kind.name]["features"] = int(x.shape[1])
 
     results["targets"] = targets(results["kinds"])
-    info["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
-    info["uptime_at_end"] = uptime()
-    results["machine"] = info
-    results["started_at"] = started_at
-    results["command"] = "uv run python -m bench.serving " + " ".join(argv or sys.argv[1:])
+    harness.finish(run, results, "uv run python -m bench.serving " + " ".join(argv or sys.argv[1:]))
     results["training_rows"] = args.rows
     results["quick"] = args.quick
-    args.results.mkdir(parents=True, exist_ok=True)
-    (args.results / "serving.json").write_text(json.dumps(results, indent=1) + "\n")
-    (args.results / "serving.md").write_text(render_markdown(results))
-    print((args.results / "serving.md").read_text())
-    shutil.rmtree(workdir, ignore_errors=True)
+    harness.write(run, args.results, "serving", results, render_markdown)
     return 0
 
 
 def render_markdown(r: dict[str, Any]) -> str:
     m = r["machine"]
     lines = [
-        "# Serving benchmark",
-        "",
-        f"- Date: {r['started_at']}"
-        + (" (--quick smoke run: not a measurement)" if r["quick"] else ""),
-        f"- Command: `{r['command'].strip()}`",
-        f"- Machine: {m['cpus']} CPUs ({m['cpu_model']}), Python {m['python']}, {m['platform']}; "
-        "2 cores shared with other engineers' jobs.",
-        f"- `uptime` at start: `{m['uptime_at_start']}`; at end: `{m['uptime_at_end']}`.",
+        *harness.markdown_head(
+            r, "Serving benchmark", "; 2 cores shared with other engineers' jobs."
+        ),
         f"- Load generator: {m['load_generator']}, on the same machine, loopback, for every "
         "server and scenario.",
         "- Servers: this model server (`mlops serve`, one process) and "

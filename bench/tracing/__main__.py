@@ -12,36 +12,28 @@ as a collector would and counts the spans, so the exporter does its real work. R
 trace context, so the server's root sampler decides (behind Istio the sidecar decides and the
 server follows: the same per-request work). Each run is driven by the same wrk scripts as
 bench/serving: single-row requests at fixed concurrency (throughput, p50/p99) and ~500 req/s
-from 25 clients with random think times (p50/p99 at a production-like rate). Writes
-bench/results/tracing.json and tracing.md with `uptime` at start and end. `--quick` is a smoke
-run, not a measurement. Not a test; runs on demand.
+from 25 clients with random think times (p50/p99 at a production-like rate); each run also
+records the server process's CPU time per request (all its threads, /proc), which other work on
+the machine moves far less than req/s. Writes bench/results/tracing.json and tracing.md with
+`uptime` at start and end. `--quick` is a smoke run, not a measurement. Not a test; runs on
+demand. Where the time goes inside the server: bench/results/tracing-profile.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.serving.__main__ import (
-    RATE_CONNECTIONS,
-    RATE_THINK_MS,
-    free_port,
-    machine,
-    run_wrk,
-    split_body,
-    uptime,
-    wait_ready,
-)
+from bench.serving import harness
+from bench.serving.__main__ import RATE_CONNECTIONS, RATE_THINK_MS, run_wrk
+from bench.serving.harness import free_port, wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results"
@@ -129,10 +121,17 @@ def run_mode(
             tag = f"{kind.name}-{mode}-{scenario}"
             if not args.quick:
                 run_wrk(port, bodies, duration=3, workdir=workdir, tag=f"warm-{tag}", **load)
+            cpu_before = cpu_seconds(server.pid)
             measured = run_wrk(
                 port, bodies, duration=args.duration, workdir=workdir, tag=tag, seed=args.seed,
                 **load,
             )  # fmt: skip
+            # The server's own CPU (all its threads, the exporter's included) per request:
+            # unlike req/s, hardly moved by other work competing for the machine's cores.
+            cpu = cpu_seconds(server.pid) - cpu_before
+            measured["server_cpu_us_per_request"] = round(
+                cpu / max(1, measured["requests"]) * 1e6, 1
+            )
             result["scenarios"][scenario] = measured
             print(f"{kind.name:22s} {mode:10s} {scenario:18s} {json.dumps(measured)}", flush=True)
     finally:
@@ -143,6 +142,12 @@ def run_mode(
     if receiver is not None:
         result["received"] = json.loads(stats.read_text()) if stats.exists() else None
     return result
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def overhead(modes: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -164,95 +169,58 @@ def overhead(modes: dict[str, dict[str, Any]]) -> dict[str, Any]:
                 "p50_added_ms": round(traced["p50_ms"] - base["p50_ms"], 3),
                 "p99_added_ms": round(traced["p99_ms"] - base["p99_ms"], 3),
             }
+            cpus = [
+                modes[m]["scenarios"][scenario].get("server_cpu_us_per_request")
+                for m in ("off", "off_after")
+                if m in modes
+            ]
+            cpu = traced.get("server_cpu_us_per_request")
+            if cpu is not None and None not in cpus:
+                # against the cheaper untraced run (its CPU a request, like req/s, drifts)
+                out[scenario][mode]["cpu_added_us_per_request"] = round(cpu - min(cpus), 1)
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench.serving.models import KINDS
-
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.tracing", description=__doc__.splitlines()[0]
+    parser = harness.arguments(
+        "python -m bench.tracing", __doc__.splitlines()[0], DEFAULT_KINDS, RESULTS, "tracing"
     )
-    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
-    parser.add_argument("--rows", type=int, default=20_000, help="training rows per model")
-    parser.add_argument("--concurrency", type=int, default=32, help="single-row connections")
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--kinds", default=DEFAULT_KINDS, help="comma-separated model kinds")
-    parser.add_argument("--quick", action="store_true", help="smoke run: 3 s runs, 3000 rows")
-    parser.add_argument(
-        "--results", type=Path, default=RESULTS, help="where tracing.json/.md are written"
-    )
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.duration, args.rows = 3, 3000
-    if shutil.which("wrk") is None:
-        print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
-        return 2
-    wanted = args.kinds.split(",")
-    unknown = sorted(set(wanted) - {k.name for k in KINDS})
-    if unknown:
-        print(f"unknown kind(s) {unknown}; known: {[k.name for k in KINDS]}", file=sys.stderr)
-        return 2
+    args = harness.parse(parser, argv)
+    if isinstance(args, int):
+        return args
 
-    import mlflow
-
-    workdir = Path(tempfile.mkdtemp(prefix="bench-tracing-"))
-    started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    info = machine()
-    info["uptime_at_start"] = uptime()
-    tracking_uri = f"sqlite:///{workdir / 'mlflow.db'}"
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_experiment("tracing-bench")
-    env = {
-        **os.environ,
-        "MLFLOW_TRACKING_URI": tracking_uri,
-        "MLOPS_SERVE_PREDICTION_FILE": str(workdir / "predictions.jsonl"),
-    }
+    run = harness.start("bench-tracing-", "tracing-bench")
     results: dict[str, Any] = {"kinds": {}}
-    for kind in [k for k in KINDS if k.name in wanted]:
+    for kind in args.kind_list:
         print(f"training and registering {kind.name} ...", flush=True)
         x = kind.register(args.rows, args.seed)
-        pool = x.sample(n=min(2000, len(x)), random_state=args.seed)
-        bodies = [split_body(pool.iloc[i : i + 1]) for i in range(200)]
+        bodies = harness.single_row_bodies(harness.request_pool(x, args.seed))
         modes = {
-            mode: run_mode(kind, mode, ratio, bodies, args, env, workdir) for mode, ratio in MODES
+            mode: run_mode(kind, mode, ratio, bodies, args, run.env, run.workdir)
+            for mode, ratio in MODES
         }
         results["kinds"][kind.name] = {
             "description": kind.description,
             "modes": modes,
             "overhead": overhead(modes),
         }
-    info["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
-    info["uptime_at_end"] = uptime()
-    results["machine"] = info
-    results["started_at"] = started_at
-    results["command"] = "uv run python -m bench.tracing " + " ".join(argv or sys.argv[1:])
+    harness.finish(run, results, "uv run python -m bench.tracing " + " ".join(argv or sys.argv[1:]))
     results["quick"] = args.quick
-    args.results.mkdir(parents=True, exist_ok=True)
-    (args.results / "tracing.json").write_text(json.dumps(results, indent=1) + "\n")
-    (args.results / "tracing.md").write_text(render_markdown(results))
-    print((args.results / "tracing.md").read_text())
-    shutil.rmtree(workdir, ignore_errors=True)
+    harness.write(run, args.results, "tracing", results, render_markdown)
     return 0
 
 
 def render_markdown(r: dict[str, Any]) -> str:
     m = r["machine"]
     lines = [
-        "# Tracing overhead",
-        "",
-        f"- Date: {r['started_at']}"
-        + (" (--quick smoke run: not a measurement)" if r["quick"] else ""),
-        f"- Command: `{r['command'].strip()}`",
-        f"- Machine: {m['cpus']} CPUs ({m['cpu_model']}), Python {m['python']}, {m['platform']}.",
-        f"- `uptime` at start: `{m['uptime_at_start']}`; at end: `{m['uptime_at_end']}`.",
+        *harness.markdown_head(r, "Tracing overhead"),
         f"- Load generator: {m['load_generator']}, on the same machine, loopback. The OTLP "
         "receiver (bench/tracing/receiver.py) runs on the same machine in its own process.",
         "- Modes, in this order: tracing off, on at sampling 1.0, on at 0.1, off again.",
         "",
         "| Kind | Mode | Scenario | Connections | Requests/s | p50 ms | p99 ms | Errors "
-        "| Spans received |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| Spans received | Server CPU µs/request |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, kind in r["kinds"].items():
         for mode, run in kind["modes"].items():
@@ -262,22 +230,28 @@ def render_markdown(r: dict[str, Any]) -> str:
                 lines.append(
                     f"| {name} | {mode} | {scenario} | {s['connections']} | "
                     f"{s['throughput_rps']:.0f} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | "
-                    f"{s['errors']} | {spans} |"
+                    f"{s['errors']} | {spans} | {s.get('server_cpu_us_per_request', '')} |"
                 )
                 spans = ""  # the receiver's count covers the whole mode
     lines += [
         "",
         "Overhead against the better of the two untraced runs:",
         "",
-        "| Kind | Scenario | Mode | Requests/s change | p50 added ms | p99 added ms |",
-        "| --- | --- | --- | ---: | ---: | ---: |",
+        "| Kind | Scenario | Mode | Requests/s change | p50 added ms | p99 added ms "
+        "| Server CPU added µs/request |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: |",
     ]
     for name, kind in r["kinds"].items():
         for scenario, by_mode in kind["overhead"].items():
             for mode, o in by_mode.items():
                 lines.append(
                     f"| {name} | {scenario} | {mode} | {o['throughput_change_pct']:+.1f} % | "
-                    f"{o['p50_added_ms']:+.3f} | {o['p99_added_ms']:+.3f} |"
+                    f"{o['p50_added_ms']:+.3f} | {o['p99_added_ms']:+.3f} | "
+                    + (
+                        f"{o['cpu_added_us_per_request']:+.1f} |"
+                        if "cpu_added_us_per_request" in o
+                        else " |"
+                    )
                 )
     return "\n".join(lines) + "\n"
 

@@ -187,10 +187,15 @@ class ModelServerApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            if self.tracing is None:
+            tracing = self.tracing
+            # Sampling is decided once, here: a request the sampler drops (or a probe) is
+            # served exactly as with tracing off, without the traced wrapper.
+            trace = tracing.begin(scope) if tracing is not None else None
+            if trace is None:
                 await self._http(scope, receive, send)
             else:
-                await self.tracing.serve(scope, receive, send, self._http)
+                assert tracing is not None
+                await tracing.serve_sampled(trace, scope, receive, send, self._http)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 

@@ -17,10 +17,12 @@ Off unless configured, with the SDK's standard variables: tracing starts only wh
 `OTEL_SDK_DISABLED=true` nor `OTEL_TRACES_EXPORTER=none`). Off, `from_env` returns None, nothing
 of OpenTelemetry is imported and the serving path only tests `tracing is None`. Sampling is
 `OTEL_TRACES_SAMPLER`/`OTEL_TRACES_SAMPLER_ARG` (default `parentbased_always_on`: behind Istio
-the sidecar has already decided); unsampled requests create no span objects beyond the root's
-non-recording one. `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_EXPORTER_OTLP_*`
-headers/timeouts and `OTEL_BSP_*` (the batch span processor) are read by the SDK itself.
-`OTEL_PROPAGATORS` replaces the default extraction (tracecontext, then B3 single or multi).
+the sidecar has already decided). The decision is taken once per request, when its server span
+starts: an unsampled request creates no span object beyond the root's non-recording one and is
+then served exactly as with tracing off (no wrapped `send`, no request trace for the steps).
+`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_EXPORTER_OTLP_*` headers/timeouts and
+`OTEL_BSP_*` (the batch span processor) are read by the SDK itself. `OTEL_PROPAGATORS` replaces
+the default extraction (tracecontext, then B3 single or multi).
 
 Only OTLP over HTTP (`http/protobuf`, the collector's port 4318): the gRPC exporter would add
 grpcio (~10 MB) to the image for no gain on a one-way export.
@@ -31,7 +33,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -153,7 +155,11 @@ def from_env(service_version: str, environ: Mapping[str, str]) -> Tracing | None
     # The exporter reads the endpoint, headers, timeout and TLS settings from OTEL_EXPORTER_*;
     # the batch processor exports off the serving path (OTEL_BSP_* size its queue).
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    tracing = Tracing(provider, propagator_from(environ))
+    tracing = Tracing(
+        provider,
+        propagator_from(environ),
+        every_header=bool(environ.get("OTEL_PROPAGATORS", "").strip()),
+    )
     endpoint = urlsplit(next(environ[n] for n in ENDPOINT_VARIABLES if environ.get(n, "").strip()))
     log.info(
         "tracing on: OTLP/HTTP to %s://%s, sampler %s",
@@ -162,6 +168,20 @@ def from_env(service_version: str, environ: Mapping[str, str]) -> Tracing | None
         sampler.get_description(),
     )
     return tracing
+
+
+# Every header `propagator_from`'s default pair reads when extracting (W3C, B3 single and multi).
+DEFAULT_PROPAGATION_HEADERS = frozenset(
+    {
+        b"traceparent",
+        b"tracestate",
+        b"b3",
+        b"x-b3-traceid",
+        b"x-b3-spanid",
+        b"x-b3-sampled",
+        b"x-b3-flags",
+    }
+)
 
 
 def propagator_from(environ: Mapping[str, str]) -> Any:
@@ -179,24 +199,26 @@ def propagator_from(environ: Mapping[str, str]) -> Any:
     return CompositePropagator([B3MultiFormat(), TraceContextTextMapPropagator()])
 
 
-class _AsgiHeaders:
-    """Reads propagation headers straight from an ASGI scope's `[(name, value)]` byte pairs.
+class _HeaderDict:
+    """The getter of a request's propagation headers, gathered once per request into a dict
+    (`Tracing.start_request`), so each header the propagators ask for (B3 asks for five,
+    W3C for two) is a dict lookup rather than a scan of every header of the request.
 
     Written here rather than taken from opentelemetry-instrumentation-asgi: its middleware
     wraps every receive/send and records extra spans per message, the per-request overhead the
     raw ASGI app exists to avoid; this getter is all of it the server needs.
     """
 
-    def get(self, carrier: Sequence[tuple[bytes, bytes]], key: str) -> list[str] | None:
-        name = key.lower().encode("latin-1")
-        values = [value.decode("latin-1") for header, value in carrier if header == name]
-        return values or None
+    def get(self, carrier: Mapping[str, list[str]], key: str) -> list[str] | None:
+        return carrier.get(key.lower())
 
-    def keys(self, carrier: Sequence[tuple[bytes, bytes]]) -> list[str]:
-        return [header.decode("latin-1") for header, _ in carrier]
+    def keys(self, carrier: Mapping[str, list[str]]) -> list[str]:
+        return list(carrier)
 
 
-_HEADERS = _AsgiHeaders()
+_HEADERS = _HeaderDict()
+# Distinct (method, path, scheme, HTTP version) whose request-span attributes are kept built.
+ATTRIBUTE_CACHE_SIZE = 256
 
 
 def _route(path: str) -> str:
@@ -208,19 +230,35 @@ def _route(path: str) -> str:
 class Tracing:
     """A tracer provider with its exporter, and the spans of the serving path."""
 
-    def __init__(self, provider: Any, propagator: Any) -> None:
+    def __init__(self, provider: Any, propagator: Any, every_header: bool = False) -> None:
         from opentelemetry import trace
         from opentelemetry.trace import SpanKind, Status, StatusCode
 
         self._provider = provider
         self._propagator = propagator
+        # The header names the default propagators read, as the raw (lower-case) ASGI byte
+        # strings; None (every header) for propagators OTEL_PROPAGATORS chose, which may read
+        # headers by prefix (Jaeger's `uberctx-*` baggage). Not the propagators' `fields`:
+        # those are what they inject (B3 multi's omit `b3` and `x-b3-flags`, which it reads).
+        self._fields = None if every_header else DEFAULT_PROPAGATION_HEADERS
         self._tracer = provider.get_tracer(INSTRUMENTATION)
         self._trace = trace
         self._server = SpanKind.SERVER
         self._error = Status(StatusCode.ERROR)
         self._status = Status
         self._error_code = StatusCode.ERROR
-        self.model_attributes: dict[str, str] = {}
+        self._model_attributes: dict[str, str] = {}
+        self._request_attributes: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+
+    @property
+    def model_attributes(self) -> dict[str, str]:
+        """`mlops.model.*` of the served model, on the request and model.predict spans."""
+        return self._model_attributes
+
+    @model_attributes.setter
+    def model_attributes(self, attributes: dict[str, str]) -> None:
+        self._model_attributes = dict(attributes)
+        self._request_attributes = {}
 
     @staticmethod
     def traced_path(path: str) -> bool:
@@ -229,29 +267,60 @@ class Tracing:
             path.startswith("/v2/models/") and path.endswith("/infer")
         )
 
+    def _carrier(self, headers: Iterable[tuple[bytes, bytes]]) -> dict[str, list[str]]:
+        fields = self._fields
+        carrier: dict[str, list[str]] = {}
+        for name, value in headers:
+            if fields is None or name in fields:
+                carrier.setdefault(name.decode("latin-1").lower(), []).append(
+                    value.decode("latin-1")
+                )
+        return carrier
+
+    def _attributes(self, scope: Mapping[str, Any]) -> dict[str, Any]:
+        """The request span's attributes, built once per distinct method, path, scheme and
+        HTTP version (the SDK copies them into the span, so one dict serves every request)."""
+        path: str = scope["path"]
+        method: str = scope["method"]
+        scheme: str = scope.get("scheme", "http")
+        version: str = scope.get("http_version", "1.1")
+        key = (method, path, scheme, version)
+        cached = self._request_attributes.get(key)
+        if cached is None:
+            if len(self._request_attributes) >= ATTRIBUTE_CACHE_SIZE:
+                self._request_attributes = {}  # many model names in paths: start over
+            cached = self._request_attributes[key] = {
+                "http.request.method": method,
+                "http.route": _route(path),
+                "url.path": path,
+                "url.scheme": scheme,
+                "network.protocol.version": version,
+                **self._model_attributes,
+            }
+        return cached
+
     def start_request(self, scope: Mapping[str, Any]) -> RequestTrace | None:
         """The server span of a request, continuing the caller's context; None when the
-        sampler drops it (nothing then needs ending)."""
-        parent = self._propagator.extract(scope.get("headers", ()), getter=_HEADERS)
-        path = scope["path"]
-        method = scope["method"]
-        route = _route(path)
+        sampler drops it (nothing then needs ending, and no further span is made for it:
+        the sampling decision is taken once, here, for the request and all its steps)."""
+        carrier = self._carrier(scope.get("headers", ()))
+        # No propagation header: the request starts a trace; extracting would find nothing.
+        parent = self._propagator.extract(carrier, getter=_HEADERS) if carrier else None
+        attributes = self._attributes(scope)
         span = self._tracer.start_span(
-            f"{method} {route}",
+            f"{scope['method']} {attributes['http.route']}",
             context=parent,
             kind=self._server,
-            attributes={
-                "http.request.method": method,
-                "http.route": route,
-                "url.path": path,
-                "url.scheme": scope.get("scheme", "http"),
-                "network.protocol.version": scope.get("http_version", "1.1"),
-                **self.model_attributes,
-            },
+            attributes=attributes,
         )
         if not span.is_recording():
             return None
         return RequestTrace(span, self._trace.set_span_in_context(span))
+
+    def begin(self, scope: Mapping[str, Any]) -> RequestTrace | None:
+        """`start_request` for a prediction request; None for any other path and for a
+        request the sampler drops, which the app then serves exactly as with tracing off."""
+        return self.start_request(scope) if self.traced_path(scope["path"]) else None
 
     def end_request(self, trace: RequestTrace, status: int | None) -> None:
         span = trace.span
@@ -274,10 +343,23 @@ class Tracing:
         handler: Callable[..., Awaitable[None]],
     ) -> None:
         """Run `handler` (the app's HTTP entry) inside the request's server span."""
-        trace = self.start_request(scope) if self.traced_path(scope["path"]) else None
+        trace = self.begin(scope)
         if trace is None:
             await handler(scope, receive, send)
-            return
+        else:
+            await self.serve_sampled(trace, scope, receive, send, handler)
+
+    async def serve_sampled(
+        self,
+        trace: RequestTrace,
+        scope: dict[str, Any],
+        receive: Callable[[], Awaitable[dict[str, Any]]],
+        send: Callable[[dict[str, Any]], Awaitable[None]],
+        handler: Callable[..., Awaitable[None]],
+    ) -> None:
+        """Run `handler` for a sampled request (`begin`), then end its server span with the
+        response's status. Only sampled requests pay for this wrapper: an extra coroutine
+        frame every await of the handler passes through, and a wrapped `send`."""
         status: list[int] = []
 
         async def send_seen(message: dict[str, Any]) -> None:
@@ -302,6 +384,12 @@ class Tracing:
     ) -> None:
         """`batch.wait` and `model.predict` children of each traced request of one batch."""
         tracer = self._tracer
+        # One attribute dict for the batch: the SDK copies it into each span.
+        attributes = {
+            "mlops.batch.rows": rows,
+            "mlops.batch.requests": requests,
+            **self._model_attributes,
+        }
         for trace, failure in traces:
             wait = tracer.start_span(
                 "batch.wait", context=trace.context, start_time=trace.enqueued_ns or started_ns
@@ -311,11 +399,7 @@ class Tracing:
                 "model.predict",
                 context=trace.context,
                 start_time=started_ns,
-                attributes={
-                    "mlops.batch.rows": rows,
-                    "mlops.batch.requests": requests,
-                    **self.model_attributes,
-                },
+                attributes=attributes,
             )
             if failure is not None:
                 predict.set_attribute("error.type", type(failure).__qualname__)
@@ -332,15 +416,13 @@ class Tracing:
     ) -> None:
         """`prediction_log.write` children: the background write that carried each request."""
         tracer = self._tracer
+        attributes = {"mlops.prediction_log.records": records, "mlops.prediction_log.sink": sink}
         for trace in traces:
             span = tracer.start_span(
                 "prediction_log.write",
                 context=trace.context,
                 start_time=started_ns,
-                attributes={
-                    "mlops.prediction_log.records": records,
-                    "mlops.prediction_log.sink": sink,
-                },
+                attributes=attributes,
             )
             span.end(end_time=ended_ns)
 

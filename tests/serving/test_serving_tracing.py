@@ -486,3 +486,163 @@ def test_a_further_step_is_a_child_of_the_request() -> None:
     assert f"{server.context.trace_id:032x}" == trace_id
     assert f"{server.parent.span_id:016x}" == caller
     assert step.attributes["mlops.features.rows"] == 1
+
+
+def _in_memory(
+    environ: dict[str, str],
+) -> tuple[tracing.Tracing, Any]:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=tracing.sampler_from(environ))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    traced = tracing.Tracing(provider, tracing.propagator_from({}))
+    traced.model_attributes = {"mlops.model.name": "churn", "mlops.model.version": "3"}
+    return traced, exporter
+
+
+def _scope(path: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+    return {"type": "http", "path": path, "method": "POST", "headers": headers}
+
+
+def _serve(traced: tracing.Tracing, scope: dict[str, Any]) -> list[Any]:
+    """`Tracing.serve` with a handler that records what it was given and answers 200, going
+    through the batch and log steps as the app does for a sampled request."""
+    import asyncio
+
+    seen: list[Any] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        pass
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    async def handler(scope: Any, receive: Any, send_given: Any) -> None:
+        request = tracing.CURRENT.get()
+        seen.extend([request, send_given is send])
+        if request is not None:
+            request.mark_enqueued()
+            started = time.time_ns()
+            traced.batch_done([(request, None)], started, started + 1000, 1, 1)
+        await send_given({"type": "http.response.start", "status": 200, "headers": []})
+        await send_given({"type": "http.response.body", "body": b"{}"})
+        if request is not None:
+            now = time.time_ns()
+            traced.logged([request], now, now + 1000, 1, "file")
+
+    asyncio.run(traced.serve(scope, receive, send, handler))
+    return seen
+
+
+@pytest.mark.parametrize(
+    ("environ", "headers", "path", "exported"),
+    [
+        # The caller's decision is followed: flags 01 -> all four spans, 00 -> none.
+        ({}, [(b"traceparent", b"00-{t}-{s}-01")], "/invocations", 4),
+        ({}, [(b"traceparent", b"00-{t}-{s}-00")], "/invocations", 0),
+        ({}, [(b"x-b3-traceid", b"{t}"), (b"x-b3-spanid", b"{s}"), (b"x-b3-sampled", b"0")],
+         "/invocations", 0),
+        ({}, [(b"b3", b"{t}-{s}-1")], "/v2/models/churn/infer", 4),
+        # B3 debug flag: sampled, whatever x-b3-sampled would say.
+        ({}, [(b"x-b3-traceid", b"{t}"), (b"x-b3-spanid", b"{s}"), (b"x-b3-flags", b"1")],
+         "/invocations", 4),
+        # No context: the root sampler decides, once, for the request and its steps.
+        ({"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0"},
+         [], "/invocations", 0),
+        ({"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "1"},
+         [], "/invocations", 4),
+        # Probes and metadata are never traced.
+        ({}, [(b"traceparent", b"00-{t}-{s}-01")], "/v2/health/ready", 0),
+    ],
+)  # fmt: skip
+def test_sampling_is_decided_once_per_request(
+    environ: dict[str, str],
+    headers: list[tuple[bytes, bytes]],
+    path: str,
+    exported: int,
+) -> None:
+    traced, exporter = _in_memory(environ)
+    trace_id, caller = ids()
+    filled = [
+        (name, value.replace(b"{t}", trace_id.encode()).replace(b"{s}", caller.encode()))
+        for name, value in headers
+    ]
+    request, given_send = _serve(traced, _scope(path, [(b"host", b"x"), *filled]))
+    spans = exporter.get_finished_spans()
+    assert len(spans) == exported
+    if not exported:
+        # Served as with tracing off: no request trace for the steps, the app's own `send`.
+        assert request is None
+        assert given_send is True
+        return
+    assert given_send is False  # wrapped, to see the status
+    by_name = {s.name: s for s in spans}
+    server = by_name.pop(f"POST {tracing._route(path)}")
+    assert sorted(by_name) == ["batch.wait", "model.predict", "prediction_log.write"]
+    assert server.attributes["http.response.status_code"] == 200
+    assert server.attributes["url.path"] == path
+    assert server.attributes["mlops.model.version"] == "3"
+    if filled:
+        assert f"{server.context.trace_id:032x}" == trace_id
+        assert f"{server.parent.span_id:016x}" == caller
+    else:
+        assert server.parent is None
+    for step in by_name.values():
+        assert step.parent.span_id == server.context.span_id, step.name
+        assert step.context.trace_id == server.context.trace_id, step.name
+    assert by_name["model.predict"].attributes["mlops.model.name"] == "churn"
+    assert by_name["prediction_log.write"].attributes["mlops.prediction_log.sink"] == "file"
+
+
+def test_request_attributes_follow_the_path_and_the_model() -> None:
+    """The request span's attributes are built once per path and reused: a new path or a new
+    model must not get another's."""
+    traced, exporter = _in_memory({})
+    for path in ("/invocations", "/v2/models/a/infer", "/invocations"):
+        request = traced.begin(_scope(path, []))
+        assert request is not None
+        traced.end_request(request, 200)
+    traced.model_attributes = {"mlops.model.name": "churn", "mlops.model.version": "4"}
+    request = traced.begin(_scope("/invocations", []))
+    assert request is not None
+    traced.end_request(request, 500)
+    spans = exporter.get_finished_spans()
+    assert [s.attributes["url.path"] for s in spans] == [
+        "/invocations",
+        "/v2/models/a/infer",
+        "/invocations",
+        "/invocations",
+    ]
+    assert [s.attributes["mlops.model.version"] for s in spans] == ["3", "3", "3", "4"]
+    assert [s.attributes.get("error.type") for s in spans] == [None, None, None, "500"]
+    assert "http.response.status_code" not in traced._attributes(_scope("/invocations", []))
+
+
+@pytest.mark.parametrize(
+    ("every_header", "expected"),
+    [
+        (False, {"traceparent": ["t"], "b3": ["b"], "x-b3-flags": ["1"]}),
+        (
+            True,
+            {"host": ["h"], "traceparent": ["t"], "b3": ["b"], "x-b3-flags": ["1"],
+             "uberctx-k": ["v"]},
+        ),
+    ],
+)  # fmt: skip
+def test_propagation_headers_read_once(every_header: bool, expected: dict[str, list[str]]) -> None:
+    """The default propagators get the headers they read (including B3's single header and
+    flags, which their `fields` omit); propagators chosen by OTEL_PROPAGATORS get every one."""
+    from opentelemetry.sdk.trace import TracerProvider
+
+    traced = tracing.Tracing(TracerProvider(), tracing.propagator_from({}), every_header)
+    headers = [
+        (b"host", b"h"),
+        (b"traceparent", b"t"),
+        (b"b3", b"b"),
+        (b"x-b3-flags", b"1"),
+        (b"uberctx-k", b"v"),
+    ]
+    assert traced._carrier(headers) == expected
