@@ -160,8 +160,8 @@ def test_the_feast_step_gets_the_runners_object_store_files_on_a_local_stack() -
 
     secret = identity.credentials_secret_name(RUNNER_SERVICE_ACCOUNT)
     folder = kube.secret_dir(identity.CREDENTIALS_VOLUME)
-    assert steps.OBJECT_STORE_CREDENTIALS_SECRET == secret
-    assert steps.OBJECT_STORE_CREDENTIALS_DIR == folder
+    assert secret == steps.OBJECT_STORE_CREDENTIALS_SECRET
+    assert folder == steps.OBJECT_STORE_CREDENTIALS_DIR
     name = "feature_store_training_pipeline"
     compiled, platform = yaml.safe_load_all(compile_module.TARGETS[name].read_text())
     executor = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"][
