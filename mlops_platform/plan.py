@@ -139,9 +139,7 @@ def build_plan(stack: str, stack_file_path: Path, layers: Sequence[str] | None =
             r.name,
         )
     )
-    return Plan(
-        stack=stack, stack_file=_shown(stack_file_path), resources=resources, layers=wanted
-    )
+    return Plan(stack=stack, stack_file=_shown(stack_file_path), resources=resources, layers=wanted)
 
 
 def _shown(path: Path) -> str:
