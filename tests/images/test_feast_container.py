@@ -140,8 +140,8 @@ def _run_pod(stack: dict[str, Any], workload: dict[str, Any], name: str) -> str:
 def materialized(local_stack) -> dict[str, Any]:
     """The apply Job, then a materialization run of the CronJob, each in its own container."""
     _run_pod(local_stack, local_stack["apply"], "apply")
-    _run_pod(local_stack, local_stack["materialize"], "materialize")
-    return local_stack
+    output = _run_pod(local_stack, local_stack["materialize"], "materialize")
+    return {**local_stack, "materialize_output": output}
 
 
 @pytest.mark.slow
@@ -187,7 +187,10 @@ def test_the_feature_server_pod_serves_what_materialization_read_from_the_bucket
     # The latest snapshot inside the TTL per customer (customer 4's is too old, 99 unknown):
     # only a materialization that read the bucket's Parquet can have put these in Redis.
     latest = {c: snaps[-1][1] for c, snaps in SNAPSHOTS.items()}
-    assert values["sessions_30d"] == [latest[1], latest[2], latest[3], None, None]
+    assert values["sessions_30d"] == [latest[1], latest[2], latest[3], None, None], (
+        materialized["materialize_output"][-3000:],
+        logs[-3000:],
+    )
     assert len(names) == len(churn.FEATURE_NAMES) + 1
 
 
